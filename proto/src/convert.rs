@@ -1,0 +1,74 @@
+//! Conversions between protobuf types and Rust domain types.
+
+use chrono::{Datelike, NaiveDate};
+
+use crate::common::{Date, Sex};
+
+impl Date {
+    /// The calendar date, or `None` when unset (all zero) or impossible.
+    pub fn to_naive(&self) -> Option<NaiveDate> {
+        let month = u32::try_from(self.month).ok()?;
+        let day = u32::try_from(self.day).ok()?;
+        NaiveDate::from_ymd_opt(self.year, month, day)
+    }
+
+    pub fn is_unset(&self) -> bool {
+        self.year == 0 && self.month == 0 && self.day == 0
+    }
+}
+
+impl From<NaiveDate> for Date {
+    fn from(d: NaiveDate) -> Self {
+        Date {
+            year: d.year(),
+            month: d.month() as i32,
+            day: d.day() as i32,
+        }
+    }
+}
+
+impl std::fmt::Display for Date {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{:04}-{:02}-{:02}", self.year, self.month, self.day)
+    }
+}
+
+impl Sex {
+    /// Sex from the ID number's parity digit convention (odd = male).
+    pub fn from_sequence_parity(sequence: u16) -> Self {
+        if sequence % 2 == 1 { Sex::Male } else { Sex::Female }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn dates_convert_both_ways() {
+        let d = NaiveDate::from_ymd_opt(2024, 2, 29).expect("valid");
+        let p = Date::from(d);
+        assert_eq!(p.to_naive(), Some(d));
+        assert_eq!(p.to_string(), "2024-02-29");
+        assert_eq!(
+            Date {
+                year: 2023,
+                month: 2,
+                day: 29
+            }
+            .to_naive(),
+            None
+        );
+        assert_eq!(Date::default().to_naive(), None);
+        assert!(Date::default().is_unset());
+        assert_eq!(
+            Date {
+                year: 2023,
+                month: -1,
+                day: 1
+            }
+            .to_naive(),
+            None
+        );
+    }
+}
