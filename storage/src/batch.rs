@@ -1,0 +1,106 @@
+//! Atomic write batches with optimistic version checks.
+
+use prost::Message;
+
+use crate::schema::{Index, Table};
+
+#[derive(Debug)]
+pub(crate) enum Op {
+    Put {
+        cf: &'static str,
+        key: Vec<u8>,
+        /// Encoded prost payload; `None` for index entries (empty value).
+        payload: Option<Vec<u8>>,
+    },
+    Delete {
+        cf: &'static str,
+        key: Vec<u8>,
+    },
+}
+
+#[derive(Debug)]
+pub(crate) struct Expectation {
+    pub cf: &'static str,
+    pub key: Vec<u8>,
+    /// `None`: the key must not exist. `Some(v)`: it must exist at version `v`.
+    pub version: Option<u64>,
+}
+
+/// A set of writes that commit together or not at all.
+///
+/// `actor` and `reason` go into the change log entry of the batch. Expectations
+/// are checked under the store's commit lock; if any fails, nothing is written
+/// and the commit returns [`crate::StorageError::Conflict`].
+#[derive(Debug)]
+pub struct Batch {
+    pub(crate) ops: Vec<Op>,
+    pub(crate) expectations: Vec<Expectation>,
+    pub(crate) actor: String,
+    pub(crate) reason: String,
+    pub(crate) record_values: bool,
+}
+
+impl Batch {
+    pub fn new(actor: impl Into<String>, reason: impl Into<String>) -> Self {
+        Self {
+            ops: Vec::new(),
+            expectations: Vec::new(),
+            actor: actor.into(),
+            reason: reason.into(),
+            record_values: false,
+        }
+    }
+
+    /// Keep before/after images of table rows in the change log entry
+    /// (life events want them; bulk imports do not).
+    pub fn record_values(mut self) -> Self {
+        self.record_values = true;
+        self
+    }
+
+    pub fn put<M: Message>(&mut self, table: &Table<M>, key: Vec<u8>, value: &M) -> &mut Self {
+        self.ops.push(Op::Put {
+            cf: table.name(),
+            key,
+            payload: Some(value.encode_to_vec()),
+        });
+        self
+    }
+
+    pub fn delete<M>(&mut self, table: &Table<M>, key: Vec<u8>) -> &mut Self {
+        self.ops.push(Op::Delete { cf: table.name(), key });
+        self
+    }
+
+    pub fn put_index(&mut self, index: &Index, key: Vec<u8>) -> &mut Self {
+        self.ops.push(Op::Put {
+            cf: index.name(),
+            key,
+            payload: None,
+        });
+        self
+    }
+
+    pub fn delete_index(&mut self, index: &Index, key: Vec<u8>) -> &mut Self {
+        self.ops.push(Op::Delete { cf: index.name(), key });
+        self
+    }
+
+    /// Commit only if `key` is still at `version` (`None`: still absent).
+    pub fn expect_version<M>(&mut self, table: &Table<M>, key: Vec<u8>, version: Option<u64>) -> &mut Self {
+        self.expectations.push(Expectation {
+            cf: table.name(),
+            key,
+            version,
+        });
+        self
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.ops.is_empty()
+    }
+
+    pub fn len(&self) -> usize {
+        self.ops.len()
+    }
+}

@@ -1,0 +1,29 @@
+//! RocksDB storage for popbase services.
+//!
+//! Layering follows TiKV/Garage: this crate knows bytes, column families and
+//! prost messages, never gRPC or domain rules. Each service opens its own
+//! [`Store`] in its own directory with its own [`Schema`].
+//!
+//! * [`keys`]: the one order-preserving key encoding.
+//! * [`Table`] / [`Index`]: typed column families (prost values / key-only entries).
+//! * [`Batch`]: an atomic write with optimistic version checks; every committed
+//!   batch gets the next sequence number and one entry in the change log.
+//! * [`Snapshot`]: a consistent, owned view for long reads and exports.
+
+mod batch;
+pub mod changelog;
+mod error;
+pub mod keys;
+mod read;
+mod schema;
+mod snapshot;
+mod store;
+mod value;
+
+pub use batch::Batch;
+pub use changelog::{Change, ChangeBatch, ChangeOp};
+pub use error::{StorageError, StorageResult};
+pub use read::{Read, Versioned};
+pub use schema::{Index, Schema, Table};
+pub use snapshot::Snapshot;
+pub use store::{Durability, StatsEntry, Store, StoreOptions, StoreStats};

@@ -1,0 +1,118 @@
+//! Typed reads shared by the live [`crate::Store`] and a [`crate::Snapshot`].
+//!
+//! Both implement the two raw primitives; everything typed (decode, prefix
+//! scans, paging) is written once here.
+
+use prost::Message;
+
+use crate::keys::prefix_end;
+use crate::schema::{Index, Table};
+use crate::{StorageError, StorageResult, value};
+
+/// A decoded value and the sequence number of the batch that wrote it.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Versioned<M> {
+    pub version: u64,
+    pub value: M,
+}
+
+/// Visitor over raw `(key, value)` pairs; returns `false` to stop.
+pub type RawVisitor<'v> = dyn FnMut(&[u8], &[u8]) -> StorageResult<bool> + 'v;
+
+pub trait Read {
+    /// Raw value of `key` in column family `cf`.
+    #[doc(hidden)]
+    fn raw_get(&self, cf: &str, key: &[u8]) -> StorageResult<Option<Vec<u8>>>;
+
+    /// Visits keys in `[from, until)` in order until the visitor returns `false`.
+    #[doc(hidden)]
+    fn raw_scan(&self, cf: &str, from: &[u8], until: Option<&[u8]>, visit: &mut RawVisitor<'_>) -> StorageResult<()>;
+
+    /// The value at `key`, decoded, with its version.
+    fn get<M: Message + Default>(&self, table: &Table<M>, key: &[u8]) -> StorageResult<Option<Versioned<M>>> {
+        self.raw_get(table.name(), key)?
+            .map(|raw| decode_value(table.name(), &raw))
+            .transpose()
+    }
+
+    /// Whether an index entry exists.
+    fn contains(&self, index: &Index, key: &[u8]) -> StorageResult<bool> {
+        Ok(self.raw_get(index.name(), key)?.is_some())
+    }
+
+    /// Visits every row whose key starts with `prefix`, in key order, until `visit` returns `false`.
+    fn for_each<M: Message + Default>(
+        &self,
+        table: &Table<M>,
+        prefix: &[u8],
+        mut visit: impl FnMut(&[u8], Versioned<M>) -> StorageResult<bool>,
+    ) -> StorageResult<()> {
+        let end = prefix_end(prefix);
+        self.raw_scan(table.name(), prefix, end.as_deref(), &mut |k, v| {
+            visit(k, decode_value(table.name(), v)?)
+        })
+    }
+
+    /// One page of rows under `prefix`, strictly after key `after` when given.
+    fn scan<M: Message + Default>(
+        &self,
+        table: &Table<M>,
+        prefix: &[u8],
+        after: Option<&[u8]>,
+        limit: usize,
+    ) -> StorageResult<Vec<(Vec<u8>, Versioned<M>)>> {
+        let mut rows = Vec::new();
+        let (from, end) = page_bounds(prefix, after);
+        if limit == 0 {
+            return Ok(rows);
+        }
+        self.raw_scan(table.name(), &from, end.as_deref(), &mut |k, v| {
+            rows.push((k.to_vec(), decode_value(table.name(), v)?));
+            Ok(rows.len() < limit)
+        })?;
+        Ok(rows)
+    }
+
+    /// One page of index keys under `prefix`, strictly after `after` when given.
+    fn index_keys(&self, index: &Index, prefix: &[u8], after: Option<&[u8]>, limit: usize) -> StorageResult<Vec<Vec<u8>>> {
+        let mut keys = Vec::new();
+        let (from, end) = page_bounds(prefix, after);
+        if limit == 0 {
+            return Ok(keys);
+        }
+        self.raw_scan(index.name(), &from, end.as_deref(), &mut |k, _| {
+            keys.push(k.to_vec());
+            Ok(keys.len() < limit)
+        })?;
+        Ok(keys)
+    }
+
+    /// Visits every index key under `prefix` until `visit` returns `false`.
+    fn for_each_index_key(&self, index: &Index, prefix: &[u8], mut visit: impl FnMut(&[u8]) -> StorageResult<bool>) -> StorageResult<()> {
+        let end = prefix_end(prefix);
+        self.raw_scan(index.name(), prefix, end.as_deref(), &mut |k, _| visit(k))
+    }
+}
+
+/// Scan start and exclusive end for a page under `prefix` after `after`.
+fn page_bounds(prefix: &[u8], after: Option<&[u8]>) -> (Vec<u8>, Option<Vec<u8>>) {
+    let from = match after {
+        // The smallest key greater than `after` is `after` followed by 0x00.
+        Some(after) if after >= prefix => {
+            let mut next = after.to_vec();
+            next.push(0);
+            next
+        }
+        _ => prefix.to_vec(),
+    };
+    (from, prefix_end(prefix))
+}
+
+pub(crate) fn decode_value<M: Message + Default>(table: &str, raw: &[u8]) -> StorageResult<Versioned<M>> {
+    let (version, payload) = value::decode(table, raw)?;
+    let value = M::decode(payload).map_err(|e| StorageError::Decode {
+        table: table.to_string(),
+        detail: e.to_string(),
+    })?;
+    Ok(Versioned { version, value })
+}

@@ -1,0 +1,58 @@
+//! Table declarations. A service lists its tables in a [`Schema`]; each table
+//! is one RocksDB column family, so compaction, stats and scans stay per table.
+
+use std::marker::PhantomData;
+
+/// Column families every store has besides its own tables.
+pub(crate) const META_CF: &str = "_meta";
+pub(crate) const CHANGELOG_CF: &str = "_changelog";
+
+/// A table of prost messages, stored with a version header (see `value.rs`).
+#[derive(Debug)]
+pub struct Table<M> {
+    name: &'static str,
+    _message: PhantomData<fn() -> M>,
+}
+
+impl<M> Table<M> {
+    pub const fn new(name: &'static str) -> Self {
+        Self {
+            name,
+            _message: PhantomData,
+        }
+    }
+
+    pub const fn name(&self) -> &'static str {
+        self.name
+    }
+}
+
+/// A key-only table: secondary indexes whose keys carry all the information.
+#[derive(Debug, Clone, Copy)]
+pub struct Index {
+    name: &'static str,
+}
+
+impl Index {
+    pub const fn new(name: &'static str) -> Self {
+        Self { name }
+    }
+
+    pub const fn name(&self) -> &'static str {
+        self.name
+    }
+}
+
+/// What a store holds: its name (checked on open, so one service cannot open
+/// another's directory by mistake) and its column families.
+#[derive(Debug, Clone, Copy)]
+pub struct Schema {
+    pub name: &'static str,
+    pub tables: &'static [&'static str],
+}
+
+impl Schema {
+    pub(crate) fn column_families(&self) -> impl Iterator<Item = &'static str> + '_ {
+        [META_CF, CHANGELOG_CF].into_iter().chain(self.tables.iter().copied())
+    }
+}

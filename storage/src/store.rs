@@ -1,0 +1,418 @@
+//! The store: one RocksDB directory, one column family per table.
+
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::time::{SystemTime, UNIX_EPOCH};
+
+use prost::Message;
+use rocksdb::{
+    BlockBasedOptions, Cache, ColumnFamily, ColumnFamilyDescriptor, DB, DBCompressionType, Options, ReadOptions, WriteBatch, WriteOptions,
+};
+
+use crate::batch::{Batch, Op};
+use crate::changelog::{Change, ChangeBatch, ChangeOp};
+use crate::read::{RawVisitor, Read};
+use crate::schema::{CHANGELOG_CF, META_CF, Schema};
+use crate::snapshot::Snapshot;
+use crate::{StorageError, StorageResult, value};
+
+const META_STORE_NAME: &[u8] = b"store_name";
+
+/// How durable a commit must be before it returns.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Durability {
+    /// WAL written and fsynced: acknowledged means durable (the default).
+    Sync,
+    /// WAL written, fsync left to the OS: survives a process crash, not a power loss.
+    Buffered,
+    /// No WAL: bulk imports only, followed by [`Store::flush`].
+    NoWal,
+}
+
+#[derive(Debug, Clone)]
+pub struct StoreOptions {
+    /// Default durability of [`Store::commit`].
+    pub durability: Durability,
+    /// Shared LRU block cache size in bytes.
+    pub block_cache_bytes: usize,
+    /// Memtable size per column family in bytes.
+    pub write_buffer_bytes: usize,
+}
+
+impl Default for StoreOptions {
+    fn default() -> Self {
+        Self {
+            durability: Durability::Sync,
+            block_cache_bytes: 256 << 20,
+            write_buffer_bytes: 64 << 20,
+        }
+    }
+}
+
+pub(crate) struct Inner {
+    pub(crate) db: DB,
+    pub(crate) path: PathBuf,
+    schema: Schema,
+    options: StoreOptions,
+    /// Serialises commits: version checks, sequence assignment and the write.
+    commit_lock: Mutex<()>,
+    last_seq: AtomicU64,
+}
+
+/// A cheap-to-clone handle on an open store.
+#[derive(Clone)]
+pub struct Store {
+    pub(crate) inner: Arc<Inner>,
+}
+
+/// Per-table figures for operators.
+#[derive(Debug, Clone, PartialEq)]
+pub struct StatsEntry {
+    pub table: String,
+    pub estimated_keys: u64,
+    pub sst_bytes: u64,
+    pub memtable_bytes: u64,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct StoreStats {
+    pub store: String,
+    pub path: PathBuf,
+    pub last_seq: u64,
+    pub tables: Vec<StatsEntry>,
+}
+
+impl Store {
+    /// Opens (creating if needed) the store at `path` with `schema`'s tables.
+    ///
+    /// Fails with [`StorageError::Locked`] when another process has it open,
+    /// [`StorageError::Corrupt`] when RocksDB finds damage, and
+    /// [`StorageError::WrongStore`] when the directory belongs to another schema.
+    pub fn open(path: impl AsRef<Path>, schema: Schema, options: StoreOptions) -> StorageResult<Store> {
+        let path = path.as_ref().to_path_buf();
+        std::fs::create_dir_all(&path).map_err(|source| StorageError::Io {
+            path: path.clone(),
+            source,
+        })?;
+        let cache = Cache::new_lru_cache(options.block_cache_bytes);
+        let mut table_opts = BlockBasedOptions::default();
+        table_opts.set_block_cache(&cache);
+        table_opts.set_bloom_filter(10.0, false);
+        table_opts.set_cache_index_and_filter_blocks(true);
+        let cf_options = || {
+            let mut o = Options::default();
+            o.set_compression_type(DBCompressionType::Lz4);
+            o.set_block_based_table_factory(&table_opts);
+            o.set_write_buffer_size(options.write_buffer_bytes);
+            o
+        };
+        let mut db_opts = cf_options();
+        db_opts.create_if_missing(true);
+        db_opts.create_missing_column_families(true);
+        db_opts.set_paranoid_checks(true);
+        db_opts.increase_parallelism(2);
+        db_opts.set_max_background_jobs(2);
+        db_opts.set_keep_log_file_num(5);
+        let descriptors = schema.column_families().map(|name| ColumnFamilyDescriptor::new(name, cf_options()));
+        let db = DB::open_cf_descriptors(&db_opts, &path, descriptors).map_err(|e| StorageError::from_engine(&path, e))?;
+        let store = Store {
+            inner: Arc::new(Inner {
+                db,
+                path,
+                schema,
+                options,
+                commit_lock: Mutex::new(()),
+                last_seq: AtomicU64::new(0),
+            }),
+        };
+        store.check_store_name()?;
+        let last = store.read_last_seq()?;
+        store.inner.last_seq.store(last, Ordering::SeqCst);
+        tracing::info!(store = schema.name, path = %store.inner.path.display(), last_seq = last, "store opened");
+        Ok(store)
+    }
+
+    pub fn name(&self) -> &'static str {
+        self.inner.schema.name
+    }
+
+    pub fn path(&self) -> &Path {
+        &self.inner.path
+    }
+
+    /// Sequence number of the last committed batch (0 for an empty store).
+    pub fn last_seq(&self) -> u64 {
+        self.inner.last_seq.load(Ordering::SeqCst)
+    }
+
+    /// Commits `batch` atomically with the store's default durability.
+    /// Returns the batch's sequence number.
+    pub fn commit(&self, batch: Batch) -> StorageResult<u64> {
+        self.commit_with(batch, self.inner.options.durability)
+    }
+
+    /// Commits `batch` atomically with an explicit durability.
+    pub fn commit_with(&self, batch: Batch, durability: Durability) -> StorageResult<u64> {
+        let inner = &self.inner;
+        let _guard = self.lock_commits();
+        for expectation in &batch.expectations {
+            let found = match inner
+                .db
+                .get_cf(self.cf(expectation.cf)?, &expectation.key)
+                .map_err(|e| self.engine(e))?
+            {
+                Some(raw) => Some(value::decode(expectation.cf, &raw)?.0),
+                None => None,
+            };
+            if found != expectation.version {
+                return Err(StorageError::Conflict {
+                    table: expectation.cf.to_string(),
+                    expected: expectation.version,
+                    found,
+                });
+            }
+        }
+        let seq = inner.last_seq.load(Ordering::SeqCst) + 1;
+        let mut write = WriteBatch::default();
+        let mut changes = Vec::with_capacity(batch.ops.len());
+        for op in batch.ops {
+            match op {
+                Op::Put { cf, key, payload } => {
+                    let handle = self.cf(cf)?;
+                    let (before, after) = if batch.record_values && payload.is_some() {
+                        (self.current_payload(cf, &key)?, payload.clone())
+                    } else {
+                        (None, None)
+                    };
+                    match &payload {
+                        Some(p) => write.put_cf(handle, &key, value::encode(seq, p)),
+                        None => write.put_cf(handle, &key, []),
+                    }
+                    changes.push(Change {
+                        table: cf.to_string(),
+                        key,
+                        op: ChangeOp::Put as i32,
+                        before,
+                        after,
+                    });
+                }
+                Op::Delete { cf, key } => {
+                    let handle = self.cf(cf)?;
+                    let before = if batch.record_values {
+                        self.current_payload(cf, &key)?
+                    } else {
+                        None
+                    };
+                    write.delete_cf(handle, &key);
+                    changes.push(Change {
+                        table: cf.to_string(),
+                        key,
+                        op: ChangeOp::Delete as i32,
+                        before,
+                        after: None,
+                    });
+                }
+            }
+        }
+        let entry = ChangeBatch {
+            seq,
+            unix_millis: now_millis(),
+            actor: batch.actor,
+            reason: batch.reason,
+            changes,
+        };
+        write.put_cf(self.cf(CHANGELOG_CF)?, seq.to_be_bytes(), entry.encode_to_vec());
+        let mut write_opts = WriteOptions::default();
+        match durability {
+            Durability::Sync => write_opts.set_sync(true),
+            Durability::Buffered => {}
+            Durability::NoWal => write_opts.disable_wal(true),
+        }
+        inner.db.write_opt(write, &write_opts).map_err(|e| self.engine(e))?;
+        inner.last_seq.store(seq, Ordering::SeqCst);
+        Ok(seq)
+    }
+
+    /// A consistent view of the store as of the last committed batch.
+    pub fn snapshot(&self) -> Snapshot {
+        let _guard = self.lock_commits();
+        Snapshot::new(Arc::clone(&self.inner), self.last_seq())
+    }
+
+    /// Change log entries with sequence numbers greater than `after`, at most `limit`.
+    pub fn changes_since(&self, after: u64, limit: usize) -> StorageResult<Vec<ChangeBatch>> {
+        changes_since(self, after, limit)
+    }
+
+    /// Writes memtables and the WAL to disk: called on shutdown and after bulk imports.
+    pub fn flush(&self) -> StorageResult<()> {
+        let db = &self.inner.db;
+        db.flush_wal(true).map_err(|e| self.engine(e))?;
+        for name in self.inner.schema.column_families() {
+            db.flush_cf(self.cf(name)?).map_err(|e| self.engine(e))?;
+        }
+        Ok(())
+    }
+
+    /// Creates an online, consistent checkpoint (hard-linked SST files plus
+    /// manifest) in `dir`, which must not exist yet. The checkpoint opens as a
+    /// normal store: restoring is copying it back while the service is stopped.
+    pub fn checkpoint(&self, dir: impl AsRef<Path>) -> StorageResult<u64> {
+        let dir = dir.as_ref();
+        let _guard = self.lock_commits();
+        let seq = self.last_seq();
+        let checkpoint = rocksdb::checkpoint::Checkpoint::new(&self.inner.db).map_err(|e| self.engine(e))?;
+        checkpoint.create_checkpoint(dir).map_err(|e| StorageError::from_engine(dir, e))?;
+        tracing::info!(store = self.name(), dir = %dir.display(), seq, "checkpoint created");
+        Ok(seq)
+    }
+
+    pub fn stats(&self) -> StorageResult<StoreStats> {
+        let db = &self.inner.db;
+        let mut tables = Vec::new();
+        for name in self.inner.schema.column_families() {
+            let cf = self.cf(name)?;
+            let prop = |p: &str| -> StorageResult<u64> { Ok(db.property_int_value_cf(cf, p).map_err(|e| self.engine(e))?.unwrap_or(0)) };
+            tables.push(StatsEntry {
+                table: name.to_string(),
+                estimated_keys: prop("rocksdb.estimate-num-keys")?,
+                sst_bytes: prop("rocksdb.total-sst-files-size")?,
+                memtable_bytes: prop("rocksdb.cur-size-all-mem-tables")?,
+            });
+        }
+        Ok(StoreStats {
+            store: self.name().to_string(),
+            path: self.inner.path.clone(),
+            last_seq: self.last_seq(),
+            tables,
+        })
+    }
+
+    pub(crate) fn cf(&self, name: &str) -> StorageResult<&ColumnFamily> {
+        self.inner.cf(name)
+    }
+
+    fn engine(&self, err: rocksdb::Error) -> StorageError {
+        StorageError::from_engine(&self.inner.path, err)
+    }
+
+    fn lock_commits(&self) -> MutexGuard<'_, ()> {
+        // A panic while holding the lock cannot leave RocksDB half-written
+        // (writes are one atomic batch), so a poisoned lock is safe to reuse.
+        self.inner.commit_lock.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    fn current_payload(&self, cf: &'static str, key: &[u8]) -> StorageResult<Option<Vec<u8>>> {
+        match self.inner.db.get_cf(self.cf(cf)?, key).map_err(|e| self.engine(e))? {
+            Some(raw) => Ok(Some(value::decode(cf, &raw)?.1.to_vec())),
+            None => Ok(None),
+        }
+    }
+
+    fn check_store_name(&self) -> StorageResult<()> {
+        let meta = self.cf(META_CF)?;
+        let db = &self.inner.db;
+        match db.get_cf(meta, META_STORE_NAME).map_err(|e| self.engine(e))? {
+            Some(found) if found != self.name().as_bytes() => Err(StorageError::WrongStore {
+                path: self.inner.path.clone(),
+                expected: self.name().to_string(),
+                found: String::from_utf8_lossy(&found).into_owned(),
+            }),
+            Some(_) => Ok(()),
+            None => {
+                let mut opts = WriteOptions::default();
+                opts.set_sync(true);
+                let mut batch = WriteBatch::default();
+                batch.put_cf(meta, META_STORE_NAME, self.name().as_bytes());
+                db.write_opt(batch, &opts).map_err(|e| self.engine(e))
+            }
+        }
+    }
+
+    fn read_last_seq(&self) -> StorageResult<u64> {
+        let mut iter = self.inner.db.raw_iterator_cf(self.cf(CHANGELOG_CF)?);
+        iter.seek_to_last();
+        iter.status().map_err(|e| self.engine(e))?;
+        match iter.key() {
+            Some(key) if key.len() == 8 => {
+                let mut bytes = [0u8; 8];
+                bytes.copy_from_slice(key);
+                Ok(u64::from_be_bytes(bytes))
+            }
+            Some(_) => Err(StorageError::Corrupt {
+                path: self.inner.path.clone(),
+                detail: "change log key is not a sequence number".into(),
+            }),
+            None => Ok(0),
+        }
+    }
+}
+
+impl Inner {
+    pub(crate) fn cf(&self, name: &str) -> StorageResult<&ColumnFamily> {
+        self.db.cf_handle(name).ok_or_else(|| StorageError::UnknownTable(name.to_string()))
+    }
+
+    /// The raw scan both `Store` and `Snapshot` use, with their read options.
+    pub(crate) fn scan(
+        &self,
+        cf: &str,
+        mut read_opts: ReadOptions,
+        from: &[u8],
+        until: Option<&[u8]>,
+        visit: &mut RawVisitor<'_>,
+    ) -> StorageResult<()> {
+        if let Some(until) = until {
+            read_opts.set_iterate_upper_bound(until.to_vec());
+        }
+        let mut iter = self.db.raw_iterator_cf_opt(self.cf(cf)?, read_opts);
+        iter.seek(from);
+        while let (Some(k), Some(v)) = (iter.key(), iter.value()) {
+            if !visit(k, v)? {
+                return Ok(());
+            }
+            iter.next();
+        }
+        iter.status().map_err(|e| StorageError::from_engine(&self.path, e))
+    }
+}
+
+impl Read for Store {
+    fn raw_get(&self, cf: &str, key: &[u8]) -> StorageResult<Option<Vec<u8>>> {
+        self.inner.db.get_cf(self.cf(cf)?, key).map_err(|e| self.engine(e))
+    }
+
+    fn raw_scan(&self, cf: &str, from: &[u8], until: Option<&[u8]>, visit: &mut RawVisitor<'_>) -> StorageResult<()> {
+        self.inner.scan(cf, ReadOptions::default(), from, until, visit)
+    }
+}
+
+/// Change log entries after `after`, read through any view.
+pub(crate) fn changes_since(view: &impl Read, after: u64, limit: usize) -> StorageResult<Vec<ChangeBatch>> {
+    let mut out = Vec::new();
+    if limit == 0 {
+        return Ok(out);
+    }
+    let from = after.saturating_add(1).to_be_bytes();
+    view.raw_scan(CHANGELOG_CF, &from, None, &mut |_, v| {
+        let entry = ChangeBatch::decode(v).map_err(|e| StorageError::Decode {
+            table: CHANGELOG_CF.to_string(),
+            detail: e.to_string(),
+        })?;
+        out.push(entry);
+        Ok(out.len() < limit)
+    })?;
+    Ok(out)
+}
+
+fn now_millis() -> i64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_millis() as i64)
+        .unwrap_or(0)
+}
+
+#[cfg(test)]
+#[path = "store_tests.rs"]
+mod tests;

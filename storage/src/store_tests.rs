@@ -1,0 +1,221 @@
+//! Store behaviour against a real RocksDB in a temporary directory.
+
+use super::*;
+use crate::keys::KeyBuilder;
+use crate::{Index, Table, Versioned};
+
+#[derive(Clone, PartialEq, prost::Message)]
+struct Rec {
+    #[prost(string, tag = "1")]
+    name: String,
+    #[prost(uint32, tag = "2")]
+    n: u32,
+}
+
+const RECS: Table<Rec> = Table::new("recs");
+const BY_NAME: Index = Index::new("by_name");
+const SCHEMA: Schema = Schema {
+    name: "test",
+    tables: &["recs", "by_name"],
+};
+
+fn rec(name: &str, n: u32) -> Rec {
+    Rec { name: name.into(), n }
+}
+
+fn key(s: &str) -> Vec<u8> {
+    KeyBuilder::new().str(s).build()
+}
+
+fn open(dir: &Path) -> Store {
+    Store::open(dir, SCHEMA, StoreOptions::default()).expect("open")
+}
+
+#[test]
+fn round_trip_survives_reopen() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    {
+        let store = open(dir.path());
+        let mut batch = Batch::new("test", "insert");
+        batch.put(&RECS, key("a"), &rec("alpha", 1));
+        batch.put_index(&BY_NAME, key("alpha"));
+        assert_eq!(store.commit(batch).expect("commit"), 1);
+        let got = store.get(&RECS, &key("a")).expect("get").expect("present");
+        assert_eq!(
+            got,
+            Versioned {
+                version: 1,
+                value: rec("alpha", 1)
+            }
+        );
+    }
+    let store = open(dir.path());
+    assert_eq!(store.last_seq(), 1, "sequence recovered from the change log");
+    assert_eq!(store.get(&RECS, &key("a")).expect("get").map(|v| v.value), Some(rec("alpha", 1)));
+    assert!(store.contains(&BY_NAME, &key("alpha")).expect("contains"));
+    let mut batch = Batch::new("test", "second");
+    batch.put(&RECS, key("b"), &rec("beta", 2));
+    assert_eq!(store.commit(batch).expect("commit"), 2);
+}
+
+#[test]
+fn failed_expectation_writes_nothing() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let store = open(dir.path());
+    let mut batch = Batch::new("test", "insert");
+    batch.put(&RECS, key("a"), &rec("alpha", 1));
+    store.commit(batch).expect("commit");
+
+    // Two writers read version 1; the first commit wins, the second conflicts.
+    let mut first = Batch::new("writer-1", "update");
+    first
+        .expect_version(&RECS, key("a"), Some(1))
+        .put(&RECS, key("a"), &rec("alpha", 2));
+    let mut second = Batch::new("writer-2", "update");
+    second
+        .expect_version(&RECS, key("a"), Some(1))
+        .put(&RECS, key("a"), &rec("alpha", 3))
+        .put(&RECS, key("c"), &rec("gamma", 3));
+    store.commit(first).expect("first wins");
+    let err = store.commit(second).expect_err("second must conflict");
+    assert!(
+        matches!(
+            err,
+            StorageError::Conflict {
+                expected: Some(1),
+                found: Some(2),
+                ..
+            }
+        ),
+        "{err}"
+    );
+    assert_eq!(store.get(&RECS, &key("a")).expect("get").map(|v| v.value.n), Some(2));
+    assert_eq!(store.get(&RECS, &key("c")).expect("get"), None, "no part of a failed batch lands");
+    assert_eq!(store.last_seq(), 2, "a failed batch takes no sequence number");
+
+    let mut insert_only = Batch::new("test", "create");
+    insert_only
+        .expect_version(&RECS, key("a"), None)
+        .put(&RECS, key("a"), &rec("dup", 0));
+    assert!(matches!(
+        store.commit(insert_only),
+        Err(StorageError::Conflict { expected: None, .. })
+    ));
+}
+
+#[test]
+fn snapshot_does_not_see_later_writes() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let store = open(dir.path());
+    let mut batch = Batch::new("test", "insert");
+    batch.put(&RECS, key("a"), &rec("alpha", 1));
+    store.commit(batch).expect("commit");
+    let snapshot = store.snapshot();
+    let mut batch = Batch::new("test", "later");
+    batch.put(&RECS, key("a"), &rec("alpha", 9)).put(&RECS, key("b"), &rec("beta", 2));
+    batch.delete_index(&BY_NAME, key("alpha"));
+    store.commit(batch).expect("commit");
+
+    assert_eq!(snapshot.seq(), 1);
+    assert_eq!(snapshot.get(&RECS, &key("a")).expect("get").map(|v| v.value.n), Some(1));
+    assert_eq!(snapshot.scan(&RECS, &[], None, 10).expect("scan").len(), 1);
+    assert_eq!(store.scan(&RECS, &[], None, 10).expect("scan").len(), 2);
+    // The snapshot can move to another thread and outlive the borrow that made it.
+    let handle = std::thread::spawn(move || snapshot.get(&RECS, &key("b")).expect("get"));
+    assert_eq!(handle.join().expect("thread"), None);
+}
+
+#[test]
+fn prefix_scans_page_in_key_order() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let store = open(dir.path());
+    let mut batch = Batch::new("test", "insert");
+    for code in ["370302001001", "370302001002", "370303001001", "370302002001"] {
+        batch.put(&RECS, key(code), &rec(code, 0));
+    }
+    store.commit(batch).expect("commit");
+    let prefix = KeyBuilder::new().str_prefix("370302").build();
+    let page1 = store.scan(&RECS, &prefix, None, 2).expect("scan");
+    let names: Vec<&str> = page1.iter().map(|(_, v)| v.value.name.as_str()).collect();
+    assert_eq!(names, ["370302001001", "370302001002"]);
+    let page2 = store.scan(&RECS, &prefix, Some(&page1[1].0), 2).expect("scan");
+    let names: Vec<&str> = page2.iter().map(|(_, v)| v.value.name.as_str()).collect();
+    assert_eq!(names, ["370302002001"]);
+}
+
+#[test]
+fn change_log_records_each_batch_with_images_on_request() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let store = open(dir.path());
+    let mut batch = Batch::new("importer", "import");
+    batch.put(&RECS, key("a"), &rec("alpha", 1));
+    store.commit(batch).expect("commit");
+    let mut batch = Batch::new("clerk-7", "rename").record_values();
+    batch.put(&RECS, key("a"), &rec("alpha", 2)).delete(&RECS, key("a2"));
+    store.commit(batch).expect("commit");
+
+    let log = store.changes_since(0, 10).expect("log");
+    assert_eq!(log.iter().map(|b| b.seq).collect::<Vec<_>>(), [1, 2]);
+    assert_eq!(log[0].changes[0].before, None, "images only when asked");
+    let rename = &log[1];
+    assert_eq!((rename.actor.as_str(), rename.reason.as_str()), ("clerk-7", "rename"));
+    let change = &rename.changes[0];
+    assert_eq!(
+        change.before.as_deref().map(Rec::decode).and_then(Result::ok),
+        Some(rec("alpha", 1))
+    );
+    assert_eq!(change.after.as_deref().map(Rec::decode).and_then(Result::ok), Some(rec("alpha", 2)));
+    assert_eq!(rename.changes[1].op, ChangeOp::Delete as i32);
+    assert_eq!(store.changes_since(1, 10).expect("log").len(), 1);
+}
+
+#[test]
+fn second_open_reports_lock() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let _store = open(dir.path());
+    let err = Store::open(dir.path(), SCHEMA, StoreOptions::default()).err().expect("locked");
+    assert!(matches!(err, StorageError::Locked { .. }), "{err}");
+}
+
+#[test]
+fn corrupt_store_is_reported_as_corrupt() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    drop(open(dir.path()));
+    std::fs::write(dir.path().join("CURRENT"), b"garbage-without-newline").expect("write");
+    let err = Store::open(dir.path(), SCHEMA, StoreOptions::default()).err().expect("corrupt");
+    assert!(matches!(err, StorageError::Corrupt { .. }), "{err}");
+}
+
+#[test]
+fn another_services_directory_is_refused() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    drop(open(dir.path()));
+    let other = Schema {
+        name: "other",
+        tables: &["recs", "by_name"],
+    };
+    let err = Store::open(dir.path(), other, StoreOptions::default()).err().expect("wrong store");
+    assert!(matches!(err, StorageError::WrongStore { .. }), "{err}");
+}
+
+#[test]
+fn checkpoint_opens_as_a_store_with_the_same_data() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let store = open(&dir.path().join("live"));
+    let mut batch = Batch::new("test", "insert");
+    batch.put(&RECS, key("a"), &rec("alpha", 1));
+    store.commit(batch).expect("commit");
+    let target = dir.path().join("backup-1");
+    assert_eq!(store.checkpoint(&target).expect("checkpoint"), 1);
+    let mut batch = Batch::new("test", "after backup");
+    batch.put(&RECS, key("b"), &rec("beta", 2));
+    store.commit(batch).expect("commit");
+
+    let restored = open(&target);
+    assert_eq!(restored.last_seq(), 1);
+    assert!(restored.get(&RECS, &key("a")).expect("get").is_some());
+    assert!(restored.get(&RECS, &key("b")).expect("get").is_none());
+    let stats = store.stats().expect("stats");
+    assert_eq!(stats.last_seq, 2);
+    assert!(stats.tables.iter().any(|t| t.table == "recs"));
+}
