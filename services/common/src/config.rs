@@ -1,0 +1,351 @@
+//! Configuration: defaults, then a TOML file, then `POPBASE_*` environment
+//! variables, then command-line flags (applied by the binary), each layer
+//! overriding the one before.
+
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::str::FromStr;
+
+use serde::Deserialize;
+use thiserror::Error;
+
+/// The roles one `popbase` binary can serve.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Role {
+    /// Every role in one process (the default, and the demo).
+    All,
+    Household,
+    Residence,
+    Feeds,
+    Gateway,
+}
+
+impl Role {
+    /// The single roles, in start-up order (the gateway last, after what it calls).
+    pub const SINGLE: [Role; 4] = [Role::Household, Role::Residence, Role::Feeds, Role::Gateway];
+
+    pub fn name(self) -> &'static str {
+        match self {
+            Role::All => "all",
+            Role::Household => "household",
+            Role::Residence => "residence",
+            Role::Feeds => "feeds",
+            Role::Gateway => "gateway",
+        }
+    }
+
+    /// The single roles this role stands for.
+    pub fn expand(self) -> Vec<Role> {
+        match self {
+            Role::All => Role::SINGLE.to_vec(),
+            single => vec![single],
+        }
+    }
+}
+
+impl FromStr for Role {
+    type Err = ConfigError;
+
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        Ok(match s {
+            "all" => Role::All,
+            "household" => Role::Household,
+            "residence" => Role::Residence,
+            "feeds" => Role::Feeds,
+            "gateway" => Role::Gateway,
+            other => {
+                return Err(ConfigError::Invalid {
+                    key: "role".into(),
+                    reason: format!("'{other}' is not one of all, household, residence, feeds, gateway"),
+                });
+            }
+        })
+    }
+}
+
+#[derive(Debug, Error)]
+pub enum ConfigError {
+    #[error("cannot read config file {path}: {source}")]
+    Read { path: PathBuf, source: std::io::Error },
+    #[error("config file {path}: {message}")]
+    Parse { path: PathBuf, message: String },
+    #[error("config {key}: {reason}")]
+    Invalid { key: String, reason: String },
+}
+
+#[derive(Debug, Clone, Deserialize, PartialEq)]
+#[serde(default, deny_unknown_fields)]
+pub struct Config {
+    /// Root of the stores: `<data_dir>/<role>/` per storage-owning role.
+    pub data_dir: PathBuf,
+    /// Where `CreateCheckpoint` writes; `<data_dir>/backups` when empty.
+    pub backup_dir: PathBuf,
+    pub listen: Listen,
+    pub upstream: Upstream,
+    pub storage: StorageConfig,
+    pub telemetry: TelemetryConfig,
+}
+
+/// Listen address of each role.
+#[derive(Debug, Clone, Deserialize, PartialEq)]
+#[serde(default, deny_unknown_fields)]
+pub struct Listen {
+    pub household: SocketAddr,
+    pub residence: SocketAddr,
+    pub feeds: SocketAddr,
+    pub gateway: SocketAddr,
+}
+
+/// Where the gateway finds the services when they run in other processes.
+/// In all-in-one mode the bound listen addresses are used instead.
+#[derive(Debug, Clone, Deserialize, PartialEq, Default)]
+#[serde(default, deny_unknown_fields)]
+pub struct Upstream {
+    pub household: String,
+    pub residence: String,
+    pub feeds: String,
+}
+
+#[derive(Debug, Clone, Deserialize, PartialEq)]
+#[serde(default, deny_unknown_fields)]
+pub struct StorageConfig {
+    /// fsync the WAL before acknowledging a write (acknowledged = durable).
+    pub sync_writes: bool,
+    pub block_cache_mb: usize,
+}
+
+#[derive(Debug, Clone, Deserialize, PartialEq)]
+#[serde(default, deny_unknown_fields)]
+pub struct TelemetryConfig {
+    /// `text` for people, `json` for log collectors.
+    pub log_format: String,
+    /// `tracing` filter directives, e.g. `info,popbase=debug`.
+    pub log_filter: String,
+}
+
+impl Default for Config {
+    fn default() -> Self {
+        Self {
+            data_dir: PathBuf::from("popbase-data"),
+            backup_dir: PathBuf::new(),
+            listen: Listen::default(),
+            upstream: Upstream::default(),
+            storage: StorageConfig::default(),
+            telemetry: TelemetryConfig::default(),
+        }
+    }
+}
+
+impl Default for Listen {
+    fn default() -> Self {
+        let local = |port: u16| SocketAddr::from(([127, 0, 0, 1], port));
+        Self {
+            household: local(50061),
+            residence: local(50062),
+            feeds: local(50063),
+            gateway: local(50051),
+        }
+    }
+}
+
+impl Default for StorageConfig {
+    fn default() -> Self {
+        Self {
+            sync_writes: true,
+            block_cache_mb: 256,
+        }
+    }
+}
+
+impl Default for TelemetryConfig {
+    fn default() -> Self {
+        Self {
+            log_format: "text".into(),
+            log_filter: "info".into(),
+        }
+    }
+}
+
+impl Config {
+    /// Defaults overlaid with `path` (when given) and then the process environment.
+    pub fn load(path: Option<&Path>) -> Result<Config, ConfigError> {
+        let mut config = match path {
+            Some(path) => Self::from_file(path)?,
+            None => Config::default(),
+        };
+        config.apply_env(|key| std::env::var(key).ok())?;
+        Ok(config)
+    }
+
+    pub fn from_file(path: &Path) -> Result<Config, ConfigError> {
+        let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
+            path: path.to_path_buf(),
+            source,
+        })?;
+        toml::from_str(&text).map_err(|e| ConfigError::Parse {
+            path: path.to_path_buf(),
+            message: e.to_string(),
+        })
+    }
+
+    /// Applies `POPBASE_*` variables read through `env`.
+    pub fn apply_env(&mut self, env: impl Fn(&str) -> Option<String>) -> Result<(), ConfigError> {
+        if let Some(v) = env("POPBASE_DATA_DIR") {
+            self.data_dir = v.into();
+        }
+        if let Some(v) = env("POPBASE_BACKUP_DIR") {
+            self.backup_dir = v.into();
+        }
+        let listen = [
+            ("POPBASE_LISTEN_HOUSEHOLD", &mut self.listen.household),
+            ("POPBASE_LISTEN_RESIDENCE", &mut self.listen.residence),
+            ("POPBASE_LISTEN_FEEDS", &mut self.listen.feeds),
+            ("POPBASE_LISTEN_GATEWAY", &mut self.listen.gateway),
+        ];
+        for (key, slot) in listen {
+            if let Some(v) = env(key) {
+                *slot = parse_addr(key, &v)?;
+            }
+        }
+        let upstream = [
+            ("POPBASE_UPSTREAM_HOUSEHOLD", &mut self.upstream.household),
+            ("POPBASE_UPSTREAM_RESIDENCE", &mut self.upstream.residence),
+            ("POPBASE_UPSTREAM_FEEDS", &mut self.upstream.feeds),
+        ];
+        for (key, slot) in upstream {
+            if let Some(v) = env(key) {
+                *slot = v;
+            }
+        }
+        if let Some(v) = env("POPBASE_SYNC_WRITES") {
+            self.storage.sync_writes = parse_bool("POPBASE_SYNC_WRITES", &v)?;
+        }
+        if let Some(v) = env("POPBASE_LOG_FORMAT") {
+            self.telemetry.log_format = v;
+        }
+        if let Some(v) = env("POPBASE_LOG") {
+            self.telemetry.log_filter = v;
+        }
+        self.validate()
+    }
+
+    pub fn validate(&self) -> Result<(), ConfigError> {
+        if !matches!(self.telemetry.log_format.as_str(), "text" | "json") {
+            return Err(ConfigError::Invalid {
+                key: "telemetry.log_format".into(),
+                reason: format!("'{}' is not text or json", self.telemetry.log_format),
+            });
+        }
+        if self.storage.block_cache_mb == 0 {
+            return Err(ConfigError::Invalid {
+                key: "storage.block_cache_mb".into(),
+                reason: "must be at least 1".into(),
+            });
+        }
+        Ok(())
+    }
+
+    pub fn listen_addr(&self, role: Role) -> SocketAddr {
+        match role {
+            Role::Household | Role::All => self.listen.household,
+            Role::Residence => self.listen.residence,
+            Role::Feeds => self.listen.feeds,
+            Role::Gateway => self.listen.gateway,
+        }
+    }
+
+    pub fn set_listen_addr(&mut self, role: Role, addr: SocketAddr) {
+        match role {
+            Role::Household | Role::All => self.listen.household = addr,
+            Role::Residence => self.listen.residence = addr,
+            Role::Feeds => self.listen.feeds = addr,
+            Role::Gateway => self.listen.gateway = addr,
+        }
+    }
+
+    /// The store directory of a storage-owning role.
+    pub fn store_dir(&self, role: Role) -> PathBuf {
+        self.data_dir.join(role.name())
+    }
+
+    pub fn backup_root(&self) -> PathBuf {
+        if self.backup_dir.as_os_str().is_empty() {
+            self.data_dir.join("backups")
+        } else {
+            self.backup_dir.clone()
+        }
+    }
+
+    pub fn store_options(&self) -> popbase_storage::StoreOptions {
+        popbase_storage::StoreOptions {
+            durability: if self.storage.sync_writes {
+                popbase_storage::Durability::Sync
+            } else {
+                popbase_storage::Durability::Buffered
+            },
+            block_cache_bytes: self.storage.block_cache_mb << 20,
+            ..Default::default()
+        }
+    }
+}
+
+fn parse_addr(key: &str, value: &str) -> Result<SocketAddr, ConfigError> {
+    value.parse().map_err(|_| ConfigError::Invalid {
+        key: key.into(),
+        reason: format!("'{value}' is not a socket address like 127.0.0.1:50051"),
+    })
+}
+
+fn parse_bool(key: &str, value: &str) -> Result<bool, ConfigError> {
+    match value {
+        "1" | "true" | "yes" | "on" => Ok(true),
+        "0" | "false" | "no" | "off" => Ok(false),
+        other => Err(ConfigError::Invalid {
+            key: key.into(),
+            reason: format!("'{other}' is not a boolean"),
+        }),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::collections::HashMap;
+
+    #[test]
+    fn file_then_env_override_defaults() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let path = dir.path().join("popbase.toml");
+        std::fs::write(
+            &path,
+            "data_dir = \"/var/lib/popbase\"\n[listen]\ngateway = \"0.0.0.0:6000\"\n[storage]\nsync_writes = false\n",
+        )
+        .expect("write");
+        let mut config = Config::from_file(&path).expect("parse");
+        assert_eq!(config.data_dir, PathBuf::from("/var/lib/popbase"));
+        assert_eq!(config.listen.gateway, "0.0.0.0:6000".parse().expect("addr"));
+        assert_eq!(config.listen.household, Listen::default().household, "unset keys keep defaults");
+        assert!(!config.storage.sync_writes);
+
+        let env: HashMap<&str, &str> = [("POPBASE_SYNC_WRITES", "true"), ("POPBASE_LISTEN_GATEWAY", "127.0.0.1:7000")].into();
+        config.apply_env(|k| env.get(k).map(|v| v.to_string())).expect("env");
+        assert!(config.storage.sync_writes);
+        assert_eq!(config.listen.gateway, "127.0.0.1:7000".parse().expect("addr"));
+        assert_eq!(config.store_dir(Role::Feeds), PathBuf::from("/var/lib/popbase/feeds"));
+        assert_eq!(config.backup_root(), PathBuf::from("/var/lib/popbase/backups"));
+    }
+
+    #[test]
+    fn bad_values_are_refused_with_their_key() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let path = dir.path().join("bad.toml");
+        std::fs::write(&path, "data_dirr = \"x\"\n").expect("write");
+        assert!(matches!(Config::from_file(&path), Err(ConfigError::Parse { .. })));
+        let mut config = Config::default();
+        let err = config.apply_env(|k| (k == "POPBASE_LISTEN_FEEDS").then(|| "nonsense".to_string()));
+        assert!(matches!(err, Err(ConfigError::Invalid { key, .. }) if key == "POPBASE_LISTEN_FEEDS"));
+        assert!("household".parse::<Role>().is_ok());
+        assert!("everything".parse::<Role>().is_err());
+        assert_eq!(Role::All.expand().len(), 4);
+    }
+}

@@ -1,0 +1,18 @@
+//! Shared plumbing for every popbase role.
+//!
+//! A role (household, residence, feeds, gateway) is a tonic server; this crate
+//! gives each the same configuration, telemetry, health, reflection, shutdown
+//! and error mapping, so behaviour never drifts between roles.
+
+pub mod config;
+pub mod error;
+pub mod ops;
+pub mod propagation;
+pub mod server;
+pub mod shutdown;
+pub mod telemetry;
+pub mod validate;
+
+pub use config::{Config, Role};
+pub use error::{ServiceError, ServiceResult};
+pub use shutdown::Shutdown;

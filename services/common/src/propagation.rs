@@ -1,0 +1,73 @@
+//! W3C trace context across gRPC calls.
+//!
+//! Servers open one span per RPC whose parent is taken from the incoming
+//! `traceparent` header; clients inject the current span's context into
+//! outgoing metadata with [`TraceContextInterceptor`]. Together they make one
+//! trace of a department's call through the gateway into each service.
+
+use opentelemetry::propagation::{Extractor, Injector};
+use tracing::Span;
+use tracing_opentelemetry::OpenTelemetrySpanExt;
+
+struct HeaderExtractor<'a>(&'a http::HeaderMap);
+
+impl Extractor for HeaderExtractor<'_> {
+    fn get(&self, key: &str) -> Option<&str> {
+        self.0.get(key).and_then(|v| v.to_str().ok())
+    }
+
+    fn keys(&self) -> Vec<&str> {
+        self.0.keys().map(|k| k.as_str()).collect()
+    }
+}
+
+struct MetadataInjector<'a>(&'a mut tonic::metadata::MetadataMap);
+
+impl Injector for MetadataInjector<'_> {
+    fn set(&mut self, key: &str, value: String) {
+        if let (Ok(key), Ok(value)) = (
+            tonic::metadata::MetadataKey::from_bytes(key.as_bytes()),
+            tonic::metadata::MetadataValue::try_from(value.as_str()),
+        ) {
+            self.0.insert(key, value);
+        }
+    }
+}
+
+/// The server span of one RPC, child of the caller's trace when it sent one.
+/// Only the method path is recorded: request bodies may hold personal data.
+pub fn server_span(role: &'static str, request: &http::Request<()>) -> Span {
+    let parent = opentelemetry::global::get_text_map_propagator(|p| p.extract(&HeaderExtractor(request.headers())));
+    let span = tracing::info_span!(
+        "grpc.request",
+        otel.kind = "server",
+        popbase.role = role,
+        rpc.method = %request.uri().path(),
+    );
+    let _ = span.set_parent(parent);
+    span
+}
+
+/// Adds `traceparent`/`tracestate` of the current span to outgoing requests.
+#[derive(Clone, Copy, Debug, Default)]
+pub struct TraceContextInterceptor;
+
+impl tonic::service::Interceptor for TraceContextInterceptor {
+    fn call(&mut self, mut request: tonic::Request<()>) -> Result<tonic::Request<()>, tonic::Status> {
+        let context = Span::current().context();
+        opentelemetry::global::get_text_map_propagator(|p| p.inject_context(&context, &mut MetadataInjector(request.metadata_mut())));
+        Ok(request)
+    }
+}
+
+/// The W3C trace id of the current span, for audit records ("" when none).
+pub fn current_trace_id() -> String {
+    use opentelemetry::trace::TraceContextExt;
+    let context = Span::current().context();
+    let span_context = context.span().span_context().clone();
+    if span_context.is_valid() {
+        span_context.trace_id().to_string()
+    } else {
+        String::new()
+    }
+}

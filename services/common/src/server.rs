@@ -1,0 +1,104 @@
+//! Server setup shared by every role: health, reflection, one span per RPC,
+//! graceful shutdown.
+
+use std::time::Duration;
+
+use tokio::net::TcpListener;
+use tokio_stream::wrappers::TcpListenerStream;
+use tonic::service::{Routes, RoutesBuilder};
+use tonic::transport::Server;
+use tonic_health::ServingStatus;
+
+use crate::{Role, Shutdown, propagation};
+
+#[derive(Debug, thiserror::Error)]
+pub enum ServeError {
+    #[error("reflection setup: {0}")]
+    Reflection(String),
+    #[error("gRPC server: {0}")]
+    Transport(#[from] tonic::transport::Error),
+}
+
+/// What a role serves: its gRPC services and the names health reports on.
+pub struct RoleServices {
+    pub role: Role,
+    pub routes: RoutesBuilder,
+    /// Fully qualified gRPC service names (e.g. `popbase.ops.v1.Ops`).
+    pub service_names: Vec<&'static str>,
+}
+
+impl RoleServices {
+    pub fn new(role: Role) -> Self {
+        Self {
+            role,
+            routes: Routes::builder(),
+            service_names: Vec::new(),
+        }
+    }
+
+    /// Adds a generated tonic server and marks its name for health reporting.
+    pub fn add<S>(&mut self, service: S) -> &mut Self
+    where
+        S: tower_service::Service<http::Request<tonic::body::Body>, Error = std::convert::Infallible>
+            + tonic::server::NamedService
+            + Clone
+            + Send
+            + Sync
+            + 'static,
+        S::Response: axum::response::IntoResponse,
+        S::Future: Send + 'static,
+    {
+        self.service_names.push(S::NAME);
+        self.routes.add_service(service);
+        self
+    }
+}
+
+/// Serves `services` on `listener` until `shutdown` fires, then drains
+/// in-flight calls. Health starts SERVING for every named service and turns
+/// NOT_SERVING the moment shutdown begins, so load balancers stop routing
+/// before connections close.
+pub async fn serve(services: RoleServices, listener: TcpListener, shutdown: Shutdown) -> Result<(), ServeError> {
+    let RoleServices {
+        role,
+        mut routes,
+        service_names,
+    } = services;
+    let (reporter, health_service) = tonic_health::server::health_reporter();
+    for name in &service_names {
+        reporter.set_service_status(*name, ServingStatus::Serving).await;
+    }
+    let reflection_v1 = tonic_reflection::server::Builder::configure()
+        .register_encoded_file_descriptor_set(popbase_proto::FILE_DESCRIPTOR_SET)
+        .register_encoded_file_descriptor_set(tonic_health::pb::FILE_DESCRIPTOR_SET)
+        .build_v1()
+        .map_err(|e| ServeError::Reflection(e.to_string()))?;
+    let reflection_v1alpha = tonic_reflection::server::Builder::configure()
+        .register_encoded_file_descriptor_set(popbase_proto::FILE_DESCRIPTOR_SET)
+        .register_encoded_file_descriptor_set(tonic_health::pb::FILE_DESCRIPTOR_SET)
+        .build_v1alpha()
+        .map_err(|e| ServeError::Reflection(e.to_string()))?;
+    routes
+        .add_service(health_service)
+        .add_service(reflection_v1)
+        .add_service(reflection_v1alpha);
+    let role_name = role.name();
+    let signal = async move {
+        shutdown.wait().await;
+        reporter.set_service_status("", ServingStatus::NotServing).await;
+        for name in &service_names {
+            reporter.set_service_status(*name, ServingStatus::NotServing).await;
+        }
+        tracing::info!(role = role_name, "draining");
+    };
+    Server::builder()
+        .tcp_nodelay(true)
+        .http2_keepalive_interval(Some(Duration::from_secs(30)))
+        .http2_keepalive_timeout(Some(Duration::from_secs(10)))
+        .trace_fn(move |request| propagation::server_span(role_name, request))
+        .add_routes(routes.routes())
+        .serve_with_incoming_shutdown(TcpListenerStream::new(listener), signal)
+        .await?;
+    tracing::info!(role = role_name, "stopped");
+    Ok(())
+}
