@@ -1,0 +1,84 @@
+//! Domain operations over the feeds store.
+
+use popbase_proto::feeds::{FeedRecord, feed_record::Payload};
+use popbase_storage::keys::KeyReader;
+use popbase_storage::{Batch, Durability, Read, StorageResult, Store};
+
+use crate::tables::{self, RECORDS, RECORDS_BY_PERSON, SCHOOLS_BY_COMMITTEE};
+
+/// The ID numbers a record is about (both parties of a marriage, the parents
+/// on a birth certificate, ...), used for the per-person index.
+pub fn subjects(record: &FeedRecord) -> Vec<&str> {
+    let ids: Vec<&str> = match &record.payload {
+        Some(Payload::MedicalInsurance(r)) => vec![&r.id_number],
+        Some(Payload::Pension(r)) => vec![&r.id_number],
+        Some(Payload::Student(r)) => vec![&r.id_number],
+        Some(Payload::School(_)) | None => vec![],
+        Some(Payload::BirthCertificate(r)) => vec![&r.mother_id_number, &r.father_id_number, &r.child_id_number],
+        Some(Payload::Marriage(r)) => vec![&r.party_a_id_number, &r.party_b_id_number],
+        Some(Payload::Housing(r)) => vec![&r.id_number],
+    };
+    ids.into_iter().filter(|id| !id.is_empty()).collect()
+}
+
+#[derive(Clone)]
+pub struct FeedStore {
+    store: Store,
+}
+
+impl FeedStore {
+    pub fn new(store: Store) -> Self {
+        Self { store }
+    }
+
+    pub fn store(&self) -> &Store {
+        &self.store
+    }
+
+    /// Bulk import for the initial load (no WAL; the caller flushes).
+    pub fn import(&self, records: &[FeedRecord]) -> StorageResult<u64> {
+        let mut batch = Batch::new("import", "initial_load");
+        for record in records {
+            batch.put(&RECORDS, tables::record_key(record.source, &record.record_id), record);
+            for id in subjects(record) {
+                batch.put_index(&RECORDS_BY_PERSON, tables::by_person_key(id, record.source, &record.record_id));
+            }
+            if let Some(Payload::School(school)) = &record.payload {
+                for committee in &school.district_committee_codes {
+                    batch.put_index(&SCHOOLS_BY_COMMITTEE, tables::school_district_key(committee, &school.school_id));
+                }
+            }
+        }
+        self.store.commit_with(batch, Durability::NoWal)
+    }
+
+    /// Every record about a person, by source then record id.
+    pub fn records_of(&self, id_number: &str) -> StorageResult<Vec<FeedRecord>> {
+        let mut keys = Vec::new();
+        self.store
+            .for_each_index_key(&RECORDS_BY_PERSON, &tables::person_prefix(id_number), |key| {
+                let mut reader = KeyReader::new(key);
+                reader.str()?;
+                let source = reader.u8()?;
+                keys.push(tables::record_key(i32::from(source), &reader.str()?));
+                Ok(true)
+            })?;
+        let mut out = Vec::with_capacity(keys.len());
+        for key in keys {
+            if let Some(r) = self.store.get(&RECORDS, &key)? {
+                out.push(r.value);
+            }
+        }
+        Ok(out)
+    }
+
+    /// Number of records from one source.
+    pub fn count_source(&self, source: i32) -> StorageResult<u64> {
+        let mut n = 0;
+        self.store.for_each(&RECORDS, &tables::source_prefix(source), |_, _| {
+            n += 1;
+            Ok(true)
+        })?;
+        Ok(n)
+    }
+}

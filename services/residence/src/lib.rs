@@ -1,0 +1,8 @@
+//! Residence registrations (居住登记) and permits (居住证): the city's
+//! non-registered residents, on their own store.
+
+pub mod permits;
+pub mod role;
+pub mod tables;
+
+pub use permits::Permits;

@@ -1,0 +1,87 @@
+//! Domain operations over the residence store.
+
+use popbase_proto::residence::{ResidencePermit, ResidenceRegistration};
+use popbase_storage::keys::KeyReader;
+use popbase_storage::{Batch, Durability, Read, StorageResult, Store};
+
+use crate::tables::{self, PERMITS, PERMITS_BY_PERSON, REGISTRATIONS, REGISTRATIONS_BY_COMMITTEE};
+
+/// A non-registered resident's registration and the permits issued to them.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ResidentRecords {
+    pub registration: ResidenceRegistration,
+    pub permits: Vec<ResidencePermit>,
+}
+
+#[derive(Clone)]
+pub struct Permits {
+    store: Store,
+}
+
+impl Permits {
+    pub fn new(store: Store) -> Self {
+        Self { store }
+    }
+
+    pub fn store(&self) -> &Store {
+        &self.store
+    }
+
+    /// Bulk import for the initial load (no WAL; the caller flushes).
+    pub fn import(&self, items: &[ResidentRecords]) -> StorageResult<u64> {
+        let mut batch = Batch::new("import", "initial_load");
+        for item in items {
+            let registration = &item.registration;
+            let committee = registration.address.as_ref().map(|a| a.committee_code.as_str()).unwrap_or_default();
+            batch.put(&REGISTRATIONS, tables::registration_key(&registration.id_number), registration);
+            batch.put_index(
+                &REGISTRATIONS_BY_COMMITTEE,
+                tables::by_committee_key(committee, &registration.id_number),
+            );
+            for permit in &item.permits {
+                batch.put(&PERMITS, tables::permit_key(&permit.permit_number), permit);
+                batch.put_index(
+                    &PERMITS_BY_PERSON,
+                    tables::permit_by_person_key(&permit.id_number, &permit.permit_number),
+                );
+            }
+        }
+        self.store.commit_with(batch, Durability::NoWal)
+    }
+
+    pub fn registration(&self, id_number: &str) -> StorageResult<Option<ResidenceRegistration>> {
+        Ok(self
+            .store
+            .get(&REGISTRATIONS, &tables::registration_key(id_number))?
+            .map(|v| v.value))
+    }
+
+    /// Every permit ever issued to a person, oldest number first.
+    pub fn permits_of(&self, id_number: &str) -> StorageResult<Vec<ResidencePermit>> {
+        let mut numbers = Vec::new();
+        self.store
+            .for_each_index_key(&PERMITS_BY_PERSON, &tables::person_prefix(id_number), |key| {
+                let mut reader = KeyReader::new(key);
+                reader.str()?;
+                numbers.push(reader.str()?);
+                Ok(true)
+            })?;
+        let mut permits = Vec::with_capacity(numbers.len());
+        for number in numbers {
+            if let Some(p) = self.store.get(&PERMITS, &tables::permit_key(&number))? {
+                permits.push(p.value);
+            }
+        }
+        Ok(permits)
+    }
+
+    pub fn count_registrations_under(&self, division_code: &str) -> StorageResult<u64> {
+        let mut n = 0;
+        self.store
+            .for_each_index_key(&REGISTRATIONS_BY_COMMITTEE, &tables::division_prefix(division_code), |_| {
+                n += 1;
+                Ok(true)
+            })?;
+        Ok(n)
+    }
+}

@@ -1,0 +1,13 @@
+//! What the `residence` role serves.
+
+use popbase_common::ops::OpsService;
+use popbase_common::server::RoleServices;
+use popbase_common::{Config, Role};
+
+use crate::Permits;
+
+pub fn services(permits: &Permits, config: &Config) -> RoleServices {
+    let mut services = RoleServices::new(Role::Residence);
+    services.add(OpsService::new(Role::Residence, vec![permits.store().clone()], config.backup_root()).into_server());
+    services
+}
