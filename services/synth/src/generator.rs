@@ -1,0 +1,173 @@
+//! The generation loop: registered households first, then migrant families,
+//! streamed to a sink in chunks so a 4.7-million-person city fits in memory.
+
+use chrono::NaiveDate;
+use popbase_household::registry::HouseholdWithMembers;
+use popbase_proto::feeds::FeedRecord;
+use popbase_residence::permits::ResidentRecords;
+use rand::SeedableRng;
+use rand_chacha::ChaCha8Rng;
+use thiserror::Error;
+
+use crate::feeds::{FeedCounts, FeedFactory};
+use crate::geography::CityMap;
+use crate::households::{COLLECTIVE_KINDS, HouseholdBuilder, pick_weighted};
+use crate::migrants::MigrantBuilder;
+
+/// Share of the city's residents registered (户籍) there; the rest live there
+/// with residence registration. Zibo: about 4.2 of 4.7 million.
+pub const REGISTERED_SHARE: f64 = 0.88;
+/// One collective household per this many family households.
+pub const FAMILIES_PER_COLLECTIVE: u64 = 300;
+/// Households per chunk handed to the sink.
+pub const CHUNK_HOUSEHOLDS: usize = 2000;
+
+#[derive(Debug, Error)]
+pub enum GenerateError {
+    #[error("city: {0}")]
+    City(String),
+    #[error("parameters: {0}")]
+    Params(String),
+    #[error("sink: {0}")]
+    Sink(String),
+}
+
+#[derive(Debug, Clone)]
+pub struct CityParams {
+    /// 4-digit prefecture city code with committee data (a Shandong city).
+    pub city_code: String,
+    /// Residents in all: registered plus non-registered.
+    pub persons: u64,
+    pub seed: u64,
+    /// "Today" inside the city: ages, permits and dates are relative to it,
+    /// so the same seed gives the same city whenever it is run.
+    pub reference_date: NaiveDate,
+}
+
+impl CityParams {
+    pub fn new(city_code: &str, persons: u64, seed: u64) -> Self {
+        Self {
+            city_code: city_code.to_string(),
+            persons,
+            seed,
+            reference_date: NaiveDate::from_ymd_opt(2026, 6, 30).unwrap_or_default(),
+        }
+    }
+}
+
+/// Where generated records go. Errors stop the generation.
+pub trait CitySink {
+    fn households(&mut self, chunk: Vec<HouseholdWithMembers>) -> Result<(), String>;
+    fn residents(&mut self, chunk: Vec<ResidentRecords>) -> Result<(), String>;
+    fn feeds(&mut self, chunk: Vec<FeedRecord>) -> Result<(), String>;
+    /// Called with the number of persons generated so far (progress bars).
+    fn progress(&mut self, _persons: u64) {}
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct CitySummary {
+    pub registered_persons: u64,
+    pub family_households: u64,
+    /// By kind, in [`COLLECTIVE_KINDS`] order.
+    pub collective_households: Vec<(String, u64)>,
+    pub migrants: u64,
+    pub residence_permits: u64,
+    pub feed_records: u64,
+    pub feeds: FeedCounts,
+}
+
+pub struct CityGenerator {
+    params: CityParams,
+    map: CityMap,
+}
+
+impl CityGenerator {
+    pub fn new(params: CityParams) -> Result<Self, GenerateError> {
+        if params.persons == 0 {
+            return Err(GenerateError::Params("persons must be at least 1".into()));
+        }
+        if params.persons > 50_000_000 {
+            return Err(GenerateError::Params("persons above 50 million is not a city".into()));
+        }
+        let map = CityMap::load(&params.city_code)?;
+        Ok(Self { params, map })
+    }
+
+    pub fn map(&self) -> &CityMap {
+        &self.map
+    }
+
+    pub fn run(&self, sink: &mut impl CitySink) -> Result<CitySummary, GenerateError> {
+        let sink_err = GenerateError::Sink;
+        let mut rng = ChaCha8Rng::seed_from_u64(self.params.seed);
+        let mut households = HouseholdBuilder::new(&self.map, self.params.reference_date);
+        let mut migrants = MigrantBuilder::default();
+        let mut feeds = FeedFactory::new(&self.map, self.params.reference_date);
+        let mut summary = CitySummary {
+            collective_households: COLLECTIVE_KINDS.iter().map(|(k, _)| (k.as_str_name().to_string(), 0)).collect(),
+            ..Default::default()
+        };
+        let registered_target = ((self.params.persons as f64) * REGISTERED_SHARE).round().max(1.0) as u64;
+
+        let schools = feeds.school_records();
+        summary.feed_records += schools.len() as u64;
+        sink.feeds(schools).map_err(sink_err)?;
+
+        let mut chunk = Vec::with_capacity(CHUNK_HOUSEHOLDS);
+        let mut feed_chunk = Vec::new();
+        let mut families_since_collective = 0;
+        while summary.registered_persons < registered_target {
+            let generated = if families_since_collective >= FAMILIES_PER_COLLECTIVE {
+                families_since_collective = 0;
+                let kind = pick_weighted(&mut rng, &COLLECTIVE_KINDS);
+                let slot = COLLECTIVE_KINDS.iter().position(|(k, _)| *k == kind).unwrap_or(0);
+                summary.collective_households[slot].1 += 1;
+                households.collective(&mut rng, kind)
+            } else {
+                families_since_collective += 1;
+                summary.family_households += 1;
+                households.family(&mut rng)
+            };
+            summary.registered_persons += generated.record.members.len() as u64;
+            let map = households.map;
+            feeds.for_household(&mut rng, &generated, &mut households.people.ids, map, &mut feed_chunk);
+            chunk.push(generated.record);
+            if chunk.len() >= CHUNK_HOUSEHOLDS {
+                summary.feed_records += feed_chunk.len() as u64;
+                sink.households(std::mem::take(&mut chunk)).map_err(sink_err)?;
+                sink.feeds(std::mem::take(&mut feed_chunk)).map_err(sink_err)?;
+                sink.progress(summary.registered_persons);
+            }
+        }
+        summary.feed_records += feed_chunk.len() as u64;
+        sink.households(std::mem::take(&mut chunk)).map_err(sink_err)?;
+        sink.feeds(std::mem::take(&mut feed_chunk)).map_err(sink_err)?;
+
+        let mut residents = Vec::with_capacity(CHUNK_HOUSEHOLDS);
+        while summary.registered_persons + summary.migrants < self.params.persons {
+            let family = migrants.family(&mut rng, &mut households);
+            feeds.for_migrants(&mut rng, &family, &mut feed_chunk);
+            summary.migrants += family.members.len() as u64;
+            summary.residence_permits += family.members.iter().map(|m| m.permits.len() as u64).sum::<u64>();
+            residents.extend(family.members);
+            if residents.len() >= CHUNK_HOUSEHOLDS {
+                summary.feed_records += feed_chunk.len() as u64;
+                sink.residents(std::mem::take(&mut residents)).map_err(sink_err)?;
+                sink.feeds(std::mem::take(&mut feed_chunk)).map_err(sink_err)?;
+                sink.progress(summary.registered_persons + summary.migrants);
+            }
+        }
+        summary.feed_records += feed_chunk.len() as u64;
+        sink.residents(residents).map_err(sink_err)?;
+        sink.feeds(feed_chunk).map_err(sink_err)?;
+        sink.progress(summary.registered_persons + summary.migrants);
+        summary.feeds = feeds.counts.clone();
+        Ok(summary)
+    }
+}
+
+impl From<GenerateError> for String {
+    fn from(e: GenerateError) -> String {
+        e.to_string()
+    }
+}
