@@ -1,0 +1,130 @@
+//! Command-line surface.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+
+use anyhow::Context;
+use clap::{Args, Parser, Subcommand};
+use popbase_common::{Config, Role, telemetry};
+
+#[derive(Parser, Debug)]
+#[command(name = "popbase", version, about = "Population base-information data-sharing platform")]
+pub struct Cli {
+    /// TOML configuration file (see docs/configuration.md).
+    #[arg(long, global = true)]
+    pub config: Option<PathBuf>,
+    /// Data directory holding one store per role (overrides config and POPBASE_DATA_DIR).
+    #[arg(long, global = true)]
+    pub data: Option<PathBuf>,
+    /// Log format: text or json.
+    #[arg(long, global = true)]
+    pub log_format: Option<String>,
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Subcommand, Debug)]
+pub enum Command {
+    /// Serve one role, or every role in one process.
+    Serve(ServeArgs),
+    /// Generate a deterministic synthetic city into the data directory.
+    Gen(GenArgs),
+    /// Generate a small city if the data directory is empty, then serve everything.
+    Demo(DemoArgs),
+}
+
+#[derive(Args, Debug, Clone)]
+pub struct ListenArgs {
+    #[arg(long)]
+    pub household_addr: Option<SocketAddr>,
+    #[arg(long)]
+    pub residence_addr: Option<SocketAddr>,
+    #[arg(long)]
+    pub feeds_addr: Option<SocketAddr>,
+    #[arg(long)]
+    pub gateway_addr: Option<SocketAddr>,
+}
+
+#[derive(Args, Debug)]
+pub struct ServeArgs {
+    /// all (default), household, residence, feeds or gateway.
+    #[arg(long, default_value = "all")]
+    pub role: String,
+    #[command(flatten)]
+    pub listen: ListenArgs,
+}
+
+#[derive(Args, Debug)]
+pub struct GenArgs {
+    /// 4-digit prefecture city code (Shandong cities have committee-level data).
+    #[arg(long, default_value = "3703")]
+    pub city: String,
+    /// Residents in all, registered and non-registered.
+    #[arg(long, default_value_t = 100_000)]
+    pub persons: u64,
+    #[arg(long, default_value_t = 1)]
+    pub seed: u64,
+}
+
+#[derive(Args, Debug)]
+pub struct DemoArgs {
+    /// Residents of the demo city generated on first start.
+    #[arg(long, default_value_t = 20_000)]
+    pub persons: u64,
+    #[command(flatten)]
+    pub listen: ListenArgs,
+}
+
+impl ListenArgs {
+    fn apply(&self, config: &mut Config) {
+        let pairs = [
+            (Role::Household, self.household_addr),
+            (Role::Residence, self.residence_addr),
+            (Role::Feeds, self.feeds_addr),
+            (Role::Gateway, self.gateway_addr),
+        ];
+        for (role, addr) in pairs {
+            if let Some(addr) = addr {
+                config.set_listen_addr(role, addr);
+            }
+        }
+    }
+}
+
+fn load_config(cli: &Cli) -> anyhow::Result<Config> {
+    let mut config = Config::load(cli.config.as_deref())?;
+    if let Some(data) = &cli.data {
+        config.data_dir = data.clone();
+    }
+    if let Some(format) = &cli.log_format {
+        config.telemetry.log_format = format.clone();
+    }
+    config.validate()?;
+    Ok(config)
+}
+
+pub async fn run(cli: Cli) -> anyhow::Result<()> {
+    let mut config = load_config(&cli)?;
+    match cli.command {
+        Command::Serve(args) => {
+            let role: Role = args.role.parse()?;
+            args.listen.apply(&mut config);
+            let _telemetry = telemetry::init(&format!("popbase-{}", role.name()), &config.telemetry).map_err(anyhow::Error::msg)?;
+            crate::serve::run(config, role).await
+        }
+        Command::Gen(args) => {
+            let _telemetry = telemetry::init("popbase-gen", &config.telemetry).map_err(anyhow::Error::msg)?;
+            let data = config.data_dir.clone();
+            tokio::task::spawn_blocking(move || crate::generate::run(&config, &args.city, args.persons, args.seed).map(|_| ()))
+                .await
+                .context("generator task")??;
+            eprintln!("popbase: city written to {}", data.display());
+            Ok(())
+        }
+        Command::Demo(args) => {
+            args.listen.apply(&mut config);
+            let _telemetry = telemetry::init("popbase-demo", &config.telemetry).map_err(anyhow::Error::msg)?;
+            crate::demo::run(config, args.persons).await
+        }
+    }
+}

@@ -1,0 +1,34 @@
+//! `popbase`: one binary for every role.
+//!
+//! ```text
+//! popbase serve --role all|household|residence|feeds|gateway
+//! popbase gen --city 3703 --persons 100000 --seed 1
+//! popbase demo
+//! ```
+//!
+//! Configuration: defaults < `--config FILE` < `POPBASE_*` environment < flags.
+
+mod cli;
+mod demo;
+mod generate;
+mod serve;
+
+use clap::Parser;
+
+fn main() -> std::process::ExitCode {
+    let cli = cli::Cli::parse();
+    let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
+        Ok(rt) => rt,
+        Err(err) => {
+            eprintln!("popbase: cannot start the runtime: {err}");
+            return std::process::ExitCode::FAILURE;
+        }
+    };
+    match runtime.block_on(cli::run(cli)) {
+        Ok(()) => std::process::ExitCode::SUCCESS,
+        Err(err) => {
+            eprintln!("popbase: {err:#}");
+            std::process::ExitCode::FAILURE
+        }
+    }
+}

@@ -1,0 +1,85 @@
+//! `popbase serve`: open each role's store, bind its listener, serve until
+//! SIGTERM, drain, flush.
+
+use anyhow::Context;
+use popbase_common::server::{self, RoleServices};
+use popbase_common::{Config, Role, Shutdown};
+use popbase_storage::Store;
+use tokio::net::TcpListener;
+use tokio::task::JoinSet;
+
+/// The line printed on stdout for each bound role, for scripts and tests:
+/// `popbase serving role=<role> addr=<ip:port>`. `popbase ready` follows once all are up.
+pub fn serving_line(role: Role, addr: std::net::SocketAddr) -> String {
+    format!("popbase serving role={} addr={addr}", role.name())
+}
+
+fn open_store(config: &Config, role: Role, schema: popbase_storage::Schema) -> anyhow::Result<Store> {
+    let dir = config.store_dir(role);
+    Store::open(&dir, schema, config.store_options()).with_context(|| format!("opening the {} store", role.name()))
+}
+
+fn role_services(config: &Config, role: Role, stores: &mut Vec<Store>) -> anyhow::Result<RoleServices> {
+    Ok(match role {
+        Role::Household => {
+            let store = open_store(config, role, popbase_household::tables::SCHEMA)?;
+            stores.push(store.clone());
+            popbase_household::role::services(&popbase_household::Registry::new(store), config)
+        }
+        Role::Residence => {
+            let store = open_store(config, role, popbase_residence::tables::SCHEMA)?;
+            stores.push(store.clone());
+            popbase_residence::role::services(&popbase_residence::Permits::new(store), config)
+        }
+        Role::Feeds => {
+            let store = open_store(config, role, popbase_feeds::tables::SCHEMA)?;
+            stores.push(store.clone());
+            popbase_feeds::role::services(&popbase_feeds::FeedStore::new(store), config)
+        }
+        Role::Gateway => popbase_gateway::role::services(config),
+        Role::All => anyhow::bail!("'all' is expanded before serving"),
+    })
+}
+
+/// Serves `role` (every single role for `all`) until SIGTERM/SIGINT.
+pub async fn run(config: Config, role: Role) -> anyhow::Result<()> {
+    let shutdown = Shutdown::new();
+    shutdown.trigger_on_signals().context("installing signal handlers")?;
+    run_until(config, role, shutdown).await
+}
+
+pub async fn run_until(config: Config, role: Role, shutdown: Shutdown) -> anyhow::Result<()> {
+    let mut stores = Vec::new();
+    let mut servers = JoinSet::new();
+    for single in role.expand() {
+        let services = role_services(&config, single, &mut stores)?;
+        let addr = config.listen_addr(single);
+        let listener = TcpListener::bind(addr)
+            .await
+            .with_context(|| format!("binding {} on {addr}", single.name()))?;
+        let bound = listener.local_addr()?;
+        tracing::info!(role = single.name(), addr = %bound, "serving gRPC");
+        println!("{}", serving_line(single, bound));
+        let shutdown = shutdown.clone();
+        servers.spawn(async move { (single, server::serve(services, listener, shutdown).await) });
+    }
+    println!("popbase ready");
+    let mut first_error = None;
+    while let Some(joined) = servers.join_next().await {
+        let (single, result) = joined.context("server task panicked")?;
+        if let Err(err) = result {
+            tracing::error!(role = single.name(), error = %err, "server failed; stopping the others");
+            first_error.get_or_insert(anyhow::anyhow!("{} server: {err}", single.name()));
+        }
+        // One role ending (by error or signal) ends the process.
+        shutdown.trigger();
+    }
+    for store in &stores {
+        store.flush().with_context(|| format!("flushing the {} store", store.name()))?;
+        tracing::info!(store = store.name(), last_seq = store.last_seq(), "store flushed");
+    }
+    match first_error {
+        Some(err) => Err(err),
+        None => Ok(()),
+    }
+}
