@@ -87,11 +87,31 @@ pub trait Read {
         Ok(keys)
     }
 
+    /// Number of index entries under `prefix` (a key-only scan, nothing decoded).
+    fn count_index(&self, index: &Index, prefix: &[u8]) -> StorageResult<u64> {
+        count_keys(self, index.name(), prefix)
+    }
+
+    /// Number of table rows under `prefix` (a key-only scan, nothing decoded).
+    fn count_rows<M>(&self, table: &Table<M>, prefix: &[u8]) -> StorageResult<u64> {
+        count_keys(self, table.name(), prefix)
+    }
+
     /// Visits every index key under `prefix` until `visit` returns `false`.
     fn for_each_index_key(&self, index: &Index, prefix: &[u8], mut visit: impl FnMut(&[u8]) -> StorageResult<bool>) -> StorageResult<()> {
         let end = prefix_end(prefix);
         self.raw_scan(index.name(), prefix, end.as_deref(), &mut |k, _| visit(k))
     }
+}
+
+fn count_keys<R: Read + ?Sized>(view: &R, cf: &str, prefix: &[u8]) -> StorageResult<u64> {
+    let mut n = 0;
+    let end = prefix_end(prefix);
+    view.raw_scan(cf, prefix, end.as_deref(), &mut |_, _| {
+        n += 1;
+        Ok(true)
+    })?;
+    Ok(n)
 }
 
 /// Scan start and exclusive end for a page under `prefix` after `after`.

@@ -74,11 +74,6 @@ impl FeedStore {
 
     /// Number of records from one source.
     pub fn count_source(&self, source: i32) -> StorageResult<u64> {
-        let mut n = 0;
-        self.store.for_each(&RECORDS, &tables::source_prefix(source), |_, _| {
-            n += 1;
-            Ok(true)
-        })?;
-        Ok(n)
+        self.store.count_rows(&RECORDS, &tables::source_prefix(source))
     }
 }

@@ -79,13 +79,8 @@ impl Registry {
 
     /// Number of persons registered under a division code of any level.
     pub fn count_persons_under(&self, division_code: &str) -> StorageResult<u64> {
-        let mut n = 0;
         self.store
-            .for_each_index_key(&PERSONS_BY_COMMITTEE, &tables::division_prefix(division_code), |_| {
-                n += 1;
-                Ok(true)
-            })?;
-        Ok(n)
+            .count_index(&PERSONS_BY_COMMITTEE, &tables::division_prefix(division_code))
     }
 }
 

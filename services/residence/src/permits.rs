@@ -76,12 +76,7 @@ impl Permits {
     }
 
     pub fn count_registrations_under(&self, division_code: &str) -> StorageResult<u64> {
-        let mut n = 0;
         self.store
-            .for_each_index_key(&REGISTRATIONS_BY_COMMITTEE, &tables::division_prefix(division_code), |_| {
-                n += 1;
-                Ok(true)
-            })?;
-        Ok(n)
+            .count_index(&REGISTRATIONS_BY_COMMITTEE, &tables::division_prefix(division_code))
     }
 }
