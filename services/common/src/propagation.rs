@@ -71,3 +71,40 @@ pub fn current_trace_id() -> String {
         String::new()
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use opentelemetry::trace::{SpanContext, SpanId, TraceContextExt, TraceFlags, TraceId, TraceState};
+
+    /// What a client injects is what a server extracts: the same trace id
+    /// crosses the hop as a W3C `traceparent` header.
+    #[test]
+    fn trace_context_survives_a_grpc_hop() {
+        opentelemetry::global::set_text_map_propagator(opentelemetry_sdk::propagation::TraceContextPropagator::new());
+        let trace_id = TraceId::from_hex("4bf92f3577b34da6a3ce929d0e0e4736").expect("hex");
+        let span_id = SpanId::from_hex("00f067aa0ba902b7").expect("hex");
+        let sent = opentelemetry::Context::new().with_remote_span_context(SpanContext::new(
+            trace_id,
+            span_id,
+            TraceFlags::SAMPLED,
+            true,
+            TraceState::default(),
+        ));
+        let mut metadata = tonic::metadata::MetadataMap::new();
+        opentelemetry::global::get_text_map_propagator(|p| p.inject_context(&sent, &mut MetadataInjector(&mut metadata)));
+        let headers = metadata.into_headers();
+        assert_eq!(
+            headers.get("traceparent").and_then(|v| v.to_str().ok()),
+            Some("00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01")
+        );
+        let received = opentelemetry::global::get_text_map_propagator(|p| p.extract(&HeaderExtractor(&headers)));
+        assert_eq!(received.span().span_context().trace_id(), trace_id);
+        assert_eq!(received.span().span_context().span_id(), span_id);
+    }
+
+    #[test]
+    fn no_trace_means_no_trace_id() {
+        assert_eq!(current_trace_id(), "");
+    }
+}
