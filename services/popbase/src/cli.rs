@@ -31,6 +31,26 @@ pub enum Command {
     Gen(GenArgs),
     /// Generate a small city if the data directory is empty, then serve everything.
     Demo(DemoArgs),
+    /// Ask a running role for an online checkpoint of its stores (the backup CronJob's step).
+    Backup(BackupArgs),
+    /// Print the store figures of a running role.
+    Stats(TargetArgs),
+}
+
+#[derive(Args, Debug)]
+pub struct TargetArgs {
+    /// gRPC address of a storage-owning role, e.g. http://household:50061.
+    #[arg(long)]
+    pub target: String,
+}
+
+#[derive(Args, Debug)]
+pub struct BackupArgs {
+    #[command(flatten)]
+    pub target: TargetArgs,
+    /// Folder name under the role's backup directory: 1-64 of [a-z0-9-].
+    #[arg(long)]
+    pub label: String,
 }
 
 #[derive(Args, Debug, Clone)]
@@ -121,6 +141,8 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
             eprintln!("popbase: city written to {}", data.display());
             Ok(())
         }
+        Command::Backup(args) => crate::ops_client::backup(&args.target.target, &args.label).await,
+        Command::Stats(args) => crate::ops_client::stats(&args.target).await,
         Command::Demo(args) => {
             args.listen.apply(&mut config);
             let _telemetry = telemetry::init("popbase-demo", &config.telemetry).map_err(anyhow::Error::msg)?;

@@ -4,6 +4,8 @@
 //! popbase serve --role all|household|residence|feeds|gateway
 //! popbase gen --city 3703 --persons 100000 --seed 1
 //! popbase demo
+//! popbase backup --target http://household:50061 --label nightly-2026-11-22
+//! popbase stats --target http://household:50061
 //! ```
 //!
 //! Configuration: defaults < `--config FILE` < `POPBASE_*` environment < flags.
@@ -11,6 +13,7 @@
 mod cli;
 mod demo;
 mod generate;
+mod ops_client;
 mod serve;
 
 use clap::Parser;

@@ -114,3 +114,45 @@ async fn a_second_process_on_the_same_data_dir_fails_clearly() {
     let _ = first.kill();
     let _ = first.wait();
 }
+
+#[tokio::test]
+async fn backup_command_checkpoints_a_running_store() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let generated = Command::new(env!("CARGO_BIN_EXE_popbase"))
+        .args(["gen", "--persons", "500", "--seed", "3", "--data"])
+        .arg(dir.path())
+        .output()
+        .expect("gen");
+    assert!(generated.status.success(), "{}", String::from_utf8_lossy(&generated.stderr));
+    let (mut child, roles) = start(dir.path());
+    let target = format!("http://{}", roles["household"]);
+    let backup = |label: &str| {
+        Command::new(env!("CARGO_BIN_EXE_popbase"))
+            .args(["backup", "--target", &target, "--label", label])
+            .output()
+            .expect("backup")
+    };
+    let output = backup("nightly-1");
+    assert!(output.status.success(), "{}", String::from_utf8_lossy(&output.stderr));
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    assert!(stdout.starts_with("checkpoint store=household seq="), "{stdout}");
+    let checkpoint = dir.path().join("backups").join("nightly-1").join("household");
+    assert!(
+        checkpoint.join("CURRENT").exists(),
+        "checkpoint written where the role's backup dir says"
+    );
+    // The same label twice is refused, and a label that is not a folder name is refused.
+    let again = backup("nightly-1");
+    assert!(!again.status.success());
+    assert!(String::from_utf8_lossy(&again.stderr).contains("already exists"));
+    let bad = backup("../escape");
+    assert!(!bad.status.success());
+    assert!(String::from_utf8_lossy(&bad.stderr).contains("InvalidArgument"));
+
+    let _ = Command::new("kill").args(["-TERM", &child.id().to_string()]).status();
+    let _ = child.wait();
+    // The checkpoint opens as a store holding the generated registry.
+    let store = popbase_storage::Store::open(&checkpoint, popbase_household::tables::SCHEMA, Default::default()).expect("open checkpoint");
+    let registry = popbase_household::Registry::new(store);
+    assert!(registry.count_persons_under("3703").expect("count") > 0);
+}
