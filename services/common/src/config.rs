@@ -94,6 +94,8 @@ pub struct Listen {
     pub residence: SocketAddr,
     pub feeds: SocketAddr,
     pub gateway: SocketAddr,
+    /// Prometheus `GET /metrics` for the whole process.
+    pub metrics: SocketAddr,
 }
 
 /// Where the gateway finds the services when they run in other processes.
@@ -144,6 +146,7 @@ impl Default for Listen {
             residence: local(50062),
             feeds: local(50063),
             gateway: local(50051),
+            metrics: local(9090),
         }
     }
 }
@@ -201,6 +204,7 @@ impl Config {
             ("POPBASE_LISTEN_RESIDENCE", &mut self.listen.residence),
             ("POPBASE_LISTEN_FEEDS", &mut self.listen.feeds),
             ("POPBASE_LISTEN_GATEWAY", &mut self.listen.gateway),
+            ("POPBASE_LISTEN_METRICS", &mut self.listen.metrics),
         ];
         for (key, slot) in listen {
             if let Some(v) = env(key) {

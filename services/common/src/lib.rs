@@ -6,6 +6,7 @@
 
 pub mod config;
 pub mod error;
+pub mod metrics;
 pub mod ops;
 pub mod propagation;
 pub mod server;

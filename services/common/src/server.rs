@@ -9,6 +9,9 @@ use tonic::service::{Routes, RoutesBuilder};
 use tonic::transport::Server;
 use tonic_health::ServingStatus;
 
+use std::sync::Arc;
+
+use crate::metrics::{Metrics, MetricsLayer};
 use crate::{Role, Shutdown, propagation};
 
 #[derive(Debug, thiserror::Error)]
@@ -54,11 +57,11 @@ impl RoleServices {
     }
 }
 
-/// Serves `services` on `listener` until `shutdown` fires, then drains
+/// Serves `services` on `listener` (RPCs recorded in `metrics`) until `shutdown` fires, then drains
 /// in-flight calls. Health starts SERVING for every named service and turns
 /// NOT_SERVING the moment shutdown begins, so load balancers stop routing
 /// before connections close.
-pub async fn serve(services: RoleServices, listener: TcpListener, shutdown: Shutdown) -> Result<(), ServeError> {
+pub async fn serve(services: RoleServices, listener: TcpListener, metrics: Arc<Metrics>, shutdown: Shutdown) -> Result<(), ServeError> {
     let RoleServices {
         role,
         mut routes,
@@ -96,6 +99,7 @@ pub async fn serve(services: RoleServices, listener: TcpListener, shutdown: Shut
         .http2_keepalive_interval(Some(Duration::from_secs(30)))
         .http2_keepalive_timeout(Some(Duration::from_secs(10)))
         .trace_fn(move |request| propagation::server_span(role_name, request))
+        .layer(MetricsLayer::new(role, metrics))
         .add_routes(routes.routes())
         .serve_with_incoming_shutdown(TcpListenerStream::new(listener), signal)
         .await?;

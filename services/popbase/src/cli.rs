@@ -63,6 +63,9 @@ pub struct ListenArgs {
     pub feeds_addr: Option<SocketAddr>,
     #[arg(long)]
     pub gateway_addr: Option<SocketAddr>,
+    /// Prometheus metrics endpoint (GET /metrics).
+    #[arg(long)]
+    pub metrics_addr: Option<SocketAddr>,
 }
 
 #[derive(Args, Debug)]
@@ -107,6 +110,9 @@ impl ListenArgs {
             if let Some(addr) = addr {
                 config.set_listen_addr(role, addr);
             }
+        }
+        if let Some(addr) = self.metrics_addr {
+            config.listen.metrics = addr;
         }
     }
 }

@@ -19,12 +19,15 @@ pub async fn run(config: Config, persons: u64) -> anyhow::Result<()> {
     }
     let gateway = config.listen.gateway;
     let household = config.listen.household;
+    let metrics = config.listen.metrics;
     eprintln!(
         "\npopbase demo: serving every role. Try (grpcurl, plaintext):\n\
          \x20 grpcurl -plaintext {household} list\n\
          \x20 grpcurl -plaintext {household} grpc.health.v1.Health/Check\n\
          \x20 grpcurl -plaintext {household} popbase.ops.v1.Ops/GetStoreStats\n\
          \x20 grpcurl -plaintext {gateway} grpc.health.v1.Health/Check\n\
+         \x20 popbase stats --target http://{household}\n\
+         \x20 curl http://{metrics}/metrics\n\
          Stop with Ctrl-C.\n"
     );
     crate::serve::run(config, Role::All).await

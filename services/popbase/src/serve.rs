@@ -2,6 +2,7 @@
 //! SIGTERM, drain, flush.
 
 use anyhow::Context;
+use popbase_common::metrics::{self, Metrics};
 use popbase_common::server::{self, RoleServices};
 use popbase_common::{Config, Role, Shutdown};
 use popbase_storage::Store;
@@ -51,6 +52,7 @@ pub async fn run(config: Config, role: Role) -> anyhow::Result<()> {
 pub async fn run_until(config: Config, role: Role, shutdown: Shutdown) -> anyhow::Result<()> {
     let mut stores = Vec::new();
     let mut servers = JoinSet::new();
+    let metrics = Metrics::new();
     for single in role.expand() {
         let services = role_services(&config, single, &mut stores)?;
         let addr = config.listen_addr(single);
@@ -60,9 +62,17 @@ pub async fn run_until(config: Config, role: Role, shutdown: Shutdown) -> anyhow
         let bound = listener.local_addr()?;
         tracing::info!(role = single.name(), addr = %bound, "serving gRPC");
         println!("{}", serving_line(single, bound));
-        let shutdown = shutdown.clone();
-        servers.spawn(async move { (single, server::serve(services, listener, shutdown).await) });
+        let (shutdown, metrics) = (shutdown.clone(), metrics.clone());
+        servers.spawn(async move { (single, server::serve(services, listener, metrics, shutdown).await) });
     }
+    for store in &stores {
+        metrics.watch_store(store.clone());
+    }
+    let metrics_listener = TcpListener::bind(config.listen.metrics)
+        .await
+        .with_context(|| format!("binding metrics on {}", config.listen.metrics))?;
+    println!("popbase metrics addr={}", metrics_listener.local_addr()?);
+    tokio::spawn(metrics::serve_metrics(metrics_listener, metrics, shutdown.clone()));
     println!("popbase ready");
     let mut first_error = None;
     while let Some(joined) = servers.join_next().await {

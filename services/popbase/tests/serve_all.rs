@@ -15,7 +15,14 @@ fn start(data: &std::path::Path) -> (std::process::Child, HashMap<String, String
         .args(["serve", "--role", "all", "--data"])
         .arg(data)
         .args(["--household-addr", "127.0.0.1:0", "--residence-addr", "127.0.0.1:0"])
-        .args(["--feeds-addr", "127.0.0.1:0", "--gateway-addr", "127.0.0.1:0"])
+        .args([
+            "--feeds-addr",
+            "127.0.0.1:0",
+            "--gateway-addr",
+            "127.0.0.1:0",
+            "--metrics-addr",
+            "127.0.0.1:0",
+        ])
         .stdout(Stdio::piped())
         .stderr(Stdio::inherit())
         .spawn()
@@ -27,12 +34,25 @@ fn start(data: &std::path::Path) -> (std::process::Child, HashMap<String, String
         if line == "popbase ready" {
             break;
         }
+        if let Some(addr) = line.strip_prefix("popbase metrics addr=") {
+            roles.insert("metrics".to_string(), addr.to_string());
+        }
         if let Some(rest) = line.strip_prefix("popbase serving ") {
             let fields: HashMap<&str, &str> = rest.split(' ').filter_map(|kv| kv.split_once('=')).collect();
             roles.insert(fields["role"].to_string(), fields["addr"].to_string());
         }
     }
     (child, roles)
+}
+
+/// A plain HTTP/1.1 GET, as Prometheus sends it.
+fn scrape(addr: &str, path: &str) -> String {
+    use std::io::{Read, Write};
+    let mut stream = std::net::TcpStream::connect(addr).expect("connect metrics");
+    write!(stream, "GET {path} HTTP/1.1\r\nHost: {addr}\r\nAccept: text/plain\r\n\r\n").expect("send");
+    let mut response = String::new();
+    stream.read_to_string(&mut response).expect("read");
+    response
 }
 
 async fn health(addr: &str, service: &str) -> i32 {
@@ -54,7 +74,11 @@ async fn health(addr: &str, service: &str) -> i32 {
 async fn all_roles_serve_health_and_stop_cleanly_on_sigterm() {
     let dir = tempfile::tempdir().expect("tempdir");
     let (mut child, roles) = start(dir.path());
-    assert_eq!(roles.len(), 4, "every role reports its address: {roles:?}");
+    assert_eq!(
+        roles.len(),
+        5,
+        "every role and the metrics endpoint report their address: {roles:?}"
+    );
     for role in ["household", "residence", "feeds", "gateway"] {
         let addr = &roles[role];
         assert_eq!(health(addr, "").await, ServingStatus::Serving as i32, "{role} overall health");
@@ -77,6 +101,19 @@ async fn all_roles_serve_health_and_stop_cleanly_on_sigterm() {
         assert_eq!(stats.stores.len(), 1);
         assert_eq!(stats.stores[0].store, role);
     }
+
+    // Prometheus sees the calls just made and every store's figures.
+    let text = scrape(&roles["metrics"], "/metrics");
+    assert!(text.starts_with("HTTP/1.1 200 OK"), "{text}");
+    assert!(
+        text.contains("popbase_grpc_requests_total{role=\"household\",method=\"/popbase.ops.v1.Ops/GetStoreStats\",code=\"0\"} 1"),
+        "{text}"
+    );
+    assert!(text.contains("popbase_grpc_request_duration_seconds_count{role=\"gateway\",method=\"/grpc.health.v1.Health/Check\"} 1"));
+    for store in ["household", "residence", "feeds"] {
+        assert!(text.contains(&format!("popbase_store_last_seq{{store=\"{store}\"}} 0")), "{store}");
+    }
+    assert!(scrape(&roles["metrics"], "/other").starts_with("HTTP/1.1 404"));
 
     let status = Command::new("kill")
         .args(["-TERM", &child.id().to_string()])

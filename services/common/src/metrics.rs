@@ -1,0 +1,277 @@
+//! Prometheus metrics for every role: RPC counts and latencies (a tower layer
+//! on each gRPC server) and RocksDB figures of each open store, served as the
+//! text exposition format on `GET /metrics`.
+//!
+//! Labels carry method paths and status codes only, never request contents.
+
+use std::collections::BTreeMap;
+use std::fmt::Write as _;
+use std::future::Future;
+use std::pin::Pin;
+use std::sync::{Arc, Mutex};
+use std::task::{Context, Poll};
+use std::time::{Duration, Instant};
+
+use popbase_storage::Store;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::TcpListener;
+
+use crate::{Role, Shutdown};
+
+/// Upper bounds of the latency histogram buckets, in seconds.
+const BUCKETS: [f64; 12] = [0.0005, 0.001, 0.002, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 5.0];
+
+#[derive(Default, Clone)]
+struct RpcStats {
+    count: u64,
+    sum_seconds: f64,
+    /// Cumulative counts per bucket of `BUCKETS`.
+    buckets: [u64; BUCKETS.len()],
+}
+
+/// One registry per process, shared by every role it serves.
+#[derive(Default)]
+pub struct Metrics {
+    /// (role, method, grpc code) -> stats.
+    rpcs: Mutex<BTreeMap<(&'static str, String, String), RpcStats>>,
+    stores: Mutex<Vec<Store>>,
+}
+
+impl Metrics {
+    pub fn new() -> Arc<Self> {
+        Arc::new(Self::default())
+    }
+
+    /// Reports this store's figures on every scrape.
+    pub fn watch_store(&self, store: Store) {
+        self.stores.lock().unwrap_or_else(|p| p.into_inner()).push(store);
+    }
+
+    pub fn observe(&self, role: Role, method: &str, code: &str, elapsed: Duration) {
+        let seconds = elapsed.as_secs_f64();
+        let mut rpcs = self.rpcs.lock().unwrap_or_else(|p| p.into_inner());
+        let stats = rpcs.entry((role.name(), method.to_string(), code.to_string())).or_default();
+        stats.count += 1;
+        stats.sum_seconds += seconds;
+        for (bucket, bound) in stats.buckets.iter_mut().zip(BUCKETS) {
+            if seconds <= bound {
+                *bucket += 1;
+            }
+        }
+    }
+
+    /// The text exposition format (version 0.0.4).
+    pub fn render(&self) -> String {
+        let mut out = String::new();
+        let rpcs = self.rpcs.lock().unwrap_or_else(|p| p.into_inner()).clone();
+        out.push_str("# HELP popbase_grpc_requests_total gRPC requests answered, by role, method and status code.\n");
+        out.push_str("# TYPE popbase_grpc_requests_total counter\n");
+        for ((role, method, code), stats) in &rpcs {
+            let _ = writeln!(
+                out,
+                "popbase_grpc_requests_total{{role=\"{role}\",method=\"{method}\",code=\"{code}\"}} {}",
+                stats.count
+            );
+        }
+        out.push_str("# HELP popbase_grpc_request_duration_seconds Time to answer a gRPC request (to response headers).\n");
+        out.push_str("# TYPE popbase_grpc_request_duration_seconds histogram\n");
+        let mut by_method: BTreeMap<(&str, &str), RpcStats> = BTreeMap::new();
+        for ((role, method, _), stats) in &rpcs {
+            let total = by_method.entry((role, method)).or_default();
+            total.count += stats.count;
+            total.sum_seconds += stats.sum_seconds;
+            for (t, b) in total.buckets.iter_mut().zip(stats.buckets) {
+                *t += b;
+            }
+        }
+        for ((role, method), stats) in &by_method {
+            let labels = format!("role=\"{role}\",method=\"{method}\"");
+            for (bound, count) in BUCKETS.iter().zip(stats.buckets) {
+                let _ = writeln!(
+                    out,
+                    "popbase_grpc_request_duration_seconds_bucket{{{labels},le=\"{bound}\"}} {count}"
+                );
+            }
+            let _ = writeln!(
+                out,
+                "popbase_grpc_request_duration_seconds_bucket{{{labels},le=\"+Inf\"}} {}",
+                stats.count
+            );
+            let _ = writeln!(out, "popbase_grpc_request_duration_seconds_sum{{{labels}}} {}", stats.sum_seconds);
+            let _ = writeln!(out, "popbase_grpc_request_duration_seconds_count{{{labels}}} {}", stats.count);
+        }
+        self.render_stores(&mut out);
+        out
+    }
+
+    fn render_stores(&self, out: &mut String) {
+        let stores = self.stores.lock().unwrap_or_else(|p| p.into_inner()).clone();
+        let mut seq = String::new();
+        let mut keys = String::new();
+        let mut sst = String::new();
+        let mut mem = String::new();
+        for store in &stores {
+            let Ok(stats) = store.stats() else { continue };
+            let _ = writeln!(seq, "popbase_store_last_seq{{store=\"{}\"}} {}", stats.store, stats.last_seq);
+            for t in &stats.tables {
+                let labels = format!("store=\"{}\",table=\"{}\"", stats.store, t.table);
+                let _ = writeln!(keys, "popbase_store_estimated_keys{{{labels}}} {}", t.estimated_keys);
+                let _ = writeln!(sst, "popbase_store_sst_bytes{{{labels}}} {}", t.sst_bytes);
+                let _ = writeln!(mem, "popbase_store_memtable_bytes{{{labels}}} {}", t.memtable_bytes);
+            }
+        }
+        for (name, help, body) in [
+            (
+                "popbase_store_last_seq",
+                "Sequence number of the last committed batch (change log head).",
+                seq,
+            ),
+            ("popbase_store_estimated_keys", "RocksDB's estimate of keys per table.", keys),
+            ("popbase_store_sst_bytes", "Bytes of SST files per table.", sst),
+            ("popbase_store_memtable_bytes", "Bytes in memtables per table.", mem),
+        ] {
+            let _ = writeln!(out, "# HELP {name} {help}\n# TYPE {name} gauge");
+            out.push_str(&body);
+        }
+    }
+}
+
+/// Tower layer recording every request of one role's server.
+#[derive(Clone)]
+pub struct MetricsLayer {
+    role: Role,
+    metrics: Arc<Metrics>,
+}
+
+impl MetricsLayer {
+    pub fn new(role: Role, metrics: Arc<Metrics>) -> Self {
+        Self { role, metrics }
+    }
+}
+
+impl<S> tower::Layer<S> for MetricsLayer {
+    type Service = MetricsService<S>;
+
+    fn layer(&self, inner: S) -> Self::Service {
+        MetricsService {
+            inner,
+            role: self.role,
+            metrics: Arc::clone(&self.metrics),
+        }
+    }
+}
+
+#[derive(Clone)]
+pub struct MetricsService<S> {
+    inner: S,
+    role: Role,
+    metrics: Arc<Metrics>,
+}
+
+impl<S, B, R> tower::Service<http::Request<B>> for MetricsService<S>
+where
+    S: tower::Service<http::Request<B>, Response = http::Response<R>>,
+    S::Future: Send + 'static,
+{
+    type Response = S::Response;
+    type Error = S::Error;
+    type Future = Pin<Box<dyn Future<Output = Result<Self::Response, Self::Error>> + Send>>;
+
+    fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Self::Error>> {
+        self.inner.poll_ready(cx)
+    }
+
+    fn call(&mut self, request: http::Request<B>) -> Self::Future {
+        let method = request.uri().path().to_string();
+        let started = Instant::now();
+        let future = self.inner.call(request);
+        let (role, metrics) = (self.role, Arc::clone(&self.metrics));
+        Box::pin(async move {
+            let result = future.await;
+            // Errors answered before any message carry grpc-status in the
+            // headers; answers that began streaming report it in trailers,
+            // which this layer does not wait for: they count as "0" here.
+            let code = match &result {
+                Ok(response) => response
+                    .headers()
+                    .get("grpc-status")
+                    .and_then(|v| v.to_str().ok())
+                    .unwrap_or("0")
+                    .to_string(),
+                Err(_) => "transport".to_string(),
+            };
+            metrics.observe(role, &method, &code, started.elapsed());
+            result
+        })
+    }
+}
+
+/// Serves `GET /metrics` on `listener` until shutdown. A deliberately small
+/// HTTP/1.1 responder: one request per connection, no keep-alive.
+pub async fn serve_metrics(listener: TcpListener, metrics: Arc<Metrics>, shutdown: Shutdown) {
+    loop {
+        let accepted = tokio::select! {
+            accepted = listener.accept() => accepted,
+            _ = shutdown.wait() => return,
+        };
+        let Ok((mut socket, _)) = accepted else { continue };
+        let metrics = Arc::clone(&metrics);
+        tokio::spawn(async move {
+            let mut request = Vec::with_capacity(1024);
+            let mut buf = [0u8; 1024];
+            let read = tokio::time::timeout(Duration::from_secs(5), async {
+                while !request.windows(4).any(|w| w == b"\r\n\r\n") && request.len() < 8192 {
+                    match socket.read(&mut buf).await {
+                        Ok(0) | Err(_) => break,
+                        Ok(n) => request.extend_from_slice(&buf[..n]),
+                    }
+                }
+            })
+            .await;
+            if read.is_err() {
+                return;
+            }
+            let (status, body) = if request.starts_with(b"GET /metrics ") || request.starts_with(b"GET /metrics?") {
+                ("200 OK", metrics.render())
+            } else {
+                ("404 Not Found", "not found; try /metrics\n".to_string())
+            };
+            let response = format!(
+                "HTTP/1.1 {status}\r\nContent-Type: text/plain; version=0.0.4; charset=utf-8\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
+                body.len()
+            );
+            let _ = socket.write_all(response.as_bytes()).await;
+            let _ = socket.shutdown().await;
+        });
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn histograms_are_cumulative_and_counted_per_code() {
+        let metrics = Metrics::default();
+        metrics.observe(
+            Role::Household,
+            "/popbase.ops.v1.Ops/GetStoreStats",
+            "0",
+            Duration::from_micros(300),
+        );
+        metrics.observe(Role::Household, "/popbase.ops.v1.Ops/GetStoreStats", "0", Duration::from_millis(30));
+        metrics.observe(Role::Household, "/popbase.ops.v1.Ops/GetStoreStats", "3", Duration::from_secs(9));
+        let text = metrics.render();
+        let method = "role=\"household\",method=\"/popbase.ops.v1.Ops/GetStoreStats\"";
+        assert!(
+            text.contains(&format!("popbase_grpc_requests_total{{{method},code=\"0\"}} 2")),
+            "{text}"
+        );
+        assert!(text.contains(&format!("popbase_grpc_requests_total{{{method},code=\"3\"}} 1")));
+        assert!(text.contains(&format!("popbase_grpc_request_duration_seconds_bucket{{{method},le=\"0.0005\"}} 1")));
+        assert!(text.contains(&format!("popbase_grpc_request_duration_seconds_bucket{{{method},le=\"0.05\"}} 2")));
+        assert!(text.contains(&format!("popbase_grpc_request_duration_seconds_bucket{{{method},le=\"5\"}} 2")));
+        assert!(text.contains(&format!("popbase_grpc_request_duration_seconds_bucket{{{method},le=\"+Inf\"}} 3")));
+        assert!(text.contains(&format!("popbase_grpc_request_duration_seconds_count{{{method}}} 3")));
+    }
+}
