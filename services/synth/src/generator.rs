@@ -165,9 +165,3 @@ impl CityGenerator {
         Ok(summary)
     }
 }
-
-impl From<GenerateError> for String {
-    fn from(e: GenerateError) -> String {
-        e.to_string()
-    }
-}
