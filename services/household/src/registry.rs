@@ -77,6 +77,25 @@ impl Registry {
         Ok(members)
     }
 
+    /// One page of persons registered under a division code of any level, in
+    /// committee then ID order, strictly after index key `after`. Returns the
+    /// persons and the index key of the last one (the next page's cursor).
+    pub fn persons_under(&self, division_code: &str, after: Option<&[u8]>, limit: usize) -> StorageResult<(Vec<Person>, Option<Vec<u8>>)> {
+        let keys = self
+            .store
+            .index_keys(&PERSONS_BY_COMMITTEE, &tables::division_prefix(division_code), after, limit)?;
+        let mut persons = Vec::with_capacity(keys.len());
+        for key in &keys {
+            let mut reader = KeyReader::new(key);
+            reader.str()?;
+            if let Some(person) = self.person(&reader.str()?)? {
+                persons.push(person);
+            }
+        }
+        let last = if keys.len() == limit { keys.last().cloned() } else { None };
+        Ok((persons, last))
+    }
+
     /// Number of persons registered under a division code of any level.
     pub fn count_persons_under(&self, division_code: &str) -> StorageResult<u64> {
         self.store

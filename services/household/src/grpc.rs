@@ -1,0 +1,79 @@
+//! Thin gRPC adapter: validate at the edge, call the registry, map errors once.
+
+use chrono::Utc;
+use popbase_common::validate;
+use popbase_common::{ServiceError, ServiceResult};
+use popbase_proto::household::household_registry_server::{HouseholdRegistry, HouseholdRegistryServer};
+use popbase_proto::household::{
+    GetHouseholdRequest, GetHouseholdResponse, GetPersonRequest, ListPersonsRequest, ListPersonsResponse, Person,
+};
+use tonic::{Request, Response, Status};
+
+use crate::Registry;
+
+pub struct RegistryService {
+    registry: Registry,
+}
+
+impl RegistryService {
+    pub fn new(registry: Registry) -> Self {
+        Self { registry }
+    }
+
+    pub fn into_server(self) -> HouseholdRegistryServer<Self> {
+        HouseholdRegistryServer::new(self)
+    }
+}
+
+/// Household numbers are a 6-digit county code and 8 digits.
+fn household_id(field: &str, value: &str) -> ServiceResult<()> {
+    if value.len() != 14 || !value.bytes().all(|b| b.is_ascii_digit()) {
+        return Err(ServiceError::invalid(field, "must be 14 digits (county code and serial)"));
+    }
+    Ok(())
+}
+
+/// Registry calls are short RocksDB reads; running them on the async worker
+/// is cheaper than a hop to the blocking pool.
+#[tonic::async_trait]
+impl HouseholdRegistry for RegistryService {
+    async fn get_person(&self, request: Request<GetPersonRequest>) -> Result<Response<Person>, Status> {
+        let id = validate::id_number("id_number", &request.get_ref().id_number, Utc::now().date_naive())?;
+        let person = self
+            .registry
+            .person(id.as_str())
+            .map_err(ServiceError::from)?
+            .ok_or_else(|| ServiceError::not_found(format!("person {}", id.masked())))?;
+        Ok(Response::new(person))
+    }
+
+    async fn get_household(&self, request: Request<GetHouseholdRequest>) -> Result<Response<GetHouseholdResponse>, Status> {
+        let household_id_value = &request.get_ref().household_id;
+        household_id("household_id", household_id_value)?;
+        let household = self
+            .registry
+            .household(household_id_value)
+            .map_err(ServiceError::from)?
+            .ok_or_else(|| ServiceError::not_found(format!("household {household_id_value}")))?;
+        let members = self.registry.members(household_id_value).map_err(ServiceError::from)?;
+        Ok(Response::new(GetHouseholdResponse {
+            household: Some(household),
+            members,
+        }))
+    }
+
+    async fn list_persons(&self, request: Request<ListPersonsRequest>) -> Result<Response<ListPersonsResponse>, Status> {
+        let request = request.into_inner();
+        let division = validate::division_prefix("division_code", &request.division_code)?;
+        let (size, after) = validate::page("page", request.page.as_ref())?;
+        let (persons, last) = self
+            .registry
+            .persons_under(&division.code, after.as_deref(), size)
+            .map_err(ServiceError::from)?;
+        tracing::debug!(division = %division.code, returned = persons.len(), "listed persons");
+        Ok(Response::new(ListPersonsResponse {
+            persons,
+            next_page_token: last.map(|k| validate::encode_page_token(&k)).unwrap_or_default(),
+        }))
+    }
+}
