@@ -43,7 +43,7 @@ debug = false
 TOML
     : > "$prebuild/src/lib.rs"
     (cd "$prebuild" && env -u ROCKSDB_LIB_DIR -u ROCKSDB_STATIC CARGO_TARGET_DIR="$prebuild/target" cargo build --quiet) || return 1
-    out="$(ls -d "$prebuild"/target/debug/build/librocksdb-sys-*/out 2>/dev/null | while read -r d; do [ -f "$d/librocksdb.a" ] && echo "$d"; done | head -n 1)"
+    out="$( (ls -d "$prebuild"/target/debug/build/librocksdb-sys-*/out 2>/dev/null || true) | while read -r d; do if [ -f "$d/librocksdb.a" ]; then echo "$d"; fi; done | head -n 1)"
     if [ -z "$out" ]; then
       echo "rocksdb.sh: the prebuild produced no librocksdb.a" >&2
       return 1
