@@ -3,7 +3,7 @@
 # that librocksdb-sys would otherwise compile) exists in a per-machine cache and
 # exports ROCKSDB_LIB_DIR/ROCKSDB_STATIC so cargo links it instead of compiling.
 #
-# Why: RocksDB's C++ takes ~26 minutes on 2 cores, and cargo recompiles it
+# Why: RocksDB's C++ takes 18-26 minutes on 2 cores, and cargo recompiles it
 # whenever a feature change anywhere among the build-time crates (syn, cc,
 # libc, ...) changes the hash of its build script, and once more for
 # `cargo clippy`. Built once per RocksDB version here, it never is again.
@@ -22,7 +22,7 @@ _popbase_rocksdb() {
   cache="${POPBASE_CACHE_DIR:-$HOME/.cache/popbase}/rocksdb/$version-lz4"
   lib="$cache/lib/librocksdb.a"
   if [ ! -f "$lib" ]; then
-    echo "rocksdb.sh: building RocksDB $version once for this machine (about 26 minutes on 2 cores)" >&2
+    echo "rocksdb.sh: building RocksDB $version once for this machine (18-26 minutes on 2 cores)" >&2
     prebuild="$cache/prebuild"
     mkdir -p "$prebuild/src" "$cache/lib"
     cat > "$prebuild/Cargo.toml" <<TOML
