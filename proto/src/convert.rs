@@ -2,7 +2,7 @@
 
 use chrono::{Datelike, NaiveDate};
 
-use crate::common::{Date, Sex};
+use crate::common::{Address, Date, Sex};
 
 impl Date {
     /// The calendar date, or `None` when unset (all zero) or impossible.
@@ -30,6 +30,14 @@ impl From<NaiveDate> for Date {
 impl std::fmt::Display for Date {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         write!(f, "{:04}-{:02}-{:02}", self.year, self.month, self.day)
+    }
+}
+
+impl Address {
+    /// The committee code of an optional address ("" when absent): index keys
+    /// place records without an address first rather than failing an import.
+    pub fn committee_of(address: &Option<Address>) -> &str {
+        address.as_ref().map(|a| a.committee_code.as_str()).unwrap_or_default()
     }
 }
 

@@ -159,6 +159,14 @@ impl<'a> KeyReader<'a> {
     }
 }
 
+/// The second string of a `(scope, id)` index key, e.g. the ID number in a
+/// `(household_id, id_number)` membership entry.
+pub fn second_str(key: &[u8]) -> Result<String, KeyError> {
+    let mut reader = KeyReader::new(key);
+    reader.str()?;
+    reader.str()
+}
+
 /// The smallest key greater than every key starting with `prefix`
 /// (`None` when the prefix is all `0xFF`, i.e. unbounded).
 pub fn prefix_end(prefix: &[u8]) -> Option<Vec<u8>> {
@@ -213,6 +221,8 @@ mod tests {
         assert_eq!(r.u64(), Ok(9));
         assert_eq!(r.str().as_deref(), Ok("x"));
         assert_eq!(r.finish(), Ok(()));
+        assert_eq!(second_str(&KeyBuilder::new().str("h1").str("id").build()).as_deref(), Ok("id"));
+        assert_eq!(second_str(&KeyBuilder::new().str("h1").build()), Err(KeyError::Truncated));
     }
 
     #[test]

@@ -1,7 +1,8 @@
 //! Domain operations of the household registry over its store.
 
+use popbase_proto::common::Address;
 use popbase_proto::household::{Household, Person};
-use popbase_storage::keys::KeyReader;
+use popbase_storage::keys;
 use popbase_storage::{Batch, Durability, Read, StorageResult, Store};
 
 use crate::tables::{self, HOUSEHOLD_MEMBERS, HOUSEHOLDS, HOUSEHOLDS_BY_COMMITTEE, PERSONS, PERSONS_BY_COMMITTEE};
@@ -34,14 +35,14 @@ impl Registry {
         let mut batch = Batch::new("import", "initial_load");
         for item in items {
             let household = &item.household;
-            let committee = household.address.as_ref().map(|a| a.committee_code.as_str()).unwrap_or_default();
+            let committee = Address::committee_of(&household.address);
             batch.put(&HOUSEHOLDS, tables::household_key(&household.household_id), household);
             batch.put_index(
                 &HOUSEHOLDS_BY_COMMITTEE,
                 tables::by_committee_key(committee, &household.household_id),
             );
             for person in &item.members {
-                let committee = person.address.as_ref().map(|a| a.committee_code.as_str()).unwrap_or_default();
+                let committee = Address::committee_of(&person.address);
                 batch.put(&PERSONS, tables::person_key(&person.id_number), person);
                 batch.put_index(&HOUSEHOLD_MEMBERS, tables::member_key(&household.household_id, &person.id_number));
                 batch.put_index(&PERSONS_BY_COMMITTEE, tables::by_committee_key(committee, &person.id_number));
@@ -60,21 +61,21 @@ impl Registry {
 
     /// Members of a household, in ID-number order.
     pub fn members(&self, household_id: &str) -> StorageResult<Vec<Person>> {
-        let mut ids = Vec::new();
-        self.store
-            .for_each_index_key(&HOUSEHOLD_MEMBERS, &tables::members_prefix(household_id), |key| {
-                let mut reader = KeyReader::new(key);
-                reader.str()?;
-                ids.push(reader.str()?);
-                Ok(true)
-            })?;
-        let mut members = Vec::with_capacity(ids.len());
-        for id in ids {
-            if let Some(person) = self.person(&id)? {
-                members.push(person);
+        let keys = self
+            .store
+            .index_keys(&HOUSEHOLD_MEMBERS, &tables::members_prefix(household_id), None, usize::MAX)?;
+        self.persons_in(&keys)
+    }
+
+    /// The persons named by the second component of `(scope, id_number)` index keys.
+    fn persons_in(&self, keys: &[Vec<u8>]) -> StorageResult<Vec<Person>> {
+        let mut persons = Vec::with_capacity(keys.len());
+        for key in keys {
+            if let Some(person) = self.person(&keys::second_str(key)?)? {
+                persons.push(person);
             }
         }
-        Ok(members)
+        Ok(persons)
     }
 
     /// One page of persons registered under a division code of any level, in
@@ -84,14 +85,7 @@ impl Registry {
         let keys = self
             .store
             .index_keys(&PERSONS_BY_COMMITTEE, &tables::division_prefix(division_code), after, limit)?;
-        let mut persons = Vec::with_capacity(keys.len());
-        for key in &keys {
-            let mut reader = KeyReader::new(key);
-            reader.str()?;
-            if let Some(person) = self.person(&reader.str()?)? {
-                persons.push(person);
-            }
-        }
+        let persons = self.persons_in(&keys)?;
         let last = if keys.len() == limit { keys.last().cloned() } else { None };
         Ok((persons, last))
     }

@@ -1,7 +1,8 @@
 //! Domain operations over the residence store.
 
+use popbase_proto::common::Address;
 use popbase_proto::residence::{ResidencePermit, ResidenceRegistration};
-use popbase_storage::keys::KeyReader;
+use popbase_storage::keys;
 use popbase_storage::{Batch, Durability, Read, StorageResult, Store};
 
 use crate::tables::{self, PERMITS, PERMITS_BY_PERSON, REGISTRATIONS, REGISTRATIONS_BY_COMMITTEE};
@@ -32,7 +33,7 @@ impl Permits {
         let mut batch = Batch::new("import", "initial_load");
         for item in items {
             let registration = &item.registration;
-            let committee = registration.address.as_ref().map(|a| a.committee_code.as_str()).unwrap_or_default();
+            let committee = Address::committee_of(&registration.address);
             batch.put(&REGISTRATIONS, tables::registration_key(&registration.id_number), registration);
             batch.put_index(
                 &REGISTRATIONS_BY_COMMITTEE,
@@ -61,9 +62,7 @@ impl Permits {
         let mut numbers = Vec::new();
         self.store
             .for_each_index_key(&PERMITS_BY_PERSON, &tables::person_prefix(id_number), |key| {
-                let mut reader = KeyReader::new(key);
-                reader.str()?;
-                numbers.push(reader.str()?);
+                numbers.push(keys::second_str(key)?);
                 Ok(true)
             })?;
         let mut permits = Vec::with_capacity(numbers.len());
