@@ -11,6 +11,8 @@ pub(crate) enum Op {
         key: Vec<u8>,
         /// Encoded prost payload; `None` for index entries (empty value).
         payload: Option<Vec<u8>>,
+        /// Append the batch's sequence number (8 bytes, big-endian) to `key`.
+        append_seq: bool,
     },
     Delete {
         cf: &'static str,
@@ -63,6 +65,20 @@ impl Batch {
             cf: table.name(),
             key,
             payload: Some(value.encode_to_vec()),
+            append_seq: false,
+        });
+        self
+    }
+
+    /// Puts `value` at `key_prefix` followed by the batch's own sequence
+    /// number, known only at commit: an append-only log keyed by, say, date
+    /// then sequence gets unique keys in commit order.
+    pub fn put_sequenced<M: Message>(&mut self, table: &Table<M>, key_prefix: Vec<u8>, value: &M) -> &mut Self {
+        self.ops.push(Op::Put {
+            cf: table.name(),
+            key: key_prefix,
+            payload: Some(value.encode_to_vec()),
+            append_seq: true,
         });
         self
     }
@@ -77,6 +93,7 @@ impl Batch {
             cf: index.name(),
             key,
             payload: None,
+            append_seq: false,
         });
         self
     }

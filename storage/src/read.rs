@@ -53,6 +53,18 @@ pub trait Read {
         })
     }
 
+    /// Visits every row with `from <= key < until` (open-ended without
+    /// `until`), in key order, until `visit` returns `false`.
+    fn for_each_between<M: Message + Default>(
+        &self,
+        table: &Table<M>,
+        from: &[u8],
+        until: Option<&[u8]>,
+        mut visit: impl FnMut(&[u8], Versioned<M>) -> StorageResult<bool>,
+    ) -> StorageResult<()> {
+        self.raw_scan(table.name(), from, until, &mut |k, v| visit(k, decode_value(table.name(), v)?))
+    }
+
     /// One page of rows under `prefix`, strictly after key `after` when given.
     fn scan<M: Message + Default>(
         &self,

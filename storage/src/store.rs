@@ -178,7 +178,15 @@ impl Store {
         let mut changes = Vec::with_capacity(batch.ops.len());
         for op in batch.ops {
             match op {
-                Op::Put { cf, key, payload } => {
+                Op::Put {
+                    cf,
+                    mut key,
+                    payload,
+                    append_seq,
+                } => {
+                    if append_seq {
+                        key.extend_from_slice(&seq.to_be_bytes());
+                    }
                     let handle = self.cf(cf)?;
                     let (before, after) = if batch.record_values && payload.is_some() {
                         (self.current_payload(cf, &key)?, payload.clone())

@@ -219,3 +219,21 @@ fn checkpoint_opens_as_a_store_with_the_same_data() {
     assert_eq!(stats.last_seq, 2);
     assert!(stats.tables.iter().any(|t| t.table == "recs"));
 }
+
+#[test]
+fn sequenced_keys_are_unique_and_in_commit_order() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let store = open(dir.path());
+    for n in 0..3 {
+        let mut batch = Batch::new("test", "log");
+        batch.put_sequenced(&RECS, key("day"), &rec("event", n));
+        store.commit(batch).expect("commit");
+    }
+    let rows = store.scan(&RECS, &key("day"), None, 10).expect("scan");
+    let suffixes: Vec<u64> = rows
+        .iter()
+        .map(|(k, _)| u64::from_be_bytes(k[k.len() - 8..].try_into().expect("8 bytes")))
+        .collect();
+    assert_eq!(suffixes, vec![1, 2, 3], "each key ends with its batch's sequence");
+    assert_eq!(rows.iter().map(|(_, v)| v.value.n).collect::<Vec<_>>(), vec![0, 1, 2]);
+}

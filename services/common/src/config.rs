@@ -80,6 +80,9 @@ pub struct Config {
     pub data_dir: PathBuf,
     /// Where `CreateCheckpoint` writes; `<data_dir>/backups` when empty.
     pub backup_dir: PathBuf,
+    /// Extra settlement policies (`*.toml`) that replace or add to the four
+    /// shipped ones by id; empty: the shipped ones only.
+    pub policy_dir: PathBuf,
     pub listen: Listen,
     pub upstream: Upstream,
     pub storage: StorageConfig,
@@ -130,6 +133,7 @@ impl Default for Config {
         Self {
             data_dir: PathBuf::from("popbase-data"),
             backup_dir: PathBuf::new(),
+            policy_dir: PathBuf::new(),
             listen: Listen::default(),
             upstream: Upstream::default(),
             storage: StorageConfig::default(),
@@ -198,6 +202,9 @@ impl Config {
         }
         if let Some(v) = env("POPBASE_BACKUP_DIR") {
             self.backup_dir = v.into();
+        }
+        if let Some(v) = env("POPBASE_POLICY_DIR") {
+            self.policy_dir = v.into();
         }
         let listen = [
             ("POPBASE_LISTEN_HOUSEHOLD", &mut self.listen.household),

@@ -1,11 +1,12 @@
 //! Domain operations of the household registry over its store.
 
-use popbase_proto::common::Address;
-use popbase_proto::household::{Household, Person};
-use popbase_storage::keys;
-use popbase_storage::{Batch, Durability, Read, StorageResult, Store};
+use chrono::NaiveDate;
+use popbase_proto::household::{Household, HouseholdKind, Person, RegistryEvent};
+use popbase_storage::keys::{self, KeyReader};
+use popbase_storage::{Batch, Durability, Read, StorageResult, Store, Versioned};
 
-use crate::tables::{self, HOUSEHOLD_MEMBERS, HOUSEHOLDS, HOUSEHOLDS_BY_COMMITTEE, PERSONS, PERSONS_BY_COMMITTEE};
+use crate::tables::{self, COLLECTIVES, EVENTS, HOUSEHOLD_MEMBERS, HOUSEHOLDS, HOUSEHOLDS_BY_ADDRESS, PERSONS, PERSONS_BY_COMMITTEE};
+use crate::writes::{self, Prior};
 
 /// A household with its members, the unit of bulk import.
 #[derive(Debug, Clone, PartialEq)]
@@ -17,11 +18,26 @@ pub struct HouseholdWithMembers {
 #[derive(Clone)]
 pub struct Registry {
     store: Store,
+    durability: Durability,
 }
 
 impl Registry {
     pub fn new(store: Store) -> Self {
-        Self { store }
+        Self {
+            store,
+            durability: Durability::Sync,
+        }
+    }
+
+    /// Life events commit with `durability` (the generator replays a year of
+    /// events buffered and flushes once; a serving registry syncs each one).
+    pub fn with_durability(mut self, durability: Durability) -> Self {
+        self.durability = durability;
+        self
+    }
+
+    pub fn durability(&self) -> Durability {
+        self.durability
     }
 
     pub fn store(&self) -> &Store {
@@ -34,21 +50,87 @@ impl Registry {
     pub fn import(&self, items: &[HouseholdWithMembers]) -> StorageResult<u64> {
         let mut batch = Batch::new("import", "initial_load");
         for item in items {
-            let household = &item.household;
-            let committee = Address::committee_of(&household.address);
-            batch.put(&HOUSEHOLDS, tables::household_key(&household.household_id), household);
-            batch.put_index(
-                &HOUSEHOLDS_BY_COMMITTEE,
-                tables::by_committee_key(committee, &household.household_id),
-            );
+            writes::put_household(&mut batch, Prior::Unchecked, &item.household);
             for person in &item.members {
-                let committee = Address::committee_of(&person.address);
-                batch.put(&PERSONS, tables::person_key(&person.id_number), person);
-                batch.put_index(&HOUSEHOLD_MEMBERS, tables::member_key(&household.household_id, &person.id_number));
-                batch.put_index(&PERSONS_BY_COMMITTEE, tables::by_committee_key(committee, &person.id_number));
+                writes::put_person(&mut batch, Prior::Unchecked, person);
             }
         }
         self.store.commit_with(batch, Durability::NoWal)
+    }
+
+    /// A person with the version a life event checks on commit.
+    pub fn person_versioned(&self, id_number: &str) -> StorageResult<Option<Versioned<Person>>> {
+        self.store.get(&PERSONS, &tables::person_key(id_number))
+    }
+
+    pub fn household_versioned(&self, household_id: &str) -> StorageResult<Option<Versioned<Household>>> {
+        self.store.get(&HOUSEHOLDS, &tables::household_key(household_id))
+    }
+
+    /// Active households registered at exactly this address.
+    pub fn households_at(&self, committee_code: &str, detail: &str) -> StorageResult<Vec<String>> {
+        let keys = self.store.index_keys(
+            &HOUSEHOLDS_BY_ADDRESS,
+            &tables::address_prefix(committee_code, detail),
+            None,
+            usize::MAX,
+        )?;
+        keys.iter()
+            .map(|k| {
+                let mut reader = KeyReader::new(k);
+                reader.str()?;
+                reader.str()?;
+                Ok(reader.str()?)
+            })
+            .collect()
+    }
+
+    /// Active collective households under a division code of any level:
+    /// (committee, kind, household id), in committee order.
+    pub fn collectives_under(&self, division_code: &str) -> StorageResult<Vec<(String, HouseholdKind, String)>> {
+        let keys = self
+            .store
+            .index_keys(&COLLECTIVES, &tables::division_prefix(division_code), None, usize::MAX)?;
+        keys.iter()
+            .map(|k| {
+                let mut reader = KeyReader::new(k);
+                let committee = reader.str()?;
+                let kind = HouseholdKind::try_from(i32::from(reader.u8()?)).unwrap_or_default();
+                Ok((committee, kind, reader.str()?))
+            })
+            .collect()
+    }
+
+    /// Recorded events from `from` to `to` inclusive, oldest first, strictly
+    /// after event key `after`; returns the events and the last key when the
+    /// page is full.
+    pub fn events_between(
+        &self,
+        from: NaiveDate,
+        to: NaiveDate,
+        after: Option<&[u8]>,
+        limit: usize,
+    ) -> StorageResult<(Vec<RegistryEvent>, Option<Vec<u8>>)> {
+        let mut events = Vec::new();
+        let mut last = None;
+        let start = match after {
+            // Strictly after the cursor: the cursor with a zero byte appended.
+            Some(cursor) => [cursor, &[0]].concat(),
+            None => tables::event_prefix(from),
+        };
+        let end = tables::event_prefix(to.succ_opt().unwrap_or(to));
+        if limit == 0 {
+            return Ok((events, None));
+        }
+        self.store.for_each_between(&EVENTS, &start, Some(&end), |key, row| {
+            let mut event = row.value;
+            event.sequence = tables::event_sequence(key);
+            events.push(event);
+            last = Some(key.to_vec());
+            Ok(events.len() < limit)
+        })?;
+        let last = if events.len() == limit { last } else { None };
+        Ok((events, last))
     }
 
     pub fn person(&self, id_number: &str) -> StorageResult<Option<Person>> {
@@ -112,6 +194,7 @@ mod tests {
                 committee_code: committee.into(),
                 detail: "1号".into(),
             }),
+            status: popbase_proto::household::RegistrationStatus::Active as i32,
             ..Default::default()
         }
     }

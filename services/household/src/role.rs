@@ -1,15 +1,22 @@
 //! What the `household` role serves.
 
+use std::sync::Arc;
+
 use popbase_common::ops::OpsService;
 use popbase_common::server::RoleServices;
 use popbase_common::{Config, Role};
 
 use crate::Registry;
+use crate::grpc::{LifeEventsService, RegistryService, SettlementService, StatisticsService};
+use crate::settlement::PolicySet;
 
 /// The gRPC services of the household role over an open registry.
-pub fn services(registry: &Registry, config: &Config) -> RoleServices {
+pub fn services(registry: &Registry, policies: Arc<PolicySet>, config: &Config) -> RoleServices {
     let mut services = RoleServices::new(Role::Household);
-    services.add(crate::grpc::RegistryService::new(registry.clone()).into_server());
+    services.add(RegistryService::new(registry.clone()).into_server());
+    services.add(LifeEventsService::new(registry.clone(), Arc::clone(&policies)).into_server());
+    services.add(SettlementService::new(registry.clone(), policies).into_server());
+    services.add(StatisticsService::new(registry.clone()).into_server());
     services.add(OpsService::new(Role::Household, vec![registry.store().clone()], config.backup_root()).into_server());
     services
 }

@@ -2,24 +2,41 @@
 //!
 //! | table | key | value |
 //! |---|---|---|
-//! | `persons` | id_number | `Person` |
+//! | `persons` | id_number | `Person` (every status: active, moved out, deceased) |
 //! | `households` | household_id | `Household` |
-//! | `household_members` | household_id, id_number | — |
-//! | `persons_by_committee` | committee_code, id_number | — |
-//! | `households_by_committee` | committee_code, household_id | — |
+//! | `household_members` | household_id, id_number | — (active members) |
+//! | `persons_by_committee` | committee_code, id_number | — (active persons) |
+//! | `households_by_committee` | committee_code, household_id | — (active households) |
+//! | `households_by_address` | committee_code, detail, household_id | — (active households) |
+//! | `collectives` | committee_code, kind, household_id | — (active collective households) |
+//! | `events` | yyyymmdd, sequence | `RegistryEvent` |
+//! | `counters` | name | `Counter` (household serials per county) |
 //!
 //! Committee codes come first in the division indexes, so "everyone under
-//! county 370302" is one prefix scan.
+//! county 370302" is one prefix scan. Events are keyed by date then the
+//! sequence of the batch that recorded them, so a period is one range scan.
 
-use popbase_proto::household::{Household, Person};
+use chrono::{Datelike, NaiveDate};
+use popbase_proto::household::{Household, Person, RegistryEvent};
 use popbase_storage::keys::KeyBuilder;
 use popbase_storage::{Index, Schema, Table};
+
+/// A monotonically increasing number kept in the store (version-checked on update).
+#[derive(Clone, PartialEq, prost::Message)]
+pub struct Counter {
+    #[prost(uint64, tag = "1")]
+    pub next: u64,
+}
 
 pub const PERSONS: Table<Person> = Table::new("persons");
 pub const HOUSEHOLDS: Table<Household> = Table::new("households");
 pub const HOUSEHOLD_MEMBERS: Index = Index::new("household_members");
 pub const PERSONS_BY_COMMITTEE: Index = Index::new("persons_by_committee");
 pub const HOUSEHOLDS_BY_COMMITTEE: Index = Index::new("households_by_committee");
+pub const HOUSEHOLDS_BY_ADDRESS: Index = Index::new("households_by_address");
+pub const COLLECTIVES: Index = Index::new("collectives");
+pub const EVENTS: Table<RegistryEvent> = Table::new("events");
+pub const COUNTERS: Table<Counter> = Table::new("counters");
 
 pub const SCHEMA: Schema = Schema {
     name: "household",
@@ -29,11 +46,21 @@ pub const SCHEMA: Schema = Schema {
         "household_members",
         "persons_by_committee",
         "households_by_committee",
+        "households_by_address",
+        "collectives",
+        "events",
+        "counters",
     ],
 };
 
 pub fn person_key(id_number: &str) -> Vec<u8> {
     KeyBuilder::new().str(id_number).build()
+}
+
+/// Prefix of every person whose ID number starts with `id_prefix`
+/// (e.g. county and birth date: the numbers already given out that day).
+pub fn person_prefix(id_prefix: &str) -> Vec<u8> {
+    KeyBuilder::new().str_prefix(id_prefix).build()
 }
 
 pub fn household_key(household_id: &str) -> Vec<u8> {
@@ -56,4 +83,43 @@ pub fn by_committee_key(committee_code: &str, id: &str) -> Vec<u8> {
 /// Prefix of every committee-index entry under a division code of any level.
 pub fn division_prefix(division_code: &str) -> Vec<u8> {
     KeyBuilder::new().str_prefix(division_code).build()
+}
+
+pub fn address_key(committee_code: &str, detail: &str, household_id: &str) -> Vec<u8> {
+    KeyBuilder::new().str(committee_code).str(detail).str(household_id).build()
+}
+
+/// Every household registered at exactly this address.
+pub fn address_prefix(committee_code: &str, detail: &str) -> Vec<u8> {
+    KeyBuilder::new().str(committee_code).str(detail).build()
+}
+
+pub fn collective_key(committee_code: &str, kind: i32, household_id: &str) -> Vec<u8> {
+    KeyBuilder::new()
+        .str(committee_code)
+        .u8(u8::try_from(kind).unwrap_or(u8::MAX))
+        .str(household_id)
+        .build()
+}
+
+/// Events of one day (the sequence follows); `date_number` orders like the date.
+pub fn event_prefix(date: NaiveDate) -> Vec<u8> {
+    KeyBuilder::new().u32(date_number(date)).build()
+}
+
+/// The sequence number at the end of an event key.
+pub fn event_sequence(key: &[u8]) -> u64 {
+    key.len()
+        .checked_sub(8)
+        .and_then(|start| key[start..].try_into().ok())
+        .map_or(0, u64::from_be_bytes)
+}
+
+/// `yyyymmdd` as a number: compact and in date order.
+pub fn date_number(date: NaiveDate) -> u32 {
+    u32::try_from(date.year()).unwrap_or(0) * 10_000 + date.month() * 100 + date.day()
+}
+
+pub fn counter_key(name: &str) -> Vec<u8> {
+    KeyBuilder::new().str(name).build()
 }

@@ -6,7 +6,7 @@ use popbase_household::registry::HouseholdWithMembers;
 use popbase_household::{Registry, tables};
 use popbase_proto::common::{Address, PageRequest};
 use popbase_proto::household::household_registry_client::HouseholdRegistryClient;
-use popbase_proto::household::{GetHouseholdRequest, GetPersonRequest, Household, ListPersonsRequest, Person};
+use popbase_proto::household::{GetHouseholdRequest, GetPersonRequest, Household, ListPersonsRequest, Person, RegistrationStatus};
 use popbase_storage::{Store, StoreOptions};
 use tonic::Code;
 use tonic::transport::Channel;
@@ -23,6 +23,7 @@ fn person(id: &str, committee: &str) -> Person {
             committee_code: committee.into(),
             detail: "1号".into(),
         }),
+        status: RegistrationStatus::Active as i32,
         ..Default::default()
     }
 }
@@ -43,7 +44,11 @@ async fn start() -> (HouseholdRegistryClient<Channel>, Shutdown, tempfile::TempD
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind");
     let addr = listener.local_addr().expect("addr");
     let shutdown = Shutdown::new();
-    let services = popbase_household::role::services(&registry, &Config::default());
+    let services = popbase_household::role::services(
+        &registry,
+        std::sync::Arc::new(popbase_household::settlement::PolicySet::shipped().expect("policies")),
+        &Config::default(),
+    );
     tokio::spawn(server::serve(services, listener, Metrics::new(), shutdown.clone()));
     let client = HouseholdRegistryClient::connect(format!("http://{addr}")).await.expect("connect");
     (client, shutdown, dir)

@@ -25,7 +25,13 @@ fn role_services(config: &Config, role: Role, stores: &mut Vec<Store>) -> anyhow
         Role::Household => {
             let store = open_store(config, role, popbase_household::tables::SCHEMA)?;
             stores.push(store.clone());
-            popbase_household::role::services(&popbase_household::Registry::new(store), config)
+            let policies = if config.policy_dir.as_os_str().is_empty() {
+                popbase_household::settlement::PolicySet::shipped()
+            } else {
+                popbase_household::settlement::PolicySet::shipped_and_dir(&config.policy_dir)
+            }
+            .context("loading settlement policies")?;
+            popbase_household::role::services(&popbase_household::Registry::new(store), std::sync::Arc::new(policies), config)
         }
         Role::Residence => {
             let store = open_store(config, role, popbase_residence::tables::SCHEMA)?;

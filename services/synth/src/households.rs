@@ -256,6 +256,7 @@ impl<'m> HouseholdBuilder<'m> {
             members.push(person);
         }
         self.link_family(rng, &drafts, &mut members, &mut facts, &committee.county);
+        record_kinship(&mut members, &facts);
         let head = &members[0];
         let established = members
             .iter()
@@ -271,6 +272,7 @@ impl<'m> HouseholdBuilder<'m> {
             established: Some(established.into()),
             status: HouseholdStatus::Active as i32,
             family_books: vec![],
+            closed: None,
         };
         GeneratedHousehold {
             record: HouseholdWithMembers { household, members },
@@ -472,6 +474,7 @@ impl<'m> HouseholdBuilder<'m> {
             }
             members.push(person);
         }
+        record_kinship(&mut members, &facts);
         let household = Household {
             household_id,
             kind: kind as i32,
@@ -481,6 +484,7 @@ impl<'m> HouseholdBuilder<'m> {
             established: Some((today - Duration::days(rng.random_range(365..(365 * 20)))).into()),
             status: HouseholdStatus::Active as i32,
             family_books: vec![],
+            closed: None,
         };
         GeneratedHousehold {
             record: HouseholdWithMembers { household, members },
@@ -515,6 +519,24 @@ fn push_couple<'s>(
         relationship: Relationship::Spouse,
         marital: married,
     });
+}
+
+/// Writes the couples and births of `facts` into the members' kinship links,
+/// as the registry records them at marriage and birth registration.
+fn record_kinship(members: &mut [Person], facts: &FamilyFacts) {
+    for &(a, b, _) in &facts.couples {
+        let (id_a, id_b) = (members[a].id_number.clone(), members[b].id_number.clone());
+        members[a].spouse_id_number = id_b;
+        members[b].spouse_id_number = id_a;
+    }
+    for &(child, mother, father) in &facts.births {
+        if let Some(m) = mother {
+            members[child].mother_id_number = members[m].id_number.clone();
+        }
+        if let Some(f) = father {
+            members[child].father_id_number = members[f].id_number.clone();
+        }
+    }
 }
 
 fn draft_is_in_law(drafts: &[Draft], i: usize) -> bool {

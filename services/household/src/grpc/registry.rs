@@ -1,14 +1,15 @@
-//! Thin gRPC adapter: validate at the edge, call the registry, map errors once.
+//! `HouseholdRegistry`: look-ups by ID number, household and division.
 
 use chrono::Utc;
+use popbase_common::ServiceError;
 use popbase_common::validate;
-use popbase_common::{ServiceError, ServiceResult};
 use popbase_proto::household::household_registry_server::{HouseholdRegistry, HouseholdRegistryServer};
 use popbase_proto::household::{
     GetHouseholdRequest, GetHouseholdResponse, GetPersonRequest, ListPersonsRequest, ListPersonsResponse, Person,
 };
 use tonic::{Request, Response, Status};
 
+use super::input::household_id;
 use crate::Registry;
 
 pub struct RegistryService {
@@ -23,14 +24,6 @@ impl RegistryService {
     pub fn into_server(self) -> HouseholdRegistryServer<Self> {
         HouseholdRegistryServer::new(self)
     }
-}
-
-/// Household numbers are a 6-digit county code and 8 digits.
-fn household_id(field: &str, value: &str) -> ServiceResult<()> {
-    if value.len() != 14 || !value.bytes().all(|b| b.is_ascii_digit()) {
-        return Err(ServiceError::invalid(field, "must be 14 digits (county code and serial)"));
-    }
-    Ok(())
 }
 
 /// Registry calls are short RocksDB reads; running them on the async worker
