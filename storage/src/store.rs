@@ -313,6 +313,8 @@ impl Store {
 
     fn current_payload(&self, cf: &'static str, key: &[u8]) -> StorageResult<Option<Vec<u8>>> {
         match self.inner.db.get_cf(self.cf(cf)?, key).map_err(|e| self.engine(e))? {
+            // Index entries have empty values: nothing to keep as an image.
+            Some(raw) if raw.is_empty() => Ok(None),
             Some(raw) => Ok(Some(value::decode(cf, &raw)?.1.to_vec())),
             None => Ok(None),
         }

@@ -237,3 +237,18 @@ fn sequenced_keys_are_unique_and_in_commit_order() {
     assert_eq!(suffixes, vec![1, 2, 3], "each key ends with its batch's sequence");
     assert_eq!(rows.iter().map(|(_, v)| v.value.n).collect::<Vec<_>>(), vec![0, 1, 2]);
 }
+
+#[test]
+fn recorded_batches_may_delete_index_entries() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let store = open(dir.path());
+    let mut batch = Batch::new("test", "insert");
+    batch.put_index(&BY_NAME, key("alpha"));
+    store.commit(batch).expect("commit");
+    let mut batch = Batch::new("test", "rename").record_values();
+    batch.delete_index(&BY_NAME, key("alpha"));
+    batch.put_index(&BY_NAME, key("beta"));
+    store.commit(batch).expect("index entries carry no image, and are no corruption");
+    assert!(!store.contains(&BY_NAME, &key("alpha")).expect("contains"));
+    assert!(store.contains(&BY_NAME, &key("beta")).expect("contains"));
+}

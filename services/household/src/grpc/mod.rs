@@ -1,11 +1,11 @@
 //! Thin gRPC adapters: validate at the edge, call the registry, map errors
 //! once (through `ServiceError`).
 //!
-//! * [`registry`]: `HouseholdRegistry` reads.
-//! * [`events`]: `LifeEvents`.
-//! * [`settlement`]: `Settlement` (policy engine).
-//! * [`statistics`]: `RegistryStatistics`.
-//! * [`input`]: request validation shared by them.
+//! * [`registry`] — `HouseholdRegistry` reads.
+//! * [`events`] — `LifeEvents`.
+//! * [`settlement`] — `Settlement` (policy engine).
+//! * [`statistics`] — `RegistryStatistics`.
+//! * [`input`] — request validation shared by them.
 
 pub mod events;
 pub mod input;

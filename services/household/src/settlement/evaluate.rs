@@ -324,7 +324,7 @@ fn run(check: &Check, facts: &Facts, relation: Option<&RelationFact>) -> Outcome
             format!("skill {}, at least {}", declared.skill().as_str_name(), level.0.as_str_name()),
         ),
         Check::TalentCategoryIn(categories) => Outcome::new(
-            categories.iter().any(|c| *c == declared.talent_category),
+            categories.contains(&declared.talent_category),
             format!("talent category {:?}", declared.talent_category),
         ),
         Check::PensionMonthsAtLeast(months) => Outcome::new(

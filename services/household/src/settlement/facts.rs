@@ -130,7 +130,7 @@ impl Facts {
         };
         Ok(Facts {
             on: application.on,
-            applicant_id: application.applicant_id.clone(),
+            applicant_id: application.applicant_id,
             address_registered: !registry.households_at(committee, &application.target.detail)?.is_empty(),
             talent_collective: collective_near(HouseholdKind::CollectiveTalent)?,
             community_collective: collective_near(HouseholdKind::CollectiveCommunity)?,
