@@ -12,9 +12,14 @@
 //! * [`feeds`]: insurance, pension, schools and student status, birth
 //!   certificates, marriages and housing, with a realistic uninsured share.
 //!
+//! After the load, [`events`] drives a year of life events (births, deaths,
+//! settlements by policy, rural-to-urban moves, new collective households)
+//! through the registry's own life-event code and returns the true counts.
+//!
 //! Output goes to a [`CitySink`] in chunks; [`load::StoreSink`] writes them
 //! into the services' stores through the services' own import code.
 
+pub mod events;
 pub mod feeds;
 pub mod generator;
 pub mod geography;
