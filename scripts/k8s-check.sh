@@ -18,6 +18,13 @@ if ! command -v kubectl >/dev/null 2>&1; then
   exit 1
 fi
 
+# The policies ConfigMap carries copies of the shipped policies: they must match.
+if ! diff -r data/policies k8s/base/policies >/dev/null; then
+  echo "k8s-check: k8s/base/policies differs from data/policies; copy the policy files over" >&2
+  diff -r data/policies k8s/base/policies >&2 || true
+  exit 1
+fi
+
 rendered="$(mktemp -d)"
 trap 'rm -rf "$rendered"' EXIT
 for overlay in dev prod; do

@@ -105,4 +105,20 @@ mod tests {
         let err = Policy::parse("zibo.toml", &text, Divisions::embedded()).expect_err("unknown city");
         assert!(err.to_string().contains("city_code"), "{err}");
     }
+
+    #[test]
+    fn a_policy_directory_replaces_shipped_policies_by_id() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let edited = policy::SHIPPED[0]
+            .1
+            .replace("title = \"全面放开居住落户", "title = \"（修订）全面放开居住落户");
+        std::fs::write(dir.path().join("zibo-2021.toml"), edited).expect("write");
+        std::fs::write(dir.path().join("README.txt"), "not a policy").expect("write");
+        let set = PolicySet::shipped_and_dir(dir.path()).expect("load");
+        assert_eq!(set.iter().count(), 4);
+        let zibo = set.get("zibo-2021").expect("zibo");
+        assert!(zibo.rule("property").expect("rule").title.starts_with("（修订）"));
+        std::fs::write(dir.path().join("broken.toml"), "id = 1").expect("write");
+        assert!(PolicySet::shipped_and_dir(dir.path()).is_err(), "a broken file stops the start");
+    }
 }
