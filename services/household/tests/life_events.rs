@@ -5,10 +5,8 @@ mod support;
 
 use std::sync::{Arc, Barrier};
 
-use popbase_common::metrics::Metrics;
-use popbase_common::{Config, Shutdown, server};
+use popbase_common::Shutdown;
 use popbase_domain::IdNumber;
-use popbase_household::settlement::PolicySet;
 use popbase_proto::common::{Date, Sex};
 use popbase_proto::household::life_events_client::LifeEventsClient;
 use popbase_proto::household::{
@@ -29,13 +27,8 @@ struct Served {
 
 async fn serve() -> Served {
     let city = City::new("370302", "370303");
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind");
-    let addr = listener.local_addr().expect("addr");
-    let shutdown = Shutdown::new();
-    let policies = Arc::new(PolicySet::shipped().expect("policies"));
-    let services = popbase_household::role::services(&city.registry, policies, &Config::default());
-    tokio::spawn(server::serve(services, listener, Metrics::new(), shutdown.clone()));
-    let client = LifeEventsClient::connect(format!("http://{addr}")).await.expect("connect");
+    let (addr, shutdown) = city.serve().await;
+    let client = LifeEventsClient::connect(addr).await.expect("connect");
     Served { city, client, shutdown }
 }
 

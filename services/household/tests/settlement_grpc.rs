@@ -2,11 +2,6 @@
 
 mod support;
 
-use std::sync::Arc;
-
-use popbase_common::metrics::Metrics;
-use popbase_common::{Config, Shutdown, server};
-use popbase_household::settlement::PolicySet;
 use popbase_proto::common::Date;
 use popbase_proto::household::registry_statistics_client::RegistryStatisticsClient;
 use popbase_proto::household::settlement_client::SettlementClient;
@@ -20,14 +15,9 @@ use tonic::Code;
 #[tokio::test]
 async fn evaluate_list_and_count_over_grpc() {
     let city = City::new("370302", "370303");
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind");
-    let addr = listener.local_addr().expect("addr");
-    let shutdown = Shutdown::new();
-    let policies = Arc::new(PolicySet::shipped().expect("policies"));
-    let services = popbase_household::role::services(&city.registry, policies, &Config::default());
-    tokio::spawn(server::serve(services, listener, Metrics::new(), shutdown.clone()));
-    let mut settlement = SettlementClient::connect(format!("http://{addr}")).await.expect("connect");
-    let mut statistics = RegistryStatisticsClient::connect(format!("http://{addr}")).await.expect("connect");
+    let (addr, shutdown) = city.serve().await;
+    let mut settlement = SettlementClient::connect(addr.clone()).await.expect("connect");
+    let mut statistics = RegistryStatisticsClient::connect(addr).await.expect("connect");
 
     let policies = settlement
         .list_policies(ListPoliciesRequest {})

@@ -43,12 +43,7 @@ impl Registry {
             actor: context.actor.clone(),
             ..Default::default()
         };
-        let event = self.commit_event(batch, event, context.on)?;
-        Ok(Receipt {
-            event,
-            household: Some(household),
-            ..Default::default()
-        })
+        self.record(batch, event, context.on, Vec::new(), Some(household))
     }
 
     /// 变更户主: the new head must be an active member; every other member's
@@ -108,13 +103,7 @@ impl Registry {
             actor: context.actor.clone(),
             ..Default::default()
         };
-        let event = self.commit_event(batch, event, context.on)?;
-        Ok(Receipt {
-            event,
-            persons: changed,
-            household: Some(updated_household),
-            evaluation: None,
-        })
+        self.record(batch, event, context.on, changed, Some(updated_household))
     }
 
     /// 住址变动 of a household and all its members, within its county.
@@ -152,13 +141,7 @@ impl Registry {
             actor: context.actor.clone(),
             ..Default::default()
         };
-        let event = self.commit_event(batch, event, context.on)?;
-        Ok(Receipt {
-            event,
-            persons: changed,
-            household: Some(updated_household),
-            evaluation: None,
-        })
+        self.record(batch, event, context.on, changed, Some(updated_household))
     }
 
     /// 颁发家庭居民户口簿 (Zibo item 5): members of a collective household who
@@ -227,12 +210,6 @@ impl Registry {
             actor: context.actor.clone(),
             ..Default::default()
         };
-        let event = self.commit_event(batch, event, context.on)?;
-        Ok(Receipt {
-            event,
-            persons: members,
-            household: Some(updated),
-            evaluation: None,
-        })
+        self.record(batch, event, context.on, members, Some(updated))
     }
 }

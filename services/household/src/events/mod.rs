@@ -137,8 +137,26 @@ impl Registry {
         Ok(format!("{county}{serial:08}"))
     }
 
+    /// Commits the event and answers what it changed.
+    pub(crate) fn record(
+        &self,
+        batch: Batch,
+        event: RegistryEvent,
+        on: NaiveDate,
+        persons: Vec<Person>,
+        household: Option<Household>,
+    ) -> ServiceResult<Receipt> {
+        let event = self.commit_event(batch, event, on)?;
+        Ok(Receipt {
+            event,
+            persons,
+            household,
+            evaluation: None,
+        })
+    }
+
     /// Records `event` in `batch` and commits it with the registry's durability.
-    pub(crate) fn commit_event(&self, mut batch: Batch, mut event: RegistryEvent, on: NaiveDate) -> ServiceResult<RegistryEvent> {
+    fn commit_event(&self, mut batch: Batch, mut event: RegistryEvent, on: NaiveDate) -> ServiceResult<RegistryEvent> {
         event.occurred_on = Some(on.into());
         batch.put_sequenced(&EVENTS, tables::event_prefix(on), &event);
         match self.store().commit_with(batch, self.durability()) {

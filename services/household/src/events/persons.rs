@@ -114,13 +114,7 @@ impl Registry {
             actor: context.actor.clone(),
             ..Default::default()
         };
-        let event = self.commit_event(batch, event, context.on)?;
-        Ok(Receipt {
-            event,
-            persons: vec![child],
-            household: Some(household.value),
-            evaluation: None,
-        })
+        self.record(batch, event, context.on, vec![child], Some(household.value))
     }
 
     /// The lowest free sequence of the right parity for (county, birth date).
@@ -159,13 +153,7 @@ impl Registry {
             actor: context.actor.clone(),
             ..Default::default()
         };
-        let event = self.commit_event(batch, event, context.on)?;
-        Ok(Receipt {
-            event,
-            persons: vec![dead],
-            household: closed,
-            evaluation: None,
-        })
+        self.record(batch, event, context.on, vec![dead], closed)
     }
 
     /// 迁出 out of the city (or abroad, or into the army).
@@ -194,13 +182,7 @@ impl Registry {
             actor: context.actor.clone(),
             ..Default::default()
         };
-        let event = self.commit_event(batch, event, context.on)?;
-        Ok(Receipt {
-            event,
-            persons: vec![gone],
-            household: closed,
-            evaluation: None,
-        })
+        self.record(batch, event, context.on, vec![gone], closed)
     }
 
     /// 市内通迁 or a move between households of the same county.
@@ -302,13 +284,7 @@ impl Registry {
             actor: context.actor.clone(),
             ..Default::default()
         };
-        let event = self.commit_event(batch, event, context.on)?;
-        Ok(Receipt {
-            event,
-            persons: vec![moved],
-            household: Some(household).or(closed),
-            evaluation: None,
-        })
+        self.record(batch, event, context.on, vec![moved], Some(household).or(closed))
     }
 
     /// 迁入落户: evaluates the application, refuses unless the chosen (or
@@ -425,13 +401,9 @@ impl Registry {
             policy_rule: format!("{}/{}", policy.id, chosen.rule_id),
             ..Default::default()
         };
-        let event = self.commit_event(batch, event, context.on)?;
-        Ok(Receipt {
-            event,
-            persons: vec![person],
-            household: Some(household),
-            evaluation: Some(evaluation),
-        })
+        let mut receipt = self.record(batch, event, context.on, vec![person], Some(household))?;
+        receipt.evaluation = Some(evaluation);
+        Ok(receipt)
     }
 
     /// Records the kinship an eligible settlement rested on as registry links

@@ -182,6 +182,19 @@ impl City {
         }
     }
 
+    /// Serves the household role over this registry on an ephemeral port:
+    /// the `http://` address and the handle that stops it.
+    pub async fn serve(&self) -> (String, popbase_common::Shutdown) {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind");
+        let addr = listener.local_addr().expect("addr");
+        let shutdown = popbase_common::Shutdown::new();
+        let policies = std::sync::Arc::new(PolicySet::shipped().expect("policies"));
+        let services = popbase_household::role::services(&self.registry, policies, &popbase_common::Config::default());
+        let metrics = popbase_common::metrics::Metrics::new();
+        tokio::spawn(popbase_common::server::serve(services, listener, metrics, shutdown.clone()));
+        (format!("http://{addr}"), shutdown)
+    }
+
     /// Adds one person to the registry (e.g. someone who moved out earlier).
     pub fn add(&self, household: Household, members: Vec<Person>) {
         self.registry
