@@ -152,23 +152,35 @@ impl Driver<'_> {
         }
     }
 
-    /// Active persons of a random committee of the given kind matching `want`.
-    fn sample(&mut self, urban: Option<bool>, want: impl Fn(&Person, u32) -> bool) -> Result<Option<Person>, GenerateError> {
+    /// An active person of a random committee (of the given kind) aged within
+    /// `ages` and matching `want`. Pages start at a random point of the
+    /// committee index (a local county and a birth year in range: the index is
+    /// in ID-number order), so the sample is neither the oldest nor a scan.
+    fn sample(
+        &mut self,
+        urban: Option<bool>,
+        ages: std::ops::RangeInclusive<u32>,
+        want: impl Fn(&Person, u32) -> bool,
+    ) -> Result<Option<Person>, GenerateError> {
+        let on = self.from;
         for _ in 0..20 {
             let committee = match urban {
                 Some(u) => self.committee(u),
                 None => self.map.pick_committee(&mut self.rng).code.clone(),
             };
+            let county = self.map.pick_local_county(&mut self.rng).to_string();
+            let age = self.rng.random_range(ages.clone());
+            let year = chrono::Datelike::year(&on) - age as i32;
+            let cursor = popbase_household::tables::by_committee_key(&committee, &format!("{county}{year}"));
             let (persons, _) = self
                 .registry
-                .persons_under(&committee, None, 400)
+                .persons_under(&committee, Some(&cursor), 100)
                 .map_err(|e| GenerateError::Sink(e.to_string()))?;
-            let on = self.from;
             let fitting: Vec<Person> = persons
                 .into_iter()
                 .filter(|p| {
                     let age = IdNumber::parse(&p.id_number, on).map_or(0, |id| age_on(id.birth_date(), on));
-                    want(p, age)
+                    ages.contains(&age) && want(p, age)
                 })
                 .collect();
             if !fitting.is_empty() {
@@ -202,8 +214,8 @@ impl Driver<'_> {
     }
 
     fn birth(&mut self, counts: &mut EventCounts) -> Result<(), GenerateError> {
-        let Some(mother) = self.sample(None, |p, age| {
-            p.sex == Sex::Female as i32 && (22..=40).contains(&age) && p.marital_status == MaritalStatus::Married as i32
+        let Some(mother) = self.sample(None, 22..=40, |p, _| {
+            p.sex == Sex::Female as i32 && p.marital_status == MaritalStatus::Married as i32
         })?
         else {
             return Ok(());
@@ -236,7 +248,7 @@ impl Driver<'_> {
 
     fn death(&mut self, counts: &mut EventCounts) -> Result<(), GenerateError> {
         let old = self.rng.random_bool(0.85);
-        let Some(person) = self.sample(None, |_, age| if old { age >= 75 } else { age >= 45 })? else {
+        let Some(person) = self.sample(None, if old { 75..=100 } else { 45..=74 }, |_, _| true)? else {
             return Ok(());
         };
         let context = self.context();
@@ -251,10 +263,7 @@ impl Driver<'_> {
 
     /// A villager of working age founds a household in a town of the city.
     fn rural_to_urban(&mut self, counts: &mut EventCounts) -> Result<(), GenerateError> {
-        let Some(person) = self.sample(Some(false), |p, age| {
-            (18..=50).contains(&age) && p.relationship != Relationship::Head as i32
-        })?
-        else {
+        let Some(person) = self.sample(Some(false), 18..=50, |p, _| p.relationship != Relationship::Head as i32)? else {
             return Ok(());
         };
         let context = self.context();
@@ -322,7 +331,7 @@ impl Driver<'_> {
         let mut relations = Vec::new();
         let (age, target) = match kind {
             Kind::Relative => {
-                let Some(sponsor) = self.sample(Some(true), |_, age| (30..=55).contains(&age))? else {
+                let Some(sponsor) = self.sample(Some(true), 30..=55, |_, _| true)? else {
                     return Ok(());
                 };
                 relations.push((sponsor.id_number.clone(), Kinship::Parent));
