@@ -20,6 +20,14 @@ pub fn id_number(field: &str, value: &str, today: NaiveDate) -> ServiceResult<Id
     IdNumber::parse(value, today).map_err(|e| ServiceError::invalid(field, e))
 }
 
+/// The proto sex encoded in a validated ID number (odd 17th digit: male).
+pub fn sex_of(id: &IdNumber) -> popbase_proto::common::Sex {
+    match id.sex() {
+        popbase_domain::Sex::Male => popbase_proto::common::Sex::Male,
+        popbase_domain::Sex::Female => popbase_proto::common::Sex::Female,
+    }
+}
+
 /// A required division code of the given level that exists in the NBS list.
 pub fn division<'a>(field: &str, code: &str, level: DivisionLevel) -> ServiceResult<&'a Division> {
     if code.is_empty() {

@@ -9,6 +9,9 @@ use popbase_storage::Store;
 use tokio::net::TcpListener;
 use tokio::task::JoinSet;
 
+/// How often the residence role asks the registry for new settlements.
+const SETTLEMENT_POLL: std::time::Duration = std::time::Duration::from_secs(2);
+
 /// The line printed on stdout for each bound role, for scripts and tests:
 /// `popbase serving role=<role> addr=<ip:port>`. `popbase ready` follows once all are up.
 pub fn serving_line(role: Role, addr: std::net::SocketAddr) -> String {
@@ -59,6 +62,7 @@ pub async fn run_until(config: Config, role: Role, shutdown: Shutdown) -> anyhow
     let mut stores = Vec::new();
     let mut servers = JoinSet::new();
     let metrics = Metrics::new();
+    let mut household_addr = None;
     for single in role.expand() {
         let services = role_services(&config, single, &mut stores)?;
         let addr = config.listen_addr(single);
@@ -68,11 +72,25 @@ pub async fn run_until(config: Config, role: Role, shutdown: Shutdown) -> anyhow
         let bound = listener.local_addr()?;
         tracing::info!(role = single.name(), addr = %bound, "serving gRPC");
         println!("{}", serving_line(single, bound));
+        if single == Role::Household {
+            household_addr = Some(format!("http://{bound}"));
+        }
         let (shutdown, metrics) = (shutdown.clone(), metrics.clone());
         servers.spawn(async move { (single, server::serve(services, listener, metrics, shutdown).await) });
     }
     for store in &stores {
         metrics.watch_store(store.clone());
+    }
+    // The residence role ends the permits of residents who settle, following
+    // the registry in this process or upstream.
+    if let Some(store) = stores.iter().find(|s| s.name() == popbase_residence::tables::SCHEMA.name) {
+        let upstream = household_addr.unwrap_or_else(|| config.upstream.household.clone());
+        tokio::spawn(popbase_residence::follow::follow_settlements(
+            popbase_residence::Permits::new(store.clone()),
+            upstream,
+            SETTLEMENT_POLL,
+            shutdown.clone(),
+        ));
     }
     let metrics_listener = TcpListener::bind(config.listen.metrics)
         .await

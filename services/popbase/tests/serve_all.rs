@@ -193,3 +193,116 @@ async fn backup_command_checkpoints_a_running_store() {
     let registry = popbase_household::Registry::new(store);
     assert!(registry.count_persons_under("3703").expect("count") > 0);
 }
+
+/// A permit holder settles in the city through the registry; the residence
+/// role, following the registry's change log, ends the permit by itself.
+#[tokio::test]
+async fn settling_ends_the_residence_permit_without_a_hand() {
+    use popbase_proto::common::{Address, Date};
+    use popbase_proto::household::life_events_client::LifeEventsClient;
+    use popbase_proto::household::{DocumentKind, EventContext, Person, PropertyKind, SettleMoveInRequest, SettlementApplication};
+    use popbase_proto::residence::residence_permits_client::ResidencePermitsClient;
+    use popbase_proto::residence::{
+        ApplyForPermitRequest, GetResidentRequest, PermitStatus, RegisterResidenceRequest, ResidenceBasis, ResidenceRegistration,
+    };
+
+    const ID: &str = "110105199001011232";
+    let dir = tempfile::tempdir().expect("tempdir");
+    let (mut child, roles) = start(dir.path());
+    let mut residence = ResidencePermitsClient::connect(format!("http://{}", roles["residence"]))
+        .await
+        .expect("residence");
+    let mut events = LifeEventsClient::connect(format!("http://{}", roles["household"]))
+        .await
+        .expect("household");
+    let home = Address {
+        committee_code: "370302001001".into(),
+        detail: "和平路3号".into(),
+    };
+    residence
+        .register_residence(RegisterResidenceRequest {
+            registration: Some(ResidenceRegistration {
+                id_number: ID.into(),
+                name: "外来人员".into(),
+                address: Some(home.clone()),
+                registered_on: Some(Date {
+                    year: 2024,
+                    month: 1,
+                    day: 10,
+                }),
+                basis: ResidenceBasis::Employment as i32,
+                ..Default::default()
+            }),
+        })
+        .await
+        .expect("registered");
+    let decision = residence
+        .apply_for_permit(ApplyForPermitRequest {
+            id_number: ID.into(),
+            on: Some(Date {
+                year: 2024,
+                month: 8,
+                day: 1,
+            }),
+            basis: ResidenceBasis::Employment as i32,
+            evidence: "齐鲁石化".into(),
+        })
+        .await
+        .expect("decided")
+        .into_inner();
+    assert!(decision.granted);
+
+    events
+        .settle_move_in(SettleMoveInRequest {
+            context: Some(EventContext {
+                actor: "police-370302-01".into(),
+                occurred_on: Some(Date {
+                    year: 2026,
+                    month: 3,
+                    day: 1,
+                }),
+            }),
+            application: Some(SettlementApplication {
+                applicant_id_number: ID.into(),
+                target: Some(Address {
+                    committee_code: "370302001001".into(),
+                    detail: "新村5号楼101室".into(),
+                }),
+                documents: vec![
+                    DocumentKind::HouseholdBook as i32,
+                    DocumentKind::IdCard as i32,
+                    DocumentKind::PropertyCertificate as i32,
+                ],
+                facts: Some(popbase_proto::household::ApplicantFacts {
+                    property_kind: PropertyKind::Residence as i32,
+                    ..Default::default()
+                }),
+                ..Default::default()
+            }),
+            rule_id: "property".into(),
+            person: Some(Person {
+                id_number: ID.into(),
+                name: "外来人员".into(),
+                ..Default::default()
+            }),
+        })
+        .await
+        .expect("settled");
+
+    let mut status = PermitStatus::Valid;
+    for _ in 0..50 {
+        let resident = residence
+            .get_resident(GetResidentRequest { id_number: ID.into() })
+            .await
+            .expect("resident")
+            .into_inner();
+        status = resident.permits[0].status();
+        if status == PermitStatus::EndedBySettlement {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+    }
+    assert_eq!(status, PermitStatus::EndedBySettlement, "the follower ended the permit");
+    let _ = Command::new("kill").args(["-TERM", &child.id().to_string()]).status();
+    let _ = child.wait();
+}

@@ -1,6 +1,9 @@
 //! Residence registrations (居住登记) and permits (居住证): the city's
 //! non-registered residents, on their own store.
 
+pub mod follow;
+pub mod grpc;
+pub mod lifecycle;
 pub mod permits;
 pub mod role;
 pub mod tables;

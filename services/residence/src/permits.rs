@@ -74,6 +74,31 @@ impl Permits {
         Ok(permits)
     }
 
+    pub fn permit(&self, permit_number: &str) -> StorageResult<Option<ResidencePermit>> {
+        Ok(self.store.get(&PERMITS, &tables::permit_key(permit_number))?.map(|v| v.value))
+    }
+
+    /// One page of active registrations under a division, strictly after
+    /// index key `after`; the last key when the page is full.
+    pub fn registrations_under(
+        &self,
+        division_code: &str,
+        after: Option<&[u8]>,
+        limit: usize,
+    ) -> StorageResult<(Vec<ResidenceRegistration>, Option<Vec<u8>>)> {
+        let keys = self
+            .store
+            .index_keys(&REGISTRATIONS_BY_COMMITTEE, &tables::division_prefix(division_code), after, limit)?;
+        let mut registrations = Vec::with_capacity(keys.len());
+        for key in &keys {
+            if let Some(r) = self.registration(&keys::second_str(key)?)? {
+                registrations.push(r);
+            }
+        }
+        let last = if keys.len() == limit { keys.last().cloned() } else { None };
+        Ok((registrations, last))
+    }
+
     pub fn count_registrations_under(&self, division_code: &str) -> StorageResult<u64> {
         self.store
             .count_index(&REGISTRATIONS_BY_COMMITTEE, &tables::division_prefix(division_code))

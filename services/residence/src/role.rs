@@ -8,6 +8,7 @@ use crate::Permits;
 
 pub fn services(permits: &Permits, config: &Config) -> RoleServices {
     let mut services = RoleServices::new(Role::Residence);
+    services.add(crate::grpc::PermitsService::new(permits.clone()).into_server());
     services.add(OpsService::new(Role::Residence, vec![permits.store().clone()], config.backup_root()).into_server());
     services
 }

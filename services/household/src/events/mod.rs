@@ -23,6 +23,7 @@ use popbase_proto::household::{
     EventKind, Household, HouseholdKind, HouseholdStatus, Person, RegistrationStatus, RegistryEvent, SettlementEvaluation,
 };
 use popbase_storage::{Batch, Read, StorageError, Versioned};
+use prost::Message;
 
 use crate::Registry;
 use crate::tables::{self, COUNTERS, Counter, EVENTS, HOUSEHOLD_MEMBERS};
@@ -170,6 +171,26 @@ impl Registry {
             ))),
             Err(e) => Err(e.into()),
         }
+    }
+}
+
+impl Registry {
+    /// Settlements committed after store sequence `after`, read from the
+    /// change log (at most `limit` batches scanned), and the last sequence
+    /// scanned: the cursor a follower stores.
+    pub fn settlements_since(&self, after: u64, limit: usize) -> ServiceResult<(Vec<RegistryEvent>, u64)> {
+        let batches = self.store().changes_since(after, limit)?;
+        let last = batches.last().map_or(after, |b| b.seq);
+        let mut settlements = Vec::new();
+        for batch in batches.iter().filter(|b| b.reason == EventKind::Settlement.as_str_name()) {
+            for change in batch.changes_in(EVENTS.name()) {
+                let Some(image) = &change.after else { continue };
+                let mut event = RegistryEvent::decode(image.as_slice()).map_err(|e| ServiceError::Internal(e.to_string()))?;
+                event.sequence = batch.seq;
+                settlements.push(event);
+            }
+        }
+        Ok((settlements, last))
     }
 }
 

@@ -9,7 +9,7 @@ use popbase_proto::household::life_events_server::{LifeEvents, LifeEventsServer}
 use popbase_proto::household::{
     ChangeAddressRequest, ChangeHeadRequest, CreateCollectiveHouseholdRequest, EventReceipt, HouseholdKind, IssueFamilyBookRequest,
     ListEventsRequest, ListEventsResponse, MoveOutReason, MoveOutRequest, MovePersonRequest, RegisterBirthRequest, RegisterDeathRequest,
-    Relationship, SettleMoveInRequest, move_person_request,
+    Relationship, SettleMoveInRequest, SettlementsSinceRequest, SettlementsSinceResponse, move_person_request,
 };
 use tonic::{Request, Response, Status};
 
@@ -196,6 +196,21 @@ impl LifeEvents for LifeEventsService {
         }
         self.run(move |registry| registry.issue_family_book(&context, &r.household_id, &members))
             .await
+    }
+
+    async fn settlements_since(&self, request: Request<SettlementsSinceRequest>) -> Result<Response<SettlementsSinceResponse>, Status> {
+        let r = request.into_inner();
+        let limit = match r.limit {
+            0 => 1000,
+            n @ 1..=10_000 => n as usize,
+            _ => return Err(ServiceError::invalid("limit", "must be at most 10000").into()),
+        };
+        let registry = self.registry.clone();
+        let (settlements, last_sequence) = blocking(move || registry.settlements_since(r.after_sequence, limit)).await?;
+        Ok(Response::new(SettlementsSinceResponse {
+            settlements,
+            last_sequence,
+        }))
     }
 
     async fn list_events(&self, request: Request<ListEventsRequest>) -> Result<Response<ListEventsResponse>, Status> {

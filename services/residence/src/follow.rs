@@ -1,0 +1,97 @@
+//! Following the household registry: when a resident settles (落户) in the
+//! city, their residence registration and permits end — driven by the
+//! registry's change log, not by hand.
+//!
+//! The follower polls `LifeEvents.SettlementsSince` with the last sequence
+//! it has applied, stored in the residence store, so a restart resumes
+//! where it stopped and nothing is applied twice (ending is idempotent
+//! anyway).
+
+use std::time::Duration;
+
+use chrono::Utc;
+use popbase_common::{ServiceResult, Shutdown};
+use popbase_proto::household::SettlementsSinceRequest;
+use popbase_proto::household::life_events_client::LifeEventsClient;
+use popbase_storage::{Batch, Read};
+use tonic::transport::Channel;
+
+use crate::Permits;
+use crate::tables::{self, COUNTERS, Counter};
+
+const CURSOR: &str = "follow:household-settlements";
+const ACTOR: &str = "residence-follower";
+
+impl Permits {
+    /// The last household store sequence the follower has applied.
+    pub fn follow_cursor(&self) -> ServiceResult<u64> {
+        Ok(self
+            .store()
+            .get(&COUNTERS, &tables::counter_key(CURSOR))?
+            .map_or(0, |c| c.value.next))
+    }
+
+    fn set_follow_cursor(&self, sequence: u64) -> ServiceResult<()> {
+        let mut batch = Batch::new(ACTOR, "follow_cursor");
+        batch.put(&COUNTERS, tables::counter_key(CURSOR), &Counter { next: sequence });
+        self.store().commit(batch)?;
+        Ok(())
+    }
+}
+
+/// One poll: applies every settlement after the stored cursor; returns how
+/// many residents it ended.
+pub async fn poll_once(permits: &Permits, client: &mut LifeEventsClient<Channel>) -> Result<u64, Box<dyn std::error::Error + Send + Sync>> {
+    let mut ended = 0;
+    loop {
+        let after = permits.follow_cursor()?;
+        let answer = client
+            .settlements_since(SettlementsSinceRequest {
+                after_sequence: after,
+                limit: 1000,
+            })
+            .await?
+            .into_inner();
+        for event in &answer.settlements {
+            let on = event
+                .occurred_on
+                .and_then(|d| d.to_naive())
+                .unwrap_or_else(|| Utc::now().date_naive());
+            for id in event.id_numbers.iter().take(1) {
+                let permits = permits.clone();
+                let id = id.clone();
+                if tokio::task::spawn_blocking(move || permits.end_by_settlement(ACTOR, &id, on)).await?? {
+                    ended += 1;
+                }
+            }
+        }
+        if answer.last_sequence <= after {
+            return Ok(ended);
+        }
+        permits.set_follow_cursor(answer.last_sequence)?;
+    }
+}
+
+/// Polls `household` every `interval` until `shutdown`; errors are logged
+/// and retried at the next tick (the registry may start after us).
+pub async fn follow_settlements(permits: Permits, household: String, interval: Duration, shutdown: Shutdown) {
+    let channel = match Channel::from_shared(household.clone()) {
+        Ok(endpoint) => endpoint.connect_lazy(),
+        Err(e) => {
+            tracing::error!(upstream = %household, error = %e, "bad household upstream address; settlement follower not started");
+            return;
+        }
+    };
+    let mut client = LifeEventsClient::new(channel);
+    loop {
+        match poll_once(&permits, &mut client).await {
+            Ok(0) => {}
+            Ok(n) => tracing::info!(ended = n, "residence permits ended by settlement"),
+            Err(e) => tracing::warn!(upstream = %household, error = %e, "settlement follower poll failed"),
+        }
+        tokio::select! {
+            _ = tokio::time::sleep(interval) => {}
+            _ = shutdown.wait() => return,
+        }
+    }
+}
