@@ -61,7 +61,11 @@ impl RoleServices {
 /// in-flight calls. Health starts SERVING for every named service and turns
 /// NOT_SERVING the moment shutdown begins, so load balancers stop routing
 /// before connections close.
+/// How long in-flight calls may run on after shutdown begins.
+pub const DRAIN_TIMEOUT: Duration = Duration::from_secs(5);
+
 pub async fn serve(services: RoleServices, listener: TcpListener, metrics: Arc<Metrics>, shutdown: Shutdown) -> Result<(), ServeError> {
+    let shutdown_for_deadline = shutdown.clone();
     let RoleServices {
         role,
         mut routes,
@@ -94,15 +98,25 @@ pub async fn serve(services: RoleServices, listener: TcpListener, metrics: Arc<M
         }
         tracing::info!(role = role_name, "draining");
     };
-    Server::builder()
+    let server = Server::builder()
         .tcp_nodelay(true)
         .http2_keepalive_interval(Some(Duration::from_secs(30)))
         .http2_keepalive_timeout(Some(Duration::from_secs(10)))
         .trace_fn(move |request| propagation::server_span(role_name, request))
         .layer(MetricsLayer::new(role, metrics))
         .add_routes(routes.routes())
-        .serve_with_incoming_shutdown(TcpListenerStream::new(listener), signal)
-        .await?;
+        .serve_with_incoming_shutdown(TcpListenerStream::new(listener), signal);
+    // Idle client connections (other roles' channels in this process) can
+    // hold a graceful drain open until keepalive gives up; in-flight calls
+    // get DRAIN_TIMEOUT, then the remaining connections are dropped.
+    let drain_deadline = async {
+        shutdown_for_deadline.wait().await;
+        tokio::time::sleep(DRAIN_TIMEOUT).await;
+    };
+    tokio::select! {
+        result = server => result?,
+        () = drain_deadline => tracing::warn!(role = role_name, "drain timed out; closing the remaining connections"),
+    }
     tracing::info!(role = role_name, "stopped");
     Ok(())
 }

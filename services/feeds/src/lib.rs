@@ -2,8 +2,12 @@
 //! pension, education (student status and school districts), health (birth
 //! certificates), marriage registration and housing.
 
+pub mod directory;
+pub mod grpc;
+pub mod ingest;
 pub mod records;
 pub mod role;
 pub mod tables;
+pub mod validate;
 
 pub use records::FeedStore;

@@ -4,7 +4,7 @@ use popbase_proto::feeds::{FeedRecord, feed_record::Payload};
 use popbase_storage::keys::KeyReader;
 use popbase_storage::{Batch, Durability, Read, StorageResult, Store};
 
-use crate::tables::{self, RECORDS, RECORDS_BY_PERSON, SCHOOLS_BY_COMMITTEE};
+use crate::tables::{self, HISTORY, RECORDS, RECORDS_BY_PERSON, SCHOOLS_BY_COMMITTEE, UNMATCHED};
 
 /// The ID numbers a record is about (both parties of a marriage, the parents
 /// on a birth certificate, ...), used for the per-person index.
@@ -70,6 +70,55 @@ impl FeedStore {
             }
         }
         Ok(out)
+    }
+
+    /// A person's records as they stood at `at` (milliseconds since the
+    /// epoch): for each record that ever named them, the latest version with
+    /// an as-of time not after `at`, if that version still names them.
+    pub fn records_of_at(&self, id_number: &str, at: i64) -> StorageResult<Vec<FeedRecord>> {
+        let mut keys = Vec::new();
+        self.store
+            .for_each_index_key(&RECORDS_BY_PERSON, &tables::person_prefix(id_number), |key| {
+                let mut reader = KeyReader::new(key);
+                reader.str()?;
+                let source = i32::from(reader.u8()?);
+                keys.push((source, reader.str()?));
+                Ok(true)
+            })?;
+        let mut out = Vec::new();
+        for (source, record_id) in keys {
+            let mut best: Option<FeedRecord> = self
+                .store
+                .get(&RECORDS, &tables::record_key(source, &record_id))?
+                .map(|r| r.value)
+                .filter(|r| r.as_of_unix_millis <= at);
+            self.store.for_each(&HISTORY, &tables::record_key(source, &record_id), |_, row| {
+                let version = row.value;
+                if version.as_of_unix_millis <= at && best.as_ref().is_none_or(|b| b.as_of_unix_millis < version.as_of_unix_millis) {
+                    best = Some(version);
+                }
+                Ok(true)
+            })?;
+            if let Some(version) = best.filter(|v| subjects(v).contains(&id_number)) {
+                out.push(version);
+            }
+        }
+        Ok(out)
+    }
+
+    /// One page of records kept as unmatched (of one source, or all when
+    /// `source` is 0), strictly after index key `after`.
+    pub fn unmatched(&self, source: i32, after: Option<&[u8]>, limit: usize) -> StorageResult<(Vec<FeedRecord>, Option<Vec<u8>>)> {
+        let prefix = if source == 0 { Vec::new() } else { tables::source_prefix(source) };
+        let keys = self.store.index_keys(&UNMATCHED, &prefix, after, limit)?;
+        let mut records = Vec::with_capacity(keys.len());
+        for key in &keys {
+            if let Some(r) = self.store.get(&RECORDS, key)? {
+                records.push(r.value);
+            }
+        }
+        let last = if keys.len() == limit { keys.last().cloned() } else { None };
+        Ok((records, last))
     }
 
     /// Number of records from one source.

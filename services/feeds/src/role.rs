@@ -5,9 +5,13 @@ use popbase_common::server::RoleServices;
 use popbase_common::{Config, Role};
 
 use crate::FeedStore;
+use crate::directory::PersonDirectory;
+use crate::grpc::FeedsService;
 
-pub fn services(feeds: &FeedStore, config: &Config) -> RoleServices {
+/// The feeds role; `directory` tells which persons the city knows.
+pub fn services(feeds: &FeedStore, directory: PersonDirectory, config: &Config) -> RoleServices {
     let mut services = RoleServices::new(Role::Feeds);
+    services.add(FeedsService::new(feeds.clone(), directory).into_server());
     services.add(OpsService::new(Role::Feeds, vec![feeds.store().clone()], config.backup_root()).into_server());
     services
 }

@@ -5,6 +5,11 @@
 //! | `records` | source (u8), record_id | `FeedRecord` |
 //! | `records_by_person` | id_number, source (u8), record_id | — |
 //! | `schools_by_committee` | committee_code, school_id | — (school districts) |
+//! | `history` | source (u8), record_id, as_of (i64) | `FeedRecord`: versions no longer current |
+//! | `unmatched` | source (u8), record_id | — (current versions naming an unknown person) |
+//!
+//! `records_by_person` lists every record that ever named the person, so
+//! as-of questions find versions a later correction moved elsewhere.
 
 use popbase_proto::feeds::FeedRecord;
 use popbase_storage::keys::KeyBuilder;
@@ -14,10 +19,21 @@ pub const RECORDS: Table<FeedRecord> = Table::new("records");
 pub const RECORDS_BY_PERSON: Index = Index::new("records_by_person");
 pub const SCHOOLS_BY_COMMITTEE: Index = Index::new("schools_by_committee");
 
+pub const HISTORY: Table<FeedRecord> = Table::new("history");
+pub const UNMATCHED: Index = Index::new("unmatched");
+
 pub const SCHEMA: Schema = Schema {
     name: "feeds",
-    tables: &["records", "records_by_person", "schools_by_committee"],
+    tables: &["records", "records_by_person", "schools_by_committee", "history", "unmatched"],
 };
+
+pub fn history_key(source: i32, record_id: &str, as_of_unix_millis: i64) -> Vec<u8> {
+    KeyBuilder::new()
+        .u8(source_byte(source))
+        .str(record_id)
+        .i64(as_of_unix_millis)
+        .build()
+}
 
 /// Sources are small enum numbers; one byte keeps keys short.
 pub fn source_byte(source: i32) -> u8 {

@@ -133,6 +133,11 @@ impl Registry {
         Ok((events, last))
     }
 
+    /// Whether the registry holds a record for this ID number (any status).
+    pub fn contains_person(&self, id_number: &str) -> StorageResult<bool> {
+        Ok(self.store.get(&PERSONS, &tables::person_key(id_number))?.is_some())
+    }
+
     pub fn person(&self, id_number: &str) -> StorageResult<Option<Person>> {
         Ok(self.store.get(&PERSONS, &tables::person_key(id_number))?.map(|v| v.value))
     }

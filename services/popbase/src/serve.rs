@@ -23,7 +23,25 @@ fn open_store(config: &Config, role: Role, schema: popbase_storage::Schema) -> a
     Store::open(&dir, schema, config.store_options()).with_context(|| format!("opening the {} store", role.name()))
 }
 
-fn role_services(config: &Config, role: Role, stores: &mut Vec<Store>) -> anyhow::Result<RoleServices> {
+/// Where this process finds the services it calls: roles it serves itself
+/// by their bound address, the others by the configured upstream.
+#[derive(Default)]
+struct Local {
+    household: Option<String>,
+    residence: Option<String>,
+}
+
+impl Local {
+    fn household(&self, config: &Config) -> String {
+        self.household.clone().unwrap_or_else(|| config.upstream.household.clone())
+    }
+
+    fn residence(&self, config: &Config) -> String {
+        self.residence.clone().unwrap_or_else(|| config.upstream.residence.clone())
+    }
+}
+
+fn role_services(config: &Config, role: Role, stores: &mut Vec<Store>, local: &Local) -> anyhow::Result<RoleServices> {
     Ok(match role {
         Role::Household => {
             let store = open_store(config, role, popbase_household::tables::SCHEMA)?;
@@ -44,7 +62,9 @@ fn role_services(config: &Config, role: Role, stores: &mut Vec<Store>) -> anyhow
         Role::Feeds => {
             let store = open_store(config, role, popbase_feeds::tables::SCHEMA)?;
             stores.push(store.clone());
-            popbase_feeds::role::services(&popbase_feeds::FeedStore::new(store), config)
+            let directory = popbase_feeds::directory::PersonDirectory::new(&local.household(config), &local.residence(config))
+                .map_err(anyhow::Error::msg)?;
+            popbase_feeds::role::services(&popbase_feeds::FeedStore::new(store), directory, config)
         }
         Role::Gateway => popbase_gateway::role::services(config),
         Role::All => anyhow::bail!("'all' is expanded before serving"),
@@ -62,9 +82,9 @@ pub async fn run_until(config: Config, role: Role, shutdown: Shutdown) -> anyhow
     let mut stores = Vec::new();
     let mut servers = JoinSet::new();
     let metrics = Metrics::new();
-    let mut household_addr = None;
+    let mut local = Local::default();
     for single in role.expand() {
-        let services = role_services(&config, single, &mut stores)?;
+        let services = role_services(&config, single, &mut stores, &local)?;
         let addr = config.listen_addr(single);
         let listener = TcpListener::bind(addr)
             .await
@@ -72,8 +92,10 @@ pub async fn run_until(config: Config, role: Role, shutdown: Shutdown) -> anyhow
         let bound = listener.local_addr()?;
         tracing::info!(role = single.name(), addr = %bound, "serving gRPC");
         println!("{}", serving_line(single, bound));
-        if single == Role::Household {
-            household_addr = Some(format!("http://{bound}"));
+        match single {
+            Role::Household => local.household = Some(format!("http://{bound}")),
+            Role::Residence => local.residence = Some(format!("http://{bound}")),
+            _ => {}
         }
         let (shutdown, metrics) = (shutdown.clone(), metrics.clone());
         servers.spawn(async move { (single, server::serve(services, listener, metrics, shutdown).await) });
@@ -84,7 +106,7 @@ pub async fn run_until(config: Config, role: Role, shutdown: Shutdown) -> anyhow
     // The residence role ends the permits of residents who settle, following
     // the registry in this process or upstream.
     if let Some(store) = stores.iter().find(|s| s.name() == popbase_residence::tables::SCHEMA.name) {
-        let upstream = household_addr.unwrap_or_else(|| config.upstream.household.clone());
+        let upstream = local.household(&config);
         tokio::spawn(popbase_residence::follow::follow_settlements(
             popbase_residence::Permits::new(store.clone()),
             upstream,

@@ -306,3 +306,97 @@ async fn settling_ends_the_residence_permit_without_a_hand() {
     let _ = Command::new("kill").args(["-TERM", &child.id().to_string()]).status();
     let _ = child.wait();
 }
+
+/// A department streams records into the feeds role; the role matches them
+/// against the residence service in the same process.
+#[tokio::test]
+async fn feed_ingest_stream_matches_against_the_other_services() {
+    use popbase_proto::common::{Address, Date};
+    use popbase_proto::feeds::feed_record::Payload;
+    use popbase_proto::feeds::feeds_client::FeedsClient;
+    use popbase_proto::feeds::{EnrollmentStatus, FeedRecord, MedicalInsurance, MedicalScheme, Outcome, RecordsOfRequest, Source};
+    use popbase_proto::residence::residence_permits_client::ResidencePermitsClient;
+    use popbase_proto::residence::{RegisterResidenceRequest, ResidenceBasis, ResidenceRegistration};
+
+    const RESIDENT: &str = "110105199001011232";
+    const STRANGER: &str = "110105199001011216";
+    let dir = tempfile::tempdir().expect("tempdir");
+    let (mut child, roles) = start(dir.path());
+    let mut residence = ResidencePermitsClient::connect(format!("http://{}", roles["residence"]))
+        .await
+        .expect("residence");
+    residence
+        .register_residence(RegisterResidenceRequest {
+            registration: Some(ResidenceRegistration {
+                id_number: RESIDENT.into(),
+                name: "外来人员".into(),
+                address: Some(Address {
+                    committee_code: "370302001001".into(),
+                    detail: "和平路3号".into(),
+                }),
+                registered_on: Some(Date {
+                    year: 2024,
+                    month: 1,
+                    day: 10,
+                }),
+                basis: ResidenceBasis::Employment as i32,
+                ..Default::default()
+            }),
+        })
+        .await
+        .expect("registered");
+    let insured = |record_id: &str, person: &str| FeedRecord {
+        source: Source::MedicalInsurance as i32,
+        record_id: record_id.into(),
+        as_of_unix_millis: 1_700_000_000_000,
+        payload: Some(Payload::MedicalInsurance(MedicalInsurance {
+            id_number: person.into(),
+            scheme: MedicalScheme::UrbanRuralResident as i32,
+            status: EnrollmentStatus::Active as i32,
+            ..Default::default()
+        })),
+    };
+    let mut malformed = insured("mi-3", RESIDENT);
+    malformed.record_id.clear();
+    let records = vec![
+        insured("mi-1", RESIDENT),
+        insured("mi-2", STRANGER),
+        malformed,
+        insured("mi-1", RESIDENT),
+    ];
+    let mut feeds = FeedsClient::connect(format!("http://{}", roles["feeds"])).await.expect("feeds");
+    let summary = feeds.ingest(tokio_stream::iter(records)).await.expect("ingested").into_inner();
+    assert_eq!(
+        (
+            summary.received,
+            summary.accepted,
+            summary.unmatched,
+            summary.rejected,
+            summary.duplicates
+        ),
+        (4, 1, 1, 1, 1),
+        "{:?}",
+        summary.results
+    );
+    let outcomes: Vec<(u64, Outcome, String)> = summary.results.iter().map(|r| (r.index, r.outcome(), r.field.clone())).collect();
+    assert_eq!(
+        outcomes,
+        vec![
+            (1, Outcome::Unmatched, "subject".to_string()),
+            (2, Outcome::Rejected, "record_id".to_string()),
+            (3, Outcome::Duplicate, String::new()),
+        ]
+    );
+    let records = feeds
+        .records_of(RecordsOfRequest {
+            id_number: STRANGER.into(),
+            as_of_unix_millis: 0,
+        })
+        .await
+        .expect("records")
+        .into_inner()
+        .records;
+    assert_eq!(records.len(), 1, "the unmatched record is kept");
+    let _ = Command::new("kill").args(["-TERM", &child.id().to_string()]).status();
+    let _ = child.wait();
+}

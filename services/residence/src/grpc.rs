@@ -7,9 +7,9 @@ use popbase_common::{ServiceError, ServiceResult};
 use popbase_proto::common::Date;
 use popbase_proto::residence::residence_permits_server::{ResidencePermits, ResidencePermitsServer};
 use popbase_proto::residence::{
-    ApplyForPermitRequest, CancelPermitRequest, EndorsePermitRequest, ExpirePermitsRequest, ExpirePermitsResponse, GetPermitRequest,
-    GetResidentRequest, ListResidentsRequest, ListResidentsResponse, PermitDecision, RegisterResidenceRequest, ResidenceBasis,
-    ResidencePermit, ResidenceRegistration, Resident,
+    ApplyForPermitRequest, CancelPermitRequest, CheckResidentsRequest, CheckResidentsResponse, EndorsePermitRequest, ExpirePermitsRequest,
+    ExpirePermitsResponse, GetPermitRequest, GetResidentRequest, ListResidentsRequest, ListResidentsResponse, PermitDecision,
+    RegisterResidenceRequest, ResidenceBasis, ResidencePermit, ResidenceRegistration, Resident,
 };
 use tonic::{Request, Response, Status};
 
@@ -172,6 +172,21 @@ impl ResidencePermits for PermitsService {
                 registrations,
                 next_page_token: last.map(|k| validate::encode_page_token(&k)).unwrap_or_default(),
             })
+        })
+        .await
+    }
+
+    async fn check_residents(&self, request: Request<CheckResidentsRequest>) -> Result<Response<CheckResidentsResponse>, Status> {
+        let ids = request.into_inner().id_numbers;
+        if ids.len() > 10_000 {
+            return Err(ServiceError::invalid("id_numbers", "at most 10000 per call").into());
+        }
+        self.run(move |p| {
+            let known = ids
+                .iter()
+                .map(|id| Ok(p.registration(id)?.is_some()))
+                .collect::<ServiceResult<Vec<bool>>>()?;
+            Ok(CheckResidentsResponse { known })
         })
         .await
     }

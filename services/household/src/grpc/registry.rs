@@ -5,7 +5,8 @@ use popbase_common::ServiceError;
 use popbase_common::validate;
 use popbase_proto::household::household_registry_server::{HouseholdRegistry, HouseholdRegistryServer};
 use popbase_proto::household::{
-    GetHouseholdRequest, GetHouseholdResponse, GetPersonRequest, ListPersonsRequest, ListPersonsResponse, Person,
+    CheckPersonsRequest, CheckPersonsResponse, GetHouseholdRequest, GetHouseholdResponse, GetPersonRequest, ListPersonsRequest,
+    ListPersonsResponse, Person,
 };
 use tonic::{Request, Response, Status};
 
@@ -68,5 +69,17 @@ impl HouseholdRegistry for RegistryService {
             persons,
             next_page_token: last.map(|k| validate::encode_page_token(&k)).unwrap_or_default(),
         }))
+    }
+
+    async fn check_persons(&self, request: Request<CheckPersonsRequest>) -> Result<Response<CheckPersonsResponse>, Status> {
+        let ids = &request.get_ref().id_numbers;
+        if ids.len() > 10_000 {
+            return Err(ServiceError::invalid("id_numbers", "at most 10000 per call").into());
+        }
+        let mut known = Vec::with_capacity(ids.len());
+        for id in ids {
+            known.push(self.registry.contains_person(id).map_err(ServiceError::from)?);
+        }
+        Ok(Response::new(CheckPersonsResponse { known }))
     }
 }

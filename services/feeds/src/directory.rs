@@ -1,0 +1,68 @@
+//! Who is a person of this city: the registry (户籍, any status) or the
+//! residence service (居住登记). Ingest asks a chunk at a time.
+
+use std::collections::HashSet;
+
+use popbase_proto::household::CheckPersonsRequest;
+use popbase_proto::household::household_registry_client::HouseholdRegistryClient;
+use popbase_proto::residence::CheckResidentsRequest;
+use popbase_proto::residence::residence_permits_client::ResidencePermitsClient;
+use tonic::Status;
+use tonic::transport::Channel;
+
+/// The upstream services that know persons.
+#[derive(Clone)]
+pub struct PersonDirectory {
+    household: HouseholdRegistryClient<Channel>,
+    residence: ResidencePermitsClient<Channel>,
+}
+
+fn lazy(address: &str) -> Result<Channel, String> {
+    Channel::from_shared(address.to_string())
+        .map(|endpoint| endpoint.connect_lazy())
+        .map_err(|e| format!("bad upstream address {address:?}: {e}"))
+}
+
+impl PersonDirectory {
+    /// Connects lazily (the services may start after this one).
+    pub fn new(household: &str, residence: &str) -> Result<Self, String> {
+        Ok(Self {
+            household: HouseholdRegistryClient::new(lazy(household)?),
+            residence: ResidencePermitsClient::new(lazy(residence)?),
+        })
+    }
+
+    /// The subset of `ids` either service knows.
+    pub async fn known(&self, ids: Vec<String>) -> Result<HashSet<String>, Status> {
+        let mut known = HashSet::new();
+        if ids.is_empty() {
+            return Ok(known);
+        }
+        let registered = self
+            .household
+            .clone()
+            .check_persons(CheckPersonsRequest { id_numbers: ids.clone() })
+            .await?
+            .into_inner()
+            .known;
+        let mut rest = Vec::new();
+        for (id, is_known) in ids.into_iter().zip(registered.into_iter().chain(std::iter::repeat(false))) {
+            if is_known {
+                known.insert(id);
+            } else {
+                rest.push(id);
+            }
+        }
+        if !rest.is_empty() {
+            let residents = self
+                .residence
+                .clone()
+                .check_residents(CheckResidentsRequest { id_numbers: rest.clone() })
+                .await?
+                .into_inner()
+                .known;
+            known.extend(rest.into_iter().zip(residents).filter(|(_, k)| *k).map(|(id, _)| id));
+        }
+        Ok(known)
+    }
+}

@@ -1,0 +1,131 @@
+//! Thin gRPC adapter of `Feeds`: the ingest stream in chunks (validate, ask
+//! the directory who is known, store), as-of look-ups, unmatched records.
+
+use std::collections::HashSet;
+
+use chrono::Utc;
+use popbase_common::{ServiceError, validate};
+use popbase_proto::feeds::feeds_server::{Feeds, FeedsServer};
+use popbase_proto::feeds::{
+    FeedRecord, IngestSummary, ListUnmatchedRequest, ListUnmatchedResponse, Outcome, RecordResult, RecordsOfRequest, RecordsOfResponse,
+    Source,
+};
+use tokio_stream::StreamExt;
+use tonic::{Request, Response, Status, Streaming};
+
+use crate::directory::PersonDirectory;
+use crate::ingest::{normalise_ids, tally};
+use crate::records::subjects;
+use crate::{FeedStore, validate as check};
+
+/// Records per atomic batch (and per directory look-up).
+pub const CHUNK: usize = 1000;
+
+pub struct FeedsService {
+    feeds: FeedStore,
+    directory: PersonDirectory,
+}
+
+impl FeedsService {
+    pub fn new(feeds: FeedStore, directory: PersonDirectory) -> Self {
+        Self { feeds, directory }
+    }
+
+    pub fn into_server(self) -> FeedsServer<Self> {
+        FeedsServer::new(self)
+    }
+
+    async fn store_chunk(&self, actor: &str, chunk: Vec<(u64, FeedRecord)>, summary: &mut IngestSummary) -> Result<(), Status> {
+        let ids: HashSet<String> = chunk.iter().flat_map(|(_, r)| subjects(r)).map(str::to_string).collect();
+        let known = self.directory.known(ids.into_iter().collect()).await.map_err(|e| {
+            ServiceError::Unavailable(format!(
+                "cannot match records to persons (registry or residence service): {}",
+                e.message()
+            ))
+        })?;
+        let (feeds, actor) = (self.feeds.clone(), actor.to_string());
+        let results = tokio::task::spawn_blocking(move || feeds.ingest_chunk(&actor, &chunk, &known))
+            .await
+            .map_err(|e| ServiceError::Internal(format!("ingest task failed: {e}")))??;
+        for result in results {
+            tally(summary, result);
+        }
+        Ok(())
+    }
+}
+
+#[tonic::async_trait]
+impl Feeds for FeedsService {
+    async fn ingest(&self, request: Request<Streaming<FeedRecord>>) -> Result<Response<IngestSummary>, Status> {
+        let mut stream = request.into_inner();
+        let mut summary = IngestSummary::default();
+        let mut chunk = Vec::with_capacity(CHUNK);
+        let mut index = 0u64;
+        while let Some(record) = stream.next().await {
+            let mut record = record?;
+            match check::record(&record) {
+                Ok(()) => {
+                    normalise_ids(&mut record);
+                    chunk.push((index, record));
+                }
+                Err(ServiceError::InvalidArgument { field, reason }) => tally(
+                    &mut summary,
+                    RecordResult {
+                        index,
+                        source: record.source,
+                        record_id: record.record_id.clone(),
+                        outcome: Outcome::Rejected as i32,
+                        field,
+                        reason,
+                    },
+                ),
+                Err(other) => return Err(other.into()),
+            }
+            index += 1;
+            if chunk.len() >= CHUNK {
+                self.store_chunk("feeds-ingest", std::mem::take(&mut chunk), &mut summary).await?;
+            }
+        }
+        if !chunk.is_empty() {
+            self.store_chunk("feeds-ingest", chunk, &mut summary).await?;
+        }
+        summary.results.sort_by_key(|r| r.index);
+        tracing::info!(
+            received = summary.received,
+            accepted = summary.accepted,
+            unmatched = summary.unmatched,
+            rejected = summary.rejected,
+            "feed ingested"
+        );
+        Ok(Response::new(summary))
+    }
+
+    async fn records_of(&self, request: Request<RecordsOfRequest>) -> Result<Response<RecordsOfResponse>, Status> {
+        let r = request.into_inner();
+        let id = validate::id_number("id_number", &r.id_number, Utc::now().date_naive())?;
+        let at = match r.as_of_unix_millis {
+            0 => i64::MAX,
+            t if t < 0 => return Err(ServiceError::invalid("as_of_unix_millis", "must not be negative").into()),
+            t => t,
+        };
+        let feeds = self.feeds.clone();
+        let records = tokio::task::spawn_blocking(move || feeds.records_of_at(id.as_str(), at))
+            .await
+            .map_err(|e| ServiceError::Internal(e.to_string()))?
+            .map_err(ServiceError::from)?;
+        Ok(Response::new(RecordsOfResponse { records }))
+    }
+
+    async fn list_unmatched(&self, request: Request<ListUnmatchedRequest>) -> Result<Response<ListUnmatchedResponse>, Status> {
+        let r = request.into_inner();
+        if r.source != 0 {
+            validate::enumeration::<Source>("source", r.source)?;
+        }
+        let (size, after) = validate::page("page", r.page.as_ref())?;
+        let (records, last) = self.feeds.unmatched(r.source, after.as_deref(), size).map_err(ServiceError::from)?;
+        Ok(Response::new(ListUnmatchedResponse {
+            records,
+            next_page_token: last.map(|k| validate::encode_page_token(&k)).unwrap_or_default(),
+        }))
+    }
+}

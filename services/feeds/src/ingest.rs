@@ -1,0 +1,161 @@
+//! Ingest: idempotent, order-safe upserts keyed by (source, record id), with
+//! every superseded version kept for as-of questions and records naming an
+//! unknown person kept as unmatched.
+//!
+//! One chunk of records is one atomic batch that checks the version of every
+//! current record it read, so two feeds racing on a record cannot lose an
+//! update: the later commit fails with `Aborted` and the client re-sends
+//! (ingest is idempotent).
+
+use std::collections::{HashMap, HashSet};
+
+use popbase_common::{ServiceError, ServiceResult};
+use popbase_domain::mask;
+use popbase_proto::feeds::feed_record::Payload;
+use popbase_proto::feeds::{FeedRecord, IngestSummary, Outcome, RecordResult};
+use popbase_storage::{Batch, Read, StorageError};
+
+use crate::records::{FeedStore, subjects};
+use crate::tables::{self, HISTORY, RECORDS, RECORDS_BY_PERSON, SCHOOLS_BY_COMMITTEE, UNMATCHED};
+
+/// Upper-cases the check character of every ID number in the record, so the
+/// person index and look-ups agree (`x` and `X` are the same number).
+pub fn normalise_ids(record: &mut FeedRecord) {
+    let upper = |s: &mut String| *s = s.to_ascii_uppercase();
+    match &mut record.payload {
+        Some(Payload::MedicalInsurance(r)) => upper(&mut r.id_number),
+        Some(Payload::Pension(r)) => upper(&mut r.id_number),
+        Some(Payload::Student(r)) => upper(&mut r.id_number),
+        Some(Payload::BirthCertificate(r)) => {
+            upper(&mut r.mother_id_number);
+            upper(&mut r.father_id_number);
+            upper(&mut r.child_id_number);
+        }
+        Some(Payload::Marriage(r)) => {
+            upper(&mut r.party_a_id_number);
+            upper(&mut r.party_b_id_number);
+        }
+        Some(Payload::Housing(r)) => {
+            upper(&mut r.id_number);
+            upper(&mut r.owner_id_number);
+        }
+        Some(Payload::School(_)) | None => {}
+    }
+}
+
+/// Adds one result to the summary's counts (and list, unless plainly accepted).
+pub fn tally(summary: &mut IngestSummary, result: RecordResult) {
+    summary.received += 1;
+    match result.outcome() {
+        Outcome::Accepted => {
+            summary.accepted += 1;
+            return;
+        }
+        Outcome::Unmatched => summary.unmatched += 1,
+        Outcome::Duplicate => summary.duplicates += 1,
+        Outcome::Stale => summary.stale += 1,
+        Outcome::Rejected | Outcome::Unspecified => summary.rejected += 1,
+    }
+    summary.results.push(result);
+}
+
+fn result(index: u64, record: &FeedRecord, outcome: Outcome, field: &str, reason: impl Into<String>) -> RecordResult {
+    RecordResult {
+        index,
+        source: record.source,
+        record_id: record.record_id.clone(),
+        outcome: outcome as i32,
+        field: field.to_string(),
+        reason: reason.into(),
+    }
+}
+
+impl FeedStore {
+    /// Stores one chunk of validated records (`(stream index, record)`);
+    /// `known` holds the ID numbers the registry or the residence service know.
+    pub fn ingest_chunk(&self, actor: &str, chunk: &[(u64, FeedRecord)], known: &HashSet<String>) -> ServiceResult<Vec<RecordResult>> {
+        let mut batch = Batch::new(actor, "feed_ingest");
+        // The current version of each key as this chunk leaves it.
+        let mut current: HashMap<Vec<u8>, Option<FeedRecord>> = HashMap::new();
+        let mut results = Vec::with_capacity(chunk.len());
+        for (index, record) in chunk {
+            let key = tables::record_key(record.source, &record.record_id);
+            let stored = match current.get(&key) {
+                Some(pending) => pending.clone(),
+                None => {
+                    let read = self.store().get(&RECORDS, &key)?;
+                    batch.expect_version(&RECORDS, key.clone(), read.as_ref().map(|r| r.version));
+                    read.map(|r| r.value)
+                }
+            };
+            if let Some(old) = &stored {
+                if old.as_of_unix_millis > record.as_of_unix_millis {
+                    let history = tables::history_key(record.source, &record.record_id, record.as_of_unix_millis);
+                    batch.put(&HISTORY, history, record);
+                    self.index_subjects(&mut batch, record);
+                    results.push(result(
+                        *index,
+                        record,
+                        Outcome::Stale,
+                        "as_of_unix_millis",
+                        "older than the stored version; kept in history",
+                    ));
+                    continue;
+                }
+                if old == record {
+                    results.push(result(*index, record, Outcome::Duplicate, "", "identical to the stored version"));
+                    continue;
+                }
+                if old.as_of_unix_millis < record.as_of_unix_millis {
+                    batch.put(
+                        &HISTORY,
+                        tables::history_key(old.source, &old.record_id, old.as_of_unix_millis),
+                        old,
+                    );
+                }
+            }
+            batch.put(&RECORDS, key.clone(), record);
+            self.index_subjects(&mut batch, record);
+            let unknown: Vec<&str> = subjects(record).into_iter().filter(|id| !known.contains(*id)).collect();
+            let unmatched_key = tables::record_key(record.source, &record.record_id);
+            if unknown.is_empty() {
+                batch.delete_index(&UNMATCHED, unmatched_key);
+                results.push(result(*index, record, Outcome::Accepted, "", ""));
+            } else {
+                batch.put_index(&UNMATCHED, unmatched_key);
+                let masked: Vec<String> = unknown.iter().map(|id| mask::mask_id_number(id)).collect();
+                results.push(result(
+                    *index,
+                    record,
+                    Outcome::Unmatched,
+                    "subject",
+                    format!(
+                        "no registered or residence-registered person {}; kept as unmatched",
+                        masked.join(", ")
+                    ),
+                ));
+            }
+            current.insert(key, Some(record.clone()));
+        }
+        if !batch.is_empty() {
+            self.store().commit(batch).map_err(|e| match e {
+                StorageError::Conflict { .. } => {
+                    ServiceError::Aborted("a concurrent ingest changed the same records; send the chunk again".into())
+                }
+                other => other.into(),
+            })?;
+        }
+        Ok(results)
+    }
+
+    fn index_subjects(&self, batch: &mut Batch, record: &FeedRecord) {
+        for id in subjects(record) {
+            batch.put_index(&RECORDS_BY_PERSON, tables::by_person_key(id, record.source, &record.record_id));
+        }
+        if let Some(Payload::School(school)) = &record.payload {
+            for committee in &school.district_committee_codes {
+                batch.put_index(&SCHOOLS_BY_COMMITTEE, tables::school_district_key(committee, &school.school_id));
+            }
+        }
+    }
+}

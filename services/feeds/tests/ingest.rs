@@ -1,0 +1,278 @@
+//! Ingest against a real store: every feed kind, malformed, duplicate,
+//! out-of-order and unmatched records (nothing lost), and as-of answers.
+
+use std::collections::HashSet;
+
+use popbase_feeds::ingest::tally;
+use popbase_feeds::{FeedStore, tables, validate};
+use popbase_proto::common::{Address, Date, Sex};
+use popbase_proto::feeds::feed_record::Payload;
+use popbase_proto::feeds::{
+    BirthCertificate, EnrollmentStatus, FeedRecord, Housing, HousingKind, IngestSummary, MarriageEvent, MarriageRegistration,
+    MedicalInsurance, MedicalScheme, Outcome, Pension, PensionScheme, School, SchoolStage, Source, StudentState, StudentStatus,
+};
+use popbase_storage::{Store, StoreOptions};
+
+const ALICE: &str = "370302199001011232";
+const BOB: &str = "370302199001011216";
+const STRANGER: &str = "110105199001011232";
+const DAY: i64 = 24 * 3600 * 1000;
+const T0: i64 = 1_700_000_000_000;
+
+fn date(year: i32, month: i32, day: i32) -> Option<Date> {
+    Some(Date { year, month, day })
+}
+
+fn record(source: Source, id: &str, as_of: i64, payload: Payload) -> FeedRecord {
+    FeedRecord {
+        source: source as i32,
+        record_id: id.into(),
+        as_of_unix_millis: as_of,
+        payload: Some(payload),
+    }
+}
+
+fn insurance(id: &str, person: &str, as_of: i64, status: EnrollmentStatus) -> FeedRecord {
+    record(
+        Source::MedicalInsurance,
+        id,
+        as_of,
+        Payload::MedicalInsurance(MedicalInsurance {
+            id_number: person.into(),
+            scheme: MedicalScheme::Employee as i32,
+            status: status as i32,
+            since: date(2020, 1, 1),
+            insured_county_code: "370302".into(),
+        }),
+    )
+}
+
+fn every_kind() -> Vec<FeedRecord> {
+    let home = Address {
+        committee_code: "370302001001".into(),
+        detail: "和平路1号".into(),
+    };
+    vec![
+        insurance("mi-1", ALICE, T0, EnrollmentStatus::Active),
+        record(
+            Source::HumanResources,
+            "pen-1",
+            T0,
+            Payload::Pension(Pension {
+                id_number: ALICE.into(),
+                scheme: PensionScheme::EnterpriseEmployee as i32,
+                status: EnrollmentStatus::Active as i32,
+                since: date(2015, 1, 1),
+                contribution_months: 120,
+            }),
+        ),
+        record(
+            Source::Education,
+            "school-1",
+            T0,
+            Payload::School(School {
+                school_id: "S1".into(),
+                name: "实验小学".into(),
+                stage: SchoolStage::Primary as i32,
+                county_code: "370302".into(),
+                address: Some(home.clone()),
+                district_committee_codes: vec!["370302001001".into()],
+            }),
+        ),
+        record(
+            Source::Education,
+            "stu-1",
+            T0,
+            Payload::Student(StudentStatus {
+                id_number: BOB.into(),
+                school_id: "S1".into(),
+                grade: 3,
+                state: StudentState::Enrolled as i32,
+                since: date(2024, 9, 1),
+            }),
+        ),
+        record(
+            Source::Health,
+            "birth-1",
+            T0,
+            Payload::BirthCertificate(BirthCertificate {
+                certificate_number: "Q370000001".into(),
+                child_name: "新生".into(),
+                child_sex: Sex::Female as i32,
+                birth_date: date(2024, 5, 1),
+                mother_id_number: ALICE.into(),
+                ..Default::default()
+            }),
+        ),
+        record(
+            Source::CivilAffairs,
+            "mar-1",
+            T0,
+            Payload::Marriage(MarriageRegistration {
+                party_a_id_number: ALICE.into(),
+                party_b_id_number: BOB.into(),
+                event: MarriageEvent::Marriage as i32,
+                date: date(2018, 5, 20),
+                registry_county_code: "370302".into(),
+            }),
+        ),
+        record(
+            Source::Housing,
+            "house-1",
+            T0,
+            Payload::Housing(Housing {
+                id_number: BOB.into(),
+                kind: HousingKind::Ownership as i32,
+                address: Some(home),
+                since: date(2019, 1, 1),
+                ..Default::default()
+            }),
+        ),
+    ]
+}
+
+/// Validates and stores `records` the way the gRPC stream does.
+fn ingest(feeds: &FeedStore, records: Vec<FeedRecord>) -> IngestSummary {
+    let known: HashSet<String> = [ALICE, BOB].into_iter().map(String::from).collect();
+    let mut summary = IngestSummary::default();
+    let mut valid = Vec::new();
+    for (index, mut record) in records.into_iter().enumerate() {
+        match validate::record(&record) {
+            Ok(()) => {
+                popbase_feeds::ingest::normalise_ids(&mut record);
+                valid.push((index as u64, record));
+            }
+            Err(popbase_common::ServiceError::InvalidArgument { field, reason }) => tally(
+                &mut summary,
+                popbase_proto::feeds::RecordResult {
+                    index: index as u64,
+                    outcome: Outcome::Rejected as i32,
+                    field,
+                    reason,
+                    ..Default::default()
+                },
+            ),
+            Err(other) => panic!("{other}"),
+        }
+    }
+    for result in feeds.ingest_chunk("test", &valid, &known).expect("ingest") {
+        tally(&mut summary, result);
+    }
+    summary.results.sort_by_key(|r| r.index);
+    summary
+}
+
+fn open() -> (FeedStore, tempfile::TempDir) {
+    let dir = tempfile::tempdir().expect("tempdir");
+    (
+        FeedStore::new(Store::open(dir.path(), tables::SCHEMA, StoreOptions::default()).expect("open")),
+        dir,
+    )
+}
+
+#[test]
+fn every_kind_is_accepted_and_found_by_person() {
+    let (feeds, _dir) = open();
+    let summary = ingest(&feeds, every_kind());
+    assert_eq!((summary.received, summary.accepted), (7, 7), "{:?}", summary.results);
+    let alice = feeds.records_of_at(ALICE, i64::MAX).expect("records");
+    assert_eq!(alice.len(), 4, "insurance, pension, birth certificate, marriage");
+    let again = ingest(&feeds, every_kind());
+    assert_eq!(again.duplicates, 7, "re-sending is idempotent");
+}
+
+#[test]
+fn malformed_records_are_rejected_naming_the_field() {
+    let (feeds, _dir) = open();
+    let mut bad_id = insurance("mi-2", "370302199001011233", T0, EnrollmentStatus::Active);
+    let mut wrong_source = insurance("mi-3", ALICE, T0, EnrollmentStatus::Active);
+    wrong_source.source = Source::Housing as i32;
+    let mut no_time = insurance("mi-4", ALICE, 0, EnrollmentStatus::Active);
+    let mut unset_status = insurance("mi-5", ALICE, T0, EnrollmentStatus::Unspecified);
+    let mut bad_grade = every_kind().remove(3);
+    if let Some(Payload::Student(s)) = bad_grade.payload.as_mut() {
+        s.grade = 12;
+    }
+    let records = vec![
+        std::mem::take(&mut bad_id),
+        std::mem::take(&mut wrong_source),
+        std::mem::take(&mut no_time),
+        std::mem::take(&mut unset_status),
+        bad_grade,
+        insurance("mi-6", ALICE, T0, EnrollmentStatus::Active),
+    ];
+    let summary = ingest(&feeds, records);
+    let fields: Vec<&str> = summary.results.iter().map(|r| r.field.as_str()).collect();
+    assert_eq!(
+        fields,
+        [
+            "medical_insurance.id_number",
+            "source",
+            "as_of_unix_millis",
+            "medical_insurance.status",
+            "student.grade"
+        ]
+    );
+    assert_eq!(
+        (summary.rejected, summary.accepted),
+        (5, 1),
+        "the good record in the same stream is kept"
+    );
+}
+
+#[test]
+fn older_updates_never_overwrite_and_history_answers_as_of() {
+    let (feeds, _dir) = open();
+    ingest(&feeds, vec![insurance("mi-1", ALICE, T0, EnrollmentStatus::Active)]);
+    ingest(&feeds, vec![insurance("mi-1", ALICE, T0 + 30 * DAY, EnrollmentStatus::Suspended)]);
+    // A late-arriving update from in between.
+    let late = ingest(&feeds, vec![insurance("mi-1", ALICE, T0 + 10 * DAY, EnrollmentStatus::Terminated)]);
+    assert_eq!(late.stale, 1);
+    assert_eq!(late.results[0].outcome(), Outcome::Stale);
+    let status_at = |t: i64| -> Option<i32> {
+        feeds
+            .records_of_at(ALICE, t)
+            .expect("records")
+            .into_iter()
+            .find_map(|r| match r.payload {
+                Some(Payload::MedicalInsurance(m)) => Some(m.status),
+                _ => None,
+            })
+    };
+    assert_eq!(status_at(i64::MAX), Some(EnrollmentStatus::Suspended as i32), "newest wins now");
+    assert_eq!(status_at(T0 + DAY), Some(EnrollmentStatus::Active as i32));
+    assert_eq!(
+        status_at(T0 + 15 * DAY),
+        Some(EnrollmentStatus::Terminated as i32),
+        "the late version answers its period"
+    );
+    assert_eq!(status_at(T0 - 1), None, "nothing was known before");
+}
+
+#[test]
+fn unknown_persons_are_kept_as_unmatched_and_listed() {
+    let (feeds, _dir) = open();
+    let summary = ingest(
+        &feeds,
+        vec![
+            insurance("mi-9", STRANGER, T0, EnrollmentStatus::Active),
+            insurance("mi-10", "370302199001011232".to_lowercase().as_str(), T0, EnrollmentStatus::Active),
+        ],
+    );
+    assert_eq!((summary.unmatched, summary.accepted), (1, 1));
+    let unmatched = &summary.results[0];
+    assert_eq!((unmatched.outcome(), unmatched.field.as_str()), (Outcome::Unmatched, "subject"));
+    assert!(
+        unmatched.reason.contains("110105********1232") && !unmatched.reason.contains(STRANGER),
+        "masked"
+    );
+    let (listed, _) = feeds.unmatched(0, None, 100).expect("list");
+    assert_eq!(listed.len(), 1);
+    assert_eq!(feeds.records_of_at(STRANGER, i64::MAX).expect("kept").len(), 1, "never dropped");
+    // Once the person is known, a newer version clears the flag.
+    let known: HashSet<String> = [STRANGER.to_string()].into();
+    let newer = insurance("mi-9", STRANGER, T0 + DAY, EnrollmentStatus::Active);
+    let results = feeds.ingest_chunk("test", &[(0, newer)], &known).expect("ingest");
+    assert_eq!(results[0].outcome(), Outcome::Accepted);
+    assert!(feeds.unmatched(0, None, 100).expect("list").0.is_empty());
+}
