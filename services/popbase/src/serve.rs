@@ -29,6 +29,7 @@ fn open_store(config: &Config, role: Role, schema: popbase_storage::Schema) -> a
 struct Local {
     household: Option<String>,
     residence: Option<String>,
+    feeds: Option<String>,
 }
 
 impl Local {
@@ -38,6 +39,10 @@ impl Local {
 
     fn residence(&self, config: &Config) -> String {
         self.residence.clone().unwrap_or_else(|| config.upstream.residence.clone())
+    }
+
+    fn feeds(&self, config: &Config) -> String {
+        self.feeds.clone().unwrap_or_else(|| config.upstream.feeds.clone())
     }
 }
 
@@ -57,7 +62,8 @@ fn role_services(config: &Config, role: Role, stores: &mut Vec<Store>, local: &L
         Role::Residence => {
             let store = open_store(config, role, popbase_residence::tables::SCHEMA)?;
             stores.push(store.clone());
-            popbase_residence::role::services(&popbase_residence::Permits::new(store), config)
+            let feeds = popbase_residence::entitlements::feeds_client(&local.feeds(config)).map_err(anyhow::Error::msg)?;
+            popbase_residence::role::services(&popbase_residence::Permits::new(store), feeds, config)
         }
         Role::Feeds => {
             let store = open_store(config, role, popbase_feeds::tables::SCHEMA)?;
@@ -83,20 +89,27 @@ pub async fn run_until(config: Config, role: Role, shutdown: Shutdown) -> anyhow
     let mut servers = JoinSet::new();
     let metrics = Metrics::new();
     let mut local = Local::default();
+    // Bind every listener first, so each role knows where the others of this
+    // process answer before it builds its clients.
+    let mut listeners = Vec::new();
     for single in role.expand() {
-        let services = role_services(&config, single, &mut stores, &local)?;
         let addr = config.listen_addr(single);
         let listener = TcpListener::bind(addr)
             .await
             .with_context(|| format!("binding {} on {addr}", single.name()))?;
         let bound = listener.local_addr()?;
-        tracing::info!(role = single.name(), addr = %bound, "serving gRPC");
-        println!("{}", serving_line(single, bound));
         match single {
             Role::Household => local.household = Some(format!("http://{bound}")),
             Role::Residence => local.residence = Some(format!("http://{bound}")),
+            Role::Feeds => local.feeds = Some(format!("http://{bound}")),
             _ => {}
         }
+        listeners.push((single, listener, bound));
+    }
+    for (single, listener, bound) in listeners {
+        let services = role_services(&config, single, &mut stores, &local)?;
+        tracing::info!(role = single.name(), addr = %bound, "serving gRPC");
+        println!("{}", serving_line(single, bound));
         let (shutdown, metrics) = (shutdown.clone(), metrics.clone());
         servers.spawn(async move { (single, server::serve(services, listener, metrics, shutdown).await) });
     }

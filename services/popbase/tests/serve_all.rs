@@ -397,6 +397,75 @@ async fn feed_ingest_stream_matches_against_the_other_services() {
         .into_inner()
         .records;
     assert_eq!(records.len(), 1, "the unmatched record is kept");
+
+    // Entitlements: the insured permit holder qualifies and has used resident
+    // medical insurance; a second permit holder without insurance is found.
+    use popbase_proto::residence::entitlements_client::EntitlementsClient;
+    use popbase_proto::residence::{ApplyForPermitRequest, FindUnusedRequest, GetEntitlementsRequest, Policy};
+    const NEIGHBOUR: &str = "110105198001011238";
+    let mut neighbour = RegisterResidenceRequest {
+        registration: Some(ResidenceRegistration {
+            id_number: NEIGHBOUR.into(),
+            name: "邻居".into(),
+            address: Some(Address {
+                committee_code: "370302001001".into(),
+                detail: "和平路5号".into(),
+            }),
+            registered_on: Some(Date {
+                year: 2024,
+                month: 1,
+                day: 10,
+            }),
+            basis: ResidenceBasis::Employment as i32,
+            ..Default::default()
+        }),
+    };
+    residence.register_residence(neighbour.clone()).await.expect("neighbour");
+    neighbour.registration = None;
+    for id in [RESIDENT, NEIGHBOUR] {
+        let decision = residence
+            .apply_for_permit(ApplyForPermitRequest {
+                id_number: id.into(),
+                on: None,
+                basis: ResidenceBasis::Employment as i32,
+                evidence: "齐鲁石化".into(),
+            })
+            .await
+            .expect("decided")
+            .into_inner();
+        assert!(decision.granted, "{:?}", decision.conditions);
+    }
+    let mut entitlements = EntitlementsClient::connect(format!("http://{}", roles["residence"]))
+        .await
+        .expect("entitlements");
+    let answer = entitlements
+        .get_entitlements(GetEntitlementsRequest {
+            id_number: RESIDENT.into(),
+            on: None,
+        })
+        .await
+        .expect("entitlements")
+        .into_inner();
+    let medical = answer
+        .entitlements
+        .iter()
+        .find(|e| e.policy() == Policy::ResidentMedicalInsurance)
+        .expect("medical");
+    assert!(medical.qualifies && medical.used, "{medical:?}");
+    let mut unused = entitlements
+        .find_unused(FindUnusedRequest {
+            policy: Policy::ResidentMedicalInsurance as i32,
+            division_code: "3703".into(),
+            on: None,
+        })
+        .await
+        .expect("find")
+        .into_inner();
+    let mut found = Vec::new();
+    while let Some(e) = unused.message().await.expect("stream") {
+        found.push(e.id_number);
+    }
+    assert_eq!(found, vec![NEIGHBOUR.to_string()], "政策找人: the uninsured permit holder");
     let _ = Command::new("kill").args(["-TERM", &child.id().to_string()]).status();
     let _ = child.wait();
 }
