@@ -194,37 +194,23 @@ async fn backup_command_checkpoints_a_running_store() {
     assert!(registry.count_persons_under("3703").expect("count") > 0);
 }
 
-/// A permit holder settles in the city through the registry; the residence
-/// role, following the registry's change log, ends the permit by itself.
-#[tokio::test]
-async fn settling_ends_the_residence_permit_without_a_hand() {
+/// Registers `id` as a resident (居住登记) at a Zibo committee since 2024-01-10.
+async fn register_resident(address: &str, id: &str) {
     use popbase_proto::common::{Address, Date};
-    use popbase_proto::household::life_events_client::LifeEventsClient;
-    use popbase_proto::household::{DocumentKind, EventContext, Person, PropertyKind, SettleMoveInRequest, SettlementApplication};
     use popbase_proto::residence::residence_permits_client::ResidencePermitsClient;
-    use popbase_proto::residence::{
-        ApplyForPermitRequest, GetResidentRequest, PermitStatus, RegisterResidenceRequest, ResidenceBasis, ResidenceRegistration,
-    };
-
-    const ID: &str = "110105199001011232";
-    let dir = tempfile::tempdir().expect("tempdir");
-    let (mut child, roles) = start(dir.path());
-    let mut residence = ResidencePermitsClient::connect(format!("http://{}", roles["residence"]))
+    use popbase_proto::residence::{RegisterResidenceRequest, ResidenceBasis, ResidenceRegistration};
+    let mut residence = ResidencePermitsClient::connect(format!("http://{address}"))
         .await
         .expect("residence");
-    let mut events = LifeEventsClient::connect(format!("http://{}", roles["household"]))
-        .await
-        .expect("household");
-    let home = Address {
-        committee_code: "370302001001".into(),
-        detail: "和平路3号".into(),
-    };
     residence
         .register_residence(RegisterResidenceRequest {
             registration: Some(ResidenceRegistration {
-                id_number: ID.into(),
+                id_number: id.into(),
                 name: "外来人员".into(),
-                address: Some(home.clone()),
+                address: Some(Address {
+                    committee_code: "370302001001".into(),
+                    detail: format!("和平路{}号", &id[14..17]),
+                }),
                 registered_on: Some(Date {
                     year: 2024,
                     month: 1,
@@ -236,6 +222,28 @@ async fn settling_ends_the_residence_permit_without_a_hand() {
         })
         .await
         .expect("registered");
+}
+
+/// A permit holder settles in the city through the registry; the residence
+/// role, following the registry's change log, ends the permit by itself.
+#[tokio::test]
+async fn settling_ends_the_residence_permit_without_a_hand() {
+    use popbase_proto::common::{Address, Date};
+    use popbase_proto::household::life_events_client::LifeEventsClient;
+    use popbase_proto::household::{DocumentKind, EventContext, Person, PropertyKind, SettleMoveInRequest, SettlementApplication};
+    use popbase_proto::residence::residence_permits_client::ResidencePermitsClient;
+    use popbase_proto::residence::{ApplyForPermitRequest, GetResidentRequest, PermitStatus, ResidenceBasis};
+
+    const ID: &str = "110105199001011232";
+    let dir = tempfile::tempdir().expect("tempdir");
+    let (mut child, roles) = start(dir.path());
+    let mut residence = ResidencePermitsClient::connect(format!("http://{}", roles["residence"]))
+        .await
+        .expect("residence");
+    let mut events = LifeEventsClient::connect(format!("http://{}", roles["household"]))
+        .await
+        .expect("household");
+    register_resident(&roles["residence"], ID).await;
     let decision = residence
         .apply_for_permit(ApplyForPermitRequest {
             id_number: ID.into(),
@@ -311,12 +319,11 @@ async fn settling_ends_the_residence_permit_without_a_hand() {
 /// against the residence service in the same process.
 #[tokio::test]
 async fn feed_ingest_stream_matches_against_the_other_services() {
-    use popbase_proto::common::{Address, Date};
     use popbase_proto::feeds::feed_record::Payload;
     use popbase_proto::feeds::feeds_client::FeedsClient;
     use popbase_proto::feeds::{EnrollmentStatus, FeedRecord, MedicalInsurance, MedicalScheme, Outcome, RecordsOfRequest, Source};
+    use popbase_proto::residence::ResidenceBasis;
     use popbase_proto::residence::residence_permits_client::ResidencePermitsClient;
-    use popbase_proto::residence::{RegisterResidenceRequest, ResidenceBasis, ResidenceRegistration};
 
     const RESIDENT: &str = "110105199001011232";
     const STRANGER: &str = "110105199001011216";
@@ -325,26 +332,7 @@ async fn feed_ingest_stream_matches_against_the_other_services() {
     let mut residence = ResidencePermitsClient::connect(format!("http://{}", roles["residence"]))
         .await
         .expect("residence");
-    residence
-        .register_residence(RegisterResidenceRequest {
-            registration: Some(ResidenceRegistration {
-                id_number: RESIDENT.into(),
-                name: "外来人员".into(),
-                address: Some(Address {
-                    committee_code: "370302001001".into(),
-                    detail: "和平路3号".into(),
-                }),
-                registered_on: Some(Date {
-                    year: 2024,
-                    month: 1,
-                    day: 10,
-                }),
-                basis: ResidenceBasis::Employment as i32,
-                ..Default::default()
-            }),
-        })
-        .await
-        .expect("registered");
+    register_resident(&roles["residence"], RESIDENT).await;
     let insured = |record_id: &str, person: &str| FeedRecord {
         source: Source::MedicalInsurance as i32,
         record_id: record_id.into(),
@@ -403,25 +391,7 @@ async fn feed_ingest_stream_matches_against_the_other_services() {
     use popbase_proto::residence::entitlements_client::EntitlementsClient;
     use popbase_proto::residence::{ApplyForPermitRequest, FindUnusedRequest, GetEntitlementsRequest, Policy};
     const NEIGHBOUR: &str = "110105198001011238";
-    let mut neighbour = RegisterResidenceRequest {
-        registration: Some(ResidenceRegistration {
-            id_number: NEIGHBOUR.into(),
-            name: "邻居".into(),
-            address: Some(Address {
-                committee_code: "370302001001".into(),
-                detail: "和平路5号".into(),
-            }),
-            registered_on: Some(Date {
-                year: 2024,
-                month: 1,
-                day: 10,
-            }),
-            basis: ResidenceBasis::Employment as i32,
-            ..Default::default()
-        }),
-    };
-    residence.register_residence(neighbour.clone()).await.expect("neighbour");
-    neighbour.registration = None;
+    register_resident(&roles["residence"], NEIGHBOUR).await;
     for id in [RESIDENT, NEIGHBOUR] {
         let decision = residence
             .apply_for_permit(ApplyForPermitRequest {
