@@ -116,9 +116,12 @@ impl FeedStore {
             }
             batch.put(&RECORDS, key.clone(), record);
             self.index_subjects(&mut batch, record);
-            let unknown: Vec<&str> = subjects(record).into_iter().filter(|id| !known.contains(*id)).collect();
+            // Matched when it names at least one person of the city: a
+            // marriage with a partner registered elsewhere is still about ours.
+            let named = subjects(record);
+            let unknown: Vec<&str> = named.iter().copied().filter(|id| !known.contains(*id)).collect();
             let unmatched_key = tables::record_key(record.source, &record.record_id);
-            if unknown.is_empty() {
+            if unknown.len() < named.len() || named.is_empty() {
                 batch.delete_index(&UNMATCHED, unmatched_key);
                 results.push(result(*index, record, Outcome::Accepted, "", ""));
             } else {

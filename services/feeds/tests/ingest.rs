@@ -268,7 +268,14 @@ fn unknown_persons_are_kept_as_unmatched_and_listed() {
     );
     let (listed, _) = feeds.unmatched(0, None, 100).expect("list");
     assert_eq!(listed.len(), 1);
-    assert_eq!(feeds.records_of_at(STRANGER, i64::MAX).expect("kept").len(), 1, "never dropped");
+    // A marriage with a partner registered elsewhere is about our resident.
+    let mut marriage = every_kind().remove(5);
+    if let Some(Payload::Marriage(m)) = marriage.payload.as_mut() {
+        m.party_b_id_number = STRANGER.into();
+    }
+    assert_eq!(ingest(&feeds, vec![marriage]).accepted, 1);
+    // The unmatched insurance record (never dropped) and the marriage.
+    assert_eq!(feeds.records_of_at(STRANGER, i64::MAX).expect("kept").len(), 2);
     // Once the person is known, a newer version clears the flag.
     let known: HashSet<String> = [STRANGER.to_string()].into();
     let newer = insurance("mi-9", STRANGER, T0 + DAY, EnrollmentStatus::Active);

@@ -35,6 +35,20 @@ pub enum Command {
     Backup(BackupArgs),
     /// Print the store figures of a running role.
     Stats(TargetArgs),
+    /// Stream a generated city's department feeds into a running feeds role and report the ingest rate.
+    FeedLoad(FeedLoadArgs),
+}
+
+#[derive(Args, Debug)]
+pub struct FeedLoadArgs {
+    /// gRPC address of the feeds role, e.g. http://127.0.0.1:50063.
+    #[arg(long)]
+    pub target: String,
+    #[command(flatten)]
+    pub city: GenArgs,
+    /// Shift every record's as-of time by this much (a newer version of a city already loaded).
+    #[arg(long, default_value_t = 0)]
+    pub newer_by_ms: i64,
 }
 
 #[derive(Args, Debug)]
@@ -149,6 +163,9 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
         }
         Command::Backup(args) => crate::ops_client::backup(&args.target.target, &args.label).await,
         Command::Stats(args) => crate::ops_client::stats(&args.target).await,
+        Command::FeedLoad(args) => {
+            crate::feed_load::run(&args.target, &args.city.city, args.city.persons, args.city.seed, args.newer_by_ms).await
+        }
         Command::Demo(args) => {
             args.listen.apply(&mut config);
             let _telemetry = telemetry::init("popbase-demo", &config.telemetry).map_err(anyhow::Error::msg)?;

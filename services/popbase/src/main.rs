@@ -12,6 +12,7 @@
 
 mod cli;
 mod demo;
+mod feed_load;
 mod generate;
 mod ops_client;
 mod serve;

@@ -334,7 +334,9 @@ impl FeedFactory {
         }
         let recent = self.reference_date - Duration::days(365 * 10);
         for &(child, mother, father) in &generated.facts.births {
-            if birth_of(&members[child]) >= recent {
+            // A birth medical certificate always names the mother; a child
+            // whose mother is not in the household has its certificate elsewhere.
+            if birth_of(&members[child]) >= recent && mother.is_some() {
                 self.counts.birth_certificates += 1;
                 let record = self.birth_certificate(rng, &members[child], mother.map(|m| &members[m]), father.map(|f| &members[f]));
                 out.push(record);
