@@ -52,3 +52,13 @@ impl ChangeBatch {
         self.changes.iter().filter(move |c| c.table == table)
     }
 }
+
+/// The first fields of a [`ChangeBatch`] without its changes: prost skips
+/// the rest unread, so a follower can filter batches by reason cheaply.
+#[derive(Clone, PartialEq, prost::Message)]
+pub(crate) struct ChangeHeader {
+    #[prost(uint64, tag = "1")]
+    pub seq: u64,
+    #[prost(string, tag = "4")]
+    pub reason: String,
+}

@@ -11,7 +11,7 @@ use rocksdb::{
 };
 
 use crate::batch::{Batch, Op};
-use crate::changelog::{Change, ChangeBatch, ChangeOp};
+use crate::changelog::{Change, ChangeBatch, ChangeHeader, ChangeOp};
 use crate::read::{RawVisitor, Read};
 use crate::schema::{CHANGELOG_CF, META_CF, Schema};
 use crate::snapshot::Snapshot;
@@ -251,6 +251,32 @@ impl Store {
     /// Change log entries with sequence numbers greater than `after`, at most `limit`.
     pub fn changes_since(&self, after: u64, limit: usize) -> StorageResult<Vec<ChangeBatch>> {
         changes_since(self, after, limit)
+    }
+
+    /// Like [`Store::changes_since`], but fully decodes only the batches whose
+    /// reason `keep` accepts (the others are read up to their header). Scans
+    /// at most `limit` batches; returns the kept ones and the last sequence
+    /// scanned (`after` when there was nothing new).
+    pub fn changes_since_where(&self, after: u64, limit: usize, keep: impl Fn(&str) -> bool) -> StorageResult<(Vec<ChangeBatch>, u64)> {
+        let (mut kept, mut last, mut scanned) = (Vec::new(), after, 0usize);
+        if limit == 0 {
+            return Ok((kept, last));
+        }
+        let decode_error = |e: prost::DecodeError| StorageError::Decode {
+            table: CHANGELOG_CF.to_string(),
+            detail: e.to_string(),
+        };
+        let from = after.saturating_add(1).to_be_bytes();
+        self.raw_scan(CHANGELOG_CF, &from, None, &mut |_, v| {
+            let header = ChangeHeader::decode(v).map_err(decode_error)?;
+            last = header.seq;
+            if keep(&header.reason) {
+                kept.push(ChangeBatch::decode(v).map_err(decode_error)?);
+            }
+            scanned += 1;
+            Ok(scanned < limit)
+        })?;
+        Ok((kept, last))
     }
 
     /// Writes memtables and the WAL to disk: called on shutdown and after bulk imports.

@@ -252,3 +252,24 @@ fn recorded_batches_may_delete_index_entries() {
     assert!(!store.contains(&BY_NAME, &key("alpha")).expect("contains"));
     assert!(store.contains(&BY_NAME, &key("beta")).expect("contains"));
 }
+
+#[test]
+fn filtered_change_log_reads_only_kept_batches_and_reports_the_cursor() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let store = open(dir.path());
+    for (i, reason) in ["import", "keep", "import", "keep"].into_iter().enumerate() {
+        let mut batch = Batch::new("test", reason);
+        batch.put(&RECS, key(&format!("k{i}")), &rec(reason, i as u32));
+        store.commit(batch).expect("commit");
+    }
+    let (kept, last) = store.changes_since_where(0, 3, |r| r == "keep").expect("read");
+    assert_eq!(kept.iter().map(|b| b.seq).collect::<Vec<_>>(), vec![2]);
+    assert_eq!(last, 3, "three batches scanned");
+    let (kept, last) = store.changes_since_where(last, 10, |r| r == "keep").expect("read");
+    assert_eq!((kept.len(), last), (1, 4));
+    assert_eq!(
+        store.changes_since_where(4, 10, |_| true).expect("read").1,
+        4,
+        "nothing new: the cursor stays"
+    );
+}

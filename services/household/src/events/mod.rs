@@ -179,10 +179,10 @@ impl Registry {
     /// change log (at most `limit` batches scanned), and the last sequence
     /// scanned: the cursor a follower stores.
     pub fn settlements_since(&self, after: u64, limit: usize) -> ServiceResult<(Vec<RegistryEvent>, u64)> {
-        let batches = self.store().changes_since(after, limit)?;
-        let last = batches.last().map_or(after, |b| b.seq);
+        let settlement = EventKind::Settlement.as_str_name();
+        let (batches, last) = self.store().changes_since_where(after, limit, |reason| reason == settlement)?;
         let mut settlements = Vec::new();
-        for batch in batches.iter().filter(|b| b.reason == EventKind::Settlement.as_str_name()) {
+        for batch in &batches {
             for change in batch.changes_in(EVENTS.name()) {
                 let Some(image) = &change.after else { continue };
                 let mut event = RegistryEvent::decode(image.as_slice()).map_err(|e| ServiceError::Internal(e.to_string()))?;
