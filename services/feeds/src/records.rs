@@ -36,10 +36,30 @@ impl FeedStore {
     }
 
     /// Bulk import for the initial load (no WAL; the caller flushes).
+    ///
+    /// A chunk may carry several versions of one record (a source's earlier
+    /// state and its update): the newest becomes the record, the others go
+    /// to history, exactly as `Ingest` would leave them.
     pub fn import(&self, records: &[FeedRecord]) -> StorageResult<u64> {
         let mut batch = Batch::new("import", "initial_load");
+        let mut newest: std::collections::HashMap<Vec<u8>, i64> = std::collections::HashMap::new();
         for record in records {
-            batch.put(&RECORDS, tables::record_key(record.source, &record.record_id), record);
+            let as_of = newest
+                .entry(tables::record_key(record.source, &record.record_id))
+                .or_insert(i64::MIN);
+            *as_of = (*as_of).max(record.as_of_unix_millis);
+        }
+        for record in records {
+            let key = tables::record_key(record.source, &record.record_id);
+            if newest.get(&key).is_some_and(|&as_of| as_of > record.as_of_unix_millis) {
+                let history = tables::history_key(record.source, &record.record_id, record.as_of_unix_millis);
+                batch.put(&HISTORY, history, record);
+                for id in subjects(record) {
+                    batch.put_index(&RECORDS_BY_PERSON, tables::by_person_key(id, record.source, &record.record_id));
+                }
+                continue;
+            }
+            batch.put(&RECORDS, key, record);
             for id in subjects(record) {
                 batch.put_index(&RECORDS_BY_PERSON, tables::by_person_key(id, record.source, &record.record_id));
             }

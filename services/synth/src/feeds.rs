@@ -21,6 +21,9 @@ pub const UNINSURED_REGISTERED: f64 = 0.04;
 /// Share of non-registered residents without local medical insurance
 /// (many stay insured where their household is registered).
 pub const UNINSURED_MIGRANT: f64 = 0.18;
+/// Share of employee-scheme or suspended insurance records that also carry
+/// the version the insurer reported before (their history).
+const EARLIER_VERSION_SHARE: f64 = 0.25;
 
 #[derive(Debug, Default, Clone, PartialEq, Eq)]
 pub struct FeedCounts {
@@ -33,6 +36,9 @@ pub struct FeedCounts {
     pub marriages: u64,
     pub divorces: u64,
     pub housing: u64,
+    /// Earlier versions of insurance records (a changed scheme or a lifted
+    /// suspension), kept as history so as-of questions have answers.
+    pub superseded: u64,
 }
 
 /// Schools per street: one or two primary schools splitting the street's
@@ -140,6 +146,35 @@ impl FeedFactory {
         }
     }
 
+    /// Now and then the version the insurer reported before the current
+    /// one: resident scheme before an employee one, or active before a
+    /// suspension, reported when the old state began.
+    fn earlier_insurance(
+        &mut self,
+        rng: &mut impl Rng,
+        current: &FeedRecord,
+        mut record: MedicalInsurance,
+        since: NaiveDate,
+    ) -> Option<FeedRecord> {
+        let changed = record.scheme == MedicalScheme::Employee as i32 || record.status == EnrollmentStatus::Suspended as i32;
+        let earlier_since = since - Duration::days(rng.random_range(365..(365 * 8)));
+        if !changed || since >= self.reference_date - Duration::days(30) || !rng.random_bool(EARLIER_VERSION_SHARE) {
+            return None;
+        }
+        if record.status == EnrollmentStatus::Suspended as i32 {
+            record.status = EnrollmentStatus::Active as i32;
+        } else {
+            record.scheme = MedicalScheme::UrbanRuralResident as i32;
+        }
+        record.since = Some(earlier_since.into());
+        self.counts.superseded += 1;
+        Some(FeedRecord {
+            as_of_unix_millis: earlier_since.and_time(NaiveTime::MIN).and_utc().timestamp_millis(),
+            payload: Some(Payload::MedicalInsurance(record)),
+            ..current.clone()
+        })
+    }
+
     /// The school registry (学校及学区) as education-bureau records.
     pub fn school_records(&mut self) -> Vec<FeedRecord> {
         let schools = self.schools.list.clone();
@@ -185,7 +220,11 @@ impl FeedFactory {
                 since: Some(since.into()),
                 insured_county_code: county.clone(),
             };
-            out.push(self.record(Source::MedicalInsurance, "MI", Payload::MedicalInsurance(record)));
+            let current = self.record(Source::MedicalInsurance, "MI", Payload::MedicalInsurance(record.clone()));
+            if let Some(earlier) = self.earlier_insurance(rng, &current, record, since) {
+                out.push(earlier);
+            }
+            out.push(current);
         }
         if age >= 18 && rng.random_bool(if registered { 0.85 } else { 0.5 }) {
             self.counts.pensions += 1;

@@ -145,7 +145,8 @@ impl CityGenerator {
 
         let mut residents = Vec::with_capacity(CHUNK_HOUSEHOLDS);
         while summary.registered_persons + summary.migrants < self.params.persons {
-            let family = migrants.family(&mut rng, &mut households);
+            let remaining = self.params.persons - summary.registered_persons - summary.migrants;
+            let family = migrants.family(&mut rng, &mut households, remaining);
             feeds.for_migrants(&mut rng, &family, &mut feed_chunk);
             summary.migrants += family.members.len() as u64;
             summary.residence_permits += family.members.iter().map(|m| m.permits.len() as u64).sum::<u64>();

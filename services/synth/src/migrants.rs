@@ -41,7 +41,9 @@ impl Default for MigrantBuilder {
 }
 
 impl MigrantBuilder {
-    pub fn family(&mut self, rng: &mut impl Rng, households: &mut HouseholdBuilder<'_>) -> MigrantFamily {
+    /// One non-registered family of at most `at_most` persons (the city's
+    /// remaining head count, so the total comes out exact).
+    pub fn family(&mut self, rng: &mut impl Rng, households: &mut HouseholdBuilder<'_>, at_most: u64) -> MigrantFamily {
         let today = households.reference_date();
         let map = households.map;
         let committee = if rng.random_bool(0.8) {
@@ -60,9 +62,9 @@ impl MigrantBuilder {
         let main_age = rng.random_range(20..56);
         let main_male = rng.random_bool(0.6);
         let surname = names::surname(rng);
-        let with_spouse = main_age >= 23 && rng.random_bool(0.6);
+        let with_spouse = main_age >= 23 && rng.random_bool(0.6) && at_most >= 2;
         let children = if with_spouse && main_age >= 25 && rng.random_bool(0.5) {
-            rng.random_range(1..=2)
+            rng.random_range(1..=2u64).min(at_most.saturating_sub(2))
         } else {
             0
         };

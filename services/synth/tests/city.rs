@@ -230,6 +230,48 @@ fn loads_into_the_service_stores() {
 }
 
 #[test]
+fn insurance_history_answers_as_of_an_earlier_date() {
+    use popbase_proto::feeds::feed_record::Payload;
+    let (_, city, summary) = small_city(7, 5_000);
+    assert!(summary.feeds.superseded > 0, "some insurance records carry an earlier version");
+    let mut versions: std::collections::HashMap<&str, Vec<&FeedRecord>> = std::collections::HashMap::new();
+    for record in &city.feeds {
+        if matches!(record.payload, Some(Payload::MedicalInsurance(_))) {
+            versions.entry(record.record_id.as_str()).or_default().push(record);
+        }
+    }
+    let superseded: Vec<&Vec<&FeedRecord>> = versions.values().filter(|v| v.len() == 2).collect();
+    assert_eq!(superseded.len() as u64, summary.feeds.superseded);
+    let pair = superseded[0];
+    let (earlier, current) = if pair[0].as_of_unix_millis < pair[1].as_of_unix_millis {
+        (pair[0], pair[1])
+    } else {
+        (pair[1], pair[0])
+    };
+    let Some(Payload::MedicalInsurance(insurance)) = &current.payload else {
+        unreachable!("filtered above")
+    };
+
+    let dir = tempfile::tempdir().expect("tempdir");
+    let store = popbase_storage::Store::open(dir.path(), popbase_feeds::tables::SCHEMA, StoreOptions::default()).expect("open");
+    let feeds = popbase_feeds::FeedStore::new(store);
+    feeds.import(&city.feeds).expect("import");
+    let now = feeds.records_of(&insurance.id_number).expect("records");
+    assert!(now.contains(current) && !now.contains(earlier), "the newest version is the record");
+    let then = feeds
+        .records_of_at(&insurance.id_number, current.as_of_unix_millis - 1)
+        .expect("as of");
+    assert!(then.contains(earlier), "the earlier version answers before the update");
+    let before = feeds
+        .records_of_at(&insurance.id_number, earlier.as_of_unix_millis - 1)
+        .expect("as of");
+    assert!(
+        !before.iter().any(|r| r.record_id == current.record_id),
+        "nothing before the first report"
+    );
+}
+
+#[test]
 fn bad_parameters_are_refused() {
     assert!(CityGenerator::new(CityParams::new("3703", 0, 1)).is_err());
     assert!(CityGenerator::new(CityParams::new("1101", 10, 1)).is_err());
