@@ -1,8 +1,22 @@
 //! The gateway: the only door departments use.
 //!
-//! Every answer will pass one path: authenticate → authorise (catalogue,
-//! purpose, consent) → fetch → minimise/mask → audit. The foundation serves
-//! the gateway role with health and reflection; the department interfaces
-//! and the audit trail are built on top of it.
+//! Every answer passes one path ([`gate`]): authenticate (mTLS client
+//! certificate or signed token) → authorise (catalogue share class,
+//! approval, purpose, quota, consent or legal basis) → fetch from the
+//! services over gRPC → minimise to the approved fields → audit (hash-chained,
+//! durable before the answer) → answer. Denials take the same path and
+//! leave their own audit record.
 
+pub mod audit;
+pub mod auth;
+pub mod catalogue;
+pub mod cert;
+pub mod consent;
+pub mod denial;
+pub mod gate;
+pub mod grpc;
+pub mod interfaces;
+pub mod quota;
 pub mod role;
+pub mod sources;
+pub mod tables;

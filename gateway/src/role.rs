@@ -1,8 +1,123 @@
-//! What the `gateway` role serves.
+//! What the `gateway` role serves, and how it is put together from config:
+//! catalogue, keys, TLS, the consent store and the audit writer.
+
+use std::io::Read as _;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
 
 use popbase_common::server::RoleServices;
 use popbase_common::{Config, Role};
+use popbase_domain::Pseudonymizer;
+use popbase_storage::Store;
+use thiserror::Error;
+use tonic::transport::{Certificate, Identity, ServerTlsConfig};
 
-pub fn services(_config: &Config) -> RoleServices {
-    RoleServices::new(Role::Gateway)
+use crate::audit::AuditLog;
+use crate::auth::{AuthMode, Authenticator};
+use crate::catalogue::{Catalogue, CatalogueError};
+use crate::consent::ConsentStore;
+use crate::gate::Gate;
+use crate::grpc::{audit::AuditService, consents::ConsentService, departments::DepartmentServices, enrollment::EnrollmentService};
+use crate::sources::Sources;
+
+/// Bytes of a generated key.
+const KEY_BYTES: usize = 32;
+
+#[derive(Debug, Error)]
+pub enum GatewayError {
+    #[error(transparent)]
+    Catalogue(#[from] CatalogueError),
+    #[error("key file {path}: {source}")]
+    Key { path: PathBuf, source: std::io::Error },
+    #[error("TLS file {path}: {source}")]
+    Tls { path: PathBuf, source: std::io::Error },
+    #[error("gateway config: {0}")]
+    Config(String),
+    #[error(transparent)]
+    Storage(#[from] popbase_storage::StorageError),
+}
+
+/// The key in `path`, created (random, hex, mode 0600) when missing.
+pub fn read_or_create_key(path: &Path) -> Result<Vec<u8>, GatewayError> {
+    let err = |source| GatewayError::Key {
+        path: path.to_path_buf(),
+        source,
+    };
+    match std::fs::read_to_string(path) {
+        Ok(text) if text.trim().len() >= 16 => return Ok(text.trim().as_bytes().to_vec()),
+        Ok(_) => {
+            return Err(err(std::io::Error::new(
+                std::io::ErrorKind::InvalidData,
+                "key shorter than 16 characters",
+            )));
+        }
+        Err(e) if e.kind() != std::io::ErrorKind::NotFound => return Err(err(e)),
+        Err(_) => {}
+    }
+    let mut random = [0u8; KEY_BYTES];
+    std::fs::File::open("/dev/urandom")
+        .and_then(|mut f| f.read_exact(&mut random))
+        .map_err(err)?;
+    let text = hex::encode(random);
+    if let Some(dir) = path.parent() {
+        std::fs::create_dir_all(dir).map_err(err)?;
+    }
+    {
+        use std::io::Write as _;
+        use std::os::unix::fs::OpenOptionsExt as _;
+        let mut file = std::fs::OpenOptions::new()
+            .write(true)
+            .create_new(true)
+            .mode(0o600)
+            .open(path)
+            .map_err(err)?;
+        file.write_all(text.as_bytes()).map_err(err)?;
+    }
+    tracing::info!(path = %path.display(), "generated a gateway key");
+    Ok(text.into_bytes())
+}
+
+fn read_pem(path: &Path) -> Result<Vec<u8>, GatewayError> {
+    std::fs::read(path).map_err(|source| GatewayError::Tls {
+        path: path.to_path_buf(),
+        source,
+    })
+}
+
+fn tls(config: &Config, mode: AuthMode) -> Result<Option<ServerTlsConfig>, GatewayError> {
+    let g = &config.gateway;
+    if g.tls_cert.as_os_str().is_empty() {
+        return Ok(None);
+    }
+    let mut tls = ServerTlsConfig::new().identity(Identity::from_pem(read_pem(&g.tls_cert)?, read_pem(&g.tls_key)?));
+    if mode != AuthMode::Token {
+        tls = tls.client_ca_root(Certificate::from_pem(read_pem(&g.client_ca)?));
+    }
+    if mode == AuthMode::Both {
+        tls = tls.client_auth_optional(true);
+    }
+    Ok(Some(tls))
+}
+
+/// The gate and the gateway's gRPC services over `store` (the gateway's
+/// own) and `sources` (the services it fetches from).
+pub fn build(config: &Config, store: Store, sources: Sources) -> Result<(Arc<Gate>, RoleServices), GatewayError> {
+    let mode: AuthMode = config.gateway.auth.parse().map_err(GatewayError::Config)?;
+    let catalogue = Arc::new(Catalogue::load(&config.gateway.catalogue)?);
+    let token_key = read_or_create_key(&config.token_key_path())?;
+    let pseudonyms = Pseudonymizer::new(read_or_create_key(&config.pseudonym_key_path())?);
+    let auth = Authenticator::new(mode, token_key, catalogue.clone());
+    let audit = AuditLog::start(store.clone())?;
+    let gate = Arc::new(Gate::new(catalogue, auth, ConsentStore::new(store), audit, pseudonyms));
+    let mut services = RoleServices::new(Role::Gateway);
+    services.tls = tls(config, mode)?;
+    let departments = DepartmentServices::new(gate.clone(), sources.clone());
+    services
+        .add(EnrollmentService::new(gate.clone(), sources.clone()).server())
+        .add(departments.insurance())
+        .add(departments.locality())
+        .add(departments.persons())
+        .add(ConsentService::new(gate.clone(), sources).server())
+        .add(AuditService::new(gate.clone()).server());
+    Ok((gate, services))
 }

@@ -30,6 +30,11 @@ pub mod popbase {
             tonic::include_proto!("popbase.feeds.v1");
         }
     }
+    pub mod gateway {
+        pub mod v1 {
+            tonic::include_proto!("popbase.gateway.v1");
+        }
+    }
     pub mod ops {
         pub mod v1 {
             tonic::include_proto!("popbase.ops.v1");
@@ -39,6 +44,7 @@ pub mod popbase {
 
 pub use popbase::common::v1 as common;
 pub use popbase::feeds::v1 as feeds;
+pub use popbase::gateway::v1 as gateway;
 pub use popbase::household::v1 as household;
 pub use popbase::ops::v1 as ops;
 pub use popbase::residence::v1 as residence;

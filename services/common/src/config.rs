@@ -87,6 +87,69 @@ pub struct Config {
     pub upstream: Upstream,
     pub storage: StorageConfig,
     pub telemetry: TelemetryConfig,
+    pub gateway: GatewayConfig,
+}
+
+/// The gateway's identity checks, keys, catalogue and audit head.
+#[derive(Debug, Clone, Deserialize, PartialEq)]
+#[serde(default, deny_unknown_fields)]
+pub struct GatewayConfig {
+    /// `mtls` (client certificates), `token` (signed tokens) or `both`.
+    pub auth: String,
+    /// PEM server certificate and key; both empty: plaintext (demo only).
+    pub tls_cert: PathBuf,
+    pub tls_key: PathBuf,
+    /// PEM CA that signs department client certificates (needed for mtls/both).
+    pub client_ca: PathBuf,
+    /// Secret for signing tokens; empty: `<data_dir>/gateway-keys/token.key`, created on first start.
+    pub token_key_file: PathBuf,
+    /// Secret for subject pseudonyms; empty: `<data_dir>/gateway-keys/pseudonym.key`.
+    pub pseudonym_key_file: PathBuf,
+    /// Sharing catalogue TOML; empty: the shipped one.
+    pub catalogue: PathBuf,
+    /// Where the audit chain head is appended; empty: `<data_dir>/audit-head.log`.
+    pub audit_head_file: PathBuf,
+    pub audit_head_interval_secs: u64,
+}
+
+impl Default for GatewayConfig {
+    fn default() -> Self {
+        Self {
+            auth: "token".into(),
+            tls_cert: PathBuf::new(),
+            tls_key: PathBuf::new(),
+            client_ca: PathBuf::new(),
+            token_key_file: PathBuf::new(),
+            pseudonym_key_file: PathBuf::new(),
+            catalogue: PathBuf::new(),
+            audit_head_file: PathBuf::new(),
+            audit_head_interval_secs: 10,
+        }
+    }
+}
+
+impl GatewayConfig {
+    fn or_in(path: &Path, data_dir: &Path, default: &str) -> PathBuf {
+        if path.as_os_str().is_empty() {
+            data_dir.join(default)
+        } else {
+            path.to_path_buf()
+        }
+    }
+}
+
+impl Config {
+    pub fn token_key_path(&self) -> PathBuf {
+        GatewayConfig::or_in(&self.gateway.token_key_file, &self.data_dir, "gateway-keys/token.key")
+    }
+
+    pub fn pseudonym_key_path(&self) -> PathBuf {
+        GatewayConfig::or_in(&self.gateway.pseudonym_key_file, &self.data_dir, "gateway-keys/pseudonym.key")
+    }
+
+    pub fn audit_head_path(&self) -> PathBuf {
+        GatewayConfig::or_in(&self.gateway.audit_head_file, &self.data_dir, "audit-head.log")
+    }
 }
 
 /// Listen address of each role.
@@ -138,6 +201,7 @@ impl Default for Config {
             upstream: Upstream::default(),
             storage: StorageConfig::default(),
             telemetry: TelemetryConfig::default(),
+            gateway: GatewayConfig::default(),
         }
     }
 }
@@ -237,6 +301,23 @@ impl Config {
         if let Some(v) = env("POPBASE_LOG") {
             self.telemetry.log_filter = v;
         }
+        let gateway_paths = [
+            ("POPBASE_GATEWAY_TLS_CERT", &mut self.gateway.tls_cert),
+            ("POPBASE_GATEWAY_TLS_KEY", &mut self.gateway.tls_key),
+            ("POPBASE_GATEWAY_CLIENT_CA", &mut self.gateway.client_ca),
+            ("POPBASE_GATEWAY_TOKEN_KEY_FILE", &mut self.gateway.token_key_file),
+            ("POPBASE_GATEWAY_PSEUDONYM_KEY_FILE", &mut self.gateway.pseudonym_key_file),
+            ("POPBASE_GATEWAY_CATALOGUE", &mut self.gateway.catalogue),
+            ("POPBASE_GATEWAY_AUDIT_HEAD_FILE", &mut self.gateway.audit_head_file),
+        ];
+        for (key, slot) in gateway_paths {
+            if let Some(v) = env(key) {
+                *slot = v.into();
+            }
+        }
+        if let Some(v) = env("POPBASE_GATEWAY_AUTH") {
+            self.gateway.auth = v;
+        }
         self.validate()
     }
 
@@ -245,6 +326,36 @@ impl Config {
             return Err(ConfigError::Invalid {
                 key: "telemetry.log_format".into(),
                 reason: format!("'{}' is not text or json", self.telemetry.log_format),
+            });
+        }
+        if !matches!(self.gateway.auth.as_str(), "mtls" | "token" | "both") {
+            return Err(ConfigError::Invalid {
+                key: "gateway.auth".into(),
+                reason: format!("'{}' is not one of mtls, token, both", self.gateway.auth),
+            });
+        }
+        if self.gateway.tls_cert.as_os_str().is_empty() != self.gateway.tls_key.as_os_str().is_empty() {
+            return Err(ConfigError::Invalid {
+                key: "gateway.tls_cert".into(),
+                reason: "tls_cert and tls_key go together".into(),
+            });
+        }
+        if self.gateway.auth != "token" && self.gateway.client_ca.as_os_str().is_empty() {
+            return Err(ConfigError::Invalid {
+                key: "gateway.client_ca".into(),
+                reason: format!("auth = {} needs the department CA", self.gateway.auth),
+            });
+        }
+        if self.gateway.auth != "token" && self.gateway.tls_cert.as_os_str().is_empty() {
+            return Err(ConfigError::Invalid {
+                key: "gateway.tls_cert".into(),
+                reason: format!("auth = {} needs a server certificate", self.gateway.auth),
+            });
+        }
+        if self.gateway.audit_head_interval_secs == 0 {
+            return Err(ConfigError::Invalid {
+                key: "gateway.audit_head_interval_secs".into(),
+                reason: "must be at least 1".into(),
             });
         }
         if self.storage.block_cache_mb == 0 {

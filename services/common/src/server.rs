@@ -28,6 +28,8 @@ pub struct RoleServices {
     pub routes: RoutesBuilder,
     /// Fully qualified gRPC service names (e.g. `popbase.ops.v1.Ops`).
     pub service_names: Vec<&'static str>,
+    /// TLS (and client-certificate checks) for this role's listener.
+    pub tls: Option<tonic::transport::ServerTlsConfig>,
 }
 
 impl RoleServices {
@@ -36,6 +38,7 @@ impl RoleServices {
             role,
             routes: Routes::builder(),
             service_names: Vec::new(),
+            tls: None,
         }
     }
 
@@ -70,6 +73,7 @@ pub async fn serve(services: RoleServices, listener: TcpListener, metrics: Arc<M
         role,
         mut routes,
         service_names,
+        tls,
     } = services;
     let (reporter, health_service) = tonic_health::server::health_reporter();
     for name in &service_names {
@@ -98,7 +102,11 @@ pub async fn serve(services: RoleServices, listener: TcpListener, metrics: Arc<M
         }
         tracing::info!(role = role_name, "draining");
     };
-    let server = Server::builder()
+    let mut builder = Server::builder();
+    if let Some(tls) = tls {
+        builder = builder.tls_config(tls)?;
+    }
+    let server = builder
         .tcp_nodelay(true)
         .http2_keepalive_interval(Some(Duration::from_secs(30)))
         .http2_keepalive_timeout(Some(Duration::from_secs(10)))

@@ -7,8 +7,8 @@ use chrono::Utc;
 use popbase_common::{ServiceError, validate};
 use popbase_proto::feeds::feeds_server::{Feeds, FeedsServer};
 use popbase_proto::feeds::{
-    FeedRecord, IngestSummary, ListUnmatchedRequest, ListUnmatchedResponse, Outcome, RecordResult, RecordsOfRequest, RecordsOfResponse,
-    Source,
+    CheckInsuranceRequest, CheckInsuranceResponse, FeedRecord, IngestSummary, ListUnmatchedRequest, ListUnmatchedResponse, Outcome,
+    RecordResult, RecordsOfRequest, RecordsOfResponse, Source,
 };
 use tokio_stream::StreamExt;
 use tonic::{Request, Response, Status, Streaming};
@@ -114,6 +114,23 @@ impl Feeds for FeedsService {
             .map_err(|e| ServiceError::Internal(e.to_string()))?
             .map_err(ServiceError::from)?;
         Ok(Response::new(RecordsOfResponse { records }))
+    }
+
+    async fn check_insurance(&self, request: Request<CheckInsuranceRequest>) -> Result<Response<CheckInsuranceResponse>, Status> {
+        let ids = request.into_inner().id_numbers;
+        if ids.len() > 10_000 {
+            return Err(ServiceError::invalid("id_numbers", "at most 10000 per call").into());
+        }
+        let feeds = self.feeds.clone();
+        let active = tokio::task::spawn_blocking(move || {
+            ids.iter()
+                .map(|id| feeds.medical_insurance_active(id))
+                .collect::<Result<Vec<_>, _>>()
+        })
+        .await
+        .map_err(|e| ServiceError::Internal(e.to_string()))?
+        .map_err(ServiceError::from)?;
+        Ok(Response::new(CheckInsuranceResponse { active }))
     }
 
     async fn list_unmatched(&self, request: Request<ListUnmatchedRequest>) -> Result<Response<ListUnmatchedResponse>, Status> {

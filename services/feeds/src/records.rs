@@ -92,6 +92,29 @@ impl FeedStore {
         Ok(out)
     }
 
+    /// Whether the person has an active medical insurance record now.
+    pub fn medical_insurance_active(&self, id_number: &str) -> StorageResult<bool> {
+        let source = popbase_proto::feeds::Source::MedicalInsurance as i32;
+        let mut keys = Vec::new();
+        self.store
+            .for_each_index_key(&RECORDS_BY_PERSON, &tables::by_person_source_prefix(id_number, source), |key| {
+                keys.push(key.to_vec());
+                Ok(true)
+            })?;
+        for key in keys {
+            let mut reader = KeyReader::new(&key);
+            reader.str()?;
+            let source = i32::from(reader.u8()?);
+            if let Some(r) = self.store.get(&RECORDS, &tables::record_key(source, &reader.str()?))? {
+                let active = popbase_proto::feeds::EnrollmentStatus::Active as i32;
+                if matches!(&r.value.payload, Some(Payload::MedicalInsurance(m)) if m.id_number == id_number && m.status == active) {
+                    return Ok(true);
+                }
+            }
+        }
+        Ok(false)
+    }
+
     /// A person's records as they stood at `at` (milliseconds since the
     /// epoch): for each record that ever named them, the latest version with
     /// an as-of time not after `at`, if that version still names them.

@@ -37,6 +37,39 @@ pub enum Command {
     Stats(TargetArgs),
     /// Stream a generated city's department feeds into a running feeds role and report the ingest rate.
     FeedLoad(FeedLoadArgs),
+    /// The gateway's audit trail.
+    #[command(subcommand)]
+    Audit(AuditCommand),
+    /// Print a signed gateway token for a department (token mode), using the
+    /// gateway's token key from the config or the data directory.
+    Token(TokenArgs),
+}
+
+#[derive(Subcommand, Debug)]
+pub enum AuditCommand {
+    /// Recompute the hash chain of a copied gateway store (a backup or
+    /// checkpoint, never the live one) and report the first broken record.
+    Verify(VerifyArgs),
+}
+
+#[derive(Args, Debug)]
+pub struct VerifyArgs {
+    /// Directory of the gateway store copy.
+    #[arg(long)]
+    pub store: PathBuf,
+    /// The chain-head file an auditor kept (`seq hash millis` lines); its
+    /// last line must still be in the trail.
+    #[arg(long)]
+    pub head: Option<PathBuf>,
+}
+
+#[derive(Args, Debug)]
+pub struct TokenArgs {
+    #[arg(long)]
+    pub department: String,
+    /// Validity in hours.
+    #[arg(long, default_value_t = 24)]
+    pub hours: i64,
 }
 
 #[derive(Args, Debug)]
@@ -163,6 +196,8 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
         }
         Command::Backup(args) => crate::ops_client::backup(&args.target.target, &args.label).await,
         Command::Stats(args) => crate::ops_client::stats(&args.target).await,
+        Command::Audit(AuditCommand::Verify(args)) => crate::audit_cli::verify(&args.store, args.head.as_deref()),
+        Command::Token(args) => crate::audit_cli::token(&config, &args.department, args.hours),
         Command::FeedLoad(args) => {
             crate::feed_load::run(&args.target, &args.city.city, args.city.persons, args.city.seed, args.newer_by_ms).await
         }

@@ -6,10 +6,13 @@
 //! popbase demo
 //! popbase backup --target http://household:50061 --label nightly-2026-11-22
 //! popbase stats --target http://household:50061
+//! popbase token --department education
+//! popbase audit verify --store ./copy/gateway --head audit-head.log
 //! ```
 //!
 //! Configuration: defaults < `--config FILE` < `POPBASE_*` environment < flags.
 
+mod audit_cli;
 mod cli;
 mod demo;
 mod feed_load;

@@ -46,7 +46,7 @@ impl Local {
     }
 }
 
-fn role_services(config: &Config, role: Role, stores: &mut Vec<Store>, local: &Local) -> anyhow::Result<RoleServices> {
+fn role_services(config: &Config, role: Role, stores: &mut Vec<Store>, local: &Local, shutdown: &Shutdown) -> anyhow::Result<RoleServices> {
     Ok(match role {
         Role::Household => {
             let store = open_store(config, role, popbase_household::tables::SCHEMA)?;
@@ -72,7 +72,22 @@ fn role_services(config: &Config, role: Role, stores: &mut Vec<Store>, local: &L
                 .map_err(anyhow::Error::msg)?;
             popbase_feeds::role::services(&popbase_feeds::FeedStore::new(store), directory, config)
         }
-        Role::Gateway => popbase_gateway::role::services(config),
+        Role::Gateway => {
+            let store = open_store(config, role, popbase_gateway::tables::SCHEMA)?;
+            stores.push(store.clone());
+            let sources =
+                popbase_gateway::sources::Sources::connect_lazy(&local.household(config), &local.residence(config), &local.feeds(config))
+                    .map_err(anyhow::Error::msg)?;
+            let (gate, services) = popbase_gateway::role::build(config, store, sources).context("setting up the gateway")?;
+            let interval = std::time::Duration::from_secs(config.gateway.audit_head_interval_secs);
+            tokio::spawn(popbase_gateway::audit::head::publish(
+                gate.audit.clone(),
+                config.audit_head_path(),
+                interval,
+                shutdown.clone(),
+            ));
+            services
+        }
         Role::All => anyhow::bail!("'all' is expanded before serving"),
     })
 }
@@ -107,7 +122,7 @@ pub async fn run_until(config: Config, role: Role, shutdown: Shutdown) -> anyhow
         listeners.push((single, listener, bound));
     }
     for (single, listener, bound) in listeners {
-        let services = role_services(&config, single, &mut stores, &local)?;
+        let services = role_services(&config, single, &mut stores, &local, &shutdown)?;
         tracing::info!(role = single.name(), addr = %bound, "serving gRPC");
         println!("{}", serving_line(single, bound));
         let (shutdown, metrics) = (shutdown.clone(), metrics.clone());

@@ -5,8 +5,8 @@ use popbase_common::ServiceError;
 use popbase_common::validate;
 use popbase_proto::household::household_registry_server::{HouseholdRegistry, HouseholdRegistryServer};
 use popbase_proto::household::{
-    CheckPersonsRequest, CheckPersonsResponse, GetHouseholdRequest, GetHouseholdResponse, GetPersonRequest, ListPersonsRequest,
-    ListPersonsResponse, Person,
+    CheckPersonsRequest, CheckPersonsResponse, GetHouseholdRequest, GetHouseholdResponse, GetPersonRequest, GetPersonsRequest,
+    GetPersonsResponse, ListPersonsRequest, ListPersonsResponse, Person,
 };
 use tonic::{Request, Response, Status};
 
@@ -81,5 +81,17 @@ impl HouseholdRegistry for RegistryService {
             known.push(self.registry.contains_person(id).map_err(ServiceError::from)?);
         }
         Ok(Response::new(CheckPersonsResponse { known }))
+    }
+
+    async fn get_persons(&self, request: Request<GetPersonsRequest>) -> Result<Response<GetPersonsResponse>, Status> {
+        let ids = &request.get_ref().id_numbers;
+        if ids.len() > 10_000 {
+            return Err(ServiceError::invalid("id_numbers", "at most 10000 per call").into());
+        }
+        let mut persons = Vec::with_capacity(ids.len());
+        for id in ids {
+            persons.push(self.registry.person(id).map_err(ServiceError::from)?.unwrap_or_default());
+        }
+        Ok(Response::new(GetPersonsResponse { persons }))
     }
 }

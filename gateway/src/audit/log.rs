@@ -1,0 +1,221 @@
+//! The audit writer: one thread owns the chain tip. Calls hand it entries
+//! over a channel; it takes whatever has queued up (group commit), chains
+//! them, and writes them, their per-subject index entries and the usage
+//! counters in one fsynced batch. Only then do the callers get their
+//! sequence numbers, so an answer never leaves before its record is durable,
+//! and a failed write fails every call in the group.
+
+use std::collections::HashMap;
+
+use chrono::{Datelike, Utc};
+use popbase_common::{ServiceError, ServiceResult};
+use popbase_proto::gateway::{AuditRecord, ChainHead, Decision, Usage};
+use popbase_storage::{Batch, Durability, Read, StorageResult, Store};
+use tokio::sync::{mpsc, oneshot};
+
+use super::chain::{GENESIS, record_hash};
+use crate::tables::{self, AUDIT, AUDIT_BY_SUBJECT, AUDIT_HEAD, HEAD_KEY, USAGE};
+
+/// Most records chained into one write.
+const MAX_GROUP: usize = 4096;
+/// Calls waiting for the writer before new ones wait for room.
+const QUEUE: usize = 65_536;
+
+/// What one call did, as the answer path reports it.
+#[derive(Debug, Clone, Default)]
+pub struct AuditEntry {
+    pub department: String,
+    pub interface: String,
+    pub purpose: String,
+    /// Keyed pseudonyms, never ID numbers.
+    pub subjects: Vec<String>,
+    pub fields: Vec<String>,
+    pub allowed: bool,
+    pub reason: String,
+    pub trace_id: String,
+    pub count: u64,
+}
+
+struct Pending {
+    entry: AuditEntry,
+    reply: oneshot::Sender<Result<u64, String>>,
+}
+
+#[derive(Clone)]
+pub struct AuditLog {
+    tx: mpsc::Sender<Pending>,
+    store: Store,
+}
+
+pub fn yyyymmdd(date: chrono::NaiveDate) -> u32 {
+    date.year() as u32 * 10_000 + date.month() * 100 + date.day()
+}
+
+impl AuditLog {
+    /// Starts the writer on `store` (the gateway store), continuing its chain.
+    pub fn start(store: Store) -> StorageResult<AuditLog> {
+        let head = store.get(&AUDIT_HEAD, HEAD_KEY)?.map(|h| h.value);
+        let (tx, rx) = mpsc::channel(QUEUE);
+        let writer = Writer {
+            store: store.clone(),
+            next_seq: head.as_ref().map_or(1, |h| h.seq + 1),
+            prev_hash: head.map_or(GENESIS.to_vec(), |h| h.hash),
+            usage: HashMap::new(),
+        };
+        std::thread::Builder::new()
+            .name("audit-writer".into())
+            .spawn(move || writer.run(rx))
+            .map_err(|e| popbase_storage::StorageError::Engine(format!("starting the audit writer: {e}")))?;
+        Ok(AuditLog { tx, store })
+    }
+
+    /// Appends one record durably; its sequence number.
+    pub async fn append(&self, entry: AuditEntry) -> ServiceResult<u64> {
+        let (reply, answer) = oneshot::channel();
+        self.tx
+            .send(Pending { entry, reply })
+            .await
+            .map_err(|_| ServiceError::Unavailable("audit writer stopped".into()))?;
+        match answer.await {
+            Ok(Ok(seq)) => Ok(seq),
+            Ok(Err(e)) => Err(ServiceError::Unavailable(format!(
+                "audit write failed, so the call was refused: {e}"
+            ))),
+            Err(_) => Err(ServiceError::Unavailable("audit writer stopped".into())),
+        }
+    }
+
+    /// The newest durable record's seq and hash.
+    pub fn head(&self) -> StorageResult<ChainHead> {
+        Ok(self
+            .store
+            .get(&AUDIT_HEAD, HEAD_KEY)?
+            .map(|h| h.value)
+            .unwrap_or_else(|| ChainHead {
+                seq: 0,
+                hash: GENESIS.to_vec(),
+                at_unix_millis: 0,
+            }))
+    }
+
+    pub fn store(&self) -> &Store {
+        &self.store
+    }
+}
+
+struct Writer {
+    store: Store,
+    next_seq: u64,
+    prev_hash: Vec<u8>,
+    /// Counters of the days written lately, so each group reads none.
+    usage: HashMap<Vec<u8>, Usage>,
+}
+
+impl Writer {
+    fn run(mut self, mut rx: mpsc::Receiver<Pending>) {
+        while let Some(first) = rx.blocking_recv() {
+            let mut group = vec![first];
+            while group.len() < MAX_GROUP {
+                match rx.try_recv() {
+                    Ok(p) => group.push(p),
+                    Err(_) => break,
+                }
+            }
+            let outcome = self.write(&group);
+            for (pending, result) in group.into_iter().zip(outcome) {
+                let _ = pending.reply.send(result);
+            }
+        }
+    }
+
+    fn write(&mut self, group: &[Pending]) -> Vec<Result<u64, String>> {
+        let now = Utc::now();
+        let at = now.timestamp_millis();
+        let day = now.date_naive();
+        let mut batch = Batch::new("gateway", "audit");
+        let (mut seq, mut prev) = (self.next_seq, self.prev_hash.clone());
+        let mut seqs = Vec::with_capacity(group.len());
+        let mut touched = Vec::new();
+        for Pending { entry, .. } in group {
+            let mut record = AuditRecord {
+                seq,
+                prev_hash: prev,
+                at_unix_millis: at,
+                department: entry.department.clone(),
+                interface: entry.interface.clone(),
+                purpose: entry.purpose.clone(),
+                subjects: entry.subjects.clone(),
+                fields: entry.fields.clone(),
+                decision: if entry.allowed { Decision::Allowed } else { Decision::Denied } as i32,
+                reason: entry.reason.clone(),
+                trace_id: entry.trace_id.clone(),
+                count: entry.count,
+                hash: Vec::new(),
+            };
+            record.hash = record_hash(&record).to_vec();
+            batch.put(&AUDIT, tables::audit_key(seq), &record);
+            for subject in &entry.subjects {
+                batch.put_index(&AUDIT_BY_SUBJECT, tables::subject_access_key(subject, seq));
+            }
+            let key = tables::usage_key(yyyymmdd(day), &entry.department, &entry.interface);
+            if let Err(e) = self.count(&key, entry, day) {
+                return vec![Err(e); group.len()];
+            }
+            touched.push(key);
+            prev = record.hash;
+            seqs.push(seq);
+            seq += 1;
+        }
+        touched.sort();
+        touched.dedup();
+        for key in touched {
+            if let Some(usage) = self.usage.get(&key) {
+                batch.put(&USAGE, key, usage);
+            }
+        }
+        let head = ChainHead {
+            seq: seq - 1,
+            hash: prev.clone(),
+            at_unix_millis: at,
+        };
+        batch.put(&AUDIT_HEAD, HEAD_KEY.to_vec(), &head);
+        match self.store.commit_with(batch, Durability::Sync) {
+            Ok(_) => {
+                self.next_seq = seq;
+                self.prev_hash = prev;
+                // Keep only today's counters cached.
+                let today = yyyymmdd(day);
+                self.usage.retain(|k, _| k.starts_with(&tables::usage_key(today, "", "")[..4]));
+                seqs.into_iter().map(Ok).collect()
+            }
+            Err(e) => {
+                tracing::error!(error = %e, records = group.len(), "audit write failed; refusing the calls");
+                // The cached counters ran ahead of the store; re-read them next time.
+                self.usage.clear();
+                vec![Err(e.to_string()); group.len()]
+            }
+        }
+    }
+
+    fn count(&mut self, key: &[u8], entry: &AuditEntry, day: chrono::NaiveDate) -> Result<(), String> {
+        if !self.usage.contains_key(key) {
+            let stored = self.store.get(&USAGE, key).map_err(|e| e.to_string())?.map(|u| u.value);
+            let usage = stored.unwrap_or_else(|| Usage {
+                department: entry.department.clone(),
+                interface: entry.interface.clone(),
+                day: Some(day.into()),
+                allowed: 0,
+                denied: 0,
+            });
+            self.usage.insert(key.to_vec(), usage);
+        }
+        if let Some(usage) = self.usage.get_mut(key) {
+            if entry.allowed {
+                usage.allowed += 1;
+            } else {
+                usage.denied += 1;
+            }
+        }
+        Ok(())
+    }
+}

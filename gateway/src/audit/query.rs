@@ -1,0 +1,50 @@
+//! Reading the trail: a citizen's accesses, departments' usage per day.
+
+use popbase_proto::gateway::{Access, AuditRecord, Decision, Usage};
+use popbase_storage::keys::KeyReader;
+use popbase_storage::{Read, StorageResult, Store};
+
+use crate::tables::{self, AUDIT, AUDIT_BY_SUBJECT, USAGE};
+
+/// The newest `limit` accesses to the data of the person with pseudonym `subject`.
+pub fn accesses(store: &Store, subject: &str, limit: usize) -> StorageResult<Vec<Access>> {
+    let mut seqs = Vec::new();
+    store.for_each_index_key(&AUDIT_BY_SUBJECT, &tables::consent_prefix(subject), |key| {
+        let mut reader = KeyReader::new(key);
+        reader.str()?;
+        seqs.push(reader.u64()?);
+        Ok(true)
+    })?;
+    let mut out = Vec::new();
+    for seq in seqs.into_iter().rev().take(limit) {
+        if let Some(row) = store.get(&AUDIT, &tables::audit_key(seq))? {
+            let r: AuditRecord = row.value;
+            out.push(Access {
+                at_unix_millis: r.at_unix_millis,
+                department: r.department,
+                interface: r.interface,
+                purpose: r.purpose,
+                allowed: r.decision == Decision::Allowed as i32,
+                fields: r.fields,
+            });
+        }
+    }
+    Ok(out)
+}
+
+/// Usage rows for days `from..=to` (yyyymmdd), of one department or all.
+pub fn usage(store: &Store, from: u32, to: u32, department: &str) -> StorageResult<Vec<Usage>> {
+    let mut out = Vec::new();
+    store.for_each_between(
+        &USAGE,
+        &tables::usage_key(from, "", "")[..4],
+        Some(&tables::usage_key(to + 1, "", "")[..4]),
+        |_, row| {
+            if department.is_empty() || row.value.department == department {
+                out.push(row.value);
+            }
+            Ok(true)
+        },
+    )?;
+    Ok(out)
+}

@@ -1,0 +1,121 @@
+//! Offline verification of a copied gateway store: recompute the chain
+//! from the first record and report the first one that breaks it: an
+//! edited record (hash mismatch), a deleted one (sequence gap or a
+//! `prev_hash` that no longer matches), or a cut tail (the store's own head,
+//! or an externally kept head line, names a record the trail no longer has).
+
+use popbase_proto::gateway::AuditRecord;
+use popbase_storage::{Read, Store};
+
+use super::chain::{GENESIS, record_hash};
+use crate::tables::{AUDIT, AUDIT_HEAD, HEAD_KEY};
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Broken {
+    /// The first record that is missing or does not verify.
+    pub seq: u64,
+    pub why: String,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Report {
+    /// Records that verified, from seq 1.
+    pub verified: u64,
+    pub last_hash: Vec<u8>,
+    pub broken: Option<Broken>,
+}
+
+/// Verifies the trail in `store`; `external_head` is the last line an
+/// auditor kept (`seq`, `hash`), if any.
+pub fn verify(store: &Store, external_head: Option<(u64, Vec<u8>)>) -> Report {
+    let mut expected = 1u64;
+    let mut prev = GENESIS.to_vec();
+    let mut broken: Option<Broken> = None;
+    let mut hash_at_external = None;
+    let scan = store.for_each(&AUDIT, &[], |_, row| {
+        let record: AuditRecord = row.value;
+        let fail = |why: String| Broken { seq: expected, why };
+        if record.seq != expected {
+            broken = Some(if record.seq > expected {
+                fail(format!("record {expected} is missing (the next one is {})", record.seq))
+            } else {
+                fail(format!("record {expected} carries seq {}", record.seq))
+            });
+            return Ok(false);
+        }
+        if record.prev_hash != prev {
+            broken = Some(fail(format!(
+                "record {expected} does not follow record {}: prev_hash differs",
+                expected - 1
+            )));
+            return Ok(false);
+        }
+        let hash = record_hash(&record);
+        if record.hash != hash {
+            broken = Some(fail(format!("record {expected} was altered: its contents do not match its hash")));
+            return Ok(false);
+        }
+        if external_head.as_ref().is_some_and(|(seq, _)| *seq == expected) {
+            hash_at_external = Some(hash.to_vec());
+        }
+        prev = hash.to_vec();
+        expected += 1;
+        Ok(true)
+    });
+    if let Err(e) = scan
+        && broken.is_none()
+    {
+        broken = Some(Broken {
+            seq: expected,
+            why: format!("record {expected} cannot be read: {e}"),
+        });
+    }
+    let last = expected - 1;
+    if broken.is_none() {
+        match store.get(&AUDIT_HEAD, HEAD_KEY) {
+            Ok(Some(head)) if head.value.seq > last => {
+                broken = Some(Broken {
+                    seq: last + 1,
+                    why: format!(
+                        "truncated: the store's head names record {} but the trail ends at {last}",
+                        head.value.seq
+                    ),
+                });
+            }
+            Ok(Some(head)) if head.value.seq == last && head.value.hash != prev => {
+                broken = Some(Broken {
+                    seq: last,
+                    why: format!("record {last} differs from the store's head"),
+                });
+            }
+            Ok(_) => {}
+            Err(e) => {
+                broken = Some(Broken {
+                    seq: last + 1,
+                    why: format!("the store's head cannot be read: {e}"),
+                })
+            }
+        }
+    }
+    if broken.is_none()
+        && let Some((seq, hash)) = &external_head
+    {
+        if *seq > last {
+            broken = Some(Broken {
+                seq: last + 1,
+                why: format!("truncated: the kept head names record {seq} but the trail ends at {last}"),
+            });
+        } else if hash_at_external.as_ref() != Some(hash) {
+            broken = Some(Broken {
+                seq: *seq,
+                why: format!("record {seq} differs from the kept head"),
+            });
+        }
+    }
+    let verified = broken.as_ref().map_or(last, |b| b.seq.saturating_sub(1).min(last));
+    Report {
+        verified,
+        last_hash: prev,
+        broken,
+    }
+}

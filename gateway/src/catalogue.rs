@@ -1,0 +1,232 @@
+//! The sharing catalogue (共享目录): departments, interfaces with their
+//! share class and fields, and approvals of department × interface ×
+//! purposes × fields. Loaded from TOML (the shipped `data/catalogue/zibo.toml`
+//! or a file the operator mounts); anything it does not approve is denied.
+
+use std::collections::{BTreeSet, HashMap};
+use std::path::Path;
+
+use serde::Deserialize;
+use thiserror::Error;
+
+/// The catalogue shipped in the binary (the demo city's).
+pub const SHIPPED: &str = include_str!("../../data/catalogue/zibo.toml");
+
+/// The interface ids the gateway serves; the catalogue names them.
+pub mod interface {
+    pub const ENROLLMENT_CHECK: &str = "EnrollmentCheck";
+    pub const INSURANCE_GAP: &str = "InsuranceGap";
+    pub const EMPLOYER_LOCALITY: &str = "EmployerLocality";
+    pub const PERSON_SUMMARY: &str = "PersonSummary";
+    pub const CONSENT_REGISTRY: &str = "ConsentRegistry";
+    pub const ACCESS_LOG: &str = "AccessLog";
+    pub const AUDIT_CHAIN_HEAD: &str = "AuditChainHead";
+    pub const USAGE_STATISTICS: &str = "UsageStatistics";
+}
+
+#[derive(Debug, Error)]
+pub enum CatalogueError {
+    #[error("catalogue {origin}: {message}")]
+    Parse { origin: String, message: String },
+    #[error("catalogue {origin}: {what}")]
+    Invalid { origin: String, what: String },
+    #[error("cannot read catalogue {path}: {source}")]
+    Read { path: String, source: std::io::Error },
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ShareClass {
+    /// 无条件共享: any approved department, no consent.
+    Unconditional,
+    /// 有条件共享: the subject's consent unless a legal basis is named.
+    Conditional,
+    /// 不予共享: never answered.
+    NotShared,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Department {
+    pub id: String,
+    pub name: String,
+    /// Subject CN of the department's client certificate (mTLS).
+    pub certificate_cn: String,
+    /// Units (calls, or items of a stream) per calendar day.
+    pub daily_quota: u64,
+    /// Sustained units per second (token bucket, burst of one second).
+    pub per_second: u32,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Interface {
+    pub id: String,
+    pub name: String,
+    pub share_class: ShareClass,
+    /// The statutory duty the interface rests on; empty: consent needed
+    /// (for conditional interfaces about persons).
+    #[serde(default)]
+    pub legal_basis: String,
+    pub fields: Vec<String>,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Approval {
+    pub department: String,
+    pub interface: String,
+    pub purposes: Vec<String>,
+    pub fields: BTreeSet<String>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct CatalogueFile {
+    city: String,
+    #[serde(default)]
+    department: Vec<Department>,
+    #[serde(default)]
+    interface: Vec<Interface>,
+    #[serde(default)]
+    approval: Vec<Approval>,
+}
+
+#[derive(Debug, Clone)]
+pub struct Catalogue {
+    /// 4-digit code of the city the platform serves.
+    pub city: String,
+    departments: HashMap<String, Department>,
+    by_certificate: HashMap<String, String>,
+    interfaces: HashMap<String, Interface>,
+    approvals: HashMap<(String, String), Approval>,
+}
+
+impl Catalogue {
+    pub fn shipped() -> Result<Self, CatalogueError> {
+        Self::parse(SHIPPED, "data/catalogue/zibo.toml")
+    }
+
+    /// The shipped catalogue, or the file at `path` when it is not empty.
+    pub fn load(path: &Path) -> Result<Self, CatalogueError> {
+        if path.as_os_str().is_empty() {
+            return Self::shipped();
+        }
+        let text = std::fs::read_to_string(path).map_err(|source| CatalogueError::Read {
+            path: path.display().to_string(),
+            source,
+        })?;
+        Self::parse(&text, &path.display().to_string())
+    }
+
+    pub fn parse(text: &str, origin: &str) -> Result<Self, CatalogueError> {
+        let file: CatalogueFile = toml::from_str(text).map_err(|e| CatalogueError::Parse {
+            origin: origin.into(),
+            message: e.to_string(),
+        })?;
+        let invalid = |what: String| CatalogueError::Invalid {
+            origin: origin.into(),
+            what,
+        };
+        let mut catalogue = Catalogue {
+            city: file.city,
+            departments: HashMap::new(),
+            by_certificate: HashMap::new(),
+            interfaces: HashMap::new(),
+            approvals: HashMap::new(),
+        };
+        for d in file.department {
+            if catalogue.by_certificate.insert(d.certificate_cn.clone(), d.id.clone()).is_some() {
+                return Err(invalid(format!("certificate_cn '{}' names two departments", d.certificate_cn)));
+            }
+            if let Some(old) = catalogue.departments.insert(d.id.clone(), d) {
+                return Err(invalid(format!("department '{}' listed twice", old.id)));
+            }
+        }
+        for i in file.interface {
+            if let Some(old) = catalogue.interfaces.insert(i.id.clone(), i) {
+                return Err(invalid(format!("interface '{}' listed twice", old.id)));
+            }
+        }
+        for a in file.approval {
+            if !catalogue.departments.contains_key(&a.department) {
+                return Err(invalid(format!("approval names unknown department '{}'", a.department)));
+            }
+            let Some(interface) = catalogue.interfaces.get(&a.interface) else {
+                return Err(invalid(format!("approval names unknown interface '{}'", a.interface)));
+            };
+            if let Some(field) = a.fields.iter().find(|f| !interface.fields.contains(f)) {
+                return Err(invalid(format!(
+                    "approval of {} for {} names field '{field}' the interface does not have",
+                    a.interface, a.department
+                )));
+            }
+            if a.purposes.is_empty() {
+                return Err(invalid(format!(
+                    "approval of {} for {} names no purpose",
+                    a.interface, a.department
+                )));
+            }
+            let key = (a.department.clone(), a.interface.clone());
+            if catalogue.approvals.insert(key, a).is_some() {
+                return Err(invalid("an approval is listed twice".into()));
+            }
+        }
+        Ok(catalogue)
+    }
+
+    pub fn department(&self, id: &str) -> Option<&Department> {
+        self.departments.get(id)
+    }
+
+    pub fn department_by_certificate(&self, common_name: &str) -> Option<&Department> {
+        self.by_certificate.get(common_name).and_then(|id| self.departments.get(id))
+    }
+
+    pub fn interface(&self, id: &str) -> Option<&Interface> {
+        self.interfaces.get(id)
+    }
+
+    pub fn approval(&self, department: &str, interface: &str) -> Option<&Approval> {
+        self.approvals.get(&(department.to_string(), interface.to_string()))
+    }
+
+    pub fn departments(&self) -> impl Iterator<Item = &Department> {
+        self.departments.values()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn shipped_catalogue_loads_and_approves_the_zibo_interfaces() {
+        let c = Catalogue::shipped().expect("shipped catalogue");
+        assert_eq!(c.city, "3703");
+        let education = c.department_by_certificate("education.dept.popbase").expect("education");
+        let approval = c.approval(&education.id, interface::ENROLLMENT_CHECK).expect("approved");
+        assert!(approval.purposes.contains(&"COMPULSORY_EDUCATION_ENROLLMENT".to_string()));
+        assert!(c.approval("education", interface::PERSON_SUMMARY).is_none(), "default deny");
+        assert_eq!(c.interface("BiometricRecord").map(|i| i.share_class), Some(ShareClass::NotShared));
+    }
+
+    #[test]
+    fn approvals_must_name_known_things_and_fields() {
+        let base = "city = \"3703\"\n[[department]]\nid = \"a\"\nname = \"A\"\ncertificate_cn = \"a\"\ndaily_quota = 1\nper_second = 1\n\
+                    [[interface]]\nid = \"I\"\nname = \"I\"\nshare_class = \"unconditional\"\nfields = [\"x\"]\n";
+        assert!(Catalogue::parse(base, "t").is_ok());
+        let bad_field = format!("{base}[[approval]]\ndepartment = \"a\"\ninterface = \"I\"\npurposes = [\"P\"]\nfields = [\"y\"]\n");
+        let err = Catalogue::parse(&bad_field, "t").expect_err("unknown field");
+        assert!(err.to_string().contains("field 'y'"), "{err}");
+        let bad_dept = format!("{base}[[approval]]\ndepartment = \"b\"\ninterface = \"I\"\npurposes = [\"P\"]\nfields = []\n");
+        assert!(
+            Catalogue::parse(&bad_dept, "t")
+                .expect_err("unknown department")
+                .to_string()
+                .contains("'b'")
+        );
+        let bad_class = base.replace("unconditional", "sometimes");
+        assert!(Catalogue::parse(&bad_class, "t").is_err());
+    }
+}

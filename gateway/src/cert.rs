@@ -1,0 +1,97 @@
+//! The subject common name (CN) of a DER certificate: the department's
+//! identity under mTLS. rustls has already verified the chain against the
+//! client CA; this only reads the name, with a minimal DER walk rather than
+//! a full X.509 parser.
+
+/// One DER TLV: (tag, contents, rest).
+fn tlv(input: &[u8]) -> Option<(u8, &[u8], &[u8])> {
+    let (&tag, rest) = input.split_first()?;
+    let (&first, mut rest) = rest.split_first()?;
+    let len = if first < 0x80 {
+        usize::from(first)
+    } else {
+        let n = usize::from(first & 0x7f);
+        if n == 0 || n > 4 || rest.len() < n {
+            return None;
+        }
+        let len = rest[..n].iter().fold(0usize, |acc, b| (acc << 8) | usize::from(*b));
+        rest = &rest[n..];
+        len
+    };
+    if rest.len() < len {
+        return None;
+    }
+    Some((tag, &rest[..len], &rest[len..]))
+}
+
+const SEQUENCE: u8 = 0x30;
+const SET: u8 = 0x31;
+const OID: u8 = 0x06;
+const VERSION: u8 = 0xa0;
+/// 2.5.4.3 id-at-commonName.
+const COMMON_NAME: &[u8] = &[0x55, 0x04, 0x03];
+
+/// The first CN of the certificate's subject, if it has one.
+pub fn subject_common_name(der: &[u8]) -> Option<String> {
+    let (SEQUENCE, certificate, _) = tlv(der)? else { return None };
+    let (SEQUENCE, tbs, _) = tlv(certificate)? else { return None };
+    let mut rest = tbs;
+    let (tag, _, after) = tlv(rest)?;
+    if tag == VERSION {
+        rest = after;
+    }
+    // serial, signature algorithm, issuer, validity; then the subject.
+    for _ in 0..4 {
+        rest = tlv(rest)?.2;
+    }
+    let (SEQUENCE, mut subject, _) = tlv(rest)? else { return None };
+    while !subject.is_empty() {
+        let (SET, mut set, next) = tlv(subject)? else { return None };
+        subject = next;
+        while !set.is_empty() {
+            let (SEQUENCE, attribute, next) = tlv(set)? else { return None };
+            set = next;
+            let (OID, oid, value) = tlv(attribute)? else { return None };
+            if oid == COMMON_NAME {
+                let (_, text, _) = tlv(value)?;
+                return String::from_utf8(text.to_vec()).ok();
+            }
+        }
+    }
+    None
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn reads_the_subject_cn_not_the_issuers() {
+        let ca_key = rcgen::KeyPair::generate().expect("key");
+        let mut ca_params = rcgen::CertificateParams::new(Vec::<String>::new()).expect("params");
+        ca_params.distinguished_name.push(rcgen::DnType::CommonName, "popbase test CA");
+        ca_params.is_ca = rcgen::IsCa::Ca(rcgen::BasicConstraints::Unconstrained);
+        let ca = ca_params.self_signed(&ca_key).expect("ca");
+        let key = rcgen::KeyPair::generate().expect("key");
+        let mut params = rcgen::CertificateParams::new(Vec::<String>::new()).expect("params");
+        params.distinguished_name.push(rcgen::DnType::OrganizationName, "淄博市教育局");
+        params.distinguished_name.push(rcgen::DnType::CommonName, "education.dept.popbase");
+        let issuer = rcgen::Issuer::from_params(&ca_params, &ca_key);
+        let cert = params.signed_by(&key, &issuer).expect("sign");
+        assert_eq!(subject_common_name(cert.der()).as_deref(), Some("education.dept.popbase"));
+        assert_eq!(subject_common_name(ca.der()).as_deref(), Some("popbase test CA"));
+    }
+
+    #[test]
+    fn garbage_is_no_name_not_a_panic() {
+        for bytes in [
+            &[][..],
+            &[0x30],
+            &[0x30, 0x85, 1, 2, 3, 4, 5],
+            &[0x30, 0x03, 0x30, 0x01, 0x00],
+            &[0x30, 0x82, 0xff],
+        ] {
+            assert_eq!(subject_common_name(bytes), None);
+        }
+    }
+}

@@ -1,0 +1,248 @@
+//! The one answer path. Every gateway RPC goes through these steps, in
+//! this order, and each outcome (answer or refusal) leaves exactly one
+//! audit record before the caller hears anything:
+//!
+//! 1. [`Gate::authenticate`]: certificate or token → department;
+//! 2. [`Gate::authorise`]: catalogue (share class), approval, purpose,
+//!    quota, then consent per subject unless a legal basis stands in;
+//! 3. the interface fetches (gRPC to the services);
+//! 4. [`Gate::release`]: minimise to the approved fields, audit, answer.
+//!
+//! Malformed input after authentication ([`Gate::refuse`]) and fetch
+//! failures ([`Gate::fail`]) are audited as refusals too.
+
+use std::collections::BTreeSet;
+use std::sync::Arc;
+use std::time::Instant;
+
+use chrono::Utc;
+use popbase_common::{ServiceError, propagation};
+use popbase_domain::pseudonym::Pseudonymizer;
+use tonic::{Request, Status};
+
+use crate::audit::{AuditEntry, AuditLog, log::yyyymmdd};
+use crate::auth::Authenticator;
+use crate::catalogue::{Catalogue, ShareClass};
+use crate::consent::{ConsentStore, GrantKey};
+use crate::denial::{Denial, reason};
+use crate::quota::Quotas;
+
+/// Pseudonym domain of audit subjects and consent keys.
+pub const SUBJECT_DOMAIN: &str = "gateway-subject";
+
+/// An authenticated department.
+#[derive(Debug, Clone)]
+pub struct Caller {
+    pub department: String,
+}
+
+/// What a call asks for, before it is authorised.
+pub struct Ask<'a> {
+    pub interface: &'static str,
+    pub purpose: &'a str,
+    /// ID numbers the answer is about (consent is checked for each).
+    pub subjects: &'a [String],
+    /// Quota units: 1 per call, or per item of a stream.
+    pub units: u64,
+}
+
+/// An authorised call: what the fetch may use and the answer may carry.
+#[derive(Debug, Clone)]
+pub struct Admission {
+    pub department: String,
+    pub interface: &'static str,
+    pub purpose: String,
+    pub fields: BTreeSet<String>,
+    subjects: Vec<String>,
+}
+
+impl Admission {
+    pub fn allows(&self, field: &str) -> bool {
+        self.fields.contains(field)
+    }
+}
+
+/// Clears what the approval does not allow; names the fields left.
+pub trait Minimise {
+    fn minimise(&mut self, approved: &BTreeSet<String>) -> Vec<String>;
+}
+
+impl<T: Minimise> Minimise for Vec<T> {
+    fn minimise(&mut self, approved: &BTreeSet<String>) -> Vec<String> {
+        let mut released = BTreeSet::new();
+        for item in self.iter_mut() {
+            released.extend(item.minimise(approved));
+        }
+        released.into_iter().collect()
+    }
+}
+
+pub struct Gate {
+    pub catalogue: Arc<Catalogue>,
+    auth: Authenticator,
+    quotas: Quotas,
+    pub consents: ConsentStore,
+    pub audit: AuditLog,
+    pseudonyms: Pseudonymizer,
+}
+
+impl Gate {
+    pub fn new(catalogue: Arc<Catalogue>, auth: Authenticator, consents: ConsentStore, audit: AuditLog, pseudonyms: Pseudonymizer) -> Self {
+        Self {
+            catalogue,
+            auth,
+            quotas: Quotas::default(),
+            consents,
+            audit,
+            pseudonyms,
+        }
+    }
+
+    /// The keyed pseudonym under which the gateway knows a person.
+    pub fn pseudonym(&self, id_number: &str) -> String {
+        self.pseudonyms.pseudonym(SUBJECT_DOMAIN, id_number)
+    }
+
+    async fn record(&self, entry: AuditEntry) -> Result<u64, Status> {
+        self.audit.append(entry).await.map_err(Status::from)
+    }
+
+    async fn deny(&self, department: &str, interface: &str, purpose: &str, subjects: Vec<String>, error: ServiceError) -> Status {
+        let code = match &error {
+            ServiceError::PermissionDenied { code, .. } | ServiceError::ResourceExhausted { code, .. } => code,
+            ServiceError::Unauthenticated(_) => reason::UNAUTHENTICATED,
+            ServiceError::InvalidArgument { .. } => reason::INVALID_ARGUMENT,
+            _ => reason::FETCH_FAILED,
+        };
+        let entry = AuditEntry {
+            department: department.into(),
+            interface: interface.into(),
+            purpose: purpose.into(),
+            subjects,
+            allowed: false,
+            reason: code.into(),
+            trace_id: propagation::current_trace_id(),
+            ..Default::default()
+        };
+        match self.record(entry).await {
+            Ok(_) => error.into(),
+            Err(audit_failed) => audit_failed,
+        }
+    }
+
+    /// Step 1: certificate or token → department (a failure is audited).
+    pub async fn authenticate<T>(&self, request: &Request<T>, interface: &'static str) -> Result<Caller, Status> {
+        let certs = request.peer_certs();
+        match self.auth.authenticate(request.metadata(), certs.as_deref().map(|c| c.as_slice())) {
+            Ok(department) => Ok(Caller { department }),
+            Err(denial) => Err(self.deny("", interface, "", Vec::new(), denial.into()).await),
+        }
+    }
+
+    /// Malformed input from an authenticated caller: audited, then answered.
+    pub async fn refuse(&self, caller: &Caller, interface: &'static str, purpose: &str, error: ServiceError) -> Status {
+        self.deny(&caller.department, interface, purpose, Vec::new(), error).await
+    }
+
+    /// The fetch failed after authorisation: audited, then answered.
+    pub async fn fail(&self, admission: &Admission, error: ServiceError) -> Status {
+        self.deny(
+            &admission.department,
+            admission.interface,
+            &admission.purpose,
+            admission.subjects.clone(),
+            error,
+        )
+        .await
+    }
+
+    /// Step 2: catalogue, approval, purpose, quota, consent.
+    pub async fn authorise(&self, caller: &Caller, ask: Ask<'_>) -> Result<Admission, Status> {
+        let subjects: Vec<String> = ask.subjects.iter().map(|id| self.pseudonym(id)).collect();
+        match self.check(caller, &ask, &subjects) {
+            Ok(Ok(fields)) => Ok(Admission {
+                department: caller.department.clone(),
+                interface: ask.interface,
+                purpose: ask.purpose.to_string(),
+                fields,
+                subjects,
+            }),
+            Ok(Err(denial)) => Err(self
+                .deny(&caller.department, ask.interface, ask.purpose, subjects, denial.into())
+                .await),
+            Err(error) => Err(self.deny(&caller.department, ask.interface, ask.purpose, subjects, error).await),
+        }
+    }
+
+    fn check(&self, caller: &Caller, ask: &Ask<'_>, subjects: &[String]) -> Result<Result<BTreeSet<String>, Denial>, ServiceError> {
+        let Some(interface) = self
+            .catalogue
+            .interface(ask.interface)
+            .filter(|i| i.share_class != ShareClass::NotShared)
+        else {
+            return Ok(Err(Denial::new(
+                reason::NOT_IN_CATALOGUE,
+                format!("{} is not shared by the catalogue", ask.interface),
+            )));
+        };
+        let Some(approval) = self.catalogue.approval(&caller.department, ask.interface) else {
+            return Ok(Err(Denial::new(
+                reason::NOT_APPROVED,
+                format!("{} is not approved for {}", ask.interface, caller.department),
+            )));
+        };
+        if !approval.purposes.iter().any(|p| p == ask.purpose) {
+            return Ok(Err(Denial::new(
+                reason::PURPOSE_MISMATCH,
+                format!(
+                    "purpose '{}' is not approved for {} on {}",
+                    ask.purpose, caller.department, ask.interface
+                ),
+            )));
+        }
+        let Some(department) = self.catalogue.department(&caller.department) else {
+            return Ok(Err(Denial::new(reason::UNAUTHENTICATED, "department left the catalogue")));
+        };
+        let now = Utc::now();
+        if let Err(denial) = self.quotas.take(department, yyyymmdd(now.date_naive()), ask.units, Instant::now()) {
+            return Ok(Err(denial));
+        }
+        if interface.share_class == ShareClass::Conditional && interface.legal_basis.is_empty() {
+            let today = now.date_naive();
+            for subject in subjects {
+                let key = GrantKey {
+                    subject,
+                    department: &caller.department,
+                    interface: ask.interface,
+                    purpose: ask.purpose,
+                };
+                if let Err(denial) = self.consents.check_and_use(&key, today)? {
+                    return Ok(Err(denial));
+                }
+            }
+        }
+        Ok(Ok(approval.fields.clone()))
+    }
+
+    /// Step 4: minimise `answer` to the approval, audit, hand it back.
+    /// `listed` are the ID numbers a list answer turned out to be about;
+    /// `count` the records it holds.
+    pub async fn release<T: Minimise>(&self, admission: &Admission, mut answer: T, listed: &[String], count: u64) -> Result<T, Status> {
+        let fields = answer.minimise(&admission.fields);
+        let mut subjects = admission.subjects.clone();
+        subjects.extend(listed.iter().map(|id| self.pseudonym(id)));
+        self.record(AuditEntry {
+            department: admission.department.clone(),
+            interface: admission.interface.into(),
+            purpose: admission.purpose.clone(),
+            subjects,
+            fields,
+            allowed: true,
+            reason: String::new(),
+            trace_id: propagation::current_trace_id(),
+            count,
+        })
+        .await?;
+        Ok(answer)
+    }
+}

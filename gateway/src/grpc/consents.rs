@@ -1,0 +1,291 @@
+//! Consents: grants, revocations, a citizen's grants and accesses. Called
+//! by the service platform the citizen signs in to, through the same gate.
+
+use std::sync::Arc;
+
+use chrono::{NaiveDate, Utc};
+use popbase_common::{ServiceError, ServiceResult, validate};
+use popbase_domain::calendar::age_on;
+use popbase_domain::mask::mask_id_number;
+use popbase_proto::gateway::consents_server::{Consents, ConsentsServer};
+use popbase_proto::gateway::{
+    Consent, ConsentState, GrantConsentRequest, ListAccessesRequest, ListAccessesResponse, ListConsentsRequest, ListConsentsResponse,
+    RevokeConsentRequest,
+};
+use popbase_proto::household::{GetPersonsRequest, RegistrationStatus};
+use tonic::{Request, Response, Status};
+
+use super::{Fetched, answer, respond, today, whole_answer};
+use crate::audit::query;
+use crate::catalogue::{Catalogue, ShareClass, interface};
+use crate::consent::{GrantKey, state_on};
+use crate::denial::{Denial, reason};
+use crate::gate::Gate;
+use crate::sources::{Sources, upstream};
+
+/// Age of majority: a guardian may consent for a younger subject.
+const ADULT_AGE: u32 = 18;
+/// Most accesses listed at once.
+const MAX_ACCESSES: u32 = 1000;
+
+whole_answer!(Consent, "consent");
+whole_answer!(ListConsentsResponse, "consent");
+whole_answer!(ListAccessesResponse, "access");
+
+#[derive(Clone)]
+pub struct ConsentService {
+    gate: Arc<Gate>,
+    sources: Sources,
+}
+
+impl ConsentService {
+    pub fn new(gate: Arc<Gate>, sources: Sources) -> Self {
+        Self { gate, sources }
+    }
+
+    pub fn server(&self) -> ConsentsServer<Self> {
+        ConsentsServer::new(self.clone())
+    }
+}
+
+/// The (department, interface, purpose) a grant or revocation names.
+fn target<'a>(catalogue: &Catalogue, department: &'a str, interface: &'a str, purpose: &'a str) -> ServiceResult<()> {
+    if catalogue.department(department).is_none() {
+        return Err(ServiceError::invalid("department", "is not a catalogued department"));
+    }
+    match catalogue.interface(interface) {
+        None => return Err(ServiceError::invalid("interface", "is not a catalogued interface")),
+        Some(i) if i.share_class == ShareClass::NotShared => return Err(ServiceError::invalid("interface", "is not shared")),
+        Some(_) => {}
+    }
+    let approved = catalogue
+        .approval(department, interface)
+        .is_some_and(|a| a.purposes.iter().any(|p| p == purpose));
+    if !approved {
+        return Err(ServiceError::invalid(
+            "grant_purpose",
+            "is not a purpose the catalogue approves for this department and interface",
+        ));
+    }
+    Ok(())
+}
+
+struct Grant {
+    subject: String,
+    grantor: Option<String>,
+    request: GrantConsentRequest,
+    from: NaiveDate,
+    until: NaiveDate,
+}
+
+fn validate_grant(catalogue: &Catalogue, r: &GrantConsentRequest) -> ServiceResult<Grant> {
+    let today = today();
+    let subject = validate::id_number("subject_id_number", &r.subject_id_number, today)?;
+    let grantor = match r.grantor_id_number.as_str() {
+        "" => None,
+        id => Some(validate::id_number("grantor_id_number", id, today)?.as_str().to_string()).filter(|g| g != subject.as_str()),
+    };
+    target(catalogue, &r.department, &r.interface, &r.grant_purpose)?;
+    let from = validate::date("valid_from", r.valid_from.as_ref(), None)?;
+    let until = validate::date("valid_until", r.valid_until.as_ref(), None)?;
+    if until < from {
+        return Err(ServiceError::invalid("valid_until", "is before valid_from"));
+    }
+    if until < today {
+        return Err(ServiceError::invalid("valid_until", "has already passed"));
+    }
+    Ok(Grant {
+        subject: subject.as_str().to_string(),
+        grantor,
+        request: r.clone(),
+        from,
+        until,
+    })
+}
+
+impl ConsentService {
+    /// A guardian may consent only for a minor whose registry record names
+    /// them as father, mother or statutory guardian.
+    async fn check_guardian(&self, subject: &str, grantor: &str) -> ServiceResult<()> {
+        let person = self
+            .sources
+            .registry
+            .clone()
+            .get_persons(GetPersonsRequest {
+                id_numbers: vec![subject.to_string()],
+            })
+            .await
+            .map_err(|s| upstream("the household registry", s))?
+            .into_inner()
+            .persons
+            .pop()
+            .filter(|p| p.status == RegistrationStatus::Active as i32);
+        let Some(person) = person else {
+            return Err(Denial::new(
+                reason::NOT_GUARDIAN,
+                "the registry does not hold the subject, so guardianship cannot be shown",
+            )
+            .into());
+        };
+        let birth = person.birth_date.and_then(|d| d.to_naive());
+        if birth.is_none_or(|b| age_on(b, today()) >= ADULT_AGE) {
+            return Err(Denial::new(reason::NOT_GUARDIAN, "the subject is an adult and must consent in person").into());
+        }
+        if ![&person.father_id_number, &person.mother_id_number, &person.guardian_id_number]
+            .iter()
+            .any(|id| id.as_str() == grantor)
+        {
+            return Err(Denial::new(
+                reason::NOT_GUARDIAN,
+                "the registry does not show the grantor as the subject's parent or guardian",
+            )
+            .into());
+        }
+        Ok(())
+    }
+}
+
+#[tonic::async_trait]
+impl Consents for ConsentService {
+    async fn grant(&self, request: Request<GrantConsentRequest>) -> Result<Response<Consent>, Status> {
+        let gate = self.gate.clone();
+        respond(
+            answer(
+                &self.gate,
+                request,
+                interface::CONSENT_REGISTRY,
+                |r| &r.purpose,
+                |r| {
+                    let grant = validate_grant(&self.gate.catalogue, r)?;
+                    let subjects = std::iter::once(grant.subject.clone()).chain(grant.grantor.clone()).collect();
+                    Ok((grant, subjects))
+                },
+                |grant| async move {
+                    if let Some(grantor) = &grant.grantor {
+                        self.check_guardian(&grant.subject, grantor).await?;
+                    }
+                    let r = &grant.request;
+                    let subject = gate.pseudonym(&grant.subject);
+                    let key = GrantKey {
+                        subject: &subject,
+                        department: &r.department,
+                        interface: &r.interface,
+                        purpose: &r.grant_purpose,
+                    };
+                    let mut consent = Consent {
+                        masked_subject_id_number: mask_id_number(&grant.subject),
+                        granted_by_guardian: grant.grantor.is_some(),
+                        department: r.department.clone(),
+                        interface: r.interface.clone(),
+                        grant_purpose: r.grant_purpose.clone(),
+                        valid_from: Some(grant.from.into()),
+                        valid_until: Some(grant.until.into()),
+                        use_limit: r.use_limit,
+                        uses: 0,
+                        state: 0,
+                        granted_at_unix_millis: Utc::now().timestamp_millis(),
+                        revoked_at_unix_millis: 0,
+                    };
+                    consent = gate.consents.grant(&key, consent)?;
+                    consent.state = state_on(&consent, today()) as i32;
+                    Ok(Fetched::one(consent))
+                },
+            )
+            .await,
+        )
+    }
+
+    async fn revoke(&self, request: Request<RevokeConsentRequest>) -> Result<Response<Consent>, Status> {
+        let gate = self.gate.clone();
+        respond(
+            answer(
+                &self.gate,
+                request,
+                interface::CONSENT_REGISTRY,
+                |r| &r.purpose,
+                |r| {
+                    let subject = validate::id_number("subject_id_number", &r.subject_id_number, today())?
+                        .as_str()
+                        .to_string();
+                    if self.gate.catalogue.department(&r.department).is_none() {
+                        return Err(ServiceError::invalid("department", "is not a catalogued department"));
+                    }
+                    Ok(((subject.clone(), r.clone()), vec![subject]))
+                },
+                |(subject, r)| async move {
+                    let pseudonym = gate.pseudonym(&subject);
+                    let key = GrantKey {
+                        subject: &pseudonym,
+                        department: &r.department,
+                        interface: &r.interface,
+                        purpose: &r.grant_purpose,
+                    };
+                    let mut consent = gate.consents.revoke(&key, Utc::now().timestamp_millis())?;
+                    consent.state = ConsentState::Revoked as i32;
+                    Ok(Fetched::one(consent))
+                },
+            )
+            .await,
+        )
+    }
+
+    async fn list_consents(&self, request: Request<ListConsentsRequest>) -> Result<Response<ListConsentsResponse>, Status> {
+        let gate = self.gate.clone();
+        respond(
+            answer(
+                &self.gate,
+                request,
+                interface::CONSENT_REGISTRY,
+                |r| &r.purpose,
+                |r| {
+                    let subject = validate::id_number("subject_id_number", &r.subject_id_number, today())?
+                        .as_str()
+                        .to_string();
+                    Ok((subject.clone(), vec![subject]))
+                },
+                |subject| async move {
+                    let consents = gate.consents.list(&gate.pseudonym(&subject), today())?;
+                    let count = consents.len() as u64;
+                    Ok(Fetched {
+                        answer: ListConsentsResponse { consents },
+                        listed: Vec::new(),
+                        count,
+                    })
+                },
+            )
+            .await,
+        )
+    }
+
+    async fn list_accesses(&self, request: Request<ListAccessesRequest>) -> Result<Response<ListAccessesResponse>, Status> {
+        let gate = self.gate.clone();
+        respond(
+            answer(
+                &self.gate,
+                request,
+                interface::ACCESS_LOG,
+                |r| &r.purpose,
+                |r| {
+                    let subject = validate::id_number("subject_id_number", &r.subject_id_number, today())?
+                        .as_str()
+                        .to_string();
+                    if r.limit > MAX_ACCESSES {
+                        return Err(ServiceError::invalid("limit", format!("at most {MAX_ACCESSES}")));
+                    }
+                    let limit = if r.limit == 0 { 100 } else { r.limit as usize };
+                    Ok(((subject.clone(), limit), vec![subject]))
+                },
+                |(subject, limit)| async move {
+                    let accesses = query::accesses(gate.audit.store(), &gate.pseudonym(&subject), limit)?;
+                    let count = accesses.len() as u64;
+                    Ok(Fetched {
+                        answer: ListAccessesResponse { accesses },
+                        listed: Vec::new(),
+                        count,
+                    })
+                },
+            )
+            .await,
+        )
+    }
+}

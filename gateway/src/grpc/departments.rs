@@ -1,0 +1,120 @@
+//! InsuranceGap, EmployerLocality and PersonSummary.
+
+use std::pin::Pin;
+use std::sync::Arc;
+
+use popbase_proto::gateway::locality_server::{Locality, LocalityServer};
+use popbase_proto::gateway::medical_insurance_server::{MedicalInsurance, MedicalInsuranceServer};
+use popbase_proto::gateway::persons_server::{Persons, PersonsServer};
+use popbase_proto::gateway::{
+    EmployerLocalityRequest, EmployerLocalityResponse, InsuranceGapRequest, PersonSummaryRequest, PersonSummaryResponse, UninsuredResident,
+};
+use tokio_stream::Stream;
+use tonic::{Request, Response, Status};
+
+use super::{Fetched, answer, respond, today};
+use crate::catalogue::interface;
+use crate::gate::Gate;
+use crate::interfaces::{insurance, locality, person};
+use crate::sources::Sources;
+
+#[derive(Clone)]
+pub struct DepartmentServices {
+    gate: Arc<Gate>,
+    sources: Sources,
+}
+
+impl DepartmentServices {
+    pub fn new(gate: Arc<Gate>, sources: Sources) -> Self {
+        Self { gate, sources }
+    }
+
+    pub fn insurance(&self) -> MedicalInsuranceServer<Self> {
+        MedicalInsuranceServer::new(self.clone())
+    }
+
+    pub fn locality(&self) -> LocalityServer<Self> {
+        LocalityServer::new(self.clone())
+    }
+
+    pub fn persons(&self) -> PersonsServer<Self> {
+        PersonsServer::new(self.clone())
+    }
+}
+
+type UninsuredStream = Pin<Box<dyn Stream<Item = Result<UninsuredResident, Status>> + Send>>;
+
+#[tonic::async_trait]
+impl MedicalInsurance for DepartmentServices {
+    type InsuranceGapStream = UninsuredStream;
+
+    async fn insurance_gap(&self, request: Request<InsuranceGapRequest>) -> Result<Response<Self::InsuranceGapStream>, Status> {
+        let city = self.gate.catalogue.city.clone();
+        let sources = self.sources.clone();
+        let list = answer(
+            &self.gate,
+            request,
+            interface::INSURANCE_GAP,
+            |r| &r.purpose,
+            |r| Ok((insurance::validate(r, &city)?, Vec::new())),
+            |division| async move {
+                let list = insurance::gap(&sources, &division, today()).await?;
+                let listed = list.iter().map(|r| r.id_number.clone()).collect();
+                let count = list.len() as u64;
+                Ok(Fetched {
+                    answer: list,
+                    listed,
+                    count,
+                })
+            },
+        )
+        .await?;
+        let stream: UninsuredStream = Box::pin(tokio_stream::iter(list.into_iter().map(Ok)));
+        Ok(Response::new(stream))
+    }
+}
+
+#[tonic::async_trait]
+impl Locality for DepartmentServices {
+    async fn employer_locality(&self, request: Request<EmployerLocalityRequest>) -> Result<Response<EmployerLocalityResponse>, Status> {
+        let city = self.gate.catalogue.city.clone();
+        respond(
+            answer(
+                &self.gate,
+                request,
+                interface::EMPLOYER_LOCALITY,
+                |r| &r.purpose,
+                |r| Ok((locality::locate(r, &city)?, Vec::new())),
+                |found| async move {
+                    Ok(Fetched {
+                        answer: found,
+                        listed: Vec::new(),
+                        count: 1,
+                    })
+                },
+            )
+            .await,
+        )
+    }
+}
+
+#[tonic::async_trait]
+impl Persons for DepartmentServices {
+    async fn person_summary(&self, request: Request<PersonSummaryRequest>) -> Result<Response<PersonSummaryResponse>, Status> {
+        let sources = self.sources.clone();
+        respond(
+            answer(
+                &self.gate,
+                request,
+                interface::PERSON_SUMMARY,
+                |r| &r.purpose,
+                |r| {
+                    let id = person::validate(r, today())?;
+                    Ok((id.clone(), vec![id]))
+                },
+                |id| async move { Ok(Fetched::one(person::summary(&sources, &id, today()).await?)) },
+            )
+            .await,
+        )
+    }
+}

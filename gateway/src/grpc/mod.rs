@@ -1,0 +1,100 @@
+//! Thin tonic adapters: each RPC is the gate's path around one interface.
+
+pub mod audit;
+pub mod consents;
+pub mod departments;
+pub mod enrollment;
+
+use std::future::Future;
+
+use chrono::{NaiveDate, Utc};
+use popbase_common::{ServiceError, ServiceResult};
+use tonic::{Request, Response, Status};
+
+use crate::gate::{Ask, Gate, Minimise};
+
+pub(crate) fn today() -> NaiveDate {
+    Utc::now().date_naive()
+}
+
+/// What a fetch hands back: the answer, the ID numbers a list turned out
+/// to hold (audit subjects beyond the asked ones) and the record count.
+pub(crate) struct Fetched<T> {
+    pub answer: T,
+    pub listed: Vec<String>,
+    pub count: u64,
+}
+
+impl<T> Fetched<T> {
+    pub fn one(answer: T) -> Self {
+        Self {
+            answer,
+            listed: Vec::new(),
+            count: 1,
+        }
+    }
+}
+
+/// The whole path for a unary call (or a list answered at once):
+/// authenticate → validate → authorise → fetch → minimise + audit → answer.
+/// `validate` returns the checked input and the ID numbers it is about.
+pub(crate) async fn answer<Req, In, Out, Fut>(
+    gate: &Gate,
+    request: Request<Req>,
+    interface: &'static str,
+    purpose: impl Fn(&Req) -> &str,
+    validate: impl FnOnce(&Req) -> ServiceResult<(In, Vec<String>)>,
+    fetch: impl FnOnce(In) -> Fut,
+) -> Result<Out, Status>
+where
+    Fut: Future<Output = ServiceResult<Fetched<Out>>>,
+    Out: Minimise,
+{
+    let caller = gate.authenticate(&request, interface).await?;
+    let body = request.get_ref();
+    let purpose = purpose(body).to_string();
+    let checked = if purpose.is_empty() {
+        Err(ServiceError::invalid(
+            "purpose",
+            "name the purpose of the call (a catalogue purpose code)",
+        ))
+    } else {
+        validate(body)
+    };
+    let (input, subjects) = match checked {
+        Ok(v) => v,
+        Err(e) => return Err(gate.refuse(&caller, interface, &purpose, e).await),
+    };
+    let ask = Ask {
+        interface,
+        purpose: &purpose,
+        subjects: &subjects,
+        units: 1,
+    };
+    let admission = gate.authorise(&caller, ask).await?;
+    match fetch(input).await {
+        Ok(fetched) => gate.release(&admission, fetched.answer, &fetched.listed, fetched.count).await,
+        Err(e) => Err(gate.fail(&admission, e).await),
+    }
+}
+
+pub(crate) fn respond<T>(result: Result<T, Status>) -> Result<Response<T>, Status> {
+    result.map(Response::new)
+}
+
+/// Minimise for answers that are one catalogue field as a whole.
+macro_rules! whole_answer {
+    ($ty:ty, $field:literal) => {
+        impl $crate::gate::Minimise for $ty {
+            fn minimise(&mut self, approved: &std::collections::BTreeSet<String>) -> Vec<String> {
+                if approved.contains($field) {
+                    vec![$field.to_string()]
+                } else {
+                    *self = Default::default();
+                    Vec::new()
+                }
+            }
+        }
+    };
+}
+pub(crate) use whole_answer;

@@ -1,0 +1,102 @@
+//! A person's standing in the city: registered here, living here on a
+//! permit, registered as a resident only, or unknown, looked up in one
+//! registry batch plus one residence call per non-registered person.
+
+use chrono::NaiveDate;
+use popbase_common::ServiceResult;
+use popbase_proto::household::{GetPersonsRequest, Person, RegistrationStatus};
+use popbase_proto::residence::{GetResidentRequest, PermitStatus, RegistrationState, ResidencePermit, ResidenceRegistration};
+use tonic::Code;
+
+use crate::sources::{Sources, upstream};
+
+#[derive(Debug, Clone)]
+pub enum Standing {
+    /// Active household registration (本市户籍).
+    Registered(Person),
+    /// Living here with a permit valid on the day asked.
+    Permit(ResidenceRegistration, ResidencePermit),
+    /// Residence registration (居住登记) without a valid permit.
+    ResidenceOnly(ResidenceRegistration),
+    /// Once registered here, now moved out or deceased.
+    Former(Person),
+    Unknown,
+}
+
+impl Standing {
+    /// The registry record, whatever its status.
+    pub fn person(&self) -> Option<&Person> {
+        match self {
+            Standing::Registered(p) | Standing::Former(p) => Some(p),
+            _ => None,
+        }
+    }
+
+    pub fn registration(&self) -> Option<&ResidenceRegistration> {
+        match self {
+            Standing::Permit(r, _) | Standing::ResidenceOnly(r) => Some(r),
+            _ => None,
+        }
+    }
+
+    /// Committee of the registration or of the residence.
+    pub fn committee(&self) -> Option<&str> {
+        let address = match self {
+            Standing::Registered(p) => p.address.as_ref(),
+            Standing::Permit(_, permit) => permit.address.as_ref(),
+            Standing::ResidenceOnly(r) => r.address.as_ref(),
+            _ => None,
+        }?;
+        Some(address.committee_code.as_str())
+    }
+}
+
+fn valid_permit(permits: &[ResidencePermit], on: NaiveDate) -> Option<&ResidencePermit> {
+    permits.iter().find(|p| {
+        p.status == PermitStatus::Valid as i32 && p.valid_until.as_ref().and_then(|d| d.to_naive()).is_some_and(|until| until >= on)
+    })
+}
+
+/// The standing of each of `ids`, in order.
+pub async fn standings(sources: &Sources, ids: &[String], on: NaiveDate) -> ServiceResult<Vec<Standing>> {
+    let persons = sources
+        .registry
+        .clone()
+        .get_persons(GetPersonsRequest { id_numbers: ids.to_vec() })
+        .await
+        .map_err(|s| upstream("the household registry", s))?
+        .into_inner()
+        .persons;
+    let mut out = Vec::with_capacity(ids.len());
+    for (id, person) in ids.iter().zip(persons) {
+        if person.status == RegistrationStatus::Active as i32 {
+            out.push(Standing::Registered(person));
+            continue;
+        }
+        let resident = match sources
+            .permits
+            .clone()
+            .get_resident(GetResidentRequest { id_number: id.clone() })
+            .await
+        {
+            Ok(r) => Some(r.into_inner()),
+            Err(s) if s.code() == Code::NotFound => None,
+            Err(s) => return Err(upstream("the residence service", s)),
+        };
+        let living = resident.and_then(|r| {
+            r.registration
+                .clone()
+                .filter(|g| g.state == RegistrationState::Active as i32)
+                .map(|g| (g, r.permits))
+        });
+        out.push(match living {
+            Some((registration, permits)) => match valid_permit(&permits, on) {
+                Some(permit) => Standing::Permit(registration, permit.clone()),
+                None => Standing::ResidenceOnly(registration),
+            },
+            None if !person.id_number.is_empty() => Standing::Former(person),
+            None => Standing::Unknown,
+        });
+    }
+    Ok(out)
+}

@@ -1,0 +1,43 @@
+//! The gateway's own store: consents and the audit trail.
+
+use popbase_proto::gateway::{AuditRecord, ChainHead, Consent, Usage};
+use popbase_storage::keys::KeyBuilder;
+use popbase_storage::{Index, Schema, Table};
+
+/// (subject pseudonym, department, interface, purpose) → the grant.
+pub const CONSENTS: Table<Consent> = Table::new("consents");
+/// seq (big-endian u64) → record; append-only.
+pub const AUDIT: Table<AuditRecord> = Table::new("audit");
+/// (subject pseudonym, seq): a citizen's accesses.
+pub const AUDIT_BY_SUBJECT: Index = Index::new("audit_by_subject");
+/// (yyyymmdd, department, interface) → counts.
+pub const USAGE: Table<Usage> = Table::new("usage");
+/// The newest record's seq and hash, kept with every append.
+pub const AUDIT_HEAD: Table<ChainHead> = Table::new("audit_head");
+
+pub const SCHEMA: Schema = Schema {
+    name: "gateway",
+    tables: &["consents", "audit", "audit_by_subject", "usage", "audit_head"],
+};
+
+pub const HEAD_KEY: &[u8] = b"head";
+
+pub fn consent_key(subject: &str, department: &str, interface: &str, purpose: &str) -> Vec<u8> {
+    KeyBuilder::new().str(subject).str(department).str(interface).str(purpose).build()
+}
+
+pub fn consent_prefix(subject: &str) -> Vec<u8> {
+    KeyBuilder::new().str(subject).build()
+}
+
+pub fn audit_key(seq: u64) -> Vec<u8> {
+    KeyBuilder::new().u64(seq).build()
+}
+
+pub fn subject_access_key(subject: &str, seq: u64) -> Vec<u8> {
+    KeyBuilder::new().str(subject).u64(seq).build()
+}
+
+pub fn usage_key(day: u32, department: &str, interface: &str) -> Vec<u8> {
+    KeyBuilder::new().u32(day).str(department).str(interface).build()
+}

@@ -1,0 +1,256 @@
+//! The Zibo interfaces end to end over mTLS: what each department gets.
+
+mod support;
+
+use popbase_proto::common::Date;
+use popbase_proto::gateway::consents_client::ConsentsClient;
+use popbase_proto::gateway::employer_locality_request::Place;
+use popbase_proto::gateway::enrollment_client::EnrollmentClient;
+use popbase_proto::gateway::locality_client::LocalityClient;
+use popbase_proto::gateway::medical_insurance_client::MedicalInsuranceClient;
+use popbase_proto::gateway::persons_client::PersonsClient;
+use popbase_proto::gateway::{
+    EmployerLocalityRequest, EnrollmentBasis, EnrollmentCheckRequest, GrantConsentRequest, GuardianRelation, InsuranceGapRequest,
+    ListAccessesRequest, PersonSummaryRequest, PlaceKind, ResidenceStatus, ResidentKind,
+};
+use support::{XINHUA, XIYUAN, start, today};
+use tokio_stream::StreamExt;
+
+const ENROLL: &str = "COMPULSORY_EDUCATION_ENROLLMENT";
+
+fn enrollment(child: &str, guardians: &[&str], district: &str) -> EnrollmentCheckRequest {
+    EnrollmentCheckRequest {
+        purpose: ENROLL.into(),
+        request_id: format!("req-{child}"),
+        child_id_number: child.into(),
+        guardian_id_numbers: guardians.iter().map(|g| g.to_string()).collect(),
+        district_codes: vec![district.into()],
+    }
+}
+
+#[tokio::test]
+async fn enrollment_check_tells_registered_permit_and_unrelated_families_apart() {
+    let p = start(None, "mtls").await;
+    let people = &p.people;
+    let mut education = EnrollmentClient::new(p.department("education.dept.popbase").await);
+    let before = p.audit_count();
+
+    let local = education
+        .check(enrollment(&people.child, &[&people.father, &people.mother], XINHUA))
+        .await
+        .expect("registered family")
+        .into_inner();
+    assert_eq!(
+        local.basis,
+        EnrollmentBasis::ChildAndGuardianRegisteredInDistrict as i32,
+        "{local:?}"
+    );
+    let child = local.child.as_ref().expect("child");
+    assert_eq!(child.kind, PlaceKind::Registered as i32);
+    assert!(child.in_district);
+    let place = child.place.as_ref().expect("place");
+    assert_eq!(
+        (
+            place.county_name.as_str(),
+            place.street_name.as_str(),
+            place.committee_code.as_str()
+        ),
+        ("张店区", "车站街道", XINHUA)
+    );
+    assert!(child.masked_id_number.contains("****") && !child.masked_id_number.contains(&people.child[6..14]));
+    let relations: Vec<i32> = local.guardians.iter().map(|g| g.relation).collect();
+    assert_eq!(relations, vec![GuardianRelation::Father as i32, GuardianRelation::Mother as i32]);
+    assert!(!local.basis_text.is_empty());
+
+    let elsewhere = education
+        .check(enrollment(&people.child, &[&people.father], XIYUAN))
+        .await
+        .expect("other district")
+        .into_inner();
+    assert_eq!(elsewhere.basis, EnrollmentBasis::NotInDistrict as i32);
+
+    let migrant = education
+        .check(enrollment(&people.migrant_child, &[&people.migrant], XINHUA))
+        .await
+        .expect("permit family")
+        .into_inner();
+    assert_eq!(migrant.basis, EnrollmentBasis::GuardianPermitInDistrict as i32, "{migrant:?}");
+    let parent = &migrant.guardians[0];
+    assert_eq!(parent.kind, PlaceKind::ResidencePermit as i32);
+    assert!(parent.permit_valid_until.is_some() && parent.permit_issued_on.is_some() && parent.residence_registered_on.is_some());
+    assert_eq!(migrant.child.as_ref().map(|c| c.kind), Some(PlaceKind::ResidenceRegistered as i32));
+
+    let unrelated = education
+        .check(enrollment(&people.child, &[&people.stranger], XINHUA))
+        .await
+        .expect("stranger as guardian")
+        .into_inner();
+    assert_eq!(unrelated.basis, EnrollmentBasis::GuardianshipNotShown as i32);
+    assert_eq!(unrelated.guardians[0].relation, GuardianRelation::NotShown as i32);
+
+    let orphan = education
+        .check(enrollment(&people.orphan, &[&people.grandmother], XINHUA))
+        .await
+        .expect("statutory guardian")
+        .into_inner();
+    assert_eq!(orphan.guardians[0].relation, GuardianRelation::StatutoryGuardian as i32);
+    assert_eq!(orphan.basis, EnrollmentBasis::ChildAndGuardianRegisteredInDistrict as i32);
+
+    let bad = education
+        .check(EnrollmentCheckRequest {
+            child_id_number: format!("{}0", &people.child[..17]),
+            ..enrollment(&people.child, &[&people.father], XINHUA)
+        })
+        .await
+        .expect_err("bad check digit");
+    assert_eq!(bad.code(), tonic::Code::InvalidArgument);
+    assert!(bad.message().contains("child_id_number"), "{}", bad.message());
+    assert_eq!(p.audit_count(), before + 6, "one record per answer and per refusal");
+    p.stop().await;
+}
+
+#[tokio::test]
+async fn an_intake_streams_one_answer_per_application_and_errors_inline() {
+    let p = start(None, "mtls").await;
+    let people = &p.people;
+    let mut education = EnrollmentClient::new(p.department("education.dept.popbase").await);
+    let before = p.audit_count();
+    let mut bad = enrollment(&people.child, &[&people.father], XINHUA);
+    bad.request_id = "bad".into();
+    bad.district_codes = vec!["999999999".into()];
+    let items = vec![
+        enrollment(&people.child, &[&people.father, &people.mother], XINHUA),
+        bad,
+        enrollment(&people.migrant_child, &[&people.migrant], XINHUA),
+    ];
+    let mut answers = education
+        .check_intake(tokio_stream::iter(items))
+        .await
+        .expect("intake")
+        .into_inner();
+    let mut got = Vec::new();
+    while let Some(answer) = answers.next().await {
+        got.push(answer.expect("item"));
+    }
+    assert_eq!(got.len(), 3);
+    assert_eq!(got[0].basis, EnrollmentBasis::ChildAndGuardianRegisteredInDistrict as i32);
+    let error = got[1].error.as_ref().expect("malformed item answered with its error");
+    assert_eq!((got[1].request_id.as_str(), error.field.as_str()), ("bad", "district_codes[0]"));
+    assert_eq!(got[2].basis, EnrollmentBasis::GuardianPermitInDistrict as i32);
+    assert_eq!(p.audit_count(), before + 3);
+    p.stop().await;
+}
+
+fn grant(subject: &str, department: &str, purpose: &str) -> GrantConsentRequest {
+    GrantConsentRequest {
+        purpose: "CITIZEN_CONSENT".into(),
+        subject_id_number: subject.into(),
+        grantor_id_number: String::new(),
+        department: department.into(),
+        interface: "PersonSummary".into(),
+        grant_purpose: purpose.into(),
+        valid_from: Some(Date::from(today())),
+        valid_until: Some(Date::from(today() + chrono::Duration::days(30))),
+        use_limit: 0,
+    }
+}
+
+#[tokio::test]
+async fn each_department_sees_only_its_approved_fields() {
+    let p = start(None, "mtls").await;
+    let people = &p.people;
+    let mut platform = ConsentsClient::new(p.department("service-platform.dept.popbase").await);
+    platform
+        .grant(grant(&people.father, "hrss", "EMPLOYMENT_SERVICE"))
+        .await
+        .expect("consent to hrss");
+    platform
+        .grant(grant(&people.father, "civil_affairs", "TEMPORARY_ASSISTANCE"))
+        .await
+        .expect("consent to civil affairs");
+
+    let ask = |purpose: &str| PersonSummaryRequest {
+        purpose: purpose.into(),
+        id_number: people.father.clone(),
+    };
+    let hrss = PersonsClient::new(p.department("hrss.dept.popbase").await)
+        .person_summary(ask("EMPLOYMENT_SERVICE"))
+        .await
+        .expect("hrss")
+        .into_inner();
+    assert_eq!(hrss.name, "张大明");
+    assert!(hrss.birth_year > 1900 && hrss.sex != 0 && hrss.place.is_some());
+    assert_eq!(hrss.residence_status, ResidenceStatus::Registered as i32);
+    assert!(hrss.birth_date.is_none() && hrss.phone.is_empty() && hrss.marital_status.is_empty() && hrss.address_detail.is_empty());
+    assert!(!hrss.medical_insurance_active, "insurance is not approved for hrss");
+    assert_eq!(hrss.released_fields, vec!["name", "sex", "birth_year", "residence_status", "place"]);
+
+    let civil = PersonsClient::new(p.department("civil-affairs.dept.popbase").await)
+        .person_summary(ask("TEMPORARY_ASSISTANCE"))
+        .await
+        .expect("civil affairs")
+        .into_inner();
+    assert!(civil.birth_date.is_some() && civil.medical_insurance_active && !civil.address_detail.is_empty());
+    assert!(civil.phone.is_empty() && civil.birth_year == 0);
+
+    let mut insurance = MedicalInsuranceClient::new(p.department("medical-insurance.dept.popbase").await);
+    let mut stream = insurance
+        .insurance_gap(InsuranceGapRequest {
+            purpose: "RESIDENT_INSURANCE_ENROLLMENT_DRIVE".into(),
+            division_code: "370303001".into(),
+        })
+        .await
+        .expect("gap")
+        .into_inner();
+    let mut listed = Vec::new();
+    while let Some(r) = stream.next().await {
+        listed.push(r.expect("row"));
+    }
+    let ids: Vec<&str> = listed.iter().map(|r| r.id_number.as_str()).collect();
+    assert!(ids.contains(&people.child.as_str()), "registered child without insurance: {ids:?}");
+    assert!(ids.contains(&people.migrant.as_str()), "permit holder without insurance");
+    assert!(!ids.contains(&people.father.as_str()) && !ids.contains(&people.migrant_child.as_str()));
+    assert!(!ids.contains(&people.stranger.as_str()), "outside the street");
+    let migrant = listed.iter().find(|r| r.id_number == people.migrant).expect("migrant row");
+    assert_eq!(migrant.kind, ResidentKind::PermitHolder as i32);
+    assert!(listed.iter().all(|r| r.sex == 0), "sex is not approved for the insurance bureau");
+
+    let mut locality = LocalityClient::new(p.department("hrss.dept.popbase").await);
+    let by_code = locality
+        .employer_locality(EmployerLocalityRequest {
+            purpose: "EMPLOYER_LOCALITY".into(),
+            place: Some(Place::CommitteeCode(XIYUAN.into())),
+        })
+        .await
+        .expect("by code")
+        .into_inner();
+    assert_eq!(by_code.locality.as_ref().map(|l| l.street_name.as_str()), Some("公园街道"));
+    let by_address = locality
+        .employer_locality(EmployerLocalityRequest {
+            purpose: "EMPLOYER_LOCALITY".into(),
+            place: Some(Place::Address("淄博市张店区车站街道新华社区新华路18号".into())),
+        })
+        .await
+        .expect("by address")
+        .into_inner();
+    assert_eq!(by_address.locality.as_ref().map(|l| l.committee_code.as_str()), Some(XINHUA));
+
+    // The father sees every access to his data, not the data itself.
+    let accesses = platform
+        .list_accesses(ListAccessesRequest {
+            purpose: "CITIZEN_ACCESS_LOG".into(),
+            subject_id_number: people.father.clone(),
+            limit: 0,
+        })
+        .await
+        .expect("accesses")
+        .into_inner()
+        .accesses;
+    let who: Vec<(&str, &str)> = accesses.iter().map(|a| (a.department.as_str(), a.interface.as_str())).collect();
+    assert!(
+        who.contains(&("hrss", "PersonSummary")) && who.contains(&("civil_affairs", "PersonSummary")),
+        "{who:?}"
+    );
+    assert!(accesses.iter().all(|a| a.at_unix_millis > 0 && !a.purpose.is_empty()));
+    p.stop().await;
+}
