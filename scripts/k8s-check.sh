@@ -25,6 +25,12 @@ if ! diff -r data/policies k8s/base/policies >/dev/null; then
   exit 1
 fi
 
+if ! diff -r data/catalogue k8s/base/catalogue >/dev/null; then
+  echo "k8s-check: k8s/base/catalogue differs from data/catalogue; copy the catalogue over" >&2
+  diff -r data/catalogue k8s/base/catalogue >&2 || true
+  exit 1
+fi
+
 rendered="$(mktemp -d)"
 trap 'rm -rf "$rendered"' EXIT
 for overlay in dev prod; do

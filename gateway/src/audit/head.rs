@@ -48,7 +48,11 @@ pub async fn publish(log: AuditLog, path: PathBuf, interval: Duration, shutdown:
         };
         match log.head() {
             Ok(head) if last_seq != Some(head.seq) && head.seq > 0 => match append(&path, &head) {
-                Ok(()) => last_seq = Some(head.seq),
+                Ok(()) => {
+                    // The log pipeline carries a second copy out of the cluster.
+                    tracing::info!(seq = head.seq, hash = %hex::encode(&head.hash), "audit chain head");
+                    last_seq = Some(head.seq);
+                }
                 Err(e) => tracing::error!(error = %e, path = %path.display(), "cannot write the audit chain head"),
             },
             Ok(_) => {}

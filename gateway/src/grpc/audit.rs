@@ -35,7 +35,7 @@ impl AuditService {
 
 #[tonic::async_trait]
 impl Audit for AuditService {
-    async fn chain_head(&self, request: Request<ChainHeadRequest>) -> Result<Response<ChainHead>, Status> {
+    async fn get_chain_head(&self, request: Request<ChainHeadRequest>) -> Result<Response<ChainHead>, Status> {
         let gate = self.gate.clone();
         respond(
             answer(

@@ -20,12 +20,14 @@ pub async fn run(config: Config, persons: u64) -> anyhow::Result<()> {
     let gateway = config.listen.gateway;
     let household = config.listen.household;
     let metrics = config.listen.metrics;
+    let data = config.data_dir.display();
     eprintln!(
-        "\npopbase demo: serving every role. Try (grpcurl, plaintext):\n\
-         \x20 grpcurl -plaintext {household} list\n\
-         \x20 grpcurl -plaintext {household} grpc.health.v1.Health/Check\n\
+        "\npopbase demo: serving every role. The gateway runs in token mode without TLS\n\
+         (demo only; production uses mTLS, see docs/operations.md). Try:\n\
+         \x20 popbase token --data {data} --department education      # a signed department token\n\
+         \x20 examples/python/run.sh --gateway {gateway} --household {household} --data {data}\n\
+         \x20 grpcurl -plaintext {gateway} list\n\
          \x20 grpcurl -plaintext {household} popbase.ops.v1.Ops/GetStoreStats\n\
-         \x20 grpcurl -plaintext {gateway} grpc.health.v1.Health/Check\n\
          \x20 popbase stats --target http://{household}\n\
          \x20 curl http://{metrics}/metrics\n\
          Stop with Ctrl-C.\n"

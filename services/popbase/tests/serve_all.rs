@@ -439,3 +439,63 @@ async fn feed_ingest_stream_matches_against_the_other_services() {
     let _ = Command::new("kill").args(["-TERM", &child.id().to_string()]).status();
     let _ = child.wait();
 }
+
+/// The gateway of `popbase serve` answers a token-authenticated department,
+/// writes its chain head outside the store at shutdown, and
+/// `popbase audit verify` accepts the trail, then catches a deleted record.
+#[tokio::test]
+async fn gateway_audit_trail_verifies_offline_and_catches_tampering() {
+    use popbase_proto::gateway::ChainHeadRequest;
+    use popbase_proto::gateway::audit_client::AuditClient;
+    let dir = tempfile::tempdir().expect("tempdir");
+    let (mut child, roles) = start(dir.path());
+    let popbase = |args: &[&str]| {
+        Command::new(env!("CARGO_BIN_EXE_popbase"))
+            .arg("--data")
+            .arg(dir.path())
+            .args(args)
+            .output()
+            .expect("run popbase")
+    };
+    let token = popbase(&["token", "--department", "audit"]);
+    assert!(token.status.success(), "{}", String::from_utf8_lossy(&token.stderr));
+    let token = String::from_utf8(token.stdout).expect("utf8").trim().to_string();
+    let mut client = AuditClient::connect(format!("http://{}", roles["gateway"])).await.expect("connect");
+    for _ in 0..3 {
+        let mut request = tonic::Request::new(ChainHeadRequest { purpose: "AUDIT".into() });
+        request
+            .metadata_mut()
+            .insert("authorization", format!("Bearer {token}").parse().expect("ascii"));
+        client.get_chain_head(request).await.expect("token accepted");
+    }
+    let anonymous = client
+        .get_chain_head(ChainHeadRequest { purpose: "AUDIT".into() })
+        .await
+        .expect_err("no token");
+    assert_eq!(anonymous.code(), tonic::Code::Unauthenticated);
+    let unknown = popbase(&["token", "--department", "nobody"]);
+    assert!(!unknown.status.success());
+
+    let _ = Command::new("kill").args(["-TERM", &child.id().to_string()]).status();
+    let _ = child.wait();
+    let head = dir.path().join("audit-head.log");
+    let kept = std::fs::read_to_string(&head).expect("chain head written at shutdown");
+    assert!(kept.starts_with("4 "), "four records (three answers, one refusal): {kept}");
+
+    let store = dir.path().join("gateway");
+    let verify = |args: &[&str]| popbase(&[&["audit", "verify", "--store", store.to_str().expect("utf8")], args].concat());
+    let ok = verify(&["--head", head.to_str().expect("utf8")]);
+    assert!(ok.status.success(), "{}", String::from_utf8_lossy(&ok.stdout));
+    assert!(String::from_utf8_lossy(&ok.stdout).contains("audit chain verified: 4 records"));
+
+    {
+        let opened = popbase_storage::Store::open(&store, popbase_gateway::tables::SCHEMA, Default::default()).expect("open");
+        let mut batch = popbase_storage::Batch::new("attacker", "delete");
+        batch.delete(&popbase_gateway::tables::AUDIT, popbase_gateway::tables::audit_key(2));
+        opened.commit(batch).expect("delete record 2");
+    }
+    let broken = verify(&[]);
+    assert!(!broken.status.success());
+    let stdout = String::from_utf8_lossy(&broken.stdout);
+    assert!(stdout.contains("BROKEN at record 2"), "{stdout}");
+}

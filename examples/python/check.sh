@@ -1,0 +1,25 @@
+#!/usr/bin/env bash
+# CI check of the Python example: starts `popbase demo` with a small city on
+# ephemeral ports, runs examples/python/run.sh against it and checks the answers.
+set -euo pipefail
+root="$(cd "$(dirname "$0")/../.." && pwd)"
+popbase="${POPBASE_BIN:-${CARGO_TARGET_DIR:-$root/target}/debug/popbase}"
+work="$(mktemp -d)"
+out="$work/demo.out"
+"$popbase" --data "$work/data" demo --persons 3000 \
+  --household-addr 127.0.0.1:0 --residence-addr 127.0.0.1:0 --feeds-addr 127.0.0.1:0 \
+  --gateway-addr 127.0.0.1:0 --metrics-addr 127.0.0.1:0 >"$out" 2>"$work/demo.err" &
+demo=$!
+trap 'kill $demo 2>/dev/null || true; wait $demo 2>/dev/null || true; rm -rf "$work"' EXIT
+for _ in $(seq 1 300); do
+  grep -q '^popbase ready' "$out" && break
+  kill -0 $demo 2>/dev/null || { cat "$work/demo.err" >&2; exit 1; }
+  sleep 0.2
+done
+addr() { sed -n "s/^popbase serving role=$1 addr=//p" "$out"; }
+result="$(POPBASE_BIN="$popbase" "$root/examples/python/run.sh" --gateway "$(addr gateway)" --household "$(addr household)" --data "$work/data")"
+echo "$result"
+grep -q '^basis: ENROLLMENT_BASIS_CHILD_AND_GUARDIAN_REGISTERED_IN_DISTRICT' <<<"$result"
+grep -q '^intake py-bad: refused child_id_number' <<<"$result"
+grep -q '^no purpose: INVALID_ARGUMENT' <<<"$result"
+echo "python example: enrollment check against popbase demo passed"

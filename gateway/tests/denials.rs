@@ -1,0 +1,282 @@
+//! Every reason code from a real scenario, each refusal audited once.
+
+mod support;
+
+use popbase_proto::common::Date;
+use popbase_proto::gateway::audit_client::AuditClient;
+use popbase_proto::gateway::consents_client::ConsentsClient;
+use popbase_proto::gateway::medical_insurance_client::MedicalInsuranceClient;
+use popbase_proto::gateway::persons_client::PersonsClient;
+use popbase_proto::gateway::{
+    ChainHeadRequest, Consent, ConsentState, GrantConsentRequest, InsuranceGapRequest, ListConsentsRequest, PersonSummaryRequest,
+    RevokeConsentRequest,
+};
+use support::{reason, start, today};
+use tonic::Code;
+
+fn grant(subject: &str, grantor: &str, use_limit: u32) -> GrantConsentRequest {
+    GrantConsentRequest {
+        purpose: "CITIZEN_CONSENT".into(),
+        subject_id_number: subject.into(),
+        grantor_id_number: grantor.into(),
+        department: "hrss".into(),
+        interface: "PersonSummary".into(),
+        grant_purpose: "EMPLOYMENT_SERVICE".into(),
+        valid_from: Some(Date::from(today())),
+        valid_until: Some(Date::from(today() + chrono::Duration::days(7))),
+        use_limit,
+    }
+}
+
+fn summary(id: &str, purpose: &str) -> PersonSummaryRequest {
+    PersonSummaryRequest {
+        purpose: purpose.into(),
+        id_number: id.into(),
+    }
+}
+
+#[tokio::test]
+async fn consent_reasons_and_guardianship() {
+    let p = start(None, "mtls").await;
+    let people = &p.people;
+    let mut platform = ConsentsClient::new(p.department("service-platform.dept.popbase").await);
+    let mut hrss = PersonsClient::new(p.department("hrss.dept.popbase").await);
+    let before = p.audit_count();
+    let mut calls = 0;
+
+    // No consent on file.
+    let denied = hrss
+        .person_summary(summary(&people.stranger, "EMPLOYMENT_SERVICE"))
+        .await
+        .expect_err("no consent");
+    assert_eq!((denied.code(), reason(&denied).as_str()), (Code::PermissionDenied, "NO_CONSENT"));
+    calls += 1;
+
+    // Purpose not approved for the department.
+    let denied = hrss
+        .person_summary(summary(&people.stranger, "MARKETING"))
+        .await
+        .expect_err("purpose");
+    assert_eq!(reason(&denied), "PURPOSE_MISMATCH");
+    calls += 1;
+
+    // Interface not approved for the department at all.
+    let mut education = PersonsClient::new(p.department("education.dept.popbase").await);
+    let denied = education
+        .person_summary(summary(&people.stranger, "EMPLOYMENT_SERVICE"))
+        .await
+        .expect_err("not approved");
+    assert_eq!(reason(&denied), "NOT_APPROVED");
+    calls += 1;
+
+    // A certificate from the trusted CA that names no department.
+    let mut nobody = PersonsClient::new(p.department("nobody.dept.popbase").await);
+    let denied = nobody
+        .person_summary(summary(&people.stranger, "EMPLOYMENT_SERVICE"))
+        .await
+        .expect_err("unknown department");
+    assert_eq!(denied.code(), Code::Unauthenticated);
+    calls += 1;
+
+    // Granted, used, revoked: the very next call is refused.
+    platform.grant(grant(&people.stranger, "", 0)).await.expect("grant");
+    calls += 1;
+    hrss.person_summary(summary(&people.stranger, "EMPLOYMENT_SERVICE"))
+        .await
+        .expect("consented");
+    calls += 1;
+    let revoke = RevokeConsentRequest {
+        purpose: "CITIZEN_CONSENT".into(),
+        subject_id_number: people.stranger.clone(),
+        department: "hrss".into(),
+        interface: "PersonSummary".into(),
+        grant_purpose: "EMPLOYMENT_SERVICE".into(),
+    };
+    let revoked = platform.revoke(revoke).await.expect("revoke").into_inner();
+    assert_eq!(revoked.state, ConsentState::Revoked as i32);
+    calls += 1;
+    let denied = hrss
+        .person_summary(summary(&people.stranger, "EMPLOYMENT_SERVICE"))
+        .await
+        .expect_err("revoked");
+    assert_eq!(reason(&denied), "CONSENT_REVOKED");
+    calls += 1;
+
+    // A one-use consent.
+    platform.grant(grant(&people.father, "", 1)).await.expect("grant once");
+    calls += 1;
+    hrss.person_summary(summary(&people.father, "EMPLOYMENT_SERVICE"))
+        .await
+        .expect("first use");
+    let denied = hrss
+        .person_summary(summary(&people.father, "EMPLOYMENT_SERVICE"))
+        .await
+        .expect_err("second use");
+    assert_eq!(reason(&denied), "CONSENT_USED_UP");
+    calls += 2;
+
+    // A consent whose window ended (granted last month for a week).
+    let subject = p.gate.pseudonym(&people.mother);
+    let key = popbase_gateway::consent::GrantKey {
+        subject: &subject,
+        department: "hrss",
+        interface: "PersonSummary",
+        purpose: "EMPLOYMENT_SERVICE",
+    };
+    let old = Consent {
+        valid_from: Some(Date::from(today() - chrono::Duration::days(40))),
+        valid_until: Some(Date::from(today() - chrono::Duration::days(33))),
+        ..Default::default()
+    };
+    p.gate.consents.grant(&key, old).expect("store an old consent");
+    let denied = hrss
+        .person_summary(summary(&people.mother, "EMPLOYMENT_SERVICE"))
+        .await
+        .expect_err("expired");
+    assert_eq!(reason(&denied), "CONSENT_EXPIRED");
+    calls += 1;
+
+    // Guardians: a parent may consent for a minor; a stranger may not; nobody for an adult.
+    platform
+        .grant(grant(&people.child, &people.mother, 0))
+        .await
+        .expect("mother for her son");
+    platform
+        .grant(grant(&people.orphan, &people.grandmother, 0))
+        .await
+        .expect("statutory guardian");
+    let denied = platform
+        .grant(grant(&people.child, &people.stranger, 0))
+        .await
+        .expect_err("not a parent");
+    assert_eq!(reason(&denied), "NOT_GUARDIAN");
+    let denied = platform.grant(grant(&people.father, &people.mother, 0)).await.expect_err("adult");
+    assert_eq!(reason(&denied), "NOT_GUARDIAN");
+    calls += 4;
+    let listed = platform
+        .list_consents(ListConsentsRequest {
+            purpose: "CITIZEN_CONSENT".into(),
+            subject_id_number: people.child.clone(),
+        })
+        .await
+        .expect("list")
+        .into_inner()
+        .consents;
+    assert_eq!(listed.len(), 1);
+    assert!(listed[0].granted_by_guardian && listed[0].masked_subject_id_number.contains("****"));
+    calls += 1;
+
+    // Malformed input is refused naming the field, and audited too.
+    let mut bad = grant(&people.child, "", 0);
+    bad.valid_until = Some(Date::from(today() - chrono::Duration::days(1)));
+    let denied = platform.grant(bad).await.expect_err("window in the past");
+    assert_eq!(denied.code(), Code::InvalidArgument);
+    assert!(denied.message().contains("valid_until"), "{}", denied.message());
+    calls += 1;
+
+    assert_eq!(p.audit_count(), before + calls, "exactly one record per answer and per refusal");
+    p.stop().await;
+}
+
+#[tokio::test]
+async fn catalogue_share_class_quotas_and_rates() {
+    let catalogue = popbase_gateway::catalogue::SHIPPED
+        .replace(
+            "id = \"PersonSummary\"\nname = \"人口基本信息查询\"\nshare_class = \"conditional\"",
+            "id = \"PersonSummary\"\nname = \"人口基本信息查询\"\nshare_class = \"not_shared\"",
+        )
+        .replace(
+            "certificate_cn = \"audit.dept.popbase\"\ndaily_quota = 10000",
+            "certificate_cn = \"audit.dept.popbase\"\ndaily_quota = 2",
+        )
+        .replace("daily_quota = 200\nper_second = 20", "daily_quota = 200\nper_second = 1");
+    assert!(
+        catalogue.contains("share_class = \"not_shared\"\nfields = [\"name\""),
+        "test catalogue edited"
+    );
+    let p = start(Some(catalogue), "mtls").await;
+    let before = p.audit_count();
+
+    let mut hrss = PersonsClient::new(p.department("hrss.dept.popbase").await);
+    let denied = hrss
+        .person_summary(summary(&p.people.father, "EMPLOYMENT_SERVICE"))
+        .await
+        .expect_err("not shared");
+    assert_eq!(reason(&denied), "NOT_IN_CATALOGUE");
+
+    let mut audit = AuditClient::new(p.department("audit.dept.popbase").await);
+    let head = || ChainHeadRequest { purpose: "AUDIT".into() };
+    audit.get_chain_head(head()).await.expect("first");
+    let second = audit.get_chain_head(head()).await.expect("second").into_inner();
+    assert!(second.seq >= 2 && second.hash.len() == 32);
+    let denied = audit.get_chain_head(head()).await.expect_err("daily quota of 2");
+    assert_eq!(
+        (denied.code(), reason(&denied).as_str()),
+        (Code::ResourceExhausted, "QUOTA_EXCEEDED")
+    );
+
+    let mut insurance = MedicalInsuranceClient::new(p.department("medical-insurance.dept.popbase").await);
+    let gap = || InsuranceGapRequest {
+        purpose: "RESIDENT_INSURANCE_ENROLLMENT_DRIVE".into(),
+        division_code: "370303001001".into(),
+    };
+    insurance.insurance_gap(gap()).await.expect("first within the rate");
+    let denied = insurance.insurance_gap(gap()).await.expect_err("second in the same second");
+    assert_eq!((denied.code(), reason(&denied).as_str()), (Code::ResourceExhausted, "RATE_LIMITED"));
+    assert_eq!(p.audit_count(), before + 6);
+    p.stop().await;
+}
+
+#[tokio::test]
+async fn no_certificate_no_entry_and_tokens_in_token_mode() {
+    let p = start(None, "both").await;
+    // A certificate from a CA the gateway does not trust fails the handshake.
+    let foreign = support::Pki::foreign("education.dept.popbase");
+    let channel = tonic::transport::Channel::from_shared(format!("https://{}", p.gateway))
+        .expect("uri")
+        .tls_config(
+            tonic::transport::ClientTlsConfig::new()
+                .ca_certificate(tonic::transport::Certificate::from_pem(&p.pki.ca_pem))
+                .domain_name("localhost")
+                .identity(tonic::transport::Identity::from_pem(foreign.cert_pem, foreign.key_pem)),
+        )
+        .expect("tls");
+    let refused = match channel.connect().await {
+        Err(_) => true,
+        Ok(channel) => PersonsClient::new(channel)
+            .person_summary(summary(&p.people.father, "EMPLOYMENT_SERVICE"))
+            .await
+            .is_err(),
+    };
+    assert!(refused, "an untrusted client certificate gets nowhere");
+
+    // No certificate (allowed in `both`) and no token: UNAUTHENTICATED, audited.
+    let before = p.audit_count();
+    let mut anonymous = PersonsClient::new(p.channel(None).await);
+    let denied = anonymous
+        .person_summary(summary(&p.people.father, "EMPLOYMENT_SERVICE"))
+        .await
+        .expect_err("anonymous");
+    assert_eq!(denied.code(), Code::Unauthenticated);
+    assert_eq!(p.audit_count(), before + 1);
+
+    // A signed token stands in for the certificate; a forged one does not.
+    let key = popbase_gateway::role::read_or_create_key(&p.config.token_key_path()).expect("key");
+    let token = popbase_gateway::auth::mint_token(&key, "audit", chrono::Utc::now().timestamp() + 60);
+    let mut request = tonic::Request::new(ChainHeadRequest { purpose: "AUDIT".into() });
+    request
+        .metadata_mut()
+        .insert("authorization", format!("Bearer {token}").parse().expect("ascii"));
+    let mut audit = AuditClient::new(p.channel(None).await);
+    audit.get_chain_head(request).await.expect("token accepted");
+    let mut forged = tonic::Request::new(ChainHeadRequest { purpose: "AUDIT".into() });
+    let bad = popbase_gateway::auth::mint_token(b"not the key at all", "audit", chrono::Utc::now().timestamp() + 60);
+    forged
+        .metadata_mut()
+        .insert("authorization", format!("Bearer {bad}").parse().expect("ascii"));
+    assert_eq!(
+        audit.get_chain_head(forged).await.expect_err("forged").code(),
+        Code::Unauthenticated
+    );
+    p.stop().await;
+}
