@@ -11,6 +11,7 @@ use popbase_proto::gateway::{
     ChainHeadRequest, Consent, ConsentState, GrantConsentRequest, InsuranceGapRequest, ListConsentsRequest, PersonSummaryRequest,
     RevokeConsentRequest,
 };
+use popbase_storage::Read;
 use support::{reason, start, today};
 use tonic::Code;
 
@@ -278,5 +279,34 @@ async fn no_certificate_no_entry_and_tokens_in_token_mode() {
         audit.get_chain_head(forged).await.expect_err("forged").code(),
         Code::Unauthenticated
     );
+    p.stop().await;
+}
+
+#[tokio::test]
+async fn a_failed_fetch_is_refused_and_audited() {
+    use popbase_proto::gateway::enrollment_client::EnrollmentClient;
+    let p = support::start_without_registry().await;
+    let before = p.audit_count();
+    let mut education = EnrollmentClient::new(p.department("education.dept.popbase").await);
+    let request = popbase_proto::gateway::EnrollmentCheckRequest {
+        purpose: "COMPULSORY_EDUCATION_ENROLLMENT".into(),
+        request_id: "1".into(),
+        child_id_number: p.people.child.clone(),
+        guardian_id_numbers: vec![p.people.father.clone()],
+        district_codes: vec![support::XINHUA.into()],
+    };
+    let failed = education.check(request).await.expect_err("registry unreachable");
+    assert_eq!(failed.code(), Code::Unavailable);
+    assert!(failed.message().contains("household registry"), "{}", failed.message());
+    assert_eq!(p.audit_count(), before + 1);
+    let record = p
+        .gate
+        .audit
+        .store()
+        .get(&popbase_gateway::tables::AUDIT, &popbase_gateway::tables::audit_key(before + 1))
+        .expect("read")
+        .expect("record")
+        .value;
+    assert_eq!((record.reason.as_str(), record.subjects.len()), ("FETCH_FAILED", 2));
     p.stop().await;
 }

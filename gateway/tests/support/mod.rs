@@ -240,6 +240,16 @@ async fn listen() -> (TcpListener, SocketAddr) {
 /// Starts everything; `catalogue` replaces the shipped catalogue's text
 /// when given, `auth` is the gateway's mode (mtls, token, both).
 pub async fn start(catalogue: Option<String>, auth: &str) -> Platform {
+    start_inner(catalogue, auth, true).await
+}
+
+/// The platform with the gateway pointed at a registry address where
+/// nothing answers (its fetches fail).
+pub async fn start_without_registry() -> Platform {
+    start_inner(None, "mtls", false).await
+}
+
+async fn start_inner(catalogue: Option<String>, auth: &str, registry_reachable: bool) -> Platform {
     let dir = tempfile::tempdir().expect("tempdir");
     let pki = Pki::new(dir.path());
     let people = seed(dir.path());
@@ -288,7 +298,14 @@ pub async fn start(catalogue: Option<String>, auth: &str) -> Platform {
             feeds_l,
         ),
     ];
-    let sources = popbase_gateway::sources::Sources::connect_lazy(&url(household), &url(residence), &url(feeds)).expect("sources");
+    let gateway_registry = if registry_reachable {
+        url(household)
+    } else {
+        let (gone, addr) = listen().await;
+        drop(gone);
+        url(addr)
+    };
+    let sources = popbase_gateway::sources::Sources::connect_lazy(&gateway_registry, &url(residence), &url(feeds)).expect("sources");
     let (gate, gateway_services) =
         popbase_gateway::role::build(&config, open("gateway", popbase_gateway::tables::SCHEMA), sources).expect("gateway");
     let mut tasks = Vec::new();
