@@ -94,6 +94,18 @@ pub fn enumeration<E: TryFrom<i32>>(field: &str, value: i32) -> ServiceResult<E>
     E::try_from(value).map_err(|_| ServiceError::invalid(field, format!("unknown value {value}")))
 }
 
+/// Most ID numbers one batch look-up (`CheckPersons`, `GetPersons`,
+/// `CheckResidents`, `CheckInsurance`) takes.
+pub const MAX_BATCH_IDS: usize = 10_000;
+
+/// A batch of ID numbers within [`MAX_BATCH_IDS`].
+pub fn id_batch(field: &str, ids: &[String]) -> ServiceResult<()> {
+    if ids.len() > MAX_BATCH_IDS {
+        return Err(ServiceError::invalid(field, format!("at most {MAX_BATCH_IDS} per call")));
+    }
+    Ok(())
+}
+
 /// A text field with a length bound in characters.
 pub fn text<'t>(field: &str, value: &'t str, min_chars: usize, max_chars: usize) -> ServiceResult<&'t str> {
     let n = value.chars().count();

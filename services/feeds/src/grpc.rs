@@ -118,9 +118,7 @@ impl Feeds for FeedsService {
 
     async fn check_insurance(&self, request: Request<CheckInsuranceRequest>) -> Result<Response<CheckInsuranceResponse>, Status> {
         let ids = request.into_inner().id_numbers;
-        if ids.len() > 10_000 {
-            return Err(ServiceError::invalid("id_numbers", "at most 10000 per call").into());
-        }
+        validate::id_batch("id_numbers", &ids)?;
         let feeds = self.feeds.clone();
         let active = tokio::task::spawn_blocking(move || {
             ids.iter()

@@ -178,9 +178,7 @@ impl ResidencePermits for PermitsService {
 
     async fn check_residents(&self, request: Request<CheckResidentsRequest>) -> Result<Response<CheckResidentsResponse>, Status> {
         let ids = request.into_inner().id_numbers;
-        if ids.len() > 10_000 {
-            return Err(ServiceError::invalid("id_numbers", "at most 10000 per call").into());
-        }
+        validate::id_batch("id_numbers", &ids)?;
         self.run(move |p| {
             let known = ids
                 .iter()

@@ -73,9 +73,7 @@ impl HouseholdRegistry for RegistryService {
 
     async fn check_persons(&self, request: Request<CheckPersonsRequest>) -> Result<Response<CheckPersonsResponse>, Status> {
         let ids = &request.get_ref().id_numbers;
-        if ids.len() > 10_000 {
-            return Err(ServiceError::invalid("id_numbers", "at most 10000 per call").into());
-        }
+        validate::id_batch("id_numbers", ids)?;
         let mut known = Vec::with_capacity(ids.len());
         for id in ids {
             known.push(self.registry.contains_person(id).map_err(ServiceError::from)?);
@@ -85,9 +83,7 @@ impl HouseholdRegistry for RegistryService {
 
     async fn get_persons(&self, request: Request<GetPersonsRequest>) -> Result<Response<GetPersonsResponse>, Status> {
         let ids = &request.get_ref().id_numbers;
-        if ids.len() > 10_000 {
-            return Err(ServiceError::invalid("id_numbers", "at most 10000 per call").into());
-        }
+        validate::id_batch("id_numbers", ids)?;
         let mut persons = Vec::with_capacity(ids.len());
         for id in ids {
             persons.push(self.registry.person(id).map_err(ServiceError::from)?.unwrap_or_default());
