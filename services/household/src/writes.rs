@@ -9,7 +9,8 @@
 
 use popbase_proto::common::Address;
 use popbase_proto::household::{Household, HouseholdKind, HouseholdStatus, Person, RegistrationStatus};
-use popbase_storage::{Batch, Versioned};
+use popbase_storage::{Batch, Index, Table, Versioned};
+use prost::Message;
 
 use crate::tables::{
     self, COLLECTIVES, HOUSEHOLD_MEMBERS, HOUSEHOLDS, HOUSEHOLDS_BY_ADDRESS, HOUSEHOLDS_BY_COMMITTEE, PERSONS, PERSONS_BY_COMMITTEE,
@@ -25,7 +26,10 @@ pub enum Prior<'a, M> {
     Read(&'a Versioned<M>),
 }
 
-fn person_index_keys(person: &Person) -> Vec<(&'static popbase_storage::Index, Vec<u8>)> {
+/// The index entries a row should have.
+type IndexKeys<M> = fn(&M) -> Vec<(&'static Index, Vec<u8>)>;
+
+fn person_index_keys(person: &Person) -> Vec<(&'static Index, Vec<u8>)> {
     if person.status != RegistrationStatus::Active as i32 {
         return Vec::new();
     }
@@ -37,26 +41,17 @@ fn person_index_keys(person: &Person) -> Vec<(&'static popbase_storage::Index, V
 }
 
 pub fn put_person(batch: &mut Batch, prior: Prior<'_, Person>, person: &Person) {
-    let key = tables::person_key(&person.id_number);
-    match prior {
-        Prior::Unchecked => {}
-        Prior::Absent => {
-            batch.expect_version(&PERSONS, key.clone(), None);
-        }
-        Prior::Read(old) => {
-            batch.expect_version(&PERSONS, key.clone(), Some(old.version));
-            for (index, old_key) in person_index_keys(&old.value) {
-                batch.delete_index(index, old_key);
-            }
-        }
-    }
-    batch.put(&PERSONS, key, person);
-    for (index, new_key) in person_index_keys(person) {
-        batch.put_index(index, new_key);
-    }
+    put_indexed(
+        batch,
+        &PERSONS,
+        tables::person_key(&person.id_number),
+        prior,
+        person,
+        person_index_keys,
+    );
 }
 
-fn household_index_keys(household: &Household) -> Vec<(&'static popbase_storage::Index, Vec<u8>)> {
+fn household_index_keys(household: &Household) -> Vec<(&'static Index, Vec<u8>)> {
     if household.status == HouseholdStatus::Closed as i32 {
         return Vec::new();
     }
@@ -74,21 +69,33 @@ fn household_index_keys(household: &Household) -> Vec<(&'static popbase_storage:
 }
 
 pub fn put_household(batch: &mut Batch, prior: Prior<'_, Household>, household: &Household) {
-    let key = tables::household_key(&household.household_id);
+    put_indexed(
+        batch,
+        &HOUSEHOLDS,
+        tables::household_key(&household.household_id),
+        prior,
+        household,
+        household_index_keys,
+    );
+}
+
+/// Writes `value` at `key`, checking `prior`, and moves its index entries
+/// (as `index_keys` derives them) from the old row's to the new row's.
+fn put_indexed<M: Message>(batch: &mut Batch, table: &Table<M>, key: Vec<u8>, prior: Prior<'_, M>, value: &M, index_keys: IndexKeys<M>) {
     match prior {
         Prior::Unchecked => {}
         Prior::Absent => {
-            batch.expect_version(&HOUSEHOLDS, key.clone(), None);
+            batch.expect_version(table, key.clone(), None);
         }
         Prior::Read(old) => {
-            batch.expect_version(&HOUSEHOLDS, key.clone(), Some(old.version));
-            for (index, old_key) in household_index_keys(&old.value) {
+            batch.expect_version(table, key.clone(), Some(old.version));
+            for (index, old_key) in index_keys(&old.value) {
                 batch.delete_index(index, old_key);
             }
         }
     }
-    batch.put(&HOUSEHOLDS, key, household);
-    for (index, new_key) in household_index_keys(household) {
+    batch.put(table, key, value);
+    for (index, new_key) in index_keys(value) {
         batch.put_index(index, new_key);
     }
 }
