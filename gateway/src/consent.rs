@@ -82,7 +82,7 @@ impl ConsentStore {
     /// Every grant of one subject, with its state on `today`.
     pub fn list(&self, subject: &str, today: NaiveDate) -> ServiceResult<Vec<Consent>> {
         let mut out = Vec::new();
-        self.store.for_each(&CONSENTS, &tables::consent_prefix(subject), |_, row| {
+        self.store.for_each(&CONSENTS, &tables::subject_prefix(subject), |_, row| {
             let mut consent = row.value;
             consent.state = state_on(&consent, today) as i32;
             out.push(consent);

@@ -67,6 +67,35 @@ pub trait Minimise {
     fn minimise(&mut self, approved: &BTreeSet<String>) -> Vec<String>;
 }
 
+/// Field-by-field minimisation: answers whether each catalogue field is
+/// approved and remembers the ones that are, for the audit record.
+pub struct Release<'a> {
+    approved: &'a BTreeSet<String>,
+    fields: Vec<String>,
+}
+
+impl<'a> Release<'a> {
+    pub fn new(approved: &'a BTreeSet<String>) -> Self {
+        Self {
+            approved,
+            fields: Vec::new(),
+        }
+    }
+
+    /// Whether the answer may keep `field` (the caller clears it if not).
+    pub fn keep(&mut self, field: &str) -> bool {
+        let allowed = self.approved.contains(field);
+        if allowed {
+            self.fields.push(field.to_string());
+        }
+        allowed
+    }
+
+    pub fn into_fields(self) -> Vec<String> {
+        self.fields
+    }
+}
+
 impl<T: Minimise> Minimise for Vec<T> {
     fn minimise(&mut self, approved: &BTreeSet<String>) -> Vec<String> {
         let mut released = BTreeSet::new();

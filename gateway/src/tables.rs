@@ -26,7 +26,8 @@ pub fn consent_key(subject: &str, department: &str, interface: &str, purpose: &s
     KeyBuilder::new().str(subject).str(department).str(interface).str(purpose).build()
 }
 
-pub fn consent_prefix(subject: &str) -> Vec<u8> {
+/// Keys about one subject pseudonym: its consents, its audit index entries.
+pub fn subject_prefix(subject: &str) -> Vec<u8> {
     KeyBuilder::new().str(subject).build()
 }
 
@@ -40,4 +41,9 @@ pub fn subject_access_key(subject: &str, seq: u64) -> Vec<u8> {
 
 pub fn usage_key(day: u32, department: &str, interface: &str) -> Vec<u8> {
     KeyBuilder::new().u32(day).str(department).str(interface).build()
+}
+
+/// Usage keys of one day (yyyymmdd).
+pub fn usage_day_prefix(day: u32) -> Vec<u8> {
+    KeyBuilder::new().u32(day).build()
 }

@@ -184,8 +184,8 @@ impl Writer {
                 self.next_seq = seq;
                 self.prev_hash = prev;
                 // Keep only today's counters cached.
-                let today = yyyymmdd(day);
-                self.usage.retain(|k, _| k.starts_with(&tables::usage_key(today, "", "")[..4]));
+                let today = tables::usage_day_prefix(yyyymmdd(day));
+                self.usage.retain(|k, _| k.starts_with(&today));
                 seqs.into_iter().map(Ok).collect()
             }
             Err(e) => {

@@ -9,7 +9,7 @@ use crate::tables::{self, AUDIT, AUDIT_BY_SUBJECT, USAGE};
 /// The newest `limit` accesses to the data of the person with pseudonym `subject`.
 pub fn accesses(store: &Store, subject: &str, limit: usize) -> StorageResult<Vec<Access>> {
     let mut seqs = Vec::new();
-    store.for_each_index_key(&AUDIT_BY_SUBJECT, &tables::consent_prefix(subject), |key| {
+    store.for_each_index_key(&AUDIT_BY_SUBJECT, &tables::subject_prefix(subject), |key| {
         let mut reader = KeyReader::new(key);
         reader.str()?;
         seqs.push(reader.u64()?);
@@ -37,8 +37,8 @@ pub fn usage(store: &Store, from: u32, to: u32, department: &str) -> StorageResu
     let mut out = Vec::new();
     store.for_each_between(
         &USAGE,
-        &tables::usage_key(from, "", "")[..4],
-        Some(&tables::usage_key(to + 1, "", "")[..4]),
+        &tables::usage_day_prefix(from),
+        Some(&tables::usage_day_prefix(to + 1)),
         |_, row| {
             if department.is_empty() || row.value.department == department {
                 out.push(row.value);

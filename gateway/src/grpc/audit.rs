@@ -72,11 +72,7 @@ impl Audit for AuditService {
                 |(from, to, department)| async move {
                     let usage = query::usage(gate.audit.store(), from, to, &department)?;
                     let count = usage.len() as u64;
-                    Ok(Fetched {
-                        answer: UsageStatisticsResponse { usage },
-                        listed: Vec::new(),
-                        count,
-                    })
+                    Ok(Fetched::counted(UsageStatisticsResponse { usage }, count))
                 },
             )
             .await,

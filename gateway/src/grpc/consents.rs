@@ -70,6 +70,11 @@ fn target<'a>(catalogue: &Catalogue, department: &'a str, interface: &'a str, pu
     Ok(())
 }
 
+/// The `subject_id_number` of a request, checked.
+fn subject_id(value: &str) -> ServiceResult<String> {
+    Ok(validate::id_number("subject_id_number", value, today())?.as_str().to_string())
+}
+
 struct Grant {
     subject: String,
     grantor: Option<String>,
@@ -80,10 +85,10 @@ struct Grant {
 
 fn validate_grant(catalogue: &Catalogue, r: &GrantConsentRequest) -> ServiceResult<Grant> {
     let today = today();
-    let subject = validate::id_number("subject_id_number", &r.subject_id_number, today)?;
+    let subject = subject_id(&r.subject_id_number)?;
     let grantor = match r.grantor_id_number.as_str() {
         "" => None,
-        id => Some(validate::id_number("grantor_id_number", id, today)?.as_str().to_string()).filter(|g| g != subject.as_str()),
+        id => Some(validate::id_number("grantor_id_number", id, today)?.as_str().to_string()).filter(|g| *g != subject),
     };
     target(catalogue, &r.department, &r.interface, &r.grant_purpose)?;
     let from = validate::date("valid_from", r.valid_from.as_ref(), None)?;
@@ -95,7 +100,7 @@ fn validate_grant(catalogue: &Catalogue, r: &GrantConsentRequest) -> ServiceResu
         return Err(ServiceError::invalid("valid_until", "has already passed"));
     }
     Ok(Grant {
-        subject: subject.as_str().to_string(),
+        subject,
         grantor,
         request: r.clone(),
         from,
@@ -204,9 +209,7 @@ impl Consents for ConsentService {
                 interface::CONSENT_REGISTRY,
                 |r| &r.purpose,
                 |r| {
-                    let subject = validate::id_number("subject_id_number", &r.subject_id_number, today())?
-                        .as_str()
-                        .to_string();
+                    let subject = subject_id(&r.subject_id_number)?;
                     if self.gate.catalogue.department(&r.department).is_none() {
                         return Err(ServiceError::invalid("department", "is not a catalogued department"));
                     }
@@ -238,19 +241,13 @@ impl Consents for ConsentService {
                 interface::CONSENT_REGISTRY,
                 |r| &r.purpose,
                 |r| {
-                    let subject = validate::id_number("subject_id_number", &r.subject_id_number, today())?
-                        .as_str()
-                        .to_string();
+                    let subject = subject_id(&r.subject_id_number)?;
                     Ok((subject.clone(), vec![subject]))
                 },
                 |subject| async move {
                     let consents = gate.consents.list(&gate.pseudonym(&subject), today())?;
                     let count = consents.len() as u64;
-                    Ok(Fetched {
-                        answer: ListConsentsResponse { consents },
-                        listed: Vec::new(),
-                        count,
-                    })
+                    Ok(Fetched::counted(ListConsentsResponse { consents }, count))
                 },
             )
             .await,
@@ -266,9 +263,7 @@ impl Consents for ConsentService {
                 interface::ACCESS_LOG,
                 |r| &r.purpose,
                 |r| {
-                    let subject = validate::id_number("subject_id_number", &r.subject_id_number, today())?
-                        .as_str()
-                        .to_string();
+                    let subject = subject_id(&r.subject_id_number)?;
                     if r.limit > MAX_ACCESSES {
                         return Err(ServiceError::invalid("limit", format!("at most {MAX_ACCESSES}")));
                     }
@@ -278,11 +273,7 @@ impl Consents for ConsentService {
                 |(subject, limit)| async move {
                     let accesses = query::accesses(gate.audit.store(), &gate.pseudonym(&subject), limit)?;
                     let count = accesses.len() as u64;
-                    Ok(Fetched {
-                        answer: ListAccessesResponse { accesses },
-                        listed: Vec::new(),
-                        count,
-                    })
+                    Ok(Fetched::counted(ListAccessesResponse { accesses }, count))
                 },
             )
             .await,

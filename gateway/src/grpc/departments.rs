@@ -85,13 +85,7 @@ impl Locality for DepartmentServices {
                 interface::EMPLOYER_LOCALITY,
                 |r| &r.purpose,
                 |r| Ok((locality::locate(r, &city)?, Vec::new())),
-                |found| async move {
-                    Ok(Fetched {
-                        answer: found,
-                        listed: Vec::new(),
-                        count: 1,
-                    })
-                },
+                |found| async move { Ok(Fetched::one(found)) },
             )
             .await,
         )

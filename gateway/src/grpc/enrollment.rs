@@ -14,7 +14,7 @@ use tokio_stream::wrappers::ReceiverStream;
 use tokio_stream::{Stream, StreamExt};
 use tonic::{Request, Response, Status, Streaming};
 
-use super::{Fetched, answer, respond, today};
+use super::{Fetched, answer, require_purpose, respond, today};
 use crate::catalogue::interface::ENROLLMENT_CHECK;
 use crate::gate::{Ask, Caller, Gate};
 use crate::interfaces::enrollment;
@@ -47,15 +47,7 @@ async fn intake_item(
     caller: &Caller,
     item: EnrollmentCheckRequest,
 ) -> Result<EnrollmentCheckResponse, Status> {
-    let checked = if item.purpose.is_empty() {
-        Err(ServiceError::invalid(
-            "purpose",
-            "name the purpose of the call (a catalogue purpose code)",
-        ))
-    } else {
-        enrollment::validate(&item, today())
-    };
-    let input = match checked {
+    let input = match require_purpose(&item.purpose).and_then(|()| enrollment::validate(&item, today())) {
         Ok(input) => input,
         Err(e) => {
             let (field, reason) = match &e {

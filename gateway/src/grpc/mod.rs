@@ -27,12 +27,28 @@ pub(crate) struct Fetched<T> {
 
 impl<T> Fetched<T> {
     pub fn one(answer: T) -> Self {
+        Self::counted(answer, 1)
+    }
+
+    /// An answer holding `count` records about the asked subjects only.
+    pub fn counted(answer: T, count: u64) -> Self {
         Self {
             answer,
             listed: Vec::new(),
-            count: 1,
+            count,
         }
     }
+}
+
+/// Every gateway call names its purpose.
+pub(crate) fn require_purpose(purpose: &str) -> ServiceResult<()> {
+    if purpose.is_empty() {
+        return Err(ServiceError::invalid(
+            "purpose",
+            "name the purpose of the call (a catalogue purpose code)",
+        ));
+    }
+    Ok(())
 }
 
 /// The whole path for a unary call (or a list answered at once):
@@ -53,15 +69,7 @@ where
     let caller = gate.authenticate(&request, interface).await?;
     let body = request.get_ref();
     let purpose = purpose(body).to_string();
-    let checked = if purpose.is_empty() {
-        Err(ServiceError::invalid(
-            "purpose",
-            "name the purpose of the call (a catalogue purpose code)",
-        ))
-    } else {
-        validate(body)
-    };
-    let (input, subjects) = match checked {
+    let (input, subjects) = match require_purpose(&purpose).and_then(|()| validate(body)) {
         Ok(v) => v,
         Err(e) => return Err(gate.refuse(&caller, interface, &purpose, e).await),
     };

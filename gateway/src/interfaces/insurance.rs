@@ -14,7 +14,7 @@ use popbase_proto::household::ListPersonsRequest;
 use popbase_proto::residence::{FindUnusedRequest, GetResidentRequest, Policy};
 use tokio_stream::StreamExt;
 
-use crate::gate::Minimise;
+use crate::gate::{Minimise, Release};
 use crate::sources::{Sources, upstream};
 
 const PAGE: u32 = 1000;
@@ -119,35 +119,28 @@ pub async fn gap(sources: &Sources, division: &str, today: NaiveDate) -> Service
 
 impl Minimise for UninsuredResident {
     fn minimise(&mut self, approved: &BTreeSet<String>) -> Vec<String> {
-        let mut released = Vec::new();
-        let mut keep = |field: &str| {
-            let allowed = approved.contains(field);
-            if allowed {
-                released.push(field.to_string());
-            }
-            allowed
-        };
-        if !keep("id_number") {
+        let mut release = Release::new(approved);
+        if !release.keep("id_number") {
             self.id_number = mask_id_number(&self.id_number);
         }
-        if !keep("name") {
+        if !release.keep("name") {
             self.name.clear();
         }
-        if !keep("sex") {
+        if !release.keep("sex") {
             self.sex = 0;
         }
-        if !keep("birth_year") {
+        if !release.keep("birth_year") {
             self.birth_year = 0;
         }
-        if !keep("committee_code") {
+        if !release.keep("committee_code") {
             self.committee_code.clear();
         }
-        if !keep("kind") {
+        if !release.keep("kind") {
             self.kind = 0;
         }
-        if !keep("phone") {
+        if !release.keep("phone") {
             self.phone.clear();
         }
-        released
+        release.into_fields()
     }
 }

@@ -11,7 +11,7 @@ use popbase_proto::gateway::{PersonSummaryRequest, PersonSummaryResponse, Reside
 use popbase_proto::household::{MaritalStatus, RegistrationStatus};
 
 use super::standing::{Standing, standings};
-use crate::gate::Minimise;
+use crate::gate::{Minimise, Release};
 use crate::sources::{Sources, division_path, upstream};
 
 pub fn validate(request: &PersonSummaryRequest, today: NaiveDate) -> ServiceResult<String> {
@@ -78,44 +78,38 @@ pub async fn summary(sources: &Sources, id: &str, today: NaiveDate) -> ServiceRe
 
 impl Minimise for PersonSummaryResponse {
     fn minimise(&mut self, approved: &BTreeSet<String>) -> Vec<String> {
-        let mut released = Vec::new();
-        let mut keep = |field: &str| {
-            let allowed = approved.contains(field);
-            if allowed {
-                released.push(field.to_string());
-            }
-            allowed
-        };
-        if !keep("name") {
+        let mut release = Release::new(approved);
+        if !release.keep("name") {
             self.name.clear();
         }
-        if !keep("sex") {
+        if !release.keep("sex") {
             self.sex = 0;
         }
-        if !keep("birth_year") {
+        if !release.keep("birth_year") {
             self.birth_year = 0;
         }
-        if !keep("birth_date") {
+        if !release.keep("birth_date") {
             self.birth_date = None;
         }
-        if !keep("residence_status") {
+        if !release.keep("residence_status") {
             self.residence_status = 0;
         }
-        if !keep("place") {
+        if !release.keep("place") {
             self.place = None;
         }
-        if !keep("address_detail") {
+        if !release.keep("address_detail") {
             self.address_detail.clear();
         }
-        if !keep("marital_status") {
+        if !release.keep("marital_status") {
             self.marital_status.clear();
         }
-        if !keep("medical_insurance") {
+        if !release.keep("medical_insurance") {
             self.medical_insurance_active = false;
         }
-        if !keep("phone") {
+        if !release.keep("phone") {
             self.phone.clear();
         }
+        let released = release.into_fields();
         self.released_fields = released.clone();
         released
     }
