@@ -175,6 +175,25 @@ async fn consent_reasons_and_guardianship() {
     assert!(denied.message().contains("valid_until"), "{}", denied.message());
     calls += 1;
 
+    // A purpose is a short code (it goes into the audit record); a revocation names what it revokes.
+    let denied = hrss
+        .person_summary(summary(&people.father, &"P".repeat(65)))
+        .await
+        .expect_err("long purpose");
+    assert_eq!(denied.code(), Code::InvalidArgument);
+    assert!(denied.message().contains("purpose"), "{}", denied.message());
+    let unnamed = RevokeConsentRequest {
+        purpose: "CITIZEN_CONSENT".into(),
+        subject_id_number: people.father.clone(),
+        department: "hrss".into(),
+        interface: String::new(),
+        grant_purpose: "EMPLOYMENT_SERVICE".into(),
+    };
+    let denied = platform.revoke(unnamed).await.expect_err("no interface");
+    assert_eq!(denied.code(), Code::InvalidArgument);
+    assert!(denied.message().contains("interface"), "{}", denied.message());
+    calls += 2;
+
     assert_eq!(p.audit_count(), before + calls, "exactly one record per answer and per refusal");
     p.stop().await;
 }

@@ -7,7 +7,7 @@ use popbase_proto::gateway::audit_server::{Audit, AuditServer};
 use popbase_proto::gateway::{ChainHead, ChainHeadRequest, UsageStatisticsRequest, UsageStatisticsResponse};
 use tonic::{Request, Response, Status};
 
-use super::{Fetched, answer, respond, whole_answer};
+use super::{Fetched, MAX_CODE_CHARS, answer, respond, whole_answer};
 use crate::audit::{log::yyyymmdd, query};
 use crate::catalogue::interface;
 use crate::gate::Gate;
@@ -67,6 +67,7 @@ impl Audit for AuditService {
                             format!("must be on or after from, at most {MAX_DAYS} days later"),
                         ));
                     }
+                    validate::text("department", &r.department, 0, MAX_CODE_CHARS)?;
                     Ok(((yyyymmdd(from), yyyymmdd(to), r.department.clone()), Vec::new()))
                 },
                 |(from, to, department)| async move {

@@ -15,7 +15,7 @@ use popbase_proto::gateway::{
 use popbase_proto::household::{GetPersonsRequest, RegistrationStatus};
 use tonic::{Request, Response, Status};
 
-use super::{Fetched, answer, respond, today, whole_answer};
+use super::{Fetched, MAX_CODE_CHARS, answer, respond, today, whole_answer};
 use crate::audit::query;
 use crate::catalogue::{Catalogue, ShareClass, interface};
 use crate::consent::{GrantKey, state_on};
@@ -213,6 +213,9 @@ impl Consents for ConsentService {
                     if self.gate.catalogue.department(&r.department).is_none() {
                         return Err(ServiceError::invalid("department", "is not a catalogued department"));
                     }
+                    // Not checked against the catalogue: a grant outlives a withdrawn approval and must stay revocable.
+                    validate::text("interface", &r.interface, 1, MAX_CODE_CHARS)?;
+                    validate::text("grant_purpose", &r.grant_purpose, 1, MAX_CODE_CHARS)?;
                     Ok(((subject.clone(), r.clone()), vec![subject]))
                 },
                 |(subject, r)| async move {

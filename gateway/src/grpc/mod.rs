@@ -8,7 +8,7 @@ pub mod enrollment;
 use std::future::Future;
 
 use chrono::{NaiveDate, Utc};
-use popbase_common::{ServiceError, ServiceResult};
+use popbase_common::{ServiceError, ServiceResult, validate};
 use tonic::{Request, Response, Status};
 
 use crate::gate::{Ask, Gate, Minimise};
@@ -40,7 +40,11 @@ impl<T> Fetched<T> {
     }
 }
 
-/// Every gateway call names its purpose.
+/// Longest purpose code, request id or catalogue name accepted.
+pub(crate) const MAX_CODE_CHARS: usize = 64;
+
+/// Every gateway call names its purpose (a short catalogue code: it is
+/// stored in the audit record).
 pub(crate) fn require_purpose(purpose: &str) -> ServiceResult<()> {
     if purpose.is_empty() {
         return Err(ServiceError::invalid(
@@ -48,6 +52,7 @@ pub(crate) fn require_purpose(purpose: &str) -> ServiceResult<()> {
             "name the purpose of the call (a catalogue purpose code)",
         ));
     }
+    validate::text("purpose", purpose, 1, MAX_CODE_CHARS)?;
     Ok(())
 }
 

@@ -31,7 +31,11 @@ impl Enrollment {
     }
 }
 
+/// Longest caller reference echoed back.
+const MAX_REQUEST_ID_CHARS: usize = 64;
+
 pub fn validate(request: &EnrollmentCheckRequest, today: NaiveDate) -> ServiceResult<Enrollment> {
+    validate::text("request_id", &request.request_id, 0, MAX_REQUEST_ID_CHARS)?;
     let child = validate::id_number("child_id_number", &request.child_id_number, today)?;
     if request.guardian_id_numbers.is_empty() || request.guardian_id_numbers.len() > MAX_GUARDIANS {
         return Err(ServiceError::invalid("guardian_id_numbers", "name one or two guardians"));
