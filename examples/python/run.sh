@@ -2,7 +2,7 @@
 # Generates Python stubs from proto/ (grpcio-tools, in a cached venv) and runs
 # the enrollment check against a running gateway. Arguments go to the script;
 # --data DIR fetches an education token from that demo data directory.
-#   examples/python/run.sh --gateway 127.0.0.1:50051 --household 127.0.0.1:50061 --data demo-data
+#   examples/python/run.sh --gateway 127.0.0.1:50051 --household 127.0.0.1:50061 --data popbase-data
 set -euo pipefail
 root="$(cd "$(dirname "$0")/../.." && pwd)"
 venv="${POPBASE_CACHE_DIR:-$HOME/.cache/popbase}/venv-examples"
@@ -18,7 +18,7 @@ find "$stubs/popbase" -type d -exec touch {}/__init__.py \;
 args=()
 while (($#)); do
   if [ "$1" = "--data" ]; then
-    popbase="${POPBASE_BIN:-$root/target/debug/popbase}"
+    popbase="${POPBASE_BIN:-${CARGO_TARGET_DIR:-$root/target}/debug/popbase}"
     args+=(--token "$("$popbase" token --data "$2" --department education)")
     shift 2
   else
