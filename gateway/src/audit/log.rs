@@ -6,6 +6,7 @@
 //! and a failed write fails every call in the group.
 
 use std::collections::HashMap;
+use std::sync::Arc;
 
 use chrono::{Datelike, Utc};
 use popbase_common::{ServiceError, ServiceResult};
@@ -41,10 +42,31 @@ struct Pending {
     reply: oneshot::Sender<Result<u64, String>>,
 }
 
+/// A handle on the writer; clones share it. When the last clone goes, the
+/// writer drains what is queued and is joined, so its store handle is closed
+/// before the process can exit (RocksDB aborts if a store is still closing
+/// on another thread while the process tears down).
 #[derive(Clone)]
 pub struct AuditLog {
-    tx: mpsc::Sender<Pending>,
+    writer: Arc<WriterHandle>,
     store: Store,
+}
+
+struct WriterHandle {
+    tx: Option<mpsc::Sender<Pending>>,
+    thread: Option<std::thread::JoinHandle<()>>,
+}
+
+impl Drop for WriterHandle {
+    fn drop(&mut self) {
+        // Closing the channel ends the writer's loop once the queue is empty.
+        drop(self.tx.take());
+        if let Some(thread) = self.thread.take() {
+            if thread.join().is_err() {
+                tracing::error!("the audit writer panicked");
+            }
+        }
+    }
 }
 
 pub fn yyyymmdd(date: chrono::NaiveDate) -> u32 {
@@ -62,18 +84,28 @@ impl AuditLog {
             prev_hash: head.map_or(GENESIS.to_vec(), |h| h.hash),
             usage: HashMap::new(),
         };
-        std::thread::Builder::new()
+        let thread = std::thread::Builder::new()
             .name("audit-writer".into())
             .spawn(move || writer.run(rx))
             .map_err(|e| popbase_storage::StorageError::Engine(format!("starting the audit writer: {e}")))?;
-        Ok(AuditLog { tx, store })
+        Ok(AuditLog {
+            writer: Arc::new(WriterHandle {
+                tx: Some(tx),
+                thread: Some(thread),
+            }),
+            store,
+        })
     }
 
     /// Appends one record durably; its sequence number.
     pub async fn append(&self, entry: AuditEntry) -> ServiceResult<u64> {
         let (reply, answer) = oneshot::channel();
-        self.tx
-            .send(Pending { entry, reply })
+        let tx = self
+            .writer
+            .tx
+            .as_ref()
+            .ok_or_else(|| ServiceError::Unavailable("audit writer stopped".into()))?;
+        tx.send(Pending { entry, reply })
             .await
             .map_err(|_| ServiceError::Unavailable("audit writer stopped".into()))?;
         match answer.await {
