@@ -1,0 +1,305 @@
+//! The de-identification every exported batch passes in the gateway, by
+//! column role (see [`crate::columns`]):
+//!
+//! | role | `identified` | `pseudonymised` |
+//! |---|---|---|
+//! | subject, person, identifier | kept | keyed pseudonym, `x_number` → `x_pseudonym` |
+//! | birth date | kept | year-month text, `birth_date` → `birth_month` |
+//! | name, contact | kept | dropped |
+//! | anything else | kept | kept |
+//!
+//! Columns the department's approval does not list are dropped at either
+//! level. Pseudonyms share one export domain, so the bureau can join
+//! `persons.id_pseudonym` with `medical_insurance.id_pseudonym`; they are
+//! stable across exports for as long as the gateway's key is.
+//!
+//! Whatever the level, the audit record of an export holds the row count
+//! and a SHA-256 digest over the subjects' export pseudonyms in row order
+//! (each followed by a newline), so a file can later be matched to the
+//! record that released it.
+
+use std::collections::BTreeSet;
+use std::sync::Arc;
+
+use arrow_array::builder::StringBuilder;
+use arrow_array::{Array, ArrayRef, Date32Array, RecordBatch, StringArray};
+use arrow_schema::{ArrowError, DataType, Field, Schema, SchemaRef};
+use popbase_domain::pseudonym::DomainPseudonyms;
+use serde::{Deserialize, Serialize};
+use sha2::{Digest, Sha256};
+
+use crate::LEVEL_KEY;
+use crate::columns::Role;
+
+/// Pseudonym domain of exported identifiers.
+pub const EXPORT_DOMAIN: &str = "export";
+
+/// How far an export is de-identified; a department's approval names the
+/// least it may receive.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Default, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Level {
+    /// Everything the approval lists, in clear (public security, courts).
+    Identified,
+    /// Keyed pseudonyms instead of ID numbers, birth year-month, no names
+    /// or contact details (the big-data bureau).
+    #[default]
+    Pseudonymised,
+}
+
+impl Level {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Level::Identified => "identified",
+            Level::Pseudonymised => "pseudonymised",
+        }
+    }
+}
+
+#[derive(Debug, Clone, Copy)]
+enum Step {
+    Keep,
+    Pseudonymise,
+    Month,
+}
+
+/// The released shape of one dataset for one department, and the running
+/// count and digest of what has passed through it.
+pub struct Released {
+    /// (input column, what to do) for every output column.
+    plan: Vec<(usize, Step)>,
+    schema: SchemaRef,
+    subject: Option<usize>,
+    pseudonyms: DomainPseudonyms,
+    digest: Sha256,
+    rows: u64,
+}
+
+/// The output name of a de-identified column.
+fn renamed(name: &str, step: Step) -> String {
+    match step {
+        Step::Keep => name.to_string(),
+        Step::Pseudonymise => format!("{}_pseudonym", name.strip_suffix("_number").unwrap_or(name)),
+        Step::Month => name
+            .strip_suffix("_date")
+            .map_or(format!("{name}_month"), |stem| format!("{stem}_month")),
+    }
+}
+
+impl Released {
+    /// The plan for batches of `input` at `level`, keeping only `approved` columns.
+    pub fn new(input: &Schema, level: Level, approved: &BTreeSet<String>, pseudonyms: DomainPseudonyms) -> Self {
+        let mut plan = Vec::new();
+        let mut fields = Vec::new();
+        let mut subject = None;
+        for (i, field) in input.fields().iter().enumerate() {
+            let role = Role::of(field);
+            if role == Some(Role::Subject) {
+                subject = Some(i);
+            }
+            if !approved.contains(field.name()) {
+                continue;
+            }
+            let step = match (level, role) {
+                (Level::Identified, _) | (Level::Pseudonymised, None) => Step::Keep,
+                (Level::Pseudonymised, Some(Role::Subject | Role::Person | Role::Identifier)) => Step::Pseudonymise,
+                (Level::Pseudonymised, Some(Role::BirthDate)) => Step::Month,
+                (Level::Pseudonymised, Some(Role::Name | Role::Contact)) => continue,
+            };
+            let data_type = match step {
+                Step::Keep => field.data_type().clone(),
+                Step::Pseudonymise | Step::Month => DataType::Utf8,
+            };
+            fields.push(Field::new(renamed(field.name(), step), data_type, field.is_nullable()).with_metadata(field.metadata().clone()));
+            plan.push((i, step));
+        }
+        let mut metadata = input.metadata().clone();
+        metadata.insert(LEVEL_KEY.to_string(), level.as_str().to_string());
+        Self {
+            plan,
+            schema: Arc::new(Schema::new_with_metadata(fields, metadata)),
+            subject,
+            pseudonyms,
+            digest: Sha256::new(),
+            rows: 0,
+        }
+    }
+
+    /// The schema of released batches.
+    pub fn schema(&self) -> SchemaRef {
+        self.schema.clone()
+    }
+
+    /// Names of the released columns (for the audit record).
+    pub fn fields(&self) -> Vec<String> {
+        self.schema.fields().iter().map(|f| f.name().clone()).collect()
+    }
+
+    /// De-identifies one batch, counting and digesting its subjects.
+    pub fn apply(&mut self, batch: &RecordBatch) -> Result<RecordBatch, ArrowError> {
+        let mut subject_pseudonyms: Option<ArrayRef> = None;
+        if let Some(i) = self.subject {
+            let pseudonyms = self.pseudonymise(batch.column(i))?;
+            let values = pseudonyms.as_any().downcast_ref::<StringArray>();
+            for value in values.into_iter().flatten().flatten() {
+                self.digest.update(value.as_bytes());
+                self.digest.update(b"\n");
+            }
+            subject_pseudonyms = Some(pseudonyms);
+        }
+        let mut columns = Vec::with_capacity(self.plan.len());
+        for &(i, step) in &self.plan {
+            let column = batch.column(i);
+            columns.push(match step {
+                Step::Keep => column.clone(),
+                Step::Pseudonymise if Some(i) == self.subject => subject_pseudonyms.clone().unwrap_or_else(|| column.clone()),
+                Step::Pseudonymise => self.pseudonymise(column)?,
+                Step::Month => year_month(column)?,
+            });
+        }
+        self.rows += batch.num_rows() as u64;
+        RecordBatch::try_new(self.schema.clone(), columns)
+    }
+
+    fn pseudonymise(&self, column: &ArrayRef) -> Result<ArrayRef, ArrowError> {
+        let values = column
+            .as_any()
+            .downcast_ref::<StringArray>()
+            .ok_or_else(|| ArrowError::SchemaError("an identifier column is not text".into()))?;
+        let mut out = StringBuilder::with_capacity(values.len(), values.len() * 32);
+        for value in values {
+            out.append_option(value.map(|v| self.pseudonyms.pseudonym(v)));
+        }
+        Ok(Arc::new(out.finish()))
+    }
+
+    /// Rows released so far.
+    pub fn rows(&self) -> u64 {
+        self.rows
+    }
+
+    /// The digest of every subject released so far.
+    pub fn digest(&self) -> [u8; 32] {
+        self.digest.clone().finalize().into()
+    }
+}
+
+fn year_month(column: &ArrayRef) -> Result<ArrayRef, ArrowError> {
+    let dates = column
+        .as_any()
+        .downcast_ref::<Date32Array>()
+        .ok_or_else(|| ArrowError::SchemaError("a birth date column is not a date".into()))?;
+    let mut out = StringBuilder::with_capacity(dates.len(), dates.len() * 7);
+    for i in 0..dates.len() {
+        out.append_option(
+            dates
+                .value_as_date(i)
+                .filter(|_| dates.is_valid(i))
+                .map(|d| d.format("%Y-%m").to_string()),
+        );
+    }
+    Ok(Arc::new(out.finish()))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::columns::{Columns, Kind, col};
+    use chrono::NaiveDate;
+    use popbase_domain::Pseudonymizer;
+
+    fn persons() -> RecordBatch {
+        let schema = Arc::new(Schema::new(vec![
+            col("id_number", Kind::Text, Some(Role::Subject)),
+            col("name", Kind::Text, Some(Role::Name)),
+            col("birth_date", Kind::Date, Some(Role::BirthDate)),
+            col("father_id_number", Kind::Text, Some(Role::Person)),
+            col("phone", Kind::Text, Some(Role::Contact)),
+            col("sex", Kind::Text, None),
+            col("ethnicity", Kind::Text, None),
+        ]));
+        let mut columns = Columns::new(schema);
+        columns
+            .row()
+            .text("370302199001011232")
+            .text("张三")
+            .date(NaiveDate::from_ymd_opt(1990, 1, 1))
+            .text("")
+            .text("13800000000")
+            .text("male")
+            .text("01");
+        columns
+            .row()
+            .text("110105201501010025")
+            .text("李四")
+            .date(NaiveDate::from_ymd_opt(2015, 1, 1))
+            .text("370302199001011232")
+            .text("")
+            .text("female")
+            .text("01");
+        columns.take().expect("batch")
+    }
+
+    fn approved(names: &[&str]) -> BTreeSet<String> {
+        names.iter().map(|s| s.to_string()).collect()
+    }
+
+    fn text(batch: &RecordBatch, name: &str) -> Vec<Option<String>> {
+        let column = batch.column_by_name(name).unwrap_or_else(|| panic!("column {name}"));
+        let values = column.as_any().downcast_ref::<StringArray>().expect("text");
+        values.iter().map(|v| v.map(str::to_string)).collect()
+    }
+
+    #[test]
+    fn pseudonymised_release_replaces_generalises_and_drops() {
+        let key = Pseudonymizer::new(b"test-key-0123456789".to_vec());
+        let batch = persons();
+        let all = approved(&["id_number", "name", "birth_date", "father_id_number", "phone", "sex"]);
+        let mut released = Released::new(&batch.schema(), Level::Pseudonymised, &all, key.domain(EXPORT_DOMAIN));
+        let out = released.apply(&batch).expect("released");
+        assert_eq!(released.fields(), ["id_pseudonym", "birth_month", "father_id_pseudonym", "sex"]);
+        let ids = text(&out, "id_pseudonym");
+        let me = key.pseudonym(EXPORT_DOMAIN, "370302199001011232");
+        assert_eq!(ids[0].as_deref(), Some(me.as_str()));
+        assert_eq!(
+            text(&out, "father_id_pseudonym"),
+            [None, Some(me.clone())],
+            "same person, same pseudonym"
+        );
+        assert_eq!(
+            text(&out, "birth_month"),
+            [Some("1990-01".to_string()), Some("2015-01".to_string())]
+        );
+        assert_eq!(out.schema().metadata().get(LEVEL_KEY).map(String::as_str), Some("pseudonymised"));
+        assert_eq!(released.rows(), 2);
+        let mut expected = Sha256::new();
+        for id in ["370302199001011232", "110105201501010025"] {
+            expected.update(key.pseudonym(EXPORT_DOMAIN, id).as_bytes());
+            expected.update(b"\n");
+        }
+        assert_eq!(released.digest(), <[u8; 32]>::from(expected.finalize()));
+    }
+
+    #[test]
+    fn identified_release_keeps_only_approved_columns_and_still_digests() {
+        let key = Pseudonymizer::new(b"test-key-0123456789".to_vec());
+        let batch = persons();
+        let mut released = Released::new(
+            &batch.schema(),
+            Level::Identified,
+            &approved(&["name", "sex"]),
+            key.domain(EXPORT_DOMAIN),
+        );
+        let out = released.apply(&batch).expect("released");
+        assert_eq!(released.fields(), ["name", "sex"]);
+        assert_eq!(text(&out, "name")[1].as_deref(), Some("李四"));
+        let mut pseudonymised = Released::new(
+            &batch.schema(),
+            Level::Pseudonymised,
+            &approved(&["id_number"]),
+            key.domain(EXPORT_DOMAIN),
+        );
+        pseudonymised.apply(&batch).expect("released");
+        assert_eq!(released.digest(), pseudonymised.digest(), "the digest does not depend on the level");
+    }
+}

@@ -1,0 +1,36 @@
+//! Bulk export in Arrow, shared by the roles that own data and the gateway
+//! in front of them.
+//!
+//! * [`dataset`]: what can be exported, and which role owns it;
+//! * [`ticket`]: the JSON a Flight ticket carries (dataset, filters,
+//!   purpose, de-identification level), validated at the edge;
+//! * [`columns`]: how a dataset marks its personal columns, so the gateway
+//!   can de-identify any dataset without knowing its shape;
+//! * [`deidentify`]: the one transformation every exported batch passes;
+//! * [`source`] and [`flight`]: the internal Flight service a data-owning
+//!   role serves its datasets on (the gateway is its only client).
+
+pub mod columns;
+pub mod dataset;
+pub mod deidentify;
+pub mod flight;
+pub mod scan;
+pub mod source;
+pub mod ticket;
+
+pub use dataset::{DATASETS, Dataset, Owner};
+pub use deidentify::{Level, Released};
+pub use source::{BatchSink, DatasetSource, Export};
+pub use ticket::Ticket;
+
+/// Schema metadata: the sequence number of the store snapshot an export was
+/// read from. Pass it as `since_seq` to get only what changed afterwards.
+pub const SNAPSHOT_SEQ_KEY: &str = "popbase.snapshot_seq";
+/// Schema metadata: the dataset's name.
+pub const DATASET_KEY: &str = "popbase.dataset";
+/// Schema metadata: the de-identification level the rows were released at.
+pub const LEVEL_KEY: &str = "popbase.deidentification";
+
+/// Rows per record batch: large enough that per-batch costs vanish, small
+/// enough that a batch of persons stays within a few megabytes.
+pub const BATCH_ROWS: usize = 16_384;

@@ -1,0 +1,51 @@
+//! Reading a dataset's rows from a snapshot as a ticket selects them: the
+//! whole table, or (with `since_seq`) only the rows the change log says
+//! were written after that sequence, in key order, as they are now.
+
+use std::collections::BTreeSet;
+
+use popbase_storage::{Read, Snapshot, StorageResult, Table};
+use prost::Message;
+
+/// Change-log batches read per page.
+const LOG_PAGE: usize = 4096;
+
+/// Keys of `table` under `prefix` written in `(since, snapshot]`.
+pub fn changed_keys(snapshot: &Snapshot, table: &str, prefix: &[u8], since: u64) -> StorageResult<BTreeSet<Vec<u8>>> {
+    let mut keys = BTreeSet::new();
+    let mut after = since;
+    while after < snapshot.seq() {
+        let page = snapshot.changes_since(after, LOG_PAGE)?;
+        let Some(last) = page.last() else { break };
+        after = last.seq;
+        for batch in &page {
+            keys.extend(batch.changes_in(table).filter(|c| c.key.starts_with(prefix)).map(|c| c.key.clone()));
+        }
+    }
+    Ok(keys)
+}
+
+/// Visits the rows of `table` under `prefix`: all of them, or those changed
+/// after `since`. Rows deleted since are not visited. `visit` returns
+/// `false` to stop.
+pub fn for_each_row<M: Message + Default>(
+    snapshot: &Snapshot,
+    table: &Table<M>,
+    prefix: &[u8],
+    since: Option<u64>,
+    mut visit: impl FnMut(M) -> StorageResult<bool>,
+) -> StorageResult<()> {
+    match since {
+        None => snapshot.for_each(table, prefix, |_, row| visit(row.value)),
+        Some(since) => {
+            for key in changed_keys(snapshot, table.name(), prefix, since)? {
+                if let Some(row) = snapshot.get(table, &key)?
+                    && !visit(row.value)?
+                {
+                    break;
+                }
+            }
+            Ok(())
+        }
+    }
+}

@@ -1,0 +1,111 @@
+//! What a data-owning role implements to serve its datasets, and the sink
+//! its blocking scan writes batches into.
+
+use std::sync::Arc;
+
+use arrow_array::RecordBatch;
+use arrow_schema::{Schema, SchemaRef};
+use popbase_common::{ServiceError, ServiceResult};
+use tokio::sync::mpsc;
+
+use crate::columns::Columns;
+use crate::dataset::{Dataset, Owner};
+use crate::ticket::Ticket;
+use crate::{BATCH_ROWS, DATASET_KEY, SNAPSHOT_SEQ_KEY};
+
+/// A scan that runs on a blocking thread and writes into a [`BatchSink`].
+pub type Scan = Box<dyn FnOnce(&mut BatchSink) -> ServiceResult<()> + Send>;
+
+/// An export ready to run: the snapshot is taken, its sequence known.
+pub struct Export {
+    pub seq: u64,
+    pub schema: SchemaRef,
+    pub scan: Scan,
+}
+
+pub trait DatasetSource: Send + Sync + 'static {
+    fn owner(&self) -> Owner;
+
+    /// The columns of `dataset` (roles marked, no metadata).
+    fn schema(&self, dataset: &'static Dataset) -> SchemaRef;
+
+    /// Takes a snapshot and prepares the scan `ticket` asks for.
+    fn open(&self, ticket: &Ticket, dataset: &'static Dataset) -> ServiceResult<Export>;
+}
+
+/// `schema` with the dataset and snapshot sequence in its metadata.
+pub fn with_export_metadata(schema: &Schema, dataset: &str, seq: u64) -> SchemaRef {
+    let mut metadata = schema.metadata().clone();
+    metadata.insert(DATASET_KEY.to_string(), dataset.to_string());
+    metadata.insert(SNAPSHOT_SEQ_KEY.to_string(), seq.to_string());
+    Arc::new(Schema::new_with_metadata(schema.fields().clone(), metadata))
+}
+
+/// Where a scan sends its batches. Bounded: a slow reader slows the scan
+/// down instead of letting batches pile up in memory.
+pub struct BatchSink {
+    tx: mpsc::Sender<ServiceResult<RecordBatch>>,
+    schema: SchemaRef,
+    failed: Option<ServiceError>,
+    gone: bool,
+}
+
+impl BatchSink {
+    pub fn new(tx: mpsc::Sender<ServiceResult<RecordBatch>>, schema: SchemaRef) -> Self {
+        Self {
+            tx,
+            schema,
+            failed: None,
+            gone: false,
+        }
+    }
+
+    /// Sends a batch once `columns` holds a full one. `false`: stop
+    /// scanning (the reader went away, or the batch could not be built).
+    pub fn fill(&mut self, columns: &mut Columns) -> bool {
+        if columns.rows() < BATCH_ROWS {
+            return !self.gone && self.failed.is_none();
+        }
+        self.send(columns)
+    }
+
+    fn send(&mut self, columns: &mut Columns) -> bool {
+        if columns.rows() == 0 || self.gone || self.failed.is_some() {
+            return !self.gone && self.failed.is_none();
+        }
+        match columns.take().and_then(|b| b.with_schema(self.schema.clone())) {
+            Ok(batch) => {
+                self.gone = self.tx.blocking_send(Ok(batch)).is_err();
+                !self.gone
+            }
+            Err(e) => {
+                self.failed = Some(ServiceError::Internal(format!("building an export batch: {e}")));
+                false
+            }
+        }
+    }
+
+    /// Sends what is left; the scan's outcome.
+    pub fn finish(&mut self, columns: &mut Columns) -> ServiceResult<()> {
+        self.send(columns);
+        match self.failed.take() {
+            Some(e) => Err(e),
+            None => Ok(()),
+        }
+    }
+}
+
+/// Runs `export` on a blocking thread; its batches arrive on the receiver,
+/// a failure as the last item.
+pub fn spawn(export: Export, depth: usize) -> mpsc::Receiver<ServiceResult<RecordBatch>> {
+    let (tx, rx) = mpsc::channel(depth);
+    let errors = tx.clone();
+    let sink = BatchSink::new(tx, export.schema);
+    tokio::task::spawn_blocking(move || {
+        let mut sink = sink;
+        if let Err(e) = (export.scan)(&mut sink) {
+            let _ = errors.blocking_send(Err(e));
+        }
+    });
+    rx
+}
