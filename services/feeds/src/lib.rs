@@ -3,6 +3,7 @@
 //! certificates), marriage registration and housing.
 
 pub mod directory;
+pub mod export;
 pub mod grpc;
 pub mod ingest;
 pub mod records;

@@ -12,6 +12,9 @@ use crate::grpc::FeedsService;
 pub fn services(feeds: &FeedStore, directory: PersonDirectory, config: &Config) -> RoleServices {
     let mut services = RoleServices::new(Role::Feeds);
     services.add(FeedsService::new(feeds.clone(), directory).into_server());
+    services.add(popbase_export::flight::SourceFlight::server(std::sync::Arc::new(
+        crate::export::FeedExports::new(feeds.clone()),
+    )));
     services.add(OpsService::new(Role::Feeds, vec![feeds.store().clone()], config.backup_root()).into_server());
     services
 }

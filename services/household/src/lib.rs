@@ -7,9 +7,11 @@
 //! * [`kinship`]: kinship as the registry's links show it.
 //! * [`settlement`]: the settlement (落户) policy engine over data files.
 //! * [`statistics`]: population by division and changes by period.
+//! * [`export`]: the registry's datasets for bulk export (Arrow).
 //! * [`grpc`]: the thin gRPC adapters; [`role`]: what the role serves.
 
 pub mod events;
+pub mod export;
 pub mod grpc;
 pub mod kinship;
 pub mod registry;

@@ -7,6 +7,7 @@ use popbase_common::server::RoleServices;
 use popbase_common::{Config, Role};
 
 use crate::Registry;
+use crate::export::RegistryExports;
 use crate::grpc::{LifeEventsService, RegistryService, SettlementService, StatisticsService};
 use crate::settlement::PolicySet;
 
@@ -17,6 +18,9 @@ pub fn services(registry: &Registry, policies: Arc<PolicySet>, config: &Config) 
     services.add(LifeEventsService::new(registry.clone(), Arc::clone(&policies)).into_server());
     services.add(SettlementService::new(registry.clone(), policies).into_server());
     services.add(StatisticsService::new(registry.clone()).into_server());
+    services.add(popbase_export::flight::SourceFlight::server(Arc::new(RegistryExports::new(
+        registry.clone(),
+    ))));
     services.add(OpsService::new(Role::Household, vec![registry.store().clone()], config.backup_root()).into_server());
     services
 }

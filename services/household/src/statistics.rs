@@ -26,7 +26,7 @@ fn band_of(age: u32) -> usize {
     AGE_BANDS.iter().rposition(|from| age >= *from).unwrap_or(0)
 }
 
-fn empty(code: &str) -> DivisionPopulation {
+pub(crate) fn empty(code: &str) -> DivisionPopulation {
     DivisionPopulation {
         division_code: code.to_string(),
         division_name: Divisions::embedded().get(code).map(|d| d.name.clone()).unwrap_or_default(),
@@ -53,7 +53,7 @@ fn child_len(len: usize) -> usize {
     }
 }
 
-fn add_person(part: &mut DivisionPopulation, id: &str, on: NaiveDate) {
+pub(crate) fn add_person(part: &mut DivisionPopulation, id: &str, on: NaiveDate) {
     part.persons += 1;
     if id.get(16..17).and_then(|d| d.parse::<u8>().ok()).is_some_and(|d| d % 2 == 1) {
         part.male += 1;
@@ -65,7 +65,7 @@ fn add_person(part: &mut DivisionPopulation, id: &str, on: NaiveDate) {
     }
 }
 
-fn committee_and_id(key: &[u8]) -> StorageResult<(String, String)> {
+pub(crate) fn committee_and_id(key: &[u8]) -> StorageResult<(String, String)> {
     let mut reader = KeyReader::new(key);
     Ok((reader.str()?, reader.str()?))
 }

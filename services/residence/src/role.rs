@@ -14,6 +14,9 @@ pub fn services(permits: &Permits, feeds: FeedsClient<Channel>, config: &Config)
     let mut services = RoleServices::new(Role::Residence);
     services.add(crate::grpc::PermitsService::new(permits.clone()).into_server());
     services.add(crate::entitlements::EntitlementsService::new(permits.clone(), feeds).into_server());
+    services.add(popbase_export::flight::SourceFlight::server(std::sync::Arc::new(
+        crate::export::PermitExports::new(permits.clone()),
+    )));
     services.add(OpsService::new(Role::Residence, vec![permits.store().clone()], config.backup_root()).into_server());
     services
 }

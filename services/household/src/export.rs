@@ -1,0 +1,270 @@
+//! The registry's datasets for bulk export (served on the role's internal
+//! Flight endpoint; the gateway de-identifies and audits):
+//! `persons`, `households`, `changes` (life events, one row per person
+//! concerned) and `statistics` (population per committee).
+
+use std::sync::{Arc, LazyLock};
+
+use arrow_schema::{Schema, SchemaRef};
+use chrono::Utc;
+use popbase_common::{ServiceError, ServiceResult};
+use popbase_export::columns::{Columns, Kind, Role, col};
+use popbase_export::scan::for_each_row;
+use popbase_export::{BatchSink, Dataset, DatasetSource, Export, Owner, Ticket};
+use popbase_proto::common::{Address, Date, Sex};
+use popbase_proto::household::{
+    EducationLevel, EventKind, Household, HouseholdKind, HouseholdStatus, MaritalStatus, MilitaryService, MoveInReason, MoveOutReason,
+    Person, RegistrationStatus, Relationship,
+};
+use popbase_storage::Snapshot;
+
+use crate::Registry;
+use crate::tables::{EVENTS, HOUSEHOLDS, PERSONS};
+
+mod statistics;
+
+fn date(value: &Option<Date>) -> Option<chrono::NaiveDate> {
+    value.as_ref().and_then(Date::to_naive)
+}
+
+fn committee(address: &Option<Address>) -> &str {
+    Address::committee_of(address)
+}
+
+fn detail(address: &Option<Address>) -> &str {
+    address.as_ref().map_or("", |a| a.detail.as_str())
+}
+
+static PERSONS_SCHEMA: LazyLock<SchemaRef> = LazyLock::new(|| {
+    use Kind::*;
+    Arc::new(Schema::new(vec![
+        col("id_number", Text, Some(Role::Subject)),
+        col("name", Text, Some(Role::Name)),
+        col("sex", Text, None),
+        col("ethnicity", Text, None),
+        col("birth_date", Date, Some(Role::BirthDate)),
+        col("birthplace_code", Text, None),
+        col("native_place_code", Text, None),
+        col("household_id", Text, None),
+        col("relationship", Text, None),
+        col("education", Text, None),
+        col("marital_status", Text, None),
+        col("military_service", Text, None),
+        col("occupation", Text, None),
+        col("committee_code", Text, None),
+        col("address_detail", Text, Some(Role::Contact)),
+        col("moved_in_date", Date, None),
+        col("moved_in_reason", Text, None),
+        col("moved_in_from_code", Text, None),
+        col("moved_out_date", Date, None),
+        col("moved_out_reason", Text, None),
+        col("moved_out_to_code", Text, None),
+        col("status", Text, None),
+        col("phone", Text, Some(Role::Contact)),
+        col("father_id_number", Text, Some(Role::Person)),
+        col("mother_id_number", Text, Some(Role::Person)),
+        col("spouse_id_number", Text, Some(Role::Person)),
+        col("guardian_id_number", Text, Some(Role::Person)),
+    ]))
+});
+
+fn person_row(columns: &mut Columns, p: &Person) {
+    columns
+        .row()
+        .text(&p.id_number)
+        .text(&p.name)
+        .label(Sex::try_from(p.sex).ok().map(|e| e.as_str_name()), "SEX_")
+        .text(&p.ethnicity)
+        .date(date(&p.birth_date))
+        .text(&p.birthplace_code)
+        .text(&p.native_place_code)
+        .text(&p.household_id)
+        .label(
+            Relationship::try_from(p.relationship).ok().map(|e| e.as_str_name()),
+            "RELATIONSHIP_",
+        )
+        .label(
+            EducationLevel::try_from(p.education).ok().map(|e| e.as_str_name()),
+            "EDUCATION_LEVEL_",
+        )
+        .label(
+            MaritalStatus::try_from(p.marital_status).ok().map(|e| e.as_str_name()),
+            "MARITAL_STATUS_",
+        )
+        .label(
+            MilitaryService::try_from(p.military_service).ok().map(|e| e.as_str_name()),
+            "MILITARY_SERVICE_",
+        )
+        .text(&p.occupation)
+        .text(committee(&p.address))
+        .text(detail(&p.address))
+        .date(date(&p.moved_in_date))
+        .label(
+            MoveInReason::try_from(p.moved_in_reason).ok().map(|e| e.as_str_name()),
+            "MOVE_IN_REASON_",
+        )
+        .text(&p.moved_in_from_code)
+        .date(date(&p.moved_out_date))
+        .label(
+            MoveOutReason::try_from(p.moved_out_reason).ok().map(|e| e.as_str_name()),
+            "MOVE_OUT_REASON_",
+        )
+        .text(&p.moved_out_to_code)
+        .label(
+            RegistrationStatus::try_from(p.status).ok().map(|e| e.as_str_name()),
+            "REGISTRATION_STATUS_",
+        )
+        .text(&p.phone)
+        .text(&p.father_id_number)
+        .text(&p.mother_id_number)
+        .text(&p.spouse_id_number)
+        .text(&p.guardian_id_number);
+}
+
+static HOUSEHOLDS_SCHEMA: LazyLock<SchemaRef> = LazyLock::new(|| {
+    use Kind::*;
+    Arc::new(Schema::new(vec![
+        col("household_id", Text, None),
+        col("kind", Text, None),
+        col("head_id_number", Text, Some(Role::Subject)),
+        col("committee_code", Text, None),
+        col("address_detail", Text, Some(Role::Contact)),
+        col("unit_name", Text, None),
+        col("established", Date, None),
+        col("status", Text, None),
+        col("closed", Date, None),
+        col("family_books", U32, None),
+    ]))
+});
+
+fn household_row(columns: &mut Columns, h: &Household) {
+    columns
+        .row()
+        .text(&h.household_id)
+        .label(HouseholdKind::try_from(h.kind).ok().map(|e| e.as_str_name()), "HOUSEHOLD_KIND_")
+        .text(&h.head_id_number)
+        .text(committee(&h.address))
+        .text(detail(&h.address))
+        .text(&h.unit_name)
+        .date(date(&h.established))
+        .label(
+            HouseholdStatus::try_from(h.status).ok().map(|e| e.as_str_name()),
+            "HOUSEHOLD_STATUS_",
+        )
+        .date(date(&h.closed))
+        .u32(u32::try_from(h.family_books.len()).ok());
+}
+
+static CHANGES_SCHEMA: LazyLock<SchemaRef> = LazyLock::new(|| {
+    use Kind::*;
+    Arc::new(Schema::new(vec![
+        col("sequence", U64, None),
+        col("kind", Text, None),
+        col("occurred_on", Date, None),
+        col("id_number", Text, Some(Role::Subject)),
+        col("position", U32, None),
+        col("household_id", Text, None),
+        col("path", Text, None),
+        col("from_code", Text, None),
+        col("to_committee_code", Text, None),
+        col("household_kind", Text, None),
+        col("policy_rule", Text, None),
+    ]))
+});
+
+/// Exports of the registry, read from one snapshot per export.
+pub struct RegistryExports {
+    registry: Registry,
+}
+
+impl RegistryExports {
+    pub fn new(registry: Registry) -> Self {
+        Self { registry }
+    }
+}
+
+impl DatasetSource for RegistryExports {
+    fn owner(&self) -> Owner {
+        Owner::Household
+    }
+
+    fn schema(&self, dataset: &'static Dataset) -> SchemaRef {
+        match dataset.name {
+            "households" => HOUSEHOLDS_SCHEMA.clone(),
+            "changes" => CHANGES_SCHEMA.clone(),
+            "statistics" => statistics::SCHEMA.clone(),
+            _ => PERSONS_SCHEMA.clone(),
+        }
+    }
+
+    fn open(&self, ticket: &Ticket, dataset: &'static Dataset) -> ServiceResult<Export> {
+        let snapshot = self.registry.store().snapshot();
+        let seq = snapshot.seq();
+        let schema = self.schema(dataset);
+        let ticket = ticket.clone();
+        let scan: popbase_export::source::Scan = match dataset.name {
+            "persons" => Box::new(move |sink| persons(&snapshot, &ticket, sink)),
+            "households" => Box::new(move |sink| households(&snapshot, &ticket, sink)),
+            "changes" => Box::new(move |sink| changes(&snapshot, &ticket, sink)),
+            "statistics" => Box::new(move |sink| statistics::scan(&snapshot, &ticket, Utc::now().date_naive(), sink)),
+            other => return Err(ServiceError::invalid("ticket.dataset", format!("{other} is not the registry's"))),
+        };
+        Ok(Export { seq, schema, scan })
+    }
+}
+
+fn persons(snapshot: &Snapshot, ticket: &Ticket, sink: &mut BatchSink) -> ServiceResult<()> {
+    let mut columns = Columns::new(PERSONS_SCHEMA.clone());
+    for_each_row(snapshot, &PERSONS, &[], ticket.since_seq, |p| {
+        if ticket.in_division(committee(&p.address)) {
+            person_row(&mut columns, &p);
+        }
+        Ok(sink.fill(&mut columns))
+    })?;
+    sink.finish(&mut columns)
+}
+
+fn households(snapshot: &Snapshot, ticket: &Ticket, sink: &mut BatchSink) -> ServiceResult<()> {
+    let mut columns = Columns::new(HOUSEHOLDS_SCHEMA.clone());
+    for_each_row(snapshot, &HOUSEHOLDS, &[], ticket.since_seq, |h| {
+        if ticket.in_division(committee(&h.address)) {
+            household_row(&mut columns, &h);
+        }
+        Ok(sink.fill(&mut columns))
+    })?;
+    sink.finish(&mut columns)
+}
+
+fn changes(snapshot: &Snapshot, ticket: &Ticket, sink: &mut BatchSink) -> ServiceResult<()> {
+    let mut columns = Columns::new(CHANGES_SCHEMA.clone());
+    for_each_row(snapshot, &EVENTS, &[], ticket.since_seq, |e| {
+        let touches = ticket.in_division(&e.to_committee_code) || ticket.in_division(&e.from_code);
+        if touches {
+            let ids: Vec<&str> = if e.id_numbers.is_empty() {
+                vec![""]
+            } else {
+                e.id_numbers.iter().map(String::as_str).collect()
+            };
+            for (position, id) in ids.into_iter().enumerate() {
+                columns
+                    .row()
+                    .u64(e.sequence)
+                    .label(EventKind::try_from(e.kind).ok().map(|k| k.as_str_name()), "EVENT_KIND_")
+                    .date(date(&e.occurred_on))
+                    .text(id)
+                    .u32(u32::try_from(position).ok())
+                    .text(&e.household_id)
+                    .label(MoveInReason::try_from(e.path).ok().map(|k| k.as_str_name()), "MOVE_IN_REASON_")
+                    .text(&e.from_code)
+                    .text(&e.to_committee_code)
+                    .label(
+                        HouseholdKind::try_from(e.household_kind).ok().map(|k| k.as_str_name()),
+                        "HOUSEHOLD_KIND_",
+                    )
+                    .text(&e.policy_rule);
+            }
+        }
+        Ok(sink.fill(&mut columns))
+    })?;
+    sink.finish(&mut columns)
+}

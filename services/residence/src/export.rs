@@ -1,0 +1,98 @@
+//! The `residence_permits` dataset for bulk export (served on the role's
+//! internal Flight endpoint; the gateway de-identifies and audits).
+
+use std::sync::{Arc, LazyLock};
+
+use arrow_schema::{Schema, SchemaRef};
+use popbase_common::{ServiceError, ServiceResult};
+use popbase_export::columns::{Columns, Kind, Role, col};
+use popbase_export::scan::for_each_row;
+use popbase_export::{BatchSink, Dataset, DatasetSource, Export, Owner, Ticket};
+use popbase_proto::common::{Address, Date};
+use popbase_proto::residence::{PermitStatus, ResidenceBasis, ResidencePermit};
+use popbase_storage::Snapshot;
+
+use crate::Permits;
+use crate::tables::PERMITS;
+
+static SCHEMA: LazyLock<SchemaRef> = LazyLock::new(|| {
+    use Kind::*;
+    Arc::new(Schema::new(vec![
+        col("permit_number", Text, Some(Role::Identifier)),
+        col("id_number", Text, Some(Role::Subject)),
+        col("committee_code", Text, None),
+        col("address_detail", Text, Some(Role::Contact)),
+        col("issued_on", Date, None),
+        col("valid_until", Date, None),
+        col("endorsements", U32, None),
+        col("status", Text, None),
+        col("status_since", Date, None),
+        col("basis", Text, None),
+    ]))
+});
+
+fn date(value: &Option<Date>) -> Option<chrono::NaiveDate> {
+    value.as_ref().and_then(Date::to_naive)
+}
+
+fn permit_row(columns: &mut Columns, p: &ResidencePermit) {
+    columns
+        .row()
+        .text(&p.permit_number)
+        .text(&p.id_number)
+        .text(Address::committee_of(&p.address))
+        .text(p.address.as_ref().map_or("", |a| a.detail.as_str()))
+        .date(date(&p.issued_on))
+        .date(date(&p.valid_until))
+        .u32(u32::try_from(p.endorsements.len()).ok())
+        .label(PermitStatus::try_from(p.status).ok().map(|e| e.as_str_name()), "PERMIT_STATUS_")
+        .date(date(&p.status_since))
+        .label(ResidenceBasis::try_from(p.basis).ok().map(|e| e.as_str_name()), "RESIDENCE_BASIS_");
+}
+
+pub struct PermitExports {
+    permits: Permits,
+}
+
+impl PermitExports {
+    pub fn new(permits: Permits) -> Self {
+        Self { permits }
+    }
+}
+
+impl DatasetSource for PermitExports {
+    fn owner(&self) -> Owner {
+        Owner::Residence
+    }
+
+    fn schema(&self, _: &'static Dataset) -> SchemaRef {
+        SCHEMA.clone()
+    }
+
+    fn open(&self, ticket: &Ticket, dataset: &'static Dataset) -> ServiceResult<Export> {
+        if dataset.name != "residence_permits" {
+            return Err(ServiceError::invalid(
+                "ticket.dataset",
+                format!("{} is not the residence service's", dataset.name),
+            ));
+        }
+        let snapshot = self.permits.store().snapshot();
+        let ticket = ticket.clone();
+        Ok(Export {
+            seq: snapshot.seq(),
+            schema: SCHEMA.clone(),
+            scan: Box::new(move |sink| permits(&snapshot, &ticket, sink)),
+        })
+    }
+}
+
+fn permits(snapshot: &Snapshot, ticket: &Ticket, sink: &mut BatchSink) -> ServiceResult<()> {
+    let mut columns = Columns::new(SCHEMA.clone());
+    for_each_row(snapshot, &PERMITS, &[], ticket.since_seq, |p| {
+        if ticket.in_division(Address::committee_of(&p.address)) {
+            permit_row(&mut columns, &p);
+        }
+        Ok(sink.fill(&mut columns))
+    })?;
+    sink.finish(&mut columns)
+}
