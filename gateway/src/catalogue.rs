@@ -6,11 +6,15 @@
 use std::collections::{BTreeSet, HashMap};
 use std::path::Path;
 
+use popbase_export::Level;
 use serde::Deserialize;
 use thiserror::Error;
 
 /// The catalogue shipped in the binary (the demo city's).
 pub const SHIPPED: &str = include_str!("../../data/catalogue/zibo.toml");
+
+/// Interface ids of bulk exports: `Export.<dataset>`.
+pub const EXPORT_PREFIX: &str = "Export.";
 
 /// The interface ids the gateway serves; the catalogue names them.
 pub mod interface {
@@ -22,6 +26,8 @@ pub mod interface {
     pub const ACCESS_LOG: &str = "AccessLog";
     pub const AUDIT_CHAIN_HEAD: &str = "AuditChainHead";
     pub const USAGE_STATISTICS: &str = "UsageStatistics";
+    /// Audit name of export calls refused before their dataset was known.
+    pub const EXPORT: &str = "Export";
 }
 
 #[derive(Debug, Error)]
@@ -78,6 +84,9 @@ pub struct Approval {
     pub interface: String,
     pub purposes: Vec<String>,
     pub fields: BTreeSet<String>,
+    /// Exports only: the least de-identification the department may receive.
+    #[serde(default)]
+    pub deidentification: Level,
 }
 
 #[derive(Deserialize)]
@@ -144,6 +153,12 @@ impl Catalogue {
             }
         }
         for i in file.interface {
+            if i.id.starts_with(EXPORT_PREFIX) && i.share_class == ShareClass::Conditional && i.legal_basis.is_empty() {
+                return Err(invalid(format!(
+                    "{} exports in bulk and cannot rest on each person's consent: name its legal_basis",
+                    i.id
+                )));
+            }
             if let Some(old) = catalogue.interfaces.insert(i.id.clone(), i) {
                 return Err(invalid(format!("interface '{}' listed twice", old.id)));
             }
@@ -209,6 +224,11 @@ mod tests {
         assert!(approval.purposes.contains(&"COMPULSORY_EDUCATION_ENROLLMENT".to_string()));
         assert!(c.approval("education", interface::PERSON_SUMMARY).is_none(), "default deny");
         assert_eq!(c.interface("BiometricRecord").map(|i| i.share_class), Some(ShareClass::NotShared));
+        let export = c.approval("big_data", "Export.persons").expect("big data exports persons");
+        assert_eq!(export.deidentification, Level::Pseudonymised);
+        let police = c.approval("public_security", "Export.persons").expect("police export persons");
+        assert_eq!(police.deidentification, Level::Identified);
+        assert!(!police.fields.contains("phone"));
     }
 
     #[test]
@@ -225,6 +245,15 @@ mod tests {
                 .expect_err("unknown department")
                 .to_string()
                 .contains("'b'")
+        );
+        let consent_export = base
+            .replace("id = \"I\"", "id = \"Export.persons\"")
+            .replace("unconditional", "conditional");
+        assert!(
+            Catalogue::parse(&consent_export, "t")
+                .expect_err("bulk export on consent")
+                .to_string()
+                .contains("legal_basis")
         );
         let bad_class = base.replace("unconditional", "sometimes");
         assert!(Catalogue::parse(&bad_class, "t").is_err());

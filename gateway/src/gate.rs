@@ -17,7 +17,9 @@ use std::time::Instant;
 
 use chrono::Utc;
 use popbase_common::{ServiceError, propagation};
-use popbase_domain::pseudonym::Pseudonymizer;
+use popbase_domain::pseudonym::{DomainPseudonyms, Pseudonymizer};
+use popbase_export::Level;
+use popbase_export::deidentify::EXPORT_DOMAIN;
 use tonic::{Request, Status};
 
 use crate::audit::{AuditEntry, AuditLog, log::yyyymmdd};
@@ -53,6 +55,8 @@ pub struct Admission {
     pub interface: &'static str,
     pub purpose: String,
     pub fields: BTreeSet<String>,
+    /// Exports: the least de-identification the approval allows.
+    pub deidentification: Level,
     subjects: Vec<String>,
 }
 
@@ -127,6 +131,12 @@ impl Gate {
         }
     }
 
+    /// The pseudonyms exports carry (one domain for every dataset, so the
+    /// bureau can join them; another than the audit's).
+    pub fn export_pseudonyms(&self) -> DomainPseudonyms {
+        self.pseudonyms.domain(EXPORT_DOMAIN)
+    }
+
     /// The keyed pseudonym under which the gateway knows a person.
     pub fn pseudonym(&self, id_number: &str) -> String {
         self.pseudonyms.pseudonym(SUBJECT_DOMAIN, id_number)
@@ -189,11 +199,12 @@ impl Gate {
     pub async fn authorise(&self, caller: &Caller, ask: Ask<'_>) -> Result<Admission, Status> {
         let subjects: Vec<String> = ask.subjects.iter().map(|id| self.pseudonym(id)).collect();
         match self.check(caller, &ask, &subjects) {
-            Ok(Ok(fields)) => Ok(Admission {
+            Ok(Ok((fields, deidentification))) => Ok(Admission {
                 department: caller.department.clone(),
                 interface: ask.interface,
                 purpose: ask.purpose.to_string(),
                 fields,
+                deidentification,
                 subjects,
             }),
             Ok(Err(denial)) => Err(self
@@ -203,7 +214,13 @@ impl Gate {
         }
     }
 
-    fn check(&self, caller: &Caller, ask: &Ask<'_>, subjects: &[String]) -> Result<Result<BTreeSet<String>, Denial>, ServiceError> {
+    #[allow(clippy::type_complexity)]
+    fn check(
+        &self,
+        caller: &Caller,
+        ask: &Ask<'_>,
+        subjects: &[String],
+    ) -> Result<Result<(BTreeSet<String>, Level), Denial>, ServiceError> {
         let Some(interface) = self
             .catalogue
             .interface(ask.interface)
@@ -250,7 +267,7 @@ impl Gate {
                 }
             }
         }
-        Ok(Ok(approval.fields.clone()))
+        Ok(Ok((approval.fields.clone(), approval.deidentification)))
     }
 
     /// Step 4: minimise `answer` to the approval, audit, hand it back.
@@ -270,8 +287,27 @@ impl Gate {
             reason: String::new(),
             trace_id: propagation::current_trace_id(),
             count,
+            subjects_digest: Vec::new(),
         })
         .await?;
         Ok(answer)
+    }
+
+    /// Step 4 of a bulk export, before its last batch leaves: the record of
+    /// what was released (columns, row count, subjects' digest).
+    pub async fn release_export(&self, admission: &Admission, fields: Vec<String>, count: u64, digest: [u8; 32]) -> Result<u64, Status> {
+        self.record(AuditEntry {
+            department: admission.department.clone(),
+            interface: admission.interface.into(),
+            purpose: admission.purpose.clone(),
+            subjects: Vec::new(),
+            fields,
+            allowed: true,
+            reason: String::new(),
+            trace_id: propagation::current_trace_id(),
+            count,
+            subjects_digest: digest.to_vec(),
+        })
+        .await
     }
 }

@@ -17,7 +17,9 @@ use crate::auth::{AuthMode, Authenticator};
 use crate::catalogue::{Catalogue, CatalogueError};
 use crate::consent::ConsentStore;
 use crate::gate::Gate;
-use crate::grpc::{audit::AuditService, consents::ConsentService, departments::DepartmentServices, enrollment::EnrollmentService};
+use crate::grpc::{
+    audit::AuditService, consents::ConsentService, departments::DepartmentServices, enrollment::EnrollmentService, export::ExportService,
+};
 use crate::sources::Sources;
 
 /// Bytes of a generated key.
@@ -117,6 +119,7 @@ pub fn build(config: &Config, store: Store, sources: Sources) -> Result<(Arc<Gat
         .add(departments.insurance())
         .add(departments.locality())
         .add(departments.persons())
+        .add(ExportService::new(gate.clone(), sources.clone()).server())
         .add(ConsentService::new(gate.clone(), sources).server())
         .add(AuditService::new(gate.clone()).server());
     Ok((gate, services))

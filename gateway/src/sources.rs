@@ -1,8 +1,10 @@
 //! Where the gateway fetches: gRPC clients of the registry, the residence
 //! service and the feeds (in-process addresses in all-in-one mode).
 
+use arrow_flight::flight_service_client::FlightServiceClient;
 use popbase_common::ServiceError;
 use popbase_domain::{DivisionLevel, Divisions};
+use popbase_export::Owner;
 use popbase_proto::common::DivisionPath;
 use popbase_proto::feeds::feeds_client::FeedsClient;
 use popbase_proto::household::household_registry_client::HouseholdRegistryClient;
@@ -16,6 +18,17 @@ pub struct Sources {
     pub permits: ResidencePermitsClient<Channel>,
     pub entitlements: EntitlementsClient<Channel>,
     pub feeds: FeedsClient<Channel>,
+    /// The internal Flight endpoints, by the role that owns the datasets.
+    household_flight: FlightServiceClient<Channel>,
+    residence_flight: FlightServiceClient<Channel>,
+    feeds_flight: FlightServiceClient<Channel>,
+}
+
+/// Flight batches of a wide dataset can exceed tonic's 4 MiB default.
+const MAX_FLIGHT_MESSAGE: usize = 64 * 1024 * 1024;
+
+fn flight_client(channel: Channel) -> FlightServiceClient<Channel> {
+    FlightServiceClient::new(channel).max_decoding_message_size(MAX_FLIGHT_MESSAGE)
 }
 
 fn channel(what: &str, address: &str) -> Result<Channel, String> {
@@ -26,13 +39,27 @@ fn channel(what: &str, address: &str) -> Result<Channel, String> {
 
 impl Sources {
     pub fn connect_lazy(household: &str, residence: &str, feeds: &str) -> Result<Self, String> {
+        let household_channel = channel("household", household)?;
         let residence_channel = channel("residence", residence)?;
+        let feeds_channel = channel("feeds", feeds)?;
         Ok(Self {
-            registry: HouseholdRegistryClient::new(channel("household", household)?),
+            registry: HouseholdRegistryClient::new(household_channel.clone()),
             permits: ResidencePermitsClient::new(residence_channel.clone()),
-            entitlements: EntitlementsClient::new(residence_channel),
-            feeds: FeedsClient::new(channel("feeds", feeds)?),
+            entitlements: EntitlementsClient::new(residence_channel.clone()),
+            feeds: FeedsClient::new(feeds_channel.clone()),
+            household_flight: flight_client(household_channel),
+            residence_flight: flight_client(residence_channel),
+            feeds_flight: flight_client(feeds_channel),
         })
+    }
+
+    /// The Flight endpoint of the role that owns `owner`'s datasets.
+    pub fn flight(&self, owner: Owner) -> FlightServiceClient<Channel> {
+        match owner {
+            Owner::Household => self.household_flight.clone(),
+            Owner::Residence => self.residence_flight.clone(),
+            Owner::Feeds => self.feeds_flight.clone(),
+        }
     }
 }
 

@@ -35,6 +35,8 @@ pub struct AuditEntry {
     pub reason: String,
     pub trace_id: String,
     pub count: u64,
+    /// Exports: digest of the subjects released (see `popbase_export::deidentify`).
+    pub subjects_digest: Vec<u8>,
 }
 
 struct Pending {
@@ -61,10 +63,10 @@ impl Drop for WriterHandle {
     fn drop(&mut self) {
         // Closing the channel ends the writer's loop once the queue is empty.
         drop(self.tx.take());
-        if let Some(thread) = self.thread.take() {
-            if thread.join().is_err() {
-                tracing::error!("the audit writer panicked");
-            }
+        if let Some(thread) = self.thread.take()
+            && thread.join().is_err()
+        {
+            tracing::error!("the audit writer panicked");
         }
     }
 }
@@ -183,6 +185,7 @@ impl Writer {
                 trace_id: entry.trace_id.clone(),
                 count: entry.count,
                 hash: Vec::new(),
+                subjects_digest: entry.subjects_digest.clone(),
             };
             record.hash = record_hash(&record).to_vec();
             batch.put(&AUDIT, tables::audit_key(seq), &record);

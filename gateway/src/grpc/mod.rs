@@ -4,6 +4,7 @@ pub mod audit;
 pub mod consents;
 pub mod departments;
 pub mod enrollment;
+pub mod export;
 
 use std::future::Future;
 

@@ -228,6 +228,10 @@ pub struct Platform {
     pub config: Config,
     pub shutdown: Shutdown,
     pub gate: Arc<popbase_gateway::gate::Gate>,
+    /// The registry the household role serves (to make changes in tests).
+    pub registry: popbase_household::Registry,
+    /// The gateway's clients of the services (to ask them directly).
+    pub sources: popbase_gateway::sources::Sources,
     tasks: Vec<tokio::task::JoinHandle<()>>,
 }
 
@@ -279,6 +283,7 @@ async fn start_inner(catalogue: Option<String>, auth: &str, registry_reachable: 
     let policies = Arc::new(popbase_household::settlement::PolicySet::shipped().expect("policies"));
     let permits = popbase_residence::Permits::new(open("residence", popbase_residence::tables::SCHEMA));
     let feed_store = popbase_feeds::FeedStore::new(open("feeds", popbase_feeds::tables::SCHEMA));
+    let registry_handle = registry.clone();
     let roles = vec![
         (popbase_household::role::services(&registry, policies, &config), household_l),
         (
@@ -307,7 +312,7 @@ async fn start_inner(catalogue: Option<String>, auth: &str, registry_reachable: 
     };
     let sources = popbase_gateway::sources::Sources::connect_lazy(&gateway_registry, &url(residence), &url(feeds)).expect("sources");
     let (gate, gateway_services) =
-        popbase_gateway::role::build(&config, open("gateway", popbase_gateway::tables::SCHEMA), sources).expect("gateway");
+        popbase_gateway::role::build(&config, open("gateway", popbase_gateway::tables::SCHEMA), sources.clone()).expect("gateway");
     let mut tasks = Vec::new();
     for (services, listener) in roles.into_iter().chain(std::iter::once((gateway_services, gateway_l))) {
         let (metrics, shutdown) = (metrics.clone(), shutdown.clone());
@@ -323,6 +328,8 @@ async fn start_inner(catalogue: Option<String>, auth: &str, registry_reachable: 
         config,
         shutdown,
         gate,
+        registry: registry_handle,
+        sources,
         tasks,
     }
 }

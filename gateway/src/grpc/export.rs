@@ -1,0 +1,345 @@
+//! Bulk export over Arrow Flight: the big-data bureau's way in, on the
+//! gateway's port and through the same gate as every other answer.
+//!
+//! * `ListFlights`: the datasets the caller is approved for, each with the
+//!   schema it will receive (already de-identified) and a ready ticket;
+//! * `GetFlightInfo` / `GetSchema`: the same for one dataset (descriptor
+//!   path `["persons"]` or a JSON ticket as command);
+//! * `DoGet`: authenticate → authorise (catalogue `Export.<dataset>`,
+//!   approval, purpose, quota; exports rest on their legal basis) → fetch
+//!   from the owning role's Flight endpoint (one RocksDB snapshot) →
+//!   de-identify each batch to the approval → audit → last batch.
+//!
+//! One export is one audit record (columns, row count, digest of the
+//! subjects). It is written before the last batch leaves, so no export
+//! completes unrecorded, and a failed write fails the export. Listing and
+//! schemas carry no personal data and are audited only when refused.
+
+use std::pin::Pin;
+use std::sync::Arc;
+
+use arrow_array::RecordBatch;
+use arrow_flight::decode::{DecodedPayload, FlightDataDecoder};
+use arrow_flight::encode::FlightDataEncoderBuilder;
+use arrow_flight::error::FlightError;
+use arrow_flight::flight_service_server::{FlightService, FlightServiceServer};
+use arrow_flight::{
+    Action, ActionType, Criteria, Empty, FlightData, FlightDescriptor, FlightInfo, HandshakeRequest, HandshakeResponse, PollInfo,
+    PutResult, SchemaResult, Ticket as FlightTicket,
+};
+use arrow_schema::{Schema, SchemaRef};
+use futures::{StreamExt, TryStreamExt, stream};
+use popbase_common::ServiceError;
+use popbase_export::flight::{descriptor_ticket, flight_info, schema_result};
+use popbase_export::{DATASETS, Dataset, Released, Ticket};
+use tokio::sync::mpsc;
+use tokio_stream::wrappers::ReceiverStream;
+use tonic::{Request, Response, Status, Streaming};
+use tracing::Instrument;
+
+use crate::catalogue::{Approval, interface::EXPORT};
+use crate::denial::{Denial, reason};
+use crate::gate::{Admission, Ask, Caller, Gate};
+use crate::sources::{Sources, upstream};
+
+/// De-identified batches waiting for a slow reader.
+const SEND_AHEAD: usize = 4;
+
+pub struct ExportService {
+    gate: Arc<Gate>,
+    sources: Sources,
+}
+
+/// A ticket completed for a caller: purpose and level filled in from the
+/// approval, the released schema worked out.
+struct Described {
+    ticket: Ticket,
+    dataset: &'static Dataset,
+    schema: SchemaRef,
+}
+
+impl ExportService {
+    pub fn new(gate: Arc<Gate>, sources: Sources) -> Self {
+        Self { gate, sources }
+    }
+
+    pub fn server(self) -> FlightServiceServer<Self> {
+        FlightServiceServer::new(self)
+    }
+
+    fn approval(&self, caller: &Caller, dataset: &Dataset) -> Option<&Approval> {
+        self.gate.catalogue.approval(&caller.department, dataset.interface)
+    }
+
+    async fn upstream_schema(&self, dataset: &'static Dataset) -> Result<Schema, ServiceError> {
+        let descriptor = FlightDescriptor::new_path(vec![dataset.name.to_string()]);
+        let result = self
+            .sources
+            .flight(dataset.owner)
+            .get_schema(descriptor)
+            .await
+            .map_err(|s| upstream("export source", s))?;
+        Schema::try_from(result.get_ref()).map_err(|e| ServiceError::Internal(format!("export schema: {e}")))
+    }
+
+    /// What `caller` would receive for `ticket`; refusals are audited.
+    async fn describe(&self, caller: &Caller, mut ticket: Ticket, dataset: &'static Dataset) -> Result<Described, Status> {
+        let Some(approval) = self.approval(caller, dataset) else {
+            let denial = Denial::new(
+                reason::NOT_APPROVED,
+                format!("{} is not approved for {}", dataset.interface, caller.department),
+            );
+            return Err(self.gate.refuse(caller, dataset.interface, &ticket.purpose, denial.into()).await);
+        };
+        let level = ticket.level.unwrap_or(approval.deidentification);
+        if level < approval.deidentification {
+            let denial = Denial::new(
+                reason::NOT_APPROVED,
+                format!("{} is approved {} only", dataset.interface, approval.deidentification.as_str()),
+            );
+            return Err(self.gate.refuse(caller, dataset.interface, &ticket.purpose, denial.into()).await);
+        }
+        if ticket.purpose.is_empty()
+            && let [only] = approval.purposes.as_slice()
+        {
+            ticket.purpose = only.clone();
+        }
+        ticket.level = Some(level);
+        let upstream_schema = match self.upstream_schema(dataset).await {
+            Ok(schema) => schema,
+            Err(e) => return Err(self.gate.refuse(caller, dataset.interface, &ticket.purpose, e).await),
+        };
+        let released = Released::new(&upstream_schema, level, &approval.fields, self.gate.export_pseudonyms());
+        Ok(Described {
+            ticket,
+            dataset,
+            schema: released.schema(),
+        })
+    }
+
+    async fn caller<T>(&self, request: &Request<T>) -> Result<Caller, Status> {
+        self.gate.authenticate(request, EXPORT).await
+    }
+
+    async fn parse(
+        &self,
+        caller: &Caller,
+        parsed: Result<(Ticket, &'static Dataset), ServiceError>,
+    ) -> Result<(Ticket, &'static Dataset), Status> {
+        match parsed {
+            Ok(parsed) => Ok(parsed),
+            Err(e) => Err(self.gate.refuse(caller, EXPORT, "", e).await),
+        }
+    }
+
+    /// Authorises `ticket` for the caller and opens the owning role's stream.
+    async fn open(&self, caller: &Caller, described: &Described) -> Result<(Admission, FlightDataDecoder, SchemaRef), Status> {
+        let ticket = &described.ticket;
+        if ticket.purpose.is_empty() {
+            let missing = ServiceError::invalid("ticket.purpose", "name the purpose of the export (a catalogue purpose code)");
+            return Err(self.gate.refuse(caller, described.dataset.interface, "", missing).await);
+        }
+        let admission = self
+            .gate
+            .authorise(
+                caller,
+                Ask {
+                    interface: described.dataset.interface,
+                    purpose: &ticket.purpose,
+                    subjects: &[],
+                    units: 1,
+                },
+            )
+            .await?;
+        let mut client = self.sources.flight(described.dataset.owner);
+        let stream = match client.do_get(FlightTicket::new(ticket.upstream().to_bytes())).await {
+            Ok(response) => response.into_inner().map_err(FlightError::from),
+            Err(status) => return Err(self.gate.fail(&admission, upstream("export source", status)).await),
+        };
+        let mut decoder = FlightDataDecoder::new(stream);
+        // The first message is the schema, with the snapshot's sequence.
+        loop {
+            match decoder.next().await {
+                Some(Ok(message)) => {
+                    if let DecodedPayload::Schema(schema) = message.payload {
+                        return Ok((admission, decoder, schema));
+                    }
+                }
+                Some(Err(e)) => return Err(self.gate.fail(&admission, flight_failure(e)).await),
+                None => {
+                    let error = ServiceError::Unavailable("the export source sent no schema".into());
+                    return Err(self.gate.fail(&admission, error).await);
+                }
+            }
+        }
+    }
+}
+
+fn flight_failure(error: FlightError) -> ServiceError {
+    match error {
+        FlightError::Tonic(status) => upstream("export source", *status),
+        other => upstream("export source", Status::internal(other.to_string())),
+    }
+}
+
+/// Moves batches from the owning role to the caller through `released`,
+/// holding the last one back until the audit record is written.
+async fn pump(
+    gate: Arc<Gate>,
+    admission: Admission,
+    mut released: Released,
+    mut upstream: FlightDataDecoder,
+    tx: mpsc::Sender<Result<RecordBatch, FlightError>>,
+) {
+    let mut held: Option<RecordBatch> = None;
+    let fail = |status: Status| FlightError::Tonic(Box::new(status));
+    while let Some(message) = upstream.next().await {
+        let batch = match message {
+            Ok(message) => match message.payload {
+                DecodedPayload::RecordBatch(batch) => batch,
+                _ => continue,
+            },
+            Err(e) => {
+                let status = gate.fail(&admission, flight_failure(e)).await;
+                let _ = tx.send(Err(fail(status))).await;
+                return;
+            }
+        };
+        let out = match released.apply(&batch) {
+            Ok(out) => out,
+            Err(e) => {
+                let status = gate.fail(&admission, ServiceError::Internal(format!("de-identifying: {e}"))).await;
+                let _ = tx.send(Err(fail(status))).await;
+                return;
+            }
+        };
+        if let Some(previous) = held.replace(out)
+            && tx.send(Ok(previous)).await.is_err()
+        {
+            // The caller went away: what was read so far is on record.
+            break;
+        }
+    }
+    match gate
+        .release_export(&admission, released.fields(), released.rows(), released.digest())
+        .await
+    {
+        Ok(_) => {
+            if let Some(last) = held {
+                let _ = tx.send(Ok(last)).await;
+            }
+        }
+        Err(status) => {
+            let _ = tx.send(Err(fail(status))).await;
+        }
+    }
+}
+
+type Boxed<T> = Pin<Box<dyn futures::Stream<Item = Result<T, Status>> + Send + 'static>>;
+
+fn not_offered<T>(what: &str) -> Result<T, Status> {
+    Err(Status::unimplemented(format!(
+        "{what} is not offered: exports are read-only and authenticated by certificate or token"
+    )))
+}
+
+#[derive(serde::Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+struct ListCriteria {
+    #[serde(default)]
+    purpose: String,
+}
+
+#[tonic::async_trait]
+impl FlightService for ExportService {
+    type HandshakeStream = Boxed<HandshakeResponse>;
+    type ListFlightsStream = Boxed<FlightInfo>;
+    type DoGetStream = Boxed<FlightData>;
+    type DoPutStream = Boxed<PutResult>;
+    type DoActionStream = Boxed<arrow_flight::Result>;
+    type ListActionsStream = Boxed<ActionType>;
+    type DoExchangeStream = Boxed<FlightData>;
+
+    async fn handshake(&self, _: Request<Streaming<HandshakeRequest>>) -> Result<Response<Self::HandshakeStream>, Status> {
+        not_offered("Handshake")
+    }
+
+    /// Criteria: empty, or `{"purpose": "..."}` to have it in every ticket.
+    async fn list_flights(&self, request: Request<Criteria>) -> Result<Response<Self::ListFlightsStream>, Status> {
+        let caller = self.caller(&request).await?;
+        let expression = &request.get_ref().expression;
+        let criteria: ListCriteria = if expression.is_empty() {
+            ListCriteria::default()
+        } else {
+            match serde_json::from_slice(expression) {
+                Ok(criteria) => criteria,
+                Err(e) => {
+                    let bad = ServiceError::invalid("criteria", format!("expected {{\"purpose\": \"...\"}}: {e}"));
+                    return Err(self.gate.refuse(&caller, EXPORT, "", bad).await);
+                }
+            }
+        };
+        let mut infos = Vec::new();
+        for dataset in DATASETS.iter().filter(|d| self.approval(&caller, d).is_some()) {
+            let ticket = Ticket {
+                purpose: criteria.purpose.clone(),
+                ..Ticket::for_dataset(dataset.name)
+            };
+            let described = self.describe(&caller, ticket, dataset).await?;
+            infos.push(flight_info(&described.ticket, dataset, &described.schema));
+        }
+        Ok(Response::new(stream::iter(infos).boxed()))
+    }
+
+    async fn get_flight_info(&self, request: Request<FlightDescriptor>) -> Result<Response<FlightInfo>, Status> {
+        let caller = self.caller(&request).await?;
+        let (ticket, dataset) = self.parse(&caller, descriptor_ticket(request.get_ref())).await?;
+        let described = self.describe(&caller, ticket, dataset).await?;
+        Ok(Response::new(flight_info(&described.ticket, dataset, &described.schema)?))
+    }
+
+    async fn poll_flight_info(&self, _: Request<FlightDescriptor>) -> Result<Response<PollInfo>, Status> {
+        not_offered("PollFlightInfo")
+    }
+
+    async fn get_schema(&self, request: Request<FlightDescriptor>) -> Result<Response<SchemaResult>, Status> {
+        let caller = self.caller(&request).await?;
+        let (ticket, dataset) = self.parse(&caller, descriptor_ticket(request.get_ref())).await?;
+        let described = self.describe(&caller, ticket, dataset).await?;
+        Ok(Response::new(schema_result(&described.schema)?))
+    }
+
+    async fn do_get(&self, request: Request<FlightTicket>) -> Result<Response<Self::DoGetStream>, Status> {
+        let caller = self.caller(&request).await?;
+        let (ticket, dataset) = self.parse(&caller, Ticket::parse(&request.get_ref().ticket)).await?;
+        let described = self.describe(&caller, ticket, dataset).await?;
+        let (admission, decoder, upstream_schema) = self.open(&caller, &described).await?;
+        let level = described.ticket.level.unwrap_or_default();
+        let released = Released::new(&upstream_schema, level, &admission.fields, self.gate.export_pseudonyms());
+        let schema = released.schema();
+        let (tx, rx) = mpsc::channel(SEND_AHEAD);
+        tokio::spawn(pump(self.gate.clone(), admission, released, decoder, tx).instrument(tracing::Span::current()));
+        let encoded = FlightDataEncoderBuilder::new()
+            .with_schema(schema)
+            .build(ReceiverStream::new(rx))
+            .map_err(Status::from)
+            .boxed();
+        Ok(Response::new(encoded))
+    }
+
+    async fn do_put(&self, _: Request<Streaming<FlightData>>) -> Result<Response<Self::DoPutStream>, Status> {
+        not_offered("DoPut")
+    }
+
+    async fn do_exchange(&self, _: Request<Streaming<FlightData>>) -> Result<Response<Self::DoExchangeStream>, Status> {
+        not_offered("DoExchange")
+    }
+
+    async fn do_action(&self, _: Request<Action>) -> Result<Response<Self::DoActionStream>, Status> {
+        not_offered("DoAction")
+    }
+
+    async fn list_actions(&self, _: Request<Empty>) -> Result<Response<Self::ListActionsStream>, Status> {
+        Ok(Response::new(stream::empty().boxed()))
+    }
+}

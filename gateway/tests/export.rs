@@ -1,0 +1,310 @@
+//! Bulk export over Arrow Flight through the gateway: listing, reading
+//! every dataset de-identified, the audit record of each export,
+//! pseudonym stability, identified exports, refusals, and incremental
+//! exports after a change.
+
+mod support;
+
+use std::collections::BTreeSet;
+
+use arrow_array::{Array, RecordBatch, StringArray};
+use arrow_flight::error::FlightError;
+use arrow_flight::{Criteria, FlightClient, FlightDescriptor, Ticket as FlightTicket};
+use arrow_schema::Schema;
+use chrono::Utc;
+use futures::TryStreamExt;
+use popbase_domain::Pseudonymizer;
+use popbase_export::{DATASETS, SNAPSHOT_SEQ_KEY, Ticket};
+use popbase_gateway::tables::{AUDIT, audit_key};
+use popbase_household::EventContext;
+use popbase_proto::common::Address;
+use popbase_proto::gateway::{AuditRecord, Decision};
+use popbase_storage::Read;
+use sha2::{Digest, Sha256};
+use support::{Platform, XIYUAN, reason, start};
+
+const BIG_DATA: &str = "big-data.dept.popbase";
+const POLICE: &str = "public-security.dept.popbase";
+
+async fn client(p: &Platform, cn: &str) -> FlightClient {
+    FlightClient::new(p.department(cn).await)
+}
+
+/// All rows of one DoGet, and the schema they came with.
+async fn read(client: &mut FlightClient, ticket: &Ticket) -> Result<(Schema, Vec<RecordBatch>), FlightError> {
+    let mut stream = client.do_get(FlightTicket::new(ticket.to_bytes())).await?;
+    let mut batches = Vec::new();
+    while let Some(batch) = stream.try_next().await? {
+        batches.push(batch);
+    }
+    let schema = stream.schema().map(|s| s.as_ref().clone()).expect("a schema arrives first");
+    Ok((schema, batches))
+}
+
+fn rows(batches: &[RecordBatch]) -> usize {
+    batches.iter().map(RecordBatch::num_rows).sum()
+}
+
+fn texts(batches: &[RecordBatch], column: &str) -> Vec<String> {
+    let mut out = Vec::new();
+    for batch in batches {
+        let values = batch.column_by_name(column).unwrap_or_else(|| panic!("column {column}"));
+        let values = values.as_any().downcast_ref::<StringArray>().expect("text");
+        out.extend(values.iter().map(|v| v.unwrap_or_default().to_string()));
+    }
+    out
+}
+
+fn ticket(dataset: &str) -> Ticket {
+    Ticket {
+        purpose: "POPULATION_ANALYSIS".into(),
+        ..Ticket::for_dataset(dataset)
+    }
+}
+
+fn last_record(p: &Platform) -> AuditRecord {
+    let store = p.gate.audit.store();
+    store
+        .get(&AUDIT, &audit_key(p.audit_count()))
+        .expect("read")
+        .expect("present")
+        .value
+}
+
+fn status_of(error: FlightError) -> tonic::Status {
+    match error {
+        FlightError::Tonic(status) => *status,
+        other => panic!("expected a gRPC status, got {other}"),
+    }
+}
+
+#[tokio::test]
+async fn big_data_lists_and_reads_every_dataset_pseudonymised_and_each_export_is_one_record() {
+    let p = start(None, "mtls").await;
+    let mut flight = client(&p, BIG_DATA).await;
+    let infos: Vec<_> = flight
+        .list_flights(Vec::<u8>::new())
+        .await
+        .expect("list")
+        .try_collect()
+        .await
+        .expect("infos");
+    let listed: BTreeSet<String> = infos
+        .iter()
+        .filter_map(|i| i.flight_descriptor.as_ref())
+        .map(|d| d.path[0].clone())
+        .collect();
+    let all: BTreeSet<String> = DATASETS.iter().map(|d| d.name.to_string()).collect();
+    assert_eq!(listed, all, "the bureau is approved for every dataset");
+
+    let expected_rows = [
+        ("persons", 6),
+        ("households", 3),
+        ("residence_permits", 1),
+        ("medical_insurance", 5),
+        ("statistics", 2),
+    ];
+    for info in infos {
+        let name = info.flight_descriptor.as_ref().map(|d| d.path[0].clone()).expect("descriptor");
+        let listed_schema = info.clone().try_decode_schema().expect("schema");
+        for personal in [
+            "id_number",
+            "name",
+            "phone",
+            "address_detail",
+            "birth_date",
+            "father_id_number",
+            "permit_number",
+        ] {
+            assert!(listed_schema.field_with_name(personal).is_err(), "{name} lists {personal}");
+        }
+        let ticket_bytes = info.endpoint[0].ticket.as_ref().expect("ticket").ticket.clone();
+        let before = p.audit_count();
+        let mut stream = flight.do_get(FlightTicket::new(ticket_bytes)).await.expect("do_get");
+        let mut batches = Vec::new();
+        while let Some(batch) = stream.try_next().await.expect("batch") {
+            batches.push(batch);
+        }
+        let schema = stream.schema().expect("schema").clone();
+        assert_eq!(schema.fields(), listed_schema.fields(), "{name}: the listed schema is what arrives");
+        assert!(schema.metadata().contains_key(SNAPSHOT_SEQ_KEY), "{name}");
+        if let Some((_, n)) = expected_rows.iter().find(|(d, _)| *d == name) {
+            assert_eq!(rows(&batches), *n, "{name} rows");
+        }
+        assert_eq!(p.audit_count(), before + 1, "{name}: one record per export");
+        let record = last_record(&p);
+        assert_eq!(record.decision, Decision::Allowed as i32);
+        assert_eq!(record.interface, format!("Export.{name}"));
+        assert_eq!(record.count, rows(&batches) as u64, "{name}: the record counts the rows");
+        assert!(record.subjects.is_empty(), "exports digest their subjects instead of listing them");
+        assert_eq!(record.fields, schema.fields().iter().map(|f| f.name().clone()).collect::<Vec<_>>());
+        let subject = ["id_pseudonym", "party_a_id_pseudonym", "head_id_pseudonym"]
+            .into_iter()
+            .find(|c| schema.field_with_name(c).is_ok());
+        if let Some(column) = subject {
+            let mut digest = Sha256::new();
+            for pseudonym in texts(&batches, column).iter().filter(|p| !p.is_empty()) {
+                digest.update(pseudonym.as_bytes());
+                digest.update(b"\n");
+            }
+            assert_eq!(record.subjects_digest, digest.finalize().to_vec(), "{name}: digest of the subjects");
+        }
+    }
+
+    // Pseudonyms: 32 hex characters, keyed, the same in every export and dataset.
+    let (schema, persons) = read(&mut flight, &ticket("persons")).await.expect("persons");
+    assert!(schema.field_with_name("birth_month").is_ok());
+    let ids = texts(&persons, "id_pseudonym");
+    let key = std::fs::read_to_string(p.config.pseudonym_key_path()).expect("key");
+    let expected = Pseudonymizer::new(key.trim().as_bytes().to_vec()).pseudonym("export", &p.people.father);
+    assert!(ids.contains(&expected), "the father's pseudonym is the keyed HMAC of his ID number");
+    assert!(ids.iter().all(|id| id.len() == 32 && id.bytes().all(|b| b.is_ascii_hexdigit())));
+    let (_, again) = read(&mut flight, &ticket("persons")).await.expect("persons again");
+    assert_eq!(texts(&again, "id_pseudonym"), ids, "stable across exports");
+    let (_, insurance) = read(&mut flight, &ticket("medical_insurance")).await.expect("insurance");
+    let persons_set: BTreeSet<String> = ids.into_iter().collect();
+    assert!(
+        texts(&insurance, "id_pseudonym").iter().all(|id| persons_set.contains(id)),
+        "joinable across datasets"
+    );
+    assert!(
+        texts(&persons, "birth_month")
+            .iter()
+            .all(|m| m.len() == 7 && m.as_bytes()[4] == b'-')
+    );
+    p.stop().await;
+}
+
+#[tokio::test]
+async fn the_catalogue_names_exactly_the_columns_each_dataset_has() {
+    let p = start(None, "mtls").await;
+    for dataset in DATASETS {
+        let descriptor = FlightDescriptor::new_path(vec![dataset.name.to_string()]);
+        let result = p.sources.flight(dataset.owner).get_schema(descriptor).await.expect("schema");
+        let schema = Schema::try_from(result.get_ref()).expect("decode");
+        let columns: Vec<String> = schema.fields().iter().map(|f| f.name().clone()).collect();
+        let interface = p.gate.catalogue.interface(dataset.interface).expect("catalogued");
+        assert_eq!(interface.fields, columns, "{}", dataset.interface);
+    }
+    p.stop().await;
+}
+
+#[tokio::test]
+async fn identified_exports_refusals_and_their_reasons() {
+    // Certificates optional, so an anonymous caller gets as far as the gate.
+    let p = start(None, "both").await;
+    let mut police = client(&p, POLICE).await;
+    let mut ticket_for_police = Ticket::for_dataset("persons");
+    ticket_for_police.purpose = "REGISTRY_RECONCILIATION".into();
+    let (schema, batches) = read(&mut police, &ticket_for_police).await.expect("identified persons");
+    assert!(schema.field_with_name("name").is_ok() && schema.field_with_name("id_number").is_ok());
+    assert!(schema.field_with_name("phone").is_err(), "not approved, not released");
+    assert!(texts(&batches, "id_number").contains(&p.people.father));
+
+    let refused = |e: FlightError| {
+        let status = status_of(e);
+        (status.code(), reason(&status))
+    };
+    let mut not_approved = ticket("medical_insurance");
+    not_approved.purpose = "REGISTRY_RECONCILIATION".into();
+    let before = p.audit_count();
+    let e = read(&mut police, &not_approved).await.expect_err("not approved");
+    assert_eq!(refused(e), (tonic::Code::PermissionDenied, "NOT_APPROVED".into()));
+    assert_eq!(p.audit_count(), before + 1, "a refusal is audited");
+
+    let mut bureau = client(&p, BIG_DATA).await;
+    let mut identified = ticket("persons");
+    identified.level = Some(popbase_export::Level::Identified);
+    let e = read(&mut bureau, &identified).await.expect_err("more than approved");
+    assert_eq!(refused(e), (tonic::Code::PermissionDenied, "NOT_APPROVED".into()));
+    let mut wrong_purpose = ticket("persons");
+    wrong_purpose.purpose = "MARKETING".into();
+    let e = read(&mut bureau, &wrong_purpose).await.expect_err("purpose");
+    assert_eq!(refused(e), (tonic::Code::PermissionDenied, "PURPOSE_MISMATCH".into()));
+    let e = bureau
+        .do_get(FlightTicket::new(r#"{"dataset":"persons","division":"37x"}"#))
+        .await
+        .expect_err("bad ticket");
+    let status = status_of(e);
+    assert_eq!(status.code(), tonic::Code::InvalidArgument);
+    assert!(status.message().contains("ticket.division"), "{}", status.message());
+    let e = bureau
+        .get_schema(FlightDescriptor::new_path(vec!["biometrics".into()]))
+        .await
+        .expect_err("unknown dataset");
+    assert!(status_of(e).message().contains("ticket.dataset"));
+
+    let mut hrss = client(&p, "hrss.dept.popbase").await;
+    let none: Vec<_> = hrss
+        .list_flights(Vec::<u8>::new())
+        .await
+        .expect("list")
+        .try_collect()
+        .await
+        .expect("infos");
+    assert!(none.is_empty(), "no export approvals, nothing listed");
+    let mut anonymous = FlightClient::new(p.channel(None).await);
+    let Err(e) = anonymous.list_flights(Criteria::default().expression).await else {
+        panic!("an anonymous listing was answered");
+    };
+    assert_eq!(status_of(e).code(), tonic::Code::Unauthenticated);
+    p.stop().await;
+}
+
+#[tokio::test]
+async fn an_incremental_export_returns_exactly_the_changed_rows() {
+    let p = start(None, "mtls").await;
+    let mut bureau = client(&p, BIG_DATA).await;
+    let (schema, _) = read(&mut bureau, &ticket("persons")).await.expect("full export");
+    let seq: u64 = schema.metadata()[SNAPSHOT_SEQ_KEY].parse().expect("seq");
+
+    let context = EventContext {
+        actor: "test".into(),
+        on: Utc::now().date_naive(),
+    };
+    let moved_to = Address {
+        committee_code: XIYUAN.into(),
+        detail: "公园路1号".into(),
+    };
+    p.registry
+        .change_address(&context, "37030300000001", &moved_to)
+        .expect("address change");
+
+    let since = |dataset: &str| Ticket {
+        since_seq: Some(seq),
+        ..ticket(dataset)
+    };
+    let (after, changed) = read(&mut bureau, &since("persons")).await.expect("incremental persons");
+    let key = std::fs::read_to_string(p.config.pseudonym_key_path()).expect("key");
+    let pseudonyms = Pseudonymizer::new(key.trim().as_bytes().to_vec());
+    let family: BTreeSet<String> = [&p.people.father, &p.people.mother, &p.people.child]
+        .iter()
+        .map(|id| pseudonyms.pseudonym("export", id))
+        .collect();
+    assert_eq!(
+        texts(&changed, "id_pseudonym").into_iter().collect::<BTreeSet<_>>(),
+        family,
+        "exactly the family that moved"
+    );
+    assert!(texts(&changed, "committee_code").iter().all(|c| c == XIYUAN));
+    assert!(after.metadata()[SNAPSHOT_SEQ_KEY].parse::<u64>().expect("seq") > seq);
+    let (_, households) = read(&mut bureau, &since("households")).await.expect("incremental households");
+    assert_eq!(rows(&households), 1);
+    let (_, changes) = read(&mut bureau, &since("changes")).await.expect("incremental changes");
+    assert_eq!(rows(&changes), 3, "one event, one row per person concerned");
+    assert!(texts(&changes, "kind").iter().all(|k| k == "address_changed"));
+
+    let in_xiyuan = Ticket {
+        division: XIYUAN.into(),
+        ..ticket("persons")
+    };
+    let (_, xiyuan) = read(&mut bureau, &in_xiyuan).await.expect("division");
+    assert_eq!(rows(&xiyuan), 4, "the stranger and the family that moved in");
+    let nothing_new = Ticket {
+        since_seq: after.metadata()[SNAPSHOT_SEQ_KEY].parse().ok(),
+        ..ticket("persons")
+    };
+    let (_, none) = read(&mut bureau, &nothing_new).await.expect("nothing new");
+    assert_eq!(rows(&none), 0);
+    p.stop().await;
+}
