@@ -23,3 +23,19 @@ grep -q '^basis: ENROLLMENT_BASIS_CHILD_AND_GUARDIAN_REGISTERED_IN_DISTRICT' <<<
 grep -q '^intake py-bad: refused child_id_number' <<<"$result"
 grep -q '^no purpose: INVALID_ARGUMENT' <<<"$result"
 echo "python example: enrollment check against popbase demo passed"
+
+# Bulk export: `popbase export` writes Parquet and Arrow files through the
+# gateway; pyarrow.flight and DuckDB check them (export_check.py).
+token="$("$popbase" token --data "$work/data" --department big_data)"
+mkdir -p "$work/exports"
+for dataset in persons medical_insurance; do
+  "$popbase" export --gateway "http://$(addr gateway)" --token "$token" --dataset "$dataset" \
+    --out "$work/exports/$dataset.parquet" 2>&1 | tail -1
+done
+"$popbase" export --gateway "http://$(addr gateway)" --token "$token" --dataset persons --format arrow \
+  --out "$work/exports/persons.arrow" 2>&1 | tail -1
+exported="$(POPBASE_BIN="$popbase" "$root/examples/python/run.sh" --example export --gateway "$(addr gateway)" \
+  --household "$(addr household)" --parquet-dir "$work/exports" --data "$work/data")"
+echo "$exported"
+grep -q '^export check passed' <<<"$exported"
+echo "python example: flight export, parquet and arrow files against popbase demo passed"

@@ -43,6 +43,8 @@ pub enum Command {
     /// Print a signed gateway token for a department (token mode), using the
     /// gateway's token key from the config or the data directory.
     Token(TokenArgs),
+    /// Export a dataset through the gateway (Arrow Flight) into a Parquet or Arrow file.
+    Export(crate::export_cli::ExportArgs),
 }
 
 #[derive(Subcommand, Debug)]
@@ -198,6 +200,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Stats(args) => crate::ops_client::stats(&args.target).await,
         Command::Audit(AuditCommand::Verify(args)) => crate::audit_cli::verify(&args.store, args.head.as_deref()),
         Command::Token(args) => crate::audit_cli::token(&config, &args.department, args.hours),
+        Command::Export(args) => crate::export_cli::run(args).await,
         Command::FeedLoad(args) => {
             crate::feed_load::run(&args.target, &args.city.city, args.city.persons, args.city.seed, args.newer_by_ms).await
         }

@@ -8,6 +8,7 @@
 //! popbase stats --target http://household:50061
 //! popbase token --department education
 //! popbase audit verify --store ./copy/gateway --head audit-head.log
+//! popbase export --gateway http://127.0.0.1:50060 --token T --dataset persons --out persons.parquet
 //! ```
 //!
 //! Configuration: defaults < `--config FILE` < `POPBASE_*` environment < flags.
@@ -15,6 +16,7 @@
 mod audit_cli;
 mod cli;
 mod demo;
+mod export_cli;
 mod feed_load;
 mod generate;
 mod ops_client;

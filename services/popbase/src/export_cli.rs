@@ -1,0 +1,196 @@
+//! `popbase export`: a department's bulk export, through the gateway's
+//! Flight endpoint (so the same authorisation, de-identification and audit
+//! apply), written to a Parquet or Arrow IPC file.
+//!
+//! The file is written beside its destination and renamed into place only
+//! when the export completed (the gateway audits before the last batch), so
+//! a cut export never looks like a whole one.
+
+use std::fs::File;
+use std::path::{Path, PathBuf};
+use std::time::Instant;
+
+use anyhow::{Context, bail};
+use arrow_array::RecordBatch;
+use arrow_flight::{FlightClient, Ticket as FlightTicket};
+use arrow_ipc::writer::FileWriter;
+use arrow_schema::SchemaRef;
+use clap::{Args, ValueEnum};
+use futures::TryStreamExt;
+use indicatif::{ProgressBar, ProgressStyle};
+use parquet::arrow::ArrowWriter;
+use parquet::basic::Compression;
+use parquet::file::properties::WriterProperties;
+use popbase_export::{Level, SNAPSHOT_SEQ_KEY, Ticket};
+use tonic::transport::{Certificate, Channel, ClientTlsConfig, Identity};
+
+#[derive(Clone, Copy, Debug, ValueEnum)]
+pub enum Format {
+    Parquet,
+    Arrow,
+}
+
+#[derive(Args, Debug)]
+pub struct ExportArgs {
+    /// The gateway, e.g. https://gateway.popbase:50060 or http://127.0.0.1:50060.
+    #[arg(long, env = "POPBASE_GATEWAY_URL")]
+    pub gateway: String,
+    /// persons, households, changes, statistics, residence_permits,
+    /// medical_insurance, pensions, education, marriage, housing.
+    #[arg(long)]
+    pub dataset: String,
+    #[arg(long, value_enum, default_value = "parquet")]
+    pub format: Format,
+    #[arg(long)]
+    pub out: PathBuf,
+    /// Catalogue purpose code (filled in when the approval has only one).
+    #[arg(long, default_value = "")]
+    pub purpose: String,
+    /// Only rows under this division code (2–12 digits).
+    #[arg(long, default_value = "")]
+    pub division: String,
+    /// Only rows changed after this snapshot sequence (a previous export's `popbase.snapshot_seq`).
+    #[arg(long)]
+    pub since_seq: Option<u64>,
+    /// Ask for more de-identification than approved (never less).
+    #[arg(long, value_parser = parse_level)]
+    pub level: Option<Level>,
+    /// A department token (token mode), e.g. from `popbase token`.
+    #[arg(long, env = "POPBASE_TOKEN", hide_env_values = true)]
+    pub token: Option<String>,
+    /// CA certificate (PEM) the gateway's certificate is checked against.
+    #[arg(long)]
+    pub ca: Option<PathBuf>,
+    /// The department's client certificate and key (PEM), for mTLS.
+    #[arg(long, requires = "key")]
+    pub cert: Option<PathBuf>,
+    #[arg(long, requires = "cert")]
+    pub key: Option<PathBuf>,
+    /// Name the gateway's certificate must carry, when it differs from the URL's host.
+    #[arg(long)]
+    pub domain_name: Option<String>,
+}
+
+fn parse_level(text: &str) -> Result<Level, String> {
+    match text {
+        "identified" => Ok(Level::Identified),
+        "pseudonymised" => Ok(Level::Pseudonymised),
+        other => Err(format!("'{other}': identified or pseudonymised")),
+    }
+}
+
+async fn channel(args: &ExportArgs) -> anyhow::Result<Channel> {
+    let mut endpoint = Channel::from_shared(args.gateway.clone()).context("--gateway")?;
+    if args.gateway.starts_with("https://") {
+        let mut tls = ClientTlsConfig::new();
+        if let Some(ca) = &args.ca {
+            tls = tls.ca_certificate(Certificate::from_pem(
+                std::fs::read(ca).with_context(|| format!("{}", ca.display()))?,
+            ));
+        }
+        if let (Some(cert), Some(key)) = (&args.cert, &args.key) {
+            let cert = std::fs::read(cert).with_context(|| format!("{}", cert.display()))?;
+            let key = std::fs::read(key).with_context(|| format!("{}", key.display()))?;
+            tls = tls.identity(Identity::from_pem(cert, key));
+        }
+        if let Some(name) = &args.domain_name {
+            tls = tls.domain_name(name.clone());
+        }
+        endpoint = endpoint.tls_config(tls).context("TLS settings")?;
+    }
+    endpoint.connect().await.with_context(|| format!("connecting to {}", args.gateway))
+}
+
+/// Where batches go: one of the two file formats.
+enum Sink {
+    Parquet(ArrowWriter<File>),
+    Arrow(FileWriter<File>),
+}
+
+impl Sink {
+    fn create(format: Format, path: &Path, schema: &SchemaRef) -> anyhow::Result<Sink> {
+        let file = File::create(path).with_context(|| format!("creating {}", path.display()))?;
+        Ok(match format {
+            Format::Parquet => {
+                let props = WriterProperties::builder().set_compression(Compression::SNAPPY).build();
+                Sink::Parquet(ArrowWriter::try_new(file, schema.clone(), Some(props))?)
+            }
+            Format::Arrow => Sink::Arrow(FileWriter::try_new(file, schema)?),
+        })
+    }
+
+    fn write(&mut self, batch: &RecordBatch) -> anyhow::Result<()> {
+        match self {
+            Sink::Parquet(w) => w.write(batch)?,
+            Sink::Arrow(w) => w.write(batch)?,
+        }
+        Ok(())
+    }
+
+    fn finish(self) -> anyhow::Result<()> {
+        match self {
+            Sink::Parquet(w) => {
+                w.close()?;
+            }
+            Sink::Arrow(mut w) => w.finish()?,
+        }
+        Ok(())
+    }
+}
+
+pub async fn run(args: ExportArgs) -> anyhow::Result<()> {
+    let ticket = Ticket {
+        dataset: args.dataset.clone(),
+        purpose: args.purpose.clone(),
+        division: args.division.clone(),
+        since_seq: args.since_seq,
+        level: args.level,
+    };
+    if let Err(e) = ticket.check() {
+        bail!("{e}");
+    }
+    let mut client = FlightClient::new(channel(&args).await?);
+    if let Some(token) = &args.token {
+        client.add_header("authorization", &format!("Bearer {}", token.trim()))?;
+    }
+    let started = Instant::now();
+    let mut stream = client
+        .do_get(FlightTicket::new(ticket.to_bytes()))
+        .await
+        .context("export refused")?;
+    let partial = args.out.with_extension("partial");
+    let progress = ProgressBar::new_spinner().with_style(
+        ProgressStyle::with_template("{spinner} {msg} {human_pos} rows ({per_sec}) {elapsed}")
+            .unwrap_or_else(|_| ProgressStyle::default_spinner()),
+    );
+    progress.set_message(args.dataset.clone());
+    let mut sink: Option<Sink> = None;
+    let mut rows = 0u64;
+    while let Some(batch) = stream.try_next().await.context("export stream")? {
+        if sink.is_none() {
+            sink = Some(Sink::create(args.format, &partial, &batch.schema())?);
+        }
+        if let Some(sink) = sink.as_mut() {
+            sink.write(&batch)?;
+        }
+        rows += batch.num_rows() as u64;
+        progress.set_position(rows);
+    }
+    let schema = stream.schema().cloned().context("the gateway sent no schema")?;
+    let sink = match sink {
+        Some(sink) => sink,
+        None => Sink::create(args.format, &partial, &schema)?,
+    };
+    sink.finish()?;
+    std::fs::rename(&partial, &args.out).with_context(|| format!("moving the export to {}", args.out.display()))?;
+    progress.finish_and_clear();
+    let seq = schema.metadata().get(SNAPSHOT_SEQ_KEY).map_or("?", String::as_str);
+    let seconds = started.elapsed().as_secs_f64();
+    eprintln!(
+        "popbase: exported {rows} rows of {} to {} in {seconds:.1} s ({:.0} rows/s); snapshot_seq {seq} (pass --since-seq {seq} for the next incremental export)",
+        args.dataset,
+        args.out.display(),
+        rows as f64 / seconds.max(1e-9),
+    );
+    Ok(())
+}
