@@ -22,6 +22,10 @@ use crate::sources::Sources;
 
 /// Answers buffered ahead of a slow reader.
 const INTAKE_BUFFER: usize = 256;
+/// Applications of one intake stream checked at once. A refusal (quota,
+/// approval) ends the stream; applications already in flight behind it
+/// are checked and audited but not answered.
+const INTAKE_IN_FLIGHT: usize = 64;
 
 #[derive(Clone)]
 pub struct EnrollmentService {
@@ -108,11 +112,23 @@ impl Enrollment for EnrollmentService {
         let (tx, rx) = mpsc::channel(INTAKE_BUFFER);
         let (gate, sources) = (self.gate.clone(), self.sources.clone());
         tokio::spawn(async move {
-            while let Some(item) = items.next().await {
-                let result = match item {
-                    Ok(item) => intake_item(&gate, &sources, &caller, item).await,
-                    Err(status) => Err(status),
-                };
+            // Items are checked INTAKE_IN_FLIGHT at a time (answers keep the
+            // order of the applications), so their fetches overlap and their
+            // audit records share group commits instead of one fsync each.
+            let answers = futures::StreamExt::buffered(
+                futures::StreamExt::map(&mut items, |item| {
+                    let (gate, sources, caller) = (gate.clone(), sources.clone(), caller.clone());
+                    async move {
+                        match item {
+                            Ok(item) => intake_item(&gate, &sources, &caller, item).await,
+                            Err(status) => Err(status),
+                        }
+                    }
+                }),
+                INTAKE_IN_FLIGHT,
+            );
+            let mut answers = std::pin::pin!(answers);
+            while let Some(result) = answers.next().await {
                 let stop = result.is_err();
                 if tx.send(result).await.is_err() || stop {
                     return;

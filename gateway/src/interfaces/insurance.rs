@@ -12,12 +12,14 @@ use popbase_proto::feeds::CheckInsuranceRequest;
 use popbase_proto::gateway::{InsuranceGapRequest, ResidentKind, UninsuredResident};
 use popbase_proto::household::ListPersonsRequest;
 use popbase_proto::residence::{FindUnusedRequest, GetResidentRequest, Policy};
-use tokio_stream::StreamExt;
+use futures::StreamExt;
 
 use crate::gate::{Minimise, Release};
 use crate::sources::{Sources, upstream};
 
 const PAGE: u32 = 1000;
+/// Permit holders' registrations fetched at once.
+const RESIDENT_LOOKUPS: usize = 32;
 
 /// The division asked about, checked to lie in the platform's city.
 pub fn validate(request: &InsuranceGapRequest, city: &str) -> ServiceResult<String> {
@@ -92,17 +94,21 @@ pub async fn gap(sources: &Sources, division: &str, today: NaiveDate) -> Service
         .await
         .map_err(|s| upstream("the residence service", s))?
         .into_inner();
+    let mut holders = Vec::new();
     while let Some(entitlement) = unused.next().await {
-        let entitlement = entitlement.map_err(|s| upstream("the residence service", s))?;
-        let resident = sources
-            .permits
-            .clone()
-            .get_resident(GetResidentRequest {
-                id_number: entitlement.id_number.clone(),
-            })
-            .await
-            .map_err(|s| upstream("the residence service", s))?
-            .into_inner();
+        holders.push(entitlement.map_err(|s| upstream("the residence service", s))?.id_number);
+    }
+    // The registrations behind the list, RESIDENT_LOOKUPS at a time, in list order.
+    let residents: Vec<_> = futures::stream::iter(holders)
+        .map(|id_number| {
+            let mut permits = sources.permits.clone();
+            async move { permits.get_resident(GetResidentRequest { id_number }).await }
+        })
+        .buffered(RESIDENT_LOOKUPS)
+        .collect()
+        .await;
+    for resident in residents {
+        let resident = resident.map_err(|s| upstream("the residence service", s))?.into_inner();
         let Some(registration) = resident.registration else { continue };
         out.push(UninsuredResident {
             birth_year: registration.birth_date.map_or(0, |d| d.year),

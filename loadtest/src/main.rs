@@ -1,0 +1,201 @@
+//! `popbase-loadtest`: drives a running popbase gateway the way departments
+//! do (gRPC and Arrow Flight, token authentication) and reports throughput
+//! and HDR latency percentiles as JSON and Markdown.
+//!
+//! ```text
+//! popbase-loadtest run --gateway http://127.0.0.1:50060 --household http://127.0.0.1:50061 \
+//!     --token hrss=… --token service_platform=… --scenario person --concurrency 32 --duration 30
+//! popbase-loadtest run … --scenario person --rate 2000          # open loop
+//! popbase-loadtest compare baseline.json popbase.json > table.md
+//! ```
+//!
+//! `scripts/bench.sh` runs every scenario beside the PostgreSQL and DuckDB
+//! baselines on the same generated city and writes the comparison.
+
+mod engine;
+mod report;
+mod scenarios;
+mod setup;
+
+use std::collections::HashMap;
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Duration;
+
+use anyhow::Context;
+use clap::{Parser, Subcommand, ValueEnum};
+use tonic::transport::Channel;
+
+use crate::engine::{Plan, Scenario};
+use crate::report::Report;
+use crate::scenarios::Gateway;
+
+#[derive(Parser)]
+#[command(name = "popbase-loadtest", about = "Load tester for the popbase gateway")]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Run one scenario and write its report.
+    Run(Box<RunArgs>),
+    /// Print a Markdown comparison of reports (ratios to the first).
+    Compare { reports: Vec<PathBuf> },
+}
+
+#[derive(Clone, Copy, ValueEnum)]
+enum Which {
+    Person,
+    Intake,
+    Uninsured,
+    Export,
+}
+
+#[derive(clap::Args)]
+struct RunArgs {
+    #[arg(long)]
+    gateway: String,
+    /// The household service (to find real ID numbers for the scenarios).
+    #[arg(long)]
+    household: String,
+    /// `department=token`, repeated: hrss and service_platform (person),
+    /// education (intake), medical_insurance (uninsured), big_data (export).
+    #[arg(long = "token", value_parser = parse_token)]
+    tokens: Vec<(String, String)>,
+    #[arg(long, value_enum)]
+    scenario: Which,
+    /// Closed loop: workers; open loop: most calls in flight.
+    #[arg(long, default_value_t = 16)]
+    concurrency: u32,
+    /// Open loop at this many calls per second (closed loop without it).
+    #[arg(long)]
+    rate: Option<f64>,
+    /// HTTP/2 connections the calls are spread over.
+    #[arg(long, default_value_t = 4)]
+    connections: u32,
+    /// Seconds of warm-up (not recorded).
+    #[arg(long, default_value_t = 5)]
+    warmup: u64,
+    /// Seconds measured.
+    #[arg(long, default_value_t = 30)]
+    duration: u64,
+    /// Division the subjects come from.
+    #[arg(long, default_value = "3703")]
+    division: String,
+    /// Distinct subjects of the person scenario (each granted consent first).
+    #[arg(long, default_value_t = 5000)]
+    subjects: usize,
+    /// Children per intake stream.
+    #[arg(long, default_value_t = 1000)]
+    batch: usize,
+    #[arg(long, default_value = "persons")]
+    dataset: String,
+    /// Where the JSON report goes (Markdown beside it, `.md`).
+    #[arg(long)]
+    out: Option<PathBuf>,
+    #[arg(long, default_value = "")]
+    notes: String,
+}
+
+fn parse_token(text: &str) -> Result<(String, String), String> {
+    text.split_once('=')
+        .map(|(d, t)| (d.to_string(), t.trim().to_string()))
+        .ok_or_else(|| "expected department=token".to_string())
+}
+
+async fn connect(url: &str) -> anyhow::Result<Channel> {
+    Channel::from_shared(url.to_string())
+        .context("address")?
+        .tcp_nodelay(true)
+        .connect()
+        .await
+        .with_context(|| format!("connecting to {url}"))
+}
+
+async fn run(args: RunArgs) -> anyhow::Result<Report> {
+    let tokens: HashMap<String, String> = args.tokens.iter().cloned().collect();
+    let token = |dept: &str| tokens.get(dept).cloned().with_context(|| format!("--token {dept}=… is needed"));
+    let mut channels = Vec::new();
+    for _ in 0..args.connections.max(1) {
+        channels.push(connect(&args.gateway).await?);
+    }
+    let city = setup::city(connect(&args.household).await?, &args.division, args.subjects).await?;
+    eprintln!(
+        "popbase-loadtest: {} persons, {} families, {} streets",
+        city.ids.len(),
+        city.families.len(),
+        city.streets.len()
+    );
+    let gateway = |dept: &str| -> anyhow::Result<Gateway> {
+        Ok(Gateway {
+            channels: channels.clone(),
+            token: token(dept)?,
+        })
+    };
+    let scenario: Arc<dyn Scenario> = match args.scenario {
+        Which::Person => {
+            let ids: Vec<String> = city.ids.iter().take(args.subjects).cloned().collect();
+            setup::grant_consents(channels[0].clone(), &token("service_platform")?, &ids).await?;
+            eprintln!("popbase-loadtest: consents granted for {} subjects", ids.len());
+            Arc::new(scenarios::Person {
+                gateway: gateway("hrss")?,
+                ids: Arc::new(ids),
+            })
+        }
+        Which::Intake => {
+            anyhow::ensure!(!city.families.is_empty(), "no school-age children with a parent on record");
+            Arc::new(scenarios::Intake {
+                gateway: gateway("education")?,
+                families: Arc::new(city.families),
+                batch: args.batch.max(1),
+            })
+        }
+        Which::Uninsured => Arc::new(scenarios::Uninsured {
+            gateway: gateway("medical_insurance")?,
+            divisions: Arc::new(city.streets),
+        }),
+        Which::Export => Arc::new(scenarios::Export {
+            gateway: gateway("big_data")?,
+            dataset: args.dataset.clone(),
+        }),
+    };
+    let plan = Plan {
+        warmup: Duration::from_secs(args.warmup),
+        duration: Duration::from_secs(args.duration.max(1)),
+        concurrency: args.concurrency.max(1),
+        rate: args.rate,
+        connections: args.connections.max(1),
+    };
+    let mut report = engine::run(scenario, &plan).await;
+    report.notes = args.notes.clone();
+    Ok(report)
+}
+
+fn main() -> anyhow::Result<()> {
+    let cli = Cli::parse();
+    let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build()?;
+    match cli.command {
+        Command::Run(args) => {
+            let out = args.out.clone();
+            let report = runtime.block_on(run(*args))?;
+            let markdown = report.markdown();
+            print!("{markdown}");
+            if let Some(path) = out {
+                std::fs::write(&path, serde_json::to_string_pretty(&report)?).with_context(|| format!("{}", path.display()))?;
+                std::fs::write(path.with_extension("md"), &markdown)?;
+            }
+            Ok(())
+        }
+        Command::Compare { reports } => {
+            let mut runs = Vec::new();
+            for path in reports {
+                let text = std::fs::read_to_string(&path).with_context(|| format!("{}", path.display()))?;
+                runs.push(serde_json::from_str::<Report>(&text).with_context(|| format!("{}", path.display()))?);
+            }
+            print!("{}", report::compare(&runs));
+            Ok(())
+        }
+    }
+}

@@ -1,0 +1,147 @@
+#!/usr/bin/env bash
+# Benchmarks, side by side on this machine and the same generated city:
+# popbase (release build, all-in-one, durable audit) driven by
+# popbase-loadtest, PostgreSQL doing the equivalent work (pgbench), and
+# DuckDB writing Parquet. Writes JSON and Markdown reports and
+# comparison.md (ratios) to $BENCH_OUT.
+#
+#   PERSONS=200000 DURATION=20 scripts/bench.sh
+#
+# Needs root for apt-get (PostgreSQL, when missing) and to run PostgreSQL
+# as its own user. Takes about 10 minutes at the defaults on 2 cores.
+set -euo pipefail
+root="$(cd "$(dirname "$0")/.." && pwd)"
+cd "$root"
+scripts/setup.sh
+source scripts/rocksdb.sh
+persons="${PERSONS:-200000}"
+duration="${DURATION:-20}"
+warmup="${WARMUP:-5}"
+cache="${POPBASE_CACHE_DIR:-$HOME/.cache/popbase}"
+out="${BENCH_OUT:-$cache/bench/$(date +%Y%m%d-%H%M%S)}"
+data="$cache/bench/city-$persons"
+mkdir -p "$out"
+echo "bench: results in $out"
+
+cargo build --release -q -p popbase -p popbase-loadtest
+bin="${CARGO_TARGET_DIR:-$root/target}/release"
+
+# Python with pyarrow and duckdb (the examples' venv).
+venv="$cache/venv-examples"
+if [ ! -x "$venv/bin/python" ] || ! "$venv/bin/python" -c "import pyarrow, duckdb" 2>/dev/null; then
+  python3 -m venv "$venv"
+  "$venv/bin/pip" install --quiet --disable-pip-version-check pyarrow==26.0.1 duckdb==1.5.6
+fi
+py() { "$venv/bin/python" "$root/scripts/bench/reports.py" "$@"; }
+
+# The demo catalogue with quotas lifted: a benchmark measures throughput, not quotas.
+sed -E 's/^daily_quota = .*/daily_quota = 1000000000/; s/^per_second = .*/per_second = 10000000/' \
+  data/catalogue/zibo.toml >"$out/catalogue.toml"
+
+POPBASE_GATEWAY_CATALOGUE="$out/catalogue.toml" "$bin/popbase" --data "$data" demo --persons "$persons" \
+  --household-addr 127.0.0.1:0 --residence-addr 127.0.0.1:0 --feeds-addr 127.0.0.1:0 \
+  --gateway-addr 127.0.0.1:0 --metrics-addr 127.0.0.1:0 >"$out/demo.out" 2>"$out/demo.err" &
+demo=$!
+pgdir=/tmp/popbase-bench-pg
+pgbin=""
+stop_all() {
+  kill "$demo" 2>/dev/null || true
+  wait "$demo" 2>/dev/null || true
+  if [ -n "$pgbin" ] && [ -d "$pgdir/data" ]; then
+    runuser -u postgres -- "$pgbin/pg_ctl" -D "$pgdir/data" -m fast stop >/dev/null 2>&1 || true
+  fi
+}
+trap stop_all EXIT
+for _ in $(seq 1 3000); do
+  grep -q '^popbase ready' "$out/demo.out" && break
+  kill -0 "$demo" 2>/dev/null || { cat "$out/demo.err" >&2; exit 1; }
+  sleep 0.2
+done
+addr() { sed -n "s/^popbase serving role=$1 addr=//p" "$out/demo.out"; }
+gateway="http://$(addr gateway)"
+household="http://$(addr household)"
+tok() { "$bin/popbase" --data "$data" token --department "$1"; }
+tokens=(--token "hrss=$(tok hrss)" --token "service_platform=$(tok service_platform)" --token "education=$(tok education)"
+  --token "medical_insurance=$(tok medical_insurance)" --token "big_data=$(tok big_data)")
+lt() { "$bin/popbase-loadtest" run --gateway "$gateway" --household "$household" "${tokens[@]}" \
+  --duration "$duration" "$@"; }
+
+echo "bench: popbase"
+lt --warmup "$warmup" --scenario person --concurrency 32 --out "$out/popbase-person-closed.json" >/dev/null
+lt --warmup "$warmup" --scenario person --rate 2000 --concurrency 512 --out "$out/popbase-person-open.json" >/dev/null
+lt --warmup "$warmup" --scenario intake --concurrency 4 --batch 1000 --out "$out/popbase-intake.json" >/dev/null
+lt --warmup "$warmup" --scenario uninsured --concurrency 4 --out "$out/popbase-uninsured.json" >/dev/null
+lt --scenario export --concurrency 1 --warmup 0 --out "$out/popbase-export.json" >/dev/null
+started=$(date +%s%N)
+"$bin/popbase" export --gateway "$gateway" --token "$(tok big_data)" --dataset persons --out "$out/persons.parquet" 2>"$out/export.log"
+elapsed=$(awk "BEGIN { print ($(date +%s%N) - $started) / 1e9 }")
+rows=$(sed -n 's/.*exported \([0-9]*\) rows.*/\1/p' "$out/export.log")
+py timed popbase parquet-export "$rows" "$elapsed" "$out/popbase-parquet.json" "popbase export: Flight, pseudonymised, Parquet snappy"
+# The same rows in clear for the baselines (public security's identified export).
+"$bin/popbase" export --gateway "$gateway" --token "$(tok public_security)" --dataset persons \
+  --purpose REGISTRY_RECONCILIATION --out "$out/persons-identified.parquet" 2>/dev/null
+kill "$demo"; wait "$demo" 2>/dev/null || true
+
+echo "bench: postgresql"
+if ! ls /usr/lib/postgresql/*/bin/pg_ctl >/dev/null 2>&1; then
+  DEBIAN_FRONTEND=noninteractive apt-get install -y -q postgresql >/dev/null
+fi
+pgbin="$(dirname "$(ls /usr/lib/postgresql/*/bin/pg_ctl | tail -1)")"
+rm -rf "$pgdir" && mkdir -p "$pgdir" && chown postgres "$pgdir"
+runuser -u postgres -- "$pgbin/initdb" -D "$pgdir/data" -A trust -U postgres >/dev/null
+runuser -u postgres -- "$pgbin/pg_ctl" -D "$pgdir/data" -l "$pgdir/log" -w \
+  -o "-p 54329 -k $pgdir -c listen_addresses=127.0.0.1 -c shared_buffers=1GB -c max_connections=600" start >/dev/null
+psql=(psql -h 127.0.0.1 -p 54329 -U postgres -q -v ON_ERROR_STOP=1)
+py parquet-to-csv "$out/persons-identified.parquet" "$pgdir/persons.csv"
+"${psql[@]}" -c "$(py pg-schema "$out/persons-identified.parquet" persons)"
+"${psql[@]}" -c "\\copy persons from '$pgdir/persons.csv' csv header"
+"${psql[@]}" <<'SQL'
+ALTER TABLE persons ADD PRIMARY KEY (id_number);
+CREATE TABLE subjects (n serial PRIMARY KEY, id_number text NOT NULL);
+INSERT INTO subjects (id_number) SELECT id_number FROM persons WHERE status = 'active' ORDER BY md5(id_number) LIMIT 5000;
+CREATE TABLE consents (subject text, department text, interface text, purpose text, valid_from date, valid_until date,
+  use_limit int, uses int, PRIMARY KEY (subject, department, interface, purpose));
+INSERT INTO consents SELECT id_number, 'hrss', 'PersonSummary', 'EMPLOYMENT_SERVICE', current_date, current_date + 30, 0, 0 FROM subjects;
+CREATE TABLE audit (seq bigserial PRIMARY KEY, at timestamptz, department text, interface text, purpose text,
+  subject text, fields text[], decision text);
+VACUUM ANALYZE;
+SQL
+subjects=$("${psql[@]}" -At -c "select count(*) from subjects")
+pgb() { (cd "$out" && runuser -u postgres -- pgbench -h 127.0.0.1 -p 54329 -U postgres -n "$@" postgres >>"$out/pgbench.txt" 2>&1); }
+chmod 777 "$out"
+pgb -f "$root/scripts/bench/pg_consent_query.sql" -D subjects="$subjects" -M prepared -c 32 -j 2 -T "$warmup"
+pgb -f "$root/scripts/bench/pg_consent_query.sql" -D subjects="$subjects" -M prepared -c 32 -j 2 -T "$duration" --log --log-prefix=pg-closed
+py pgbench-log postgresql consent-query closed 32 - "$duration" "$out/pg-person-closed.json" "$out"/pg-closed.*
+pgb -f "$root/scripts/bench/pg_consent_query.sql" -D subjects="$subjects" -M prepared -c 32 -j 2 -R 2000 -T "$duration" --log --log-prefix=pg-open
+py pgbench-log postgresql consent-query open 32 2000 "$duration" "$out/pg-person-open.json" "$out"/pg-open.*
+runuser -u postgres -- pgbench -h 127.0.0.1 -p 54329 -U postgres -i -q -s 10 postgres >>"$out/pgbench.txt" 2>&1
+pgb -S -M prepared -c 32 -j 2 -T "$duration" --log --log-prefix=pg-select
+py pgbench-log postgresql "pgbench -S (reference)" closed 32 - "$duration" "$out/pg-select-only.json" "$out"/pg-select.*
+rm -f "$out"/pg-closed.* "$out"/pg-open.* "$out"/pg-select.*
+started=$(date +%s%N)
+"${psql[@]}" -c "\\copy (SELECT * FROM persons) TO '/dev/null' WITH (FORMAT binary)"
+elapsed=$(awk "BEGIN { print ($(date +%s%N) - $started) / 1e9 }")
+py timed postgresql copy-binary "$rows" "$elapsed" "$out/pg-copy-binary.json" "psql \\copy (SELECT * FROM persons) TO /dev/null (FORMAT binary)"
+
+echo "bench: duckdb"
+py duckdb-parquet "$out/persons-identified.parquet" "$out/duckdb-parquet.json"
+
+cmp() { "$bin/popbase-loadtest" compare "$@"; }
+{
+  echo "# Benchmarks $(date -u +%Y-%m-%d) — $persons persons, $(nproc) cores, ${duration}s per run"
+  echo; echo "## Consent-checked person query, closed loop (target: popbase >= 2x PostgreSQL)"; echo
+  cmp "$out/pg-person-closed.json" "$out/popbase-person-closed.json"
+  echo; echo "## The same, open loop at 2,000/s (target: corrected p99 <= 2 ms)"; echo
+  cmp "$out/pg-person-open.json" "$out/popbase-person-open.json"
+  echo; echo "## Reference: pgbench -S (primary-key select, no transaction work)"; echo
+  cmp "$out/pg-select-only.json" "$out/popbase-person-closed.json"
+  echo; echo "## Enrollment intake, children checked per second (target: >= 50,000/s)"; echo
+  cmp "$out/popbase-intake.json"
+  echo; echo "## Uninsured list per street, residents listed per second"; echo
+  cmp "$out/popbase-uninsured.json"
+  echo; echo "## Full-table export, rows per second (target: Flight >= 2x PostgreSQL binary COPY)"; echo
+  cmp "$out/pg-copy-binary.json" "$out/popbase-export.json"
+  echo; echo "## Parquet file, rows per second (target: popbase export >= 0.6x DuckDB)"; echo
+  cmp "$out/duckdb-parquet.json" "$out/popbase-parquet.json"
+} >"$out/comparison.md"
+cat "$out/comparison.md"
