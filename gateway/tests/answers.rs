@@ -138,6 +138,46 @@ async fn an_intake_streams_one_answer_per_application_and_errors_inline() {
     assert_eq!((got[1].request_id.as_str(), error.field.as_str()), ("bad", "district_codes[0]"));
     assert_eq!(got[2].basis, EnrollmentBasis::GuardianPermitInDistrict as i32);
     assert_eq!(p.audit_count(), before + 3);
+
+    // A school's whole intake: checked in chunks, answered in order, one record each.
+    let before = p.audit_count();
+    let items: Vec<_> = (0..700)
+        .map(|i| {
+            let mut item = match i % 3 {
+                0 => enrollment(&people.child, &[&people.father], XINHUA),
+                1 => enrollment(&people.migrant_child, &[&people.migrant], XINHUA),
+                _ => enrollment(&people.child, &[&people.stranger], XINHUA),
+            };
+            item.request_id = format!("r{i}");
+            if i == 350 {
+                item.child_id_number = "123".into();
+            }
+            item
+        })
+        .collect();
+    let mut answers = education
+        .check_intake(tokio_stream::iter(items))
+        .await
+        .expect("intake")
+        .into_inner();
+    let mut n = 0;
+    while let Some(answer) = answers.next().await {
+        let answer = answer.expect("item");
+        assert_eq!(answer.request_id, format!("r{n}"), "answers keep the order of the applications");
+        let expected = match n % 3 {
+            _ if n == 350 => None,
+            0 => Some(EnrollmentBasis::ChildAndGuardianRegisteredInDistrict),
+            1 => Some(EnrollmentBasis::GuardianPermitInDistrict),
+            _ => Some(EnrollmentBasis::GuardianshipNotShown),
+        };
+        match expected {
+            Some(basis) => assert_eq!(answer.basis, basis as i32, "application {n}"),
+            None => assert_eq!(answer.error.as_ref().map(|e| e.field.as_str()), Some("child_id_number")),
+        }
+        n += 1;
+    }
+    assert_eq!(n, 700);
+    assert_eq!(p.audit_count(), before + 700);
     p.stop().await;
 }
 

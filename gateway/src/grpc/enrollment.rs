@@ -6,6 +6,7 @@
 use std::pin::Pin;
 use std::sync::Arc;
 
+use futures::future::join_all;
 use popbase_common::ServiceError;
 use popbase_proto::gateway::enrollment_server::{Enrollment, EnrollmentServer};
 use popbase_proto::gateway::{EnrollmentCheckRequest, EnrollmentCheckResponse, ItemError};
@@ -16,16 +17,17 @@ use tonic::{Request, Response, Status, Streaming};
 
 use super::{Fetched, answer, require_purpose, respond, today};
 use crate::catalogue::interface::ENROLLMENT_CHECK;
-use crate::gate::{Ask, Caller, Gate};
-use crate::interfaces::enrollment;
+use crate::gate::{Admission, Ask, Caller, Gate};
+use crate::interfaces::enrollment::{self, Enrollment as EnrollmentInput};
+use crate::interfaces::standing::standings;
 use crate::sources::Sources;
 
 /// Answers buffered ahead of a slow reader.
 const INTAKE_BUFFER: usize = 256;
-/// Applications of one intake stream checked at once. A refusal (quota,
-/// approval) ends the stream; applications already in flight behind it
-/// are checked and audited but not answered.
-const INTAKE_IN_FLIGHT: usize = 64;
+/// Most applications of one intake stream checked together. A refusal
+/// (quota, approval) ends the stream; applications of the same chunk
+/// behind it are checked and audited but not answered.
+const INTAKE_CHUNK: usize = 256;
 
 #[derive(Clone)]
 pub struct EnrollmentService {
@@ -43,14 +45,20 @@ impl EnrollmentService {
     }
 }
 
-/// One intake item through authorise → fetch → release. `Ok(answer)` goes
-/// to the caller (with `error` set for a malformed item); `Err` ends the stream.
-async fn intake_item(
-    gate: &Gate,
-    sources: &Sources,
-    caller: &Caller,
-    item: EnrollmentCheckRequest,
-) -> Result<EnrollmentCheckResponse, Status> {
+/// An intake application after validation and authorisation.
+enum Prepared {
+    /// Malformed: answered inline with its error (and audited as refused).
+    Answered(Box<EnrollmentCheckResponse>),
+    Admitted(Box<(EnrollmentInput, Admission)>),
+    /// Refused (quota, approval): ends the stream.
+    Refused(Status),
+}
+
+async fn prepare(gate: &Gate, caller: &Caller, item: Result<EnrollmentCheckRequest, Status>) -> Prepared {
+    let item = match item {
+        Ok(item) => item,
+        Err(status) => return Prepared::Refused(status),
+    };
     let input = match require_purpose(&item.purpose).and_then(|()| enrollment::validate(&item, today())) {
         Ok(input) => input,
         Err(e) => {
@@ -60,11 +68,11 @@ async fn intake_item(
             };
             // Audited like any refusal; the answer carries the error.
             let _ = gate.refuse(caller, ENROLLMENT_CHECK, &item.purpose, e).await;
-            return Ok(EnrollmentCheckResponse {
+            return Prepared::Answered(Box::new(EnrollmentCheckResponse {
                 request_id: item.request_id,
                 error: Some(ItemError { field, reason }),
                 ..Default::default()
-            });
+            }));
         }
     };
     let subjects = input.subjects();
@@ -74,11 +82,66 @@ async fn intake_item(
         subjects: &subjects,
         units: 1,
     };
-    let admission = gate.authorise(caller, ask).await?;
-    match enrollment::check(sources, &input, today()).await {
-        Ok(found) => gate.release(&admission, found, &[], 1).await,
-        Err(e) => Err(gate.fail(&admission, e).await),
+    match gate.authorise(caller, ask).await {
+        Ok(admission) => Prepared::Admitted(Box::new((input, admission))),
+        Err(status) => Prepared::Refused(status),
     }
+}
+
+/// A chunk of intake applications: each validated, authorised, minimised
+/// and audited on its own, the standings of all of them fetched in one
+/// call. Answers in application order; an `Err` ends the stream.
+async fn intake_chunk(
+    gate: &Gate,
+    sources: &Sources,
+    caller: &Caller,
+    chunk: Vec<Result<EnrollmentCheckRequest, Status>>,
+) -> Vec<Result<EnrollmentCheckResponse, Status>> {
+    let prepared = join_all(chunk.into_iter().map(|item| prepare(gate, caller, item))).await;
+    let ids: Vec<String> = prepared
+        .iter()
+        .filter_map(|p| match p {
+            Prepared::Admitted(admitted) => Some(admitted.0.subjects()),
+            _ => None,
+        })
+        .flatten()
+        .collect();
+    let found = if ids.is_empty() {
+        Ok(Vec::new())
+    } else {
+        standings(sources, &ids, today()).await.map_err(|e| e.to_string())
+    };
+    let mut offset = 0;
+    let answers = prepared.into_iter().map(|p| {
+        let slice = match &p {
+            Prepared::Admitted(admitted) => {
+                let n = admitted.0.subjects().len();
+                offset += n;
+                found
+                    .as_ref()
+                    .map(|all| all.get(offset - n..offset).unwrap_or_default().to_vec())
+                    .map_err(Clone::clone)
+            }
+            _ => Ok(Vec::new()),
+        };
+        async move {
+            match p {
+                Prepared::Answered(answer) => Ok(*answer),
+                Prepared::Refused(status) => Err(status),
+                Prepared::Admitted(admitted) => {
+                    let (input, admission) = *admitted;
+                    let assessed = slice
+                        .map_err(|e| ServiceError::Unavailable(format!("the standings fetch failed: {e}")))
+                        .and_then(|found| enrollment::assess(&input, &found));
+                    match assessed {
+                        Ok(answer) => gate.release(&admission, answer, &[], 1).await,
+                        Err(e) => Err(gate.fail(&admission, e).await),
+                    }
+                }
+            }
+        }
+    });
+    join_all(answers).await
 }
 
 type IntakeStream = Pin<Box<dyn Stream<Item = Result<EnrollmentCheckResponse, Status>> + Send>>;
@@ -112,26 +175,16 @@ impl Enrollment for EnrollmentService {
         let (tx, rx) = mpsc::channel(INTAKE_BUFFER);
         let (gate, sources) = (self.gate.clone(), self.sources.clone());
         tokio::spawn(async move {
-            // Items are checked INTAKE_IN_FLIGHT at a time (answers keep the
-            // order of the applications), so their fetches overlap and their
-            // audit records share group commits instead of one fsync each.
-            let answers = futures::StreamExt::buffered(
-                futures::StreamExt::map(&mut items, |item| {
-                    let (gate, sources, caller) = (gate.clone(), sources.clone(), caller.clone());
-                    async move {
-                        match item {
-                            Ok(item) => intake_item(&gate, &sources, &caller, item).await,
-                            Err(status) => Err(status),
-                        }
+            // Whatever applications have arrived (up to INTAKE_CHUNK) are
+            // checked together: one standings fetch for all of them, and
+            // their audit records share the writer's group commits.
+            let mut chunks = std::pin::pin!(futures::StreamExt::ready_chunks(&mut items, INTAKE_CHUNK));
+            while let Some(chunk) = chunks.next().await {
+                for result in intake_chunk(&gate, &sources, &caller, chunk).await {
+                    let stop = result.is_err();
+                    if tx.send(result).await.is_err() || stop {
+                        return;
                     }
-                }),
-                INTAKE_IN_FLIGHT,
-            );
-            let mut answers = std::pin::pin!(answers);
-            while let Some(result) = answers.next().await {
-                let stop = result.is_err();
-                if tx.send(result).await.is_err() || stop {
-                    return;
                 }
             }
         });

@@ -108,6 +108,13 @@ fn relation(child: &Standing, guardian: &str) -> GuardianRelation {
 
 pub async fn check(sources: &Sources, input: &Enrollment, today: NaiveDate) -> ServiceResult<EnrollmentCheckResponse> {
     let found = standings(sources, &input.subjects(), today).await?;
+    assess(input, &found)
+}
+
+/// The answer for `input` given the standings of its subjects (child first,
+/// then each guardian, as [`Enrollment::subjects`] lists them): an intake
+/// fetches the standings of many applications in one call and assesses each.
+pub fn assess(input: &Enrollment, found: &[Standing]) -> ServiceResult<EnrollmentCheckResponse> {
     let (child_standing, guardian_standings) = found
         .split_first()
         .ok_or_else(|| ServiceError::Internal("no standing for the child".into()))?;

@@ -5,6 +5,7 @@
 use std::collections::BTreeSet;
 
 use chrono::NaiveDate;
+use futures::StreamExt;
 use popbase_common::{ServiceError, ServiceResult, validate};
 use popbase_domain::mask::mask_id_number;
 use popbase_proto::common::PageRequest;
@@ -12,7 +13,6 @@ use popbase_proto::feeds::CheckInsuranceRequest;
 use popbase_proto::gateway::{InsuranceGapRequest, ResidentKind, UninsuredResident};
 use popbase_proto::household::ListPersonsRequest;
 use popbase_proto::residence::{FindUnusedRequest, GetResidentRequest, Policy};
-use futures::StreamExt;
 
 use crate::gate::{Minimise, Release};
 use crate::sources::{Sources, upstream};
