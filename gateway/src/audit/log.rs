@@ -7,6 +7,8 @@
 
 use std::collections::HashMap;
 use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::Instant;
 
 use chrono::{Datelike, Utc};
 use popbase_common::{ServiceError, ServiceResult};
@@ -52,6 +54,21 @@ struct Pending {
 pub struct AuditLog {
     writer: Arc<WriterHandle>,
     store: Store,
+    stats: Arc<AuditStats>,
+}
+
+/// What the writer has done, for `/metrics` (see [`AuditLog::render_metrics`]).
+#[derive(Default)]
+pub struct AuditStats {
+    /// Records written and answered.
+    records: AtomicU64,
+    /// Group commits (one fsync each).
+    commits: AtomicU64,
+    failed_commits: AtomicU64,
+    /// Total time calls waited for their record to be durable: the audit lag.
+    wait_micros: AtomicU64,
+    /// Longest wait since the last scrape.
+    max_wait_micros: AtomicU64,
 }
 
 struct WriterHandle {
@@ -80,7 +97,9 @@ impl AuditLog {
     pub fn start(store: Store) -> StorageResult<AuditLog> {
         let head = store.get(&AUDIT_HEAD, HEAD_KEY)?.map(|h| h.value);
         let (tx, rx) = mpsc::channel(QUEUE);
+        let stats = Arc::new(AuditStats::default());
         let writer = Writer {
+            stats: stats.clone(),
             store: store.clone(),
             next_seq: head.as_ref().map_or(1, |h| h.seq + 1),
             prev_hash: head.map_or(GENESIS.to_vec(), |h| h.hash),
@@ -96,11 +115,13 @@ impl AuditLog {
                 thread: Some(thread),
             }),
             store,
+            stats,
         })
     }
 
     /// Appends one record durably; its sequence number.
     pub async fn append(&self, entry: AuditEntry) -> ServiceResult<u64> {
+        let queued = Instant::now();
         let (reply, answer) = oneshot::channel();
         let tx = self
             .writer
@@ -110,7 +131,11 @@ impl AuditLog {
         tx.send(Pending { entry, reply })
             .await
             .map_err(|_| ServiceError::Unavailable("audit writer stopped".into()))?;
-        match answer.await {
+        let answered = answer.await;
+        let waited = u64::try_from(queued.elapsed().as_micros()).unwrap_or(u64::MAX);
+        self.stats.wait_micros.fetch_add(waited, Ordering::Relaxed);
+        self.stats.max_wait_micros.fetch_max(waited, Ordering::Relaxed);
+        match answered {
             Ok(Ok(seq)) => Ok(seq),
             Ok(Err(e)) => Err(ServiceError::Unavailable(format!(
                 "audit write failed, so the call was refused: {e}"
@@ -135,9 +160,66 @@ impl AuditLog {
     pub fn store(&self) -> &Store {
         &self.store
     }
+
+    /// Prometheus samples of the writer: records, commits, the audit lag
+    /// (how long calls wait for their record to be durable) and the queue.
+    pub fn render_metrics(&self, out: &mut String) {
+        use std::fmt::Write as _;
+        let s = &self.stats;
+        let queued = self.writer.tx.as_ref().map_or(0, |tx| tx.max_capacity() - tx.capacity());
+        let head = self.head().map(|h| h.seq).unwrap_or(0);
+        let samples: [(&str, &str, &str, String); 7] = [
+            (
+                "popbase_audit_records_total",
+                "counter",
+                "Audit records written (answers and refusals).",
+                s.records.load(Ordering::Relaxed).to_string(),
+            ),
+            (
+                "popbase_audit_commits_total",
+                "counter",
+                "Group commits of the audit writer (one fsync each).",
+                s.commits.load(Ordering::Relaxed).to_string(),
+            ),
+            (
+                "popbase_audit_failed_commits_total",
+                "counter",
+                "Audit writes that failed (their calls were refused).",
+                s.failed_commits.load(Ordering::Relaxed).to_string(),
+            ),
+            (
+                "popbase_audit_wait_seconds_total",
+                "counter",
+                "Time calls waited for their audit record to be durable; divide its rate by the records' for the mean audit lag.",
+                format!("{}", s.wait_micros.load(Ordering::Relaxed) as f64 / 1e6),
+            ),
+            (
+                "popbase_audit_max_wait_seconds",
+                "gauge",
+                "Longest audit lag of one call since the previous scrape.",
+                format!("{}", s.max_wait_micros.swap(0, Ordering::Relaxed) as f64 / 1e6),
+            ),
+            (
+                "popbase_audit_queue_depth",
+                "gauge",
+                "Records waiting for the audit writer.",
+                queued.to_string(),
+            ),
+            (
+                "popbase_audit_head_seq",
+                "gauge",
+                "Sequence number of the newest durable audit record.",
+                head.to_string(),
+            ),
+        ];
+        for (name, kind, help, value) in samples {
+            let _ = writeln!(out, "# HELP {name} {help}\n# TYPE {name} {kind}\n{name} {value}");
+        }
+    }
 }
 
 struct Writer {
+    stats: Arc<AuditStats>,
     store: Store,
     next_seq: u64,
     prev_hash: Vec<u8>,
@@ -216,6 +298,8 @@ impl Writer {
         batch.put(&AUDIT_HEAD, HEAD_KEY.to_vec(), &head);
         match self.store.commit_with(batch, Durability::Sync) {
             Ok(_) => {
+                self.stats.commits.fetch_add(1, Ordering::Relaxed);
+                self.stats.records.fetch_add(group.len() as u64, Ordering::Relaxed);
                 self.next_seq = seq;
                 self.prev_hash = prev;
                 // Keep only today's counters cached.
@@ -224,6 +308,7 @@ impl Writer {
                 seqs.into_iter().map(Ok).collect()
             }
             Err(e) => {
+                self.stats.failed_commits.fetch_add(1, Ordering::Relaxed);
                 tracing::error!(error = %e, records = group.len(), "audit write failed; refusing the calls");
                 // The cached counters ran ahead of the store; re-read them next time.
                 self.usage.clear();

@@ -160,6 +160,12 @@ pub struct Listen {
     pub residence: SocketAddr,
     pub feeds: SocketAddr,
     pub gateway: SocketAddr,
+    /// The gateway's operator port: `popbase.ops.v1.Ops` over the gateway's
+    /// own store (consents, audit trail) for backups and store figures.
+    /// Never the department-facing port: departments must not trigger
+    /// checkpoints. Loopback by default; in Kubernetes only the backup job
+    /// may reach it.
+    pub gateway_admin: SocketAddr,
     /// Prometheus `GET /metrics` for the whole process.
     pub metrics: SocketAddr,
 }
@@ -214,6 +220,7 @@ impl Default for Listen {
             residence: local(50062),
             feeds: local(50063),
             gateway: local(50051),
+            gateway_admin: local(50070),
             metrics: local(9090),
         }
     }
@@ -275,6 +282,7 @@ impl Config {
             ("POPBASE_LISTEN_RESIDENCE", &mut self.listen.residence),
             ("POPBASE_LISTEN_FEEDS", &mut self.listen.feeds),
             ("POPBASE_LISTEN_GATEWAY", &mut self.listen.gateway),
+            ("POPBASE_LISTEN_GATEWAY_ADMIN", &mut self.listen.gateway_admin),
             ("POPBASE_LISTEN_METRICS", &mut self.listen.metrics),
         ];
         for (key, slot) in listen {

@@ -29,12 +29,16 @@ struct RpcStats {
     buckets: [u64; BUCKETS.len()],
 }
 
+/// Writes a component's own metrics (HELP, TYPE and samples) on each scrape.
+pub type Renderer = Arc<dyn Fn(&mut String) + Send + Sync>;
+
 /// One registry per process, shared by every role it serves.
 #[derive(Default)]
 pub struct Metrics {
     /// (role, method, grpc code) -> stats.
     rpcs: Mutex<BTreeMap<(&'static str, String, String), RpcStats>>,
     stores: Mutex<Vec<Store>>,
+    renderers: Mutex<Vec<Renderer>>,
 }
 
 impl Metrics {
@@ -45,6 +49,11 @@ impl Metrics {
     /// Reports this store's figures on every scrape.
     pub fn watch_store(&self, store: Store) {
         self.stores.lock().unwrap_or_else(|p| p.into_inner()).push(store);
+    }
+
+    /// Adds a component's metrics (the gateway's audit writer, say) to every scrape.
+    pub fn add_renderer(&self, renderer: Renderer) {
+        self.renderers.lock().unwrap_or_else(|p| p.into_inner()).push(renderer);
     }
 
     pub fn observe(&self, role: Role, method: &str, code: &str, elapsed: Duration) {
@@ -101,6 +110,10 @@ impl Metrics {
             let _ = writeln!(out, "popbase_grpc_request_duration_seconds_count{{{labels}}} {}", stats.count);
         }
         self.render_stores(&mut out);
+        let renderers = self.renderers.lock().unwrap_or_else(|p| p.into_inner()).clone();
+        for render in renderers {
+            render(&mut out);
+        }
         out
     }
 

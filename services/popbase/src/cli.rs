@@ -112,6 +112,9 @@ pub struct ListenArgs {
     pub feeds_addr: Option<SocketAddr>,
     #[arg(long)]
     pub gateway_addr: Option<SocketAddr>,
+    /// The gateway's operator port (Ops over its store: backups, figures).
+    #[arg(long)]
+    pub gateway_admin_addr: Option<SocketAddr>,
     /// Prometheus metrics endpoint (GET /metrics).
     #[arg(long)]
     pub metrics_addr: Option<SocketAddr>,
@@ -162,6 +165,9 @@ impl ListenArgs {
         }
         if let Some(addr) = self.metrics_addr {
             config.listen.metrics = addr;
+        }
+        if let Some(addr) = self.gateway_admin_addr {
+            config.listen.gateway_admin = addr;
         }
     }
 }

@@ -3,6 +3,7 @@
 
 use anyhow::Context;
 use popbase_common::metrics::{self, Metrics};
+use popbase_common::ops::OpsService;
 use popbase_common::server::{self, RoleServices};
 use popbase_common::{Config, Role, Shutdown};
 use popbase_storage::Store;
@@ -46,7 +47,14 @@ impl Local {
     }
 }
 
-fn role_services(config: &Config, role: Role, stores: &mut Vec<Store>, local: &Local, shutdown: &Shutdown) -> anyhow::Result<RoleServices> {
+fn role_services(
+    config: &Config,
+    role: Role,
+    stores: &mut Vec<Store>,
+    local: &Local,
+    shutdown: &Shutdown,
+    metrics: &Metrics,
+) -> anyhow::Result<RoleServices> {
     Ok(match role {
         Role::Household => {
             let store = open_store(config, role, popbase_household::tables::SCHEMA)?;
@@ -79,6 +87,8 @@ fn role_services(config: &Config, role: Role, stores: &mut Vec<Store>, local: &L
                 popbase_gateway::sources::Sources::connect_lazy(&local.household(config), &local.residence(config), &local.feeds(config))
                     .map_err(anyhow::Error::msg)?;
             let (gate, services) = popbase_gateway::role::build(config, store, sources).context("setting up the gateway")?;
+            let audit = gate.audit.clone();
+            metrics.add_renderer(std::sync::Arc::new(move |out: &mut String| audit.render_metrics(out)));
             let interval = std::time::Duration::from_secs(config.gateway.audit_head_interval_secs);
             tokio::spawn(popbase_gateway::audit::head::publish(
                 gate.audit.clone(),
@@ -122,7 +132,7 @@ pub async fn run_until(config: Config, role: Role, shutdown: Shutdown) -> anyhow
         listeners.push((single, listener, bound));
     }
     for (single, listener, bound) in listeners {
-        let services = role_services(&config, single, &mut stores, &local, &shutdown)?;
+        let services = role_services(&config, single, &mut stores, &local, &shutdown, &metrics)?;
         tracing::info!(role = single.name(), addr = %bound, "serving gRPC");
         println!("{}", serving_line(single, bound));
         let (shutdown, metrics) = (shutdown.clone(), metrics.clone());
@@ -130,6 +140,18 @@ pub async fn run_until(config: Config, role: Role, shutdown: Shutdown) -> anyhow
     }
     for store in &stores {
         metrics.watch_store(store.clone());
+    }
+    // The gateway's store is backed up through its own operator port.
+    if let Some(store) = stores.iter().find(|s| s.name() == popbase_gateway::tables::SCHEMA.name) {
+        let addr = config.listen.gateway_admin;
+        let listener = TcpListener::bind(addr)
+            .await
+            .with_context(|| format!("binding the gateway's admin port on {addr}"))?;
+        println!("popbase admin role=gateway addr={}", listener.local_addr()?);
+        let mut admin = RoleServices::new(Role::Gateway);
+        admin.add(OpsService::new(Role::Gateway, vec![store.clone()], config.backup_root()).into_server());
+        let (shutdown, metrics) = (shutdown.clone(), metrics.clone());
+        servers.spawn(async move { (Role::Gateway, server::serve(admin, listener, metrics, shutdown).await) });
     }
     // The residence role ends the permits of residents who settle, following
     // the registry in this process or upstream.

@@ -20,6 +20,8 @@ fn start(data: &std::path::Path) -> (std::process::Child, HashMap<String, String
             "127.0.0.1:0",
             "--gateway-addr",
             "127.0.0.1:0",
+            "--gateway-admin-addr",
+            "127.0.0.1:0",
             "--metrics-addr",
             "127.0.0.1:0",
         ])
@@ -36,6 +38,9 @@ fn start(data: &std::path::Path) -> (std::process::Child, HashMap<String, String
         }
         if let Some(addr) = line.strip_prefix("popbase metrics addr=") {
             roles.insert("metrics".to_string(), addr.to_string());
+        }
+        if let Some(addr) = line.strip_prefix("popbase admin role=gateway addr=") {
+            roles.insert("gateway-admin".to_string(), addr.to_string());
         }
         if let Some(rest) = line.strip_prefix("popbase serving ") {
             let fields: HashMap<&str, &str> = rest.split(' ').filter_map(|kv| kv.split_once('=')).collect();
@@ -76,8 +81,8 @@ async fn all_roles_serve_health_and_stop_cleanly_on_sigterm() {
     let (mut child, roles) = start(dir.path());
     assert_eq!(
         roles.len(),
-        5,
-        "every role and the metrics endpoint report their address: {roles:?}"
+        6,
+        "every role, the gateway's admin port and the metrics endpoint report their address: {roles:?}"
     );
     for role in ["household", "residence", "feeds", "gateway"] {
         let addr = &roles[role];
@@ -476,8 +481,46 @@ async fn gateway_audit_trail_verifies_offline_and_catches_tampering() {
     let unknown = popbase(&["token", "--department", "nobody"]);
     assert!(!unknown.status.success());
 
+    // The audit writer on /metrics: four durable records, the lag it cost.
+    let text = scrape(&roles["metrics"], "/metrics");
+    assert!(text.contains("popbase_audit_records_total 4\n"), "{text}");
+    assert!(text.contains("popbase_audit_head_seq 4\n"), "{text}");
+    assert!(text.contains("popbase_audit_queue_depth 0\n"), "{text}");
+    let waited: f64 = text
+        .lines()
+        .find_map(|l| l.strip_prefix("popbase_audit_wait_seconds_total "))
+        .and_then(|v| v.parse().ok())
+        .expect("audit lag counter");
+    assert!(waited > 0.0, "fsyncs take time: {waited}");
+
+    // Backups go through the operator port, never the department-facing one.
+    let mut public_ops = popbase_proto::ops::ops_client::OpsClient::connect(format!("http://{}", roles["gateway"]))
+        .await
+        .expect("connect");
+    let refused = public_ops
+        .get_store_stats(popbase_proto::ops::GetStoreStatsRequest {})
+        .await
+        .expect_err("no Ops on the department port");
+    assert_eq!(refused.code(), tonic::Code::Unimplemented);
+    let backup = popbase(&[
+        "backup",
+        "--target",
+        &format!("http://{}", roles["gateway-admin"]),
+        "--label",
+        "audit-1",
+    ]);
+    assert!(backup.status.success(), "{}", String::from_utf8_lossy(&backup.stderr));
+    assert!(String::from_utf8_lossy(&backup.stdout).starts_with("checkpoint store=gateway seq="));
+
     let _ = Command::new("kill").args(["-TERM", &child.id().to_string()]).status();
     let _ = child.wait();
+    let copy = dir.path().join("backups").join("audit-1").join("gateway");
+    let copied = popbase(&["audit", "verify", "--store", copy.to_str().expect("utf8")]);
+    assert!(
+        String::from_utf8_lossy(&copied.stdout).contains("audit chain verified: 4 records"),
+        "the backup holds the whole trail: {}",
+        String::from_utf8_lossy(&copied.stdout)
+    );
     let head = dir.path().join("audit-head.log");
     let kept = std::fs::read_to_string(&head).expect("chain head written at shutdown");
     assert!(kept.starts_with("4 "), "four records (three answers, one refusal): {kept}");
