@@ -41,6 +41,16 @@ async fn read(client: &mut FlightClient, ticket: &Ticket) -> Result<(Schema, Vec
     Ok((schema, batches))
 }
 
+async fn list(client: &mut FlightClient) -> Vec<arrow_flight::FlightInfo> {
+    client
+        .list_flights(Vec::<u8>::new())
+        .await
+        .expect("list")
+        .try_collect()
+        .await
+        .expect("infos")
+}
+
 fn rows(batches: &[RecordBatch]) -> usize {
     batches.iter().map(RecordBatch::num_rows).sum()
 }
@@ -82,13 +92,7 @@ fn status_of(error: FlightError) -> tonic::Status {
 async fn big_data_lists_and_reads_every_dataset_pseudonymised_and_each_export_is_one_record() {
     let p = start(None, "mtls").await;
     let mut flight = client(&p, BIG_DATA).await;
-    let infos: Vec<_> = flight
-        .list_flights(Vec::<u8>::new())
-        .await
-        .expect("list")
-        .try_collect()
-        .await
-        .expect("infos");
+    let infos = list(&mut flight).await;
     let listed: BTreeSet<String> = infos
         .iter()
         .filter_map(|i| i.flight_descriptor.as_ref())
@@ -235,13 +239,7 @@ async fn identified_exports_refusals_and_their_reasons() {
     assert!(status_of(e).message().contains("ticket.dataset"));
 
     let mut hrss = client(&p, "hrss.dept.popbase").await;
-    let none: Vec<_> = hrss
-        .list_flights(Vec::<u8>::new())
-        .await
-        .expect("list")
-        .try_collect()
-        .await
-        .expect("infos");
+    let none = list(&mut hrss).await;
     assert!(none.is_empty(), "no export approvals, nothing listed");
     let mut anonymous = FlightClient::new(p.channel(None).await);
     let Err(e) = anonymous.list_flights(Criteria::default().expression).await else {

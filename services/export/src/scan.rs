@@ -4,8 +4,13 @@
 
 use std::collections::BTreeSet;
 
+use arrow_schema::SchemaRef;
+use popbase_common::ServiceResult;
 use popbase_storage::{Read, Snapshot, StorageResult, Table};
 use prost::Message;
+
+use crate::columns::Columns;
+use crate::source::BatchSink;
 
 /// Change-log batches read per page.
 const LOG_PAGE: usize = 4096;
@@ -48,4 +53,24 @@ pub fn for_each_row<M: Message + Default>(
             Ok(())
         }
     }
+}
+
+/// A whole export of one table: every row [`for_each_row`] selects goes to
+/// `write`, which adds the row's columns (or skips a row outside the
+/// ticket's division), in batches of `schema` into `sink`.
+pub fn export_table<M: Message + Default>(
+    snapshot: &Snapshot,
+    table: &Table<M>,
+    prefix: &[u8],
+    since: Option<u64>,
+    schema: SchemaRef,
+    sink: &mut BatchSink,
+    mut write: impl FnMut(&mut Columns, &M),
+) -> ServiceResult<()> {
+    let mut columns = Columns::new(schema);
+    for_each_row(snapshot, table, prefix, since, |row| {
+        write(&mut columns, &row);
+        Ok(sink.fill(&mut columns))
+    })?;
+    sink.finish(&mut columns)
 }

@@ -11,7 +11,7 @@ use std::sync::{Arc, LazyLock};
 use arrow_schema::{Field, Schema, SchemaRef};
 use popbase_common::{ServiceError, ServiceResult};
 use popbase_export::columns::{Columns, Kind, Role, RowWriter, col};
-use popbase_export::scan::for_each_row;
+use popbase_export::scan::export_table;
 use popbase_export::{BatchSink, Dataset, DatasetSource, Export, Owner, Ticket};
 use popbase_proto::common::{Address, Date};
 use popbase_proto::feeds::feed_record::Payload;
@@ -133,11 +133,10 @@ impl DatasetSource for FeedExports {
             shape(dataset.name).ok_or_else(|| ServiceError::invalid("ticket.dataset", format!("{} is not the feeds'", dataset.name)))?;
         let snapshot = self.feeds.store().snapshot();
         let ticket = ticket.clone();
-        let columns = Columns::new(schema.clone());
         Ok(Export {
             seq: snapshot.seq(),
-            schema,
-            scan: Box::new(move |sink| scan(&snapshot, &ticket, source, columns, sink)),
+            schema: schema.clone(),
+            scan: Box::new(move |sink| scan(&snapshot, &ticket, source, schema, sink)),
         })
     }
 }
@@ -154,18 +153,16 @@ fn schools(snapshot: &Snapshot) -> ServiceResult<HashMap<String, School>> {
     Ok(schools)
 }
 
-fn scan(snapshot: &Snapshot, ticket: &Ticket, source: Source, mut columns: Columns, sink: &mut BatchSink) -> ServiceResult<()> {
+fn scan(snapshot: &Snapshot, ticket: &Ticket, source: Source, schema: SchemaRef, sink: &mut BatchSink) -> ServiceResult<()> {
     let schools = if source == Source::Education {
         schools(snapshot)?
     } else {
         HashMap::new()
     };
     let prefix = tables::source_prefix(source as i32);
-    for_each_row(snapshot, &RECORDS, &prefix, ticket.since_seq, |record| {
-        row(&mut columns, ticket, &record, &schools);
-        Ok(sink.fill(&mut columns))
-    })?;
-    sink.finish(&mut columns)
+    export_table(snapshot, &RECORDS, &prefix, ticket.since_seq, schema, sink, |columns, record| {
+        row(columns, ticket, record, &schools)
+    })
 }
 
 /// Writes `record` when it is a row of the dataset and lies in the division.

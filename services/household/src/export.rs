@@ -9,7 +9,7 @@ use arrow_schema::{Schema, SchemaRef};
 use chrono::Utc;
 use popbase_common::{ServiceError, ServiceResult};
 use popbase_export::columns::{Columns, Kind, Role, col};
-use popbase_export::scan::for_each_row;
+use popbase_export::scan::export_table;
 use popbase_export::{BatchSink, Dataset, DatasetSource, Export, Owner, Ticket};
 use popbase_proto::common::{Address, Date, Sex};
 use popbase_proto::household::{
@@ -214,32 +214,49 @@ impl DatasetSource for RegistryExports {
 }
 
 fn persons(snapshot: &Snapshot, ticket: &Ticket, sink: &mut BatchSink) -> ServiceResult<()> {
-    let mut columns = Columns::new(PERSONS_SCHEMA.clone());
-    for_each_row(snapshot, &PERSONS, &[], ticket.since_seq, |p| {
-        if ticket.in_division(committee(&p.address)) {
-            person_row(&mut columns, &p);
-        }
-        Ok(sink.fill(&mut columns))
-    })?;
-    sink.finish(&mut columns)
+    export_table(
+        snapshot,
+        &PERSONS,
+        &[],
+        ticket.since_seq,
+        PERSONS_SCHEMA.clone(),
+        sink,
+        |columns, p| {
+            if ticket.in_division(committee(&p.address)) {
+                person_row(columns, p);
+            }
+        },
+    )
 }
 
 fn households(snapshot: &Snapshot, ticket: &Ticket, sink: &mut BatchSink) -> ServiceResult<()> {
-    let mut columns = Columns::new(HOUSEHOLDS_SCHEMA.clone());
-    for_each_row(snapshot, &HOUSEHOLDS, &[], ticket.since_seq, |h| {
-        if ticket.in_division(committee(&h.address)) {
-            household_row(&mut columns, &h);
-        }
-        Ok(sink.fill(&mut columns))
-    })?;
-    sink.finish(&mut columns)
+    export_table(
+        snapshot,
+        &HOUSEHOLDS,
+        &[],
+        ticket.since_seq,
+        HOUSEHOLDS_SCHEMA.clone(),
+        sink,
+        |columns, h| {
+            if ticket.in_division(committee(&h.address)) {
+                household_row(columns, h);
+            }
+        },
+    )
 }
 
 fn changes(snapshot: &Snapshot, ticket: &Ticket, sink: &mut BatchSink) -> ServiceResult<()> {
-    let mut columns = Columns::new(CHANGES_SCHEMA.clone());
-    for_each_row(snapshot, &EVENTS, &[], ticket.since_seq, |e| {
-        let touches = ticket.in_division(&e.to_committee_code) || ticket.in_division(&e.from_code);
-        if touches {
+    export_table(
+        snapshot,
+        &EVENTS,
+        &[],
+        ticket.since_seq,
+        CHANGES_SCHEMA.clone(),
+        sink,
+        |columns, e| {
+            if !(ticket.in_division(&e.to_committee_code) || ticket.in_division(&e.from_code)) {
+                return;
+            }
             let ids: Vec<&str> = if e.id_numbers.is_empty() {
                 vec![""]
             } else {
@@ -263,8 +280,6 @@ fn changes(snapshot: &Snapshot, ticket: &Ticket, sink: &mut BatchSink) -> Servic
                     )
                     .text(&e.policy_rule);
             }
-        }
-        Ok(sink.fill(&mut columns))
-    })?;
-    sink.finish(&mut columns)
+        },
+    )
 }

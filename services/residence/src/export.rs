@@ -6,7 +6,7 @@ use std::sync::{Arc, LazyLock};
 use arrow_schema::{Schema, SchemaRef};
 use popbase_common::{ServiceError, ServiceResult};
 use popbase_export::columns::{Columns, Kind, Role, col};
-use popbase_export::scan::for_each_row;
+use popbase_export::scan::export_table;
 use popbase_export::{BatchSink, Dataset, DatasetSource, Export, Owner, Ticket};
 use popbase_proto::common::{Address, Date};
 use popbase_proto::residence::{PermitStatus, ResidenceBasis, ResidencePermit};
@@ -87,12 +87,9 @@ impl DatasetSource for PermitExports {
 }
 
 fn permits(snapshot: &Snapshot, ticket: &Ticket, sink: &mut BatchSink) -> ServiceResult<()> {
-    let mut columns = Columns::new(SCHEMA.clone());
-    for_each_row(snapshot, &PERMITS, &[], ticket.since_seq, |p| {
+    export_table(snapshot, &PERMITS, &[], ticket.since_seq, SCHEMA.clone(), sink, |columns, p| {
         if ticket.in_division(Address::committee_of(&p.address)) {
-            permit_row(&mut columns, &p);
+            permit_row(columns, p);
         }
-        Ok(sink.fill(&mut columns))
-    })?;
-    sink.finish(&mut columns)
+    })
 }
