@@ -187,6 +187,9 @@ impl Columns {
         if let Some(mismatch) = self.mismatch.take() {
             return Err(ArrowError::SchemaError(mismatch));
         }
+        if let Some(short) = self.columns.iter().position(|c| c.len() != self.rows) {
+            return Err(ArrowError::SchemaError(format!("column {short} has a different length")));
+        }
         let arrays = self.columns.iter_mut().map(Column::finish).collect();
         self.rows = 0;
         RecordBatch::try_new(self.schema.clone(), arrays)
@@ -292,12 +295,6 @@ impl Drop for RowWriter<'_> {
             self.columns
                 .mismatch
                 .get_or_insert_with(|| format!("a row wrote {} of {expected} columns", self.next));
-        }
-        let rows = self.columns.rows;
-        if let Some(short) = self.columns.columns.iter().position(|c| c.len() != rows) {
-            self.columns
-                .mismatch
-                .get_or_insert_with(|| format!("column {short} has a different length"));
         }
     }
 }
