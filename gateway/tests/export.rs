@@ -240,6 +240,12 @@ async fn identified_exports_refusals_and_their_reasons() {
 
     let mut hrss = client(&p, "hrss.dept.popbase").await;
     let none = list(&mut hrss).await;
+    let Err(e) = bureau.list_flights(br#"{"purpose":"a b"}"#.to_vec()).await else {
+        panic!("a malformed purpose in the criteria was accepted");
+    };
+    let status = status_of(e);
+    assert_eq!(status.code(), tonic::Code::InvalidArgument);
+    assert!(status.message().contains("criteria.purpose"), "{}", status.message());
     assert!(none.is_empty(), "no export approvals, nothing listed");
     let mut anonymous = FlightClient::new(p.channel(None).await);
     let Err(e) = anonymous.list_flights(Criteria::default().expression).await else {

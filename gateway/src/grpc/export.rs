@@ -31,6 +31,7 @@ use arrow_schema::{Schema, SchemaRef};
 use futures::{StreamExt, TryStreamExt, stream};
 use popbase_common::ServiceError;
 use popbase_export::flight::{descriptor_ticket, flight_info, schema_result};
+use popbase_export::ticket::check_purpose;
 use popbase_export::{DATASETS, Dataset, Released, Ticket};
 use tokio::sync::mpsc;
 use tokio_stream::wrappers::ReceiverStream;
@@ -50,11 +51,9 @@ pub struct ExportService {
     sources: Sources,
 }
 
-/// A ticket completed for a caller: purpose and level filled in from the
-/// approval, the released schema worked out.
+/// A ticket completed for a caller and the schema it releases.
 struct Described {
     ticket: Ticket,
-    dataset: &'static Dataset,
     schema: SchemaRef,
 }
 
@@ -82,8 +81,10 @@ impl ExportService {
         Schema::try_from(result.get_ref()).map_err(|e| ServiceError::Internal(format!("export schema: {e}")))
     }
 
-    /// What `caller` would receive for `ticket`; refusals are audited.
-    async fn describe(&self, caller: &Caller, mut ticket: Ticket, dataset: &'static Dataset) -> Result<Described, Status> {
+    /// `ticket` completed for `caller`: the approval must exist and allow the
+    /// level asked for; purpose (when the approval has just one) and level
+    /// filled in. Refusals are audited.
+    async fn complete(&self, caller: &Caller, mut ticket: Ticket, dataset: &'static Dataset) -> Result<(Ticket, &Approval), Status> {
         let Some(approval) = self.approval(caller, dataset) else {
             let denial = Denial::new(
                 reason::NOT_APPROVED,
@@ -105,14 +106,25 @@ impl ExportService {
             ticket.purpose = only.clone();
         }
         ticket.level = Some(level);
+        Ok((ticket, approval))
+    }
+
+    /// What `caller` would receive for `ticket` (listing and schemas: the
+    /// owning role is asked for the dataset's columns).
+    async fn describe(&self, caller: &Caller, ticket: Ticket, dataset: &'static Dataset) -> Result<Described, Status> {
+        let (ticket, approval) = self.complete(caller, ticket, dataset).await?;
         let upstream_schema = match self.upstream_schema(dataset).await {
             Ok(schema) => schema,
             Err(e) => return Err(self.gate.refuse(caller, dataset.interface, &ticket.purpose, e).await),
         };
-        let released = Released::new(&upstream_schema, level, &approval.fields, self.gate.export_pseudonyms());
+        let released = Released::new(
+            &upstream_schema,
+            ticket.level.unwrap_or_default(),
+            &approval.fields,
+            self.gate.export_pseudonyms(),
+        );
         Ok(Described {
             ticket,
-            dataset,
             schema: released.schema(),
         })
     }
@@ -133,25 +145,29 @@ impl ExportService {
     }
 
     /// Authorises `ticket` for the caller and opens the owning role's stream.
-    async fn open(&self, caller: &Caller, described: &Described) -> Result<(Admission, FlightDataDecoder, SchemaRef), Status> {
-        let ticket = &described.ticket;
+    async fn open(
+        &self,
+        caller: &Caller,
+        ticket: &Ticket,
+        dataset: &'static Dataset,
+    ) -> Result<(Admission, FlightDataDecoder, SchemaRef), Status> {
         if ticket.purpose.is_empty() {
             let missing = ServiceError::invalid("ticket.purpose", "name the purpose of the export (a catalogue purpose code)");
-            return Err(self.gate.refuse(caller, described.dataset.interface, "", missing).await);
+            return Err(self.gate.refuse(caller, dataset.interface, "", missing).await);
         }
         let admission = self
             .gate
             .authorise(
                 caller,
                 Ask {
-                    interface: described.dataset.interface,
+                    interface: dataset.interface,
                     purpose: &ticket.purpose,
                     subjects: &[],
                     units: 1,
                 },
             )
             .await?;
-        let mut client = self.sources.flight(described.dataset.owner);
+        let mut client = self.sources.flight(dataset.owner);
         let stream = match client.do_get(FlightTicket::new(ticket.upstream().to_bytes())).await {
             Ok(response) => response.into_inner().map_err(FlightError::from),
             Err(status) => return Err(self.gate.fail(&admission, upstream("export source", status)).await),
@@ -271,12 +287,12 @@ impl FlightService for ExportService {
         let criteria: ListCriteria = if expression.is_empty() {
             ListCriteria::default()
         } else {
-            match serde_json::from_slice(expression) {
+            let parsed = serde_json::from_slice::<ListCriteria>(expression)
+                .map_err(|e| ServiceError::invalid("criteria", format!("expected {{\"purpose\": \"...\"}}: {e}")))
+                .and_then(|c| check_purpose("criteria.purpose", &c.purpose).map(|()| c));
+            match parsed {
                 Ok(criteria) => criteria,
-                Err(e) => {
-                    let bad = ServiceError::invalid("criteria", format!("expected {{\"purpose\": \"...\"}}: {e}"));
-                    return Err(self.gate.refuse(&caller, EXPORT, "", bad).await);
-                }
+                Err(bad) => return Err(self.gate.refuse(&caller, EXPORT, "", bad).await),
             }
         };
         let mut infos = Vec::new();
@@ -312,9 +328,10 @@ impl FlightService for ExportService {
     async fn do_get(&self, request: Request<FlightTicket>) -> Result<Response<Self::DoGetStream>, Status> {
         let caller = self.caller(&request).await?;
         let (ticket, dataset) = self.parse(&caller, Ticket::parse(&request.get_ref().ticket)).await?;
-        let described = self.describe(&caller, ticket, dataset).await?;
-        let (admission, decoder, upstream_schema) = self.open(&caller, &described).await?;
-        let level = described.ticket.level.unwrap_or_default();
+        // No separate schema request: the owning role's stream starts with it.
+        let (ticket, _) = self.complete(&caller, ticket, dataset).await?;
+        let (admission, decoder, upstream_schema) = self.open(&caller, &ticket, dataset).await?;
+        let level = ticket.level.unwrap_or_default();
         let released = Released::new(&upstream_schema, level, &admission.fields, self.gate.export_pseudonyms());
         let schema = released.schema();
         let (tx, rx) = mpsc::channel(SEND_AHEAD);

@@ -22,6 +22,18 @@ use crate::deidentify::Level;
 const MAX_TICKET_BYTES: usize = 4096;
 const MAX_PURPOSE_CHARS: usize = 64;
 
+/// A purpose code (empty allowed: filled in from the approval later): it
+/// ends up in audit records, so it is short and plain.
+pub fn check_purpose(field: &str, purpose: &str) -> ServiceResult<()> {
+    if purpose.chars().count() > MAX_PURPOSE_CHARS || !purpose.chars().all(|c| c.is_ascii_alphanumeric() || c == '_') {
+        return Err(ServiceError::invalid(
+            field,
+            format!("a purpose code of at most {MAX_PURPOSE_CHARS} letters, digits or '_'"),
+        ));
+    }
+    Ok(())
+}
+
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct Ticket {
@@ -75,12 +87,7 @@ impl Ticket {
                 format!("{} is computed afresh; it has no changes to follow", dataset.name),
             ));
         }
-        if self.purpose.chars().count() > MAX_PURPOSE_CHARS || !self.purpose.chars().all(|c| c.is_ascii_alphanumeric() || c == '_') {
-            return Err(ServiceError::invalid(
-                "ticket.purpose",
-                format!("a purpose code of at most {MAX_PURPOSE_CHARS} letters, digits or '_'"),
-            ));
-        }
+        check_purpose("ticket.purpose", &self.purpose)?;
         Ok(dataset)
     }
 
