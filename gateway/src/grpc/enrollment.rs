@@ -3,6 +3,7 @@
 //! minimised and audited on its own, so a malformed item answers with its
 //! error and the intake goes on, while a denial (quota, approval) ends it.
 
+use std::ops::Range;
 use std::pin::Pin;
 use std::sync::Arc;
 
@@ -49,7 +50,8 @@ impl EnrollmentService {
 enum Prepared {
     /// Malformed: answered inline with its error (and audited as refused).
     Answered(Box<EnrollmentCheckResponse>),
-    Admitted(Box<(EnrollmentInput, Admission)>),
+    /// The application, its admission and its subjects (child first).
+    Admitted(Box<(EnrollmentInput, Admission, Vec<String>)>),
     /// Refused (quota, approval): ends the stream.
     Refused(Status),
 }
@@ -83,7 +85,7 @@ async fn prepare(gate: &Gate, caller: &Caller, item: Result<EnrollmentCheckReque
         units: 1,
     };
     match gate.authorise(caller, ask).await {
-        Ok(admission) => Prepared::Admitted(Box::new((input, admission))),
+        Ok(admission) => Prepared::Admitted(Box::new((input, admission, subjects))),
         Err(status) => Prepared::Refused(status),
     }
 }
@@ -98,45 +100,37 @@ async fn intake_chunk(
     chunk: Vec<Result<EnrollmentCheckRequest, Status>>,
 ) -> Vec<Result<EnrollmentCheckResponse, Status>> {
     let prepared = join_all(chunk.into_iter().map(|item| prepare(gate, caller, item))).await;
-    let ids: Vec<String> = prepared
+    // Every admitted application's subjects in one list; each keeps its range.
+    let mut ids = Vec::new();
+    let ranges: Vec<Range<usize>> = prepared
         .iter()
-        .filter_map(|p| match p {
-            Prepared::Admitted(admitted) => Some(admitted.0.subjects()),
-            _ => None,
+        .map(|p| {
+            let start = ids.len();
+            if let Prepared::Admitted(admitted) = p {
+                ids.extend(admitted.2.iter().cloned());
+            }
+            start..ids.len()
         })
-        .flatten()
         .collect();
     let found = if ids.is_empty() {
         Ok(Vec::new())
     } else {
         standings(sources, &ids, today()).await.map_err(|e| e.to_string())
     };
-    let mut offset = 0;
-    let answers = prepared.into_iter().map(|p| {
-        let slice = match &p {
+    let found = &found;
+    let answers = prepared.into_iter().zip(ranges).map(|(p, range)| async move {
+        match p {
+            Prepared::Answered(answer) => Ok(*answer),
+            Prepared::Refused(status) => Err(status),
             Prepared::Admitted(admitted) => {
-                let n = admitted.0.subjects().len();
-                offset += n;
-                found
-                    .as_ref()
-                    .map(|all| all.get(offset - n..offset).unwrap_or_default().to_vec())
-                    .map_err(Clone::clone)
-            }
-            _ => Ok(Vec::new()),
-        };
-        async move {
-            match p {
-                Prepared::Answered(answer) => Ok(*answer),
-                Prepared::Refused(status) => Err(status),
-                Prepared::Admitted(admitted) => {
-                    let (input, admission) = *admitted;
-                    let assessed = slice
-                        .map_err(|e| ServiceError::Unavailable(format!("the standings fetch failed: {e}")))
-                        .and_then(|found| enrollment::assess(&input, &found));
-                    match assessed {
-                        Ok(answer) => gate.release(&admission, answer, &[], 1).await,
-                        Err(e) => Err(gate.fail(&admission, e).await),
-                    }
+                let (input, admission, _) = *admitted;
+                let assessed = match found {
+                    Ok(all) => enrollment::assess(&input, all.get(range).unwrap_or_default()),
+                    Err(e) => Err(ServiceError::Unavailable(format!("the standings fetch failed: {e}"))),
+                };
+                match assessed {
+                    Ok(answer) => gate.release(&admission, answer, &[], 1).await,
+                    Err(e) => Err(gate.fail(&admission, e).await),
                 }
             }
         }
