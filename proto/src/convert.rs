@@ -12,6 +12,11 @@ impl Date {
         NaiveDate::from_ymd_opt(self.year, month, day)
     }
 
+    /// The calendar date of an optional field (`None` when absent, unset or impossible).
+    pub fn naive_of(value: &Option<Date>) -> Option<NaiveDate> {
+        value.as_ref().and_then(Date::to_naive)
+    }
+
     pub fn is_unset(&self) -> bool {
         self.year == 0 && self.month == 0 && self.day == 0
     }
@@ -38,6 +43,11 @@ impl Address {
     /// place records without an address first rather than failing an import.
     pub fn committee_of(address: &Option<Address>) -> &str {
         address.as_ref().map(|a| a.committee_code.as_str()).unwrap_or_default()
+    }
+
+    /// The street address of an optional address ("" when absent).
+    pub fn detail_of(address: &Option<Address>) -> &str {
+        address.as_ref().map(|a| a.detail.as_str()).unwrap_or_default()
     }
 }
 

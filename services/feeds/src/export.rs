@@ -23,10 +23,6 @@ use popbase_storage::{Read, Snapshot};
 use crate::FeedStore;
 use crate::tables::{self, RECORDS};
 
-fn date(value: &Option<Date>) -> Option<chrono::NaiveDate> {
-    value.as_ref().and_then(Date::to_naive)
-}
-
 /// Columns every feed dataset starts with: the source's key and as-of time.
 fn with_record_columns(rest: Vec<Field>) -> SchemaRef {
     let mut fields = vec![col("record_id", Kind::Text, None), col("as_of", Kind::Timestamp, None)];
@@ -180,7 +176,7 @@ fn row(columns: &mut Columns, ticket: &Ticket, record: &FeedRecord, schools: &Ha
                 .text(&m.id_number)
                 .label(MedicalScheme::try_from(m.scheme).ok().map(|e| e.as_str_name()), "MEDICAL_SCHEME_")
                 .label(status(m.status), "ENROLLMENT_STATUS_")
-                .date(date(&m.since))
+                .date(Date::naive_of(&m.since))
                 .text(&m.insured_county_code);
         }
         Payload::Pension(p) => {
@@ -188,7 +184,7 @@ fn row(columns: &mut Columns, ticket: &Ticket, record: &FeedRecord, schools: &Ha
                 .text(&p.id_number)
                 .label(PensionScheme::try_from(p.scheme).ok().map(|e| e.as_str_name()), "PENSION_SCHEME_")
                 .label(status(p.status), "ENROLLMENT_STATUS_")
-                .date(date(&p.since))
+                .date(Date::naive_of(&p.since))
                 .u32(Some(p.contribution_months));
         }
         Payload::Student(s) => {
@@ -206,14 +202,14 @@ fn row(columns: &mut Columns, ticket: &Ticket, record: &FeedRecord, schools: &Ha
                 .text(committee)
                 .u32(Some(s.grade))
                 .label(StudentState::try_from(s.state).ok().map(|e| e.as_str_name()), "STUDENT_STATE_")
-                .date(date(&s.since));
+                .date(Date::naive_of(&s.since));
         }
         Payload::Marriage(m) if ticket.in_division(&m.registry_county_code) => {
             head(columns, record)
                 .text(&m.party_a_id_number)
                 .text(&m.party_b_id_number)
                 .label(MarriageEvent::try_from(m.event).ok().map(|e| e.as_str_name()), "MARRIAGE_EVENT_")
-                .date(date(&m.date))
+                .date(Date::naive_of(&m.date))
                 .text(&m.registry_county_code);
         }
         Payload::Housing(h) if ticket.in_division(Address::committee_of(&h.address)) => {
@@ -221,9 +217,9 @@ fn row(columns: &mut Columns, ticket: &Ticket, record: &FeedRecord, schools: &Ha
                 .text(&h.id_number)
                 .label(HousingKind::try_from(h.kind).ok().map(|e| e.as_str_name()), "HOUSING_KIND_")
                 .text(Address::committee_of(&h.address))
-                .text(h.address.as_ref().map_or("", |a| a.detail.as_str()))
-                .date(date(&h.since))
-                .date(date(&h.until))
+                .text(Address::detail_of(&h.address))
+                .date(Date::naive_of(&h.since))
+                .date(Date::naive_of(&h.until))
                 .text(&h.certificate_number)
                 .label(PropertyUse::try_from(h.r#use).ok().map(|e| e.as_str_name()), "PROPERTY_USE_")
                 .text(&h.owner_id_number)

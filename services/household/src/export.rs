@@ -23,18 +23,6 @@ use crate::tables::{EVENTS, HOUSEHOLDS, PERSONS};
 
 mod statistics;
 
-fn date(value: &Option<Date>) -> Option<chrono::NaiveDate> {
-    value.as_ref().and_then(Date::to_naive)
-}
-
-fn committee(address: &Option<Address>) -> &str {
-    Address::committee_of(address)
-}
-
-fn detail(address: &Option<Address>) -> &str {
-    address.as_ref().map_or("", |a| a.detail.as_str())
-}
-
 static PERSONS_SCHEMA: LazyLock<SchemaRef> = LazyLock::new(|| {
     use Kind::*;
     Arc::new(Schema::new(vec![
@@ -75,7 +63,7 @@ fn person_row(columns: &mut Columns, p: &Person) {
         .text(&p.name)
         .label(Sex::try_from(p.sex).ok().map(|e| e.as_str_name()), "SEX_")
         .text(&p.ethnicity)
-        .date(date(&p.birth_date))
+        .date(Date::naive_of(&p.birth_date))
         .text(&p.birthplace_code)
         .text(&p.native_place_code)
         .text(&p.household_id)
@@ -96,15 +84,15 @@ fn person_row(columns: &mut Columns, p: &Person) {
             "MILITARY_SERVICE_",
         )
         .text(&p.occupation)
-        .text(committee(&p.address))
-        .text(detail(&p.address))
-        .date(date(&p.moved_in_date))
+        .text(Address::committee_of(&p.address))
+        .text(Address::detail_of(&p.address))
+        .date(Date::naive_of(&p.moved_in_date))
         .label(
             MoveInReason::try_from(p.moved_in_reason).ok().map(|e| e.as_str_name()),
             "MOVE_IN_REASON_",
         )
         .text(&p.moved_in_from_code)
-        .date(date(&p.moved_out_date))
+        .date(Date::naive_of(&p.moved_out_date))
         .label(
             MoveOutReason::try_from(p.moved_out_reason).ok().map(|e| e.as_str_name()),
             "MOVE_OUT_REASON_",
@@ -143,15 +131,15 @@ fn household_row(columns: &mut Columns, h: &Household) {
         .text(&h.household_id)
         .label(HouseholdKind::try_from(h.kind).ok().map(|e| e.as_str_name()), "HOUSEHOLD_KIND_")
         .text(&h.head_id_number)
-        .text(committee(&h.address))
-        .text(detail(&h.address))
+        .text(Address::committee_of(&h.address))
+        .text(Address::detail_of(&h.address))
         .text(&h.unit_name)
-        .date(date(&h.established))
+        .date(Date::naive_of(&h.established))
         .label(
             HouseholdStatus::try_from(h.status).ok().map(|e| e.as_str_name()),
             "HOUSEHOLD_STATUS_",
         )
-        .date(date(&h.closed))
+        .date(Date::naive_of(&h.closed))
         .u32(u32::try_from(h.family_books.len()).ok());
 }
 
@@ -222,7 +210,7 @@ fn persons(snapshot: &Snapshot, ticket: &Ticket, sink: &mut BatchSink) -> Servic
         PERSONS_SCHEMA.clone(),
         sink,
         |columns, p| {
-            if ticket.in_division(committee(&p.address)) {
+            if ticket.in_division(Address::committee_of(&p.address)) {
                 person_row(columns, p);
             }
         },
@@ -238,7 +226,7 @@ fn households(snapshot: &Snapshot, ticket: &Ticket, sink: &mut BatchSink) -> Ser
         HOUSEHOLDS_SCHEMA.clone(),
         sink,
         |columns, h| {
-            if ticket.in_division(committee(&h.address)) {
+            if ticket.in_division(Address::committee_of(&h.address)) {
                 household_row(columns, h);
             }
         },
@@ -267,7 +255,7 @@ fn changes(snapshot: &Snapshot, ticket: &Ticket, sink: &mut BatchSink) -> Servic
                     .row()
                     .u64(e.sequence)
                     .label(EventKind::try_from(e.kind).ok().map(|k| k.as_str_name()), "EVENT_KIND_")
-                    .date(date(&e.occurred_on))
+                    .date(Date::naive_of(&e.occurred_on))
                     .text(id)
                     .u32(u32::try_from(position).ok())
                     .text(&e.household_id)

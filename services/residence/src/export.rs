@@ -31,22 +31,18 @@ static SCHEMA: LazyLock<SchemaRef> = LazyLock::new(|| {
     ]))
 });
 
-fn date(value: &Option<Date>) -> Option<chrono::NaiveDate> {
-    value.as_ref().and_then(Date::to_naive)
-}
-
 fn permit_row(columns: &mut Columns, p: &ResidencePermit) {
     columns
         .row()
         .text(&p.permit_number)
         .text(&p.id_number)
         .text(Address::committee_of(&p.address))
-        .text(p.address.as_ref().map_or("", |a| a.detail.as_str()))
-        .date(date(&p.issued_on))
-        .date(date(&p.valid_until))
+        .text(Address::detail_of(&p.address))
+        .date(Date::naive_of(&p.issued_on))
+        .date(Date::naive_of(&p.valid_until))
         .u32(u32::try_from(p.endorsements.len()).ok())
         .label(PermitStatus::try_from(p.status).ok().map(|e| e.as_str_name()), "PERMIT_STATUS_")
-        .date(date(&p.status_since))
+        .date(Date::naive_of(&p.status_since))
         .label(ResidenceBasis::try_from(p.basis).ok().map(|e| e.as_str_name()), "RESIDENCE_BASIS_");
 }
 
