@@ -70,6 +70,8 @@ pub struct Released {
     plan: Vec<(usize, Step)>,
     schema: SchemaRef,
     subject: Option<usize>,
+    /// Columns of the input schema (a batch of another shape is refused, not indexed).
+    width: usize,
     pseudonyms: DomainPseudonyms,
     digest: Sha256,
     rows: u64,
@@ -119,6 +121,7 @@ impl Released {
             plan,
             schema: Arc::new(Schema::new_with_metadata(fields, metadata)),
             subject,
+            width: input.fields().len(),
             pseudonyms,
             digest: Sha256::new(),
             rows: 0,
@@ -137,6 +140,13 @@ impl Released {
 
     /// De-identifies one batch, counting and digesting its subjects.
     pub fn apply(&mut self, batch: &RecordBatch) -> Result<RecordBatch, ArrowError> {
+        if batch.num_columns() != self.width {
+            return Err(ArrowError::SchemaError(format!(
+                "a batch of {} columns in a stream of {}",
+                batch.num_columns(),
+                self.width
+            )));
+        }
         let mut subject_pseudonyms: Option<ArrayRef> = None;
         if let Some(i) = self.subject {
             let pseudonyms = self.pseudonymise(batch.column(i))?;
@@ -301,5 +311,14 @@ mod tests {
         );
         pseudonymised.apply(&batch).expect("released");
         assert_eq!(released.digest(), pseudonymised.digest(), "the digest does not depend on the level");
+        let narrow = RecordBatch::try_new(
+            Arc::new(Schema::new(vec![col("id_number", Kind::Text, Some(Role::Subject))])),
+            vec![batch.column(0).clone()],
+        )
+        .expect("narrow batch");
+        assert!(
+            released.apply(&narrow).is_err(),
+            "a batch of another shape is an error, not a panic"
+        );
     }
 }
