@@ -57,7 +57,7 @@ impl ConsentStore {
 
     /// Records (or renews) a grant; a renewal starts a fresh use count.
     pub fn grant(&self, key: &GrantKey<'_>, consent: Consent) -> ServiceResult<Consent> {
-        let mut batch = Batch::new("gateway", "consent_grant");
+        let mut batch = Batch::new("ledger", "consent_grant");
         batch.put(&CONSENTS, key.key(), &consent);
         self.store.commit(batch)?;
         Ok(consent)
@@ -71,7 +71,7 @@ impl ConsentStore {
         let mut consent = stored.value;
         if consent.revoked_at_unix_millis == 0 {
             consent.revoked_at_unix_millis = now_millis;
-            let mut batch = Batch::new("gateway", "consent_revoke");
+            let mut batch = Batch::new("ledger", "consent_revoke");
             batch.expect_version(&CONSENTS, key.key(), Some(stored.version));
             batch.put(&CONSENTS, key.key(), &consent);
             self.store.commit(batch)?;
@@ -114,7 +114,7 @@ impl ConsentStore {
             }
             let mut consent = stored.value;
             consent.uses += 1;
-            let mut batch = Batch::new("gateway", "consent_use");
+            let mut batch = Batch::new("ledger", "consent_use");
             batch.expect_version(&CONSENTS, key.key(), Some(stored.version));
             batch.put(&CONSENTS, key.key(), &consent);
             match self.store.commit(batch) {

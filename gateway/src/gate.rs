@@ -22,11 +22,11 @@ use popbase_export::Level;
 use popbase_export::deidentify::EXPORT_DOMAIN;
 use tonic::{Request, Status};
 
-use crate::audit::{AuditEntry, AuditLog, log::yyyymmdd};
+use crate::audit::{AuditEntry, log::yyyymmdd};
 use crate::auth::Authenticator;
 use crate::catalogue::{Catalogue, ShareClass};
-use crate::consent::{ConsentStore, GrantKey};
 use crate::denial::{Denial, reason};
+use crate::ledger::{ConsentUse, Ledger};
 use crate::quota::Quotas;
 
 /// Pseudonym domain of audit subjects and consent keys.
@@ -114,19 +114,18 @@ pub struct Gate {
     pub catalogue: Arc<Catalogue>,
     auth: Authenticator,
     quotas: Quotas,
-    pub consents: ConsentStore,
-    pub audit: AuditLog,
+    /// Consents and the audit trail: in this process or the `ledger` role.
+    pub ledger: Arc<dyn Ledger>,
     pseudonyms: Pseudonymizer,
 }
 
 impl Gate {
-    pub fn new(catalogue: Arc<Catalogue>, auth: Authenticator, consents: ConsentStore, audit: AuditLog, pseudonyms: Pseudonymizer) -> Self {
+    pub fn new(catalogue: Arc<Catalogue>, auth: Authenticator, ledger: Arc<dyn Ledger>, pseudonyms: Pseudonymizer) -> Self {
         Self {
             catalogue,
             auth,
             quotas: Quotas::default(),
-            consents,
-            audit,
+            ledger,
             pseudonyms,
         }
     }
@@ -143,7 +142,7 @@ impl Gate {
     }
 
     async fn record(&self, entry: AuditEntry) -> Result<u64, Status> {
-        self.audit.append(entry).await.map_err(Status::from)
+        self.ledger.append(entry).await.map_err(Status::from)
     }
 
     async fn deny(&self, department: &str, interface: &str, purpose: &str, subjects: Vec<String>, error: ServiceError) -> Status {
@@ -198,7 +197,7 @@ impl Gate {
     /// Step 2: catalogue, approval, purpose, quota, consent.
     pub async fn authorise(&self, caller: &Caller, ask: Ask<'_>) -> Result<Admission, Status> {
         let subjects: Vec<String> = ask.subjects.iter().map(|id| self.pseudonym(id)).collect();
-        match self.check(caller, &ask, &subjects) {
+        match self.check(caller, &ask, &subjects).await {
             Ok(Ok((fields, deidentification))) => Ok(Admission {
                 department: caller.department.clone(),
                 interface: ask.interface,
@@ -215,7 +214,7 @@ impl Gate {
     }
 
     #[allow(clippy::type_complexity)]
-    fn check(
+    async fn check(
         &self,
         caller: &Caller,
         ask: &Ask<'_>,
@@ -253,21 +252,20 @@ impl Gate {
         if let Err(denial) = self.quotas.take(department, yyyymmdd(now.date_naive()), ask.units, Instant::now()) {
             return Ok(Err(denial));
         }
-        if interface.share_class == ShareClass::Conditional && interface.legal_basis.is_empty() {
-            let today = now.date_naive();
-            for subject in subjects {
-                let key = GrantKey {
-                    subject,
-                    department: &caller.department,
-                    interface: ask.interface,
-                    purpose: ask.purpose,
-                };
-                if let Err(denial) = self.consents.check_and_use(&key, today)? {
-                    return Ok(Err(denial));
-                }
+        let granted = (approval.fields.clone(), approval.deidentification);
+        if interface.share_class == ShareClass::Conditional && interface.legal_basis.is_empty() && !subjects.is_empty() {
+            let used = ConsentUse {
+                subjects,
+                department: &caller.department,
+                interface: ask.interface,
+                purpose: ask.purpose,
+                today: now.date_naive(),
+            };
+            if let Err(denial) = self.ledger.use_consents(used).await? {
+                return Ok(Err(denial));
             }
         }
-        Ok(Ok((approval.fields.clone(), approval.deidentification)))
+        Ok(Ok(granted))
     }
 
     /// Step 4: minimise `answer` to the approval, audit, hand it back.

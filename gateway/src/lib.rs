@@ -16,6 +16,7 @@ pub mod denial;
 pub mod gate;
 pub mod grpc;
 pub mod interfaces;
+pub mod ledger;
 pub mod quota;
 pub mod role;
 pub mod sources;

@@ -5,21 +5,21 @@ use std::io::Read as _;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
+use popbase_common::ops::OpsService;
 use popbase_common::server::RoleServices;
 use popbase_common::{Config, Role};
 use popbase_domain::Pseudonymizer;
-use popbase_storage::Store;
 use thiserror::Error;
 use tonic::transport::{Certificate, Identity, ServerTlsConfig};
 
-use crate::audit::AuditLog;
 use crate::auth::{AuthMode, Authenticator};
 use crate::catalogue::{Catalogue, CatalogueError};
-use crate::consent::ConsentStore;
 use crate::gate::Gate;
 use crate::grpc::{
     audit::AuditService, consents::ConsentService, departments::DepartmentServices, enrollment::EnrollmentService, export::ExportService,
+    ledger::LedgerService,
 };
+use crate::ledger::{Ledger, LocalLedger};
 use crate::sources::Sources;
 
 /// Bytes of a generated key.
@@ -101,16 +101,17 @@ fn tls(config: &Config, mode: AuthMode) -> Result<Option<ServerTlsConfig>, Gatew
     Ok(Some(tls))
 }
 
-/// The gate and the gateway's gRPC services over `store` (the gateway's
-/// own) and `sources` (the services it fetches from).
-pub fn build(config: &Config, store: Store, sources: Sources) -> Result<(Arc<Gate>, RoleServices), GatewayError> {
+/// The gate and the gateway's gRPC services over `ledger` (consents and
+/// audit trail, in this process or the `ledger` role) and `sources` (the
+/// services it fetches from). The gateway itself keeps no state on disk
+/// beyond its keys, so replicas scale out.
+pub fn build(config: &Config, ledger: Arc<dyn Ledger>, sources: Sources) -> Result<(Arc<Gate>, RoleServices), GatewayError> {
     let mode: AuthMode = config.gateway.auth.parse().map_err(GatewayError::Config)?;
     let catalogue = Arc::new(Catalogue::load(&config.gateway.catalogue)?);
     let token_key = read_or_create_key(&config.token_key_path())?;
     let pseudonyms = Pseudonymizer::new(read_or_create_key(&config.pseudonym_key_path())?);
     let auth = Authenticator::new(mode, token_key, catalogue.clone());
-    let audit = AuditLog::start(store.clone())?;
-    let gate = Arc::new(Gate::new(catalogue, auth, ConsentStore::new(store), audit, pseudonyms));
+    let gate = Arc::new(Gate::new(catalogue, auth, ledger, pseudonyms));
     let mut services = RoleServices::new(Role::Gateway);
     services.tls = tls(config, mode)?;
     let departments = DepartmentServices::new(gate.clone(), sources.clone());
@@ -123,4 +124,14 @@ pub fn build(config: &Config, store: Store, sources: Sources) -> Result<(Arc<Gat
         .add(ConsentService::new(gate.clone(), sources).server())
         .add(AuditService::new(gate.clone()).server());
     Ok((gate, services))
+}
+
+/// What the `ledger` role serves over its open store: the ledger to
+/// gateway replicas, and Ops (backups, store figures) to operators. An
+/// internal port: departments never reach it.
+pub fn ledger_services(ledger: &LocalLedger, config: &Config) -> RoleServices {
+    let mut services = RoleServices::new(Role::Ledger);
+    services.add(LedgerService::new(ledger.clone()).server());
+    services.add(OpsService::new(Role::Ledger, vec![ledger.store().clone()], config.backup_root()).into_server());
+    services
 }

@@ -1,4 +1,5 @@
-//! The gateway's own store: consents and the audit trail.
+//! The ledger's store (held by the `ledger` role, or in-process in
+//! all-in-one mode): consents and the audit trail.
 
 use popbase_proto::gateway::{AuditRecord, ChainHead, Consent, Usage};
 use popbase_storage::keys::KeyBuilder;
@@ -16,7 +17,7 @@ pub const USAGE: Table<Usage> = Table::new("usage");
 pub const AUDIT_HEAD: Table<ChainHead> = Table::new("audit_head");
 
 pub const SCHEMA: Schema = Schema {
-    name: "gateway",
+    name: "ledger",
     tables: &["consents", "audit", "audit_by_subject", "usage", "audit_head"],
 };
 

@@ -58,7 +58,7 @@ async fn one_record_per_call_under_concurrent_load_and_usage_counts_them() {
     assert!(denied > 0 && allowed > 0);
     assert_eq!(p.audit_count(), before + TASKS * CALLS, "exactly one audit record per call");
 
-    let store = p.gate.audit.store().clone();
+    let store = p.ledger.store().clone();
     let mut decisions = (0, 0);
     store
         .for_each(&AUDIT, &[], |_, row| {
@@ -97,7 +97,7 @@ async fn one_record_per_call_under_concurrent_load_and_usage_counts_them() {
     p.stop().await;
 }
 
-/// A copy of the gateway store (as an auditor gets it from a backup).
+/// A copy of the ledger store (as an auditor gets it from a backup).
 fn copy(store: &Store, dir: &std::path::Path, name: &str) -> Store {
     let path = dir.join(name);
     store.checkpoint(&path).expect("checkpoint");
@@ -122,9 +122,9 @@ async fn verify_catches_an_edit_a_deletion_and_a_cut_tail() {
         };
         let _ = client.check(request).await;
     }
-    let live = p.gate.audit.store().clone();
+    let live = p.ledger.store().clone();
     let head_file = p.dir.path().join("kept-head.log");
-    let kept = p.gate.audit.head().expect("head");
+    let kept = p.ledger.audit.head().expect("head");
     std::fs::write(&head_file, head::format_line(&kept)).expect("keep head");
     let last = kept.seq;
     assert!(last >= 6);

@@ -129,7 +129,7 @@ async fn consent_reasons_and_guardianship() {
         valid_until: Some(Date::from(today() - chrono::Duration::days(33))),
         ..Default::default()
     };
-    p.gate.consents.grant(&key, old).expect("store an old consent");
+    p.ledger.consents.grant(&key, old).expect("store an old consent");
     let denied = hrss
         .person_summary(summary(&people.mother, "EMPLOYMENT_SERVICE"))
         .await
@@ -319,8 +319,7 @@ async fn a_failed_fetch_is_refused_and_audited() {
     assert!(failed.message().contains("household registry"), "{}", failed.message());
     assert_eq!(p.audit_count(), before + 1);
     let record = p
-        .gate
-        .audit
+        .ledger
         .store()
         .get(&popbase_gateway::tables::AUDIT, &popbase_gateway::tables::audit_key(before + 1))
         .expect("read")

@@ -73,7 +73,7 @@ fn ticket(dataset: &str) -> Ticket {
 }
 
 fn last_record(p: &Platform) -> AuditRecord {
-    let store = p.gate.audit.store();
+    let store = p.ledger.store();
     store
         .get(&AUDIT, &audit_key(p.audit_count()))
         .expect("read")

@@ -35,6 +35,11 @@ pub mod popbase {
             tonic::include_proto!("popbase.gateway.v1");
         }
     }
+    pub mod ledger {
+        pub mod v1 {
+            tonic::include_proto!("popbase.ledger.v1");
+        }
+    }
     pub mod ops {
         pub mod v1 {
             tonic::include_proto!("popbase.ops.v1");
@@ -46,6 +51,7 @@ pub use popbase::common::v1 as common;
 pub use popbase::feeds::v1 as feeds;
 pub use popbase::gateway::v1 as gateway;
 pub use popbase::household::v1 as household;
+pub use popbase::ledger::v1 as ledger;
 pub use popbase::ops::v1 as ops;
 pub use popbase::residence::v1 as residence;
 

@@ -93,7 +93,7 @@ pub fn yyyymmdd(date: chrono::NaiveDate) -> u32 {
 }
 
 impl AuditLog {
-    /// Starts the writer on `store` (the gateway store), continuing its chain.
+    /// Starts the writer on `store` (the ledger store), continuing its chain.
     pub fn start(store: Store) -> StorageResult<AuditLog> {
         let head = store.get(&AUDIT_HEAD, HEAD_KEY)?.map(|h| h.value);
         let (tx, rx) = mpsc::channel(QUEUE);
@@ -248,7 +248,7 @@ impl Writer {
         let now = Utc::now();
         let at = now.timestamp_millis();
         let day = now.date_naive();
-        let mut batch = Batch::new("gateway", "audit");
+        let mut batch = Batch::new("ledger", "audit");
         let (mut seq, mut prev) = (self.next_seq, self.prev_hash.clone());
         let mut seqs = Vec::with_capacity(group.len());
         let mut touched = Vec::new();

@@ -1,4 +1,4 @@
-//! Offline verification of a copied gateway store: recompute the chain
+//! Offline verification of a copied ledger store: recompute the chain
 //! from the first record and report the first one that breaks it: an
 //! edited record (hash mismatch), a deleted one (sequence gap or a
 //! `prev_hash` that no longer matches), or a cut tail (the store's own head,

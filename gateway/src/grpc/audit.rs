@@ -8,7 +8,7 @@ use popbase_proto::gateway::{ChainHead, ChainHeadRequest, UsageStatisticsRequest
 use tonic::{Request, Response, Status};
 
 use super::{Fetched, MAX_CODE_CHARS, answer, respond, whole_answer};
-use crate::audit::{log::yyyymmdd, query};
+use crate::audit::log::yyyymmdd;
 use crate::catalogue::interface;
 use crate::gate::Gate;
 
@@ -44,7 +44,7 @@ impl Audit for AuditService {
                 interface::AUDIT_CHAIN_HEAD,
                 |r| &r.purpose,
                 |_| Ok(((), Vec::new())),
-                |()| async move { Ok(Fetched::one(gate.audit.head()?)) },
+                |()| async move { Ok(Fetched::one(gate.ledger.head().await?)) },
             )
             .await,
         )
@@ -71,7 +71,7 @@ impl Audit for AuditService {
                     Ok(((yyyymmdd(from), yyyymmdd(to), r.department.clone()), Vec::new()))
                 },
                 |(from, to, department)| async move {
-                    let usage = query::usage(gate.audit.store(), from, to, &department)?;
+                    let usage = gate.ledger.usage_between(from, to, &department).await?;
                     let count = usage.len() as u64;
                     Ok(Fetched::counted(UsageStatisticsResponse { usage }, count))
                 },

@@ -16,7 +16,6 @@ use popbase_proto::household::{GetPersonsRequest, RegistrationStatus};
 use tonic::{Request, Response, Status};
 
 use super::{Fetched, MAX_CODE_CHARS, answer, respond, today, whole_answer};
-use crate::audit::query;
 use crate::catalogue::{Catalogue, ShareClass, interface};
 use crate::consent::{GrantKey, state_on};
 use crate::denial::{Denial, reason};
@@ -191,7 +190,7 @@ impl Consents for ConsentService {
                         granted_at_unix_millis: Utc::now().timestamp_millis(),
                         revoked_at_unix_millis: 0,
                     };
-                    consent = gate.consents.grant(&key, consent)?;
+                    consent = gate.ledger.put_consent(&key, consent).await?;
                     consent.state = state_on(&consent, today()) as i32;
                     Ok(Fetched::one(consent))
                 },
@@ -226,7 +225,7 @@ impl Consents for ConsentService {
                         interface: &r.interface,
                         purpose: &r.grant_purpose,
                     };
-                    let mut consent = gate.consents.revoke(&key, Utc::now().timestamp_millis())?;
+                    let mut consent = gate.ledger.end_consent(&key, Utc::now().timestamp_millis()).await?;
                     consent.state = ConsentState::Revoked as i32;
                     Ok(Fetched::one(consent))
                 },
@@ -248,7 +247,7 @@ impl Consents for ConsentService {
                     Ok((subject.clone(), vec![subject]))
                 },
                 |subject| async move {
-                    let consents = gate.consents.list(&gate.pseudonym(&subject), today())?;
+                    let consents = gate.ledger.consents_of(&gate.pseudonym(&subject), today()).await?;
                     let count = consents.len() as u64;
                     Ok(Fetched::counted(ListConsentsResponse { consents }, count))
                 },
@@ -274,7 +273,7 @@ impl Consents for ConsentService {
                     Ok(((subject.clone(), limit), vec![subject]))
                 },
                 |(subject, limit)| async move {
-                    let accesses = query::accesses(gate.audit.store(), &gate.pseudonym(&subject), limit)?;
+                    let accesses = gate.ledger.accesses_of(&gate.pseudonym(&subject), limit).await?;
                     let count = accesses.len() as u64;
                     Ok(Fetched::counted(ListAccessesResponse { accesses }, count))
                 },

@@ -5,6 +5,7 @@ pub mod consents;
 pub mod departments;
 pub mod enrollment;
 pub mod export;
+pub mod ledger;
 
 use std::future::Future;
 

@@ -228,6 +228,8 @@ pub struct Platform {
     pub config: Config,
     pub shutdown: Shutdown,
     pub gate: Arc<popbase_gateway::gate::Gate>,
+    /// The gateway's consents and audit trail, in this process.
+    pub ledger: popbase_gateway::ledger::LocalLedger,
     /// The registry the household role serves (to make changes in tests).
     pub registry: popbase_household::Registry,
     /// The gateway's clients of the services (to ask them directly).
@@ -311,8 +313,8 @@ async fn start_inner(catalogue: Option<String>, auth: &str, registry_reachable: 
         url(addr)
     };
     let sources = popbase_gateway::sources::Sources::connect_lazy(&gateway_registry, &url(residence), &url(feeds)).expect("sources");
-    let (gate, gateway_services) =
-        popbase_gateway::role::build(&config, open("gateway", popbase_gateway::tables::SCHEMA), sources.clone()).expect("gateway");
+    let ledger = popbase_gateway::ledger::LocalLedger::start(open("ledger", popbase_gateway::tables::SCHEMA)).expect("ledger");
+    let (gate, gateway_services) = popbase_gateway::role::build(&config, Arc::new(ledger.clone()), sources.clone()).expect("gateway");
     let mut tasks = Vec::new();
     for (services, listener) in roles.into_iter().chain(std::iter::once((gateway_services, gateway_l))) {
         let (metrics, shutdown) = (metrics.clone(), shutdown.clone());
@@ -328,6 +330,7 @@ async fn start_inner(catalogue: Option<String>, auth: &str, registry_reachable: 
         config,
         shutdown,
         gate,
+        ledger,
         registry: registry_handle,
         sources,
         tasks,
@@ -360,7 +363,7 @@ impl Platform {
 
     /// Audit records written so far.
     pub fn audit_count(&self) -> u64 {
-        self.gate.audit.head().expect("head").seq
+        self.ledger.audit.head().expect("head").seq
     }
 
     pub async fn stop(self) {

@@ -17,12 +17,15 @@ pub enum Role {
     Household,
     Residence,
     Feeds,
+    /// The gateway's state: consents and the audit trail (so gateway
+    /// replicas hold none).
+    Ledger,
     Gateway,
 }
 
 impl Role {
     /// The single roles, in start-up order (the gateway last, after what it calls).
-    pub const SINGLE: [Role; 4] = [Role::Household, Role::Residence, Role::Feeds, Role::Gateway];
+    pub const SINGLE: [Role; 5] = [Role::Household, Role::Residence, Role::Feeds, Role::Ledger, Role::Gateway];
 
     pub fn name(self) -> &'static str {
         match self {
@@ -30,6 +33,7 @@ impl Role {
             Role::Household => "household",
             Role::Residence => "residence",
             Role::Feeds => "feeds",
+            Role::Ledger => "ledger",
             Role::Gateway => "gateway",
         }
     }
@@ -52,11 +56,12 @@ impl FromStr for Role {
             "household" => Role::Household,
             "residence" => Role::Residence,
             "feeds" => Role::Feeds,
+            "ledger" => Role::Ledger,
             "gateway" => Role::Gateway,
             other => {
                 return Err(ConfigError::Invalid {
                     key: "role".into(),
-                    reason: format!("'{other}' is not one of all, household, residence, feeds, gateway"),
+                    reason: format!("'{other}' is not one of all, household, residence, feeds, ledger, gateway"),
                 });
             }
         })
@@ -160,12 +165,11 @@ pub struct Listen {
     pub residence: SocketAddr,
     pub feeds: SocketAddr,
     pub gateway: SocketAddr,
-    /// The gateway's operator port: `popbase.ops.v1.Ops` over the gateway's
-    /// own store (consents, audit trail) for backups and store figures.
-    /// Never the department-facing port: departments must not trigger
-    /// checkpoints. Loopback by default; in Kubernetes only the backup job
-    /// may reach it.
-    pub gateway_admin: SocketAddr,
+    /// The ledger (consents and audit trail for the gateway, Ops for
+    /// backups). Internal: never the department-facing port, since
+    /// departments must not trigger checkpoints; in Kubernetes only gateway
+    /// pods and the backup job reach it.
+    pub ledger: SocketAddr,
     /// Prometheus `GET /metrics` for the whole process.
     pub metrics: SocketAddr,
 }
@@ -178,6 +182,8 @@ pub struct Upstream {
     pub household: String,
     pub residence: String,
     pub feeds: String,
+    /// The ledger, for a gateway that does not run it in-process.
+    pub ledger: String,
 }
 
 #[derive(Debug, Clone, Deserialize, PartialEq)]
@@ -220,7 +226,7 @@ impl Default for Listen {
             residence: local(50062),
             feeds: local(50063),
             gateway: local(50051),
-            gateway_admin: local(50070),
+            ledger: local(50064),
             metrics: local(9090),
         }
     }
@@ -282,7 +288,7 @@ impl Config {
             ("POPBASE_LISTEN_RESIDENCE", &mut self.listen.residence),
             ("POPBASE_LISTEN_FEEDS", &mut self.listen.feeds),
             ("POPBASE_LISTEN_GATEWAY", &mut self.listen.gateway),
-            ("POPBASE_LISTEN_GATEWAY_ADMIN", &mut self.listen.gateway_admin),
+            ("POPBASE_LISTEN_LEDGER", &mut self.listen.ledger),
             ("POPBASE_LISTEN_METRICS", &mut self.listen.metrics),
         ];
         for (key, slot) in listen {
@@ -294,6 +300,7 @@ impl Config {
             ("POPBASE_UPSTREAM_HOUSEHOLD", &mut self.upstream.household),
             ("POPBASE_UPSTREAM_RESIDENCE", &mut self.upstream.residence),
             ("POPBASE_UPSTREAM_FEEDS", &mut self.upstream.feeds),
+            ("POPBASE_UPSTREAM_LEDGER", &mut self.upstream.ledger),
         ];
         for (key, slot) in upstream {
             if let Some(v) = env(key) {
@@ -380,6 +387,7 @@ impl Config {
             Role::Household | Role::All => self.listen.household,
             Role::Residence => self.listen.residence,
             Role::Feeds => self.listen.feeds,
+            Role::Ledger => self.listen.ledger,
             Role::Gateway => self.listen.gateway,
         }
     }
@@ -389,6 +397,7 @@ impl Config {
             Role::Household | Role::All => self.listen.household = addr,
             Role::Residence => self.listen.residence = addr,
             Role::Feeds => self.listen.feeds = addr,
+            Role::Ledger => self.listen.ledger = addr,
             Role::Gateway => self.listen.gateway = addr,
         }
     }
@@ -476,6 +485,6 @@ mod tests {
         assert!(matches!(err, Err(ConfigError::Invalid { key, .. }) if key == "POPBASE_LISTEN_FEEDS"));
         assert!("household".parse::<Role>().is_ok());
         assert!("everything".parse::<Role>().is_err());
-        assert_eq!(Role::All.expand().len(), 4);
+        assert_eq!(Role::All.expand().len(), 5);
     }
 }

@@ -6,14 +6,14 @@ use anyhow::Context;
 use popbase_common::Config;
 use popbase_gateway::audit::{head, verify};
 
-/// Verifies a copied gateway store; fails (exit 1) at the first broken record.
+/// Verifies a copied ledger store; fails (exit 1) at the first broken record.
 pub fn verify(store_dir: &Path, head_file: Option<&Path>) -> anyhow::Result<()> {
     let external = match head_file {
         Some(path) => head::read_last(path).with_context(|| format!("reading the head file {}", path.display()))?,
         None => None,
     };
     let store = popbase_storage::Store::open(store_dir, popbase_gateway::tables::SCHEMA, Default::default())
-        .with_context(|| format!("opening the gateway store copy {}", store_dir.display()))?;
+        .with_context(|| format!("opening the ledger store copy {}", store_dir.display()))?;
     let report = verify::verify(&store, external);
     match report.broken {
         None => {

@@ -49,14 +49,14 @@ pub enum Command {
 
 #[derive(Subcommand, Debug)]
 pub enum AuditCommand {
-    /// Recompute the hash chain of a copied gateway store (a backup or
+    /// Recompute the hash chain of a copied ledger store (a backup or
     /// checkpoint, never the live one) and report the first broken record.
     Verify(VerifyArgs),
 }
 
 #[derive(Args, Debug)]
 pub struct VerifyArgs {
-    /// Directory of the gateway store copy.
+    /// Directory of the ledger store copy.
     #[arg(long)]
     pub store: PathBuf,
     /// The chain-head file an auditor kept (`seq hash millis` lines); its
@@ -112,9 +112,9 @@ pub struct ListenArgs {
     pub feeds_addr: Option<SocketAddr>,
     #[arg(long)]
     pub gateway_addr: Option<SocketAddr>,
-    /// The gateway's operator port (Ops over its store: backups, figures).
+    /// The ledger (consents and audit trail; Ops for backups). Internal.
     #[arg(long)]
-    pub gateway_admin_addr: Option<SocketAddr>,
+    pub ledger_addr: Option<SocketAddr>,
     /// Prometheus metrics endpoint (GET /metrics).
     #[arg(long)]
     pub metrics_addr: Option<SocketAddr>,
@@ -122,7 +122,7 @@ pub struct ListenArgs {
 
 #[derive(Args, Debug)]
 pub struct ServeArgs {
-    /// all (default), household, residence, feeds or gateway.
+    /// all (default), household, residence, feeds, ledger or gateway.
     #[arg(long, default_value = "all")]
     pub role: String,
     #[command(flatten)]
@@ -156,6 +156,7 @@ impl ListenArgs {
             (Role::Household, self.household_addr),
             (Role::Residence, self.residence_addr),
             (Role::Feeds, self.feeds_addr),
+            (Role::Ledger, self.ledger_addr),
             (Role::Gateway, self.gateway_addr),
         ];
         for (role, addr) in pairs {
@@ -165,9 +166,6 @@ impl ListenArgs {
         }
         if let Some(addr) = self.metrics_addr {
             config.listen.metrics = addr;
-        }
-        if let Some(addr) = self.gateway_admin_addr {
-            config.listen.gateway_admin = addr;
         }
     }
 }

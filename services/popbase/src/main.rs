@@ -7,7 +7,7 @@
 //! popbase backup --target http://household:50061 --label nightly-2026-11-22
 //! popbase stats --target http://household:50061
 //! popbase token --department education
-//! popbase audit verify --store ./copy/gateway --head audit-head.log
+//! popbase audit verify --store ./copy/ledger --head audit-head.log
 //! popbase export --gateway http://127.0.0.1:50060 --token T --dataset persons --out persons.parquet
 //! ```
 //!

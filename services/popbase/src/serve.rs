@@ -3,7 +3,6 @@
 
 use anyhow::Context;
 use popbase_common::metrics::{self, Metrics};
-use popbase_common::ops::OpsService;
 use popbase_common::server::{self, RoleServices};
 use popbase_common::{Config, Role, Shutdown};
 use popbase_storage::Store;
@@ -31,6 +30,8 @@ struct Local {
     household: Option<String>,
     residence: Option<String>,
     feeds: Option<String>,
+    /// The ledger this process runs, which its gateway calls directly.
+    ledger: Option<popbase_gateway::ledger::LocalLedger>,
 }
 
 impl Local {
@@ -51,7 +52,7 @@ fn role_services(
     config: &Config,
     role: Role,
     stores: &mut Vec<Store>,
-    local: &Local,
+    local: &mut Local,
     shutdown: &Shutdown,
     metrics: &Metrics,
 ) -> anyhow::Result<RoleServices> {
@@ -80,22 +81,35 @@ fn role_services(
                 .map_err(anyhow::Error::msg)?;
             popbase_feeds::role::services(&popbase_feeds::FeedStore::new(store), directory, config)
         }
-        Role::Gateway => {
+        Role::Ledger => {
             let store = open_store(config, role, popbase_gateway::tables::SCHEMA)?;
             stores.push(store.clone());
-            let sources =
-                popbase_gateway::sources::Sources::connect_lazy(&local.household(config), &local.residence(config), &local.feeds(config))
-                    .map_err(anyhow::Error::msg)?;
-            let (gate, services) = popbase_gateway::role::build(config, store, sources).context("setting up the gateway")?;
-            let audit = gate.audit.clone();
+            let ledger = popbase_gateway::ledger::LocalLedger::start(store).context("starting the audit writer")?;
+            let audit = ledger.audit.clone();
             metrics.add_renderer(std::sync::Arc::new(move |out: &mut String| audit.render_metrics(out)));
             let interval = std::time::Duration::from_secs(config.gateway.audit_head_interval_secs);
             tokio::spawn(popbase_gateway::audit::head::publish(
-                gate.audit.clone(),
+                ledger.audit.clone(),
                 config.audit_head_path(),
                 interval,
                 shutdown.clone(),
             ));
+            let services = popbase_gateway::role::ledger_services(&ledger, config);
+            local.ledger = Some(ledger);
+            services
+        }
+        Role::Gateway => {
+            let sources =
+                popbase_gateway::sources::Sources::connect_lazy(&local.household(config), &local.residence(config), &local.feeds(config))
+                    .map_err(anyhow::Error::msg)?;
+            // In-process when this process runs the ledger; else the `ledger` role's address.
+            let ledger: std::sync::Arc<dyn popbase_gateway::ledger::Ledger> = match &local.ledger {
+                Some(ledger) => std::sync::Arc::new(ledger.clone()),
+                None => std::sync::Arc::new(
+                    popbase_gateway::ledger::RemoteLedger::connect_lazy(&config.upstream.ledger).map_err(anyhow::Error::msg)?,
+                ),
+            };
+            let (_gate, services) = popbase_gateway::role::build(config, ledger, sources).context("setting up the gateway")?;
             services
         }
         Role::All => anyhow::bail!("'all' is expanded before serving"),
@@ -132,7 +146,7 @@ pub async fn run_until(config: Config, role: Role, shutdown: Shutdown) -> anyhow
         listeners.push((single, listener, bound));
     }
     for (single, listener, bound) in listeners {
-        let services = role_services(&config, single, &mut stores, &local, &shutdown, &metrics)?;
+        let services = role_services(&config, single, &mut stores, &mut local, &shutdown, &metrics)?;
         tracing::info!(role = single.name(), addr = %bound, "serving gRPC");
         println!("{}", serving_line(single, bound));
         let (shutdown, metrics) = (shutdown.clone(), metrics.clone());
@@ -140,18 +154,6 @@ pub async fn run_until(config: Config, role: Role, shutdown: Shutdown) -> anyhow
     }
     for store in &stores {
         metrics.watch_store(store.clone());
-    }
-    // The gateway's store is backed up through its own operator port.
-    if let Some(store) = stores.iter().find(|s| s.name() == popbase_gateway::tables::SCHEMA.name) {
-        let addr = config.listen.gateway_admin;
-        let listener = TcpListener::bind(addr)
-            .await
-            .with_context(|| format!("binding the gateway's admin port on {addr}"))?;
-        println!("popbase admin role=gateway addr={}", listener.local_addr()?);
-        let mut admin = RoleServices::new(Role::Gateway);
-        admin.add(OpsService::new(Role::Gateway, vec![store.clone()], config.backup_root()).into_server());
-        let (shutdown, metrics) = (shutdown.clone(), metrics.clone());
-        servers.spawn(async move { (Role::Gateway, server::serve(admin, listener, metrics, shutdown).await) });
     }
     // The residence role ends the permits of residents who settle, following
     // the registry in this process or upstream.

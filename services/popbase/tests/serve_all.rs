@@ -20,7 +20,7 @@ fn start(data: &std::path::Path) -> (std::process::Child, HashMap<String, String
             "127.0.0.1:0",
             "--gateway-addr",
             "127.0.0.1:0",
-            "--gateway-admin-addr",
+            "--ledger-addr",
             "127.0.0.1:0",
             "--metrics-addr",
             "127.0.0.1:0",
@@ -38,9 +38,6 @@ fn start(data: &std::path::Path) -> (std::process::Child, HashMap<String, String
         }
         if let Some(addr) = line.strip_prefix("popbase metrics addr=") {
             roles.insert("metrics".to_string(), addr.to_string());
-        }
-        if let Some(addr) = line.strip_prefix("popbase admin role=gateway addr=") {
-            roles.insert("gateway-admin".to_string(), addr.to_string());
         }
         if let Some(rest) = line.strip_prefix("popbase serving ") {
             let fields: HashMap<&str, &str> = rest.split(' ').filter_map(|kv| kv.split_once('=')).collect();
@@ -82,13 +79,13 @@ async fn all_roles_serve_health_and_stop_cleanly_on_sigterm() {
     assert_eq!(
         roles.len(),
         6,
-        "every role, the gateway's admin port and the metrics endpoint report their address: {roles:?}"
+        "every role and the metrics endpoint report their address: {roles:?}"
     );
-    for role in ["household", "residence", "feeds", "gateway"] {
+    for role in ["household", "residence", "feeds", "ledger", "gateway"] {
         let addr = &roles[role];
         assert_eq!(health(addr, "").await, ServingStatus::Serving as i32, "{role} overall health");
     }
-    for role in ["household", "residence", "feeds"] {
+    for role in ["household", "residence", "feeds", "ledger"] {
         assert_eq!(
             health(&roles[role], "popbase.ops.v1.Ops").await,
             ServingStatus::Serving as i32,
@@ -493,7 +490,7 @@ async fn gateway_audit_trail_verifies_offline_and_catches_tampering() {
         .expect("audit lag counter");
     assert!(waited > 0.0, "fsyncs take time: {waited}");
 
-    // Backups go through the operator port, never the department-facing one.
+    // Backups go through the ledger's internal port, never the department-facing one.
     let mut public_ops = popbase_proto::ops::ops_client::OpsClient::connect(format!("http://{}", roles["gateway"]))
         .await
         .expect("connect");
@@ -502,19 +499,13 @@ async fn gateway_audit_trail_verifies_offline_and_catches_tampering() {
         .await
         .expect_err("no Ops on the department port");
     assert_eq!(refused.code(), tonic::Code::Unimplemented);
-    let backup = popbase(&[
-        "backup",
-        "--target",
-        &format!("http://{}", roles["gateway-admin"]),
-        "--label",
-        "audit-1",
-    ]);
+    let backup = popbase(&["backup", "--target", &format!("http://{}", roles["ledger"]), "--label", "audit-1"]);
     assert!(backup.status.success(), "{}", String::from_utf8_lossy(&backup.stderr));
-    assert!(String::from_utf8_lossy(&backup.stdout).starts_with("checkpoint store=gateway seq="));
+    assert!(String::from_utf8_lossy(&backup.stdout).starts_with("checkpoint store=ledger seq="));
 
     let _ = Command::new("kill").args(["-TERM", &child.id().to_string()]).status();
     let _ = child.wait();
-    let copy = dir.path().join("backups").join("audit-1").join("gateway");
+    let copy = dir.path().join("backups").join("audit-1").join("ledger");
     let copied = popbase(&["audit", "verify", "--store", copy.to_str().expect("utf8")]);
     assert!(
         String::from_utf8_lossy(&copied.stdout).contains("audit chain verified: 4 records"),
@@ -525,7 +516,7 @@ async fn gateway_audit_trail_verifies_offline_and_catches_tampering() {
     let kept = std::fs::read_to_string(&head).expect("chain head written at shutdown");
     assert!(kept.starts_with("4 "), "four records (three answers, one refusal): {kept}");
 
-    let store = dir.path().join("gateway");
+    let store = dir.path().join("ledger");
     let verify = |args: &[&str]| popbase(&[&["audit", "verify", "--store", store.to_str().expect("utf8")], args].concat());
     let ok = verify(&["--head", head.to_str().expect("utf8")]);
     assert!(ok.status.success(), "{}", String::from_utf8_lossy(&ok.stdout));

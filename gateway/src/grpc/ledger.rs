@@ -1,0 +1,186 @@
+//! The `ledger` role's gRPC face: the gateway's consents and audit trail
+//! for gateway replicas in other pods. Internal (NetworkPolicy: gateway
+//! pods only); it still checks every request's shape, since a malformed
+//! one must not reach the store or the chain.
+
+use popbase_common::{ServiceError, ServiceResult, validate};
+use popbase_domain::pseudonym::PSEUDONYM_HEX_LEN;
+use popbase_proto::gateway::{ChainHead, Consent};
+use popbase_proto::ledger::ledger_server::{Ledger as LedgerRpc, LedgerServer};
+use popbase_proto::ledger::{
+    AccessesOfRequest, AccessesOfResponse, AppendRequest, AppendResponse, ConsentsOfRequest, ConsentsOfResponse, EndConsentRequest,
+    GrantKey as WireKey, HeadRequest, PutConsentRequest, UsageBetweenRequest, UsageBetweenResponse, UseConsentsRequest,
+    UseConsentsResponse,
+};
+use tonic::{Request, Response, Status};
+
+use super::MAX_CODE_CHARS;
+use crate::ledger::wire::borrow_key;
+use crate::ledger::{ConsentUse, Ledger, LocalLedger};
+
+/// Most subjects one consent check covers (an intake chunk's children and parents).
+const MAX_SUBJECTS: usize = 4096;
+/// Most accesses listed at once.
+const MAX_ACCESSES: u32 = 1000;
+
+#[derive(Clone)]
+pub struct LedgerService {
+    ledger: LocalLedger,
+}
+
+impl LedgerService {
+    pub fn new(ledger: LocalLedger) -> Self {
+        Self { ledger }
+    }
+
+    pub fn server(&self) -> LedgerServer<Self> {
+        LedgerServer::new(self.clone())
+    }
+}
+
+fn subject(field: &str, value: &str) -> ServiceResult<()> {
+    if value.len() != PSEUDONYM_HEX_LEN || !value.bytes().all(|b| b.is_ascii_hexdigit()) {
+        return Err(ServiceError::invalid(
+            field,
+            format!("must be a subject pseudonym ({PSEUDONYM_HEX_LEN} hex digits), never an ID number"),
+        ));
+    }
+    Ok(())
+}
+
+fn codes(fields: [(&str, &str); 3]) -> ServiceResult<()> {
+    for (field, value) in fields {
+        validate::text(field, value, 1, MAX_CODE_CHARS)?;
+    }
+    Ok(())
+}
+
+fn key(key: Option<&WireKey>) -> ServiceResult<&WireKey> {
+    let key = key.ok_or_else(|| ServiceError::invalid("key", "is required"))?;
+    subject("key.subject", &key.subject)?;
+    codes([
+        ("key.department", &key.department),
+        ("key.interface", &key.interface),
+        ("key.purpose", &key.purpose),
+    ])?;
+    Ok(key)
+}
+
+#[tonic::async_trait]
+impl LedgerRpc for LedgerService {
+    async fn use_consents(&self, request: Request<UseConsentsRequest>) -> Result<Response<UseConsentsResponse>, Status> {
+        let r = request.into_inner();
+        if r.subjects.len() > MAX_SUBJECTS {
+            return Err(ServiceError::invalid("subjects", format!("at most {MAX_SUBJECTS}")).into());
+        }
+        for s in &r.subjects {
+            subject("subjects", s)?;
+        }
+        codes([("department", &r.department), ("interface", &r.interface), ("purpose", &r.purpose)])?;
+        let today = validate::date("day", r.day.as_ref(), None)?;
+        let ask = ConsentUse {
+            subjects: &r.subjects,
+            department: &r.department,
+            interface: &r.interface,
+            purpose: &r.purpose,
+            today,
+        };
+        let answer = match self.ledger.use_consents(ask).await? {
+            Ok(()) => UseConsentsResponse::default(),
+            Err(denial) => UseConsentsResponse {
+                denied_reason: denial.code.to_string(),
+                denied_message: denial.reason,
+            },
+        };
+        Ok(Response::new(answer))
+    }
+
+    async fn put_consent(&self, request: Request<PutConsentRequest>) -> Result<Response<Consent>, Status> {
+        let r = request.into_inner();
+        let key = key(r.key.as_ref())?;
+        let consent = r.consent.ok_or_else(|| ServiceError::invalid("consent", "is required"))?;
+        Ok(Response::new(self.ledger.put_consent(&borrow_key(key), consent).await?))
+    }
+
+    async fn end_consent(&self, request: Request<EndConsentRequest>) -> Result<Response<Consent>, Status> {
+        let r = request.into_inner();
+        let key = key(r.key.as_ref())?;
+        if r.at_unix_millis <= 0 {
+            return Err(ServiceError::invalid("at_unix_millis", "must be a time after 1970").into());
+        }
+        Ok(Response::new(self.ledger.end_consent(&borrow_key(key), r.at_unix_millis).await?))
+    }
+
+    async fn consents_of(&self, request: Request<ConsentsOfRequest>) -> Result<Response<ConsentsOfResponse>, Status> {
+        let r = request.into_inner();
+        subject("subject", &r.subject)?;
+        let today = validate::date("day", r.day.as_ref(), None)?;
+        let consents = self.ledger.consents_of(&r.subject, today).await?;
+        Ok(Response::new(ConsentsOfResponse { consents }))
+    }
+
+    async fn append(&self, request: Request<AppendRequest>) -> Result<Response<AppendResponse>, Status> {
+        let entry = request
+            .into_inner()
+            .entry
+            .ok_or_else(|| ServiceError::invalid("entry", "is required"))?;
+        for s in &entry.subjects {
+            subject("entry.subjects", s)?;
+        }
+        let seq = self.ledger.append(entry.into()).await?;
+        Ok(Response::new(AppendResponse { seq }))
+    }
+
+    async fn head(&self, _request: Request<HeadRequest>) -> Result<Response<ChainHead>, Status> {
+        Ok(Response::new(self.ledger.head().await?))
+    }
+
+    async fn accesses_of(&self, request: Request<AccessesOfRequest>) -> Result<Response<AccessesOfResponse>, Status> {
+        let r = request.into_inner();
+        subject("subject", &r.subject)?;
+        if r.limit == 0 || r.limit > MAX_ACCESSES {
+            return Err(ServiceError::invalid("limit", format!("between 1 and {MAX_ACCESSES}")).into());
+        }
+        let accesses = self.ledger.accesses_of(&r.subject, r.limit as usize).await?;
+        Ok(Response::new(AccessesOfResponse { accesses }))
+    }
+
+    async fn usage_between(&self, request: Request<UsageBetweenRequest>) -> Result<Response<UsageBetweenResponse>, Status> {
+        let r = request.into_inner();
+        if r.to_yyyymmdd < r.from_yyyymmdd {
+            return Err(ServiceError::invalid("to_yyyymmdd", "must not be before from_yyyymmdd").into());
+        }
+        validate::text("department", &r.department, 0, MAX_CODE_CHARS)?;
+        let usage = self.ledger.usage_between(r.from_yyyymmdd, r.to_yyyymmdd, &r.department).await?;
+        Ok(Response::new(UsageBetweenResponse { usage }))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use popbase_domain::Pseudonymizer;
+
+    #[test]
+    fn subjects_must_be_pseudonyms_never_id_numbers() {
+        let pseudonym = Pseudonymizer::new(b"0123456789abcdef".to_vec()).pseudonym("gateway-subject", "370302199001011232");
+        assert!(subject("subjects", &pseudonym).is_ok());
+        let refused = subject("subjects", "370302199001011232").expect_err("an ID number");
+        assert!(refused.to_string().contains("never an ID number"), "{refused}");
+        assert!(subject("subjects", &"g".repeat(PSEUDONYM_HEX_LEN)).is_err(), "hex digits only");
+    }
+
+    #[test]
+    fn a_grant_key_names_its_bad_field() {
+        let pseudonym = "0".repeat(PSEUDONYM_HEX_LEN);
+        let wire = WireKey {
+            subject: pseudonym,
+            department: "civil_affairs".into(),
+            interface: String::new(),
+            purpose: "TEMPORARY_ASSISTANCE".into(),
+        };
+        let refused = key(Some(&wire)).expect_err("no interface");
+        assert!(matches!(refused, ServiceError::InvalidArgument { ref field, .. } if field == "key.interface"));
+        assert!(key(None).is_err());
+    }
+}

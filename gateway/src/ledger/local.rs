@@ -1,0 +1,81 @@
+//! The ledger over a store in this process: the `ledger` role serves it,
+//! and an all-in-one gateway calls it directly.
+
+use chrono::NaiveDate;
+use popbase_common::ServiceResult;
+use popbase_proto::gateway::{Access, ChainHead, Consent, Usage};
+use popbase_storage::Store;
+
+use super::{ConsentUse, Ledger};
+use crate::audit::{AuditEntry, AuditLog, query};
+use crate::consent::{ConsentStore, GrantKey};
+use crate::denial::Denial;
+
+/// Consents and the audit writer over one open ledger store. Clones share
+/// the writer (one chain tip per store).
+#[derive(Clone)]
+pub struct LocalLedger {
+    pub consents: ConsentStore,
+    pub audit: AuditLog,
+}
+
+impl LocalLedger {
+    /// Opens the ledger over `store` (schema [`crate::tables::SCHEMA`]) and
+    /// starts its audit writer, continuing the chain.
+    pub fn start(store: Store) -> popbase_storage::StorageResult<Self> {
+        Ok(Self {
+            consents: ConsentStore::new(store.clone()),
+            audit: AuditLog::start(store)?,
+        })
+    }
+
+    pub fn store(&self) -> &Store {
+        self.audit.store()
+    }
+}
+
+#[tonic::async_trait]
+impl Ledger for LocalLedger {
+    async fn use_consents(&self, ask: ConsentUse<'_>) -> ServiceResult<Result<(), Denial>> {
+        for subject in ask.subjects {
+            let key = GrantKey {
+                subject,
+                department: ask.department,
+                interface: ask.interface,
+                purpose: ask.purpose,
+            };
+            if let Err(denial) = self.consents.check_and_use(&key, ask.today)? {
+                return Ok(Err(denial));
+            }
+        }
+        Ok(Ok(()))
+    }
+
+    async fn put_consent(&self, key: &GrantKey<'_>, consent: Consent) -> ServiceResult<Consent> {
+        self.consents.grant(key, consent)
+    }
+
+    async fn end_consent(&self, key: &GrantKey<'_>, at_millis: i64) -> ServiceResult<Consent> {
+        self.consents.revoke(key, at_millis)
+    }
+
+    async fn consents_of(&self, subject: &str, today: NaiveDate) -> ServiceResult<Vec<Consent>> {
+        self.consents.list(subject, today)
+    }
+
+    async fn append(&self, entry: AuditEntry) -> ServiceResult<u64> {
+        self.audit.append(entry).await
+    }
+
+    async fn head(&self) -> ServiceResult<ChainHead> {
+        Ok(self.audit.head()?)
+    }
+
+    async fn accesses_of(&self, subject: &str, limit: usize) -> ServiceResult<Vec<Access>> {
+        Ok(query::accesses(self.store(), subject, limit)?)
+    }
+
+    async fn usage_between(&self, from: u32, to: u32, department: &str) -> ServiceResult<Vec<Usage>> {
+        Ok(query::usage(self.store(), from, to, department)?)
+    }
+}

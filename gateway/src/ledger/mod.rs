@@ -1,0 +1,53 @@
+//! The ledger: the gateway's state (citizens' consents and the audit
+//! trail) behind one interface, so the answer path does not care where it
+//! lives. In all-in-one mode, and in tests, it is [`LocalLedger`] over the
+//! store in this process; a gateway Deployment scaled by an HPA holds no
+//! state and reaches the `ledger` role with [`RemoteLedger`]. Either way the
+//! ledger only ever sees subjects' keyed pseudonyms, never ID numbers.
+
+mod local;
+mod remote;
+pub mod wire;
+
+use chrono::NaiveDate;
+use popbase_common::ServiceResult;
+use popbase_proto::gateway::{Access, ChainHead, Consent, Usage};
+
+pub use local::LocalLedger;
+pub use remote::RemoteLedger;
+
+use crate::audit::AuditEntry;
+use crate::consent::GrantKey;
+use crate::denial::Denial;
+
+/// One use of the subjects' grants: who asks, through which interface,
+/// for which purpose, on which day.
+pub struct ConsentUse<'a> {
+    /// Keyed pseudonyms of the persons the answer is about.
+    pub subjects: &'a [String],
+    pub department: &'a str,
+    pub interface: &'a str,
+    pub purpose: &'a str,
+    pub today: NaiveDate,
+}
+
+#[tonic::async_trait]
+pub trait Ledger: Send + Sync + 'static {
+    /// Checks each subject's grant and counts the use of use-limited ones;
+    /// the first subject without a standing grant ends the check.
+    async fn use_consents(&self, ask: ConsentUse<'_>) -> ServiceResult<Result<(), Denial>>;
+    /// Records (or renews) a grant; a renewal starts a fresh use count.
+    async fn put_consent(&self, key: &GrantKey<'_>, consent: Consent) -> ServiceResult<Consent>;
+    /// Marks a grant revoked at `at_millis` (NotFound when there is none).
+    async fn end_consent(&self, key: &GrantKey<'_>, at_millis: i64) -> ServiceResult<Consent>;
+    /// Every grant of one subject, with its state on `today`.
+    async fn consents_of(&self, subject: &str, today: NaiveDate) -> ServiceResult<Vec<Consent>>;
+    /// Chains one record; answers its sequence number once it is durable.
+    async fn append(&self, entry: AuditEntry) -> ServiceResult<u64>;
+    /// The newest durable record's seq and hash.
+    async fn head(&self) -> ServiceResult<ChainHead>;
+    /// The newest `limit` accesses to one subject's data.
+    async fn accesses_of(&self, subject: &str, limit: usize) -> ServiceResult<Vec<Access>>;
+    /// Usage rows of days `from..=to` (yyyymmdd), of one department or all.
+    async fn usage_between(&self, from: u32, to: u32, department: &str) -> ServiceResult<Vec<Usage>>;
+}

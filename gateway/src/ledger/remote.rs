@@ -1,0 +1,140 @@
+//! The ledger in another pod: the client a stateless gateway replica uses.
+
+use chrono::NaiveDate;
+use popbase_common::{ServiceError, ServiceResult};
+use popbase_proto::gateway::{Access, ChainHead, Consent, Usage};
+use popbase_proto::ledger::ledger_client::LedgerClient;
+use popbase_proto::ledger::{
+    AccessesOfRequest, AppendRequest, ConsentsOfRequest, EndConsentRequest, HeadRequest, PutConsentRequest, UsageBetweenRequest,
+    UseConsentsRequest,
+};
+use tonic::transport::Channel;
+use tonic::{Code, Status};
+
+use super::wire::{consent_reason, grant_key};
+use super::{ConsentUse, Ledger};
+use crate::audit::AuditEntry;
+use crate::consent::GrantKey;
+use crate::denial::Denial;
+use crate::sources::upstream;
+
+#[derive(Clone)]
+pub struct RemoteLedger {
+    client: LedgerClient<Channel>,
+}
+
+impl RemoteLedger {
+    /// A client of the ledger at `address` (connects on first use).
+    pub fn connect_lazy(address: &str) -> Result<Self, String> {
+        let channel = Channel::from_shared(address.to_string())
+            .map_err(|e| format!("bad ledger upstream address {address:?}: {e}"))?
+            .connect_lazy();
+        Ok(Self {
+            client: LedgerClient::new(channel),
+        })
+    }
+
+    fn client(&self) -> LedgerClient<Channel> {
+        self.client.clone()
+    }
+}
+
+/// What the ledger's status means for the answer path: a missing grant and
+/// a lost race keep their meaning; anything else is the ledger failing.
+fn ledger_error(status: Status) -> ServiceError {
+    match status.code() {
+        Code::NotFound => ServiceError::not_found(status.message().trim_end_matches(" not found").to_string()),
+        Code::Aborted => ServiceError::Aborted(status.message().to_string()),
+        _ => upstream("the ledger", status),
+    }
+}
+
+#[tonic::async_trait]
+impl Ledger for RemoteLedger {
+    async fn use_consents(&self, ask: ConsentUse<'_>) -> ServiceResult<Result<(), Denial>> {
+        let answer = self
+            .client()
+            .use_consents(UseConsentsRequest {
+                subjects: ask.subjects.to_vec(),
+                department: ask.department.to_string(),
+                interface: ask.interface.to_string(),
+                purpose: ask.purpose.to_string(),
+                day: Some(ask.today.into()),
+            })
+            .await
+            .map_err(ledger_error)?
+            .into_inner();
+        if answer.denied_reason.is_empty() {
+            return Ok(Ok(()));
+        }
+        match consent_reason(&answer.denied_reason) {
+            Some(code) => Ok(Err(Denial::new(code, answer.denied_message))),
+            None => Err(ServiceError::Internal(format!(
+                "the ledger answered an unknown consent reason {:?}",
+                answer.denied_reason
+            ))),
+        }
+    }
+
+    async fn put_consent(&self, key: &GrantKey<'_>, consent: Consent) -> ServiceResult<Consent> {
+        let request = PutConsentRequest {
+            key: Some(grant_key(key)),
+            consent: Some(consent),
+        };
+        Ok(self.client().put_consent(request).await.map_err(ledger_error)?.into_inner())
+    }
+
+    async fn end_consent(&self, key: &GrantKey<'_>, at_millis: i64) -> ServiceResult<Consent> {
+        let request = EndConsentRequest {
+            key: Some(grant_key(key)),
+            at_unix_millis: at_millis,
+        };
+        Ok(self.client().end_consent(request).await.map_err(ledger_error)?.into_inner())
+    }
+
+    async fn consents_of(&self, subject: &str, today: NaiveDate) -> ServiceResult<Vec<Consent>> {
+        let request = ConsentsOfRequest {
+            subject: subject.to_string(),
+            day: Some(today.into()),
+        };
+        Ok(self
+            .client()
+            .consents_of(request)
+            .await
+            .map_err(ledger_error)?
+            .into_inner()
+            .consents)
+    }
+
+    async fn append(&self, entry: AuditEntry) -> ServiceResult<u64> {
+        let request = AppendRequest { entry: Some(entry.into()) };
+        Ok(self.client().append(request).await.map_err(ledger_error)?.into_inner().seq)
+    }
+
+    async fn head(&self) -> ServiceResult<ChainHead> {
+        Ok(self.client().head(HeadRequest {}).await.map_err(ledger_error)?.into_inner())
+    }
+
+    async fn accesses_of(&self, subject: &str, limit: usize) -> ServiceResult<Vec<Access>> {
+        let request = AccessesOfRequest {
+            subject: subject.to_string(),
+            limit: u32::try_from(limit).unwrap_or(u32::MAX),
+        };
+        Ok(self
+            .client()
+            .accesses_of(request)
+            .await
+            .map_err(ledger_error)?
+            .into_inner()
+            .accesses)
+    }
+
+    async fn usage_between(&self, from: u32, to: u32, department: &str) -> ServiceResult<Vec<Usage>> {
+        let request = UsageBetweenRequest {
+            from_yyyymmdd: from,
+            to_yyyymmdd: to,
+            department: department.to_string(),
+        };
+        Ok(self.client().usage_between(request).await.map_err(ledger_error)?.into_inner().usage)
+    }
+}

@@ -1,0 +1,214 @@
+//! The production shape on one machine: the ledger, the three services and
+//! two gateway replicas as separate `popbase serve --role X` processes. The
+//! replicas share nothing but the ledger (and their keys), so a consent
+//! granted through one is counted by the other and the audit trail is one
+//! chain however many replicas answered.
+
+use std::io::{BufRead, BufReader};
+use std::net::SocketAddr;
+use std::path::Path;
+use std::process::{Child, Command, Stdio};
+
+use popbase_proto::common::Date;
+use popbase_proto::gateway::audit_client::AuditClient;
+use popbase_proto::gateway::consents_client::ConsentsClient;
+use popbase_proto::gateway::persons_client::PersonsClient;
+use popbase_proto::gateway::{ChainHeadRequest, GrantConsentRequest, ListAccessesRequest, PersonSummaryRequest};
+use tonic::Code;
+use tonic::transport::Channel;
+
+const SUBJECT: &str = "370302199001011232";
+
+/// A free loopback port (bound and released: the roles must know each
+/// other's addresses before they start).
+fn free_port() -> SocketAddr {
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
+    listener.local_addr().expect("addr")
+}
+
+struct Roles {
+    household: SocketAddr,
+    residence: SocketAddr,
+    feeds: SocketAddr,
+    ledger: SocketAddr,
+}
+
+/// Starts one role on `listen` and waits for `popbase ready`; the address it bound.
+fn serve(data: &Path, role: &str, listen: SocketAddr, roles: &Roles) -> (Child, String) {
+    let url = |addr: SocketAddr| format!("http://{addr}");
+    let mut child = Command::new(env!("CARGO_BIN_EXE_popbase"))
+        .args(["serve", "--role", role, "--data"])
+        .arg(data)
+        .args([format!("--{role}-addr"), listen.to_string()])
+        .args(["--metrics-addr", "127.0.0.1:0"])
+        .env("POPBASE_UPSTREAM_HOUSEHOLD", url(roles.household))
+        .env("POPBASE_UPSTREAM_RESIDENCE", url(roles.residence))
+        .env("POPBASE_UPSTREAM_FEEDS", url(roles.feeds))
+        .env("POPBASE_UPSTREAM_LEDGER", url(roles.ledger))
+        .stdout(Stdio::piped())
+        .stderr(Stdio::inherit())
+        .spawn()
+        .expect("start popbase");
+    let stdout = child.stdout.take().expect("stdout");
+    let mut bound = String::new();
+    for line in BufReader::new(stdout).lines() {
+        let line = line.expect("read stdout");
+        if line == "popbase ready" {
+            break;
+        }
+        if let Some(addr) = line.strip_prefix(&format!("popbase serving role={role} addr=")) {
+            bound = addr.to_string();
+        }
+    }
+    assert!(!bound.is_empty(), "{role} reported its address");
+    (child, bound)
+}
+
+fn popbase(data: &Path, args: &[&str]) -> std::process::Output {
+    Command::new(env!("CARGO_BIN_EXE_popbase"))
+        .arg("--data")
+        .arg(data)
+        .args(args)
+        .output()
+        .expect("run popbase")
+}
+
+fn token(data: &Path, department: &str) -> String {
+    let out = popbase(data, &["token", "--department", department]);
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    format!("Bearer {}", String::from_utf8(out.stdout).expect("utf8").trim())
+}
+
+fn with_token<T>(token: &str, message: T) -> tonic::Request<T> {
+    let mut request = tonic::Request::new(message);
+    request.metadata_mut().insert("authorization", token.parse().expect("ascii"));
+    request
+}
+
+async fn channel(addr: &str) -> Channel {
+    Channel::from_shared(format!("http://{addr}"))
+        .expect("uri")
+        .connect()
+        .await
+        .expect("connect")
+}
+
+fn summary(token: &str) -> tonic::Request<PersonSummaryRequest> {
+    with_token(
+        token,
+        PersonSummaryRequest {
+            purpose: "TEMPORARY_ASSISTANCE".into(),
+            id_number: SUBJECT.into(),
+        },
+    )
+}
+
+#[tokio::test]
+async fn gateway_replicas_share_consents_and_one_audit_chain_through_the_ledger() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let data = dir.path();
+    let roles = Roles {
+        household: free_port(),
+        residence: free_port(),
+        feeds: free_port(),
+        ledger: free_port(),
+    };
+    let mut children = Vec::new();
+    for (role, addr) in [
+        ("ledger", roles.ledger),
+        ("household", roles.household),
+        ("feeds", roles.feeds),
+        ("residence", roles.residence),
+    ] {
+        children.push(serve(data, role, addr, &roles).0);
+    }
+    // Two replicas; the first creates the keys both read (in Kubernetes, a Secret).
+    let (first, one) = serve(data, "gateway", "127.0.0.1:0".parse().expect("addr"), &roles);
+    let (second, two) = serve(data, "gateway", "127.0.0.1:0".parse().expect("addr"), &roles);
+    children.extend([first, second]);
+    assert!(!data.join("gateway").exists(), "a gateway replica keeps no store");
+
+    let platform = token(data, "service_platform");
+    let civil = token(data, "civil_affairs");
+    let today = chrono::Utc::now().date_naive();
+    let grant = GrantConsentRequest {
+        purpose: "CITIZEN_CONSENT".into(),
+        subject_id_number: SUBJECT.into(),
+        department: "civil_affairs".into(),
+        interface: "PersonSummary".into(),
+        grant_purpose: "TEMPORARY_ASSISTANCE".into(),
+        valid_from: Some(Date::from(today)),
+        valid_until: Some(Date::from(today + chrono::Days::new(30))),
+        use_limit: 2,
+        ..Default::default()
+    };
+    ConsentsClient::new(channel(&one).await)
+        .grant(with_token(&platform, grant))
+        .await
+        .expect("consent granted through replica one");
+
+    // Two uses, one through each replica; the third is refused by either.
+    let mut persons_two = PersonsClient::new(channel(&two).await);
+    let mut persons_one = PersonsClient::new(channel(&one).await);
+    persons_two.person_summary(summary(&civil)).await.expect("first use, replica two");
+    persons_one.person_summary(summary(&civil)).await.expect("second use, replica one");
+    let used_up = persons_two
+        .person_summary(summary(&civil))
+        .await
+        .expect_err("the grant allowed two uses in all");
+    assert_eq!(used_up.code(), Code::PermissionDenied);
+    assert_eq!(
+        used_up.metadata().get("popbase-reason").and_then(|v| v.to_str().ok()),
+        Some("CONSENT_USED_UP")
+    );
+
+    // One chain: grant + three summaries so far, whichever replica is asked.
+    let audit = token(data, "audit");
+    let head = |addr: String| {
+        let audit = audit.clone();
+        async move {
+            AuditClient::new(channel(&addr).await)
+                .get_chain_head(with_token(&audit, ChainHeadRequest { purpose: "AUDIT".into() }))
+                .await
+                .expect("chain head")
+                .into_inner()
+                .seq
+        }
+    };
+    assert_eq!(head(one.clone()).await, 4);
+    assert_eq!(head(two.clone()).await, 5, "replica two sees replica one's head query recorded");
+    let accesses = ConsentsClient::new(channel(&two).await)
+        .list_accesses(with_token(
+            &platform,
+            ListAccessesRequest {
+                purpose: "CITIZEN_ACCESS_LOG".into(),
+                subject_id_number: SUBJECT.into(),
+                limit: 10,
+            },
+        ))
+        .await
+        .expect("accesses")
+        .into_inner()
+        .accesses;
+    let summaries: Vec<bool> = accesses
+        .iter()
+        .filter(|a| a.interface == "PersonSummary")
+        .map(|a| a.allowed)
+        .collect();
+    assert_eq!(summaries, vec![false, true, true], "newest first, from both replicas");
+
+    // Idle connections would hold the replicas' graceful drain open.
+    drop((persons_one, persons_two));
+    for child in &mut children {
+        let _ = Command::new("kill").args(["-TERM", &child.id().to_string()]).status();
+    }
+    for child in &mut children {
+        assert!(child.wait().expect("wait").success(), "every role stops cleanly");
+    }
+    let verified = popbase(data, &["audit", "verify", "--store", data.join("ledger").to_str().expect("utf8")]);
+    let stdout = String::from_utf8_lossy(&verified.stdout);
+    assert!(
+        verified.status.success() && stdout.contains("audit chain verified: 7 records"),
+        "{stdout}"
+    );
+}
