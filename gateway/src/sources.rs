@@ -3,6 +3,7 @@
 
 use arrow_flight::flight_service_client::FlightServiceClient;
 use popbase_common::ServiceError;
+use popbase_common::propagation::{TracedChannel, traced};
 use popbase_domain::{DivisionLevel, Divisions};
 use popbase_export::Owner;
 use popbase_proto::common::DivisionPath;
@@ -14,26 +15,26 @@ use tonic::transport::Channel;
 
 #[derive(Clone)]
 pub struct Sources {
-    pub registry: HouseholdRegistryClient<Channel>,
-    pub permits: ResidencePermitsClient<Channel>,
-    pub entitlements: EntitlementsClient<Channel>,
-    pub feeds: FeedsClient<Channel>,
+    pub registry: HouseholdRegistryClient<TracedChannel>,
+    pub permits: ResidencePermitsClient<TracedChannel>,
+    pub entitlements: EntitlementsClient<TracedChannel>,
+    pub feeds: FeedsClient<TracedChannel>,
     /// The internal Flight endpoints, by the role that owns the datasets.
-    household_flight: FlightServiceClient<Channel>,
-    residence_flight: FlightServiceClient<Channel>,
-    feeds_flight: FlightServiceClient<Channel>,
+    household_flight: FlightServiceClient<TracedChannel>,
+    residence_flight: FlightServiceClient<TracedChannel>,
+    feeds_flight: FlightServiceClient<TracedChannel>,
 }
 
 /// Flight batches of a wide dataset can exceed tonic's 4 MiB default.
 const MAX_FLIGHT_MESSAGE: usize = 64 * 1024 * 1024;
 
-fn flight_client(channel: Channel) -> FlightServiceClient<Channel> {
+fn flight_client(channel: TracedChannel) -> FlightServiceClient<TracedChannel> {
     FlightServiceClient::new(channel).max_decoding_message_size(MAX_FLIGHT_MESSAGE)
 }
 
-fn channel(what: &str, address: &str) -> Result<Channel, String> {
+fn channel(what: &str, address: &str) -> Result<TracedChannel, String> {
     Channel::from_shared(address.to_string())
-        .map(|endpoint| endpoint.connect_lazy())
+        .map(|endpoint| traced(endpoint.connect_lazy()))
         .map_err(|e| format!("bad {what} upstream address {address:?}: {e}"))
 }
 
@@ -54,7 +55,7 @@ impl Sources {
     }
 
     /// The Flight endpoint of the role that owns `owner`'s datasets.
-    pub fn flight(&self, owner: Owner) -> FlightServiceClient<Channel> {
+    pub fn flight(&self, owner: Owner) -> FlightServiceClient<TracedChannel> {
         match owner {
             Owner::Household => self.household_flight.clone(),
             Owner::Residence => self.residence_flight.clone(),

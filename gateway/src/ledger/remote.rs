@@ -1,6 +1,7 @@
 //! The ledger in another pod: the client a stateless gateway replica uses.
 
 use chrono::NaiveDate;
+use popbase_common::propagation::{TracedChannel, traced};
 use popbase_common::{ServiceError, ServiceResult};
 use popbase_proto::gateway::{Access, ChainHead, Consent, Usage};
 use popbase_proto::ledger::ledger_client::LedgerClient;
@@ -20,7 +21,7 @@ use crate::sources::upstream;
 
 #[derive(Clone)]
 pub struct RemoteLedger {
-    client: LedgerClient<Channel>,
+    client: LedgerClient<TracedChannel>,
 }
 
 impl RemoteLedger {
@@ -30,11 +31,11 @@ impl RemoteLedger {
             .map_err(|e| format!("bad ledger upstream address {address:?}: {e}"))?
             .connect_lazy();
         Ok(Self {
-            client: LedgerClient::new(channel),
+            client: LedgerClient::new(traced(channel)),
         })
     }
 
-    fn client(&self) -> LedgerClient<Channel> {
+    fn client(&self) -> LedgerClient<TracedChannel> {
         self.client.clone()
     }
 }

@@ -60,6 +60,15 @@ impl tonic::service::Interceptor for TraceContextInterceptor {
     }
 }
 
+/// A client channel that carries the caller's trace context: every
+/// service-to-service client is built on one, so a department's call is one
+/// trace from the gateway into each service.
+pub type TracedChannel = tonic::service::interceptor::InterceptedService<tonic::transport::Channel, TraceContextInterceptor>;
+
+pub fn traced(channel: tonic::transport::Channel) -> TracedChannel {
+    tonic::service::interceptor::InterceptedService::new(channel, TraceContextInterceptor)
+}
+
 /// The W3C trace id of the current span, for audit records ("" when none).
 pub fn current_trace_id() -> String {
     use opentelemetry::trace::TraceContextExt;

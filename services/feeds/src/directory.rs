@@ -3,6 +3,7 @@
 
 use std::collections::HashSet;
 
+use popbase_common::propagation::{TracedChannel, traced};
 use popbase_proto::household::CheckPersonsRequest;
 use popbase_proto::household::household_registry_client::HouseholdRegistryClient;
 use popbase_proto::residence::CheckResidentsRequest;
@@ -13,13 +14,13 @@ use tonic::transport::Channel;
 /// The upstream services that know persons.
 #[derive(Clone)]
 pub struct PersonDirectory {
-    household: HouseholdRegistryClient<Channel>,
-    residence: ResidencePermitsClient<Channel>,
+    household: HouseholdRegistryClient<TracedChannel>,
+    residence: ResidencePermitsClient<TracedChannel>,
 }
 
-fn lazy(address: &str) -> Result<Channel, String> {
+fn lazy(address: &str) -> Result<TracedChannel, String> {
     Channel::from_shared(address.to_string())
-        .map(|endpoint| endpoint.connect_lazy())
+        .map(|endpoint| traced(endpoint.connect_lazy()))
         .map_err(|e| format!("bad upstream address {address:?}: {e}"))
 }
 

@@ -8,6 +8,7 @@
 use std::pin::Pin;
 
 use chrono::{Datelike, NaiveDate, Utc};
+use popbase_common::propagation::{TracedChannel, traced};
 use popbase_common::{ServiceError, validate};
 use popbase_domain::IdNumber;
 use popbase_domain::calendar::age_on;
@@ -150,19 +151,19 @@ pub fn evaluate(on: NaiveDate, facts: &Facts<'_>) -> Vec<Entitlement> {
 }
 
 /// A lazy client of the feeds service.
-pub fn feeds_client(address: &str) -> Result<FeedsClient<Channel>, String> {
+pub fn feeds_client(address: &str) -> Result<FeedsClient<TracedChannel>, String> {
     Channel::from_shared(address.to_string())
-        .map(|endpoint| FeedsClient::new(endpoint.connect_lazy()))
+        .map(|endpoint| FeedsClient::new(traced(endpoint.connect_lazy())))
         .map_err(|e| format!("bad feeds upstream address {address:?}: {e}"))
 }
 
 pub struct EntitlementsService {
     permits: Permits,
-    feeds: FeedsClient<Channel>,
+    feeds: FeedsClient<TracedChannel>,
 }
 
 impl EntitlementsService {
-    pub fn new(permits: Permits, feeds: FeedsClient<Channel>) -> Self {
+    pub fn new(permits: Permits, feeds: FeedsClient<TracedChannel>) -> Self {
         Self { permits, feeds }
     }
 
@@ -174,7 +175,7 @@ impl EntitlementsService {
 /// One resident's entitlements, gathering the facts.
 async fn entitlements_of(
     permits: &Permits,
-    feeds: &mut FeedsClient<Channel>,
+    feeds: &mut FeedsClient<TracedChannel>,
     registration: &ResidenceRegistration,
     on: NaiveDate,
 ) -> Result<Vec<Entitlement>, Status> {
