@@ -1,9 +1,10 @@
 //! Where the gateway fetches: gRPC clients of the registry, the residence
-//! service and the feeds (in-process addresses in all-in-one mode).
+//! service and the feeds, over the network or, when this process runs them
+//! too (all-in-one), straight into their routers (see `popbase_common::upstream`).
 
 use arrow_flight::flight_service_client::FlightServiceClient;
 use popbase_common::ServiceError;
-use popbase_common::propagation::{TracedChannel, traced};
+use popbase_common::upstream::{self, Upstream};
 use popbase_domain::{DivisionLevel, Divisions};
 use popbase_export::Owner;
 use popbase_proto::common::DivisionPath;
@@ -11,51 +12,51 @@ use popbase_proto::feeds::feeds_client::FeedsClient;
 use popbase_proto::household::household_registry_client::HouseholdRegistryClient;
 use popbase_proto::residence::entitlements_client::EntitlementsClient;
 use popbase_proto::residence::residence_permits_client::ResidencePermitsClient;
-use tonic::transport::Channel;
 
 #[derive(Clone)]
 pub struct Sources {
-    pub registry: HouseholdRegistryClient<TracedChannel>,
-    pub permits: ResidencePermitsClient<TracedChannel>,
-    pub entitlements: EntitlementsClient<TracedChannel>,
-    pub feeds: FeedsClient<TracedChannel>,
+    pub registry: HouseholdRegistryClient<Upstream>,
+    pub permits: ResidencePermitsClient<Upstream>,
+    pub entitlements: EntitlementsClient<Upstream>,
+    pub feeds: FeedsClient<Upstream>,
     /// The internal Flight endpoints, by the role that owns the datasets.
-    household_flight: FlightServiceClient<TracedChannel>,
-    residence_flight: FlightServiceClient<TracedChannel>,
-    feeds_flight: FlightServiceClient<TracedChannel>,
+    household_flight: FlightServiceClient<Upstream>,
+    residence_flight: FlightServiceClient<Upstream>,
+    feeds_flight: FlightServiceClient<Upstream>,
 }
 
 /// Flight batches of a wide dataset can exceed tonic's 4 MiB default.
 const MAX_FLIGHT_MESSAGE: usize = 64 * 1024 * 1024;
 
-fn flight_client(channel: TracedChannel) -> FlightServiceClient<TracedChannel> {
-    FlightServiceClient::new(channel).max_decoding_message_size(MAX_FLIGHT_MESSAGE)
-}
-
-fn channel(what: &str, address: &str) -> Result<TracedChannel, String> {
-    Channel::from_shared(address.to_string())
-        .map(|endpoint| traced(endpoint.connect_lazy()))
-        .map_err(|e| format!("bad {what} upstream address {address:?}: {e}"))
+fn flight_client(upstream: Upstream) -> FlightServiceClient<Upstream> {
+    FlightServiceClient::new(upstream).max_decoding_message_size(MAX_FLIGHT_MESSAGE)
 }
 
 impl Sources {
+    /// Clients over the network, connecting on first use.
     pub fn connect_lazy(household: &str, residence: &str, feeds: &str) -> Result<Self, String> {
-        let household_channel = channel("household", household)?;
-        let residence_channel = channel("residence", residence)?;
-        let feeds_channel = channel("feeds", feeds)?;
-        Ok(Self {
-            registry: HouseholdRegistryClient::new(household_channel.clone()),
-            permits: ResidencePermitsClient::new(residence_channel.clone()),
-            entitlements: EntitlementsClient::new(residence_channel.clone()),
-            feeds: FeedsClient::new(feeds_channel.clone()),
-            household_flight: flight_client(household_channel),
-            residence_flight: flight_client(residence_channel),
-            feeds_flight: flight_client(feeds_channel),
-        })
+        Ok(Self::over(
+            upstream::remote("household", household)?,
+            upstream::remote("residence", residence)?,
+            upstream::remote("feeds", feeds)?,
+        ))
+    }
+
+    /// Clients over the given transports (remote or in-process, per role).
+    pub fn over(household: Upstream, residence: Upstream, feeds: Upstream) -> Self {
+        Self {
+            registry: HouseholdRegistryClient::new(household.clone()),
+            permits: ResidencePermitsClient::new(residence.clone()),
+            entitlements: EntitlementsClient::new(residence.clone()),
+            feeds: FeedsClient::new(feeds.clone()),
+            household_flight: flight_client(household),
+            residence_flight: flight_client(residence),
+            feeds_flight: flight_client(feeds),
+        }
     }
 
     /// The Flight endpoint of the role that owns `owner`'s datasets.
-    pub fn flight(&self, owner: Owner) -> FlightServiceClient<TracedChannel> {
+    pub fn flight(&self, owner: Owner) -> FlightServiceClient<Upstream> {
         match owner {
             Owner::Household => self.household_flight.clone(),
             Owner::Residence => self.residence_flight.clone(),

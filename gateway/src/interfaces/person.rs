@@ -30,18 +30,18 @@ fn marital_name(code: i32) -> &'static str {
 
 pub async fn summary(sources: &Sources, id: &str, today: NaiveDate) -> ServiceResult<PersonSummaryResponse> {
     let ids = vec![id.to_string()];
-    let standing = standings(sources, &ids, today).await?.pop().unwrap_or(Standing::Unknown);
-    let insured = sources
-        .feeds
-        .clone()
-        .check_insurance(CheckInsuranceRequest { id_numbers: ids })
-        .await
-        .map_err(|s| upstream("the feeds service", s))?
-        .into_inner()
-        .active
-        .first()
-        .copied()
-        .unwrap_or(false);
+    // The registry and the feeds are asked at once: the answer waits for the slower, not the sum.
+    let insurance = async {
+        sources
+            .feeds
+            .clone()
+            .check_insurance(CheckInsuranceRequest { id_numbers: ids.clone() })
+            .await
+            .map_err(|s| upstream("the feeds service", s))
+    };
+    let (standing, insurance) = tokio::try_join!(standings(sources, &ids, today), insurance)?;
+    let standing = standing.into_iter().next().unwrap_or(Standing::Unknown);
+    let insured = insurance.into_inner().active.first().copied().unwrap_or(false);
     let mut answer = PersonSummaryResponse {
         masked_id_number: mask_id_number(id),
         medical_insurance_active: insured,

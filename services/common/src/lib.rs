@@ -12,6 +12,7 @@ pub mod propagation;
 pub mod server;
 pub mod shutdown;
 pub mod telemetry;
+pub mod upstream;
 pub mod validate;
 
 pub use config::{Config, Role};

@@ -4,6 +4,7 @@
 use anyhow::Context;
 use popbase_common::metrics::{self, Metrics};
 use popbase_common::server::{self, RoleServices};
+use popbase_common::upstream::{self, Upstream};
 use popbase_common::{Config, Role, Shutdown};
 use popbase_storage::Store;
 use tokio::net::TcpListener;
@@ -32,6 +33,8 @@ struct Local {
     feeds: Option<String>,
     /// The ledger this process runs, which its gateway calls directly.
     ledger: Option<popbase_gateway::ledger::LocalLedger>,
+    /// Transports straight into the routers of the roles this process runs.
+    in_process: std::collections::HashMap<Role, Upstream>,
 }
 
 impl Local {
@@ -45,6 +48,15 @@ impl Local {
 
     fn feeds(&self, config: &Config) -> String {
         self.feeds.clone().unwrap_or_else(|| config.upstream.feeds.clone())
+    }
+
+    /// How the gateway reaches `role`: in-process when this process runs
+    /// it, else over the network to `address`.
+    fn upstream(&self, role: Role, address: &str) -> anyhow::Result<Upstream> {
+        match self.in_process.get(&role) {
+            Some(local) => Ok(local.clone()),
+            None => upstream::remote(role.name(), address).map_err(anyhow::Error::msg),
+        }
     }
 }
 
@@ -99,9 +111,11 @@ fn role_services(
             services
         }
         Role::Gateway => {
-            let sources =
-                popbase_gateway::sources::Sources::connect_lazy(&local.household(config), &local.residence(config), &local.feeds(config))
-                    .map_err(anyhow::Error::msg)?;
+            let sources = popbase_gateway::sources::Sources::over(
+                local.upstream(Role::Household, &config.upstream.household)?,
+                local.upstream(Role::Residence, &config.upstream.residence)?,
+                local.upstream(Role::Feeds, &config.upstream.feeds)?,
+            );
             // In-process when this process runs the ledger; else the `ledger` role's address.
             let ledger: std::sync::Arc<dyn popbase_gateway::ledger::Ledger> = match &local.ledger {
                 Some(ledger) => std::sync::Arc::new(ledger.clone()),
@@ -147,6 +161,12 @@ pub async fn run_until(config: Config, role: Role, shutdown: Shutdown) -> anyhow
     }
     for (single, listener, bound) in listeners {
         let services = role_services(&config, single, &mut stores, &mut local, &shutdown, &metrics)?;
+        if matches!(single, Role::Household | Role::Residence | Role::Feeds) {
+            let routes = services.routes.clone().routes();
+            local
+                .in_process
+                .insert(single, upstream::in_process(single, routes, metrics.clone()));
+        }
         tracing::info!(role = single.name(), addr = %bound, "serving gRPC");
         println!("{}", serving_line(single, bound));
         let (shutdown, metrics) = (shutdown.clone(), metrics.clone());
