@@ -24,6 +24,12 @@ mod serve;
 
 use clap::Parser;
 
+/// mimalloc instead of glibc malloc: a gateway answer allocates and frees
+/// many small buffers across threads (protobuf messages, HTTP/2 frames,
+/// audit records), which glibc's arenas served slowly (docs/benchmarks.md).
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 fn main() -> std::process::ExitCode {
     let cli = cli::Cli::parse();
     let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
