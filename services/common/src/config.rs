@@ -24,8 +24,9 @@ pub enum Role {
 }
 
 impl Role {
-    /// The single roles, in start-up order (the gateway last, after what it calls).
-    pub const SINGLE: [Role; 5] = [Role::Household, Role::Residence, Role::Feeds, Role::Ledger, Role::Gateway];
+    /// The single roles, in start-up order: each after the roles it calls in
+    /// process (residence reads the feeds; the gateway calls everyone).
+    pub const SINGLE: [Role; 5] = [Role::Household, Role::Feeds, Role::Residence, Role::Ledger, Role::Gateway];
 
     pub fn name(self) -> &'static str {
         match self {

@@ -83,7 +83,7 @@ fn role_services(
         Role::Residence => {
             let store = open_store(config, role, popbase_residence::tables::SCHEMA)?;
             stores.push(store.clone());
-            let feeds = popbase_residence::entitlements::feeds_client(&local.feeds(config)).map_err(anyhow::Error::msg)?;
+            let feeds = popbase_proto::feeds::feeds_client::FeedsClient::new(local.upstream(Role::Feeds, &local.feeds(config))?);
             popbase_residence::role::services(&popbase_residence::Permits::new(store), feeds, config)
         }
         Role::Feeds => {

@@ -8,7 +8,8 @@
 use std::pin::Pin;
 
 use chrono::{Datelike, NaiveDate, Utc};
-use popbase_common::propagation::{TracedChannel, traced};
+use futures::StreamExt as _;
+use popbase_common::upstream::{self, Upstream};
 use popbase_common::{ServiceError, validate};
 use popbase_domain::IdNumber;
 use popbase_domain::calendar::age_on;
@@ -21,7 +22,6 @@ use popbase_proto::residence::{
     ResidencePermit, ResidenceRegistration,
 };
 use tokio_stream::Stream;
-use tonic::transport::Channel;
 use tonic::{Request, Response, Status};
 
 use crate::Permits;
@@ -151,19 +151,17 @@ pub fn evaluate(on: NaiveDate, facts: &Facts<'_>) -> Vec<Entitlement> {
 }
 
 /// A lazy client of the feeds service.
-pub fn feeds_client(address: &str) -> Result<FeedsClient<TracedChannel>, String> {
-    Channel::from_shared(address.to_string())
-        .map(|endpoint| FeedsClient::new(traced(endpoint.connect_lazy())))
-        .map_err(|e| format!("bad feeds upstream address {address:?}: {e}"))
+pub fn feeds_client(address: &str) -> Result<FeedsClient<Upstream>, String> {
+    Ok(FeedsClient::new(upstream::remote("feeds", address)?))
 }
 
 pub struct EntitlementsService {
     permits: Permits,
-    feeds: FeedsClient<TracedChannel>,
+    feeds: FeedsClient<Upstream>,
 }
 
 impl EntitlementsService {
-    pub fn new(permits: Permits, feeds: FeedsClient<TracedChannel>) -> Self {
+    pub fn new(permits: Permits, feeds: FeedsClient<Upstream>) -> Self {
         Self { permits, feeds }
     }
 
@@ -175,7 +173,7 @@ impl EntitlementsService {
 /// One resident's entitlements, gathering the facts.
 async fn entitlements_of(
     permits: &Permits,
-    feeds: &mut FeedsClient<TracedChannel>,
+    feeds: &mut FeedsClient<Upstream>,
     registration: &ResidenceRegistration,
     on: NaiveDate,
 ) -> Result<Vec<Entitlement>, Status> {
@@ -209,6 +207,9 @@ fn on_date(value: Option<&popbase_proto::common::Date>) -> Result<NaiveDate, Ser
     Ok(validate::optional_date("on", value)?.unwrap_or_else(|| Utc::now().date_naive()))
 }
 
+/// Registrations whose feed records FindUnused asks for at once.
+const FEED_LOOKUPS: usize = 32;
+
 type EntitlementStream = Pin<Box<dyn Stream<Item = Result<Entitlement, Status>> + Send>>;
 
 #[tonic::async_trait]
@@ -236,7 +237,7 @@ impl Entitlements for EntitlementsService {
         }
         let division = validate::division_prefix("division_code", &r.division_code)?.code.clone();
         let on = on_date(r.on.as_ref())?;
-        let (permits, mut feeds) = (self.permits.clone(), self.feeds.clone());
+        let (permits, feeds) = (self.permits.clone(), self.feeds.clone());
         let (sender, receiver) = tokio::sync::mpsc::channel(256);
         tokio::spawn(async move {
             let mut after: Option<Vec<u8>> = None;
@@ -248,8 +249,16 @@ impl Entitlements for EntitlementsService {
                         return;
                     }
                 };
-                for registration in &page.0 {
-                    match entitlements_of(&permits, &mut feeds, registration, on).await {
+                // The page's feed look-ups run FEED_LOOKUPS at a time, answered in page order.
+                let (registrations, last) = page;
+                let mut assessed = futures::stream::iter(registrations)
+                    .map(|registration| {
+                        let (permits, mut feeds) = (permits.clone(), feeds.clone());
+                        async move { entitlements_of(&permits, &mut feeds, &registration, on).await }
+                    })
+                    .buffered(FEED_LOOKUPS);
+                while let Some(assessment) = assessed.next().await {
+                    match assessment {
                         Ok(all) => {
                             for e in all
                                 .into_iter()
@@ -266,7 +275,7 @@ impl Entitlements for EntitlementsService {
                         }
                     }
                 }
-                match page.1 {
+                match last {
                     Some(last) => after = Some(last),
                     None => return,
                 }

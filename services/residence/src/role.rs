@@ -4,13 +4,13 @@ use popbase_common::ops::OpsService;
 use popbase_common::server::RoleServices;
 use popbase_common::{Config, Role};
 
-use popbase_common::propagation::TracedChannel;
+use popbase_common::upstream::Upstream;
 use popbase_proto::feeds::feeds_client::FeedsClient;
 
 use crate::Permits;
 
 /// The residence role; `feeds` answers what the departments know of a resident.
-pub fn services(permits: &Permits, feeds: FeedsClient<TracedChannel>, config: &Config) -> RoleServices {
+pub fn services(permits: &Permits, feeds: FeedsClient<Upstream>, config: &Config) -> RoleServices {
     let mut services = RoleServices::new(Role::Residence);
     services.add(crate::grpc::PermitsService::new(permits.clone()).into_server());
     services.add(crate::entitlements::EntitlementsService::new(permits.clone(), feeds).into_server());
