@@ -252,7 +252,6 @@ impl Gate {
         if let Err(denial) = self.quotas.take(department, yyyymmdd(now.date_naive()), ask.units, Instant::now()) {
             return Ok(Err(denial));
         }
-        let granted = (approval.fields.clone(), approval.deidentification);
         if interface.share_class == ShareClass::Conditional && interface.legal_basis.is_empty() && !subjects.is_empty() {
             let used = ConsentUse {
                 subjects,
@@ -265,7 +264,7 @@ impl Gate {
                 return Ok(Err(denial));
             }
         }
-        Ok(Ok(granted))
+        Ok(Ok((approval.fields.clone(), approval.deidentification)))
     }
 
     /// Step 4: minimise `answer` to the approval, audit, hand it back.

@@ -24,22 +24,11 @@ const MAX_GROUP: usize = 4096;
 /// Calls waiting for the writer before new ones wait for room.
 const QUEUE: usize = 65_536;
 
-/// What one call did, as the answer path reports it.
-#[derive(Debug, Clone, Default)]
-pub struct AuditEntry {
-    pub department: String,
-    pub interface: String,
-    pub purpose: String,
-    /// Keyed pseudonyms, never ID numbers.
-    pub subjects: Vec<String>,
-    pub fields: Vec<String>,
-    pub allowed: bool,
-    pub reason: String,
-    pub trace_id: String,
-    pub count: u64,
-    /// Exports: digest of the subjects released (see `popbase_export::deidentify`).
-    pub subjects_digest: Vec<u8>,
-}
+/// What one call did, as the answer path reports it: the ledger's wire
+/// message itself, so a remote ledger sends it as it is (subjects are keyed
+/// pseudonyms, never ID numbers; `subjects_digest` is an export's, see
+/// `popbase_export::deidentify`).
+pub use popbase_proto::ledger::AuditEntry;
 
 struct Pending {
     entry: AuditEntry,

@@ -127,7 +127,7 @@ impl LedgerRpc for LedgerService {
         for s in &entry.subjects {
             subject("entry.subjects", s)?;
         }
-        let seq = self.ledger.append(entry.into()).await?;
+        let seq = self.ledger.append(entry).await?;
         Ok(Response::new(AppendResponse { seq }))
     }
 

@@ -1,7 +1,7 @@
 //! The ledger in another pod: the client a stateless gateway replica uses.
 
 use chrono::NaiveDate;
-use popbase_common::propagation::{TracedChannel, traced};
+use popbase_common::upstream::{self, Upstream};
 use popbase_common::{ServiceError, ServiceResult};
 use popbase_proto::gateway::{Access, ChainHead, Consent, Usage};
 use popbase_proto::ledger::ledger_client::LedgerClient;
@@ -9,7 +9,6 @@ use popbase_proto::ledger::{
     AccessesOfRequest, AppendRequest, ConsentsOfRequest, EndConsentRequest, HeadRequest, PutConsentRequest, UsageBetweenRequest,
     UseConsentsRequest,
 };
-use tonic::transport::Channel;
 use tonic::{Code, Status};
 
 use super::wire::{consent_reason, grant_key};
@@ -21,21 +20,18 @@ use crate::sources::upstream;
 
 #[derive(Clone)]
 pub struct RemoteLedger {
-    client: LedgerClient<TracedChannel>,
+    client: LedgerClient<Upstream>,
 }
 
 impl RemoteLedger {
     /// A client of the ledger at `address` (connects on first use).
     pub fn connect_lazy(address: &str) -> Result<Self, String> {
-        let channel = Channel::from_shared(address.to_string())
-            .map_err(|e| format!("bad ledger upstream address {address:?}: {e}"))?
-            .connect_lazy();
         Ok(Self {
-            client: LedgerClient::new(traced(channel)),
+            client: LedgerClient::new(upstream::remote("ledger", address)?),
         })
     }
 
-    fn client(&self) -> LedgerClient<TracedChannel> {
+    fn client(&self) -> LedgerClient<Upstream> {
         self.client.clone()
     }
 }
@@ -108,7 +104,7 @@ impl Ledger for RemoteLedger {
     }
 
     async fn append(&self, entry: AuditEntry) -> ServiceResult<u64> {
-        let request = AppendRequest { entry: Some(entry.into()) };
+        let request = AppendRequest { entry: Some(entry) };
         Ok(self.client().append(request).await.map_err(ledger_error)?.into_inner().seq)
     }
 

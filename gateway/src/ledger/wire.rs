@@ -3,43 +3,8 @@
 
 use popbase_proto::ledger;
 
-use crate::audit::AuditEntry;
 use crate::consent::GrantKey;
 use crate::denial::reason;
-
-impl From<AuditEntry> for ledger::AuditEntry {
-    fn from(e: AuditEntry) -> Self {
-        Self {
-            department: e.department,
-            interface: e.interface,
-            purpose: e.purpose,
-            subjects: e.subjects,
-            fields: e.fields,
-            allowed: e.allowed,
-            reason: e.reason,
-            trace_id: e.trace_id,
-            count: e.count,
-            subjects_digest: e.subjects_digest,
-        }
-    }
-}
-
-impl From<ledger::AuditEntry> for AuditEntry {
-    fn from(e: ledger::AuditEntry) -> Self {
-        Self {
-            department: e.department,
-            interface: e.interface,
-            purpose: e.purpose,
-            subjects: e.subjects,
-            fields: e.fields,
-            allowed: e.allowed,
-            reason: e.reason,
-            trace_id: e.trace_id,
-            count: e.count,
-            subjects_digest: e.subjects_digest,
-        }
-    }
-}
 
 pub fn grant_key(key: &GrantKey<'_>) -> ledger::GrantKey {
     ledger::GrantKey {
