@@ -10,7 +10,7 @@ use std::sync::Arc;
 
 use rocksdb::{DB, ReadOptions, SnapshotWithThreadMode};
 
-use crate::read::{RawVisitor, Read};
+use crate::read::{ManyVisitor, RawVisitor, Read};
 use crate::store::{Inner, changes_since};
 use crate::{ChangeBatch, StorageError, StorageResult};
 
@@ -59,6 +59,10 @@ impl Read for Snapshot {
             .db
             .get_cf_opt(self.inner.cf(cf)?, key, &self.read_options())
             .map_err(|e| StorageError::from_engine(&self.inner.path, e))
+    }
+
+    fn raw_get_many(&self, cf: &str, keys: &[Vec<u8>], visit: &mut ManyVisitor<'_>) -> StorageResult<()> {
+        self.inner.get_many(cf, &self.read_options(), keys, visit)
     }
 
     fn raw_scan(&self, cf: &str, from: &[u8], until: Option<&[u8]>, visit: &mut RawVisitor<'_>) -> StorageResult<()> {

@@ -12,7 +12,7 @@ use rocksdb::{
 
 use crate::batch::{Batch, Op};
 use crate::changelog::{Change, ChangeBatch, ChangeHeader, ChangeOp};
-use crate::read::{RawVisitor, Read};
+use crate::read::{ManyVisitor, RawVisitor, Read};
 use crate::schema::{CHANGELOG_CF, META_CF, Schema};
 use crate::snapshot::Snapshot;
 use crate::{StorageError, StorageResult, value};
@@ -390,6 +390,16 @@ impl Inner {
         self.db.cf_handle(name).ok_or_else(|| StorageError::UnknownTable(name.to_string()))
     }
 
+    /// The batched point read both `Store` and `Snapshot` use, with their read options.
+    pub(crate) fn get_many(&self, cf: &str, read_opts: &ReadOptions, keys: &[Vec<u8>], visit: &mut ManyVisitor<'_>) -> StorageResult<()> {
+        let answers = self.db.batched_multi_get_cf_opt(self.cf(cf)?, keys, false, read_opts);
+        for (position, answer) in answers.into_iter().enumerate() {
+            let value = answer.map_err(|e| StorageError::from_engine(&self.path, e))?;
+            visit(position, value.as_deref())?;
+        }
+        Ok(())
+    }
+
     /// The raw scan both `Store` and `Snapshot` use, with their read options.
     pub(crate) fn scan(
         &self,
@@ -417,6 +427,10 @@ impl Inner {
 impl Read for Store {
     fn raw_get(&self, cf: &str, key: &[u8]) -> StorageResult<Option<Vec<u8>>> {
         self.inner.db.get_cf(self.cf(cf)?, key).map_err(|e| self.engine(e))
+    }
+
+    fn raw_get_many(&self, cf: &str, keys: &[Vec<u8>], visit: &mut ManyVisitor<'_>) -> StorageResult<()> {
+        self.inner.get_many(cf, &ReadOptions::default(), keys, visit)
     }
 
     fn raw_scan(&self, cf: &str, from: &[u8], until: Option<&[u8]>, visit: &mut RawVisitor<'_>) -> StorageResult<()> {

@@ -126,6 +126,33 @@ fn snapshot_does_not_see_later_writes() {
 }
 
 #[test]
+fn batched_reads_answer_in_the_order_asked_and_respect_snapshots() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let store = open(dir.path());
+    let mut batch = Batch::new("test", "insert");
+    batch.put(&RECS, key("a"), &rec("alpha", 1)).put(&RECS, key("c"), &rec("gamma", 3));
+    store.commit(batch).expect("commit");
+    let snapshot = store.snapshot();
+    let mut batch = Batch::new("test", "later");
+    batch.put(&RECS, key("b"), &rec("beta", 2)).put(&RECS, key("a"), &rec("alpha", 10));
+    store.commit(batch).expect("commit");
+
+    // Unsorted, with a miss and a repeat: answers line up with the keys.
+    let keys = [key("c"), key("zz"), key("a"), key("b"), key("c")];
+    let names = |rows: Vec<Option<Versioned<Rec>>>| rows.into_iter().map(|r| r.map(|v| (v.value.name, v.value.n))).collect::<Vec<_>>();
+    let g = |name: &str, n: u32| Some((name.to_string(), n));
+    assert_eq!(
+        names(store.get_many(&RECS, &keys).expect("get_many")),
+        vec![g("gamma", 3), None, g("alpha", 10), g("beta", 2), g("gamma", 3)]
+    );
+    assert_eq!(
+        names(snapshot.get_many(&RECS, &keys).expect("get_many")),
+        vec![g("gamma", 3), None, g("alpha", 1), None, g("gamma", 3)]
+    );
+    assert!(store.get_many(&RECS, &[]).expect("empty").is_empty());
+}
+
+#[test]
 fn prefix_scans_page_in_key_order() {
     let dir = tempfile::tempdir().expect("tempdir");
     let store = open(dir.path());

@@ -142,6 +142,18 @@ impl Registry {
         Ok(self.store.get(&PERSONS, &tables::person_key(id_number))?.map(|v| v.value))
     }
 
+    /// The persons of `id_numbers`, in the order asked (`None` where the
+    /// registry holds none), read in one batch.
+    pub fn persons(&self, id_numbers: &[String]) -> StorageResult<Vec<Option<Person>>> {
+        let keys: Vec<Vec<u8>> = id_numbers.iter().map(|id| tables::person_key(id)).collect();
+        Ok(self
+            .store
+            .get_many(&PERSONS, &keys)?
+            .into_iter()
+            .map(|v| v.map(|v| v.value))
+            .collect())
+    }
+
     pub fn household(&self, household_id: &str) -> StorageResult<Option<Household>> {
         Ok(self.store.get(&HOUSEHOLDS, &tables::household_key(household_id))?.map(|v| v.value))
     }
@@ -156,13 +168,17 @@ impl Registry {
 
     /// The persons named by the second component of `(scope, id_number)` index keys.
     fn persons_in(&self, keys: &[Vec<u8>]) -> StorageResult<Vec<Person>> {
-        let mut persons = Vec::with_capacity(keys.len());
-        for key in keys {
-            if let Some(person) = self.person(&keys::second_str(key)?)? {
-                persons.push(person);
-            }
-        }
-        Ok(persons)
+        let person_keys = keys
+            .iter()
+            .map(|key| Ok(tables::person_key(&keys::second_str(key)?)))
+            .collect::<StorageResult<Vec<_>>>()?;
+        Ok(self
+            .store
+            .get_many(&PERSONS, &person_keys)?
+            .into_iter()
+            .flatten()
+            .map(|v| v.value)
+            .collect())
     }
 
     /// One page of persons registered under a division code of any level, in

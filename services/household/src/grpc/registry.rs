@@ -84,10 +84,9 @@ impl HouseholdRegistry for RegistryService {
     async fn get_persons(&self, request: Request<GetPersonsRequest>) -> Result<Response<GetPersonsResponse>, Status> {
         let ids = &request.get_ref().id_numbers;
         validate::id_batch("id_numbers", ids)?;
-        let mut persons = Vec::with_capacity(ids.len());
-        for id in ids {
-            persons.push(self.registry.person(id).map_err(ServiceError::from)?.unwrap_or_default());
-        }
-        Ok(Response::new(GetPersonsResponse { persons }))
+        let persons = self.registry.persons(ids).map_err(ServiceError::from)?;
+        Ok(Response::new(GetPersonsResponse {
+            persons: persons.into_iter().map(Option::unwrap_or_default).collect(),
+        }))
     }
 }
