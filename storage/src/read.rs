@@ -19,16 +19,15 @@ pub struct Versioned<M> {
 /// Visitor over raw `(key, value)` pairs; returns `false` to stop.
 pub type RawVisitor<'v> = dyn FnMut(&[u8], &[u8]) -> StorageResult<bool> + 'v;
 
-/// Visitor over the answers of a batched read: position in the keys asked, raw value if any.
-pub type ManyVisitor<'v> = dyn FnMut(usize, Option<&[u8]>) -> StorageResult<()> + 'v;
+/// Visitor over the answers of a batched read, one per key asked, in order: the raw value if any.
+pub type ManyVisitor<'v> = dyn FnMut(Option<&[u8]>) -> StorageResult<()> + 'v;
 
 pub trait Read {
     /// Raw value of `key` in column family `cf`.
     #[doc(hidden)]
     fn raw_get(&self, cf: &str, key: &[u8]) -> StorageResult<Option<Vec<u8>>>;
 
-    /// Raw values of `keys` in column family `cf`, handed to `visit` with
-    /// their position in `keys`, in that order.
+    /// Raw values of `keys` in column family `cf`, handed to `visit` in the order of `keys`.
     #[doc(hidden)]
     fn raw_get_many(&self, cf: &str, keys: &[Vec<u8>], visit: &mut ManyVisitor<'_>) -> StorageResult<()>;
 
@@ -49,7 +48,7 @@ pub trait Read {
     /// cache, which a loop of [`Read::get`] pays per key.
     fn get_many<M: Message + Default>(&self, table: &Table<M>, keys: &[Vec<u8>]) -> StorageResult<Vec<Option<Versioned<M>>>> {
         let mut out = Vec::with_capacity(keys.len());
-        self.raw_get_many(table.name(), keys, &mut |_, raw| {
+        self.raw_get_many(table.name(), keys, &mut |raw| {
             out.push(raw.map(|raw| decode_value(table.name(), raw)).transpose()?);
             Ok(())
         })?;

@@ -393,9 +393,9 @@ impl Inner {
     /// The batched point read both `Store` and `Snapshot` use, with their read options.
     pub(crate) fn get_many(&self, cf: &str, read_opts: &ReadOptions, keys: &[Vec<u8>], visit: &mut ManyVisitor<'_>) -> StorageResult<()> {
         let answers = self.db.batched_multi_get_cf_opt(self.cf(cf)?, keys, false, read_opts);
-        for (position, answer) in answers.into_iter().enumerate() {
+        for answer in answers {
             let value = answer.map_err(|e| StorageError::from_engine(&self.path, e))?;
-            visit(position, value.as_deref())?;
+            visit(value.as_deref())?;
         }
         Ok(())
     }

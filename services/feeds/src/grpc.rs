@@ -122,7 +122,7 @@ impl Feeds for FeedsService {
     async fn check_insurance(&self, request: Request<CheckInsuranceRequest>) -> Result<Response<CheckInsuranceResponse>, Status> {
         let ids = request.into_inner().id_numbers;
         validate::id_batch("id_numbers", &ids)?;
-        let request_len = ids.len();
+        let inline = ids.len() <= INLINE_CHECKS;
         let feeds = self.feeds.clone();
         let check = move || {
             ids.iter()
@@ -131,7 +131,7 @@ impl Feeds for FeedsService {
         };
         // A few look-ups (a person query) take microseconds: handing them to
         // the blocking pool would cost more in thread wake-ups than it saves.
-        let active = if request_len <= INLINE_CHECKS {
+        let active = if inline {
             check()
         } else {
             tokio::task::spawn_blocking(check)

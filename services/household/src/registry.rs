@@ -168,17 +168,8 @@ impl Registry {
 
     /// The persons named by the second component of `(scope, id_number)` index keys.
     fn persons_in(&self, keys: &[Vec<u8>]) -> StorageResult<Vec<Person>> {
-        let person_keys = keys
-            .iter()
-            .map(|key| Ok(tables::person_key(&keys::second_str(key)?)))
-            .collect::<StorageResult<Vec<_>>>()?;
-        Ok(self
-            .store
-            .get_many(&PERSONS, &person_keys)?
-            .into_iter()
-            .flatten()
-            .map(|v| v.value)
-            .collect())
+        let ids = keys.iter().map(|key| keys::second_str(key)).collect::<Result<Vec<_>, _>>()?;
+        Ok(self.persons(&ids)?.into_iter().flatten().collect())
     }
 
     /// One page of persons registered under a division code of any level, in
