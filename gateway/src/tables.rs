@@ -19,6 +19,9 @@ pub const AUDIT_HEAD: Table<ChainHead> = Table::new("audit_head");
 pub const SCHEMA: Schema = Schema {
     name: "ledger",
     tables: &["consents", "audit", "audit_by_subject", "usage", "audit_head"],
+    // Every answer writes its subjects' index keys; only a citizen's
+    // "who looked at me" query reads them.
+    write_mostly: &["audit_by_subject"],
 };
 
 pub const HEAD_KEY: &[u8] = b"head";

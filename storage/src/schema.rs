@@ -49,10 +49,22 @@ impl Index {
 pub struct Schema {
     pub name: &'static str,
     pub tables: &'static [&'static str],
+    /// Tables written on every call and read only now and then (an audit's
+    /// per-subject index): their memtable is an unsorted vector, so a write
+    /// is an append instead of a skiplist search among a million random
+    /// keys. The price is paid by readers: a read that reaches the live
+    /// memtable sorts a copy of it (their memtables are capped at 16 MiB,
+    /// so that costs up to about 50 ms), so never list a table read on a
+    /// hot path, and never one read by point `get`.
+    pub write_mostly: &'static [&'static str],
 }
 
 impl Schema {
     pub(crate) fn column_families(&self) -> impl Iterator<Item = &'static str> + '_ {
         [META_CF, CHANGELOG_CF].into_iter().chain(self.tables.iter().copied())
+    }
+
+    pub(crate) fn is_write_mostly(&self, table: &str) -> bool {
+        self.write_mostly.contains(&table)
     }
 }

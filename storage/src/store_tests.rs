@@ -17,6 +17,7 @@ const BY_NAME: Index = Index::new("by_name");
 const SCHEMA: Schema = Schema {
     name: "test",
     tables: &["recs", "by_name"],
+    write_mostly: &[],
 };
 
 fn rec(name: &str, n: u32) -> Rec {
@@ -220,6 +221,7 @@ fn another_services_directory_is_refused() {
     let other = Schema {
         name: "other",
         tables: &["recs", "by_name"],
+        write_mostly: &[],
     };
     let err = Store::open(dir.path(), other, StoreOptions::default()).err().expect("wrong store");
     assert!(matches!(err, StorageError::WrongStore { .. }), "{err}");
@@ -300,3 +302,46 @@ fn filtered_change_log_reads_only_kept_batches_and_reports_the_cursor() {
         "nothing new: the cursor stays"
     );
 }
+
+#[test]
+fn write_mostly_index_reads_back_in_key_order_live_flushed_and_replayed() {
+    const LOG: Index = Index::new("log");
+    const WRITE_MOSTLY: Schema = Schema {
+        name: "test",
+        tables: &["recs", "log"],
+        write_mostly: &["log"],
+    };
+    let listed = |store: &Store, prefix: &str| {
+        let mut keys = Vec::new();
+        store
+            .for_each_index_key(&LOG, &key(prefix), |k| {
+                keys.push(k.to_vec());
+                Ok(true)
+            })
+            .expect("scan");
+        keys
+    };
+    let entry = |subject: &str, seq: u64| KeyBuilder::new().str(subject).u64(seq).build();
+    let dir = tempfile::tempdir().expect("tempdir");
+    {
+        let store = Store::open(dir.path(), WRITE_MOSTLY, StoreOptions::default()).expect("open");
+        for (subject, seq) in [("b", 3), ("a", 2), ("b", 1), ("c", 4)] {
+            let mut batch = Batch::new("test", "log");
+            batch.put_index(&LOG, entry(subject, seq));
+            store.commit(batch).expect("commit");
+        }
+        // Still in the vector memtable: the read sorts a copy of it.
+        assert_eq!(listed(&store, "b"), [entry("b", 1), entry("b", 3)]);
+        store.flush().expect("flush");
+        let mut batch = Batch::new("test", "log");
+        batch.put_index(&LOG, entry("b", 2));
+        store.commit(batch).expect("commit");
+        // One key in the live memtable, two in a table file.
+        assert_eq!(listed(&store, "b"), [entry("b", 1), entry("b", 2), entry("b", 3)]);
+    }
+    // Reopened: the unflushed key is replayed from the WAL.
+    let store = Store::open(dir.path(), WRITE_MOSTLY, StoreOptions::default()).expect("reopen");
+    assert_eq!(listed(&store, "b"), [entry("b", 1), entry("b", 2), entry("b", 3)]);
+    assert_eq!(listed(&store, "a"), [entry("a", 2)]);
+}
+

@@ -24,7 +24,15 @@ pub const UNMATCHED: Index = Index::new("unmatched");
 
 pub const SCHEMA: Schema = Schema {
     name: "feeds",
-    tables: &["records", "records_by_person", "schools_by_committee", "history", "unmatched"],
+    tables: &[
+        "records",
+        "records_by_person",
+        "schools_by_committee",
+        "history",
+        "unmatched",
+        "insured",
+    ],
+    write_mostly: &[],
 };
 
 pub fn history_key(source: i32, record_id: &str, as_of_unix_millis: i64) -> Vec<u8> {

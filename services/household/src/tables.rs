@@ -51,6 +51,7 @@ pub const SCHEMA: Schema = Schema {
         "events",
         "counters",
     ],
+    write_mostly: &[],
 };
 
 pub fn person_key(id_number: &str) -> Vec<u8> {

@@ -35,6 +35,7 @@ pub const SCHEMA: Schema = Schema {
         "registrations_by_committee",
         "counters",
     ],
+    write_mostly: &[],
 };
 
 pub fn counter_key(name: &str) -> Vec<u8> {
