@@ -19,6 +19,10 @@ use crate::snapshot::Snapshot;
 use crate::{StorageError, StorageResult, value};
 
 const META_STORE_NAME: &[u8] = b"store_name";
+
+fn marker_key(name: &str) -> Vec<u8> {
+    [b"marker/".as_slice(), name.as_bytes()].concat()
+}
 /// Memtable cap of write-mostly tables (see [`Schema::write_mostly`]),
 /// which bounds what a read of their unsorted memtable costs.
 const WRITE_MOSTLY_BUFFER_BYTES: usize = 16 << 20;
@@ -255,6 +259,24 @@ impl Store {
         inner.db.write_opt(write, &write_opts).map_err(|e| self.engine(e))?;
         inner.last_seq.store(seq, Ordering::SeqCst);
         Ok(seq)
+    }
+
+    /// Whether the one-time step `name` (say, the backfill of a table added
+    /// after stores were created) is recorded as done in this store.
+    pub fn marker(&self, name: &str) -> StorageResult<bool> {
+        let meta = self.cf(META_CF)?;
+        let found = self.inner.db.get_cf(meta, marker_key(name)).map_err(|e| self.engine(e))?;
+        Ok(found.is_some())
+    }
+
+    /// Records the one-time step `name` as done, durably.
+    pub fn set_marker(&self, name: &str) -> StorageResult<()> {
+        let meta = self.cf(META_CF)?;
+        let mut opts = WriteOptions::default();
+        opts.set_sync(true);
+        let mut batch = WriteBatch::default();
+        batch.put_cf(meta, marker_key(name), []);
+        self.inner.db.write_opt(batch, &opts).map_err(|e| self.engine(e))
     }
 
     /// A consistent view of the store as of the last committed batch.

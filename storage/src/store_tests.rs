@@ -345,3 +345,17 @@ fn write_mostly_index_reads_back_in_key_order_live_flushed_and_replayed() {
     assert_eq!(listed(&store, "a"), [entry("a", 2)]);
 }
 
+#[test]
+fn markers_are_kept_across_reopen_and_apart_from_the_store_name() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    {
+        let store = open(dir.path());
+        assert!(!store.marker("backfill.v1").expect("marker"));
+        store.set_marker("backfill.v1").expect("set");
+        assert!(store.marker("backfill.v1").expect("marker"));
+        assert!(!store.marker("backfill.v2").expect("marker"));
+    }
+    let store = open(dir.path());
+    assert!(store.marker("backfill.v1").expect("marker after reopen"));
+    assert_eq!(store.name(), "test");
+}

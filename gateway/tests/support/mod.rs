@@ -206,7 +206,9 @@ fn seed(dir: &std::path::Path) -> People {
         .expect("import residents");
     permits.store().flush().expect("flush");
 
-    let feeds = popbase_feeds::FeedStore::new(Store::open(dir.join("feeds"), popbase_feeds::tables::SCHEMA, options).expect("feeds store"));
+    let feeds =
+        popbase_feeds::FeedStore::open(Store::open(dir.join("feeds"), popbase_feeds::tables::SCHEMA, options).expect("feeds store"))
+            .expect("feeds");
     let insured = [
         &people.father,
         &people.mother,
@@ -284,7 +286,7 @@ async fn start_inner(catalogue: Option<String>, auth: &str, registry_reachable: 
     let registry = popbase_household::Registry::new(open("household", popbase_household::tables::SCHEMA));
     let policies = Arc::new(popbase_household::settlement::PolicySet::shipped().expect("policies"));
     let permits = popbase_residence::Permits::new(open("residence", popbase_residence::tables::SCHEMA));
-    let feed_store = popbase_feeds::FeedStore::new(open("feeds", popbase_feeds::tables::SCHEMA));
+    let feed_store = popbase_feeds::FeedStore::open(open("feeds", popbase_feeds::tables::SCHEMA)).expect("feeds");
     let registry_handle = registry.clone();
     let roles = vec![
         (popbase_household::role::services(&registry, policies, &config), household_l),

@@ -124,11 +124,7 @@ impl Feeds for FeedsService {
         validate::id_batch("id_numbers", &ids)?;
         let inline = ids.len() <= INLINE_CHECKS;
         let feeds = self.feeds.clone();
-        let check = move || {
-            ids.iter()
-                .map(|id| feeds.medical_insurance_active(id))
-                .collect::<Result<Vec<_>, _>>()
-        };
+        let check = move || feeds.medical_insurance_active_many(&ids);
         // A few look-ups (a person query) take microseconds: handing them to
         // the blocking pool would cost more in thread wake-ups than it saves.
         let active = if inline {

@@ -15,6 +15,7 @@ use popbase_proto::feeds::feed_record::Payload;
 use popbase_proto::feeds::{FeedRecord, IngestSummary, Outcome, RecordResult};
 use popbase_storage::{Batch, Read, StorageError};
 
+use crate::insured::InsuredChanges;
 use crate::records::{FeedStore, subjects};
 use crate::tables::{self, HISTORY, RECORDS, RECORDS_BY_PERSON, SCHOOLS_BY_COMMITTEE, UNMATCHED};
 
@@ -78,6 +79,7 @@ impl FeedStore {
         // The current version of each key as this chunk leaves it.
         let mut current: HashMap<Vec<u8>, Option<FeedRecord>> = HashMap::new();
         let mut results = Vec::with_capacity(chunk.len());
+        let mut insured = InsuredChanges::default();
         for (index, record) in chunk {
             let key = tables::record_key(record.source, &record.record_id);
             let stored = match current.get(&key) {
@@ -114,6 +116,7 @@ impl FeedStore {
                     );
                 }
             }
+            insured.replace(self.store(), &mut batch, stored.as_ref(), record, true)?;
             batch.put(&RECORDS, key.clone(), record);
             self.index_subjects(&mut batch, record);
             // Matched when it names at least one person of the city: a
@@ -140,6 +143,7 @@ impl FeedStore {
             }
             current.insert(key, Some(record.clone()));
         }
+        insured.write(&mut batch);
         if !batch.is_empty() {
             self.store().commit(batch).map_err(|e| match e {
                 StorageError::Conflict { .. } => {

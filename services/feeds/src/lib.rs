@@ -6,6 +6,7 @@ pub mod directory;
 pub mod export;
 pub mod grpc;
 pub mod ingest;
+pub mod insured;
 pub mod records;
 pub mod role;
 pub mod tables;

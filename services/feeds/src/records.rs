@@ -4,6 +4,7 @@ use popbase_proto::feeds::{FeedRecord, feed_record::Payload};
 use popbase_storage::keys::KeyReader;
 use popbase_storage::{Batch, Durability, Read, StorageResult, Store};
 
+use crate::insured::{self, INSURED, InsuredChanges};
 use crate::tables::{self, HISTORY, RECORDS, RECORDS_BY_PERSON, SCHOOLS_BY_COMMITTEE, UNMATCHED};
 
 /// The ID numbers a record is about (both parties of a marriage, the parents
@@ -27,8 +28,11 @@ pub struct FeedStore {
 }
 
 impl FeedStore {
-    pub fn new(store: Store) -> Self {
-        Self { store }
+    /// The feeds over `store`, first building the tables a store created
+    /// by an older version lacks (see [`insured::backfill`]).
+    pub fn open(store: Store) -> StorageResult<Self> {
+        insured::backfill(&store)?;
+        Ok(Self { store })
     }
 
     pub fn store(&self) -> &Store {
@@ -42,6 +46,7 @@ impl FeedStore {
     /// to history, exactly as `Ingest` would leave them.
     pub fn import(&self, records: &[FeedRecord]) -> StorageResult<u64> {
         let mut batch = Batch::new("import", "initial_load");
+        let mut insured = InsuredChanges::default();
         let mut newest: std::collections::HashMap<Vec<u8>, i64> = std::collections::HashMap::new();
         for record in records {
             let as_of = newest
@@ -59,6 +64,10 @@ impl FeedStore {
                 }
                 continue;
             }
+            if matches!(record.payload, Some(Payload::MedicalInsurance(_))) {
+                let stored = self.store.get(&RECORDS, &key)?.map(|r| r.value);
+                insured.replace(&self.store, &mut batch, stored.as_ref(), record, false)?;
+            }
             batch.put(&RECORDS, key, record);
             for id in subjects(record) {
                 batch.put_index(&RECORDS_BY_PERSON, tables::by_person_key(id, record.source, &record.record_id));
@@ -69,6 +78,7 @@ impl FeedStore {
                 }
             }
         }
+        insured.write(&mut batch);
         self.store.commit_with(batch, Durability::NoWal)
     }
 
@@ -94,25 +104,19 @@ impl FeedStore {
 
     /// Whether the person has an active medical insurance record now.
     pub fn medical_insurance_active(&self, id_number: &str) -> StorageResult<bool> {
-        let source = popbase_proto::feeds::Source::MedicalInsurance as i32;
-        let mut keys = Vec::new();
-        self.store
-            .for_each_index_key(&RECORDS_BY_PERSON, &tables::by_person_source_prefix(id_number, source), |key| {
-                keys.push(key.to_vec());
-                Ok(true)
-            })?;
-        for key in keys {
-            let mut reader = KeyReader::new(&key);
-            reader.str()?;
-            let source = i32::from(reader.u8()?);
-            if let Some(r) = self.store.get(&RECORDS, &tables::record_key(source, &reader.str()?))? {
-                let active = popbase_proto::feeds::EnrollmentStatus::Active as i32;
-                if matches!(&r.value.payload, Some(Payload::MedicalInsurance(m)) if m.id_number == id_number && m.status == active) {
-                    return Ok(true);
-                }
-            }
-        }
-        Ok(false)
+        Ok(self.store.get(&INSURED, &insured::insured_key(id_number))?.is_some())
+    }
+
+    /// [`FeedStore::medical_insurance_active`] of each of `id_numbers`, in
+    /// order, in one batched read.
+    pub fn medical_insurance_active_many(&self, id_numbers: &[String]) -> StorageResult<Vec<bool>> {
+        let keys: Vec<Vec<u8>> = id_numbers.iter().map(|id| insured::insured_key(id)).collect();
+        let mut active = Vec::with_capacity(keys.len());
+        self.store.raw_get_many(INSURED.name(), &keys, &mut |raw| {
+            active.push(raw.is_some());
+            Ok(())
+        })?;
+        Ok(active)
     }
 
     /// A person's records as they stood at `at` (milliseconds since the

@@ -7,6 +7,7 @@
 //! | `schools_by_committee` | committee_code, school_id | — (school districts) |
 //! | `history` | source (u8), record_id, as_of (i64) | `FeedRecord`: versions no longer current |
 //! | `unmatched` | source (u8), record_id | — (current versions naming an unknown person) |
+//! | `insured` | id_number | record ids of the person's current, active medical-insurance records (see `insured.rs`) |
 //!
 //! `records_by_person` lists every record that ever named the person, so
 //! as-of questions find versions a later correction moved elsewhere.

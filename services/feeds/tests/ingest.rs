@@ -165,7 +165,7 @@ fn ingest(feeds: &FeedStore, records: Vec<FeedRecord>) -> IngestSummary {
 fn open() -> (FeedStore, tempfile::TempDir) {
     let dir = tempfile::tempdir().expect("tempdir");
     (
-        FeedStore::new(Store::open(dir.path(), tables::SCHEMA, StoreOptions::default()).expect("open")),
+        FeedStore::open(Store::open(dir.path(), tables::SCHEMA, StoreOptions::default()).expect("open")).expect("feeds"),
         dir,
     )
 }
@@ -282,4 +282,108 @@ fn unknown_persons_are_kept_as_unmatched_and_listed() {
     let results = feeds.ingest_chunk("test", &[(0, newer)], &known).expect("ingest");
     assert_eq!(results[0].outcome(), Outcome::Accepted);
     assert!(feeds.unmatched(0, None, 100).expect("list").0.is_empty());
+}
+
+#[test]
+fn insured_now_follows_every_update_of_a_medical_insurance_record() {
+    let (feeds, _dir) = open();
+    let insured = |id: &str| feeds.medical_insurance_active(id).expect("check");
+    let both = || {
+        feeds
+            .medical_insurance_active_many(&[ALICE.to_string(), BOB.to_string(), STRANGER.to_string()])
+            .expect("batched check")
+    };
+    ingest(&feeds, vec![insurance("mi-1", ALICE, T0, EnrollmentStatus::Active)]);
+    assert!(insured(ALICE) && !insured(BOB));
+    ingest(&feeds, vec![insurance("mi-1", ALICE, T0 + DAY, EnrollmentStatus::Suspended)]);
+    assert!(!insured(ALICE), "suspended is not insured");
+    let stale = ingest(&feeds, vec![insurance("mi-1", ALICE, T0 + DAY / 2, EnrollmentStatus::Active)]);
+    assert_eq!(stale.stale, 1);
+    assert!(!insured(ALICE), "an older version kept in history changes nothing");
+
+    // Two active records (a duplicate enrollment): ending one leaves the other.
+    ingest(
+        &feeds,
+        vec![
+            insurance("mi-2", ALICE, T0 + 2 * DAY, EnrollmentStatus::Active),
+            insurance("mi-3", ALICE, T0 + 2 * DAY, EnrollmentStatus::Active),
+        ],
+    );
+    ingest(&feeds, vec![insurance("mi-2", ALICE, T0 + 3 * DAY, EnrollmentStatus::Terminated)]);
+    assert!(insured(ALICE));
+    // A correction moves the other record to Bob.
+    ingest(&feeds, vec![insurance("mi-3", BOB, T0 + 4 * DAY, EnrollmentStatus::Active)]);
+    assert_eq!(both(), [false, true, false]);
+    // The same record twice in one chunk: the later version decides.
+    ingest(
+        &feeds,
+        vec![
+            insurance("mi-4", BOB, T0 + 5 * DAY, EnrollmentStatus::Active),
+            insurance("mi-4", ALICE, T0 + 6 * DAY, EnrollmentStatus::Active),
+            insurance("mi-3", BOB, T0 + 6 * DAY, EnrollmentStatus::Terminated),
+        ],
+    );
+    assert_eq!(both(), [true, false, false]);
+}
+
+#[test]
+fn bulk_import_keeps_the_insured_table_too() {
+    let (feeds, _dir) = open();
+    feeds
+        .import(&[
+            insurance("mi-1", ALICE, T0, EnrollmentStatus::Active),
+            insurance("mi-1", ALICE, T0 + DAY, EnrollmentStatus::Suspended),
+            insurance("mi-2", BOB, T0, EnrollmentStatus::Active),
+        ])
+        .expect("import");
+    assert!(
+        !feeds.medical_insurance_active(ALICE).expect("check"),
+        "the newest version is suspended"
+    );
+    assert!(feeds.medical_insurance_active(BOB).expect("check"));
+    feeds
+        .import(&[insurance("mi-2", BOB, T0 + DAY, EnrollmentStatus::Terminated)])
+        .expect("import");
+    assert!(
+        !feeds.medical_insurance_active(BOB).expect("check"),
+        "a later import replaces the record"
+    );
+}
+
+#[test]
+fn a_store_from_before_the_insured_table_is_backfilled_once_on_open() {
+    use popbase_feeds::insured::{INSURED, InsuredRecords, insured_key};
+    use popbase_storage::Batch;
+    let dir = tempfile::tempdir().expect("tempdir");
+    let raw = |records: &[FeedRecord], stray: Option<&str>| {
+        let store = Store::open(dir.path(), tables::SCHEMA, StoreOptions::default()).expect("open");
+        let mut batch = Batch::new("test", "written without the insured table");
+        for r in records {
+            batch.put(&tables::RECORDS, tables::record_key(r.source, &r.record_id), r);
+        }
+        if let Some(id) = stray {
+            let row = InsuredRecords {
+                record_ids: vec!["left-by-a-crash".into()],
+            };
+            batch.put(&INSURED, insured_key(id), &row);
+        }
+        store.commit(batch).expect("commit");
+    };
+    raw(
+        &[
+            insurance("mi-1", ALICE, T0, EnrollmentStatus::Active),
+            insurance("mi-2", BOB, T0, EnrollmentStatus::Suspended),
+        ],
+        Some(STRANGER),
+    );
+    let reopen = || FeedStore::open(Store::open(dir.path(), tables::SCHEMA, StoreOptions::default()).expect("open")).expect("feeds");
+    let feeds = reopen();
+    let checked = feeds
+        .medical_insurance_active_many(&[ALICE.to_string(), BOB.to_string(), STRANGER.to_string()])
+        .expect("check");
+    assert_eq!(checked, [true, false, false], "built from the records; the half-built row replaced");
+    drop(feeds);
+    // Built once: a record written behind the feeds' back afterwards is not picked up.
+    raw(&[insurance("mi-2", BOB, T0 + DAY, EnrollmentStatus::Active)], None);
+    assert!(!reopen().medical_insurance_active(BOB).expect("check"));
 }

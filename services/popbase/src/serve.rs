@@ -91,7 +91,7 @@ fn role_services(
             stores.push(store.clone());
             let directory = popbase_feeds::directory::PersonDirectory::new(&local.household(config), &local.residence(config))
                 .map_err(anyhow::Error::msg)?;
-            popbase_feeds::role::services(&popbase_feeds::FeedStore::new(store), directory, config)
+            popbase_feeds::role::services(&popbase_feeds::FeedStore::open(store)?, directory, config)
         }
         Role::Ledger => {
             let store = open_store(config, role, popbase_gateway::tables::SCHEMA)?;

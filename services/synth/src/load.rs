@@ -37,7 +37,7 @@ impl StoreSink {
                 popbase_residence::tables::SCHEMA,
                 options.clone(),
             )?),
-            feeds: FeedStore::new(Store::open(data_dir.join("feeds"), popbase_feeds::tables::SCHEMA, options)?),
+            feeds: FeedStore::open(Store::open(data_dir.join("feeds"), popbase_feeds::tables::SCHEMA, options)?)?,
             on_progress: None,
         })
     }

@@ -254,7 +254,7 @@ fn insurance_history_answers_as_of_an_earlier_date() {
 
     let dir = tempfile::tempdir().expect("tempdir");
     let store = popbase_storage::Store::open(dir.path(), popbase_feeds::tables::SCHEMA, StoreOptions::default()).expect("open");
-    let feeds = popbase_feeds::FeedStore::new(store);
+    let feeds = popbase_feeds::FeedStore::open(store).expect("feeds");
     feeds.import(&city.feeds).expect("import");
     let now = feeds.records_of(&insurance.id_number).expect("records");
     assert!(now.contains(current) && !now.contains(earlier), "the newest version is the record");
