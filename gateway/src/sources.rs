@@ -2,11 +2,13 @@
 //! service and the feeds, over the network or, when this process runs them
 //! too (all-in-one), straight into their routers (see `popbase_common::upstream`).
 
+use std::sync::Arc;
+
 use arrow_flight::flight_service_client::FlightServiceClient;
 use popbase_common::ServiceError;
 use popbase_common::upstream::{self, Upstream};
 use popbase_domain::{DivisionLevel, Divisions};
-use popbase_export::Owner;
+use popbase_export::{DatasetSource, Owner};
 use popbase_proto::common::DivisionPath;
 use popbase_proto::feeds::feeds_client::FeedsClient;
 use popbase_proto::household::household_registry_client::HouseholdRegistryClient;
@@ -23,6 +25,9 @@ pub struct Sources {
     household_flight: FlightServiceClient<Upstream>,
     residence_flight: FlightServiceClient<Upstream>,
     feeds_flight: FlightServiceClient<Upstream>,
+    /// Dataset sources of the roles this process runs (all-in-one): their
+    /// batches are read as they are instead of over the Flight endpoint.
+    local_exports: Vec<Arc<dyn DatasetSource>>,
 }
 
 /// Flight batches of a wide dataset can exceed tonic's 4 MiB default.
@@ -52,7 +57,21 @@ impl Sources {
             household_flight: flight_client(household),
             residence_flight: flight_client(residence),
             feeds_flight: flight_client(feeds),
+            local_exports: Vec::new(),
         }
+    }
+
+    /// Reads the datasets `source` owns from it directly (it runs in this
+    /// process) rather than over its role's Flight endpoint.
+    pub fn with_local_export(mut self, source: Arc<dyn DatasetSource>) -> Self {
+        self.local_exports.retain(|s| s.owner() != source.owner());
+        self.local_exports.push(source);
+        self
+    }
+
+    /// The in-process source of `owner`'s datasets, if this process runs it.
+    pub fn local_export(&self, owner: Owner) -> Option<Arc<dyn DatasetSource>> {
+        self.local_exports.iter().find(|s| s.owner() == owner).cloned()
     }
 
     /// The Flight endpoint of the role that owns `owner`'s datasets.

@@ -21,7 +21,7 @@ use popbase_proto::common::Address;
 use popbase_proto::gateway::{AuditRecord, Decision};
 use popbase_storage::Read;
 use sha2::{Digest, Sha256};
-use support::{Platform, XIYUAN, reason, start};
+use support::{Platform, XIYUAN, reason, start, start_with_local_exports};
 
 const BIG_DATA: &str = "big-data.dept.popbase";
 const POLICE: &str = "public-security.dept.popbase";
@@ -177,6 +177,55 @@ async fn big_data_lists_and_reads_every_dataset_pseudonymised_and_each_export_is
             .all(|m| m.len() == 7 && m.as_bytes()[4] == b'-')
     );
     p.stop().await;
+}
+
+#[tokio::test]
+async fn the_all_in_one_gateway_reads_batches_in_process_and_releases_exactly_the_same() {
+    let (over_flight, in_process) = (start(None, "mtls").await, start_with_local_exports().await);
+    let (mut remote, mut local) = (client(&over_flight, BIG_DATA).await, client(&in_process, BIG_DATA).await);
+    for dataset in DATASETS {
+        let before = in_process.audit_count();
+        let (remote_schema, remote_batches) = read(&mut remote, &ticket(dataset.name)).await.expect("over Flight");
+        let (local_schema, local_batches) = read(&mut local, &ticket(dataset.name)).await.expect("in process");
+        assert_eq!(local_schema.fields(), remote_schema.fields(), "{}", dataset.name);
+        assert_eq!(
+            local_schema.metadata().get(SNAPSHOT_SEQ_KEY).is_some(),
+            remote_schema.metadata().get(SNAPSHOT_SEQ_KEY).is_some()
+        );
+        // Each platform has its own pseudonym key and was seeded at its own
+        // moment (feed as-of times): compare everything else.
+        let plain = |batches: &[RecordBatch]| -> Vec<Vec<arrow_array::ArrayRef>> {
+            batches
+                .iter()
+                .map(|b| {
+                    let schema = b.schema();
+                    let kept = schema.fields().iter().enumerate().filter(|(_, f)| {
+                        !f.name().ends_with("pseudonym") && !matches!(f.data_type(), arrow_schema::DataType::Timestamp(..))
+                    });
+                    kept.map(|(i, _)| b.column(i).clone()).collect()
+                })
+                .collect()
+        };
+        assert_eq!(rows(&local_batches), rows(&remote_batches), "{}", dataset.name);
+        assert_eq!(plain(&local_batches), plain(&remote_batches), "{}: the same rows", dataset.name);
+        let again = read(&mut local, &ticket(dataset.name)).await.expect("in process, again").1;
+        assert_eq!(again, local_batches, "{}: pseudonyms stable", dataset.name);
+        assert_eq!(
+            in_process.audit_count(),
+            before + 2,
+            "{}: one audit record per export",
+            dataset.name
+        );
+        let record = last_record(&in_process);
+        assert_eq!(record.count, rows(&local_batches) as u64);
+    }
+    // A refusal still ends before any source is read.
+    let mut identified = ticket("persons");
+    identified.level = Some(popbase_export::Level::Identified);
+    let refused = read(&mut local, &identified).await.expect_err("not approved");
+    assert_eq!(status_of(refused).code(), tonic::Code::PermissionDenied);
+    over_flight.stop().await;
+    in_process.stop().await;
 }
 
 #[tokio::test]

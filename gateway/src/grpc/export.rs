@@ -28,6 +28,7 @@ use arrow_flight::{
     PutResult, SchemaResult, Ticket as FlightTicket,
 };
 use arrow_schema::{Schema, SchemaRef};
+use futures::stream::BoxStream;
 use futures::{StreamExt, TryStreamExt, stream};
 use popbase_common::ServiceError;
 use popbase_export::flight::{descriptor_ticket, flight_info, schema_result};
@@ -145,12 +146,7 @@ impl ExportService {
     }
 
     /// Authorises `ticket` for the caller and opens the owning role's stream.
-    async fn open(
-        &self,
-        caller: &Caller,
-        ticket: &Ticket,
-        dataset: &'static Dataset,
-    ) -> Result<(Admission, FlightDataDecoder, SchemaRef), Status> {
+    async fn open(&self, caller: &Caller, ticket: &Ticket, dataset: &'static Dataset) -> Result<(Admission, Batches, SchemaRef), Status> {
         if ticket.purpose.is_empty() {
             let missing = ServiceError::invalid("ticket.purpose", "name the purpose of the export (a catalogue purpose code)");
             return Err(self.gate.refuse(caller, dataset.interface, "", missing).await);
@@ -167,6 +163,16 @@ impl ExportService {
                 },
             )
             .await?;
+        if let Some(source) = self.sources.local_export(dataset.owner) {
+            return match popbase_export::source::start(source, ticket.upstream(), dataset).await {
+                Ok((schema, batches)) => {
+                    // Failures read as they would from a remote role's stream.
+                    let batches = ReceiverStream::new(batches).map_err(|e| upstream("export source", e.into()));
+                    Ok((admission, batches.boxed(), schema))
+                }
+                Err(e) => Err(self.gate.fail(&admission, upstream("export source", e.into())).await),
+            };
+        }
         let mut client = self.sources.flight(dataset.owner);
         let stream = match client.do_get(FlightTicket::new(ticket.upstream().to_bytes())).await {
             Ok(response) => response.into_inner().map_err(FlightError::from),
@@ -178,7 +184,7 @@ impl ExportService {
             match decoder.next().await {
                 Some(Ok(message)) => {
                     if let DecodedPayload::Schema(schema) = message.payload {
-                        return Ok((admission, decoder, schema));
+                        return Ok((admission, record_batches(decoder), schema));
                     }
                 }
                 Some(Err(e)) => return Err(self.gate.fail(&admission, flight_failure(e)).await),
@@ -198,25 +204,40 @@ fn flight_failure(error: FlightError) -> ServiceError {
     }
 }
 
+/// An owning role's batches, read in process or decoded from its Flight stream.
+type Batches = BoxStream<'static, Result<RecordBatch, ServiceError>>;
+
+/// The record batches of a Flight stream whose schema has been read.
+fn record_batches(decoder: FlightDataDecoder) -> Batches {
+    decoder
+        .filter_map(|message| {
+            futures::future::ready(match message {
+                Ok(message) => match message.payload {
+                    DecodedPayload::RecordBatch(batch) => Some(Ok(batch)),
+                    _ => None,
+                },
+                Err(e) => Some(Err(flight_failure(e))),
+            })
+        })
+        .boxed()
+}
+
 /// Moves batches from the owning role to the caller through `released`,
 /// holding the last one back until the audit record is written.
 async fn pump(
     gate: Arc<Gate>,
     admission: Admission,
     mut released: Released,
-    mut upstream: FlightDataDecoder,
+    mut upstream: Batches,
     tx: mpsc::Sender<Result<RecordBatch, FlightError>>,
 ) {
     let mut held: Option<RecordBatch> = None;
     let fail = |status: Status| FlightError::Tonic(Box::new(status));
-    while let Some(message) = upstream.next().await {
-        let batch = match message {
-            Ok(message) => match message.payload {
-                DecodedPayload::RecordBatch(batch) => batch,
-                _ => continue,
-            },
+    while let Some(batch) = upstream.next().await {
+        let batch = match batch {
+            Ok(batch) => batch,
             Err(e) => {
-                let status = gate.fail(&admission, flight_failure(e)).await;
+                let status = gate.fail(&admission, e).await;
                 let _ = tx.send(Err(fail(status))).await;
                 return;
             }
@@ -330,12 +351,12 @@ impl FlightService for ExportService {
         let (ticket, dataset) = self.parse(&caller, Ticket::parse(&request.get_ref().ticket)).await?;
         // No separate schema request: the owning role's stream starts with it.
         let (ticket, _) = self.complete(&caller, ticket, dataset).await?;
-        let (admission, decoder, upstream_schema) = self.open(&caller, &ticket, dataset).await?;
+        let (admission, batches, upstream_schema) = self.open(&caller, &ticket, dataset).await?;
         let level = ticket.level.unwrap_or_default();
         let released = Released::new(&upstream_schema, level, &admission.fields, self.gate.export_pseudonyms());
         let schema = released.schema();
         let (tx, rx) = mpsc::channel(SEND_AHEAD);
-        tokio::spawn(pump(self.gate.clone(), admission, released, decoder, tx).instrument(tracing::Span::current()));
+        tokio::spawn(pump(self.gate.clone(), admission, released, batches, tx).instrument(tracing::Span::current()));
         let encoded = FlightDataEncoderBuilder::new()
             .with_schema(schema)
             .build(ReceiverStream::new(rx))

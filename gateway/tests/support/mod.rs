@@ -248,16 +248,23 @@ async fn listen() -> (TcpListener, SocketAddr) {
 /// Starts everything; `catalogue` replaces the shipped catalogue's text
 /// when given, `auth` is the gateway's mode (mtls, token, both).
 pub async fn start(catalogue: Option<String>, auth: &str) -> Platform {
-    start_inner(catalogue, auth, true).await
+    start_inner(catalogue, auth, true, false).await
 }
 
 /// The platform with the gateway pointed at a registry address where
 /// nothing answers (its fetches fail).
 pub async fn start_without_registry() -> Platform {
-    start_inner(None, "mtls", false).await
+    start_inner(None, "mtls", false, false).await
 }
 
-async fn start_inner(catalogue: Option<String>, auth: &str, registry_reachable: bool) -> Platform {
+/// The platform as one process runs it (all-in-one): the gateway reads
+/// export batches from the roles' dataset sources, not their Flight endpoints.
+#[allow(dead_code)] // used by some test binaries only
+pub async fn start_with_local_exports() -> Platform {
+    start_inner(None, "mtls", true, true).await
+}
+
+async fn start_inner(catalogue: Option<String>, auth: &str, registry_reachable: bool, local_exports: bool) -> Platform {
     let dir = tempfile::tempdir().expect("tempdir");
     let pki = Pki::new(dir.path());
     let people = seed(dir.path());
@@ -314,7 +321,13 @@ async fn start_inner(catalogue: Option<String>, auth: &str, registry_reachable: 
         drop(gone);
         url(addr)
     };
-    let sources = popbase_gateway::sources::Sources::connect_lazy(&gateway_registry, &url(residence), &url(feeds)).expect("sources");
+    let mut sources = popbase_gateway::sources::Sources::connect_lazy(&gateway_registry, &url(residence), &url(feeds)).expect("sources");
+    if local_exports {
+        sources = sources
+            .with_local_export(Arc::new(popbase_household::export::RegistryExports::new(registry.clone())))
+            .with_local_export(Arc::new(popbase_residence::export::PermitExports::new(permits.clone())))
+            .with_local_export(Arc::new(popbase_feeds::export::FeedExports::new(feed_store.clone())));
+    }
     let ledger = popbase_gateway::ledger::LocalLedger::start(open("ledger", popbase_gateway::tables::SCHEMA)).expect("ledger");
     let (gate, gateway_services) = popbase_gateway::role::build(&config, Arc::new(ledger.clone()), sources.clone()).expect("gateway");
     let mut tasks = Vec::new();

@@ -24,9 +24,6 @@ use crate::dataset::{self, Dataset};
 use crate::source::{self, DatasetSource};
 use crate::ticket::Ticket;
 
-/// Batches a scan may run ahead of the reader.
-const READ_AHEAD: usize = 4;
-
 /// The dataset a descriptor names: a path `["persons"]` or a ticket as command.
 pub fn descriptor_ticket(descriptor: &FlightDescriptor) -> Result<(Ticket, &'static Dataset), ServiceError> {
     if !descriptor.cmd.is_empty() {
@@ -124,17 +121,8 @@ impl<S: DatasetSource> FlightService for SourceFlight<S> {
     async fn do_get(&self, request: Request<FlightTicket>) -> Result<Response<Self::DoGetStream>, Status> {
         let (ticket, dataset) = Ticket::parse(&request.get_ref().ticket)?;
         let dataset = self.owned(dataset)?;
-        let source = self.source.clone();
-        let export = tokio::task::spawn_blocking(move || source.open(&ticket, dataset))
-            .await
-            .map_err(|e| Status::internal(format!("opening an export: {e}")))??;
-        let schema = source::with_export_metadata(&export.schema, dataset.name, export.seq);
-        let export = source::Export {
-            schema: schema.clone(),
-            ..export
-        };
-        let batches =
-            ReceiverStream::new(source::spawn(export, READ_AHEAD)).map_err(|e: ServiceError| FlightError::Tonic(Box::new(Status::from(e))));
+        let (schema, batches) = source::start(self.source.clone(), ticket, dataset).await?;
+        let batches = ReceiverStream::new(batches).map_err(|e: ServiceError| FlightError::Tonic(Box::new(Status::from(e))));
         let encoded: BoxStream<'static, Result<FlightData, Status>> = FlightDataEncoderBuilder::new()
             .with_schema(schema)
             .build(batches)

@@ -95,6 +95,30 @@ impl BatchSink {
     }
 }
 
+/// Batches a scan may run ahead of its reader.
+pub const READ_AHEAD: usize = 4;
+
+/// Opens `ticket` on `source` (the snapshot is taken on a blocking thread)
+/// and starts its scan: the schema, with the dataset and snapshot sequence
+/// in its metadata, and the batches. The internal Flight service streams
+/// these; an all-in-one gateway reads them as they are, without encoding
+/// them to Arrow IPC and back in the same process.
+pub async fn start(
+    source: Arc<dyn DatasetSource>,
+    ticket: Ticket,
+    dataset: &'static Dataset,
+) -> ServiceResult<(SchemaRef, mpsc::Receiver<ServiceResult<RecordBatch>>)> {
+    let export = tokio::task::spawn_blocking(move || source.open(&ticket, dataset))
+        .await
+        .map_err(|e| ServiceError::Internal(format!("opening an export: {e}")))??;
+    let schema = with_export_metadata(&export.schema, dataset.name, export.seq);
+    let export = Export {
+        schema: schema.clone(),
+        ..export
+    };
+    Ok((schema, spawn(export, READ_AHEAD)))
+}
+
 /// Runs `export` on a blocking thread; its batches arrive on the receiver,
 /// a failure as the last item.
 pub fn spawn(export: Export, depth: usize) -> mpsc::Receiver<ServiceResult<RecordBatch>> {

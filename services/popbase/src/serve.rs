@@ -35,6 +35,9 @@ struct Local {
     ledger: Option<popbase_gateway::ledger::LocalLedger>,
     /// Transports straight into the routers of the roles this process runs.
     in_process: std::collections::HashMap<Role, Upstream>,
+    /// Dataset sources of the roles this process runs, which its gateway
+    /// reads batches from without the Flight hop.
+    exports: Vec<std::sync::Arc<dyn popbase_export::DatasetSource>>,
 }
 
 impl Local {
@@ -78,20 +81,34 @@ fn role_services(
                 popbase_household::settlement::PolicySet::shipped_and_dir(&config.policy_dir)
             }
             .context("loading settlement policies")?;
-            popbase_household::role::services(&popbase_household::Registry::new(store), std::sync::Arc::new(policies), config)
+            let registry = popbase_household::Registry::new(store);
+            local
+                .exports
+                .push(std::sync::Arc::new(popbase_household::export::RegistryExports::new(
+                    registry.clone(),
+                )));
+            popbase_household::role::services(&registry, std::sync::Arc::new(policies), config)
         }
         Role::Residence => {
             let store = open_store(config, role, popbase_residence::tables::SCHEMA)?;
             stores.push(store.clone());
             let feeds = popbase_proto::feeds::feeds_client::FeedsClient::new(local.upstream(Role::Feeds, &local.feeds(config))?);
-            popbase_residence::role::services(&popbase_residence::Permits::new(store), feeds, config)
+            let permits = popbase_residence::Permits::new(store);
+            local
+                .exports
+                .push(std::sync::Arc::new(popbase_residence::export::PermitExports::new(permits.clone())));
+            popbase_residence::role::services(&permits, feeds, config)
         }
         Role::Feeds => {
             let store = open_store(config, role, popbase_feeds::tables::SCHEMA)?;
             stores.push(store.clone());
             let directory = popbase_feeds::directory::PersonDirectory::new(&local.household(config), &local.residence(config))
                 .map_err(anyhow::Error::msg)?;
-            popbase_feeds::role::services(&popbase_feeds::FeedStore::open(store)?, directory, config)
+            let feeds = popbase_feeds::FeedStore::open(store)?;
+            local
+                .exports
+                .push(std::sync::Arc::new(popbase_feeds::export::FeedExports::new(feeds.clone())));
+            popbase_feeds::role::services(&feeds, directory, config)
         }
         Role::Ledger => {
             let store = open_store(config, role, popbase_gateway::tables::SCHEMA)?;
@@ -111,10 +128,13 @@ fn role_services(
             services
         }
         Role::Gateway => {
-            let sources = popbase_gateway::sources::Sources::over(
-                local.upstream(Role::Household, &config.upstream.household)?,
-                local.upstream(Role::Residence, &config.upstream.residence)?,
-                local.upstream(Role::Feeds, &config.upstream.feeds)?,
+            let sources = local.exports.iter().cloned().fold(
+                popbase_gateway::sources::Sources::over(
+                    local.upstream(Role::Household, &config.upstream.household)?,
+                    local.upstream(Role::Residence, &config.upstream.residence)?,
+                    local.upstream(Role::Feeds, &config.upstream.feeds)?,
+                ),
+                popbase_gateway::sources::Sources::with_local_export,
             );
             // In-process when this process runs the ledger; else the `ledger` role's address.
             let ledger: std::sync::Arc<dyn popbase_gateway::ledger::Ledger> = match &local.ledger {
