@@ -23,6 +23,7 @@ const META_STORE_NAME: &[u8] = b"store_name";
 fn marker_key(name: &str) -> Vec<u8> {
     [b"marker/".as_slice(), name.as_bytes()].concat()
 }
+
 /// Memtable cap of write-mostly tables (see [`Schema::write_mostly`]),
 /// which bounds what a read of their unsorted memtable costs.
 const WRITE_MOSTLY_BUFFER_BYTES: usize = 16 << 20;
@@ -264,18 +265,25 @@ impl Store {
     /// Whether the one-time step `name` (say, the backfill of a table added
     /// after stores were created) is recorded as done in this store.
     pub fn marker(&self, name: &str) -> StorageResult<bool> {
-        let meta = self.cf(META_CF)?;
-        let found = self.inner.db.get_cf(meta, marker_key(name)).map_err(|e| self.engine(e))?;
-        Ok(found.is_some())
+        Ok(self.get_meta(&marker_key(name))?.is_some())
     }
 
     /// Records the one-time step `name` as done, durably.
     pub fn set_marker(&self, name: &str) -> StorageResult<()> {
-        let meta = self.cf(META_CF)?;
+        self.put_meta(&marker_key(name), &[])
+    }
+
+    fn get_meta(&self, key: &[u8]) -> StorageResult<Option<Vec<u8>>> {
+        self.inner.db.get_cf(self.cf(META_CF)?, key).map_err(|e| self.engine(e))
+    }
+
+    /// Writes one `_meta` entry, fsynced (outside the change log: it is
+    /// about the store, not its data).
+    fn put_meta(&self, key: &[u8], value: &[u8]) -> StorageResult<()> {
         let mut opts = WriteOptions::default();
         opts.set_sync(true);
         let mut batch = WriteBatch::default();
-        batch.put_cf(meta, marker_key(name), []);
+        batch.put_cf(self.cf(META_CF)?, key, value);
         self.inner.db.write_opt(batch, &opts).map_err(|e| self.engine(e))
     }
 
@@ -384,22 +392,14 @@ impl Store {
     }
 
     fn check_store_name(&self) -> StorageResult<()> {
-        let meta = self.cf(META_CF)?;
-        let db = &self.inner.db;
-        match db.get_cf(meta, META_STORE_NAME).map_err(|e| self.engine(e))? {
+        match self.get_meta(META_STORE_NAME)? {
             Some(found) if found != self.name().as_bytes() => Err(StorageError::WrongStore {
                 path: self.inner.path.clone(),
                 expected: self.name().to_string(),
                 found: String::from_utf8_lossy(&found).into_owned(),
             }),
             Some(_) => Ok(()),
-            None => {
-                let mut opts = WriteOptions::default();
-                opts.set_sync(true);
-                let mut batch = WriteBatch::default();
-                batch.put_cf(meta, META_STORE_NAME, self.name().as_bytes());
-                db.write_opt(batch, &opts).map_err(|e| self.engine(e))
-            }
+            None => self.put_meta(META_STORE_NAME, self.name().as_bytes()),
         }
     }
 

@@ -8,6 +8,7 @@
 //! with `records` in the same batch on every write.
 
 use std::collections::HashMap;
+use std::collections::hash_map::Entry;
 
 use popbase_proto::feeds::feed_record::Payload;
 use popbase_proto::feeds::{EnrollmentStatus, FeedRecord, Source};
@@ -85,16 +86,17 @@ impl InsuredChanges {
     }
 
     fn row(&mut self, store: &Store, batch: &mut Batch, id: &str, guard: bool) -> StorageResult<&mut Vec<String>> {
-        if !self.rows.contains_key(id) {
-            let key = insured_key(id);
-            let stored = store.get(&INSURED, &key)?;
-            if guard {
-                batch.expect_version(&INSURED, key, stored.as_ref().map(|s| s.version));
+        match self.rows.entry(id.to_string()) {
+            Entry::Occupied(row) => Ok(row.into_mut()),
+            Entry::Vacant(row) => {
+                let key = insured_key(id);
+                let stored = store.get(&INSURED, &key)?;
+                if guard {
+                    batch.expect_version(&INSURED, key, stored.as_ref().map(|s| s.version));
+                }
+                Ok(row.insert(stored.map(|s| s.value.record_ids).unwrap_or_default()))
             }
-            self.rows
-                .insert(id.to_string(), stored.map(|s| s.value.record_ids).unwrap_or_default());
         }
-        Ok(self.rows.entry(id.to_string()).or_default())
     }
 
     /// Adds the changed rows to `batch` (an emptied row is deleted).

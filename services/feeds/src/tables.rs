@@ -65,11 +65,6 @@ pub fn person_prefix(id_number: &str) -> Vec<u8> {
     KeyBuilder::new().str(id_number).build()
 }
 
-/// Index keys of one person's records from one source.
-pub fn by_person_source_prefix(id_number: &str, source: i32) -> Vec<u8> {
-    KeyBuilder::new().str(id_number).u8(source_byte(source)).build()
-}
-
 pub fn school_district_key(committee_code: &str, school_id: &str) -> Vec<u8> {
     KeyBuilder::new().str(committee_code).str(school_id).build()
 }
