@@ -73,6 +73,31 @@ pub trait Read {
         })
     }
 
+    /// Like [`Read::for_each`], but hands `visit` each row's encoded message
+    /// (the payload without its version header), borrowed from the engine's
+    /// buffer and not decoded: a bulk reader that needs a few fields of
+    /// every row can take them from the wire bytes instead of allocating the
+    /// whole message (see `popbase_export::wire`).
+    fn for_each_encoded<M>(
+        &self,
+        table: &Table<M>,
+        prefix: &[u8],
+        mut visit: impl FnMut(&[u8], &[u8]) -> StorageResult<bool>,
+    ) -> StorageResult<()> {
+        let end = prefix_end(prefix);
+        self.raw_scan(table.name(), prefix, end.as_deref(), &mut |k, v| {
+            let (_, payload) = value::decode(table.name(), v)?;
+            visit(k, payload)
+        })
+    }
+
+    /// The encoded message at `key` (payload without its version header).
+    fn get_encoded<M>(&self, table: &Table<M>, key: &[u8]) -> StorageResult<Option<Vec<u8>>> {
+        self.raw_get(table.name(), key)?
+            .map(|raw| value::decode(table.name(), &raw).map(|(_, payload)| payload.to_vec()))
+            .transpose()
+    }
+
     /// Visits every row with `from <= key < until` (open-ended without
     /// `until`), in key order, until `visit` returns `false`.
     fn for_each_between<M: Message + Default>(

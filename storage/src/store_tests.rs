@@ -172,6 +172,41 @@ fn prefix_scans_page_in_key_order() {
 }
 
 #[test]
+fn encoded_reads_hand_over_the_message_without_its_version() {
+    use prost::Message;
+    let dir = tempfile::tempdir().expect("tempdir");
+    let store = open(dir.path());
+    let mut batch = Batch::new("test", "insert");
+    for code in ["370302001001", "370302001002", "370303001001"] {
+        batch.put(&RECS, key(code), &rec(code, 7));
+    }
+    store.commit(batch).expect("commit");
+    let snapshot = store.snapshot();
+    let mut batch = Batch::new("test", "later");
+    batch.put(&RECS, key("370302001001"), &rec("changed", 8));
+    store.commit(batch).expect("commit");
+
+    let prefix = KeyBuilder::new().str_prefix("370302").build();
+    let mut seen = Vec::new();
+    snapshot
+        .for_each_encoded(&RECS, &prefix, |k, payload| {
+            seen.push((k.to_vec(), Rec::decode(payload).expect("a whole message")));
+            Ok(true)
+        })
+        .expect("scan");
+    assert_eq!(
+        seen,
+        vec![
+            (key("370302001001"), rec("370302001001", 7)),
+            (key("370302001002"), rec("370302001002", 7))
+        ]
+    );
+    let live = store.get_encoded(&RECS, &key("370302001001")).expect("get").expect("present");
+    assert_eq!(Rec::decode(live.as_slice()).expect("decode"), rec("changed", 8));
+    assert_eq!(snapshot.get_encoded(&RECS, &key("nope")).expect("get"), None);
+}
+
+#[test]
 fn change_log_records_each_batch_with_images_on_request() {
     let dir = tempfile::tempdir().expect("tempdir");
     let store = open(dir.path());
