@@ -11,9 +11,9 @@ use std::collections::HashMap;
 use std::sync::Arc;
 
 use arrow_array::builder::{
-    ArrayBuilder, BooleanBuilder, Date32Builder, StringBuilder, TimestampMillisecondBuilder, UInt32Builder, UInt64Builder,
+    ArrayBuilder, BinaryBuilder, BooleanBuilder, Date32Builder, TimestampMillisecondBuilder, UInt32Builder, UInt64Builder,
 };
-use arrow_array::{ArrayRef, RecordBatch};
+use arrow_array::{Array, ArrayRef, RecordBatch, StringArray};
 use arrow_schema::{ArrowError, DataType, Field, SchemaRef, TimeUnit};
 use chrono::NaiveDate;
 
@@ -104,7 +104,11 @@ pub fn col(name: &str, kind: Kind, role: Option<Role>) -> Field {
 }
 
 enum Column {
-    Text(StringBuilder),
+    /// Text gathered as bytes and checked as UTF-8 once per batch, in one
+    /// pass over the column ([`Column::finish`]): the rows read straight
+    /// from their encoding ([`crate::wire`]) hand over bytes, and checking
+    /// each value as it came spent 9 % of an export.
+    Text(BinaryBuilder),
     Date(Date32Builder),
     U64(UInt64Builder),
     U32(UInt32Builder),
@@ -120,19 +124,25 @@ impl Column {
             DataType::UInt32 => Column::U32(UInt32Builder::new()),
             DataType::Boolean => Column::Bool(BooleanBuilder::new()),
             DataType::Timestamp(_, tz) => Column::Timestamp(TimestampMillisecondBuilder::new().with_timezone_opt(tz.clone())),
-            _ => Column::Text(StringBuilder::new()),
+            _ => Column::Text(BinaryBuilder::new()),
         }
     }
 
-    fn finish(&mut self) -> ArrayRef {
-        match self {
-            Column::Text(b) => Arc::new(b.finish()),
+    fn finish(&mut self) -> Result<ArrayRef, ArrowError> {
+        Ok(match self {
+            Column::Text(b) => {
+                let array = b.finish();
+                // The next batch is sized like this one: growing the
+                // builder value by value was 2 % of an export.
+                *b = BinaryBuilder::with_capacity(array.len(), array.values().len());
+                Arc::new(StringArray::try_from_binary(array)?)
+            }
             Column::Date(b) => Arc::new(b.finish()),
             Column::U64(b) => Arc::new(b.finish()),
             Column::U32(b) => Arc::new(b.finish()),
             Column::Bool(b) => Arc::new(b.finish()),
             Column::Timestamp(b) => Arc::new(b.finish()),
-        }
+        })
     }
 
     fn len(&self) -> usize {
@@ -190,8 +200,8 @@ impl Columns {
         if let Some(short) = self.columns.iter().position(|c| c.len() != self.rows) {
             return Err(ArrowError::SchemaError(format!("column {short} has a different length")));
         }
-        let arrays = self.columns.iter_mut().map(Column::finish).collect();
         self.rows = 0;
+        let arrays = self.columns.iter_mut().map(Column::finish).collect::<Result<_, _>>()?;
         RecordBatch::try_new(self.schema.clone(), arrays)
     }
 }
@@ -224,6 +234,12 @@ impl RowWriter<'_> {
     }
 
     pub fn text(&mut self, value: &str) -> &mut Self {
+        self.text_bytes(value.as_bytes())
+    }
+
+    /// Text not yet checked as UTF-8: a batch holding a value that is not
+    /// fails as a whole when taken.
+    pub fn text_bytes(&mut self, value: &[u8]) -> &mut Self {
         match self.column() {
             Some(Column::Text(b)) if value.is_empty() => b.append_null(),
             Some(Column::Text(b)) => b.append_value(value),
@@ -345,5 +361,8 @@ mod tests {
         let mut short = Columns::new(schema());
         short.row().text("x");
         assert!(short.take().is_err());
+        let mut garbled = Columns::new(schema());
+        garbled.row().text_bytes(&[0xe5, 0xbc]).date(None).text("active");
+        assert!(garbled.take().is_err(), "a cut UTF-8 sequence fails the batch");
     }
 }

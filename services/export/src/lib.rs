@@ -7,6 +7,8 @@
 //! * [`columns`]: how a dataset marks its personal columns, so the gateway
 //!   can de-identify any dataset without knowing its shape;
 //! * [`deidentify`]: the one transformation every exported batch passes;
+//! * [`scan`] and [`wire`]: reading a dataset's rows from a snapshot,
+//!   decoded or (for the big flat tables) straight from their encoding;
 //! * [`source`] and [`flight`]: the internal Flight service a data-owning
 //!   role serves its datasets on (the gateway is its only client).
 
@@ -17,6 +19,7 @@ pub mod flight;
 pub mod scan;
 pub mod source;
 pub mod ticket;
+pub mod wire;
 
 pub use dataset::{DATASETS, Dataset, Owner};
 pub use deidentify::{Level, Released};

@@ -6,11 +6,12 @@ use std::collections::BTreeSet;
 
 use arrow_schema::SchemaRef;
 use popbase_common::ServiceResult;
-use popbase_storage::{Read, Snapshot, StorageResult, Table};
+use popbase_storage::{Read, Snapshot, StorageError, StorageResult, Table};
 use prost::Message;
 
 use crate::columns::Columns;
 use crate::source::BatchSink;
+use crate::wire::{WirePlan, WireRow};
 
 /// Change-log batches read per page.
 const LOG_PAGE: usize = 4096;
@@ -30,22 +31,22 @@ pub fn changed_keys(snapshot: &Snapshot, table: &str, prefix: &[u8], since: u64)
     Ok(keys)
 }
 
-/// Visits the rows of `table` under `prefix`: all of them, or those changed
-/// after `since`. Rows deleted since are not visited. `visit` returns
-/// `false` to stop.
-pub fn for_each_row<M: Message + Default>(
+/// Visits the encoded rows (messages without their version header) of
+/// `table` under `prefix`: all of them, or those changed after `since`.
+/// Rows deleted since are not visited. `visit` returns `false` to stop.
+pub fn for_each_encoded<M>(
     snapshot: &Snapshot,
     table: &Table<M>,
     prefix: &[u8],
     since: Option<u64>,
-    mut visit: impl FnMut(M) -> StorageResult<bool>,
+    mut visit: impl FnMut(&[u8]) -> StorageResult<bool>,
 ) -> StorageResult<()> {
     match since {
-        None => snapshot.for_each(table, prefix, |_, row| visit(row.value)),
+        None => snapshot.for_each_encoded(table, prefix, |_, encoded| visit(encoded)),
         Some(since) => {
             for key in changed_keys(snapshot, table.name(), prefix, since)? {
-                if let Some(row) = snapshot.get(table, &key)?
-                    && !visit(row.value)?
+                if let Some(encoded) = snapshot.get_encoded(table, &key)?
+                    && !visit(&encoded)?
                 {
                     break;
                 }
@@ -53,6 +54,19 @@ pub fn for_each_row<M: Message + Default>(
             Ok(())
         }
     }
+}
+
+/// [`for_each_encoded`], each row decoded.
+pub fn for_each_row<M: Message + Default>(
+    snapshot: &Snapshot,
+    table: &Table<M>,
+    prefix: &[u8],
+    since: Option<u64>,
+    mut visit: impl FnMut(M) -> StorageResult<bool>,
+) -> StorageResult<()> {
+    for_each_encoded(snapshot, table, prefix, since, |encoded| {
+        visit(M::decode(encoded).map_err(|e| corrupt(table.name(), e))?)
+    })
 }
 
 /// A whole export of one table: every row [`for_each_row`] selects goes to
@@ -73,4 +87,35 @@ pub fn export_table<M: Message + Default>(
         Ok(sink.fill(&mut columns))
     })?;
     sink.finish(&mut columns)
+}
+
+/// [`export_table`] for a dataset whose columns a [`WirePlan`] reads
+/// straight from each row's encoding (one row out per row in). `keep`
+/// sees each row read and says whether it is exported.
+pub fn export_encoded<M>(
+    snapshot: &Snapshot,
+    table: &Table<M>,
+    prefix: &[u8],
+    since: Option<u64>,
+    plan: &WirePlan,
+    sink: &mut BatchSink,
+    keep: impl Fn(&WireRow<'_>, &[u8]) -> bool,
+) -> ServiceResult<()> {
+    let mut columns = Columns::new(plan.schema().clone());
+    let mut row = plan.reader();
+    for_each_encoded(snapshot, table, prefix, since, |encoded| {
+        row.read(encoded).map_err(|e| corrupt(table.name(), e))?;
+        if keep(&row, encoded) {
+            row.write(encoded, &mut columns);
+        }
+        Ok(sink.fill(&mut columns))
+    })?;
+    sink.finish(&mut columns)
+}
+
+fn corrupt(table: &str, e: impl std::fmt::Display) -> StorageError {
+    StorageError::Decode {
+        table: table.to_string(),
+        detail: e.to_string(),
+    }
 }

@@ -8,19 +8,17 @@ use std::sync::{Arc, LazyLock};
 use arrow_schema::{Schema, SchemaRef};
 use chrono::Utc;
 use popbase_common::{ServiceError, ServiceResult};
-use popbase_export::columns::{Columns, Kind, Role, col};
-use popbase_export::scan::export_table;
+use popbase_export::columns::{Kind, Role, col};
+use popbase_export::scan::{export_encoded, export_table};
 use popbase_export::{BatchSink, Dataset, DatasetSource, Export, Owner, Ticket};
-use popbase_proto::common::{Address, Date, Sex};
-use popbase_proto::household::{
-    EducationLevel, EventKind, Household, HouseholdKind, HouseholdStatus, MaritalStatus, MilitaryService, MoveInReason, MoveOutReason,
-    Person, RegistrationStatus, Relationship,
-};
+use popbase_proto::common::Date;
+use popbase_proto::household::{EventKind, HouseholdKind, MoveInReason};
 use popbase_storage::Snapshot;
 
 use crate::Registry;
 use crate::tables::{EVENTS, HOUSEHOLDS, PERSONS};
 
+mod plans;
 mod statistics;
 
 static PERSONS_SCHEMA: LazyLock<SchemaRef> = LazyLock::new(|| {
@@ -56,59 +54,6 @@ static PERSONS_SCHEMA: LazyLock<SchemaRef> = LazyLock::new(|| {
     ]))
 });
 
-fn person_row(columns: &mut Columns, p: &Person) {
-    columns
-        .row()
-        .text(&p.id_number)
-        .text(&p.name)
-        .label(Sex::try_from(p.sex).ok().map(|e| e.as_str_name()), "SEX_")
-        .text(&p.ethnicity)
-        .date(Date::naive_of(&p.birth_date))
-        .text(&p.birthplace_code)
-        .text(&p.native_place_code)
-        .text(&p.household_id)
-        .label(
-            Relationship::try_from(p.relationship).ok().map(|e| e.as_str_name()),
-            "RELATIONSHIP_",
-        )
-        .label(
-            EducationLevel::try_from(p.education).ok().map(|e| e.as_str_name()),
-            "EDUCATION_LEVEL_",
-        )
-        .label(
-            MaritalStatus::try_from(p.marital_status).ok().map(|e| e.as_str_name()),
-            "MARITAL_STATUS_",
-        )
-        .label(
-            MilitaryService::try_from(p.military_service).ok().map(|e| e.as_str_name()),
-            "MILITARY_SERVICE_",
-        )
-        .text(&p.occupation)
-        .text(Address::committee_of(&p.address))
-        .text(Address::detail_of(&p.address))
-        .date(Date::naive_of(&p.moved_in_date))
-        .label(
-            MoveInReason::try_from(p.moved_in_reason).ok().map(|e| e.as_str_name()),
-            "MOVE_IN_REASON_",
-        )
-        .text(&p.moved_in_from_code)
-        .date(Date::naive_of(&p.moved_out_date))
-        .label(
-            MoveOutReason::try_from(p.moved_out_reason).ok().map(|e| e.as_str_name()),
-            "MOVE_OUT_REASON_",
-        )
-        .text(&p.moved_out_to_code)
-        .label(
-            RegistrationStatus::try_from(p.status).ok().map(|e| e.as_str_name()),
-            "REGISTRATION_STATUS_",
-        )
-        .text(&p.phone)
-        .text(&p.father_id_number)
-        .text(&p.mother_id_number)
-        .text(&p.spouse_id_number)
-        .text(&p.guardian_id_number);
-}
-
 static HOUSEHOLDS_SCHEMA: LazyLock<SchemaRef> = LazyLock::new(|| {
     use Kind::*;
     Arc::new(Schema::new(vec![
@@ -124,24 +69,6 @@ static HOUSEHOLDS_SCHEMA: LazyLock<SchemaRef> = LazyLock::new(|| {
         col("family_books", U32, None),
     ]))
 });
-
-fn household_row(columns: &mut Columns, h: &Household) {
-    columns
-        .row()
-        .text(&h.household_id)
-        .label(HouseholdKind::try_from(h.kind).ok().map(|e| e.as_str_name()), "HOUSEHOLD_KIND_")
-        .text(&h.head_id_number)
-        .text(Address::committee_of(&h.address))
-        .text(Address::detail_of(&h.address))
-        .text(&h.unit_name)
-        .date(Date::naive_of(&h.established))
-        .label(
-            HouseholdStatus::try_from(h.status).ok().map(|e| e.as_str_name()),
-            "HOUSEHOLD_STATUS_",
-        )
-        .date(Date::naive_of(&h.closed))
-        .u32(u32::try_from(h.family_books.len()).ok());
-}
 
 static CHANGES_SCHEMA: LazyLock<SchemaRef> = LazyLock::new(|| {
     use Kind::*;
@@ -202,34 +129,20 @@ impl DatasetSource for RegistryExports {
 }
 
 fn persons(snapshot: &Snapshot, ticket: &Ticket, sink: &mut BatchSink) -> ServiceResult<()> {
-    export_table(
-        snapshot,
-        &PERSONS,
-        &[],
-        ticket.since_seq,
-        PERSONS_SCHEMA.clone(),
-        sink,
-        |columns, p| {
-            if ticket.in_division(Address::committee_of(&p.address)) {
-                person_row(columns, p);
-            }
-        },
-    )
+    export_encoded(snapshot, &PERSONS, &[], ticket.since_seq, &plans::PERSONS, sink, |row, encoded| {
+        ticket.in_division(row.text(encoded, plans::PERSONS_COMMITTEE_COLUMN))
+    })
 }
 
 fn households(snapshot: &Snapshot, ticket: &Ticket, sink: &mut BatchSink) -> ServiceResult<()> {
-    export_table(
+    export_encoded(
         snapshot,
         &HOUSEHOLDS,
         &[],
         ticket.since_seq,
-        HOUSEHOLDS_SCHEMA.clone(),
+        &plans::HOUSEHOLDS,
         sink,
-        |columns, h| {
-            if ticket.in_division(Address::committee_of(&h.address)) {
-                household_row(columns, h);
-            }
-        },
+        |row, encoded| ticket.in_division(row.text(encoded, plans::HOUSEHOLDS_COMMITTEE_COLUMN)),
     )
 }
 
