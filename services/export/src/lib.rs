@@ -8,7 +8,8 @@
 //!   can de-identify any dataset without knowing its shape;
 //! * [`deidentify`]: the one transformation every exported batch passes;
 //! * [`scan`] and [`wire`]: reading a dataset's rows from a snapshot,
-//!   decoded or (for the big flat tables) straight from their encoding;
+//!   decoded or (for the big flat tables) straight from their encoding,
+//!   built into batches on several threads by [`pipeline`];
 //! * [`source`] and [`flight`]: the internal Flight service a data-owning
 //!   role serves its datasets on (the gateway is its only client).
 
@@ -16,6 +17,7 @@ pub mod columns;
 pub mod dataset;
 pub mod deidentify;
 pub mod flight;
+pub mod pipeline;
 pub mod scan;
 pub mod source;
 pub mod ticket;

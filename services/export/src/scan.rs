@@ -10,6 +10,7 @@ use popbase_storage::{Read, Snapshot, StorageError, StorageResult, Table};
 use prost::Message;
 
 use crate::columns::Columns;
+use crate::pipeline;
 use crate::source::BatchSink;
 use crate::wire::{WirePlan, WireRow};
 
@@ -69,9 +70,10 @@ pub fn for_each_row<M: Message + Default>(
     })
 }
 
-/// A whole export of one table: every row [`for_each_row`] selects goes to
-/// `write`, which adds the row's columns (or skips a row outside the
-/// ticket's division), in batches of `schema` into `sink`.
+/// A whole export of one table: every row [`for_each_encoded`] selects is
+/// decoded and goes to `write`, which adds the row's columns (or skips a
+/// row outside the ticket's division), in batches of `schema` into `sink`.
+/// Rows are decoded and written on [`pipeline`] threads, in key order.
 pub fn export_table<M: Message + Default>(
     snapshot: &Snapshot,
     table: &Table<M>,
@@ -79,14 +81,19 @@ pub fn export_table<M: Message + Default>(
     since: Option<u64>,
     schema: SchemaRef,
     sink: &mut BatchSink,
-    mut write: impl FnMut(&mut Columns, &M),
+    write: impl Fn(&mut Columns, &M) + Sync,
 ) -> ServiceResult<()> {
-    let mut columns = Columns::new(schema);
-    for_each_row(snapshot, table, prefix, since, |row| {
-        write(&mut columns, &row);
-        Ok(sink.fill(&mut columns))
-    })?;
-    sink.finish(&mut columns)
+    pipeline::build_in_parallel(
+        schema,
+        sink,
+        |visit| for_each_encoded(snapshot, table, prefix, since, |encoded| Ok(visit(encoded))),
+        |chunk, columns| {
+            for encoded in chunk.rows() {
+                write(columns, &M::decode(encoded).map_err(|e| corrupt(table.name(), e))?);
+            }
+            Ok(())
+        },
+    )
 }
 
 /// [`export_table`] for a dataset whose columns a [`WirePlan`] reads
@@ -99,18 +106,23 @@ pub fn export_encoded<M>(
     since: Option<u64>,
     plan: &WirePlan,
     sink: &mut BatchSink,
-    keep: impl Fn(&WireRow<'_>, &[u8]) -> bool,
+    keep: impl Fn(&WireRow<'_>, &[u8]) -> bool + Sync,
 ) -> ServiceResult<()> {
-    let mut columns = Columns::new(plan.schema().clone());
-    let mut row = plan.reader();
-    for_each_encoded(snapshot, table, prefix, since, |encoded| {
-        row.read(encoded).map_err(|e| corrupt(table.name(), e))?;
-        if keep(&row, encoded) {
-            row.write(encoded, &mut columns);
-        }
-        Ok(sink.fill(&mut columns))
-    })?;
-    sink.finish(&mut columns)
+    pipeline::build_in_parallel(
+        plan.schema().clone(),
+        sink,
+        |visit| for_each_encoded(snapshot, table, prefix, since, |encoded| Ok(visit(encoded))),
+        |chunk, columns| {
+            let mut row = plan.reader();
+            for encoded in chunk.rows() {
+                row.read(encoded).map_err(|e| corrupt(table.name(), e))?;
+                if keep(&row, encoded) {
+                    row.write(encoded, columns);
+                }
+            }
+            Ok(())
+        },
+    )
 }
 
 fn corrupt(table: &str, e: impl std::fmt::Display) -> StorageError {

@@ -73,7 +73,22 @@ impl BatchSink {
         if columns.rows() == 0 || self.gone || self.failed.is_some() {
             return !self.gone && self.failed.is_none();
         }
-        match columns.take().and_then(|b| b.with_schema(self.schema.clone())) {
+        match columns.take() {
+            Ok(batch) => self.send_batch(batch),
+            Err(e) => {
+                self.failed = Some(ServiceError::Internal(format!("building an export batch: {e}")));
+                false
+            }
+        }
+    }
+
+    /// Sends a batch built elsewhere (see [`crate::pipeline`]). `false`:
+    /// stop scanning.
+    pub fn send_batch(&mut self, batch: RecordBatch) -> bool {
+        if self.gone || self.failed.is_some() {
+            return false;
+        }
+        match batch.with_schema(self.schema.clone()) {
             Ok(batch) => {
                 self.gone = self.tx.blocking_send(Ok(batch)).is_err();
                 !self.gone
@@ -88,6 +103,12 @@ impl BatchSink {
     /// Sends what is left; the scan's outcome.
     pub fn finish(&mut self, columns: &mut Columns) -> ServiceResult<()> {
         self.send(columns);
+        self.outcome()
+    }
+
+    /// The scan's outcome: a batch that could not be built is its error; a
+    /// reader that went away is not.
+    pub fn outcome(&mut self) -> ServiceResult<()> {
         match self.failed.take() {
             Some(e) => Err(e),
             None => Ok(()),
