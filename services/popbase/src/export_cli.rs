@@ -21,6 +21,8 @@ use indicatif::{ProgressBar, ProgressStyle};
 use parquet::arrow::ArrowWriter;
 use parquet::basic::Compression;
 use parquet::file::properties::WriterProperties;
+use parquet::schema::types::ColumnPath;
+use popbase_export::columns::Role;
 use popbase_export::{Level, SNAPSHOT_SEQ_KEY, Ticket};
 use tonic::transport::{Certificate, Channel, ClientTlsConfig, Identity};
 
@@ -101,6 +103,20 @@ async fn channel(args: &ExportArgs) -> anyhow::Result<Channel> {
     endpoint.connect().await.with_context(|| format!("connecting to {}", args.gateway))
 }
 
+/// Snappy, like most Parquet writers; no dictionary for the columns that
+/// identify a person (ID numbers or their pseudonyms, document numbers):
+/// nearly every value is new, so a dictionary only costs hashing each one
+/// (a quarter of the writer's CPU) until the writer falls back to plain.
+fn parquet_properties(schema: &SchemaRef) -> WriterProperties {
+    let mut props = WriterProperties::builder().set_compression(Compression::SNAPPY);
+    for field in schema.fields() {
+        if matches!(Role::of(field), Some(Role::Subject | Role::Person | Role::Identifier)) {
+            props = props.set_column_dictionary_enabled(ColumnPath::from(field.name().as_str()), false);
+        }
+    }
+    props.build()
+}
+
 /// Where batches go: one of the two file formats.
 enum Sink {
     Parquet(ArrowWriter<File>),
@@ -111,10 +127,7 @@ impl Sink {
     fn create(format: Format, path: &Path, schema: &SchemaRef) -> anyhow::Result<Sink> {
         let file = File::create(path).with_context(|| format!("creating {}", path.display()))?;
         Ok(match format {
-            Format::Parquet => {
-                let props = WriterProperties::builder().set_compression(Compression::SNAPPY).build();
-                Sink::Parquet(ArrowWriter::try_new(file, schema.clone(), Some(props))?)
-            }
+            Format::Parquet => Sink::Parquet(ArrowWriter::try_new(file, schema.clone(), Some(parquet_properties(schema)))?),
             Format::Arrow => Sink::Arrow(FileWriter::try_new(file, schema)?),
         })
     }
@@ -127,6 +140,14 @@ impl Sink {
         Ok(())
     }
 
+    /// Finishes the file `sink` wrote, or writes an empty one of `schema`.
+    fn finish_or_create(sink: Option<Sink>, format: Format, path: &Path, schema: &SchemaRef) -> anyhow::Result<()> {
+        match sink {
+            Some(sink) => sink.finish(),
+            None => Sink::create(format, path, schema)?.finish(),
+        }
+    }
+
     fn finish(self) -> anyhow::Result<()> {
         match self {
             Sink::Parquet(w) => {
@@ -136,6 +157,30 @@ impl Sink {
         }
         Ok(())
     }
+}
+
+/// Batches written to `path` on a blocking thread, in the order sent; the
+/// writer (none when no batch came) once the sender is dropped.
+fn spawn_writer(
+    format: Format,
+    path: PathBuf,
+) -> (
+    tokio::sync::mpsc::Sender<RecordBatch>,
+    tokio::task::JoinHandle<anyhow::Result<Option<Sink>>>,
+) {
+    let (tx, mut rx) = tokio::sync::mpsc::channel::<RecordBatch>(4);
+    let writer = tokio::task::spawn_blocking(move || {
+        let mut sink: Option<Sink> = None;
+        while let Some(batch) = rx.blocking_recv() {
+            let sink = match &mut sink {
+                Some(sink) => sink,
+                None => sink.insert(Sink::create(format, &path, &batch.schema())?),
+            };
+            sink.write(&batch)?;
+        }
+        Ok(sink)
+    });
+    (tx, writer)
 }
 
 pub async fn run(args: ExportArgs) -> anyhow::Result<()> {
@@ -164,24 +209,22 @@ pub async fn run(args: ExportArgs) -> anyhow::Result<()> {
             .unwrap_or_else(|_| ProgressStyle::default_spinner()),
     );
     progress.set_message(args.dataset.clone());
-    let mut sink: Option<Sink> = None;
+    // The file is written on its own thread while batches keep arriving:
+    // encoding Parquet in the receiving task held the stream up for as long
+    // as each batch took to encode.
+    let (batches, writer) = spawn_writer(args.format, partial.clone());
     let mut rows = 0u64;
     while let Some(batch) = stream.try_next().await.context("export stream")? {
-        if sink.is_none() {
-            sink = Some(Sink::create(args.format, &partial, &batch.schema())?);
-        }
-        if let Some(sink) = sink.as_mut() {
-            sink.write(&batch)?;
-        }
         rows += batch.num_rows() as u64;
+        if batches.send(batch).await.is_err() {
+            break;
+        }
         progress.set_position(rows);
     }
+    drop(batches);
     let schema = stream.schema().cloned().context("the gateway sent no schema")?;
-    let sink = match sink {
-        Some(sink) => sink,
-        None => Sink::create(args.format, &partial, &schema)?,
-    };
-    sink.finish()?;
+    let written = writer.await.context("the file writer")??;
+    Sink::finish_or_create(written, args.format, &partial, &schema)?;
     std::fs::rename(&partial, &args.out).with_context(|| format!("moving the export to {}", args.out.display()))?;
     progress.finish_and_clear();
     let seq = schema.metadata().get(SNAPSHOT_SEQ_KEY).map_or("?", String::as_str);
@@ -193,4 +236,30 @@ pub async fn run(args: ExportArgs) -> anyhow::Result<()> {
         rows as f64 / seconds.max(1e-9),
     );
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::Arc;
+
+    use arrow_schema::Schema;
+    use popbase_export::columns::{Kind, col};
+
+    use super::*;
+
+    #[test]
+    fn identifying_columns_are_written_without_a_dictionary() {
+        let schema = Arc::new(Schema::new(vec![
+            col("id_pseudonym", Kind::Text, Some(Role::Subject)),
+            col("father_pseudonym", Kind::Text, Some(Role::Person)),
+            col("permit_number", Kind::Text, Some(Role::Identifier)),
+            col("committee_code", Kind::Text, None),
+            col("birth_month", Kind::Text, Some(Role::BirthDate)),
+        ]));
+        let props = parquet_properties(&schema);
+        let dictionary = |name: &str| props.dictionary_enabled(&ColumnPath::from(name));
+        assert!(!dictionary("id_pseudonym") && !dictionary("father_pseudonym") && !dictionary("permit_number"));
+        assert!(dictionary("committee_code") && dictionary("birth_month"));
+        assert_eq!(props.compression(&ColumnPath::from("committee_code")), Compression::SNAPPY);
+    }
 }
