@@ -26,9 +26,13 @@ use crate::sources::Sources;
 /// Answers buffered ahead of a slow reader.
 const INTAKE_BUFFER: usize = 256;
 /// Most applications of one intake stream checked together. A refusal
-/// (quota, approval) ends the stream; applications of the same chunk
-/// behind it are checked and audited but not answered.
+/// (quota, approval) ends the stream; applications behind it in the chunks
+/// in flight are checked and audited but not answered.
 const INTAKE_CHUNK: usize = 256;
+/// Chunks of one stream being checked at once, answered in order. A
+/// refusal's chunk and the one after it may both have been checked and
+/// audited when the stream ends.
+const CHUNKS_IN_FLIGHT: usize = 2;
 
 #[derive(Clone)]
 pub struct EnrollmentService {
@@ -172,9 +176,14 @@ impl Enrollment for EnrollmentService {
             // Whatever applications have arrived (up to INTAKE_CHUNK) are
             // checked together: one standings fetch for all of them, and
             // their audit records share the writer's group commits.
-            let mut chunks = std::pin::pin!(futures::StreamExt::ready_chunks(&mut items, INTAKE_CHUNK));
-            while let Some(chunk) = chunks.next().await {
-                for result in intake_chunk(&gate, &sources, &caller, chunk).await {
+            // The next chunk is checked while the last one's audit records
+            // are made durable: one stream waiting out every group commit
+            // left the cores idle between chunks.
+            let chunks =
+                futures::StreamExt::ready_chunks(&mut items, INTAKE_CHUNK).map(|chunk| intake_chunk(&gate, &sources, &caller, chunk));
+            let mut answered = std::pin::pin!(futures::StreamExt::buffered(chunks, CHUNKS_IN_FLIGHT));
+            while let Some(results) = answered.next().await {
+                for result in results {
                     let stop = result.is_err();
                     if tx.send(result).await.is_err() || stop {
                         return;
