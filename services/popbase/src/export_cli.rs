@@ -103,12 +103,20 @@ async fn channel(args: &ExportArgs) -> anyhow::Result<Channel> {
     endpoint.connect().await.with_context(|| format!("connecting to {}", args.gateway))
 }
 
+/// Rows per Parquet row group, DuckDB's default: the writer holds a whole
+/// group in memory, and with arrow-rs's million-row default an export of a
+/// city's persons held about a million rows' encoded pages at once.
+/// (Measured: no change in rows/s at 200,000 rows.)
+const ROW_GROUP_ROWS: usize = 122_880;
+
 /// Snappy, like most Parquet writers; no dictionary for the columns that
 /// identify a person (ID numbers or their pseudonyms, document numbers):
 /// nearly every value is new, so a dictionary only costs hashing each one
 /// (a quarter of the writer's CPU) until the writer falls back to plain.
 fn parquet_properties(schema: &SchemaRef) -> WriterProperties {
-    let mut props = WriterProperties::builder().set_compression(Compression::SNAPPY);
+    let mut props = WriterProperties::builder()
+        .set_compression(Compression::SNAPPY)
+        .set_max_row_group_row_count(Some(ROW_GROUP_ROWS));
     for field in schema.fields() {
         if matches!(Role::of(field), Some(Role::Subject | Role::Person | Role::Identifier)) {
             props = props.set_column_dictionary_enabled(ColumnPath::from(field.name().as_str()), false);
@@ -261,5 +269,6 @@ mod tests {
         assert!(!dictionary("id_pseudonym") && !dictionary("father_pseudonym") && !dictionary("permit_number"));
         assert!(dictionary("committee_code") && dictionary("birth_month"));
         assert_eq!(props.compression(&ColumnPath::from("committee_code")), Compression::SNAPPY);
+        assert_eq!(props.max_row_group_row_count(), Some(ROW_GROUP_ROWS));
     }
 }
