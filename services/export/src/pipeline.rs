@@ -265,6 +265,19 @@ mod tests {
     }
 
     #[test]
+    fn a_builder_that_panics_fails_the_export_instead_of_ending_it_short() {
+        let rows = BATCH_ROWS * 6;
+        let (outcome, values, _) = run(rows, true, |chunk, columns| {
+            if chunk.rows().any(|r| r == BATCH_ROWS.to_string().as_bytes()) {
+                panic!("a bug in a dataset's row writer");
+            }
+            copy_rows(chunk, columns)
+        });
+        assert!(matches!(outcome, Err(e) if e.to_string().contains("panicked")));
+        assert!(values.len() < rows);
+    }
+
+    #[test]
     fn a_reader_that_went_away_stops_the_scan_without_an_error() {
         let rows = BATCH_ROWS * 40;
         let (outcome, values, visited) = run(rows, false, copy_rows);
