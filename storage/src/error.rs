@@ -34,6 +34,14 @@ pub enum StorageError {
 }
 
 impl StorageError {
+    /// A stored value of `table` that cannot be read as its message.
+    pub fn decode(table: &str, detail: impl std::fmt::Display) -> Self {
+        StorageError::Decode {
+            table: table.to_string(),
+            detail: detail.to_string(),
+        }
+    }
+
     /// Classifies a RocksDB error raised while working on the store at `path`.
     pub(crate) fn from_engine(path: &std::path::Path, err: rocksdb::Error) -> Self {
         let text = err.to_string();

@@ -187,9 +187,6 @@ fn page_bounds(prefix: &[u8], after: Option<&[u8]>) -> (Vec<u8>, Option<Vec<u8>>
 
 pub(crate) fn decode_value<M: Message + Default>(table: &str, raw: &[u8]) -> StorageResult<Versioned<M>> {
     let (version, payload) = value::decode(table, raw)?;
-    let value = M::decode(payload).map_err(|e| StorageError::Decode {
-        table: table.to_string(),
-        detail: e.to_string(),
-    })?;
+    let value = M::decode(payload).map_err(|e| StorageError::decode(table, e))?;
     Ok(Versioned { version, value })
 }

@@ -307,10 +307,7 @@ impl Store {
         if limit == 0 {
             return Ok((kept, last));
         }
-        let decode_error = |e: prost::DecodeError| StorageError::Decode {
-            table: CHANGELOG_CF.to_string(),
-            detail: e.to_string(),
-        };
+        let decode_error = |e: prost::DecodeError| StorageError::decode(CHANGELOG_CF, e);
         let from = after.saturating_add(1).to_be_bytes();
         self.raw_scan(CHANGELOG_CF, &from, None, &mut |_, v| {
             let header = ChangeHeader::decode(v).map_err(decode_error)?;
@@ -483,10 +480,7 @@ pub(crate) fn changes_since(view: &impl Read, after: u64, limit: usize) -> Stora
     }
     let from = after.saturating_add(1).to_be_bytes();
     view.raw_scan(CHANGELOG_CF, &from, None, &mut |_, v| {
-        let entry = ChangeBatch::decode(v).map_err(|e| StorageError::Decode {
-            table: CHANGELOG_CF.to_string(),
-            detail: e.to_string(),
-        })?;
+        let entry = ChangeBatch::decode(v).map_err(|e| StorageError::decode(CHANGELOG_CF, e))?;
         out.push(entry);
         Ok(out.len() < limit)
     })?;

@@ -20,10 +20,7 @@ pub(crate) fn encode(version: u64, payload: &[u8]) -> Vec<u8> {
 }
 
 pub(crate) fn decode<'a>(table: &str, raw: &'a [u8]) -> Result<(u64, &'a [u8]), StorageError> {
-    let bad = |detail: &str| StorageError::Decode {
-        table: table.to_string(),
-        detail: detail.to_string(),
-    };
+    let bad = |detail: &str| StorageError::decode(table, detail);
     if raw.len() < HEADER_LEN {
         return Err(bad("value shorter than its header"));
     }

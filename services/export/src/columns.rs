@@ -206,6 +206,15 @@ impl Columns {
     }
 }
 
+/// An enum's export label: its proto name without `prefix`, lower case;
+/// none for unspecified (see [`RowWriter::label`]).
+pub fn label_of(proto_name: Option<&str>, prefix: &str) -> Option<String> {
+    proto_name
+        .map(|n| n.strip_prefix(prefix).unwrap_or(n))
+        .filter(|n| *n != "UNSPECIFIED")
+        .map(str::to_ascii_lowercase)
+}
+
 /// Writes one row, column by column in schema order. Empty strings and
 /// missing values become nulls.
 pub struct RowWriter<'c> {
@@ -251,11 +260,7 @@ impl RowWriter<'_> {
     /// An enum's proto name without its prefix, lower case
     /// (`REGISTRATION_STATUS_ACTIVE` → `active`); unspecified is null.
     pub fn label(&mut self, proto_name: Option<&str>, prefix: &str) -> &mut Self {
-        let short = proto_name
-            .map(|n| n.strip_prefix(prefix).unwrap_or(n))
-            .filter(|n| *n != "UNSPECIFIED")
-            .map(str::to_ascii_lowercase);
-        self.text(short.as_deref().unwrap_or(""))
+        self.text(label_of(proto_name, prefix).as_deref().unwrap_or(""))
     }
 
     pub fn date(&mut self, value: Option<NaiveDate>) -> &mut Self {

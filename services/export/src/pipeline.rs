@@ -24,7 +24,7 @@ use popbase_storage::StorageResult;
 
 use crate::BATCH_ROWS;
 use crate::columns::Columns;
-use crate::source::BatchSink;
+use crate::source::{BatchSink, unbuilt};
 
 /// Encoded rows copied out of the engine's buffers, back to back.
 #[derive(Default)]
@@ -148,11 +148,9 @@ fn build_chunks(
 ) {
     let mut columns = Columns::new(schema);
     for chunk in chunks {
-        let batch = build(&chunk, &mut columns).map_err(ServiceError::from).and_then(|()| {
-            columns
-                .take()
-                .map_err(|e| ServiceError::Internal(format!("building an export batch: {e}")))
-        });
+        let batch = build(&chunk, &mut columns)
+            .map_err(ServiceError::from)
+            .and_then(|()| columns.take().map_err(unbuilt));
         if batches.send(batch).is_err() {
             return;
         }
@@ -252,10 +250,7 @@ mod tests {
         let poison = (BATCH_ROWS * 2 + 5).to_string();
         let (outcome, values, visited) = run(rows, true, |chunk, columns| {
             if chunk.rows().any(|r| r == poison.as_bytes()) {
-                return Err(StorageError::Decode {
-                    table: "t".into(),
-                    detail: "poisoned".into(),
-                });
+                return Err(StorageError::decode("t", "poisoned"));
             }
             copy_rows(chunk, columns)
         });

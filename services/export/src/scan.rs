@@ -57,19 +57,6 @@ pub fn for_each_encoded<M>(
     }
 }
 
-/// [`for_each_encoded`], each row decoded.
-pub fn for_each_row<M: Message + Default>(
-    snapshot: &Snapshot,
-    table: &Table<M>,
-    prefix: &[u8],
-    since: Option<u64>,
-    mut visit: impl FnMut(M) -> StorageResult<bool>,
-) -> StorageResult<()> {
-    for_each_encoded(snapshot, table, prefix, since, |encoded| {
-        visit(M::decode(encoded).map_err(|e| corrupt(table.name(), e))?)
-    })
-}
-
 /// A whole export of one table: every row [`for_each_encoded`] selects is
 /// decoded and goes to `write`, which adds the row's columns (or skips a
 /// row outside the ticket's division), in batches of `schema` into `sink`.
@@ -89,7 +76,7 @@ pub fn export_table<M: Message + Default>(
         |visit| for_each_encoded(snapshot, table, prefix, since, |encoded| Ok(visit(encoded))),
         |chunk, columns| {
             for encoded in chunk.rows() {
-                write(columns, &M::decode(encoded).map_err(|e| corrupt(table.name(), e))?);
+                write(columns, &M::decode(encoded).map_err(|e| StorageError::decode(table.name(), e))?);
             }
             Ok(())
         },
@@ -115,7 +102,7 @@ pub fn export_encoded<M>(
         |chunk, columns| {
             let mut row = plan.reader();
             for encoded in chunk.rows() {
-                row.read(encoded).map_err(|e| corrupt(table.name(), e))?;
+                row.read(encoded).map_err(|e| StorageError::decode(table.name(), e))?;
                 if keep(&row, encoded) {
                     row.write(encoded, columns);
                 }
@@ -123,11 +110,4 @@ pub fn export_encoded<M>(
             Ok(())
         },
     )
-}
-
-fn corrupt(table: &str, e: impl std::fmt::Display) -> StorageError {
-    StorageError::Decode {
-        table: table.to_string(),
-        detail: e.to_string(),
-    }
 }

@@ -4,7 +4,7 @@
 use std::sync::Arc;
 
 use arrow_array::RecordBatch;
-use arrow_schema::{Schema, SchemaRef};
+use arrow_schema::{ArrowError, Schema, SchemaRef};
 use popbase_common::{ServiceError, ServiceResult};
 use tokio::sync::mpsc;
 
@@ -76,7 +76,7 @@ impl BatchSink {
         match columns.take() {
             Ok(batch) => self.send_batch(batch),
             Err(e) => {
-                self.failed = Some(ServiceError::Internal(format!("building an export batch: {e}")));
+                self.failed = Some(unbuilt(e));
                 false
             }
         }
@@ -94,7 +94,7 @@ impl BatchSink {
                 !self.gone
             }
             Err(e) => {
-                self.failed = Some(ServiceError::Internal(format!("building an export batch: {e}")));
+                self.failed = Some(unbuilt(e));
                 false
             }
         }
@@ -114,6 +114,11 @@ impl BatchSink {
             None => Ok(()),
         }
     }
+}
+
+/// A batch that could not be built from its columns: a dataset's bug.
+pub(crate) fn unbuilt(e: ArrowError) -> ServiceError {
+    ServiceError::Internal(format!("building an export batch: {e}"))
 }
 
 /// Batches a scan may run ahead of its reader.

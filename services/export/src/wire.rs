@@ -21,7 +21,7 @@ use arrow_schema::SchemaRef;
 use chrono::NaiveDate;
 use thiserror::Error;
 
-use crate::columns::{Columns, RowWriter};
+use crate::columns::{Columns, RowWriter, label_of};
 
 /// A row's encoding does not fit its plan: a bug or a corrupt value, never
 /// input. (Text that is not UTF-8 fails its batch, see `Columns::take`.)
@@ -113,14 +113,7 @@ impl Labels {
     /// The labels of the enum `name_of` names (prost's `try_from` and
     /// `as_str_name`), its proto names stripped of `prefix`.
     pub fn of(prefix: &str, name_of: impl Fn(i32) -> Option<&'static str>) -> Labels {
-        let mut labels: Vec<Option<String>> = (0..256)
-            .map(|value| {
-                name_of(value)
-                    .map(|n| n.strip_prefix(prefix).unwrap_or(n))
-                    .filter(|n| *n != "UNSPECIFIED")
-                    .map(str::to_ascii_lowercase)
-            })
-            .collect();
+        let mut labels: Vec<Option<String>> = (0..256).map(|value| label_of(name_of(value), prefix)).collect();
         while labels.last().is_some_and(Option::is_none) {
             labels.pop();
         }
@@ -144,8 +137,6 @@ enum Read {
     Date,
     /// How many times a repeated field occurs.
     Count,
-    /// An unsigned integer (absent is 0, as in proto3).
-    U64,
 }
 
 /// One column of a plan: the field it is read from, and how.
@@ -157,12 +148,12 @@ pub struct Pick {
     read: Read,
 }
 
+fn pick(field: u32, read: Read) -> Pick {
+    Pick { field, inner: None, read }
+}
+
 pub fn text(field: u32) -> Pick {
-    Pick {
-        field,
-        inner: None,
-        read: Read::Text,
-    }
+    pick(field, Read::Text)
 }
 
 /// The string field `inner` of the message in field `field`.
@@ -175,35 +166,15 @@ pub fn text_in(field: u32, inner: u32) -> Pick {
 }
 
 pub fn label(field: u32, labels: Labels) -> Pick {
-    Pick {
-        field,
-        inner: None,
-        read: Read::Label(labels),
-    }
+    pick(field, Read::Label(labels))
 }
 
 pub fn date(field: u32) -> Pick {
-    Pick {
-        field,
-        inner: None,
-        read: Read::Date,
-    }
+    pick(field, Read::Date)
 }
 
 pub fn count(field: u32) -> Pick {
-    Pick {
-        field,
-        inner: None,
-        read: Read::Count,
-    }
-}
-
-pub fn u64(field: u32) -> Pick {
-    Pick {
-        field,
-        inner: None,
-        read: Read::U64,
-    }
+    pick(field, Read::Count)
 }
 
 /// A column's value in the row being read.
@@ -241,7 +212,7 @@ impl WirePlan {
         let absent = picks
             .iter()
             .map(|p| match p.read {
-                Read::Count | Read::U64 => Slot::Int(0),
+                Read::Count => Slot::Int(0),
                 _ => Slot::Null,
             })
             .collect();
@@ -321,8 +292,6 @@ impl WireRow<'_> {
                 (Read::Date, _) => row.date(None),
                 (Read::Count, Slot::Int(n)) => row.u32(u32::try_from(*n).ok()),
                 (Read::Count, _) => row.u32(None),
-                (Read::U64, Slot::Int(n)) => row.u64(*n),
-                (Read::U64, _) => row.u64(0),
             };
         }
     }
@@ -347,14 +316,14 @@ fn read_slot(encoded: &[u8], pick: &Pick, value: Value, previous: Slot) -> Resul
     let field = pick.field;
     Ok(match (&pick.read, value) {
         (Read::Text, Value::Bytes(start, end)) => Slot::Text(start, end),
-        (Read::Label(_) | Read::U64, Value::Varint(v)) => Slot::Int(v),
+        (Read::Label(_), Value::Varint(v)) => Slot::Int(v),
         (Read::Count, _) => match previous {
             Slot::Int(n) => Slot::Int(n + 1),
             _ => Slot::Int(1),
         },
         (Read::Date, Value::Bytes(start, end)) => Slot::Date(read_date(encoded, start, end)?),
         (Read::Text, v) => return Err(wrong(field, v, "a string")),
-        (Read::Label(_) | Read::U64, v) => return Err(wrong(field, v, "a varint")),
+        (Read::Label(_), v) => return Err(wrong(field, v, "a varint")),
         (Read::Date, v) => return Err(wrong(field, v, "a date message")),
     })
 }

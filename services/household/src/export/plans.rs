@@ -15,6 +15,13 @@ use popbase_proto::household::{
     Relationship,
 };
 
+/// The export labels of a prost enum, its proto names stripped of `prefix`.
+macro_rules! labels {
+    ($enum:ident, $prefix:literal) => {
+        Labels::of($prefix, |v| $enum::try_from(v).ok().map(|e| e.as_str_name()))
+    };
+}
+
 /// `Address { committee_code = 1; detail = 2; }`
 const COMMITTEE: u32 = 1;
 const DETAIL: u32 = 2;
@@ -26,49 +33,26 @@ pub static PERSONS: LazyLock<WirePlan> = LazyLock::new(|| {
         vec![
             text(1),
             text(2),
-            label(4, Labels::of("SEX_", |v| Sex::try_from(v).ok().map(|e| e.as_str_name()))),
+            label(4, labels!(Sex, "SEX_")),
             text(5),
             date(6),
             text(7),
             text(8),
             text(9),
-            label(
-                10,
-                Labels::of("RELATIONSHIP_", |v| Relationship::try_from(v).ok().map(|e| e.as_str_name())),
-            ),
-            label(
-                11,
-                Labels::of("EDUCATION_LEVEL_", |v| EducationLevel::try_from(v).ok().map(|e| e.as_str_name())),
-            ),
-            label(
-                12,
-                Labels::of("MARITAL_STATUS_", |v| MaritalStatus::try_from(v).ok().map(|e| e.as_str_name())),
-            ),
-            label(
-                13,
-                Labels::of("MILITARY_SERVICE_", |v| MilitaryService::try_from(v).ok().map(|e| e.as_str_name())),
-            ),
+            label(10, labels!(Relationship, "RELATIONSHIP_")),
+            label(11, labels!(EducationLevel, "EDUCATION_LEVEL_")),
+            label(12, labels!(MaritalStatus, "MARITAL_STATUS_")),
+            label(13, labels!(MilitaryService, "MILITARY_SERVICE_")),
             text(14),
             text_in(15, COMMITTEE),
             text_in(15, DETAIL),
             date(16),
-            label(
-                17,
-                Labels::of("MOVE_IN_REASON_", |v| MoveInReason::try_from(v).ok().map(|e| e.as_str_name())),
-            ),
+            label(17, labels!(MoveInReason, "MOVE_IN_REASON_")),
             text(18),
             date(19),
-            label(
-                20,
-                Labels::of("MOVE_OUT_REASON_", |v| MoveOutReason::try_from(v).ok().map(|e| e.as_str_name())),
-            ),
+            label(20, labels!(MoveOutReason, "MOVE_OUT_REASON_")),
             text(21),
-            label(
-                22,
-                Labels::of("REGISTRATION_STATUS_", |v| {
-                    RegistrationStatus::try_from(v).ok().map(|e| e.as_str_name())
-                }),
-            ),
+            label(22, labels!(RegistrationStatus, "REGISTRATION_STATUS_")),
             text(23),
             text(24),
             text(25),
@@ -87,19 +71,13 @@ pub static HOUSEHOLDS: LazyLock<WirePlan> = LazyLock::new(|| {
         super::HOUSEHOLDS_SCHEMA.clone(),
         vec![
             text(1),
-            label(
-                2,
-                Labels::of("HOUSEHOLD_KIND_", |v| HouseholdKind::try_from(v).ok().map(|e| e.as_str_name())),
-            ),
+            label(2, labels!(HouseholdKind, "HOUSEHOLD_KIND_")),
             text(3),
             text_in(4, COMMITTEE),
             text_in(4, DETAIL),
             text(5),
             date(6),
-            label(
-                7,
-                Labels::of("HOUSEHOLD_STATUS_", |v| HouseholdStatus::try_from(v).ok().map(|e| e.as_str_name())),
-            ),
+            label(7, labels!(HouseholdStatus, "HOUSEHOLD_STATUS_")),
             date(9),
             count(8),
         ],
