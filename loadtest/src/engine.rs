@@ -45,6 +45,8 @@ fn histogram() -> Histogram<u64> {
 /// What a finished call reports to the collector.
 struct Outcome {
     micros: u64,
+    /// Open loop: how late the call started against its schedule.
+    lag_micros: Option<u64>,
     items: u64,
     error: Option<String>,
     counted: bool,
@@ -59,11 +61,14 @@ struct Tally {
 }
 
 impl Tally {
-    fn add(&mut self, h: &mut Histogram<u64>, o: Outcome) {
+    fn add(&mut self, h: &mut Histogram<u64>, lags: &mut Histogram<u64>, o: Outcome) {
         if !o.counted {
             return;
         }
         let _ = h.record(o.micros.clamp(1, MAX_MICROS));
+        if let Some(lag) = o.lag_micros {
+            let _ = lags.record(lag.clamp(1, MAX_MICROS));
+        }
         match o.error {
             None => {
                 self.calls += 1;
@@ -88,10 +93,10 @@ pub async fn run(scenario: Arc<dyn Scenario>, plan: &Plan) -> Report {
         None => closed(scenario.clone(), plan.concurrency, measure_from, end, tx),
         Some(rate) => open(scenario.clone(), rate, plan.concurrency, measure_from, end, tx),
     }
-    let mut h = histogram();
+    let (mut h, mut lags) = (histogram(), histogram());
     let mut tally = Tally::default();
     while let Some(outcome) = rx.recv().await {
-        tally.add(&mut h, outcome);
+        tally.add(&mut h, &mut lags, outcome);
     }
     let seconds = plan.duration.as_secs_f64();
     Report {
@@ -108,6 +113,7 @@ pub async fn run(scenario: Arc<dyn Scenario>, plan: &Plan) -> Report {
         calls_per_s: tally.calls as f64 / seconds,
         items_per_s: tally.items as f64 / seconds,
         latency: Latency::from_micros(&h),
+        schedule_lag: (!lags.is_empty()).then(|| Latency::from_micros(&lags)),
         error_samples: tally.samples,
         notes: String::new(),
     }
@@ -133,6 +139,11 @@ fn closed(scenario: Arc<dyn Scenario>, workers: u32, measure_from: Instant, end:
 
 /// Open loop; `max_in_flight` bounds memory if the system falls far behind
 /// (the schedule keeps its times, so waiting for room counts as latency).
+///
+/// A plain thread keeps the schedule: tokio's timer fires on whole
+/// milliseconds, which would add up to a millisecond of the tester's own
+/// lateness to every latency it measures (pgbench's `-R` waits in
+/// microseconds). The lateness that remains is reported as the schedule lag.
 fn open(
     scenario: Arc<dyn Scenario>,
     rate: f64,
@@ -143,40 +154,55 @@ fn open(
 ) {
     let interval = Duration::from_secs_f64(1.0 / rate.max(0.001));
     let room = Arc::new(Semaphore::new(max_in_flight.max(1) as usize));
-    tokio::spawn(async move {
+    let (due_tx, mut due) = mpsc::unbounded_channel::<(u64, Instant)>();
+    std::thread::spawn(move || {
         let start = Instant::now();
         for n in 0u64.. {
             let intended = start + interval.mul_f64(n as f64);
             if intended >= end {
                 break;
             }
-            tokio::time::sleep_until(intended.into()).await;
+            let now = Instant::now();
+            if intended > now {
+                std::thread::sleep(intended - now);
+            }
+            if due_tx.send((n, intended)).is_err() {
+                break;
+            }
+        }
+    });
+    tokio::spawn(async move {
+        while let Some((n, intended)) = due.recv().await {
             let Ok(permit) = room.clone().acquire_owned().await else { break };
+            let lag = intended.elapsed();
             let (scenario, tx) = (scenario.clone(), tx.clone());
             tokio::spawn(async move {
                 let result = scenario.call(n).await;
                 drop(permit);
-                let _ = tx.send(outcome(intended, result, intended >= measure_from));
+                let mut outcome = outcome(intended, result, intended >= measure_from);
+                outcome.lag_micros = Some(micros(lag));
+                let _ = tx.send(outcome);
             });
         }
     });
 }
 
+fn micros(d: Duration) -> u64 {
+    u64::try_from(d.as_micros()).unwrap_or(u64::MAX)
+}
+
 fn outcome(since: Instant, result: Result<u64, String>, counted: bool) -> Outcome {
-    let micros = u64::try_from(since.elapsed().as_micros()).unwrap_or(u64::MAX);
-    match result {
-        Ok(items) => Outcome {
-            micros,
-            items,
-            error: None,
-            counted,
-        },
-        Err(e) => Outcome {
-            micros,
-            items: 0,
-            error: Some(e),
-            counted,
-        },
+    let micros = micros(since.elapsed());
+    let (items, error) = match result {
+        Ok(items) => (items, None),
+        Err(e) => (0, Some(e)),
+    };
+    Outcome {
+        micros,
+        lag_micros: None,
+        items,
+        error,
+        counted,
     }
 }
 
@@ -214,6 +240,7 @@ mod tests {
         assert_eq!(report.items, report.calls * 2);
         assert!(report.latency.p99_ms >= 99.0, "the stalls are in the tail: {:?}", report.latency);
         assert!(report.latency.p50_ms < 50.0);
+        assert!(report.schedule_lag.is_none(), "a closed loop has no schedule");
     }
 
     #[tokio::test]
@@ -230,5 +257,8 @@ mod tests {
         let report = run(Arc::new(Stalling), &plan).await;
         assert!(report.calls >= 20, "{}", report.calls);
         assert!(report.latency.p90_ms > 20.0, "delayed calls count their wait: {:?}", report.latency);
+        let lag = report.schedule_lag.expect("an open loop reports its schedule lag");
+        assert!(lag.p90_ms > 20.0, "calls waiting for room start late: {lag:?}");
+        assert!(lag.max_ms <= report.latency.max_ms, "the lag is part of the latency: {lag:?}");
     }
 }

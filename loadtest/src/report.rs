@@ -53,6 +53,10 @@ pub struct Report {
     pub items_per_s: f64,
     /// Open loop: measured from each call's intended start (coordinated omission corrected).
     pub latency: Latency,
+    /// Open loop: how late calls started against their schedule (the
+    /// tester's own lateness plus waiting for room), already inside `latency`.
+    #[serde(default)]
+    pub schedule_lag: Option<Latency>,
     /// First few distinct error messages.
     pub error_samples: Vec<String>,
     pub notes: String,
@@ -79,6 +83,13 @@ impl Report {
             "\nconcurrency {}, {} connections, {:.0} s measured{rate}. {}",
             self.concurrency, self.connections, self.duration_s, self.notes
         );
+        if let Some(lag) = &self.schedule_lag {
+            let _ = writeln!(
+                out,
+                "\nCalls started late against the schedule by p50 {:.3} ms, p99 {:.3} ms (included above).",
+                lag.p50_ms, lag.p99_ms
+            );
+        }
         for e in &self.error_samples {
             let _ = writeln!(out, "- error: {e}");
         }
