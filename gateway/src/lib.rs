@@ -3,12 +3,14 @@
 //! Every answer passes one path ([`gate`]): authenticate (mTLS client
 //! certificate or signed token) → authorise (catalogue share class,
 //! approval, purpose, quota, consent or legal basis) → fetch from the
-//! services over gRPC → minimise to the approved fields → audit (hash-chained,
+//! services (over gRPC, or straight from their handlers when this process
+//! runs them, see [`calls`]) → minimise to the approved fields → audit (hash-chained,
 //! durable before the answer) → answer. Denials take the same path and
 //! leave their own audit record.
 
 pub mod audit;
 pub mod auth;
+pub mod calls;
 pub mod catalogue;
 pub mod cert;
 pub mod consent;

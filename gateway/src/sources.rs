@@ -1,12 +1,14 @@
 //! Where the gateway fetches: gRPC clients of the registry, the residence
 //! service and the feeds, over the network or, when this process runs them
-//! too (all-in-one), straight into their routers (see `popbase_common::upstream`).
+//! too (all-in-one), straight into their routers (see `popbase_common::upstream`)
+//! or their handlers (see [`crate::calls`]).
 
 use std::sync::Arc;
 
 use arrow_flight::flight_service_client::FlightServiceClient;
-use popbase_common::ServiceError;
+use popbase_common::metrics::Metrics;
 use popbase_common::upstream::{self, Upstream};
+use popbase_common::{Role, ServiceError};
 use popbase_domain::{DivisionLevel, Divisions};
 use popbase_export::{DatasetSource, Owner};
 use popbase_proto::common::DivisionPath;
@@ -15,12 +17,14 @@ use popbase_proto::household::household_registry_client::HouseholdRegistryClient
 use popbase_proto::residence::entitlements_client::EntitlementsClient;
 use popbase_proto::residence::residence_permits_client::ResidencePermitsClient;
 
+use crate::calls::{Counted, FeedCalls, LocalHandlers, PermitCalls, RegistryCalls, Via};
+
 #[derive(Clone)]
 pub struct Sources {
-    pub registry: HouseholdRegistryClient<Upstream>,
-    pub permits: ResidencePermitsClient<Upstream>,
+    pub registry: RegistryCalls,
+    pub permits: PermitCalls,
     pub entitlements: EntitlementsClient<Upstream>,
-    pub feeds: FeedsClient<Upstream>,
+    pub feeds: FeedCalls,
     /// The internal Flight endpoints, by the role that owns the datasets.
     household_flight: FlightServiceClient<Upstream>,
     residence_flight: FlightServiceClient<Upstream>,
@@ -50,15 +54,32 @@ impl Sources {
     /// Clients over the given transports (remote or in-process, per role).
     pub fn over(household: Upstream, residence: Upstream, feeds: Upstream) -> Self {
         Self {
-            registry: HouseholdRegistryClient::new(household.clone()),
-            permits: ResidencePermitsClient::new(residence.clone()),
+            registry: Via::Client(HouseholdRegistryClient::new(household.clone())),
+            permits: Via::Client(ResidencePermitsClient::new(residence.clone())),
             entitlements: EntitlementsClient::new(residence.clone()),
-            feeds: FeedsClient::new(feeds.clone()),
+            feeds: Via::Client(FeedsClient::new(feeds.clone())),
             household_flight: flight_client(household),
             residence_flight: flight_client(residence),
             feeds_flight: flight_client(feeds),
             local_exports: Vec::new(),
         }
+    }
+
+    /// Calls the handlers of the services this process runs directly
+    /// instead of through their clients; each call is counted in its
+    /// role's RPC metrics in `metrics`.
+    pub fn with_handlers(mut self, handlers: LocalHandlers, metrics: &Arc<Metrics>) -> Self {
+        let counted = |role| Counted::new(role, Arc::clone(metrics));
+        if let Some(registry) = handlers.registry {
+            self.registry = Via::Handlers(registry, counted(Role::Household));
+        }
+        if let Some(permits) = handlers.permits {
+            self.permits = Via::Handlers(permits, counted(Role::Residence));
+        }
+        if let Some(feeds) = handlers.feeds {
+            self.feeds = Via::Handlers(feeds, counted(Role::Feeds));
+        }
+        self
     }
 
     /// Reads the datasets `source` owns from it directly (it runs in this

@@ -13,7 +13,7 @@ use popbase_proto::gateway::{
     EmployerLocalityRequest, EnrollmentBasis, EnrollmentCheckRequest, GrantConsentRequest, GuardianRelation, InsuranceGapRequest,
     ListAccessesRequest, PersonSummaryRequest, PlaceKind, ResidenceStatus, ResidentKind,
 };
-use support::{XINHUA, XIYUAN, start, today};
+use support::{Platform, XINHUA, XIYUAN, start, start_with_local_exports, today};
 use tokio_stream::StreamExt;
 
 const ENROLL: &str = "COMPULSORY_EDUCATION_ENROLLMENT";
@@ -30,7 +30,27 @@ fn enrollment(child: &str, guardians: &[&str], district: &str) -> EnrollmentChec
 
 #[tokio::test]
 async fn enrollment_check_tells_registered_permit_and_unrelated_families_apart() {
-    let p = start(None, "mtls").await;
+    enrollment_checks(start(None, "mtls").await).await;
+}
+
+/// All-in-one, the gateway calls the services' handlers directly (its
+/// registry and feeds clients point nowhere here): the same answers, and
+/// the calls still show in each role's RPC metrics.
+#[tokio::test]
+async fn all_in_one_the_same_enrollment_answers_come_from_the_handlers() {
+    let p = start_with_local_exports().await;
+    let metrics = p.metrics.clone();
+    enrollment_checks(p).await;
+    let rendered = metrics.render();
+    for counted in [
+        r#"role="household",method="/popbase.household.v1.HouseholdRegistry/GetPersons",code="0""#,
+        r#"role="residence",method="/popbase.residence.v1.ResidencePermits/GetResident",code="0""#,
+    ] {
+        assert!(rendered.contains(counted), "{counted} missing from\n{rendered}");
+    }
+}
+
+async fn enrollment_checks(p: Platform) {
     let people = &p.people;
     let mut education = EnrollmentClient::new(p.department("education.dept.popbase").await);
     let before = p.audit_count();
@@ -197,7 +217,24 @@ fn grant(subject: &str, department: &str, purpose: &str) -> GrantConsentRequest 
 
 #[tokio::test]
 async fn each_department_sees_only_its_approved_fields() {
-    let p = start(None, "mtls").await;
+    approved_fields_only(start(None, "mtls").await).await;
+}
+
+#[tokio::test]
+async fn all_in_one_each_department_sees_only_its_approved_fields() {
+    let p = start_with_local_exports().await;
+    let metrics = p.metrics.clone();
+    approved_fields_only(p).await;
+    let rendered = metrics.render();
+    for counted in [
+        r#"role="feeds",method="/popbase.feeds.v1.Feeds/CheckInsurance",code="0""#,
+        r#"role="household",method="/popbase.household.v1.HouseholdRegistry/ListPersons",code="0""#,
+    ] {
+        assert!(rendered.contains(counted), "{counted} missing from\n{rendered}");
+    }
+}
+
+async fn approved_fields_only(p: Platform) {
     let people = &p.people;
     let mut platform = ConsentsClient::new(p.department("service-platform.dept.popbase").await);
     platform

@@ -114,7 +114,6 @@ impl ConsentService {
         let person = self
             .sources
             .registry
-            .clone()
             .get_persons(GetPersonsRequest {
                 id_numbers: vec![subject.to_string()],
             })

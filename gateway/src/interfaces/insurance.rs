@@ -44,7 +44,6 @@ pub async fn gap(sources: &Sources, division: &str, today: NaiveDate) -> Service
     loop {
         let page = sources
             .registry
-            .clone()
             .list_persons(ListPersonsRequest {
                 division_code: division.to_string(),
                 page: Some(PageRequest {
@@ -58,7 +57,6 @@ pub async fn gap(sources: &Sources, division: &str, today: NaiveDate) -> Service
         let ids: Vec<String> = page.persons.iter().map(|p| p.id_number.clone()).collect();
         let active = sources
             .feeds
-            .clone()
             .check_insurance(CheckInsuranceRequest { id_numbers: ids })
             .await
             .map_err(|s| upstream("the feeds service", s))?
@@ -101,7 +99,7 @@ pub async fn gap(sources: &Sources, division: &str, today: NaiveDate) -> Service
     // The registrations behind the list, RESIDENT_LOOKUPS at a time, in list order.
     let residents: Vec<_> = futures::stream::iter(holders)
         .map(|id_number| {
-            let mut permits = sources.permits.clone();
+            let permits = sources.permits.clone();
             async move { permits.get_resident(GetResidentRequest { id_number }).await }
         })
         .buffered(RESIDENT_LOOKUPS)

@@ -34,7 +34,6 @@ pub async fn summary(sources: &Sources, id: &str, today: NaiveDate) -> ServiceRe
     let insurance = async {
         sources
             .feeds
-            .clone()
             .check_insurance(CheckInsuranceRequest { id_numbers: ids.clone() })
             .await
             .map_err(|s| upstream("the feeds service", s))

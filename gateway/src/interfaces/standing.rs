@@ -61,7 +61,6 @@ fn valid_permit(permits: &[ResidencePermit], on: NaiveDate) -> Option<&Residence
 pub async fn standings(sources: &Sources, ids: &[String], on: NaiveDate) -> ServiceResult<Vec<Standing>> {
     let persons = sources
         .registry
-        .clone()
         .get_persons(GetPersonsRequest { id_numbers: ids.to_vec() })
         .await
         .map_err(|s| upstream("the household registry", s))?
@@ -73,12 +72,7 @@ pub async fn standings(sources: &Sources, ids: &[String], on: NaiveDate) -> Serv
             out.push(Standing::Registered(person));
             continue;
         }
-        let resident = match sources
-            .permits
-            .clone()
-            .get_resident(GetResidentRequest { id_number: id.clone() })
-            .await
-        {
+        let resident = match sources.permits.get_resident(GetResidentRequest { id_number: id.clone() }).await {
             Ok(r) => Some(r.into_inner()),
             Err(s) if s.code() == Code::NotFound => None,
             Err(s) => return Err(upstream("the residence service", s)),

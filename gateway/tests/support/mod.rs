@@ -236,6 +236,8 @@ pub struct Platform {
     pub registry: popbase_household::Registry,
     /// The gateway's clients of the services (to ask them directly).
     pub sources: popbase_gateway::sources::Sources,
+    /// Every role's RPC metrics.
+    pub metrics: Arc<Metrics>,
     tasks: Vec<tokio::task::JoinHandle<()>>,
 }
 
@@ -258,7 +260,8 @@ pub async fn start_without_registry() -> Platform {
 }
 
 /// The platform as one process runs it (all-in-one): the gateway reads
-/// export batches from the roles' dataset sources, not their Flight endpoints.
+/// export batches from the roles' dataset sources, not their Flight
+/// endpoints, and calls the services' handlers, not their gRPC clients.
 #[allow(dead_code)] // used by some test binaries only
 pub async fn start_with_local_exports() -> Platform {
     start_inner(None, "mtls", true, true).await
@@ -314,19 +317,38 @@ async fn start_inner(catalogue: Option<String>, auth: &str, registry_reachable: 
             feeds_l,
         ),
     ];
-    let gateway_registry = if registry_reachable {
-        url(household)
-    } else {
+    // An address where nothing answers.
+    let nowhere = {
         let (gone, addr) = listen().await;
         drop(gone);
         url(addr)
     };
-    let mut sources = popbase_gateway::sources::Sources::connect_lazy(&gateway_registry, &url(residence), &url(feeds)).expect("sources");
+    // All-in-one, the gateway must not need the registry's or the feeds'
+    // gRPC clients: point them nowhere, so only the handlers can answer.
+    // (The residence clients stay: entitlements have no direct path.)
+    let gateway_registry = if registry_reachable && !local_exports {
+        url(household)
+    } else {
+        nowhere.clone()
+    };
+    let gateway_feeds = if local_exports { nowhere } else { url(feeds) };
+    let mut sources = popbase_gateway::sources::Sources::connect_lazy(&gateway_registry, &url(residence), &gateway_feeds).expect("sources");
     if local_exports {
         sources = sources
             .with_local_export(Arc::new(popbase_household::export::RegistryExports::new(registry.clone())))
             .with_local_export(Arc::new(popbase_residence::export::PermitExports::new(permits.clone())))
-            .with_local_export(Arc::new(popbase_feeds::export::FeedExports::new(feed_store.clone())));
+            .with_local_export(Arc::new(popbase_feeds::export::FeedExports::new(feed_store.clone())))
+            .with_handlers(
+                popbase_gateway::calls::LocalHandlers {
+                    registry: Some(Arc::new(popbase_household::grpc::RegistryService::new(registry.clone()))),
+                    permits: Some(Arc::new(popbase_residence::grpc::PermitsService::new(permits.clone()))),
+                    feeds: Some(Arc::new(popbase_feeds::grpc::FeedsService::new(
+                        feed_store.clone(),
+                        popbase_feeds::directory::PersonDirectory::new(&url(household), &url(residence)).expect("directory"),
+                    ))),
+                },
+                &metrics,
+            );
     }
     let ledger = popbase_gateway::ledger::LocalLedger::start(open("ledger", popbase_gateway::tables::SCHEMA)).expect("ledger");
     let (gate, gateway_services) = popbase_gateway::role::build(&config, Arc::new(ledger.clone()), sources.clone()).expect("gateway");
@@ -348,6 +370,7 @@ async fn start_inner(catalogue: Option<String>, auth: &str, registry_reachable: 
         ledger,
         registry: registry_handle,
         sources,
+        metrics,
         tasks,
     }
 }

@@ -35,6 +35,9 @@ struct Local {
     ledger: Option<popbase_gateway::ledger::LocalLedger>,
     /// Transports straight into the routers of the roles this process runs.
     in_process: std::collections::HashMap<Role, Upstream>,
+    /// Handlers of the roles this process runs, which its gateway calls
+    /// directly for the fetches of each answer.
+    handlers: popbase_gateway::calls::LocalHandlers,
     /// Dataset sources of the roles this process runs, which its gateway
     /// reads batches from without the Flight hop.
     exports: Vec<std::sync::Arc<dyn popbase_export::DatasetSource>>,
@@ -69,7 +72,7 @@ fn role_services(
     stores: &mut Vec<Store>,
     local: &mut Local,
     shutdown: &Shutdown,
-    metrics: &Metrics,
+    metrics: &std::sync::Arc<Metrics>,
 ) -> anyhow::Result<RoleServices> {
     Ok(match role {
         Role::Household => {
@@ -82,6 +85,7 @@ fn role_services(
             }
             .context("loading settlement policies")?;
             let registry = popbase_household::Registry::new(store);
+            local.handlers.registry = Some(std::sync::Arc::new(popbase_household::grpc::RegistryService::new(registry.clone())));
             local
                 .exports
                 .push(std::sync::Arc::new(popbase_household::export::RegistryExports::new(
@@ -94,6 +98,7 @@ fn role_services(
             stores.push(store.clone());
             let feeds = popbase_proto::feeds::feeds_client::FeedsClient::new(local.upstream(Role::Feeds, &local.feeds(config))?);
             let permits = popbase_residence::Permits::new(store);
+            local.handlers.permits = Some(std::sync::Arc::new(popbase_residence::grpc::PermitsService::new(permits.clone())));
             local
                 .exports
                 .push(std::sync::Arc::new(popbase_residence::export::PermitExports::new(permits.clone())));
@@ -105,6 +110,10 @@ fn role_services(
             let directory = popbase_feeds::directory::PersonDirectory::new(&local.household(config), &local.residence(config))
                 .map_err(anyhow::Error::msg)?;
             let feeds = popbase_feeds::FeedStore::open(store)?;
+            local.handlers.feeds = Some(std::sync::Arc::new(popbase_feeds::grpc::FeedsService::new(
+                feeds.clone(),
+                directory.clone(),
+            )));
             local
                 .exports
                 .push(std::sync::Arc::new(popbase_feeds::export::FeedExports::new(feeds.clone())));
@@ -128,14 +137,19 @@ fn role_services(
             services
         }
         Role::Gateway => {
-            let sources = local.exports.iter().cloned().fold(
-                popbase_gateway::sources::Sources::over(
-                    local.upstream(Role::Household, &config.upstream.household)?,
-                    local.upstream(Role::Residence, &config.upstream.residence)?,
-                    local.upstream(Role::Feeds, &config.upstream.feeds)?,
-                ),
-                popbase_gateway::sources::Sources::with_local_export,
-            );
+            let sources = local
+                .exports
+                .iter()
+                .cloned()
+                .fold(
+                    popbase_gateway::sources::Sources::over(
+                        local.upstream(Role::Household, &config.upstream.household)?,
+                        local.upstream(Role::Residence, &config.upstream.residence)?,
+                        local.upstream(Role::Feeds, &config.upstream.feeds)?,
+                    ),
+                    popbase_gateway::sources::Sources::with_local_export,
+                )
+                .with_handlers(local.handlers.clone(), metrics);
             // In-process when this process runs the ledger; else the `ledger` role's address.
             let ledger: std::sync::Arc<dyn popbase_gateway::ledger::Ledger> = match &local.ledger {
                 Some(ledger) => std::sync::Arc::new(ledger.clone()),
