@@ -72,17 +72,23 @@ lt --warmup "$warmup" --scenario person --rate 2000 --concurrency 512 --out "$ou
 lt --warmup "$warmup" --scenario intake --concurrency 4 --batch 1000 --out "$out/popbase-intake.json" >/dev/null
 lt --warmup "$warmup" --scenario uninsured --concurrency 4 --out "$out/popbase-uninsured.json" >/dev/null
 lt --scenario export --concurrency 1 --warmup 0 --out "$out/popbase-export.json" >/dev/null
-# Best of three, like DuckDB's and COPY's runs: the first run of a fresh
-# process pays for cold caches. The token is made before the clock starts.
-best() { awk -v a="$1" -v b="$2" 'BEGIN { print (b == "" || a < b) ? a : b }'; }
+# Seconds of the fastest of three runs of a command, like DuckDB's best of
+# three: the first run of a fresh process pays for cold caches.
+best_of_3() {
+  local best="" started took
+  for _ in 1 2 3; do
+    started=$(date +%s%N)
+    "$@" >/dev/null
+    took=$(awk "BEGIN { print ($(date +%s%N) - $started) / 1e9 }")
+    best=$(awk -v a="$took" -v b="$best" 'BEGIN { print (b == "" || a < b) ? a : b }')
+  done
+  echo "$best"
+}
+# The token is made before the clock starts.
 big_data=$(tok big_data)
-elapsed=""
-for _ in 1 2 3; do
-  started=$(date +%s%N)
-  "$bin/popbase" export --gateway "$gateway" --token "$big_data" --dataset persons --out "$out/persons.parquet" 2>"$out/export.log"
-  elapsed=$(best "$(awk "BEGIN { print ($(date +%s%N) - $started) / 1e9 }")" "$elapsed")
-done
-rows=$(sed -n 's/.*exported \([0-9]*\) rows.*/\1/p' "$out/export.log")
+elapsed=$(best_of_3 "$bin/popbase" export --gateway "$gateway" --token "$big_data" --dataset persons \
+  --out "$out/persons.parquet" 2>"$out/export.log")
+rows=$(sed -n 's/.*exported \([0-9]*\) rows.*/\1/p' "$out/export.log" | tail -1)
 py timed popbase parquet-export "$rows" "$elapsed" "$out/popbase-parquet.json" "popbase export: Flight, pseudonymised, Parquet snappy (best of 3)"
 # The same rows in clear for the baselines (public security's identified export).
 "$bin/popbase" export --gateway "$gateway" --token "$(tok public_security)" --dataset persons \
@@ -125,12 +131,7 @@ runuser -u postgres -- pgbench -h 127.0.0.1 -p 54329 -U postgres -i -q -s 10 pos
 pgb -S -M prepared -c 32 -j 2 -T "$duration" --log --log-prefix=pg-select
 py pgbench-log postgresql "pgbench -S (reference)" closed 32 - "$duration" "$out/pg-select-only.json" "$out"/pg-select.*
 rm -f "$out"/pg-closed.* "$out"/pg-open.* "$out"/pg-select.*
-elapsed=""
-for _ in 1 2 3; do
-  started=$(date +%s%N)
-  "${psql[@]}" -c "\\copy (SELECT * FROM persons) TO '/dev/null' WITH (FORMAT binary)"
-  elapsed=$(best "$(awk "BEGIN { print ($(date +%s%N) - $started) / 1e9 }")" "$elapsed")
-done
+elapsed=$(best_of_3 "${psql[@]}" -c "\\copy (SELECT * FROM persons) TO '/dev/null' WITH (FORMAT binary)")
 py timed postgresql copy-binary "$rows" "$elapsed" "$out/pg-copy-binary.json" "psql \\copy (SELECT * FROM persons) TO /dev/null (FORMAT binary), best of 3"
 
 echo "bench: duckdb"

@@ -2,6 +2,7 @@
 
 mod support;
 
+use popbase_common::metrics::Metrics;
 use popbase_proto::common::Date;
 use popbase_proto::gateway::consents_client::ConsentsClient;
 use popbase_proto::gateway::employer_locality_request::Place;
@@ -41,11 +42,19 @@ async fn all_in_one_the_same_enrollment_answers_come_from_the_handlers() {
     let p = start_with_local_exports().await;
     let metrics = p.metrics.clone();
     enrollment_checks(p).await;
+    assert_counted(
+        &metrics,
+        &[
+            r#"role="household",method="/popbase.household.v1.HouseholdRegistry/GetPersons",code="0""#,
+            r#"role="residence",method="/popbase.residence.v1.ResidencePermits/GetResident",code="0""#,
+        ],
+    );
+}
+
+/// Each of `calls` (labels of a successful RPC) shows in `metrics`.
+fn assert_counted(metrics: &Metrics, calls: &[&str]) {
     let rendered = metrics.render();
-    for counted in [
-        r#"role="household",method="/popbase.household.v1.HouseholdRegistry/GetPersons",code="0""#,
-        r#"role="residence",method="/popbase.residence.v1.ResidencePermits/GetResident",code="0""#,
-    ] {
+    for counted in calls {
         assert!(rendered.contains(counted), "{counted} missing from\n{rendered}");
     }
 }
@@ -225,13 +234,13 @@ async fn all_in_one_each_department_sees_only_its_approved_fields() {
     let p = start_with_local_exports().await;
     let metrics = p.metrics.clone();
     approved_fields_only(p).await;
-    let rendered = metrics.render();
-    for counted in [
-        r#"role="feeds",method="/popbase.feeds.v1.Feeds/CheckInsurance",code="0""#,
-        r#"role="household",method="/popbase.household.v1.HouseholdRegistry/ListPersons",code="0""#,
-    ] {
-        assert!(rendered.contains(counted), "{counted} missing from\n{rendered}");
-    }
+    assert_counted(
+        &metrics,
+        &[
+            r#"role="feeds",method="/popbase.feeds.v1.Feeds/CheckInsurance",code="0""#,
+            r#"role="household",method="/popbase.household.v1.HouseholdRegistry/ListPersons",code="0""#,
+        ],
+    );
 }
 
 async fn approved_fields_only(p: Platform) {
