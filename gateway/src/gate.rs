@@ -116,7 +116,9 @@ pub struct Gate {
     quotas: Quotas,
     /// Consents and the audit trail: in this process or the `ledger` role.
     pub ledger: Arc<dyn Ledger>,
-    pseudonyms: Pseudonymizer,
+    /// Keyed once per domain: every audited answer pseudonymises its subjects.
+    subject_pseudonyms: DomainPseudonyms,
+    export_pseudonyms: DomainPseudonyms,
 }
 
 impl Gate {
@@ -126,19 +128,20 @@ impl Gate {
             auth,
             quotas: Quotas::default(),
             ledger,
-            pseudonyms,
+            subject_pseudonyms: pseudonyms.domain(SUBJECT_DOMAIN),
+            export_pseudonyms: pseudonyms.domain(EXPORT_DOMAIN),
         }
     }
 
     /// The pseudonyms exports carry (one domain for every dataset, so the
     /// bureau can join them; another than the audit's).
     pub fn export_pseudonyms(&self) -> DomainPseudonyms {
-        self.pseudonyms.domain(EXPORT_DOMAIN)
+        self.export_pseudonyms.clone()
     }
 
     /// The keyed pseudonym under which the gateway knows a person.
     pub fn pseudonym(&self, id_number: &str) -> String {
-        self.pseudonyms.pseudonym(SUBJECT_DOMAIN, id_number)
+        self.subject_pseudonyms.pseudonym(id_number)
     }
 
     async fn record(&self, entry: AuditEntry) -> Result<u64, Status> {
