@@ -34,6 +34,8 @@ for dataset in persons medical_insurance; do
 done
 "$popbase" export --gateway "http://$(addr gateway)" --token "$token" --dataset persons --format arrow \
   --out "$work/exports/persons.arrow" 2>&1 | tail -1
+"$popbase" export --gateway "http://$(addr gateway)" --token "$token" --dataset persons --columns sex,id_number \
+  --out "$work/exports/persons-narrow.parquet" 2>&1 | tail -1
 exported="$(POPBASE_BIN="$popbase" "$root/examples/python/run.sh" --example export --gateway "$(addr gateway)" \
   --household "$(addr household)" --parquet-dir "$work/exports" --data "$work/data")"
 echo "$exported"

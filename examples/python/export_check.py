@@ -17,7 +17,9 @@ import json
 import os
 
 import duckdb
+import pyarrow
 import pyarrow.flight as flight
+import pyarrow.ipc
 
 DATASETS = {"persons", "households", "changes", "statistics", "residence_permits",
             "medical_insurance", "pensions", "education", "marriage", "housing"}
@@ -96,6 +98,16 @@ def main():
     assert all(len(m) == 7 for m in persons.column("birth_month").to_pylist() if m)
     print(f"pseudonyms: stable, unique, {len(ids)} persons")
 
+    narrow = read(client, options, "persons", columns=["id_number", "sex", "birth_date"])
+    assert narrow.schema.names == ["id_pseudonym", "sex", "birth_month"], narrow.schema.names
+    assert narrow.column("sex").to_pylist() == persons.column("sex").to_pylist()
+    try:
+        read(client, options, "persons", columns=["name"])
+        raise AssertionError("a dropped column was released")
+    except pyarrow.ArrowInvalid as e:  # how pyarrow raises gRPC's INVALID_ARGUMENT
+        assert "ticket.columns" in str(e), e
+    print(f"columns: {narrow.schema.names} as named; a name the level drops is refused")
+
     if args.parquet_dir:
         for name in ("persons", "medical_insurance"):
             path = os.path.join(args.parquet_dir, f"{name}.parquet")
@@ -107,9 +119,13 @@ def main():
             f"join read_parquet('{args.parquet_dir}/persons.parquet') p using (id_pseudonym)").fetchone()
         assert joined > 0, "insurance joins persons on the pseudonym"
         print(f"duckdb join insurance x persons: {joined} rows")
+        narrow_file = os.path.join(args.parquet_dir, "persons-narrow.parquet")
+        if os.path.exists(narrow_file):
+            names = [row[0] for row in duckdb.sql(f"describe select * from read_parquet('{narrow_file}')").fetchall()]
+            assert names == ["id_pseudonym", "sex"], f"popbase export --columns wrote {names}"
+            print(f"duckdb persons-narrow.parquet: {names}")
         arrow_file = os.path.join(args.parquet_dir, "persons.arrow")
         if os.path.exists(arrow_file):
-            import pyarrow.ipc
             with pyarrow.ipc.open_file(arrow_file) as reader:
                 table = reader.read_all()
             assert table.num_rows == counts["persons"]

@@ -8,6 +8,7 @@ mod support;
 use std::collections::BTreeSet;
 
 use arrow_array::{Array, RecordBatch, StringArray};
+use arrow_flight::decode::FlightRecordBatchStream;
 use arrow_flight::error::FlightError;
 use arrow_flight::{Criteria, FlightClient, FlightDescriptor, Ticket as FlightTicket};
 use arrow_schema::Schema;
@@ -226,6 +227,134 @@ async fn the_all_in_one_gateway_reads_batches_in_process_and_releases_exactly_th
     assert_eq!(status_of(refused).code(), tonic::Code::PermissionDenied);
     over_flight.stop().await;
     in_process.stop().await;
+}
+
+fn names(schema: &Schema) -> Vec<String> {
+    schema.fields().iter().map(|f| f.name().clone()).collect()
+}
+
+fn narrow(dataset: &str, columns: &[&str]) -> Ticket {
+    Ticket {
+        columns: columns.iter().map(|c| c.to_string()).collect(),
+        ..ticket(dataset)
+    }
+}
+
+/// A ticket naming columns gets those, de-identified as usual, with the
+/// values and the audit digest of a whole export; over Flight from the
+/// owning role and in process alike.
+#[tokio::test]
+async fn a_ticket_naming_columns_gets_exactly_those() {
+    for p in [start(None, "mtls").await, start_with_local_exports().await] {
+        let mut bureau = client(&p, BIG_DATA).await;
+        let (_, whole) = read(&mut bureau, &ticket("persons")).await.expect("whole");
+        let whole_digest = last_record(&p).subjects_digest;
+        let asked = narrow("persons", &["father_id_number", "sex", "birth_date"]);
+        let (schema, batches) = read(&mut bureau, &asked).await.expect("narrow");
+        let expected = ["sex", "birth_month", "father_id_pseudonym"];
+        assert_eq!(names(&schema), expected, "the dataset's order, de-identified");
+        assert!(schema.metadata().contains_key(SNAPSHOT_SEQ_KEY));
+        for column in expected {
+            assert_eq!(texts(&batches, column), texts(&whole, column), "{column}");
+        }
+        let record = last_record(&p);
+        assert_eq!(record.fields, expected);
+        assert_eq!(record.count, rows(&whole) as u64);
+        assert_eq!(record.subjects_digest, whole_digest, "the subjects are digested all the same");
+        let described = bureau
+            .get_schema(FlightDescriptor::new_cmd(asked.to_bytes()))
+            .await
+            .expect("schema");
+        assert_eq!(names(&described), expected, "GetSchema describes the same columns");
+
+        // Datasets built whole by their scan are cut down the same way.
+        let (schema, batches) = read(&mut bureau, &narrow("statistics", &["persons", "committee_code"]))
+            .await
+            .expect("statistics");
+        assert_eq!(names(&schema), ["committee_code", "persons"]);
+        assert_eq!(rows(&batches), 2);
+        let (schema, _) = read(&mut bureau, &narrow("medical_insurance", &["status", "id_number"]))
+            .await
+            .expect("insurance");
+        assert_eq!(names(&schema), ["id_pseudonym", "status"]);
+
+        let before = p.audit_count();
+        let e = read(&mut bureau, &narrow("persons", &["sex", "phone"])).await.expect_err("dropped");
+        let status = status_of(e);
+        assert_eq!(status.code(), tonic::Code::InvalidArgument);
+        assert!(
+            status.message().contains("ticket.columns") && status.message().contains("phone"),
+            "{}",
+            status.message()
+        );
+        assert!(status.message().contains("pseudonymised"), "{}", status.message());
+        let e = read(&mut bureau, &narrow("persons", &["shoe_size"])).await.expect_err("unknown");
+        assert_eq!(reason(&status_of(e)), "NOT_APPROVED", "only approved columns may be named");
+        assert_eq!(p.audit_count(), before + 2, "refusals are audited");
+        let mut police = client(&p, POLICE).await;
+        let mut identified = narrow("persons", &["name", "phone"]);
+        identified.purpose = "REGISTRY_RECONCILIATION".into();
+        let e = read(&mut police, &identified).await.expect_err("phone not approved");
+        let status = status_of(e);
+        assert_eq!(
+            (status.code(), reason(&status)),
+            (tonic::Code::PermissionDenied, "NOT_APPROVED".into())
+        );
+        assert!(status.message().contains("phone"), "{}", status.message());
+        identified.columns = vec!["name".into()];
+        let (schema, batches) = read(&mut police, &identified).await.expect("names");
+        assert_eq!(names(&schema), ["name"]);
+        assert_eq!(rows(&batches), rows(&whole));
+        p.stop().await;
+    }
+}
+
+/// One DoGet straight to an owning role's Flight endpoint.
+async fn read_source(p: &Platform, ticket: &Ticket) -> Result<(Schema, Vec<RecordBatch>), FlightError> {
+    let owner = ticket.check().expect("ticket").owner;
+    let response = p.sources.flight(owner).do_get(FlightTicket::new(ticket.to_bytes())).await?;
+    let mut stream = FlightRecordBatchStream::new_from_flight_data(response.into_inner().map_err(FlightError::from));
+    let mut batches = Vec::new();
+    while let Some(batch) = stream.try_next().await? {
+        batches.push(batch);
+    }
+    let schema = stream.schema().map(|s| s.as_ref().clone()).expect("a schema arrives first");
+    Ok((schema, batches))
+}
+
+/// The owning role builds only the columns its ticket names, and refuses
+/// a name its dataset does not have.
+#[tokio::test]
+async fn an_owning_role_builds_only_the_columns_asked_for() {
+    let p = start(None, "mtls").await;
+    for dataset in ["persons", "households", "changes", "statistics", "medical_insurance"] {
+        let full = Ticket::for_dataset(dataset);
+        let (whole, all) = read_source(&p, &full).await.expect("whole");
+        let last = whole.fields().len() - 1;
+        let asked = Ticket {
+            columns: vec![whole.field(last).name().clone(), whole.field(0).name().clone()],
+            ..full.clone()
+        };
+        let (schema, batches) = read_source(&p, &asked).await.expect("narrow");
+        assert_eq!(
+            names(&schema),
+            [whole.field(0).name().clone(), whole.field(last).name().clone()],
+            "{dataset}"
+        );
+        assert_eq!(rows(&batches), rows(&all), "{dataset}");
+        let values = |batches: &[RecordBatch], columns: &[usize]| -> Vec<arrow_array::ArrayRef> {
+            batches.iter().flat_map(|b| columns.iter().map(|i| b.column(*i).clone())).collect()
+        };
+        assert_eq!(values(&batches, &[0, 1]), values(&all, &[0, last]), "{dataset}: the same values");
+    }
+    let unknown = Ticket {
+        columns: vec!["shoe_size".into()],
+        ..Ticket::for_dataset("persons")
+    };
+    let status = status_of(read_source(&p, &unknown).await.expect_err("unknown column"));
+    assert_eq!(status.code(), tonic::Code::InvalidArgument);
+    assert!(status.message().contains("ticket.columns"), "{}", status.message());
+    p.stop().await;
 }
 
 #[tokio::test]

@@ -15,6 +15,7 @@
 //! completes unrecorded, and a failed write fails the export. Listing and
 //! schemas carry no personal data and are audited only when refused.
 
+use std::collections::BTreeSet;
 use std::pin::Pin;
 use std::sync::Arc;
 
@@ -71,7 +72,11 @@ impl ExportService {
         self.gate.catalogue.approval(&caller.department, dataset.interface)
     }
 
+    /// The dataset's columns as its owning role builds them.
     async fn upstream_schema(&self, dataset: &'static Dataset) -> Result<Schema, ServiceError> {
+        if let Some(source) = self.sources.local_export(dataset.owner) {
+            return Ok(source.schema(dataset).as_ref().clone());
+        }
         let descriptor = FlightDescriptor::new_path(vec![dataset.name.to_string()]);
         let result = self
             .sources
@@ -101,6 +106,13 @@ impl ExportService {
             );
             return Err(self.gate.refuse(caller, dataset.interface, &ticket.purpose, denial.into()).await);
         }
+        if let Some(column) = ticket.columns.iter().find(|c| !approval.fields.contains(*c)) {
+            let denial = Denial::new(
+                reason::NOT_APPROVED,
+                format!("column {column} of {} is not approved for {}", dataset.interface, caller.department),
+            );
+            return Err(self.gate.refuse(caller, dataset.interface, &ticket.purpose, denial.into()).await);
+        }
         if ticket.purpose.is_empty()
             && let [only] = approval.purposes.as_slice()
         {
@@ -110,20 +122,44 @@ impl ExportService {
         Ok((ticket, approval))
     }
 
-    /// What `caller` would receive for `ticket` (listing and schemas: the
-    /// owning role is asked for the dataset's columns).
-    async fn describe(&self, caller: &Caller, ticket: Ticket, dataset: &'static Dataset) -> Result<Described, Status> {
-        let (ticket, approval) = self.complete(caller, ticket, dataset).await?;
-        let upstream_schema = match self.upstream_schema(dataset).await {
-            Ok(schema) => schema,
-            Err(e) => return Err(self.gate.refuse(caller, dataset.interface, &ticket.purpose, e).await),
+    /// The release of `ticket` from batches of `schema`: the columns it
+    /// names (or every one of `approved`), de-identified at its level. A
+    /// column named that the level drops is refused rather than left out.
+    fn release(&self, schema: &Schema, ticket: &Ticket, approved: &BTreeSet<String>) -> Result<Released, ServiceError> {
+        let wanted = if ticket.columns.is_empty() {
+            approved.clone()
+        } else {
+            ticket.columns.iter().filter(|c| approved.contains(*c)).cloned().collect()
         };
-        let released = Released::new(
-            &upstream_schema,
-            ticket.level.unwrap_or_default(),
-            &approval.fields,
-            self.gate.export_pseudonyms(),
-        );
+        let level = ticket.level.unwrap_or_default();
+        let released = Released::new(schema, level, &wanted, self.gate.export_pseudonyms());
+        if let Some(column) = ticket.columns.iter().find(|c| !released.releases(c)) {
+            let why = match schema.field_with_name(column) {
+                Ok(_) => format!("{column} is dropped at the {} level", level.as_str()),
+                Err(_) => format!("the dataset has no column {column}"),
+            };
+            return Err(ServiceError::invalid("ticket.columns", why));
+        }
+        Ok(released)
+    }
+
+    /// What `caller` would receive for `ticket`, and the columns to ask the
+    /// owning role for.
+    async fn plan(&self, caller: &Caller, ticket: Ticket, dataset: &'static Dataset) -> Result<(Ticket, Released), Status> {
+        let (ticket, approval) = self.complete(caller, ticket, dataset).await?;
+        let released = match self.upstream_schema(dataset).await {
+            Ok(schema) => self.release(&schema, &ticket, &approval.fields),
+            Err(e) => Err(e),
+        };
+        match released {
+            Ok(released) => Ok((ticket, released)),
+            Err(e) => Err(self.gate.refuse(caller, dataset.interface, &ticket.purpose, e).await),
+        }
+    }
+
+    /// What `caller` would receive for `ticket` (listing and schemas).
+    async fn describe(&self, caller: &Caller, ticket: Ticket, dataset: &'static Dataset) -> Result<Described, Status> {
+        let (ticket, released) = self.plan(caller, ticket, dataset).await?;
         Ok(Described {
             ticket,
             schema: released.schema(),
@@ -145,8 +181,15 @@ impl ExportService {
         }
     }
 
-    /// Authorises `ticket` for the caller and opens the owning role's stream.
-    async fn open(&self, caller: &Caller, ticket: &Ticket, dataset: &'static Dataset) -> Result<(Admission, Batches, SchemaRef), Status> {
+    /// Authorises `ticket` for the caller and opens the owning role's
+    /// stream of the dataset's `columns`.
+    async fn open(
+        &self,
+        caller: &Caller,
+        ticket: &Ticket,
+        columns: Vec<String>,
+        dataset: &'static Dataset,
+    ) -> Result<(Admission, Batches, SchemaRef), Status> {
         if ticket.purpose.is_empty() {
             let missing = ServiceError::invalid("ticket.purpose", "name the purpose of the export (a catalogue purpose code)");
             return Err(self.gate.refuse(caller, dataset.interface, "", missing).await);
@@ -164,7 +207,7 @@ impl ExportService {
             )
             .await?;
         if let Some(source) = self.sources.local_export(dataset.owner) {
-            return match popbase_export::source::start(source, ticket.upstream(), dataset).await {
+            return match popbase_export::source::start(source, ticket.upstream(columns), dataset).await {
                 Ok((schema, batches)) => {
                     // Failures read as they would from a remote role's stream.
                     let batches = ReceiverStream::new(batches).map_err(|e| upstream("export source", e.into()));
@@ -174,7 +217,7 @@ impl ExportService {
             };
         }
         let mut client = self.sources.flight(dataset.owner);
-        let stream = match client.do_get(FlightTicket::new(ticket.upstream().to_bytes())).await {
+        let stream = match client.do_get(FlightTicket::new(ticket.upstream(columns).to_bytes())).await {
             Ok(response) => response.into_inner().map_err(FlightError::from),
             Err(status) => return Err(self.gate.fail(&admission, upstream("export source", status)).await),
         };
@@ -349,11 +392,14 @@ impl FlightService for ExportService {
     async fn do_get(&self, request: Request<FlightTicket>) -> Result<Response<Self::DoGetStream>, Status> {
         let caller = self.caller(&request).await?;
         let (ticket, dataset) = self.parse(&caller, Ticket::parse(&request.get_ref().ticket)).await?;
-        // No separate schema request: the owning role's stream starts with it.
-        let (ticket, _) = self.complete(&caller, ticket, dataset).await?;
-        let (admission, batches, upstream_schema) = self.open(&caller, &ticket, dataset).await?;
-        let level = ticket.level.unwrap_or_default();
-        let released = Released::new(&upstream_schema, level, &admission.fields, self.gate.export_pseudonyms());
+        let (ticket, plan) = self.plan(&caller, ticket, dataset).await?;
+        let (admission, batches, upstream_schema) = self.open(&caller, &ticket, plan.inputs(), dataset).await?;
+        // The owning role sent the columns asked for, with its snapshot's
+        // sequence in the metadata: the release is planned again on those.
+        let released = match self.release(&upstream_schema, &ticket, &admission.fields) {
+            Ok(released) => released,
+            Err(e) => return Err(self.gate.fail(&admission, e).await),
+        };
         let schema = released.schema();
         let (tx, rx) = mpsc::channel(SEND_AHEAD);
         tokio::spawn(pump(self.gate.clone(), admission, released, batches, tx).instrument(tracing::Span::current()));

@@ -72,6 +72,7 @@ pub struct Released {
     subject: Option<usize>,
     /// Columns of the input schema (a batch of another shape is refused, not indexed).
     width: usize,
+    input_names: Vec<String>,
     pseudonyms: DomainPseudonyms,
     digest: Sha256,
     rows: u64,
@@ -122,6 +123,7 @@ impl Released {
             schema: Arc::new(Schema::new_with_metadata(fields, metadata)),
             subject,
             width: input.fields().len(),
+            input_names: input.fields().iter().map(|f| f.name().clone()).collect(),
             pseudonyms,
             digest: Sha256::new(),
             rows: 0,
@@ -131,6 +133,22 @@ impl Released {
     /// The schema of released batches.
     pub fn schema(&self) -> SchemaRef {
         self.schema.clone()
+    }
+
+    /// The input columns this release reads, in input order: the ones it
+    /// releases and the subject it digests. The owning role builds only
+    /// these (a ticket's `columns`), so a dropped column costs nothing.
+    pub fn inputs(&self) -> Vec<String> {
+        let mut read: Vec<usize> = self.plan.iter().map(|(i, _)| *i).chain(self.subject).collect();
+        read.sort_unstable();
+        read.dedup();
+        read.into_iter().filter_map(|i| self.input_names.get(i).cloned()).collect()
+    }
+
+    /// Whether the input column `name` is released (under its own name or
+    /// de-identified).
+    pub fn releases(&self, name: &str) -> bool {
+        self.plan.iter().any(|(i, _)| self.input_names.get(*i).is_some_and(|n| n == name))
     }
 
     /// Names of the released columns (for the audit record).
@@ -290,6 +308,11 @@ mod tests {
         let mut released = Released::new(&batch.schema(), Level::Pseudonymised, &all, key.domain(EXPORT_DOMAIN));
         let out = released.apply(&batch).expect("released");
         assert_eq!(released.fields(), ["id_pseudonym", "birth_month", "father_id_pseudonym", "sex"]);
+        assert_eq!(
+            released.inputs(),
+            ["id_number", "birth_date", "father_id_number", "sex"],
+            "names and phones are not even built"
+        );
         let ids = text(&out, "id_pseudonym");
         let me = key.pseudonym(EXPORT_DOMAIN, "370302199001011232");
         assert_eq!(ids[0].as_deref(), Some(me.as_str()));
@@ -310,6 +333,25 @@ mod tests {
             expected.update(b"\n");
         }
         assert_eq!(released.digest(), <[u8; 32]>::from(expected.finalize()));
+    }
+
+    /// The owning role builds only [`Released::inputs`]: the release of
+    /// those is the release of the whole batch, digest included.
+    #[test]
+    fn releasing_the_inputs_alone_is_releasing_the_whole_batch() {
+        let key = Pseudonymizer::new(b"test-key-0123456789".to_vec());
+        let batch = persons();
+        let approved = approved(&["birth_date", "father_id_number", "phone", "sex"]);
+        let mut whole = Released::new(&batch.schema(), Level::Pseudonymised, &approved, key.domain(EXPORT_DOMAIN));
+        let inputs = whole.inputs();
+        assert_eq!(inputs, ["id_number", "birth_date", "father_id_number", "sex"]);
+        assert!(whole.releases("sex") && !whole.releases("phone") && !whole.releases("id_number"));
+        let picked: Vec<usize> = inputs.iter().map(|n| batch.schema().index_of(n).expect("column")).collect();
+        let narrow = batch.project(&picked).expect("projection");
+        let mut built = Released::new(&narrow.schema(), Level::Pseudonymised, &approved, key.domain(EXPORT_DOMAIN));
+        assert_eq!(built.apply(&narrow).expect("narrow"), whole.apply(&batch).expect("whole"));
+        assert_eq!(built.schema(), whole.schema());
+        assert_eq!(built.digest(), whole.digest());
     }
 
     /// The hand-written `YYYY-MM` agrees with chrono's `%Y-%m` wherever it is used.
@@ -337,6 +379,11 @@ mod tests {
         );
         let out = released.apply(&batch).expect("released");
         assert_eq!(released.fields(), ["name", "sex"]);
+        assert_eq!(
+            released.inputs(),
+            ["id_number", "name", "sex"],
+            "the subject is read for the digest"
+        );
         assert_eq!(text(&out, "name")[1].as_deref(), Some("李四"));
         let mut pseudonymised = Released::new(
             &batch.schema(),

@@ -91,8 +91,8 @@ fn build_on(
         for _ in 0..workers {
             let (chunk_tx, chunk_rx) = sync_channel::<Chunk>(1);
             let (batch_tx, batch_rx) = sync_channel::<ServiceResult<RecordBatch>>(1);
-            let (schema, build) = (schema.clone(), &build);
-            builders.push(scope.spawn(move || build_chunks(schema, chunk_rx, batch_tx, build)));
+            let (columns, build) = (sink.columns(schema.clone()), &build);
+            builders.push(scope.spawn(move || build_chunks(columns, chunk_rx, batch_tx, build)));
             chunks_out.push(chunk_tx);
             batches_in.push(batch_rx);
         }
@@ -141,12 +141,11 @@ fn read_chunks(
 
 /// A builder: one batch per chunk, in the order the chunks came.
 fn build_chunks(
-    schema: SchemaRef,
+    mut columns: Columns,
     chunks: Receiver<Chunk>,
     batches: SyncSender<ServiceResult<RecordBatch>>,
     build: &(impl Fn(&Chunk, &mut Columns) -> StorageResult<()> + Sync),
 ) {
-    let mut columns = Columns::new(schema);
     for chunk in chunks {
         let batch = build(&chunk, &mut columns)
             .map_err(ServiceError::from)

@@ -82,13 +82,37 @@ impl BatchSink {
         }
     }
 
+    /// Columns for rows of `schema` that build only what this sink sends
+    /// on (the ticket's columns, see [`open`]).
+    pub fn columns(&self, schema: SchemaRef) -> Columns {
+        Columns::keeping(schema, &self.schema)
+    }
+
+    /// `batch` as this sink sends it: its columns picked by name when it
+    /// has more (a scan that built the dataset whole), metadata added.
+    fn fit(&self, batch: RecordBatch) -> Result<RecordBatch, ArrowError> {
+        let batch = if batch.num_columns() == self.schema.fields().len() {
+            batch
+        } else {
+            let schema = batch.schema();
+            let picked = self
+                .schema
+                .fields()
+                .iter()
+                .map(|f| schema.index_of(f.name()))
+                .collect::<Result<Vec<_>, _>>()?;
+            batch.project(&picked)?
+        };
+        batch.with_schema(self.schema.clone())
+    }
+
     /// Sends a batch built elsewhere (see [`crate::pipeline`]). `false`:
     /// stop scanning.
     pub fn send_batch(&mut self, batch: RecordBatch) -> bool {
         if self.gone || self.failed.is_some() {
             return false;
         }
-        match batch.with_schema(self.schema.clone()) {
+        match self.fit(batch) {
             Ok(batch) => {
                 self.gone = self.tx.blocking_send(Ok(batch)).is_err();
                 !self.gone
@@ -124,9 +148,25 @@ pub(crate) fn unbuilt(e: ArrowError) -> ServiceError {
 /// Batches a scan may run ahead of its reader.
 pub const READ_AHEAD: usize = 4;
 
+/// The columns of `schema` a ticket names (`columns`, all when empty), in
+/// the dataset's order.
+pub fn project(schema: &Schema, columns: &[String]) -> ServiceResult<Schema> {
+    if columns.is_empty() {
+        return Ok(schema.clone());
+    }
+    if let Some(unknown) = columns.iter().find(|c| schema.field_with_name(c).is_err()) {
+        return Err(ServiceError::invalid(
+            "ticket.columns",
+            format!("the dataset has no column {unknown}"),
+        ));
+    }
+    let fields: Vec<_> = schema.fields().iter().filter(|f| columns.contains(f.name())).cloned().collect();
+    Ok(Schema::new_with_metadata(fields, schema.metadata().clone()))
+}
+
 /// Opens `ticket` on `source` (the snapshot is taken on a blocking thread)
-/// and starts its scan: the schema, with the dataset and snapshot sequence
-/// in its metadata, and the batches. The internal Flight service streams
+/// and starts its scan: the schema (the ticket's columns), with the dataset
+/// and snapshot sequence in its metadata, and the batches. The internal Flight service streams
 /// these; an all-in-one gateway reads them as they are, without encoding
 /// them to Arrow IPC and back in the same process.
 pub async fn start(
@@ -134,10 +174,13 @@ pub async fn start(
     ticket: Ticket,
     dataset: &'static Dataset,
 ) -> ServiceResult<(SchemaRef, mpsc::Receiver<ServiceResult<RecordBatch>>)> {
+    // Unknown columns are refused before a snapshot is taken.
+    project(&source.schema(dataset), &ticket.columns)?;
+    let columns = ticket.columns.clone();
     let export = tokio::task::spawn_blocking(move || source.open(&ticket, dataset))
         .await
         .map_err(|e| ServiceError::Internal(format!("opening an export: {e}")))??;
-    let schema = with_export_metadata(&export.schema, dataset.name, export.seq);
+    let schema = with_export_metadata(&project(&export.schema, &columns)?, dataset.name, export.seq);
     let export = Export {
         schema: schema.clone(),
         ..export

@@ -57,6 +57,10 @@ pub struct ExportArgs {
     /// Ask for more de-identification than approved (never less).
     #[arg(long, value_parser = parse_level)]
     pub level: Option<Level>,
+    /// Only these columns, by their names in the dataset (e.g.
+    /// `id_number,sex,birth_date`); each must be approved. Default: all approved.
+    #[arg(long, value_delimiter = ',')]
+    pub columns: Vec<String>,
     /// A department token (token mode), e.g. from `popbase token`.
     #[arg(long, env = "POPBASE_TOKEN", hide_env_values = true)]
     pub token: Option<String>,
@@ -198,6 +202,7 @@ pub async fn run(args: ExportArgs) -> anyhow::Result<()> {
         division: args.division.clone(),
         since_seq: args.since_seq,
         level: args.level,
+        columns: args.columns.clone(),
     };
     if let Err(e) = ticket.check() {
         bail!("{e}");

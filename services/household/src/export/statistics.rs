@@ -10,7 +10,7 @@ use arrow_schema::{Schema, SchemaRef};
 use chrono::NaiveDate;
 use popbase_common::ServiceResult;
 use popbase_domain::{DivisionLevel, Divisions};
-use popbase_export::columns::{Columns, Kind, col};
+use popbase_export::columns::{Kind, col};
 use popbase_export::{BatchSink, Ticket};
 use popbase_proto::household::DivisionPopulation;
 use popbase_storage::{Read, Snapshot};
@@ -57,7 +57,7 @@ pub(super) fn scan(snapshot: &Snapshot, ticket: &Ticket, on: NaiveDate, sink: &m
         Ok(true)
     })?;
     let divisions = Divisions::embedded();
-    let mut columns = Columns::new(SCHEMA.clone());
+    let mut columns = sink.columns(SCHEMA.clone());
     for (code, counts) in committees {
         let (mut county, mut street) = (("", ""), ("", ""));
         for division in divisions.path(&code) {
