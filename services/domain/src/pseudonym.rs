@@ -164,6 +164,11 @@ impl DomainPseudonyms {
 pub struct PseudonymHex([u8; PSEUDONYM_HEX_LEN]);
 
 impl PseudonymHex {
+    /// The hex characters as bytes (ASCII).
+    pub fn as_bytes(&self) -> &[u8; PSEUDONYM_HEX_LEN] {
+        &self.0
+    }
+
     pub fn as_str(&self) -> &str {
         // Only ASCII hex digits are ever written, so this cannot fail.
         std::str::from_utf8(&self.0).unwrap_or_default()

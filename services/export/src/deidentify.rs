@@ -23,8 +23,9 @@ use std::sync::Arc;
 
 use arrow_array::builder::StringBuilder;
 use arrow_array::{Array, ArrayRef, Date32Array, RecordBatch, StringArray};
+use arrow_buffer::{Buffer, OffsetBuffer};
 use arrow_schema::{ArrowError, DataType, Field, Schema, SchemaRef};
-use popbase_domain::pseudonym::DomainPseudonyms;
+use popbase_domain::pseudonym::{DomainPseudonyms, PSEUDONYM_HEX_LEN};
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 
@@ -168,12 +169,15 @@ impl Released {
         let mut subject_pseudonyms: Option<ArrayRef> = None;
         if let Some(i) = self.subject {
             let pseudonyms = self.pseudonymise(batch.column(i))?;
-            let values = pseudonyms.as_any().downcast_ref::<StringArray>();
-            for value in values.into_iter().flatten().flatten() {
-                self.digest.update(value.as_bytes());
-                self.digest.update(b"\n");
+            // One update per batch: two per row spent as long in the
+            // hasher's buffering as in its compressions.
+            let mut lines = Vec::with_capacity(pseudonyms.len() * (PSEUDONYM_HEX_LEN + 1));
+            for value in pseudonyms.iter().flatten() {
+                lines.extend_from_slice(value.as_bytes());
+                lines.push(b'\n');
             }
-            subject_pseudonyms = Some(pseudonyms);
+            self.digest.update(&lines);
+            subject_pseudonyms = Some(Arc::new(pseudonyms));
         }
         let mut columns = Vec::with_capacity(self.plan.len());
         for &(i, step) in &self.plan {
@@ -181,7 +185,7 @@ impl Released {
             columns.push(match step {
                 Step::Keep => column.clone(),
                 Step::Pseudonymise if Some(i) == self.subject => subject_pseudonyms.clone().unwrap_or_else(|| column.clone()),
-                Step::Pseudonymise => self.pseudonymise(column)?,
+                Step::Pseudonymise => Arc::new(self.pseudonymise(column)?),
                 Step::Month => year_month(column)?,
             });
         }
@@ -189,19 +193,25 @@ impl Released {
         RecordBatch::try_new(self.schema.clone(), columns)
     }
 
-    fn pseudonymise(&self, column: &ArrayRef) -> Result<ArrayRef, ArrowError> {
-        let values = column
+    /// The pseudonyms of an identifier column: its nulls, and 32 hex
+    /// characters for each value, written straight into the array's buffers.
+    fn pseudonymise(&self, column: &ArrayRef) -> Result<StringArray, ArrowError> {
+        let ids = column
             .as_any()
             .downcast_ref::<StringArray>()
             .ok_or_else(|| ArrowError::SchemaError("an identifier column is not text".into()))?;
-        let mut out = StringBuilder::with_capacity(values.len(), values.len() * 32);
-        for value in values {
-            match value {
-                Some(v) => out.append_value(self.pseudonyms.pseudonym_hex(v).as_str()),
-                None => out.append_null(),
+        let mut values = Vec::with_capacity(ids.len() * PSEUDONYM_HEX_LEN);
+        let mut offsets = Vec::with_capacity(ids.len() + 1);
+        offsets.push(0i32);
+        for id in ids {
+            if let Some(id) = id {
+                values.extend_from_slice(self.pseudonyms.pseudonym_hex(id).as_bytes());
             }
+            let end = i32::try_from(values.len()).map_err(|_| ArrowError::ComputeError("a batch too large for its pseudonyms".into()))?;
+            offsets.push(end);
         }
-        Ok(Arc::new(out.finish()))
+        // Offsets start at zero and never decrease, as `OffsetBuffer::new` requires.
+        StringArray::try_new(OffsetBuffer::new(offsets.into()), Buffer::from_vec(values), ids.nulls().cloned())
     }
 
     /// Rows released so far.

@@ -36,6 +36,10 @@ pub const DATASET_KEY: &str = "popbase.dataset";
 /// Schema metadata: the de-identification level the rows were released at.
 pub const LEVEL_KEY: &str = "popbase.deidentification";
 
-/// Rows per record batch: large enough that per-batch costs vanish, small
-/// enough that a batch of persons stays within a few megabytes.
-pub const BATCH_ROWS: usize = 16_384;
+/// Rows per record batch: large enough that per-batch costs vanish (a
+/// batch of persons is about a megabyte), small enough that an export's
+/// stages overlap soon: nothing reaches the gateway before the first batch
+/// is built, and the last is de-identified and sent while the builders
+/// idle. At 16,384 rows that filling and draining took a fifth of a
+/// 190 ms export of persons, with a tenth of the two cores unused.
+pub const BATCH_ROWS: usize = 4_096;
