@@ -113,13 +113,23 @@ async fn channel(args: &ExportArgs) -> anyhow::Result<Channel> {
 /// (Measured: no change in rows/s at 200,000 rows.)
 const ROW_GROUP_ROWS: usize = 122_880;
 
+/// Largest dictionary page: codes and labels (a few thousand distinct
+/// values) fit many times over; columns whose values barely repeat do not.
+const DICTIONARY_BYTES: usize = 128 << 10;
+
 /// Snappy, like most Parquet writers; no dictionary for the columns that
 /// identify a person (ID numbers or their pseudonyms, document numbers):
 /// nearly every value is new, so a dictionary only costs hashing each one
 /// (a quarter of the writer's CPU) until the writer falls back to plain.
+///
+/// Other columns start with a dictionary, but give it up once it passes
+/// [`DICTIONARY_BYTES`]: a household ID repeats for two or three persons
+/// only, and interning each value until the default megabyte-sized
+/// dictionary was full was most of the writer's hashing.
 fn parquet_properties(schema: &SchemaRef) -> WriterProperties {
     let mut props = WriterProperties::builder()
         .set_compression(Compression::SNAPPY)
+        .set_dictionary_page_size_limit(DICTIONARY_BYTES)
         .set_max_row_group_row_count(Some(ROW_GROUP_ROWS));
     for field in schema.fields() {
         if matches!(Role::of(field), Some(Role::Subject | Role::Person | Role::Identifier)) {
@@ -275,5 +285,6 @@ mod tests {
         assert!(dictionary("committee_code") && dictionary("birth_month"));
         assert_eq!(props.compression(&ColumnPath::from("committee_code")), Compression::SNAPPY);
         assert_eq!(props.max_row_group_row_count(), Some(ROW_GROUP_ROWS));
+        assert_eq!(props.dictionary_page_size_limit(), DICTIONARY_BYTES);
     }
 }
