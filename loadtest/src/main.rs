@@ -110,10 +110,16 @@ fn parse_token(text: &str) -> Result<(String, String), String> {
         .ok_or_else(|| "expected department=token".to_string())
 }
 
+/// Largest HTTP/2 frame the gateway may send us: an export's record
+/// batches are about a megabyte each, and at HTTP/2's default of 16 KiB
+/// each one arrived as some seventy frames.
+const FRAME_BYTES: u32 = 1 << 20;
+
 async fn connect(url: &str) -> anyhow::Result<Channel> {
     Channel::from_shared(url.to_string())
         .context("address")?
         .tcp_nodelay(true)
+        .max_frame_size(FRAME_BYTES)
         .connect()
         .await
         .with_context(|| format!("connecting to {url}"))
