@@ -9,6 +9,7 @@ pub mod divisions;
 pub mod id_number;
 pub mod mask;
 pub mod pseudonym;
+mod sha256x2;
 
 pub use divisions::{CommitteeKind, Division, DivisionError, DivisionLevel, Divisions};
 pub use id_number::{IdNumber, IdNumberError, Sex};

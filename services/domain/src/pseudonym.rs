@@ -9,6 +9,8 @@
 use hmac::{Hmac, Mac};
 use sha2::Sha256;
 
+use crate::sha256x2::{BLOCK, compress, compress2};
+
 type HmacSha256 = Hmac<Sha256>;
 
 /// Length of a pseudonym in hex characters (128 bits).
@@ -48,9 +50,8 @@ impl Pseudonymizer {
     }
 }
 
-/// SHA-256's block and the bytes a message may fill in its last block
-/// (the rest holds the 0x80 marker and the 64-bit length).
-const BLOCK: usize = 64;
+/// The bytes a message may fill in its last block (the rest holds the
+/// 0x80 marker and the 64-bit length).
 const ROOM_IN_ONE_BLOCK: usize = BLOCK - 9;
 
 /// HMAC-SHA-256 with its two key blocks hashed once (RFC 2104): for a
@@ -101,36 +102,48 @@ impl KeyedBlocks {
 
     /// The HMAC of `parts` joined, when they fit one block after the key's.
     fn mac(&self, parts: [&[u8]; 2]) -> Option<[u8; 32]> {
-        let len = parts[0].len() + parts[1].len();
-        if len > ROOM_IN_ONE_BLOCK {
-            return None;
-        }
-        let mut block = [0u8; BLOCK];
-        block[..parts[0].len()].copy_from_slice(parts[0]);
-        block[parts[0].len()..len].copy_from_slice(parts[1]);
-        let inner = finish(self.inner, block, len);
-        let mut block = [0u8; BLOCK];
-        block[..32].copy_from_slice(&inner);
-        Some(finish(self.outer, block, 32))
+        let mut inner = self.inner;
+        compress(&mut inner, &last_block(parts)?);
+        let mut outer = self.outer;
+        compress(&mut outer, &last_block([&digest(inner), &[]])?);
+        Some(digest(outer))
+    }
+
+    /// [`KeyedBlocks::mac`] of two messages, their compressions side by
+    /// side (see [`crate::sha256x2`]).
+    fn mac2(&self, a: [&[u8]; 2], b: [&[u8]; 2]) -> Option<[[u8; 32]; 2]> {
+        let (mut inner_a, mut inner_b) = (self.inner, self.inner);
+        compress2(&mut inner_a, &last_block(a)?, &mut inner_b, &last_block(b)?);
+        let (mut outer_a, mut outer_b) = (self.outer, self.outer);
+        let (last_a, last_b) = (last_block([&digest(inner_a), &[]])?, last_block([&digest(inner_b), &[]])?);
+        compress2(&mut outer_a, &last_a, &mut outer_b, &last_b);
+        Some([digest(outer_a), digest(outer_b)])
     }
 }
 
-/// Hashes the last block (`len` message bytes at its start, after one
-/// block already in `state`) and returns the digest.
-fn finish(mut state: [u32; 8], mut block: [u8; BLOCK], len: usize) -> [u8; 32] {
+/// `parts` joined as the last block of a message that follows one block
+/// already hashed (padding and length filled in); none when they do not fit.
+fn last_block(parts: [&[u8]; 2]) -> Option<[u8; BLOCK]> {
+    let len = parts[0].len() + parts[1].len();
+    if len > ROOM_IN_ONE_BLOCK {
+        return None;
+    }
+    let mut block = [0u8; BLOCK];
+    block[..parts[0].len()].copy_from_slice(parts[0]);
+    block[parts[0].len()..len].copy_from_slice(parts[1]);
     block[len] = 0x80;
     let bits = ((BLOCK + len) as u64) * 8;
     block[BLOCK - 8..].copy_from_slice(&bits.to_be_bytes());
-    compress(&mut state, &block);
+    Some(block)
+}
+
+/// The digest a finished state stands for.
+fn digest(state: [u32; 8]) -> [u8; 32] {
     let mut digest = [0u8; 32];
     for (out, word) in digest.chunks_exact_mut(4).zip(state) {
         out.copy_from_slice(&word.to_be_bytes());
     }
     digest
-}
-
-fn compress(state: &mut [u32; 8], block: &[u8; BLOCK]) {
-    sha2::compress256(state, &[(*block).into()]);
 }
 
 /// [`Pseudonymizer::pseudonym`] for one domain, the keyed state prepared.
@@ -157,6 +170,18 @@ impl DomainPseudonyms {
             mac.finalize().into_bytes().into()
         });
         PseudonymHex(lower_hex(&digest[..PSEUDONYM_HEX_LEN / 2]))
+    }
+
+    /// The pseudonyms of two subjects, hashed side by side: an export
+    /// pseudonymises its columns two values at a time.
+    pub fn pseudonym_hex_pair(&self, a: &str, b: &str) -> [PseudonymHex; 2] {
+        match self.blocks.mac2([&self.prefix, a.as_bytes()], [&self.prefix, b.as_bytes()]) {
+            Some([digest_a, digest_b]) => [
+                PseudonymHex(lower_hex(&digest_a[..PSEUDONYM_HEX_LEN / 2])),
+                PseudonymHex(lower_hex(&digest_b[..PSEUDONYM_HEX_LEN / 2])),
+            ],
+            None => [self.pseudonym_hex(a), self.pseudonym_hex(b)],
+        }
     }
 }
 
@@ -238,6 +263,15 @@ mod tests {
                 mac.update(subject.as_bytes());
                 let expected = hex::encode(&mac.finalize().into_bytes()[..PSEUDONYM_HEX_LEN / 2]);
                 assert_eq!(domain.pseudonym(&subject), expected, "key of {key_len} bytes, subject of {len}");
+            }
+        }
+        let domain = Pseudonymizer::new(b"pair-key".to_vec()).domain("export");
+        let subjects: Vec<String> = (0..70).map(|len| "7".repeat(len)).collect();
+        for a in &subjects {
+            for b in subjects.iter().step_by(3) {
+                let [pa, pb] = domain.pseudonym_hex_pair(a, b);
+                assert_eq!(pa.as_str(), domain.pseudonym(a), "{} and {}", a.len(), b.len());
+                assert_eq!(pb.as_str(), domain.pseudonym(b), "{} and {}", a.len(), b.len());
             }
         }
         let fast = KeyedBlocks::new(b"k").mac([b"export\0", &[b'1'; 48]]);

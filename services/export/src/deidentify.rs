@@ -200,14 +200,28 @@ impl Released {
             .as_any()
             .downcast_ref::<StringArray>()
             .ok_or_else(|| ArrowError::SchemaError("an identifier column is not text".into()))?;
-        let mut values = Vec::with_capacity(ids.len() * PSEUDONYM_HEX_LEN);
-        let mut offsets = Vec::with_capacity(ids.len() + 1);
-        offsets.push(0i32);
-        for id in ids {
-            if let Some(id) = id {
-                values.extend_from_slice(self.pseudonyms.pseudonym_hex(id).as_bytes());
+        // Two at a time: their hashes run side by side (see `pseudonym_hex_pair`).
+        let present: Vec<&str> = ids.iter().flatten().collect();
+        let mut values = Vec::with_capacity(present.len() * PSEUDONYM_HEX_LEN);
+        for pair in present.chunks(2) {
+            match *pair {
+                [a, b] => {
+                    for pseudonym in self.pseudonyms.pseudonym_hex_pair(a, b) {
+                        values.extend_from_slice(pseudonym.as_bytes());
+                    }
+                }
+                [a] => values.extend_from_slice(self.pseudonyms.pseudonym_hex(a).as_bytes()),
+                _ => {}
             }
-            let end = i32::try_from(values.len()).map_err(|_| ArrowError::ComputeError("a batch too large for its pseudonyms".into()))?;
+        }
+        let too_large = || ArrowError::ComputeError("a batch too large for its pseudonyms".into());
+        let mut offsets = Vec::with_capacity(ids.len() + 1);
+        let mut end = 0i32;
+        offsets.push(end);
+        for row in 0..ids.len() {
+            if ids.is_valid(row) {
+                end = end.checked_add(PSEUDONYM_HEX_LEN as i32).ok_or_else(too_large)?;
+            }
             offsets.push(end);
         }
         // Offsets start at zero and never decrease, as `OffsetBuffer::new` requires.
@@ -362,6 +376,39 @@ mod tests {
         assert_eq!(built.apply(&narrow).expect("narrow"), whole.apply(&batch).expect("whole"));
         assert_eq!(built.schema(), whole.schema());
         assert_eq!(built.digest(), whole.digest());
+    }
+
+    /// Pseudonyms are hashed two at a time: every value, nulls between
+    /// them and an odd one out land in their own rows.
+    #[test]
+    fn pseudonyms_land_in_their_rows_around_nulls() {
+        let key = Pseudonymizer::new(b"test-key-0123456789".to_vec());
+        let schema = Arc::new(Schema::new(vec![col("id_number", Kind::Text, Some(Role::Subject))]));
+        let ids: Vec<&str> = vec![
+            "",
+            "370302199001011232",
+            "",
+            "",
+            "110105201501010025",
+            "11010519491231002X",
+            "",
+            "1",
+            "22",
+            "",
+            "333",
+        ];
+        let mut columns = Columns::new(schema.clone());
+        for id in &ids {
+            columns.row().text(id);
+        }
+        let batch = columns.take().expect("batch");
+        let mut released = Released::new(&schema, Level::Pseudonymised, &approved(&["id_number"]), key.domain(EXPORT_DOMAIN));
+        let out = released.apply(&batch).expect("released");
+        let expected: Vec<Option<String>> = ids
+            .iter()
+            .map(|id| (!id.is_empty()).then(|| key.pseudonym(EXPORT_DOMAIN, id)))
+            .collect();
+        assert_eq!(text(&out, "id_pseudonym"), expected);
     }
 
     /// The hand-written `YYYY-MM` agrees with chrono's `%Y-%m` wherever it is used.
