@@ -6,9 +6,10 @@
 //! * `GetFlightInfo` / `GetSchema`: the same for one dataset (descriptor
 //!   path `["persons"]` or a JSON ticket as command);
 //! * `DoGet`: authenticate → authorise (catalogue `Export.<dataset>`,
-//!   approval, purpose, quota; exports rest on their legal basis) → fetch
-//!   from the owning role's Flight endpoint (one RocksDB snapshot) →
-//!   de-identify each batch to the approval → audit → last batch.
+//!   approval, columns, purpose, quota; exports rest on their legal basis)
+//!   → fetch the columns the release needs from the owning role's Flight
+//!   endpoint (one RocksDB snapshot) → de-identify each batch to the
+//!   approval → audit → last batch.
 //!
 //! One export is one audit record (columns, row count, digest of the
 //! subjects). It is written before the last batch leaves, so no export
