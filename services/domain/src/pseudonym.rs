@@ -9,7 +9,7 @@
 use hmac::{Hmac, Mac};
 use sha2::Sha256;
 
-use crate::sha256x2::{BLOCK, compress, compress2};
+use crate::sha256x2::{BLOCK, IV, compress, compress2};
 
 type HmacSha256 = Hmac<Sha256>;
 
@@ -68,18 +68,6 @@ struct KeyedBlocks {
     outer: [u32; 8],
 }
 
-/// SHA-256's initial state (FIPS 180-4, 5.3.3).
-const SHA256_IV: [u32; 8] = [
-    0x6a09_e667,
-    0xbb67_ae85,
-    0x3c6e_f372,
-    0xa54f_f53a,
-    0x510e_527f,
-    0x9b05_688c,
-    0x1f83_d9ab,
-    0x5be0_cd19,
-];
-
 impl KeyedBlocks {
     fn new(key: &[u8]) -> Self {
         use sha2::Digest;
@@ -90,7 +78,7 @@ impl KeyedBlocks {
             padded[..key.len()].copy_from_slice(key);
         }
         let keyed = |pad: u8| {
-            let mut state = SHA256_IV;
+            let mut state = IV;
             compress(&mut state, &padded.map(|b| b ^ pad));
             state
         };
@@ -245,7 +233,6 @@ mod tests {
         assert!(!format!("{a:?}").contains("key-one"));
     }
 
-    /// RFC 4231 test case 2 pins the HMAC itself.
     /// The prepared key blocks give the `hmac` crate's answer for every key
     /// length (shorter than a block, a block, hashed first) and for
     /// subjects on both sides of the one-block limit.
@@ -279,6 +266,7 @@ mod tests {
         assert!(KeyedBlocks::new(b"k").mac([b"export\0", &[b'1'; 49]]).is_none());
     }
 
+    /// RFC 4231 test case 2 pins the HMAC itself.
     #[test]
     fn hmac_matches_rfc_4231() {
         let mut mac = HmacSha256::new_from_slice(b"Jefe").expect("any key length");

@@ -12,6 +12,18 @@
 /// SHA-256's block.
 pub const BLOCK: usize = 64;
 
+/// SHA-256's initial state (FIPS 180-4, 5.3.3).
+pub const IV: [u32; 8] = [
+    0x6a09_e667,
+    0xbb67_ae85,
+    0x3c6e_f372,
+    0xa54f_f53a,
+    0x510e_527f,
+    0x9b05_688c,
+    0x1f83_d9ab,
+    0x5be0_cd19,
+];
+
 /// One compression of `block` into `state` (the `sha2` crate's, which picks
 /// the SHA extensions itself when the CPU has them).
 pub fn compress(state: &mut [u32; 8], block: &[u8; BLOCK]) {
@@ -218,18 +230,8 @@ mod tests {
 
     #[test]
     fn two_at_once_is_two_one_at_a_time() {
-        let iv = [
-            0x6a09_e667,
-            0xbb67_ae85,
-            0x3c6e_f372,
-            0xa54f_f53a,
-            0x510e_527f,
-            0x9b05_688c,
-            0x1f83_d9ab,
-            0x5be0_cd19,
-        ];
-        let mut state_a = iv;
-        let mut state_b = iv.map(|w: u32| w.rotate_left(7));
+        let mut state_a = IV;
+        let mut state_b = IV.map(|w: u32| w.rotate_left(7));
         for round in 0..50u8 {
             let (block_a, block_b) = (block(round), block(round.wrapping_mul(7).wrapping_add(1)));
             let (mut expected_a, mut expected_b) = (state_a, state_b);

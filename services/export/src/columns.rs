@@ -148,6 +148,11 @@ impl Column {
         })
     }
 
+    /// Whether the column holds values (is not [`Column::Skipped`]).
+    fn is_built(&self) -> bool {
+        !matches!(self, Column::Skipped)
+    }
+
     fn len(&self) -> usize {
         match self {
             Column::Text(b) => b.len(),
@@ -165,7 +170,7 @@ impl Column {
 pub struct Columns {
     /// Every column a row writes, in order.
     written: SchemaRef,
-    /// The columns kept (all of `schema`'s, or those [`Columns::keeping`] names).
+    /// The columns kept (all of `written`, or those [`Columns::keeping`] names).
     kept: SchemaRef,
     columns: Vec<Column>,
     rows: usize,
@@ -175,14 +180,8 @@ pub struct Columns {
 
 impl Columns {
     pub fn new(schema: SchemaRef) -> Self {
-        let columns = schema.fields().iter().map(|f| Column::for_type(f.data_type())).collect();
-        Self {
-            kept: schema.clone(),
-            written: schema,
-            columns,
-            rows: 0,
-            mismatch: None,
-        }
+        let all = schema.clone();
+        Self::keeping(schema, &all)
     }
 
     /// Rows still write every column of `schema`, but batches hold only
@@ -233,19 +232,14 @@ impl Columns {
         if let Some(mismatch) = self.mismatch.take() {
             return Err(ArrowError::SchemaError(mismatch));
         }
-        let built = |c: &&mut Column| !matches!(c, Column::Skipped);
-        if let Some(short) = self
-            .columns
-            .iter()
-            .position(|c| !matches!(c, Column::Skipped) && c.len() != self.rows)
-        {
+        if let Some(short) = self.columns.iter().position(|c| c.is_built() && c.len() != self.rows) {
             return Err(ArrowError::SchemaError(format!("column {short} has a different length")));
         }
         self.rows = 0;
         let arrays = self
             .columns
             .iter_mut()
-            .filter(built)
+            .filter(|c| c.is_built())
             .map(Column::finish)
             .collect::<Result<_, _>>()?;
         RecordBatch::try_new(self.kept.clone(), arrays)

@@ -71,8 +71,8 @@ pub struct Released {
     plan: Vec<(usize, Step)>,
     schema: SchemaRef,
     subject: Option<usize>,
-    /// Columns of the input schema (a batch of another shape is refused, not indexed).
-    width: usize,
+    /// The input schema's column names (a batch of another width is
+    /// refused, not indexed).
     input_names: Vec<String>,
     pseudonyms: DomainPseudonyms,
     digest: Sha256,
@@ -123,7 +123,6 @@ impl Released {
             plan,
             schema: Arc::new(Schema::new_with_metadata(fields, metadata)),
             subject,
-            width: input.fields().len(),
             input_names: input.fields().iter().map(|f| f.name().clone()).collect(),
             pseudonyms,
             digest: Sha256::new(),
@@ -159,11 +158,11 @@ impl Released {
 
     /// De-identifies one batch, counting and digesting its subjects.
     pub fn apply(&mut self, batch: &RecordBatch) -> Result<RecordBatch, ArrowError> {
-        if batch.num_columns() != self.width {
+        if batch.num_columns() != self.input_names.len() {
             return Err(ArrowError::SchemaError(format!(
                 "a batch of {} columns in a stream of {}",
                 batch.num_columns(),
-                self.width
+                self.input_names.len()
             )));
         }
         let mut subject_pseudonyms: Option<ArrayRef> = None;

@@ -83,7 +83,7 @@ impl BatchSink {
     }
 
     /// Columns for rows of `schema` that build only what this sink sends
-    /// on (the ticket's columns, see [`open`]).
+    /// on (the ticket's columns, see [`start`]).
     pub fn columns(&self, schema: SchemaRef) -> Columns {
         Columns::keeping(schema, &self.schema)
     }
@@ -166,9 +166,9 @@ pub fn project(schema: &Schema, columns: &[String]) -> ServiceResult<Schema> {
 
 /// Opens `ticket` on `source` (the snapshot is taken on a blocking thread)
 /// and starts its scan: the schema (the ticket's columns), with the dataset
-/// and snapshot sequence in its metadata, and the batches. The internal Flight service streams
-/// these; an all-in-one gateway reads them as they are, without encoding
-/// them to Arrow IPC and back in the same process.
+/// and snapshot sequence in its metadata, and the batches. The internal
+/// Flight service streams these; an all-in-one gateway reads them as they
+/// are, without encoding them to Arrow IPC and back in the same process.
 pub async fn start(
     source: Arc<dyn DatasetSource>,
     ticket: Ticket,
