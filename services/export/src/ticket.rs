@@ -41,7 +41,8 @@ pub fn check_purpose(field: &str, purpose: &str) -> ServiceResult<()> {
 }
 
 /// Column names are short identifiers, each named once; a dataset has
-/// a few dozen columns at most.
+/// a few dozen columns at most. A malformed name is refused by its
+/// position, not echoed: it may be anything, an ID number included.
 fn check_columns(columns: &[String]) -> ServiceResult<()> {
     const MAX_COLUMNS: usize = 256;
     const MAX_NAME_CHARS: usize = 64;
@@ -49,12 +50,16 @@ fn check_columns(columns: &[String]) -> ServiceResult<()> {
         return Err(ServiceError::invalid("ticket.columns", format!("more than {MAX_COLUMNS} columns")));
     }
     let mut seen = std::collections::BTreeSet::new();
-    for name in columns {
-        if name.is_empty() || name.len() > MAX_NAME_CHARS || !name.chars().all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '_')
-        {
+    for (position, name) in columns.iter().enumerate() {
+        let well_formed = name.len() <= MAX_NAME_CHARS
+            && name.starts_with(|c: char| c.is_ascii_lowercase())
+            && name.chars().all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '_');
+        if !well_formed {
             return Err(ServiceError::invalid(
                 "ticket.columns",
-                format!("{name:?} is not a column name (lower-case letters, digits and '_', at most {MAX_NAME_CHARS})"),
+                format!(
+                    "entry {position} is not a column name (a lower-case letter, then letters, digits and '_', at most {MAX_NAME_CHARS})"
+                ),
             ));
         }
         if !seen.insert(name.as_str()) {
@@ -213,5 +218,12 @@ mod tests {
             field_of(Ticket::parse(br#"{"dataset":"persons","columns":[""]}"#)),
             "ticket.columns"
         );
+        match Ticket::parse(br#"{"dataset":"persons","columns":["sex","370302199001011232"]}"#) {
+            Err(e) => {
+                let message = e.to_string();
+                assert!(message.contains("entry 1") && !message.contains("370302"), "{message}");
+            }
+            Ok(_) => panic!("an ID number taken for a column name"),
+        }
     }
 }
