@@ -78,13 +78,18 @@ impl KeyBuilder {
         self.buf
     }
 
+    /// Copies `bytes` a run at a time between escape bytes (which are rare:
+    /// only binary components have them), with room reserved up front for
+    /// the terminator and a trailing integer, as most keys end.
     fn push_escaped(&mut self, bytes: &[u8]) {
-        for &b in bytes {
-            self.buf.push(b);
-            if b == ESCAPE {
-                self.buf.push(ESCAPED_ZERO);
-            }
+        self.buf.reserve(bytes.len() + 2 + 8);
+        let mut rest = bytes;
+        while let Some(i) = rest.iter().position(|&b| b == ESCAPE) {
+            self.buf.extend_from_slice(&rest[..=i]);
+            self.buf.push(ESCAPED_ZERO);
+            rest = &rest[i + 1..];
         }
+        self.buf.extend_from_slice(rest);
     }
 }
 
@@ -101,25 +106,21 @@ impl<'a> KeyReader<'a> {
 
     pub fn str(&mut self) -> Result<String, KeyError> {
         let mut out = Vec::new();
-        let mut i = 0;
         loop {
-            let b = *self.rest.get(i).ok_or(KeyError::Truncated)?;
-            if b == ESCAPE {
-                match self.rest.get(i + 1) {
-                    Some(&TERMINATOR) => {
-                        self.rest = &self.rest[i + 2..];
-                        return String::from_utf8(out).map_err(|_| KeyError::NotUtf8);
-                    }
-                    Some(&ESCAPED_ZERO) => {
-                        out.push(0);
-                        i += 2;
-                    }
-                    Some(_) => return Err(KeyError::BadEscape),
-                    None => return Err(KeyError::Truncated),
+            // Everything up to the next escape byte is the string's own.
+            let i = self.rest.iter().position(|&b| b == ESCAPE).ok_or(KeyError::Truncated)?;
+            out.extend_from_slice(&self.rest[..i]);
+            match self.rest.get(i + 1) {
+                Some(&TERMINATOR) => {
+                    self.rest = &self.rest[i + 2..];
+                    return String::from_utf8(out).map_err(|_| KeyError::NotUtf8);
                 }
-            } else {
-                out.push(b);
-                i += 1;
+                Some(&ESCAPED_ZERO) => {
+                    out.push(ESCAPE);
+                    self.rest = &self.rest[i + 2..];
+                }
+                Some(_) => return Err(KeyError::BadEscape),
+                None => return Err(KeyError::Truncated),
             }
         }
     }

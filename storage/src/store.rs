@@ -7,8 +7,8 @@ use std::time::{SystemTime, UNIX_EPOCH};
 
 use prost::Message;
 use rocksdb::{
-    BlockBasedOptions, Cache, ColumnFamily, ColumnFamilyDescriptor, DB, DBCompressionType, MemtableFactory, Options, ReadOptions,
-    WriteBatch, WriteOptions,
+    BlockBasedOptions, Cache, ColumnFamily, ColumnFamilyDescriptor, DB, DBCompressionType, DataBlockIndexType, MemtableFactory, Options,
+    ReadOptions, WriteBatch, WriteOptions,
 };
 
 use crate::batch::{Batch, Op};
@@ -111,6 +111,16 @@ impl Store {
         table_opts.set_block_cache(&cache);
         table_opts.set_bloom_filter(10.0, false);
         table_opts.set_cache_index_and_filter_blocks(true);
+        table_opts.set_pin_l0_filter_and_index_blocks_in_cache(true);
+        // Point reads (every person look-up, a MultiGet of thousands per
+        // intake chunk) find their key's restart interval in a data block
+        // through a small hash table instead of a binary search, then scan
+        // the interval: 4 entries instead of RocksDB's 16, each a cache miss
+        // in a block of person records. Searching the block was 40 % of a
+        // look-up's time; keys lose some prefix compression (~3 % larger).
+        table_opts.set_data_block_index_type(DataBlockIndexType::BinaryAndHash);
+        table_opts.set_data_block_hash_ratio(0.75);
+        table_opts.set_block_restart_interval(4);
         let cf_options = |name: &str| {
             let mut o = Options::default();
             o.set_compression_type(DBCompressionType::Lz4);
