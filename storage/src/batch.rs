@@ -70,6 +70,19 @@ impl Batch {
         self
     }
 
+    /// Puts a value already encoded as `table`'s message (any valid
+    /// protobuf encoding of it): for a writer that needed the bytes anyway,
+    /// say to hash them, and should not encode twice.
+    pub fn put_encoded<M: Message>(&mut self, table: &Table<M>, key: Vec<u8>, encoded: Vec<u8>) -> &mut Self {
+        self.ops.push(Op::Put {
+            cf: table.name(),
+            key,
+            payload: Some(encoded),
+            append_seq: false,
+        });
+        self
+    }
+
     /// Puts `value` at `key_prefix` followed by the batch's own sequence
     /// number, known only at commit: an append-only log keyed by, say, date
     /// then sequence gets unique keys in commit order.

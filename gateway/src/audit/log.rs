@@ -16,7 +16,7 @@ use popbase_proto::gateway::{AuditRecord, ChainHead, Decision, Usage};
 use popbase_storage::{Batch, Durability, Read, StorageResult, Store};
 use tokio::sync::{mpsc, oneshot};
 
-use super::chain::{GENESIS, record_hash};
+use super::chain::{GENESIS, seal};
 use crate::tables::{self, AUDIT, AUDIT_BY_SUBJECT, AUDIT_HEAD, HEAD_KEY, USAGE};
 
 /// Most records chained into one write.
@@ -253,7 +253,7 @@ impl Writer {
                 return vec![Err(e); size];
             }
             subject_keys.extend(entry.subjects.iter().map(|subject| tables::subject_access_key(subject, seq)));
-            let mut record = AuditRecord {
+            let record = AuditRecord {
                 seq,
                 prev_hash: prev,
                 at_unix_millis: at,
@@ -269,10 +269,11 @@ impl Writer {
                 hash: Vec::new(),
                 subjects_digest: entry.subjects_digest,
             };
-            record.hash = record_hash(&record).to_vec();
-            batch.put(&AUDIT, tables::audit_key(seq), &record);
+            // One encoding of the record serves its hash and its stored bytes.
+            let (hash, stored) = seal(&record);
+            batch.put_encoded(&AUDIT, tables::audit_key(seq), stored);
             touched.push(key);
-            prev = record.hash;
+            prev = hash.to_vec();
             seqs.push(seq);
             seq += 1;
         }
