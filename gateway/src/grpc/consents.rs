@@ -12,7 +12,7 @@ use popbase_proto::gateway::{
     Consent, ConsentState, GrantConsentRequest, ListAccessesRequest, ListAccessesResponse, ListConsentsRequest, ListConsentsResponse,
     RevokeConsentRequest,
 };
-use popbase_proto::household::{GetPersonsRequest, RegistrationStatus};
+use popbase_proto::household::{GetPersonsRequest, PersonView, RegistrationStatus};
 use tonic::{Request, Response, Status};
 
 use super::{Fetched, MAX_CODE_CHARS, answer, respond, today, whole_answer};
@@ -116,6 +116,7 @@ impl ConsentService {
             .registry
             .get_persons(GetPersonsRequest {
                 id_numbers: vec![subject.to_string()],
+                view: PersonView::Standing as i32,
             })
             .await
             .map_err(|s| upstream("the household registry", s))?

@@ -8,7 +8,7 @@ use popbase_common::{ServiceResult, validate};
 use popbase_domain::mask::mask_id_number;
 use popbase_proto::feeds::CheckInsuranceRequest;
 use popbase_proto::gateway::{PersonSummaryRequest, PersonSummaryResponse, ResidenceStatus};
-use popbase_proto::household::{MaritalStatus, RegistrationStatus};
+use popbase_proto::household::{MaritalStatus, PersonView, RegistrationStatus};
 
 use super::standing::{Standing, standings};
 use crate::gate::{Minimise, Release};
@@ -38,7 +38,7 @@ pub async fn summary(sources: &Sources, id: &str, today: NaiveDate) -> ServiceRe
             .await
             .map_err(|s| upstream("the feeds service", s))
     };
-    let (standing, insurance) = tokio::try_join!(standings(sources, &ids, today), insurance)?;
+    let (standing, insurance) = tokio::try_join!(standings(sources, &ids, today, PersonView::Full), insurance)?;
     let standing = standing.into_iter().next().unwrap_or(Standing::Unknown);
     let insured = insurance.into_inner().active.first().copied().unwrap_or(false);
     let mut answer = PersonSummaryResponse {

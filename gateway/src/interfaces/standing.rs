@@ -4,7 +4,7 @@
 
 use chrono::NaiveDate;
 use popbase_common::ServiceResult;
-use popbase_proto::household::{GetPersonsRequest, Person, RegistrationStatus};
+use popbase_proto::household::{GetPersonsRequest, Person, PersonView, RegistrationStatus};
 use popbase_proto::residence::{GetResidentRequest, PermitStatus, RegistrationState, ResidencePermit, ResidenceRegistration};
 use tonic::Code;
 
@@ -57,11 +57,17 @@ fn valid_permit(permits: &[ResidencePermit], on: NaiveDate) -> Option<&Residence
     })
 }
 
-/// The standing of each of `ids`, in order.
-pub async fn standings(sources: &Sources, ids: &[String], on: NaiveDate) -> ServiceResult<Vec<Standing>> {
+/// The standing of each of `ids`, in order, with each registry record read
+/// in `view`: `PersonView::Standing` when only the standing itself, its
+/// committee and the kinship links are needed.
+pub async fn standings(sources: &Sources, ids: &[String], on: NaiveDate, view: PersonView) -> ServiceResult<Vec<Standing>> {
+    let request = GetPersonsRequest {
+        id_numbers: ids.to_vec(),
+        view: view as i32,
+    };
     let persons = sources
         .registry
-        .get_persons(GetPersonsRequest { id_numbers: ids.to_vec() })
+        .get_persons(request)
         .await
         .map_err(|s| upstream("the household registry", s))?
         .into_inner()

@@ -5,7 +5,9 @@ use popbase_proto::household::{Household, HouseholdKind, Person, RegistryEvent};
 use popbase_storage::keys::{self, KeyReader};
 use popbase_storage::{Batch, Durability, Read, StorageResult, Store, Versioned};
 
-use crate::tables::{self, COLLECTIVES, EVENTS, HOUSEHOLD_MEMBERS, HOUSEHOLDS, HOUSEHOLDS_BY_ADDRESS, PERSONS, PERSONS_BY_COMMITTEE};
+use crate::tables::{
+    self, COLLECTIVES, EVENTS, HOUSEHOLD_MEMBERS, HOUSEHOLDS, HOUSEHOLDS_BY_ADDRESS, PERSON_STANDINGS, PERSONS, PERSONS_BY_COMMITTEE,
+};
 use crate::writes::{self, Prior};
 
 /// A household with its members, the unit of bulk import.
@@ -154,6 +156,18 @@ impl Registry {
             .collect())
     }
 
+    /// Like [`Registry::persons`], with only the fields of a
+    /// [`PersonStanding`] read (and the rest of each record skipped).
+    pub fn person_standings(&self, id_numbers: &[String]) -> StorageResult<Vec<Option<Person>>> {
+        let keys: Vec<Vec<u8>> = id_numbers.iter().map(|id| tables::person_key(id)).collect();
+        Ok(self
+            .store
+            .get_many(&PERSON_STANDINGS, &keys)?
+            .into_iter()
+            .map(|v| v.map(|v| Person::from(v.value)))
+            .collect())
+    }
+
     pub fn household(&self, household_id: &str) -> StorageResult<Option<Household>> {
         Ok(self.store.get(&HOUSEHOLDS, &tables::household_key(household_id))?.map(|v| v.value))
     }
@@ -234,5 +248,47 @@ mod tests {
         assert_eq!(registry.count_persons_under("370302").expect("count"), 2);
         assert_eq!(registry.count_persons_under("370303").expect("count"), 0);
         assert!(registry.household("370302000001").expect("get").is_some());
+    }
+
+    #[test]
+    fn the_standing_view_reads_exactly_its_fields() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let registry = Registry::new(Store::open(dir.path(), tables::SCHEMA, StoreOptions::default()).expect("open"));
+        let household = Household {
+            household_id: "370302000001".into(),
+            ..Default::default()
+        };
+        let child = Person {
+            former_names: vec!["曾用名".into()],
+            phone: "13812345678".into(),
+            father_id_number: "440524188001010014".into(),
+            mother_id_number: "11010519491231002X".into(),
+            spouse_id_number: "370302199001011232".into(),
+            guardian_id_number: "110105201501010025".into(),
+            birth_date: Some(popbase_proto::common::Date {
+                year: 2015,
+                month: 1,
+                day: 1,
+            }),
+            occupation: "学生".into(),
+            ..person("110105201501010025", "370302000001", "370302001001")
+        };
+        let members = vec![child.clone()];
+        registry.import(&[HouseholdWithMembers { household, members }]).expect("import");
+        let ids = vec![child.id_number.clone(), "370302199001011232".to_string()];
+        let got = registry.person_standings(&ids).expect("standings");
+        let expected = Person {
+            id_number: child.id_number.clone(),
+            birth_date: child.birth_date,
+            address: child.address.clone(),
+            status: child.status,
+            father_id_number: child.father_id_number.clone(),
+            mother_id_number: child.mother_id_number.clone(),
+            guardian_id_number: child.guardian_id_number.clone(),
+            ..Default::default()
+        };
+        assert_eq!(got, vec![Some(expected), None]);
+        // The full view of the same row is the whole record.
+        assert_eq!(registry.persons(&ids[..1]).expect("persons"), vec![Some(child)]);
     }
 }

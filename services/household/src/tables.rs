@@ -17,9 +17,46 @@
 //! sequence of the batch that recorded them, so a period is one range scan.
 
 use chrono::{Datelike, NaiveDate};
-use popbase_proto::household::{Household, Person, RegistryEvent};
+use popbase_proto::common::{Address, Date};
+use popbase_proto::household::{Household, Person, RegistrationStatus, RegistryEvent};
 use popbase_storage::keys::KeyBuilder;
 use popbase_storage::{Index, Schema, Table};
+
+/// The fields of a stored [`Person`] that say where the person stands
+/// (`PERSON_VIEW_STANDING`), at `Person`'s own tags: a stored person decodes
+/// into it with every other field skipped, never allocated.
+#[derive(Clone, PartialEq, prost::Message)]
+pub struct PersonStanding {
+    #[prost(string, tag = "1")]
+    pub id_number: String,
+    #[prost(message, optional, tag = "6")]
+    pub birth_date: Option<Date>,
+    #[prost(message, optional, tag = "15")]
+    pub address: Option<Address>,
+    #[prost(enumeration = "RegistrationStatus", tag = "22")]
+    pub status: i32,
+    #[prost(string, tag = "24")]
+    pub father_id_number: String,
+    #[prost(string, tag = "25")]
+    pub mother_id_number: String,
+    #[prost(string, tag = "27")]
+    pub guardian_id_number: String,
+}
+
+impl From<PersonStanding> for Person {
+    fn from(s: PersonStanding) -> Person {
+        Person {
+            id_number: s.id_number,
+            birth_date: s.birth_date,
+            address: s.address,
+            status: s.status,
+            father_id_number: s.father_id_number,
+            mother_id_number: s.mother_id_number,
+            guardian_id_number: s.guardian_id_number,
+            ..Default::default()
+        }
+    }
+}
 
 /// A monotonically increasing number kept in the store (version-checked on update).
 #[derive(Clone, PartialEq, prost::Message)]
@@ -29,6 +66,8 @@ pub struct Counter {
 }
 
 pub const PERSONS: Table<Person> = Table::new("persons");
+/// The same rows read as [`PersonStanding`]s.
+pub const PERSON_STANDINGS: Table<PersonStanding> = Table::new("persons");
 pub const HOUSEHOLDS: Table<Household> = Table::new("households");
 pub const HOUSEHOLD_MEMBERS: Index = Index::new("household_members");
 pub const PERSONS_BY_COMMITTEE: Index = Index::new("persons_by_committee");

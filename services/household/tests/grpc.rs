@@ -6,7 +6,9 @@ use popbase_household::registry::HouseholdWithMembers;
 use popbase_household::{Registry, tables};
 use popbase_proto::common::{Address, PageRequest};
 use popbase_proto::household::household_registry_client::HouseholdRegistryClient;
-use popbase_proto::household::{GetHouseholdRequest, GetPersonRequest, Household, ListPersonsRequest, Person, RegistrationStatus};
+use popbase_proto::household::{
+    GetHouseholdRequest, GetPersonRequest, GetPersonsRequest, Household, ListPersonsRequest, Person, PersonView, RegistrationStatus,
+};
 use popbase_storage::{Store, StoreOptions};
 use tonic::Code;
 use tonic::transport::Channel;
@@ -79,6 +81,58 @@ async fn looks_up_people_and_households() {
         .expect("household")
         .into_inner();
     assert_eq!(household.members.len(), 3);
+    shutdown.trigger();
+}
+
+#[tokio::test]
+async fn get_persons_answers_the_view_asked_for() {
+    let (mut client, shutdown, _dir) = start().await;
+    let ids = vec![IDS[0].to_string(), "370302199001011216".to_string()];
+    let ask = |view: PersonView| GetPersonsRequest {
+        id_numbers: ids.clone(),
+        view: view as i32,
+    };
+    let full = client
+        .get_persons(ask(PersonView::Unspecified))
+        .await
+        .expect("full")
+        .into_inner()
+        .persons;
+    assert_eq!(full.len(), 2);
+    assert_eq!((full[0].name.as_str(), full[0].household_id.as_str()), ("测试", HOUSEHOLD));
+    assert_eq!(full[1], Person::default(), "unknown: empty at its position");
+    assert_eq!(
+        client.get_persons(ask(PersonView::Full)).await.expect("full").into_inner().persons,
+        full
+    );
+
+    let standing = client
+        .get_persons(ask(PersonView::Standing))
+        .await
+        .expect("standing")
+        .into_inner()
+        .persons;
+    assert_eq!(standing.len(), 2);
+    assert_eq!(
+        standing[0],
+        Person {
+            id_number: full[0].id_number.clone(),
+            address: full[0].address.clone(),
+            status: full[0].status,
+            ..Default::default()
+        }
+    );
+    assert_eq!(standing[1], Person::default());
+
+    let unknown = client
+        .get_persons(GetPersonsRequest {
+            id_numbers: ids.clone(),
+            view: 9,
+        })
+        .await
+        .expect_err("unknown view");
+    assert_eq!(unknown.code(), Code::InvalidArgument);
+    assert_eq!(unknown.metadata().get("popbase-field").and_then(|v| v.to_str().ok()), Some("view"));
     shutdown.trigger();
 }
 

@@ -6,7 +6,7 @@ use popbase_common::validate;
 use popbase_proto::household::household_registry_server::{HouseholdRegistry, HouseholdRegistryServer};
 use popbase_proto::household::{
     CheckPersonsRequest, CheckPersonsResponse, GetHouseholdRequest, GetHouseholdResponse, GetPersonRequest, GetPersonsRequest,
-    GetPersonsResponse, ListPersonsRequest, ListPersonsResponse, Person,
+    GetPersonsResponse, ListPersonsRequest, ListPersonsResponse, Person, PersonView,
 };
 use tonic::{Request, Response, Status};
 
@@ -82,9 +82,16 @@ impl HouseholdRegistry for RegistryService {
     }
 
     async fn get_persons(&self, request: Request<GetPersonsRequest>) -> Result<Response<GetPersonsResponse>, Status> {
-        let ids = &request.get_ref().id_numbers;
+        let request = request.get_ref();
+        let ids = &request.id_numbers;
         validate::id_batch("id_numbers", ids)?;
-        let persons = self.registry.persons(ids).map_err(ServiceError::from)?;
+        let view =
+            PersonView::try_from(request.view).map_err(|_| ServiceError::invalid("view", format!("unknown value {}", request.view)))?;
+        let persons = match view {
+            PersonView::Unspecified | PersonView::Full => self.registry.persons(ids),
+            PersonView::Standing => self.registry.person_standings(ids),
+        }
+        .map_err(ServiceError::from)?;
         Ok(Response::new(GetPersonsResponse {
             persons: persons.into_iter().map(Option::unwrap_or_default).collect(),
         }))
