@@ -5,6 +5,7 @@
 
 use std::collections::{BTreeSet, HashMap};
 use std::path::Path;
+use std::sync::Arc;
 
 use popbase_export::Level;
 use serde::Deserialize;
@@ -108,7 +109,9 @@ pub struct Catalogue {
     departments: HashMap<String, Department>,
     by_certificate: HashMap<String, String>,
     interfaces: HashMap<String, Interface>,
-    approvals: HashMap<(String, String), Approval>,
+    /// Department → interface → approval: looked up on every call without
+    /// building a key, and shared with the admissions it grants.
+    approvals: HashMap<String, HashMap<String, Arc<Approval>>>,
 }
 
 impl Catalogue {
@@ -182,8 +185,8 @@ impl Catalogue {
                     a.interface, a.department
                 )));
             }
-            let key = (a.department.clone(), a.interface.clone());
-            if catalogue.approvals.insert(key, a).is_some() {
+            let of_department = catalogue.approvals.entry(a.department.clone()).or_default();
+            if of_department.insert(a.interface.clone(), Arc::new(a)).is_some() {
                 return Err(invalid("an approval is listed twice".into()));
             }
         }
@@ -202,8 +205,8 @@ impl Catalogue {
         self.interfaces.get(id)
     }
 
-    pub fn approval(&self, department: &str, interface: &str) -> Option<&Approval> {
-        self.approvals.get(&(department.to_string(), interface.to_string()))
+    pub fn approval(&self, department: &str, interface: &str) -> Option<&Arc<Approval>> {
+        self.approvals.get(department)?.get(interface)
     }
 
     pub fn departments(&self) -> impl Iterator<Item = &Department> {

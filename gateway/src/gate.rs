@@ -24,7 +24,7 @@ use tonic::{Request, Status};
 
 use crate::audit::{AuditEntry, log::yyyymmdd};
 use crate::auth::Authenticator;
-use crate::catalogue::{Catalogue, ShareClass};
+use crate::catalogue::{Approval, Catalogue, ShareClass};
 use crate::denial::{Denial, reason};
 use crate::ledger::{ConsentUse, Ledger};
 use crate::quota::Quotas;
@@ -51,18 +51,30 @@ pub struct Ask<'a> {
 /// An authorised call: what the fetch may use and the answer may carry.
 #[derive(Debug, Clone)]
 pub struct Admission {
-    pub department: String,
     pub interface: &'static str,
     pub purpose: String,
-    pub fields: BTreeSet<String>,
-    /// Exports: the least de-identification the approval allows.
-    pub deidentification: Level,
+    /// The catalogue's approval it rests on (shared, not copied per call).
+    approval: Arc<Approval>,
     subjects: Vec<String>,
 }
 
 impl Admission {
+    pub fn department(&self) -> &str {
+        &self.approval.department
+    }
+
+    /// The fields the answer may carry.
+    pub fn fields(&self) -> &BTreeSet<String> {
+        &self.approval.fields
+    }
+
+    /// Exports: the least de-identification the approval allows.
+    pub fn deidentification(&self) -> Level {
+        self.approval.deidentification
+    }
+
     pub fn allows(&self, field: &str) -> bool {
-        self.fields.contains(field)
+        self.approval.fields.contains(field)
     }
 }
 
@@ -188,7 +200,7 @@ impl Gate {
     /// The fetch failed after authorisation: audited, then answered.
     pub async fn fail(&self, admission: &Admission, error: ServiceError) -> Status {
         self.deny(
-            &admission.department,
+            admission.department(),
             admission.interface,
             &admission.purpose,
             admission.subjects.clone(),
@@ -201,12 +213,10 @@ impl Gate {
     pub async fn authorise(&self, caller: &Caller, ask: Ask<'_>) -> Result<Admission, Status> {
         let subjects: Vec<String> = ask.subjects.iter().map(|id| self.pseudonym(id)).collect();
         match self.check(caller, &ask, &subjects).await {
-            Ok(Ok((fields, deidentification))) => Ok(Admission {
-                department: caller.department.clone(),
+            Ok(Ok(approval)) => Ok(Admission {
                 interface: ask.interface,
                 purpose: ask.purpose.to_string(),
-                fields,
-                deidentification,
+                approval,
                 subjects,
             }),
             Ok(Err(denial)) => Err(self
@@ -216,13 +226,7 @@ impl Gate {
         }
     }
 
-    #[allow(clippy::type_complexity)]
-    async fn check(
-        &self,
-        caller: &Caller,
-        ask: &Ask<'_>,
-        subjects: &[String],
-    ) -> Result<Result<(BTreeSet<String>, Level), Denial>, ServiceError> {
+    async fn check(&self, caller: &Caller, ask: &Ask<'_>, subjects: &[String]) -> Result<Result<Arc<Approval>, Denial>, ServiceError> {
         let Some(interface) = self
             .catalogue
             .interface(ask.interface)
@@ -267,20 +271,20 @@ impl Gate {
                 return Ok(Err(denial));
             }
         }
-        Ok(Ok((approval.fields.clone(), approval.deidentification)))
+        Ok(Ok(approval.clone()))
     }
 
     /// Step 4: minimise `answer` to the approval, audit, hand it back.
     /// `listed` are the ID numbers a list answer turned out to be about;
     /// `count` the records it holds.
-    pub async fn release<T: Minimise>(&self, admission: &Admission, mut answer: T, listed: &[String], count: u64) -> Result<T, Status> {
-        let fields = answer.minimise(&admission.fields);
-        let mut subjects = admission.subjects.clone();
+    pub async fn release<T: Minimise>(&self, admission: Admission, mut answer: T, listed: &[String], count: u64) -> Result<T, Status> {
+        let fields = answer.minimise(admission.fields());
+        let mut subjects = admission.subjects;
         subjects.extend(listed.iter().map(|id| self.pseudonym(id)));
         self.record(AuditEntry {
-            department: admission.department.clone(),
+            department: admission.approval.department.clone(),
             interface: admission.interface.into(),
-            purpose: admission.purpose.clone(),
+            purpose: admission.purpose,
             subjects,
             fields,
             allowed: true,
@@ -297,7 +301,7 @@ impl Gate {
     /// what was released (columns, row count, subjects' digest).
     pub async fn release_export(&self, admission: &Admission, fields: Vec<String>, count: u64, digest: [u8; 32]) -> Result<u64, Status> {
         self.record(AuditEntry {
-            department: admission.department.clone(),
+            department: admission.department().to_string(),
             interface: admission.interface.into(),
             purpose: admission.purpose.clone(),
             subjects: Vec::new(),

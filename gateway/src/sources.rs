@@ -112,11 +112,13 @@ pub fn upstream(what: &str, status: tonic::Status) -> ServiceError {
     ServiceError::Unavailable(format!("{what} did not answer"))
 }
 
-/// County, street and committee names of a committee code.
+/// County, street and committee names of a committee code: walked up from
+/// the committee (three places of every enrollment answer name one).
 pub fn division_path(committee_code: &str) -> DivisionPath {
     let divisions = Divisions::embedded();
     let mut path = DivisionPath::default();
-    for division in divisions.path(committee_code) {
+    let mut next = divisions.get(committee_code);
+    while let Some(division) = next {
         let (code, name) = (division.code.clone(), division.name.clone());
         match division.level {
             DivisionLevel::Province => (path.province_code, path.province_name) = (code, name),
@@ -128,6 +130,7 @@ pub fn division_path(committee_code: &str) -> DivisionPath {
                 (path.committee_code, path.committee_name) = (code, name);
             }
         }
+        next = division.parent.as_deref().and_then(|p| divisions.get(p));
     }
     path
 }

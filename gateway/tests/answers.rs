@@ -147,10 +147,15 @@ async fn an_intake_streams_one_answer_per_application_and_errors_inline() {
     let mut bad = enrollment(&people.child, &[&people.father], XINHUA);
     bad.request_id = "bad".into();
     bad.district_codes = vec!["999999999".into()];
+    let other_digit = if people.mother.ends_with('0') { '1' } else { '0' };
+    let wrong_digit = format!("{}{other_digit}", &people.mother[..17]);
+    let mut bad_guardian = enrollment(&people.child, &[&people.father, &wrong_digit], XINHUA);
+    bad_guardian.request_id = "bad guardian".into();
     let items = vec![
         enrollment(&people.child, &[&people.father, &people.mother], XINHUA),
         bad,
         enrollment(&people.migrant_child, &[&people.migrant], XINHUA),
+        bad_guardian,
     ];
     let mut answers = education
         .check_intake(tokio_stream::iter(items))
@@ -161,12 +166,15 @@ async fn an_intake_streams_one_answer_per_application_and_errors_inline() {
     while let Some(answer) = answers.next().await {
         got.push(answer.expect("item"));
     }
-    assert_eq!(got.len(), 3);
+    assert_eq!(got.len(), 4);
     assert_eq!(got[0].basis, EnrollmentBasis::ChildAndGuardianRegisteredInDistrict as i32);
     let error = got[1].error.as_ref().expect("malformed item answered with its error");
     assert_eq!((got[1].request_id.as_str(), error.field.as_str()), ("bad", "district_codes[0]"));
     assert_eq!(got[2].basis, EnrollmentBasis::GuardianPermitInDistrict as i32);
-    assert_eq!(p.audit_count(), before + 3);
+    let error = got[3].error.as_ref().expect("malformed guardian answered with its error");
+    assert_eq!(error.field, "guardian_id_numbers[1]");
+    assert!(error.reason.contains("check digit"), "{}", error.reason);
+    assert_eq!(p.audit_count(), before + 4);
 
     // A school's whole intake: checked in chunks, answered in order, one record each.
     let before = p.audit_count();

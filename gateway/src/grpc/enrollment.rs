@@ -11,6 +11,7 @@ use futures::future::join_all;
 use popbase_common::ServiceError;
 use popbase_proto::gateway::enrollment_server::{Enrollment, EnrollmentServer};
 use popbase_proto::gateway::{EnrollmentCheckRequest, EnrollmentCheckResponse, ItemError};
+use popbase_proto::household::PersonView;
 use tokio::sync::mpsc;
 use tokio_stream::wrappers::ReceiverStream;
 use tokio_stream::{Stream, StreamExt};
@@ -119,7 +120,9 @@ async fn intake_chunk(
     let found = if ids.is_empty() {
         Ok(Vec::new())
     } else {
-        standings(sources, &ids, today()).await.map_err(|e| e.to_string())
+        standings(sources, &ids, today(), PersonView::Standing)
+            .await
+            .map_err(|e| e.to_string())
     };
     let found = &found;
     let answers = prepared.into_iter().zip(ranges).map(|(p, range)| async move {
@@ -133,7 +136,7 @@ async fn intake_chunk(
                     Err(e) => Err(ServiceError::Unavailable(format!("the standings fetch failed: {e}"))),
                 };
                 match assessed {
-                    Ok(answer) => gate.release(&admission, answer, &[], 1).await,
+                    Ok(answer) => gate.release(admission, answer, &[], 1).await,
                     Err(e) => Err(gate.fail(&admission, e).await),
                 }
             }

@@ -70,7 +70,7 @@ impl ExportService {
     }
 
     fn approval(&self, caller: &Caller, dataset: &Dataset) -> Option<&Approval> {
-        self.gate.catalogue.approval(&caller.department, dataset.interface)
+        self.gate.catalogue.approval(&caller.department, dataset.interface).map(|a| &**a)
     }
 
     /// The dataset's columns as its owning role builds them.
@@ -397,7 +397,7 @@ impl FlightService for ExportService {
         let (admission, batches, upstream_schema) = self.open(&caller, &ticket, plan.inputs(), dataset).await?;
         // The owning role sent the columns asked for, with its snapshot's
         // sequence in the metadata: the release is planned again on those.
-        let released = match self.release(&upstream_schema, &ticket, &admission.fields) {
+        let released = match self.release(&upstream_schema, &ticket, admission.fields()) {
             Ok(released) => released,
             Err(e) => return Err(self.gate.fail(&admission, e).await),
         };

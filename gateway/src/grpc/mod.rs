@@ -88,7 +88,7 @@ where
     };
     let admission = gate.authorise(&caller, ask).await?;
     match fetch(input).await {
-        Ok(fetched) => gate.release(&admission, fetched.answer, &fetched.listed, fetched.count).await,
+        Ok(fetched) => gate.release(admission, fetched.answer, &fetched.listed, fetched.count).await,
         Err(e) => Err(gate.fail(&admission, e).await),
     }
 }

@@ -8,6 +8,7 @@ use chrono::NaiveDate;
 use popbase_common::{ServiceError, ServiceResult, validate};
 use popbase_domain::mask::mask_id_number;
 use popbase_proto::gateway::{EnrollmentBasis, EnrollmentCheckRequest, EnrollmentCheckResponse, GuardianRelation, PlaceCheck, PlaceKind};
+use popbase_proto::household::PersonView;
 
 use super::standing::{Standing, standings};
 use crate::gate::Minimise;
@@ -40,9 +41,9 @@ pub fn validate(request: &EnrollmentCheckRequest, today: NaiveDate) -> ServiceRe
     if request.guardian_id_numbers.is_empty() || request.guardian_id_numbers.len() > MAX_GUARDIANS {
         return Err(ServiceError::invalid("guardian_id_numbers", "name one or two guardians"));
     }
-    let mut guardians = Vec::new();
+    let mut guardians = Vec::with_capacity(request.guardian_id_numbers.len());
     for (i, id) in request.guardian_id_numbers.iter().enumerate() {
-        let id = validate::id_number(&format!("guardian_id_numbers[{i}]"), id, today)?;
+        let id = validate::id_number("guardian_id_numbers", id, today).map_err(|e| e.at_entry(i))?;
         if id.as_str() == child.as_str() {
             return Err(ServiceError::invalid(format!("guardian_id_numbers[{i}]"), "is the child"));
         }
@@ -54,13 +55,15 @@ pub fn validate(request: &EnrollmentCheckRequest, today: NaiveDate) -> ServiceRe
             "name the school district's committees or streets",
         ));
     }
-    let mut district = Vec::new();
+    let mut district = Vec::with_capacity(request.district_codes.len());
     for (i, code) in request.district_codes.iter().enumerate() {
-        let field = format!("district_codes[{i}]");
         if code.len() != 9 && code.len() != 12 {
-            return Err(ServiceError::invalid(field, "must be a 9-digit street or 12-digit committee code"));
+            return Err(ServiceError::invalid(
+                format!("district_codes[{i}]"),
+                "must be a 9-digit street or 12-digit committee code",
+            ));
         }
-        validate::division_prefix(&field, code)?;
+        validate::division_prefix("district_codes", code).map_err(|e| e.at_entry(i))?;
         district.push(code.clone());
     }
     Ok(Enrollment {
@@ -107,7 +110,7 @@ fn relation(child: &Standing, guardian: &str) -> GuardianRelation {
 }
 
 pub async fn check(sources: &Sources, input: &Enrollment, today: NaiveDate) -> ServiceResult<EnrollmentCheckResponse> {
-    let found = standings(sources, &input.subjects(), today).await?;
+    let found = standings(sources, &input.subjects(), today, PersonView::Standing).await?;
     assess(input, &found)
 }
 

@@ -51,6 +51,19 @@ impl ServiceError {
         }
     }
 
+    /// The same `InvalidArgument` about an entry of a repeated field:
+    /// validators are called with the list's name and only a failure pays
+    /// for formatting `list[i]`.
+    pub fn at_entry(self, index: usize) -> Self {
+        match self {
+            Self::InvalidArgument { field, reason } => Self::InvalidArgument {
+                field: format!("{field}[{index}]"),
+                reason,
+            },
+            other => other,
+        }
+    }
+
     pub fn precondition(field: impl Into<String>, reason: impl std::fmt::Display) -> Self {
         Self::FailedPrecondition {
             field: field.into(),
@@ -114,6 +127,17 @@ impl From<ServiceError> for Status {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn an_entry_of_a_list_is_named_by_its_index() {
+        let at = ServiceError::invalid("guardian_id_numbers", "check digit does not match").at_entry(1);
+        assert!(
+            matches!(&at, ServiceError::InvalidArgument { field, reason } if field == "guardian_id_numbers[1]" && reason == "check digit does not match"),
+            "{at:?}"
+        );
+        let other = ServiceError::Unavailable("down".into()).at_entry(1);
+        assert!(matches!(other, ServiceError::Unavailable(_)));
+    }
 
     #[test]
     fn invalid_argument_names_the_field() {
