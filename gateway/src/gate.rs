@@ -122,6 +122,22 @@ impl<T: Minimise> Minimise for Vec<T> {
     }
 }
 
+/// The audit entry of an answer released under `approval`.
+fn released(approval: &Approval, interface: &str, purpose: String, subjects: Vec<String>, fields: Vec<String>, count: u64) -> AuditEntry {
+    AuditEntry {
+        department: approval.department.clone(),
+        interface: interface.into(),
+        purpose,
+        subjects,
+        fields,
+        allowed: true,
+        reason: String::new(),
+        trace_id: propagation::current_trace_id(),
+        count,
+        subjects_digest: Vec::new(),
+    }
+}
+
 pub struct Gate {
     pub catalogue: Arc<Catalogue>,
     auth: Authenticator,
@@ -281,20 +297,38 @@ impl Gate {
         let fields = answer.minimise(admission.fields());
         let mut subjects = admission.subjects;
         subjects.extend(listed.iter().map(|id| self.pseudonym(id)));
-        self.record(AuditEntry {
-            department: admission.approval.department.clone(),
-            interface: admission.interface.into(),
-            purpose: admission.purpose,
+        self.record(released(
+            &admission.approval,
+            admission.interface,
+            admission.purpose,
             subjects,
             fields,
-            allowed: true,
-            reason: String::new(),
-            trace_id: propagation::current_trace_id(),
             count,
-            subjects_digest: Vec::new(),
-        })
+        ))
         .await?;
         Ok(answer)
+    }
+
+    /// Step 4 for the items of a stream, each with its own admission: each
+    /// minimised and recorded as one answer, the records handed to the
+    /// ledger together. All leave once all are durable, or none does.
+    pub async fn release_items<T: Minimise>(&self, items: Vec<(Admission, T)>) -> Result<Vec<T>, Status> {
+        let mut entries = Vec::with_capacity(items.len());
+        let mut answers = Vec::with_capacity(items.len());
+        for (admission, mut answer) in items {
+            let fields = answer.minimise(admission.fields());
+            entries.push(released(
+                &admission.approval,
+                admission.interface,
+                admission.purpose,
+                admission.subjects,
+                fields,
+                1,
+            ));
+            answers.push(answer);
+        }
+        self.ledger.append_many(entries).await.map_err(Status::from)?;
+        Ok(answers)
     }
 
     /// Step 4 of a bulk export, before its last batch leaves: the record of

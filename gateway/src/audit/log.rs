@@ -6,6 +6,7 @@
 //! and a failed write fails every call in the group.
 
 use std::collections::HashMap;
+use std::ops::Range;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Instant;
@@ -30,8 +31,10 @@ const QUEUE: usize = 65_536;
 /// `popbase_export::deidentify`).
 pub use popbase_proto::ledger::AuditEntry;
 
+/// Records one call hands the writer, chained consecutively: the reply is
+/// the first one's sequence number.
 struct Pending {
-    entry: AuditEntry,
+    entries: Vec<AuditEntry>,
     reply: oneshot::Sender<Result<u64, String>>,
 }
 
@@ -110,6 +113,17 @@ impl AuditLog {
 
     /// Appends one record durably; its sequence number.
     pub async fn append(&self, entry: AuditEntry) -> ServiceResult<u64> {
+        Ok(self.append_many(vec![entry]).await?.start)
+    }
+
+    /// Appends records durably and consecutively, in one hand-over to the
+    /// writer (an intake chunk's hundreds of answers); their sequence
+    /// numbers. They share the fate of the group they are written in.
+    pub async fn append_many(&self, entries: Vec<AuditEntry>) -> ServiceResult<Range<u64>> {
+        let count = entries.len() as u64;
+        if count == 0 {
+            return Ok(0..0);
+        }
         let queued = Instant::now();
         let (reply, answer) = oneshot::channel();
         let tx = self
@@ -117,15 +131,15 @@ impl AuditLog {
             .tx
             .as_ref()
             .ok_or_else(|| ServiceError::Unavailable("audit writer stopped".into()))?;
-        tx.send(Pending { entry, reply })
+        tx.send(Pending { entries, reply })
             .await
             .map_err(|_| ServiceError::Unavailable("audit writer stopped".into()))?;
         let answered = answer.await;
         let waited = u64::try_from(queued.elapsed().as_micros()).unwrap_or(u64::MAX);
-        self.stats.wait_micros.fetch_add(waited, Ordering::Relaxed);
+        self.stats.wait_micros.fetch_add(waited.saturating_mul(count), Ordering::Relaxed);
         self.stats.max_wait_micros.fetch_max(waited, Ordering::Relaxed);
         match answered {
-            Ok(Ok(seq)) => Ok(seq),
+            Ok(Ok(first)) => Ok(first..first + count),
             Ok(Err(e)) => Err(ServiceError::Unavailable(format!(
                 "audit write failed, so the call was refused: {e}"
             ))),
@@ -219,38 +233,57 @@ struct Writer {
 impl Writer {
     fn run(mut self, mut rx: mpsc::Receiver<Pending>) {
         while let Some(first) = rx.blocking_recv() {
+            let mut records = first.entries.len();
             let mut group = vec![first];
-            while group.len() < MAX_GROUP {
+            while records < MAX_GROUP {
                 match rx.try_recv() {
-                    Ok(p) => group.push(p),
+                    Ok(p) => {
+                        records += p.entries.len();
+                        group.push(p);
+                    }
                     Err(_) => break,
                 }
             }
-            let (entries, replies): (Vec<AuditEntry>, Vec<_>) = group.into_iter().map(|p| (p.entry, p.reply)).unzip();
-            let outcome = self.write(entries);
-            for (reply, result) in replies.into_iter().zip(outcome) {
-                let _ = reply.send(result);
+            let mut entries = Vec::with_capacity(records);
+            let mut replies = Vec::with_capacity(group.len());
+            for pending in group {
+                replies.push((pending.reply, pending.entries.len() as u64));
+                entries.extend(pending.entries);
+            }
+            match self.write(entries) {
+                Ok(mut seq) => {
+                    for (reply, count) in replies {
+                        let _ = reply.send(Ok(seq));
+                        seq += count;
+                    }
+                }
+                Err(e) => {
+                    for (reply, _) in replies {
+                        let _ = reply.send(Err(e.clone()));
+                    }
+                }
             }
         }
     }
 
-    /// Chains and writes `group` in one fsynced batch; each entry's sequence
-    /// number or the failure. Entries are moved into their records, not
-    /// copied: an enrollment chunk's entry names thousands of subjects.
-    fn write(&mut self, group: Vec<AuditEntry>) -> Vec<Result<u64, String>> {
+    /// Chains and writes `group` in one fsynced batch; the first entry's
+    /// sequence number (the rest follow it) or the failure of them all.
+    /// Entries are moved into their records, not copied.
+    fn write(&mut self, group: Vec<AuditEntry>) -> Result<u64, String> {
         let size = group.len();
         let now = Utc::now();
         let at = now.timestamp_millis();
         let day = now.date_naive();
         let mut batch = Batch::new("ledger", "audit");
         let (mut seq, mut prev) = (self.next_seq, self.prev_hash.clone());
-        let mut seqs = Vec::with_capacity(size);
         let mut touched = Vec::new();
         let mut subject_keys = Vec::new();
         for entry in group {
             let key = tables::usage_key(yyyymmdd(day), &entry.department, &entry.interface);
             if let Err(e) = self.count(&key, &entry, day) {
-                return vec![Err(e); size];
+                // Counters of the entries before it ran ahead; re-read them.
+                self.usage.clear();
+                return Err(e);
             }
             subject_keys.extend(entry.subjects.iter().map(|subject| tables::subject_access_key(subject, seq)));
             let record = AuditRecord {
@@ -274,7 +307,6 @@ impl Writer {
             batch.put_encoded(&AUDIT, tables::audit_key(seq), stored);
             touched.push(key);
             prev = hash.to_vec();
-            seqs.push(seq);
             seq += 1;
         }
         // Pseudonyms are random: inserted in key order, each lands next to
@@ -306,14 +338,14 @@ impl Writer {
                 // Keep only today's counters cached.
                 let today = tables::usage_day_prefix(yyyymmdd(day));
                 self.usage.retain(|k, _| k.starts_with(&today));
-                seqs.into_iter().map(Ok).collect()
+                Ok(self.next_seq - size as u64)
             }
             Err(e) => {
                 self.stats.failed_commits.fetch_add(1, Ordering::Relaxed);
                 tracing::error!(error = %e, records = size, "audit write failed; refusing the calls");
                 // The cached counters ran ahead of the store; re-read them next time.
                 self.usage.clear();
-                vec![Err(e.to_string()); size]
+                Err(e.to_string())
             }
         }
     }
@@ -338,5 +370,73 @@ impl Writer {
             }
         }
         Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::audit::verify;
+    use popbase_storage::StoreOptions;
+
+    fn entry(department: &str, subject: &str) -> AuditEntry {
+        AuditEntry {
+            department: department.into(),
+            interface: "EnrollmentCheck".into(),
+            purpose: "COMPULSORY_EDUCATION_ENROLLMENT".into(),
+            subjects: vec![subject.into()],
+            allowed: true,
+            count: 1,
+            ..Default::default()
+        }
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn batches_and_single_records_chain_consecutively_in_one_trail() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let store = Store::open(dir.path(), tables::SCHEMA, StoreOptions::default()).expect("open");
+        let log = AuditLog::start(store.clone()).expect("start");
+        let mut tasks = Vec::new();
+        for t in 0..6 {
+            let log = log.clone();
+            tasks.push(tokio::spawn(async move {
+                let mut ranges = Vec::new();
+                for n in 0..20 {
+                    let range = if t % 2 == 0 {
+                        let seq = log.append(entry("single", &format!("s{t}-{n}"))).await.expect("append");
+                        seq..seq + 1
+                    } else {
+                        let batch = (0..25).map(|i| entry("batch", &format!("b{t}-{n}-{i}"))).collect();
+                        log.append_many(batch).await.expect("append_many")
+                    };
+                    ranges.push(range);
+                }
+                ranges
+            }));
+        }
+        let mut seqs = Vec::new();
+        for task in tasks {
+            for range in task.await.expect("task") {
+                seqs.extend(range);
+            }
+        }
+        seqs.sort_unstable();
+        let expected: Vec<u64> = (1..=3 * 20 + 3 * 20 * 25).collect();
+        assert_eq!(seqs, expected, "every record has its own place, none skipped");
+        assert_eq!(log.append_many(Vec::new()).await.expect("nothing"), 0..0);
+        // A batch's records are consecutive and hold its entries in order.
+        let range = log
+            .append_many(vec![entry("batch", "first"), entry("batch", "second")])
+            .await
+            .expect("append_many");
+        let subjects: Vec<String> = range
+            .map(|seq| {
+                let record = store.get(&tables::AUDIT, &tables::audit_key(seq)).expect("get").expect("stored");
+                record.value.subjects[0].clone()
+            })
+            .collect();
+        assert_eq!(subjects, ["first", "second"]);
+        assert_eq!(verify::verify(&store, None).broken, None);
+        assert_eq!(log.head().expect("head").seq, 1 + 3 * 20 + 3 * 20 * 25 + 1);
     }
 }

@@ -124,25 +124,57 @@ async fn intake_chunk(
             .await
             .map_err(|e| e.to_string())
     };
-    let found = &found;
-    let answers = prepared.into_iter().zip(ranges).map(|(p, range)| async move {
+    // Each admitted application assessed; the answers released together
+    // (one audit record each, handed to the ledger at once), failures
+    // audited as refusals.
+    let mut answers: Vec<Option<Result<EnrollmentCheckResponse, Status>>> = Vec::with_capacity(prepared.len());
+    let (mut assessed, mut slots, mut failed) = (Vec::new(), Vec::new(), Vec::new());
+    for (p, range) in prepared.into_iter().zip(ranges) {
         match p {
-            Prepared::Answered(answer) => Ok(*answer),
-            Prepared::Refused(status) => Err(status),
+            Prepared::Answered(answer) => answers.push(Some(Ok(*answer))),
+            Prepared::Refused(status) => answers.push(Some(Err(status))),
             Prepared::Admitted(admitted) => {
                 let (input, admission, _) = *admitted;
-                let assessed = match found {
+                let answer = match &found {
                     Ok(all) => enrollment::assess(&input, all.get(range).unwrap_or_default()),
                     Err(e) => Err(ServiceError::Unavailable(format!("the standings fetch failed: {e}"))),
                 };
-                match assessed {
-                    Ok(answer) => gate.release(admission, answer, &[], 1).await,
-                    Err(e) => Err(gate.fail(&admission, e).await),
+                match answer {
+                    Ok(answer) => {
+                        slots.push(answers.len());
+                        assessed.push((admission, answer));
+                    }
+                    Err(e) => failed.push((answers.len(), admission, e)),
                 }
+                answers.push(None);
             }
         }
-    });
-    join_all(answers).await
+    }
+    let refusals = join_all(
+        failed
+            .into_iter()
+            .map(|(slot, admission, e)| async move { (slot, gate.fail(&admission, e).await) }),
+    )
+    .await;
+    for (slot, status) in refusals {
+        answers[slot] = Some(Err(status));
+    }
+    match gate.release_items(assessed).await {
+        Ok(released) => {
+            for (slot, answer) in slots.into_iter().zip(released) {
+                answers[slot] = Some(Ok(answer));
+            }
+        }
+        Err(status) => {
+            for slot in slots {
+                answers[slot] = Some(Err(status.clone()));
+            }
+        }
+    }
+    answers
+        .into_iter()
+        .map(|answer| answer.unwrap_or_else(|| Err(Status::internal("an application went unanswered"))))
+        .collect()
 }
 
 type IntakeStream = Pin<Box<dyn Stream<Item = Result<EnrollmentCheckResponse, Status>> + Send>>;

@@ -67,6 +67,11 @@ impl Ledger for LocalLedger {
         self.audit.append(entry).await
     }
 
+    /// One hand-over to the writer for them all.
+    async fn append_many(&self, entries: Vec<AuditEntry>) -> ServiceResult<Vec<u64>> {
+        Ok(self.audit.append_many(entries).await?.collect())
+    }
+
     async fn head(&self) -> ServiceResult<ChainHead> {
         Ok(self.audit.head()?)
     }
