@@ -8,14 +8,14 @@ use popbase_domain::pseudonym::PSEUDONYM_HEX_LEN;
 use popbase_proto::gateway::{ChainHead, Consent};
 use popbase_proto::ledger::ledger_server::{Ledger as LedgerRpc, LedgerServer};
 use popbase_proto::ledger::{
-    AccessesOfRequest, AccessesOfResponse, AppendRequest, AppendResponse, ConsentsOfRequest, ConsentsOfResponse, EndConsentRequest,
-    GrantKey as WireKey, HeadRequest, PutConsentRequest, UsageBetweenRequest, UsageBetweenResponse, UseConsentsRequest,
-    UseConsentsResponse,
+    AccessesOfRequest, AccessesOfResponse, AppendManyRequest, AppendManyResponse, AppendRequest, AppendResponse, ConsentsOfRequest,
+    ConsentsOfResponse, EndConsentRequest, GrantKey as WireKey, HeadRequest, PutConsentRequest, UsageBetweenRequest, UsageBetweenResponse,
+    UseConsentsRequest, UseConsentsResponse,
 };
 use tonic::{Request, Response, Status};
 
 use super::MAX_CODE_CHARS;
-use crate::ledger::wire::borrow_key;
+use crate::ledger::wire::{MAX_APPEND_ENTRIES, borrow_key};
 use crate::ledger::{ConsentUse, Ledger, LocalLedger};
 
 /// Most subjects one consent check covers (an intake chunk's children and parents).
@@ -129,6 +129,23 @@ impl LedgerRpc for LedgerService {
         }
         let seq = self.ledger.append(entry).await?;
         Ok(Response::new(AppendResponse { seq }))
+    }
+
+    async fn append_many(&self, request: Request<AppendManyRequest>) -> Result<Response<AppendManyResponse>, Status> {
+        let entries = request.into_inner().entries;
+        if entries.is_empty() || entries.len() > MAX_APPEND_ENTRIES {
+            return Err(ServiceError::invalid("entries", format!("name 1 to {MAX_APPEND_ENTRIES} records")).into());
+        }
+        for (i, entry) in entries.iter().enumerate() {
+            if !entry.subjects.is_empty() {
+                let field = format!("entries[{i}].subjects");
+                for s in &entry.subjects {
+                    subject(&field, s)?;
+                }
+            }
+        }
+        let seqs = self.ledger.audit.append_many(entries).await?;
+        Ok(Response::new(AppendManyResponse { first_seq: seqs.start }))
     }
 
     async fn head(&self, _request: Request<HeadRequest>) -> Result<Response<ChainHead>, Status> {

@@ -6,12 +6,12 @@ use popbase_common::{ServiceError, ServiceResult};
 use popbase_proto::gateway::{Access, ChainHead, Consent, Usage};
 use popbase_proto::ledger::ledger_client::LedgerClient;
 use popbase_proto::ledger::{
-    AccessesOfRequest, AppendRequest, ConsentsOfRequest, EndConsentRequest, HeadRequest, PutConsentRequest, UsageBetweenRequest,
-    UseConsentsRequest,
+    AccessesOfRequest, AppendManyRequest, AppendRequest, ConsentsOfRequest, EndConsentRequest, HeadRequest, PutConsentRequest,
+    UsageBetweenRequest, UseConsentsRequest,
 };
 use tonic::{Code, Status};
 
-use super::wire::{consent_reason, grant_key};
+use super::wire::{MAX_APPEND_ENTRIES, consent_reason, grant_key};
 use super::{ConsentUse, Ledger};
 use crate::audit::AuditEntry;
 use crate::consent::GrantKey;
@@ -106,6 +106,26 @@ impl Ledger for RemoteLedger {
     async fn append(&self, entry: AuditEntry) -> ServiceResult<u64> {
         let request = AppendRequest { entry: Some(entry) };
         Ok(self.client().append(request).await.map_err(ledger_error)?.into_inner().seq)
+    }
+
+    /// One `AppendMany` per run of at most [`MAX_APPEND_ENTRIES`] records.
+    async fn append_many(&self, mut entries: Vec<AuditEntry>) -> ServiceResult<Vec<u64>> {
+        let mut seqs = Vec::with_capacity(entries.len());
+        while !entries.is_empty() {
+            let rest = entries.split_off(entries.len().min(MAX_APPEND_ENTRIES));
+            let count = entries.len() as u64;
+            let request = AppendManyRequest { entries };
+            let first = self
+                .client()
+                .append_many(request)
+                .await
+                .map_err(ledger_error)?
+                .into_inner()
+                .first_seq;
+            seqs.extend(first..first + count);
+            entries = rest;
+        }
+        Ok(seqs)
     }
 
     async fn head(&self) -> ServiceResult<ChainHead> {

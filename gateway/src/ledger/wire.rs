@@ -6,6 +6,9 @@ use popbase_proto::ledger;
 use crate::consent::GrantKey;
 use crate::denial::reason;
 
+/// Most records one `AppendMany` chains; a client splits longer runs.
+pub const MAX_APPEND_ENTRIES: usize = 4096;
+
 pub fn grant_key(key: &GrantKey<'_>) -> ledger::GrantKey {
     ledger::GrantKey {
         subject: key.subject.to_string(),
