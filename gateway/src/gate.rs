@@ -18,7 +18,6 @@ use std::time::Instant;
 use chrono::Utc;
 use popbase_common::{ServiceError, propagation};
 use popbase_domain::pseudonym::{DomainPseudonyms, Pseudonymizer};
-use popbase_export::Level;
 use popbase_export::deidentify::EXPORT_DOMAIN;
 use tonic::{Request, Status};
 
@@ -66,11 +65,6 @@ impl Admission {
     /// The fields the answer may carry.
     pub fn fields(&self) -> &BTreeSet<String> {
         &self.approval.fields
-    }
-
-    /// Exports: the least de-identification the approval allows.
-    pub fn deidentification(&self) -> Level {
-        self.approval.deidentification
     }
 
     pub fn allows(&self, field: &str) -> bool {
@@ -334,17 +328,10 @@ impl Gate {
     /// Step 4 of a bulk export, before its last batch leaves: the record of
     /// what was released (columns, row count, subjects' digest).
     pub async fn release_export(&self, admission: &Admission, fields: Vec<String>, count: u64, digest: [u8; 32]) -> Result<u64, Status> {
+        let purpose = admission.purpose.clone();
         self.record(AuditEntry {
-            department: admission.department().to_string(),
-            interface: admission.interface.into(),
-            purpose: admission.purpose.clone(),
-            subjects: Vec::new(),
-            fields,
-            allowed: true,
-            reason: String::new(),
-            trace_id: propagation::current_trace_id(),
-            count,
             subjects_digest: digest.to_vec(),
+            ..released(&admission.approval, admission.interface, purpose, Vec::new(), fields, count)
         })
         .await
     }

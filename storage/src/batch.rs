@@ -61,13 +61,7 @@ impl Batch {
     }
 
     pub fn put<M: Message>(&mut self, table: &Table<M>, key: Vec<u8>, value: &M) -> &mut Self {
-        self.ops.push(Op::Put {
-            cf: table.name(),
-            key,
-            payload: Some(value.encode_to_vec()),
-            append_seq: false,
-        });
-        self
+        self.put_encoded(table, key, value.encode_to_vec())
     }
 
     /// Puts a value already encoded as `table`'s message (any valid

@@ -44,15 +44,9 @@ pub trait Ledger: Send + Sync + 'static {
     async fn consents_of(&self, subject: &str, today: NaiveDate) -> ServiceResult<Vec<Consent>>;
     /// Chains one record; answers its sequence number once it is durable.
     async fn append(&self, entry: AuditEntry) -> ServiceResult<u64>;
-    /// Chains several records (the items of a stream); their sequence
-    /// numbers, in order, once all are durable. By default one `append`
-    /// each, concurrently.
-    async fn append_many(&self, entries: Vec<AuditEntry>) -> ServiceResult<Vec<u64>> {
-        futures::future::join_all(entries.into_iter().map(|entry| self.append(entry)))
-            .await
-            .into_iter()
-            .collect()
-    }
+    /// Chains several records (the items of a stream) consecutively;
+    /// their sequence numbers, in order, once all are durable.
+    async fn append_many(&self, entries: Vec<AuditEntry>) -> ServiceResult<Vec<u64>>;
     /// The newest durable record's seq and hash.
     async fn head(&self) -> ServiceResult<ChainHead>;
     /// The newest `limit` accesses to one subject's data.

@@ -3,7 +3,7 @@
 use chrono::NaiveDate;
 use popbase_proto::household::{Household, HouseholdKind, Person, RegistryEvent};
 use popbase_storage::keys::{self, KeyReader};
-use popbase_storage::{Batch, Durability, Read, StorageResult, Store, Versioned};
+use popbase_storage::{Batch, Durability, Read, StorageResult, Store, Table, Versioned};
 
 use crate::tables::{
     self, COLLECTIVES, EVENTS, HOUSEHOLD_MEMBERS, HOUSEHOLDS, HOUSEHOLDS_BY_ADDRESS, PERSON_STANDINGS, PERSONS, PERSONS_BY_COMMITTEE,
@@ -147,24 +147,27 @@ impl Registry {
     /// The persons of `id_numbers`, in the order asked (`None` where the
     /// registry holds none), read in one batch.
     pub fn persons(&self, id_numbers: &[String]) -> StorageResult<Vec<Option<Person>>> {
-        let keys: Vec<Vec<u8>> = id_numbers.iter().map(|id| tables::person_key(id)).collect();
-        Ok(self
-            .store
-            .get_many(&PERSONS, &keys)?
-            .into_iter()
-            .map(|v| v.map(|v| v.value))
-            .collect())
+        self.read_persons(&PERSONS, id_numbers)
     }
 
     /// Like [`Registry::persons`], with only the fields of a
     /// [`PersonStanding`] read (and the rest of each record skipped).
     pub fn person_standings(&self, id_numbers: &[String]) -> StorageResult<Vec<Option<Person>>> {
+        self.read_persons(&PERSON_STANDINGS, id_numbers)
+    }
+
+    /// The rows of `id_numbers` (in order, `None` when unknown) read as `table`'s message.
+    fn read_persons<M: prost::Message + Default + Into<Person>>(
+        &self,
+        table: &Table<M>,
+        id_numbers: &[String],
+    ) -> StorageResult<Vec<Option<Person>>> {
         let keys: Vec<Vec<u8>> = id_numbers.iter().map(|id| tables::person_key(id)).collect();
         Ok(self
             .store
-            .get_many(&PERSON_STANDINGS, &keys)?
+            .get_many(table, &keys)?
             .into_iter()
-            .map(|v| v.map(|v| Person::from(v.value)))
+            .map(|v| v.map(|v| v.value.into()))
             .collect())
     }
 
