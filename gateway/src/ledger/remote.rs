@@ -122,7 +122,10 @@ impl Ledger for RemoteLedger {
                 .map_err(ledger_error)?
                 .into_inner()
                 .first_seq;
-            seqs.extend(first..first + count);
+            let end = first
+                .checked_add(count)
+                .ok_or_else(|| ServiceError::Unavailable("the ledger answered an impossible sequence number".into()))?;
+            seqs.extend(first..end);
             entries = rest;
         }
         Ok(seqs)
