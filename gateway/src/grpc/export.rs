@@ -22,7 +22,6 @@ use std::sync::Arc;
 
 use arrow_array::RecordBatch;
 use arrow_flight::decode::{DecodedPayload, FlightDataDecoder};
-use arrow_flight::encode::FlightDataEncoderBuilder;
 use arrow_flight::error::FlightError;
 use arrow_flight::flight_service_server::{FlightService, FlightServiceServer};
 use arrow_flight::{
@@ -33,6 +32,7 @@ use arrow_schema::{Schema, SchemaRef};
 use futures::stream::BoxStream;
 use futures::{StreamExt, TryStreamExt, stream};
 use popbase_common::ServiceError;
+use popbase_export::encode::flight_stream;
 use popbase_export::flight::{descriptor_ticket, flight_info, schema_result};
 use popbase_export::ticket::check_purpose;
 use popbase_export::{DATASETS, Dataset, Released, Ticket};
@@ -404,12 +404,7 @@ impl FlightService for ExportService {
         let schema = released.schema();
         let (tx, rx) = mpsc::channel(SEND_AHEAD);
         tokio::spawn(pump(self.gate.clone(), admission, released, batches, tx).instrument(tracing::Span::current()));
-        let encoded = FlightDataEncoderBuilder::new()
-            .with_schema(schema)
-            .build(ReceiverStream::new(rx))
-            .map_err(Status::from)
-            .boxed();
-        Ok(Response::new(encoded))
+        Ok(Response::new(flight_stream(schema, ReceiverStream::new(rx)).boxed()))
     }
 
     async fn do_put(&self, _: Request<Streaming<FlightData>>) -> Result<Response<Self::DoPutStream>, Status> {

@@ -6,7 +6,6 @@
 use std::pin::Pin;
 use std::sync::Arc;
 
-use arrow_flight::encode::FlightDataEncoderBuilder;
 use arrow_flight::error::FlightError;
 use arrow_flight::flight_service_server::{FlightService, FlightServiceServer};
 use arrow_flight::{
@@ -14,13 +13,14 @@ use arrow_flight::{
     PollInfo, PutResult, SchemaAsIpc, SchemaResult, Ticket as FlightTicket,
 };
 use arrow_schema::SchemaRef;
-use futures::stream::{self, BoxStream};
+use futures::stream;
 use futures::{StreamExt, TryStreamExt};
 use popbase_common::ServiceError;
 use tokio_stream::wrappers::ReceiverStream;
 use tonic::{Request, Response, Status, Streaming};
 
 use crate::dataset::{self, Dataset};
+use crate::encode::flight_stream;
 use crate::source::{self, DatasetSource};
 use crate::ticket::Ticket;
 
@@ -123,12 +123,7 @@ impl<S: DatasetSource> FlightService for SourceFlight<S> {
         let dataset = self.owned(dataset)?;
         let (schema, batches) = source::start(self.source.clone(), ticket, dataset).await?;
         let batches = ReceiverStream::new(batches).map_err(|e: ServiceError| FlightError::Tonic(Box::new(Status::from(e))));
-        let encoded: BoxStream<'static, Result<FlightData, Status>> = FlightDataEncoderBuilder::new()
-            .with_schema(schema)
-            .build(batches)
-            .map_err(Status::from)
-            .boxed();
-        Ok(Response::new(encoded))
+        Ok(Response::new(flight_stream(schema, batches).boxed()))
     }
 
     async fn do_put(&self, _: Request<Streaming<FlightData>>) -> Result<Response<Self::DoPutStream>, Status> {

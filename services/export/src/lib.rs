@@ -11,11 +11,14 @@
 //!   decoded or (for the big flat tables) straight from their encoding,
 //!   built into batches on several threads by [`pipeline`];
 //! * [`source`] and [`flight`]: the internal Flight service a data-owning
-//!   role serves its datasets on (the gateway is its only client).
+//!   role serves its datasets on (the gateway is its only client);
+//! * [`encode`]: batches to Flight messages, for that service and the
+//!   gateway's.
 
 pub mod columns;
 pub mod dataset;
 pub mod deidentify;
+pub mod encode;
 pub mod flight;
 pub mod pipeline;
 pub mod scan;
