@@ -148,7 +148,13 @@ impl Ticket {
 
     /// Whether `key` (a row's division code) passes the division filter.
     pub fn in_division(&self, code: &str) -> bool {
-        code.starts_with(&self.division)
+        self.whole_city() || code.starts_with(&self.division)
+    }
+
+    /// Whether the ticket selects the whole city (no division filter): a
+    /// full export then need not read each row's division at all.
+    pub fn whole_city(&self) -> bool {
+        self.division.is_empty()
     }
 }
 
