@@ -120,7 +120,9 @@ mod tests {
             Field::new("s", DataType::Utf8, true),
         ]));
         let n: ArrayRef = Arc::new(UInt32Array::from_iter_values(0..rows as u32));
-        let s: ArrayRef = Arc::new(StringArray::from_iter((0..rows).map(|i| (i % 7 != 0).then(|| format!("{text}{i}")))));
+        let s: ArrayRef = Arc::new(StringArray::from_iter(
+            (0..rows).map(|i| (i % 7 != 0).then(|| format!("{text}{i}"))),
+        ));
         RecordBatch::try_new(schema, vec![n, s]).expect("batch")
     }
 
@@ -163,7 +165,10 @@ mod tests {
     #[tokio::test]
     async fn a_failed_batch_ends_the_stream_with_its_status() {
         let schema = batch(1, "a").schema();
-        let items = vec![Ok(batch(5, "a")), Err(FlightError::Tonic(Box::new(Status::unavailable("source gone"))))];
+        let items = vec![
+            Ok(batch(5, "a")),
+            Err(FlightError::Tonic(Box::new(Status::unavailable("source gone")))),
+        ];
         let messages: Vec<_> = flight_stream(schema, stream::iter(items)).collect().await;
         assert_eq!(messages.len(), 3);
         let status = messages[2].as_ref().expect_err("the failure is last");
