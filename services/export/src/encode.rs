@@ -11,8 +11,8 @@
 //! uses them), batches over [`MAX_MESSAGE_BYTES`] sliced.
 
 use arrow_array::RecordBatch;
+use arrow_flight::FlightData;
 use arrow_flight::error::FlightError;
-use arrow_flight::{FlightData, SchemaAsIpc};
 use arrow_ipc::writer::{DictionaryTracker, IpcDataGenerator, IpcWriteContext, IpcWriteOptions};
 use arrow_schema::SchemaRef;
 use futures::stream::{self, Stream, StreamExt};
@@ -44,9 +44,12 @@ impl Default for FlightEncoder {
 }
 
 impl FlightEncoder {
-    /// The stream's first message.
-    pub fn schema(&self, schema: &arrow_schema::Schema) -> FlightData {
-        SchemaAsIpc::new(schema, &self.options).into()
+    /// The stream's first message. Dictionary columns get their IDs here,
+    /// which the dictionaries sent with later batches refer to.
+    pub fn schema(&mut self, schema: &arrow_schema::Schema) -> FlightData {
+        self.generator
+            .schema_to_bytes_with_dictionary_tracker(schema, &mut self.dictionaries, &self.options)
+            .into()
     }
 
     /// The messages of one batch: its dictionaries, then its rows (in
@@ -107,7 +110,8 @@ pub fn flight_stream(
 mod tests {
     use std::sync::Arc;
 
-    use arrow_array::{ArrayRef, StringArray, UInt32Array};
+    use arrow_array::types::UInt8Type;
+    use arrow_array::{ArrayRef, DictionaryArray, StringArray, UInt8Array, UInt32Array};
     use arrow_flight::decode::{DecodedPayload, FlightDataDecoder};
     use arrow_schema::{DataType, Field, Schema};
     use futures::TryStreamExt;
@@ -160,6 +164,17 @@ mod tests {
             offset += piece.num_rows();
         }
         assert_eq!(offset, big.num_rows());
+    }
+
+    #[tokio::test]
+    async fn dictionary_columns_arrive_with_their_dictionaries() {
+        let keys = UInt8Array::from(vec![Some(0), None, Some(1), Some(0)]);
+        let values: ArrayRef = Arc::new(StringArray::from(vec!["active", "moved_out"]));
+        let labels: ArrayRef = Arc::new(DictionaryArray::<UInt8Type>::try_new(keys, values).expect("dictionary"));
+        let field = Field::new("status", labels.data_type().clone(), true);
+        let sent = RecordBatch::try_new(Arc::new(Schema::new(vec![field])), vec![labels]).expect("batch");
+        let got = round_trip(vec![sent.clone(), sent.clone()]).await;
+        assert_eq!(got, vec![sent.clone(), sent]);
     }
 
     #[tokio::test]
