@@ -93,11 +93,7 @@ pub fn flight_stream(
     let mut encoder = FlightEncoder::default();
     let first = encoder.schema(&schema);
     let rest = batches.flat_map(move |batch| {
-        let messages = match batch {
-            Ok(batch) => encoder.batch(&batch),
-            Err(FlightError::Tonic(status)) => Err(*status),
-            Err(other) => Err(Status::internal(other.to_string())),
-        };
+        let messages = batch.map_err(Status::from).and_then(|batch| encoder.batch(&batch));
         match messages {
             Ok(messages) => stream::iter(messages.into_iter().map(Ok).collect::<Vec<_>>()),
             Err(status) => stream::iter(vec![Err(status)]),
