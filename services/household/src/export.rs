@@ -130,7 +130,7 @@ impl DatasetSource for RegistryExports {
 
 fn persons(snapshot: &Snapshot, ticket: &Ticket, sink: &mut BatchSink) -> ServiceResult<()> {
     export_encoded(snapshot, &PERSONS, &[], ticket.since_seq, &plans::PERSONS, sink, |row, encoded| {
-        ticket.whole_city() || ticket.in_division(row.text(encoded, plans::PERSONS_COMMITTEE_COLUMN))
+        ticket.in_division(row.text(encoded, plans::PERSONS_COMMITTEE_COLUMN))
     })
 }
 
@@ -142,7 +142,7 @@ fn households(snapshot: &Snapshot, ticket: &Ticket, sink: &mut BatchSink) -> Ser
         ticket.since_seq,
         &plans::HOUSEHOLDS,
         sink,
-        |row, encoded| ticket.whole_city() || ticket.in_division(row.text(encoded, plans::HOUSEHOLDS_COMMITTEE_COLUMN)),
+        |row, encoded| ticket.in_division(row.text(encoded, plans::HOUSEHOLDS_COMMITTEE_COLUMN)),
     )
 }
 
