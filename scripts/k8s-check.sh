@@ -38,6 +38,10 @@ for overlay in dev prod; do
   echo "k8s-check: $overlay renders $(grep -c '^kind:' "$rendered/$overlay.yaml") objects"
   "$venv/bin/kubernetes-validate" --kubernetes-version "$K8S_VERSION" --strict --quiet "$rendered/$overlay.yaml"
 done
+# Probes on the plaintext health port; in prod every role in the mesh with
+# its own cert-manager certificate (scripts/k8s-probes.py says why).
+"$venv/bin/python" scripts/k8s-probes.py "$rendered/dev.yaml"
+"$venv/bin/python" scripts/k8s-probes.py "$rendered/prod.yaml" --mesh
 # Skipped checks carry their reason in a checkov.io/skip annotation on the object.
 "$venv/bin/checkov" --directory "$rendered" --framework kubernetes --compact --quiet --skip-download
 "$venv/bin/hadolint" Dockerfile

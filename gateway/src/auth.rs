@@ -34,7 +34,12 @@ impl std::str::FromStr for AuthMode {
     }
 }
 
-const TOKEN_VERSION: &str = "v1";
+/// Tokens carry their issue time, so the gateway can enforce a maximum
+/// lifetime whatever expiry the issuer chose (v1 tokens had none).
+const TOKEN_VERSION: &str = "v2";
+
+/// Clock skew tolerated between the token's issuer and this gateway.
+const ISSUE_SKEW_SECS: i64 = 300;
 
 fn signature(key: &[u8], payload: &str) -> String {
     let Ok(mut mac) = Hmac::<Sha256>::new_from_slice(key) else {
@@ -44,33 +49,50 @@ fn signature(key: &[u8], payload: &str) -> String {
     hex::encode(mac.finalize().into_bytes())
 }
 
-/// A token for `department` valid until `expires_unix` (seconds).
-pub fn mint_token(key: &[u8], department: &str, expires_unix: i64) -> String {
-    let payload = format!("{TOKEN_VERSION}.{department}.{expires_unix}");
+/// A token for `department` issued at `issued_unix`, valid until `expires_unix` (seconds).
+pub fn mint_token(key: &[u8], department: &str, issued_unix: i64, expires_unix: i64) -> String {
+    let payload = format!("{TOKEN_VERSION}.{department}.{issued_unix}.{expires_unix}");
     let sig = signature(key, &payload);
     format!("{payload}.{sig}")
 }
 
-/// The department a valid, unexpired token names.
-pub fn verify_token(key: &[u8], token: &str, now_unix: i64) -> Result<String, &'static str> {
+/// Why a token does not hold: the reason code and a message for the caller.
+pub type TokenRefusal = (&'static str, &'static str);
+
+/// The department a valid token names: signed with `key`, issued no later
+/// than now, unexpired, and issued for at most `max_lifetime_secs`.
+pub fn verify_token(key: &[u8], token: &str, now_unix: i64, max_lifetime_secs: i64) -> Result<String, TokenRefusal> {
+    let invalid = |why| (reason::TOKEN_INVALID, why);
     let mut parts = token.split('.');
-    let (Some(version), Some(department), Some(expiry), Some(sig), None) =
-        (parts.next(), parts.next(), parts.next(), parts.next(), parts.next())
+    let (Some(version), Some(department), Some(issued), Some(expiry), Some(sig), None) =
+        (parts.next(), parts.next(), parts.next(), parts.next(), parts.next(), parts.next())
     else {
-        return Err("token is not v1.<department>.<expiry>.<signature>");
+        return Err(invalid(
+            "token is not v2.<department>.<issued>.<expiry>.<signature>; mint a new one with popbase token",
+        ));
     };
     if version != TOKEN_VERSION {
-        return Err("unknown token version");
+        return Err(invalid("unknown token version; mint a new one with popbase token"));
     }
-    let expected = signature(key, &format!("{version}.{department}.{expiry}"));
+    let expected = signature(key, &format!("{version}.{department}.{issued}.{expiry}"));
     // Compare in constant time over the hex strings.
     let same = expected.len() == sig.len() && expected.bytes().zip(sig.bytes()).fold(0u8, |acc, (a, b)| acc | (a ^ b)) == 0;
     if !same {
-        return Err("token signature does not verify");
+        return Err(invalid("token signature does not verify"));
     }
-    let expiry: i64 = expiry.parse().map_err(|_| "token expiry is not a number")?;
+    let issued: i64 = issued.parse().map_err(|_| invalid("token issue time is not a number"))?;
+    let expiry: i64 = expiry.parse().map_err(|_| invalid("token expiry is not a number"))?;
+    if issued > now_unix.saturating_add(ISSUE_SKEW_SECS) {
+        return Err(invalid("token issued in the future"));
+    }
+    if expiry.saturating_sub(issued) > max_lifetime_secs {
+        return Err((
+            reason::TOKEN_TOO_LONG,
+            "token lifetime exceeds this gateway's maximum (gateway.max_token_hours)",
+        ));
+    }
     if expiry < now_unix {
-        return Err("token expired");
+        return Err((reason::TOKEN_EXPIRED, "token expired"));
     }
     Ok(department.to_string())
 }
@@ -78,14 +100,16 @@ pub fn verify_token(key: &[u8], token: &str, now_unix: i64) -> Result<String, &'
 pub struct Authenticator {
     mode: AuthMode,
     token_key: Vec<u8>,
+    max_token_lifetime_secs: i64,
     catalogue: Arc<Catalogue>,
 }
 
 impl Authenticator {
-    pub fn new(mode: AuthMode, token_key: Vec<u8>, catalogue: Arc<Catalogue>) -> Self {
+    pub fn new(mode: AuthMode, token_key: Vec<u8>, max_token_hours: u32, catalogue: Arc<Catalogue>) -> Self {
         Self {
             mode,
             token_key,
+            max_token_lifetime_secs: i64::from(max_token_hours) * 3600,
             catalogue,
         }
     }
@@ -96,33 +120,55 @@ impl Authenticator {
         metadata: &tonic::metadata::MetadataMap,
         peer_certs: Option<&[tonic::transport::CertificateDer<'static>]>,
     ) -> Result<String, Denial> {
-        let denied = |why: &str| Denial::new(reason::UNAUTHENTICATED, why);
         if self.mode != AuthMode::Token
             && let Some(leaf) = peer_certs.and_then(|c| c.first())
         {
-            let cn = crate::cert::subject_common_name(leaf).ok_or_else(|| denied("client certificate has no subject CN"))?;
-            return self
-                .catalogue
-                .department_by_certificate(&cn)
-                .map(|d| d.id.clone())
-                .ok_or_else(|| denied("client certificate names no catalogued department"));
+            return self.by_certificate(leaf);
         }
         if self.mode == AuthMode::Mtls {
-            return Err(denied("a department client certificate is required"));
+            return Err(Denial::new(
+                reason::CERTIFICATE_REQUIRED,
+                "a department client certificate is required",
+            ));
         }
         let header = metadata
             .get("authorization")
-            .ok_or_else(|| denied("no client certificate and no authorization token"))?;
+            .ok_or_else(|| Denial::new(reason::NO_CREDENTIALS, "no client certificate and no authorization token"))?;
         let token = header
             .to_str()
             .ok()
             .and_then(|v| v.strip_prefix("Bearer "))
-            .ok_or_else(|| denied("authorization is not 'Bearer <token>'"))?;
-        let department = verify_token(&self.token_key, token, chrono::Utc::now().timestamp()).map_err(denied)?;
+            .ok_or_else(|| Denial::new(reason::TOKEN_INVALID, "authorization is not 'Bearer <token>'"))?;
+        let now = chrono::Utc::now().timestamp();
+        let department =
+            verify_token(&self.token_key, token, now, self.max_token_lifetime_secs).map_err(|(code, why)| Denial::new(code, why))?;
         if self.catalogue.department(&department).is_none() {
-            return Err(denied("token names no catalogued department"));
+            return Err(Denial::new(reason::UNKNOWN_DEPARTMENT, "token names no catalogued department"));
         }
         Ok(department)
+    }
+
+    /// The department of a client certificate the departments' CA signed:
+    /// its subject CN names the department, and when the catalogue pins the
+    /// department's keys, the certificate's key must be one of them.
+    fn by_certificate(&self, leaf: &[u8]) -> Result<String, Denial> {
+        let cn = popbase_common::cert::subject_common_name(leaf)
+            .ok_or_else(|| Denial::new(reason::UNKNOWN_DEPARTMENT, "client certificate has no subject CN"))?;
+        let department = self
+            .catalogue
+            .department_by_certificate(&cn)
+            .ok_or_else(|| Denial::new(reason::UNKNOWN_DEPARTMENT, "client certificate names no catalogued department"))?;
+        if !department.certificate_spki_sha256.is_empty() {
+            let pin = popbase_common::cert::spki_sha256(leaf)
+                .ok_or_else(|| Denial::new(reason::UNKNOWN_DEPARTMENT, "client certificate has no readable public key"))?;
+            if !department.certificate_spki_sha256.iter().any(|p| p.eq_ignore_ascii_case(&pin)) {
+                return Err(Denial::new(
+                    reason::CERTIFICATE_REVOKED,
+                    "client certificate's key is not pinned for its department (revoked or replaced)",
+                ));
+            }
+        }
+        Ok(department.id.clone())
     }
 }
 
@@ -130,29 +176,61 @@ impl Authenticator {
 mod tests {
     use super::*;
 
+    const DAY: i64 = 24 * 3600;
+
     #[test]
-    fn tokens_verify_only_with_the_key_and_before_expiry() {
-        let token = mint_token(b"secret", "education", 2_000);
-        assert_eq!(verify_token(b"secret", &token, 1_000), Ok("education".into()));
-        assert_eq!(verify_token(b"other", &token, 1_000), Err("token signature does not verify"));
-        assert_eq!(verify_token(b"secret", &token, 2_001), Err("token expired"));
+    fn tokens_verify_only_with_the_key_before_expiry_and_within_the_lifetime() {
+        let token = mint_token(b"secret", "education", 1_000, 2_000);
+        assert_eq!(verify_token(b"secret", &token, 1_500, DAY), Ok("education".into()));
+        assert_eq!(
+            verify_token(b"other", &token, 1_500, DAY).map_err(|e| e.0),
+            Err(reason::TOKEN_INVALID)
+        );
+        assert_eq!(
+            verify_token(b"secret", &token, 2_001, DAY).map_err(|e| e.0),
+            Err(reason::TOKEN_EXPIRED)
+        );
+        assert_eq!(
+            verify_token(b"secret", &token, 1_500, 999).map_err(|e| e.0),
+            Err(reason::TOKEN_TOO_LONG)
+        );
         let forged = token.replace("education", "audit");
-        assert!(verify_token(b"secret", &forged, 1_000).is_err());
-        assert!(verify_token(b"secret", "v1.education", 1_000).is_err());
-        assert!(verify_token(b"secret", "", 1_000).is_err());
+        assert_eq!(
+            verify_token(b"secret", &forged, 1_500, DAY).map_err(|e| e.0),
+            Err(reason::TOKEN_INVALID)
+        );
+        let future = mint_token(b"secret", "education", 1_000 + ISSUE_SKEW_SECS + 501, 2_000 + ISSUE_SKEW_SECS + 501);
+        assert_eq!(
+            verify_token(b"secret", &future, 1_500, DAY).map_err(|e| e.0),
+            Err(reason::TOKEN_INVALID)
+        );
+        for garbage in ["v1.education.2000.abcd", "v2.education", "", "v2.a.b.c.d", "v2.a.1.2.3.4"] {
+            assert_eq!(
+                verify_token(b"secret", garbage, 1_500, DAY).map_err(|e| e.0),
+                Err(reason::TOKEN_INVALID),
+                "{garbage}"
+            );
+        }
     }
 
     #[test]
     fn token_mode_needs_a_catalogued_department() {
         let catalogue = Arc::new(Catalogue::shipped().expect("catalogue"));
-        let auth = Authenticator::new(AuthMode::Token, b"k".to_vec(), catalogue);
+        let auth = Authenticator::new(AuthMode::Token, b"k".to_vec(), 24, catalogue);
         let mut metadata = tonic::metadata::MetadataMap::new();
-        assert_eq!(auth.authenticate(&metadata, None).map_err(|d| d.code), Err(reason::UNAUTHENTICATED));
-        let far = chrono::Utc::now().timestamp() + 60;
+        assert_eq!(auth.authenticate(&metadata, None).map_err(|d| d.code), Err(reason::NO_CREDENTIALS));
+        let now = chrono::Utc::now().timestamp();
         let bearer = |t: String| format!("Bearer {t}").parse().expect("ascii");
-        metadata.insert("authorization", bearer(mint_token(b"k", "education", far)));
+        metadata.insert("authorization", bearer(mint_token(b"k", "education", now, now + 60)));
         assert_eq!(auth.authenticate(&metadata, None), Ok("education".into()));
-        metadata.insert("authorization", bearer(mint_token(b"k", "nobody", far)));
-        assert!(auth.authenticate(&metadata, None).is_err());
+        metadata.insert("authorization", bearer(mint_token(b"k", "nobody", now, now + 60)));
+        assert_eq!(
+            auth.authenticate(&metadata, None).map_err(|d| d.code),
+            Err(reason::UNKNOWN_DEPARTMENT)
+        );
+        metadata.insert("authorization", bearer(mint_token(b"k", "education", now, now + 25 * 3600)));
+        assert_eq!(auth.authenticate(&metadata, None).map_err(|d| d.code), Err(reason::TOKEN_TOO_LONG));
+        metadata.insert("authorization", "Basic abc".parse().expect("ascii"));
+        assert_eq!(auth.authenticate(&metadata, None).map_err(|d| d.code), Err(reason::TOKEN_INVALID));
     }
 }

@@ -59,6 +59,13 @@ pub struct Department {
     pub name: String,
     /// Subject CN of the department's client certificate (mTLS).
     pub certificate_cn: String,
+    /// Pins: SHA-256 (hex) of the SubjectPublicKeyInfo of each certificate
+    /// key the department may present. Empty: any certificate of the
+    /// departments' CA with the CN. Revoking a department's certificate is
+    /// removing its pin: the department's other keys and every other
+    /// department keep working.
+    #[serde(default)]
+    pub certificate_spki_sha256: Vec<String>,
     /// Units (calls, or items of a stream) per calendar day.
     pub daily_quota: u64,
     /// Sustained units per second (token bucket, burst of one second).
@@ -148,6 +155,16 @@ impl Catalogue {
             approvals: HashMap::new(),
         };
         for d in file.department {
+            if let Some(pin) = d
+                .certificate_spki_sha256
+                .iter()
+                .find(|p| p.len() != 64 || !p.bytes().all(|b| b.is_ascii_hexdigit()))
+            {
+                return Err(invalid(format!(
+                    "department '{}': certificate_spki_sha256 '{pin}' is not 64 hex digits",
+                    d.id
+                )));
+            }
             if catalogue.by_certificate.insert(d.certificate_cn.clone(), d.id.clone()).is_some() {
                 return Err(invalid(format!("certificate_cn '{}' names two departments", d.certificate_cn)));
             }

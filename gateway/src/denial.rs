@@ -4,7 +4,37 @@
 use popbase_common::ServiceError;
 
 pub mod reason {
-    pub const UNAUTHENTICATED: &str = "UNAUTHENTICATED";
+    // Authentication (answered UNAUTHENTICATED).
+    /// Neither a client certificate nor an `authorization` token.
+    pub const NO_CREDENTIALS: &str = "NO_CREDENTIALS";
+    /// The token's expiry has passed.
+    pub const TOKEN_EXPIRED: &str = "TOKEN_EXPIRED";
+    /// Not a token of this gateway: malformed, unknown version, bad signature.
+    pub const TOKEN_INVALID: &str = "TOKEN_INVALID";
+    /// Issued for longer than the gateway's maximum token lifetime.
+    pub const TOKEN_TOO_LONG: &str = "TOKEN_TOO_LONG";
+    /// The credential names no department of the catalogue.
+    pub const UNKNOWN_DEPARTMENT: &str = "UNKNOWN_DEPARTMENT";
+    /// A certificate the catalogue no longer pins for its department.
+    pub const CERTIFICATE_REVOKED: &str = "CERTIFICATE_REVOKED";
+    /// This gateway accepts certificates only (mTLS mode) and none came.
+    pub const CERTIFICATE_REQUIRED: &str = "CERTIFICATE_REQUIRED";
+
+    /// Whether `code` is an authentication failure.
+    pub fn is_authentication(code: &str) -> bool {
+        matches!(
+            code,
+            NO_CREDENTIALS
+                | TOKEN_EXPIRED
+                | TOKEN_INVALID
+                | TOKEN_TOO_LONG
+                | UNKNOWN_DEPARTMENT
+                | CERTIFICATE_REVOKED
+                | CERTIFICATE_REQUIRED
+        )
+    }
+
+    // Authorisation and limits.
     pub const NOT_IN_CATALOGUE: &str = "NOT_IN_CATALOGUE";
     pub const NOT_APPROVED: &str = "NOT_APPROVED";
     pub const PURPOSE_MISMATCH: &str = "PURPOSE_MISMATCH";
@@ -40,7 +70,7 @@ impl Denial {
 impl From<Denial> for ServiceError {
     fn from(d: Denial) -> Self {
         match d.code {
-            reason::UNAUTHENTICATED => ServiceError::Unauthenticated(d.reason),
+            code if reason::is_authentication(code) => ServiceError::Unauthenticated { code, reason: d.reason },
             reason::QUOTA_EXCEEDED | reason::RATE_LIMITED => ServiceError::ResourceExhausted {
                 code: d.code,
                 reason: d.reason,

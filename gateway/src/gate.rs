@@ -172,8 +172,9 @@ impl Gate {
 
     async fn deny(&self, department: &str, interface: &str, purpose: &str, subjects: Vec<String>, error: ServiceError) -> Status {
         let code = match &error {
-            ServiceError::PermissionDenied { code, .. } | ServiceError::ResourceExhausted { code, .. } => code,
-            ServiceError::Unauthenticated(_) => reason::UNAUTHENTICATED,
+            ServiceError::PermissionDenied { code, .. }
+            | ServiceError::ResourceExhausted { code, .. }
+            | ServiceError::Unauthenticated { code, .. } => code,
             ServiceError::InvalidArgument { .. } => reason::INVALID_ARGUMENT,
             _ => reason::FETCH_FAILED,
         };
@@ -263,7 +264,7 @@ impl Gate {
             )));
         }
         let Some(department) = self.catalogue.department(&caller.department) else {
-            return Ok(Err(Denial::new(reason::UNAUTHENTICATED, "department left the catalogue")));
+            return Ok(Err(Denial::new(reason::UNKNOWN_DEPARTMENT, "department left the catalogue")));
         };
         let now = Utc::now();
         if let Err(denial) = self.quotas.take(department, yyyymmdd(now.date_naive()), ask.units, Instant::now()) {

@@ -12,7 +12,6 @@ pub mod audit;
 pub mod auth;
 pub mod calls;
 pub mod catalogue;
-pub mod cert;
 pub mod consent;
 pub mod denial;
 pub mod gate;

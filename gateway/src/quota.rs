@@ -69,6 +69,7 @@ mod tests {
             id: "d".into(),
             name: "D".into(),
             certificate_cn: "d".into(),
+            certificate_spki_sha256: Vec::new(),
             daily_quota: daily,
             per_second,
         }

@@ -43,11 +43,11 @@ fn flight_client(upstream: Upstream) -> FlightServiceClient<Upstream> {
 
 impl Sources {
     /// Clients over the network, connecting on first use.
-    pub fn connect_lazy(household: &str, residence: &str, feeds: &str) -> Result<Self, String> {
+    pub fn connect_lazy(household: &str, residence: &str, feeds: &str, dialer: &upstream::Dialer) -> Result<Self, String> {
         Ok(Self::over(
-            upstream::remote("household", household)?,
-            upstream::remote("residence", residence)?,
-            upstream::remote("feeds", feeds)?,
+            upstream::remote("household", household, dialer)?,
+            upstream::remote("residence", residence, dialer)?,
+            upstream::remote("feeds", feeds, dialer)?,
         ))
     }
 

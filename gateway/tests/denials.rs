@@ -77,6 +77,7 @@ async fn consent_reasons_and_guardianship() {
         .await
         .expect_err("unknown department");
     assert_eq!(denied.code(), Code::Unauthenticated);
+    assert_eq!(reason(&denied), "UNKNOWN_DEPARTMENT");
     calls += 1;
 
     // Granted, used, revoked: the very next call is refused.
@@ -278,11 +279,12 @@ async fn no_certificate_no_entry_and_tokens_in_token_mode() {
         .await
         .expect_err("anonymous");
     assert_eq!(denied.code(), Code::Unauthenticated);
+    assert_eq!(reason(&denied), "NO_CREDENTIALS");
     assert_eq!(p.audit_count(), before + 1);
 
     // A signed token stands in for the certificate; a forged one does not.
     let key = popbase_gateway::role::read_or_create_key(&p.config.token_key_path()).expect("key");
-    let token = popbase_gateway::auth::mint_token(&key, "audit", chrono::Utc::now().timestamp() + 60);
+    let token = popbase_gateway::auth::mint_token(&key, "audit", chrono::Utc::now().timestamp(), chrono::Utc::now().timestamp() + 60);
     let mut request = tonic::Request::new(ChainHeadRequest { purpose: "AUDIT".into() });
     request
         .metadata_mut()
@@ -290,14 +292,27 @@ async fn no_certificate_no_entry_and_tokens_in_token_mode() {
     let mut audit = AuditClient::new(p.channel(None).await);
     audit.get_chain_head(request).await.expect("token accepted");
     let mut forged = tonic::Request::new(ChainHeadRequest { purpose: "AUDIT".into() });
-    let bad = popbase_gateway::auth::mint_token(b"not the key at all", "audit", chrono::Utc::now().timestamp() + 60);
+    let bad = popbase_gateway::auth::mint_token(
+        b"not the key at all",
+        "audit",
+        chrono::Utc::now().timestamp(),
+        chrono::Utc::now().timestamp() + 60,
+    );
     forged
         .metadata_mut()
         .insert("authorization", format!("Bearer {bad}").parse().expect("ascii"));
-    assert_eq!(
-        audit.get_chain_head(forged).await.expect_err("forged").code(),
-        Code::Unauthenticated
-    );
+    let refused = audit.get_chain_head(forged).await.expect_err("forged");
+    assert_eq!(refused.code(), Code::Unauthenticated);
+    assert_eq!(reason(&refused), "TOKEN_INVALID");
+    // A token issued for longer than the gateway allows (24 h by default).
+    let now = chrono::Utc::now().timestamp();
+    let long = popbase_gateway::auth::mint_token(&key, "audit", now, now + 48 * 3600);
+    let mut too_long = tonic::Request::new(ChainHeadRequest { purpose: "AUDIT".into() });
+    too_long
+        .metadata_mut()
+        .insert("authorization", format!("Bearer {long}").parse().expect("ascii"));
+    let refused = audit.get_chain_head(too_long).await.expect_err("too long");
+    assert_eq!(reason(&refused), "TOKEN_TOO_LONG");
     p.stop().await;
 }
 
@@ -327,4 +342,52 @@ async fn a_failed_fetch_is_refused_and_audited() {
         .value;
     assert_eq!((record.reason.as_str(), record.subjects.len()), ("FETCH_FAILED", 2));
     p.stop().await;
+}
+
+/// The catalogue pins hrss's certificate key: a second certificate with the
+/// same CN from the same CA (a lost laptop's, a revoked one) is refused
+/// CERTIFICATE_REVOKED, while the pinned one and every other department
+/// keep working.
+#[tokio::test]
+async fn a_certificate_whose_key_is_no_longer_pinned_is_revoked() {
+    use popbase_proto::gateway::EmployerLocalityRequest;
+    use popbase_proto::gateway::employer_locality_request::Place;
+    use popbase_proto::gateway::locality_client::LocalityClient;
+    use sha2::Digest as _;
+
+    let pinned_key = rcgen::KeyPair::generate().expect("key");
+    let pin = hex::encode(sha2::Sha256::digest(rcgen::PublicKeyData::subject_public_key_info(&pinned_key)));
+    let catalogue = popbase_gateway::catalogue::SHIPPED.replace(
+        "certificate_cn = \"hrss.dept.popbase\"\n",
+        &format!("certificate_cn = \"hrss.dept.popbase\"\ncertificate_spki_sha256 = [\"{pin}\"]\n"),
+    );
+    assert_ne!(catalogue, popbase_gateway::catalogue::SHIPPED, "the pin went in");
+    let p = start(Some(catalogue), "mtls").await;
+    let ask = || EmployerLocalityRequest {
+        purpose: "EMPLOYER_LOCALITY".into(),
+        place: Some(Place::CommitteeCode(support::XIYUAN.into())),
+    };
+    let pinned = p.pki.issue_for_key(&[], "hrss.dept.popbase", pinned_key);
+    let mut hrss = LocalityClient::new(
+        p.channel(Some(tonic::transport::Identity::from_pem(pinned.cert_pem, pinned.key_pem)))
+            .await,
+    );
+    let answered = hrss.employer_locality(ask()).await;
+    assert!(
+        !matches!(&answered, Err(s) if s.code() == Code::Unauthenticated),
+        "the pinned certificate authenticates: {answered:?}"
+    );
+    let mut replaced = LocalityClient::new(p.department("hrss.dept.popbase").await);
+    let refused = replaced.employer_locality(ask()).await.expect_err("not pinned");
+    assert_eq!(refused.code(), Code::Unauthenticated);
+    assert_eq!(reason(&refused), "CERTIFICATE_REVOKED");
+    let mut education = PersonsClient::new(p.department("education.dept.popbase").await);
+    let other = education
+        .person_summary(PersonSummaryRequest {
+            purpose: "EMPLOYMENT_SERVICE".into(),
+            id_number: p.people.stranger.clone(),
+        })
+        .await
+        .expect_err("education is not approved for summaries");
+    assert_eq!(reason(&other), "NOT_APPROVED", "other departments authenticate as before");
 }

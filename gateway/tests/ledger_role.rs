@@ -46,7 +46,8 @@ async fn appends_one_and_many_through_the_ledger_role_into_one_chain() {
         Metrics::new(),
         shutdown.clone(),
     ));
-    let remote: Arc<dyn Ledger> = Arc::new(RemoteLedger::connect_lazy(&format!("http://{addr}")).expect("client"));
+    let remote: Arc<dyn Ledger> =
+        Arc::new(RemoteLedger::connect_lazy(&format!("http://{addr}"), &popbase_common::upstream::Dialer::plaintext()).expect("client"));
 
     assert_eq!(remote.append(entry(pseudonym(0))).await.expect("append"), 1);
     let chunk: Vec<AuditEntry> = (1..=300).map(|n| entry(pseudonym(n))).collect();

@@ -24,10 +24,10 @@ pub struct RemoteLedger {
 }
 
 impl RemoteLedger {
-    /// A client of the ledger at `address` (connects on first use).
-    pub fn connect_lazy(address: &str) -> Result<Self, String> {
+    /// A client of the ledger at `address` (connects on first use, through `dialer`).
+    pub fn connect_lazy(address: &str, dialer: &upstream::Dialer) -> Result<Self, String> {
         Ok(Self {
-            client: LedgerClient::new(upstream::remote("ledger", address)?),
+            client: LedgerClient::new(upstream::remote("ledger", address, dialer)?),
         })
     }
 

@@ -11,6 +11,7 @@ use std::sync::Arc;
 
 use chrono::{Duration, NaiveDate, Utc};
 use popbase_common::metrics::Metrics;
+use popbase_common::upstream::Dialer;
 use popbase_common::{Config, Shutdown, server};
 use popbase_domain::IdNumber;
 use popbase_household::registry::HouseholdWithMembers;
@@ -303,7 +304,7 @@ async fn start_inner(catalogue: Option<String>, auth: &str, registry_reachable: 
         (
             popbase_residence::role::services(
                 &permits,
-                popbase_residence::entitlements::feeds_client(&url(feeds)).expect("feeds client"),
+                popbase_residence::entitlements::feeds_client(&url(feeds), &Dialer::plaintext()).expect("feeds client"),
                 &config,
             ),
             residence_l,
@@ -311,7 +312,7 @@ async fn start_inner(catalogue: Option<String>, auth: &str, registry_reachable: 
         (
             popbase_feeds::role::services(
                 &feed_store,
-                popbase_feeds::directory::PersonDirectory::new(&url(household), &url(residence)).expect("directory"),
+                popbase_feeds::directory::PersonDirectory::new(&url(household), &url(residence), &Dialer::plaintext()).expect("directory"),
                 &config,
             ),
             feeds_l,
@@ -332,7 +333,9 @@ async fn start_inner(catalogue: Option<String>, auth: &str, registry_reachable: 
         nowhere.clone()
     };
     let gateway_feeds = if local_exports { nowhere } else { url(feeds) };
-    let mut sources = popbase_gateway::sources::Sources::connect_lazy(&gateway_registry, &url(residence), &gateway_feeds).expect("sources");
+    let mut sources =
+        popbase_gateway::sources::Sources::connect_lazy(&gateway_registry, &url(residence), &gateway_feeds, &Dialer::plaintext())
+            .expect("sources");
     if local_exports {
         sources = sources
             .with_local_export(Arc::new(popbase_household::export::RegistryExports::new(registry.clone())))
@@ -344,7 +347,8 @@ async fn start_inner(catalogue: Option<String>, auth: &str, registry_reachable: 
                     permits: Some(Arc::new(popbase_residence::grpc::PermitsService::new(permits.clone()))),
                     feeds: Some(Arc::new(popbase_feeds::grpc::FeedsService::new(
                         feed_store.clone(),
-                        popbase_feeds::directory::PersonDirectory::new(&url(household), &url(residence)).expect("directory"),
+                        popbase_feeds::directory::PersonDirectory::new(&url(household), &url(residence), &Dialer::plaintext())
+                            .expect("directory"),
                     ))),
                 },
                 &metrics,

@@ -45,7 +45,11 @@ impl Pki {
 
     /// A certificate with subject `common_name` signed by this CA.
     pub fn issue(&self, names: &[&str], common_name: &str) -> Credentials {
-        let key = KeyPair::generate().expect("key");
+        self.issue_for_key(names, common_name, KeyPair::generate().expect("key"))
+    }
+
+    /// A certificate for `key` (so a test can pin the key beforehand).
+    pub fn issue_for_key(&self, names: &[&str], common_name: &str, key: KeyPair) -> Credentials {
         let mut params = CertificateParams::new(names.iter().map(|n| n.to_string()).collect::<Vec<_>>()).expect("params");
         params.distinguished_name.push(DnType::CommonName, common_name);
         let issuer = Issuer::from_params(&self.ca_params, &self.ca_key);

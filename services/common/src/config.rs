@@ -94,6 +94,47 @@ pub struct Config {
     pub storage: StorageConfig,
     pub telemetry: TelemetryConfig,
     pub gateway: GatewayConfig,
+    pub mesh: MeshConfig,
+}
+
+/// The internal mesh: mutual TLS between roles (see [`crate::mesh`]).
+#[derive(Debug, Clone, Deserialize, PartialEq, Default)]
+#[serde(default, deny_unknown_fields)]
+pub struct MeshConfig {
+    /// PEM of the internal CA, the only one internal ports and clients trust.
+    pub ca: PathBuf,
+    /// This process's certificate (subject CN `<role>.roles.popbase`) and key.
+    pub cert: PathBuf,
+    pub key: PathBuf,
+    /// Serve a split internal role without mesh certificates: plaintext and
+    /// unauthenticated, for a throw-away development cluster only. Without
+    /// it, `serve --role household|residence|feeds|ledger|gateway` refuses
+    /// to start with no certificate.
+    pub plaintext: bool,
+}
+
+impl MeshConfig {
+    /// Whether this process has a mesh certificate.
+    pub fn enabled(&self) -> bool {
+        !self.cert.as_os_str().is_empty()
+    }
+
+    fn validate(&self) -> Result<(), ConfigError> {
+        let set = [&self.ca, &self.cert, &self.key].map(|p| !p.as_os_str().is_empty());
+        if set.iter().any(|s| *s) && !set.iter().all(|s| *s) {
+            return Err(ConfigError::Invalid {
+                key: "mesh".into(),
+                reason: "ca, cert and key go together".into(),
+            });
+        }
+        if self.plaintext && self.enabled() {
+            return Err(ConfigError::Invalid {
+                key: "mesh.plaintext".into(),
+                reason: "set together with mesh certificates; choose one".into(),
+            });
+        }
+        Ok(())
+    }
 }
 
 /// The gateway's identity checks, keys, catalogue and audit head.
@@ -116,6 +157,9 @@ pub struct GatewayConfig {
     /// Where the audit chain head is appended; empty: `<data_dir>/audit-head.log`.
     pub audit_head_file: PathBuf,
     pub audit_head_interval_secs: u64,
+    /// The longest a token may be issued for (`popbase token --hours`); a
+    /// longer one is refused (`TOKEN_TOO_LONG`), whatever its expiry says.
+    pub max_token_hours: u32,
 }
 
 impl Default for GatewayConfig {
@@ -130,6 +174,7 @@ impl Default for GatewayConfig {
             catalogue: PathBuf::new(),
             audit_head_file: PathBuf::new(),
             audit_head_interval_secs: 10,
+            max_token_hours: 24,
         }
     }
 }
@@ -173,6 +218,10 @@ pub struct Listen {
     pub ledger: SocketAddr,
     /// Prometheus `GET /metrics` for the whole process.
     pub metrics: SocketAddr,
+    /// Plaintext `grpc.health.v1` for the kubelet's probes, reporting on
+    /// every role of this process and serving nothing else; unset: none
+    /// (each role's own port still serves health, behind its TLS).
+    pub health: Option<SocketAddr>,
 }
 
 /// Where the gateway finds the services when they run in other processes.
@@ -215,6 +264,7 @@ impl Default for Config {
             storage: StorageConfig::default(),
             telemetry: TelemetryConfig::default(),
             gateway: GatewayConfig::default(),
+            mesh: MeshConfig::default(),
         }
     }
 }
@@ -229,6 +279,7 @@ impl Default for Listen {
             gateway: local(50051),
             ledger: local(50064),
             metrics: local(9090),
+            health: None,
         }
     }
 }
@@ -308,6 +359,22 @@ impl Config {
                 *slot = v;
             }
         }
+        if let Some(v) = env("POPBASE_LISTEN_HEALTH") {
+            self.listen.health = Some(parse_addr("POPBASE_LISTEN_HEALTH", &v)?);
+        }
+        let mesh_paths = [
+            ("POPBASE_MESH_CA", &mut self.mesh.ca),
+            ("POPBASE_MESH_CERT", &mut self.mesh.cert),
+            ("POPBASE_MESH_KEY", &mut self.mesh.key),
+        ];
+        for (key, slot) in mesh_paths {
+            if let Some(v) = env(key) {
+                *slot = v.into();
+            }
+        }
+        if let Some(v) = env("POPBASE_MESH_PLAINTEXT") {
+            self.mesh.plaintext = parse_bool("POPBASE_MESH_PLAINTEXT", &v)?;
+        }
         if let Some(v) = env("POPBASE_SYNC_WRITES") {
             self.storage.sync_writes = parse_bool("POPBASE_SYNC_WRITES", &v)?;
         }
@@ -330,6 +397,12 @@ impl Config {
             if let Some(v) = env(key) {
                 *slot = v.into();
             }
+        }
+        if let Some(v) = env("POPBASE_GATEWAY_MAX_TOKEN_HOURS") {
+            self.gateway.max_token_hours = v.parse().map_err(|_| ConfigError::Invalid {
+                key: "POPBASE_GATEWAY_MAX_TOKEN_HOURS".into(),
+                reason: format!("'{v}' is not a whole number of hours"),
+            })?;
         }
         if let Some(v) = env("POPBASE_GATEWAY_AUTH") {
             self.gateway.auth = v;
@@ -366,6 +439,13 @@ impl Config {
             return Err(ConfigError::Invalid {
                 key: "gateway.tls_cert".into(),
                 reason: format!("auth = {} needs a server certificate", self.gateway.auth),
+            });
+        }
+        self.mesh.validate()?;
+        if !(1..=8760).contains(&self.gateway.max_token_hours) {
+            return Err(ConfigError::Invalid {
+                key: "gateway.max_token_hours".into(),
+                reason: "must be 1 to 8760 (a year)".into(),
             });
         }
         if self.gateway.audit_head_interval_secs == 0 {

@@ -28,8 +28,10 @@ pub enum ServiceError {
     /// Lost a race with a concurrent change; retrying may succeed.
     #[error("aborted: {0}")]
     Aborted(String),
-    #[error("unauthenticated: {0}")]
-    Unauthenticated(String),
+    /// No credential, or one that does not hold; `code` says which
+    /// (`NO_CREDENTIALS`, `TOKEN_EXPIRED`, `CERTIFICATE_REVOKED`, ...).
+    #[error("unauthenticated: {reason}")]
+    Unauthenticated { code: &'static str, reason: String },
     /// Authorised callers only; `code` is a stable reason such as `NO_CONSENT`.
     #[error("{code}: {reason}")]
     PermissionDenied { code: &'static str, reason: String },
@@ -81,7 +83,7 @@ impl ServiceError {
             Self::NotFound { .. } => Code::NotFound,
             Self::FailedPrecondition { .. } => Code::FailedPrecondition,
             Self::Aborted(_) => Code::Aborted,
-            Self::Unauthenticated(_) => Code::Unauthenticated,
+            Self::Unauthenticated { .. } => Code::Unauthenticated,
             Self::PermissionDenied { .. } => Code::PermissionDenied,
             Self::ResourceExhausted { .. } => Code::ResourceExhausted,
             Self::Unavailable(_) => Code::Unavailable,
@@ -110,7 +112,9 @@ impl From<ServiceError> for Status {
         let mut status = Status::new(code, message);
         let metadata = status.metadata_mut();
         match &err {
-            ServiceError::PermissionDenied { code, .. } | ServiceError::ResourceExhausted { code, .. } => {
+            ServiceError::PermissionDenied { code, .. }
+            | ServiceError::ResourceExhausted { code, .. }
+            | ServiceError::Unauthenticated { code, .. } => {
                 metadata.insert(REASON_METADATA_KEY, tonic::metadata::MetadataValue::from_static(code));
             }
             ServiceError::InvalidArgument { field, .. } | ServiceError::FailedPrecondition { field, .. } => {

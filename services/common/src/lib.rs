@@ -4,8 +4,10 @@
 //! gives each the same configuration, telemetry, health, reflection, shutdown
 //! and error mapping, so behaviour never drifts between roles.
 
+pub mod cert;
 pub mod config;
 pub mod error;
+pub mod mesh;
 pub mod metrics;
 pub mod ops;
 pub mod propagation;

@@ -1,5 +1,5 @@
 //! Server setup shared by every role: health, reflection, one span per RPC,
-//! graceful shutdown.
+//! the mesh's check of internal callers, graceful shutdown.
 
 use std::time::Duration;
 
@@ -8,9 +8,13 @@ use tonic::service::{Routes, RoutesBuilder};
 use tonic::transport::Server;
 use tonic::transport::server::TcpIncoming;
 use tonic_health::ServingStatus;
+use tonic_health::pb::health_server::HealthServer;
+use tonic_health::server::{HealthReporter, HealthService};
 
 use std::sync::Arc;
 
+use crate::mesh::Mesh;
+use crate::mesh::guard::MeshGuardLayer;
 use crate::metrics::{Metrics, MetricsLayer};
 use crate::{Role, Shutdown, propagation};
 
@@ -30,6 +34,12 @@ pub struct RoleServices {
     pub service_names: Vec<&'static str>,
     /// TLS (and client-certificate checks) for this role's listener.
     pub tls: Option<tonic::transport::ServerTlsConfig>,
+    /// Whether each call must come from a mesh identity the mesh policy
+    /// allows for its service (see [`crate::mesh::policy`]).
+    pub mesh_guard: bool,
+    /// Where this role reports its health: the process's shared reporter
+    /// when several roles (and the kubelet's health port) share one.
+    pub health: ProcessHealth,
 }
 
 impl RoleServices {
@@ -39,7 +49,17 @@ impl RoleServices {
             routes: Routes::builder(),
             service_names: Vec::new(),
             tls: None,
+            mesh_guard: false,
+            health: ProcessHealth::new(),
         }
+    }
+
+    /// Puts this role's port in the mesh: mutual TLS with the process's
+    /// mesh certificate, and every call checked against the mesh policy.
+    pub fn in_mesh(&mut self, mesh: &Mesh) -> &mut Self {
+        self.tls = Some(mesh.server_tls());
+        self.mesh_guard = true;
+        self
     }
 
     /// Adds a generated tonic server and marks its name for health reporting.
@@ -69,13 +89,46 @@ fn accepted(listener: TcpListener) -> TcpIncoming {
     TcpIncoming::from(listener).with_nodelay(Some(true))
 }
 
+/// The health of every role of this process, reported on each role's
+/// port and, for the kubelet, on one plaintext port ([`serve_health`]).
+#[derive(Clone, Default)]
+pub struct ProcessHealth {
+    reporter: HealthReporter,
+}
+
+impl ProcessHealth {
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    fn server(&self) -> HealthServer<HealthService> {
+        HealthServer::new(HealthService::from_health_reporter(self.reporter.clone()))
+    }
+
+    async fn set(&self, names: &[&'static str], status: ServingStatus) {
+        for name in names {
+            self.reporter.set_service_status(*name, status).await;
+        }
+    }
+}
+
+/// Reflection listing exactly what one port serves: its services, health
+/// and reflection itself (not every service the binary knows).
+fn reflection_names(service_names: &[&'static str]) -> impl Iterator<Item = &'static str> {
+    service_names.iter().copied().chain([
+        "grpc.health.v1.Health",
+        "grpc.reflection.v1.ServerReflection",
+        "grpc.reflection.v1alpha.ServerReflection",
+    ])
+}
+
+/// How long in-flight calls may run on after shutdown begins.
+pub const DRAIN_TIMEOUT: Duration = Duration::from_secs(5);
+
 /// Serves `services` on `listener` (RPCs recorded in `metrics`) until `shutdown` fires, then drains
 /// in-flight calls. Health starts SERVING for every named service and turns
 /// NOT_SERVING the moment shutdown begins, so load balancers stop routing
 /// before connections close.
-/// How long in-flight calls may run on after shutdown begins.
-pub const DRAIN_TIMEOUT: Duration = Duration::from_secs(5);
-
 pub async fn serve(services: RoleServices, listener: TcpListener, metrics: Arc<Metrics>, shutdown: Shutdown) -> Result<(), ServeError> {
     let shutdown_for_deadline = shutdown.clone();
     let RoleServices {
@@ -83,32 +136,33 @@ pub async fn serve(services: RoleServices, listener: TcpListener, metrics: Arc<M
         mut routes,
         service_names,
         tls,
+        mesh_guard,
+        health,
     } = services;
-    let (reporter, health_service) = tonic_health::server::health_reporter();
-    for name in &service_names {
-        reporter.set_service_status(*name, ServingStatus::Serving).await;
+    health.set(&service_names, ServingStatus::Serving).await;
+    let mut reflection_v1 = tonic_reflection::server::Builder::configure()
+        .register_encoded_file_descriptor_set(popbase_proto::FILE_DESCRIPTOR_SET)
+        .register_encoded_file_descriptor_set(tonic_health::pb::FILE_DESCRIPTOR_SET);
+    let mut reflection_v1alpha = tonic_reflection::server::Builder::configure()
+        .register_encoded_file_descriptor_set(popbase_proto::FILE_DESCRIPTOR_SET)
+        .register_encoded_file_descriptor_set(tonic_health::pb::FILE_DESCRIPTOR_SET);
+    for name in reflection_names(&service_names) {
+        reflection_v1 = reflection_v1.with_service_name(name);
+        reflection_v1alpha = reflection_v1alpha.with_service_name(name);
     }
-    let reflection_v1 = tonic_reflection::server::Builder::configure()
-        .register_encoded_file_descriptor_set(popbase_proto::FILE_DESCRIPTOR_SET)
-        .register_encoded_file_descriptor_set(tonic_health::pb::FILE_DESCRIPTOR_SET)
-        .build_v1()
-        .map_err(|e| ServeError::Reflection(e.to_string()))?;
-    let reflection_v1alpha = tonic_reflection::server::Builder::configure()
-        .register_encoded_file_descriptor_set(popbase_proto::FILE_DESCRIPTOR_SET)
-        .register_encoded_file_descriptor_set(tonic_health::pb::FILE_DESCRIPTOR_SET)
+    let reflection_v1 = reflection_v1.build_v1().map_err(|e| ServeError::Reflection(e.to_string()))?;
+    let reflection_v1alpha = reflection_v1alpha
         .build_v1alpha()
         .map_err(|e| ServeError::Reflection(e.to_string()))?;
     routes
-        .add_service(health_service)
+        .add_service(health.server())
         .add_service(reflection_v1)
         .add_service(reflection_v1alpha);
     let role_name = role.name();
     let signal = async move {
         shutdown.wait().await;
-        reporter.set_service_status("", ServingStatus::NotServing).await;
-        for name in &service_names {
-            reporter.set_service_status(*name, ServingStatus::NotServing).await;
-        }
+        health.set(&[""], ServingStatus::NotServing).await;
+        health.set(&service_names, ServingStatus::NotServing).await;
         tracing::info!(role = role_name, "draining");
     };
     let mut builder = Server::builder();
@@ -120,6 +174,7 @@ pub async fn serve(services: RoleServices, listener: TcpListener, metrics: Arc<M
         .http2_keepalive_timeout(Some(Duration::from_secs(10)))
         .trace_fn(move |request| propagation::server_span(role_name, request))
         .layer(MetricsLayer::new(role, metrics))
+        .layer(MeshGuardLayer::new(role, mesh_guard))
         .add_routes(routes.routes())
         .serve_with_incoming_shutdown(accepted(listener), signal);
     // Idle client connections (other roles' channels in this process) can
@@ -137,6 +192,22 @@ pub async fn serve(services: RoleServices, listener: TcpListener, metrics: Arc<M
     Ok(())
 }
 
+/// Serves only `grpc.health.v1.Health`, plaintext, on `listener`: the
+/// kubelet's probes carry no client certificate, and this port answers
+/// nothing else. It stops when `shutdown` fires (the roles report
+/// NOT_SERVING on it first).
+pub async fn serve_health(health: ProcessHealth, listener: TcpListener, shutdown: Shutdown) -> Result<(), ServeError> {
+    Server::builder()
+        .add_service(health.server())
+        .serve_with_incoming_shutdown(accepted(listener), async move {
+            shutdown.wait().await;
+            // Let probes see NOT_SERVING while the roles drain.
+            tokio::time::sleep(DRAIN_TIMEOUT).await;
+        })
+        .await?;
+    Ok(())
+}
+
 #[cfg(test)]
 mod tests {
     use tokio_stream::StreamExt;
@@ -151,5 +222,55 @@ mod tests {
         let _client = tokio::net::TcpStream::connect(addr).await.expect("connect");
         let stream = incoming.next().await.expect("a connection").expect("accepted");
         assert!(stream.nodelay().expect("socket option"), "TCP_NODELAY is set on accepted sockets");
+    }
+
+    /// Reflection on a port lists what that port serves, nothing the binary
+    /// merely knows (the gateway's port used to list the internal services).
+    #[tokio::test]
+    async fn reflection_lists_only_the_services_of_its_port() {
+        use tonic_reflection::pb::v1::ServerReflectionRequest;
+        use tonic_reflection::pb::v1::server_reflection_client::ServerReflectionClient;
+        use tonic_reflection::pb::v1::server_reflection_request::MessageRequest;
+        use tonic_reflection::pb::v1::server_reflection_response::MessageResponse;
+
+        let dir = tempfile::tempdir().expect("tempdir");
+        let mut services = RoleServices::new(Role::Household);
+        services.add(crate::ops::OpsService::new(Role::Household, Vec::new(), dir.path().to_path_buf()).into_server());
+        let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
+        let addr = listener.local_addr().expect("address");
+        let shutdown = Shutdown::new();
+        let server = tokio::spawn(serve(services, listener, Metrics::new(), shutdown.clone()));
+        let channel = tonic::transport::Channel::from_shared(format!("http://{addr}"))
+            .expect("uri")
+            .connect()
+            .await
+            .expect("connect");
+        let request = ServerReflectionRequest {
+            host: String::new(),
+            message_request: Some(MessageRequest::ListServices(String::new())),
+        };
+        let mut answers = ServerReflectionClient::new(channel)
+            .server_reflection_info(tokio_stream::iter([request]))
+            .await
+            .expect("reflection")
+            .into_inner();
+        let answer = answers.next().await.expect("an answer").expect("listed");
+        let Some(MessageResponse::ListServicesResponse(list)) = answer.message_response else {
+            panic!("not a service list: {answer:?}");
+        };
+        let mut names: Vec<String> = list.service.into_iter().map(|s| s.name).collect();
+        names.sort();
+        assert_eq!(
+            names,
+            [
+                "grpc.health.v1.Health",
+                "grpc.reflection.v1.ServerReflection",
+                "grpc.reflection.v1alpha.ServerReflection",
+                "popbase.ops.v1.Ops"
+            ]
+        );
+        drop(answers);
+        shutdown.trigger();
+        server.await.expect("server task").expect("served");
     }
 }

@@ -16,6 +16,7 @@ use tower::Layer as _;
 use tower::util::BoxCloneSyncService;
 
 use crate::Role;
+use crate::mesh::Mesh;
 use crate::metrics::{Metrics, MetricsLayer};
 use crate::propagation::traced;
 
@@ -42,12 +43,68 @@ impl std::error::Error for UpstreamError {
 /// The transport of a generated client (`FooClient<Upstream>`), whichever way it goes.
 pub type Upstream = BoxCloneSyncService<http::Request<Body>, http::Response<Body>, UpstreamError>;
 
+/// How this process reaches other roles over the network: plaintext, or
+/// mutual TLS with its mesh certificate.
+#[derive(Clone, Default, Debug)]
+pub struct Dialer {
+    tls: Option<tonic::transport::ClientTlsConfig>,
+}
+
+/// How long connecting to another role may take before the call fails
+/// `UNAVAILABLE` (a stopped or unreachable pod), rather than hang.
+const CONNECT_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(5);
+
+impl Dialer {
+    /// Plaintext: an all-in-one process's own ports, or a development cluster.
+    pub fn plaintext() -> Self {
+        Self::default()
+    }
+
+    /// Mutual TLS as this process's mesh identity.
+    pub fn mesh(mesh: &Mesh) -> Self {
+        Self {
+            tls: Some(mesh.client_tls()),
+        }
+    }
+
+    /// The dialer for an optional mesh.
+    pub fn for_mesh(mesh: Option<&Mesh>) -> Self {
+        mesh.map_or_else(Self::plaintext, Self::mesh)
+    }
+
+    /// Whether calls go over mutual TLS.
+    pub fn is_tls(&self) -> bool {
+        self.tls.is_some()
+    }
+
+    /// A lazily connecting channel to `address`. With TLS an `http://`
+    /// address is dialled as `https://`: tonic only speaks TLS to https
+    /// URIs, and a mesh process must never fall back to plaintext.
+    pub fn channel(&self, what: &str, address: &str) -> Result<Channel, String> {
+        let address = match (&self.tls, address.strip_prefix("http://")) {
+            (Some(_), Some(rest)) => format!("https://{rest}"),
+            _ => address.to_string(),
+        };
+        let mut endpoint = Channel::from_shared(address.clone())
+            .map_err(|e| format!("bad {what} upstream address {address:?}: {e}"))?
+            .connect_timeout(CONNECT_TIMEOUT);
+        if let Some(tls) = &self.tls {
+            endpoint = endpoint
+                .tls_config(tls.clone())
+                .map_err(|e| format!("TLS for the {what} upstream: {e}"))?;
+        } else if address.starts_with("https://") {
+            return Err(format!(
+                "{what} upstream {address:?} is https but this process has no mesh certificate"
+            ));
+        }
+        Ok(endpoint.connect_lazy())
+    }
+}
+
 /// A client transport to `address` that connects on first use and carries
 /// the caller's trace context.
-pub fn remote(what: &str, address: &str) -> Result<Upstream, String> {
-    let channel = Channel::from_shared(address.to_string())
-        .map_err(|e| format!("bad {what} upstream address {address:?}: {e}"))?
-        .connect_lazy();
+pub fn remote(what: &str, address: &str, dialer: &Dialer) -> Result<Upstream, String> {
+    let channel = dialer.channel(what, address)?;
     let service = tower::ServiceExt::<http::Request<Body>>::map_response(traced(channel), |response| response.map(Body::new));
     let service = tower::ServiceExt::<http::Request<Body>>::map_err(service, |e| UpstreamError(e.into()));
     Ok(BoxCloneSyncService::new(service))
@@ -90,7 +147,7 @@ mod tests {
             text.contains("popbase_grpc_requests_total{role=\"household\",method=\"/popbase.ops.v1.Ops/GetStoreStats\",code=\"0\"} 1"),
             "{text}"
         );
-        let unknown = remote("feeds", "not a uri").expect_err("refused");
+        let unknown = remote("feeds", "not a uri", &Dialer::plaintext()).expect_err("refused");
         assert!(unknown.contains("feeds"), "{unknown}");
     }
 }

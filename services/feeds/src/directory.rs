@@ -4,12 +4,12 @@
 use std::collections::HashSet;
 
 use popbase_common::propagation::{TracedChannel, traced};
+use popbase_common::upstream::Dialer;
 use popbase_proto::household::CheckPersonsRequest;
 use popbase_proto::household::household_registry_client::HouseholdRegistryClient;
 use popbase_proto::residence::CheckResidentsRequest;
 use popbase_proto::residence::residence_permits_client::ResidencePermitsClient;
 use tonic::Status;
-use tonic::transport::Channel;
 
 /// The upstream services that know persons.
 #[derive(Clone)]
@@ -18,18 +18,16 @@ pub struct PersonDirectory {
     residence: ResidencePermitsClient<TracedChannel>,
 }
 
-fn lazy(address: &str) -> Result<TracedChannel, String> {
-    Channel::from_shared(address.to_string())
-        .map(|endpoint| traced(endpoint.connect_lazy()))
-        .map_err(|e| format!("bad upstream address {address:?}: {e}"))
+fn lazy(what: &str, address: &str, dialer: &Dialer) -> Result<TracedChannel, String> {
+    dialer.channel(what, address).map(traced)
 }
 
 impl PersonDirectory {
-    /// Connects lazily (the services may start after this one).
-    pub fn new(household: &str, residence: &str) -> Result<Self, String> {
+    /// Connects lazily (the services may start after this one), through `dialer`.
+    pub fn new(household: &str, residence: &str, dialer: &Dialer) -> Result<Self, String> {
         Ok(Self {
-            household: HouseholdRegistryClient::new(lazy(household)?),
-            residence: ResidencePermitsClient::new(lazy(residence)?),
+            household: HouseholdRegistryClient::new(lazy("household", household, dialer)?),
+            residence: ResidencePermitsClient::new(lazy("residence", residence, dialer)?),
         })
     }
 

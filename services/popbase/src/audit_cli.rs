@@ -38,8 +38,15 @@ pub fn token(config: &Config, department: &str, hours: i64) -> anyhow::Result<()
     if catalogue.department(department).is_none() {
         anyhow::bail!("'{department}' is not a department of the catalogue");
     }
+    let max = i64::from(config.gateway.max_token_hours);
+    if !(1..=max).contains(&hours) {
+        anyhow::bail!("--hours must be 1 to {max} (gateway.max_token_hours): the gateway refuses longer tokens");
+    }
     let key = popbase_gateway::role::read_or_create_key(&config.token_key_path())?;
-    let expires = chrono::Utc::now().timestamp() + hours.max(1) * 3600;
-    println!("{}", popbase_gateway::auth::mint_token(&key, department, expires));
+    let issued = chrono::Utc::now().timestamp();
+    println!(
+        "{}",
+        popbase_gateway::auth::mint_token(&key, department, issued, issued + hours * 3600)
+    );
     Ok(())
 }

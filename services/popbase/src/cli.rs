@@ -45,6 +45,9 @@ pub enum Command {
     Token(TokenArgs),
     /// Export a dataset through the gateway (Arrow Flight) into a Parquet or Arrow file.
     Export(crate::export_cli::ExportArgs),
+    /// Issue a mesh certificate (and the internal CA, when the folder has none)
+    /// for development and tests; production uses cert-manager.
+    Pki(crate::pki_cli::PkiArgs),
 }
 
 #[derive(Subcommand, Debug)]
@@ -118,6 +121,9 @@ pub struct ListenArgs {
     /// Prometheus metrics endpoint (GET /metrics).
     #[arg(long)]
     pub metrics_addr: Option<SocketAddr>,
+    /// Plaintext gRPC health for the kubelet's probes (health only); unset: none.
+    #[arg(long)]
+    pub health_addr: Option<SocketAddr>,
 }
 
 #[derive(Args, Debug)]
@@ -167,6 +173,9 @@ impl ListenArgs {
         if let Some(addr) = self.metrics_addr {
             config.listen.metrics = addr;
         }
+        if let Some(addr) = self.health_addr {
+            config.listen.health = Some(addr);
+        }
     }
 }
 
@@ -180,6 +189,13 @@ fn load_config(cli: &Cli) -> anyhow::Result<Config> {
     }
     config.validate()?;
     Ok(config)
+}
+
+/// How an operator command reaches a role: as the configured mesh identity
+/// (the backup job's certificate), else plaintext.
+fn mesh_dialer(config: &Config) -> anyhow::Result<popbase_common::upstream::Dialer> {
+    let mesh = popbase_common::mesh::Mesh::load(&config.mesh).context("loading the mesh certificate")?;
+    Ok(popbase_common::upstream::Dialer::for_mesh(mesh.as_ref()))
 }
 
 pub async fn run(cli: Cli) -> anyhow::Result<()> {
@@ -200,11 +216,12 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
             eprintln!("popbase: city written to {}", data.display());
             Ok(())
         }
-        Command::Backup(args) => crate::ops_client::backup(&args.target.target, &args.label).await,
-        Command::Stats(args) => crate::ops_client::stats(&args.target).await,
+        Command::Backup(args) => crate::ops_client::backup(&args.target.target, &args.label, &mesh_dialer(&config)?).await,
+        Command::Stats(args) => crate::ops_client::stats(&args.target, &mesh_dialer(&config)?).await,
         Command::Audit(AuditCommand::Verify(args)) => crate::audit_cli::verify(&args.store, args.head.as_deref()),
         Command::Token(args) => crate::audit_cli::token(&config, &args.department, args.hours),
         Command::Export(args) => crate::export_cli::run(args).await,
+        Command::Pki(args) => crate::pki_cli::run(&args),
         Command::FeedLoad(args) => {
             crate::feed_load::run(&args.target, &args.city.city, args.city.persons, args.city.seed, args.newer_by_ms).await
         }

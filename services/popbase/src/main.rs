@@ -8,6 +8,7 @@
 //! popbase stats --target http://household:50061
 //! popbase token --department education
 //! popbase audit verify --store ./copy/ledger --head audit-head.log
+//! popbase pki --dir certs --identity household --host household --host 127.0.0.1
 //! popbase export --gateway http://127.0.0.1:50060 --token T --dataset persons --out persons.parquet
 //! ```
 //!
@@ -20,6 +21,7 @@ mod export_cli;
 mod feed_load;
 mod generate;
 mod ops_client;
+mod pki_cli;
 mod serve;
 
 use clap::Parser;

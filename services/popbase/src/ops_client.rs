@@ -1,24 +1,22 @@
 //! `popbase backup` and `popbase stats`: small clients of a role's ops endpoint,
 //! so the backup CronJob and operators need no other tool.
 
-use anyhow::Context;
+use popbase_common::upstream::Dialer;
 use popbase_proto::ops::ops_client::OpsClient;
 use popbase_proto::ops::{CreateCheckpointRequest, GetStoreStatsRequest};
 use tonic::transport::Channel;
 
-async fn connect(target: &str) -> anyhow::Result<OpsClient<Channel>> {
-    let channel = Channel::from_shared(target.to_string())
-        .with_context(|| format!("'{target}' is not a URI like http://household:50061"))?
-        .connect()
-        .await
-        .with_context(|| format!("connecting to {target}"))?;
+/// A client of `target`'s ops service, over mutual TLS when `dialer` has
+/// the mesh's backup certificate (the ops service accepts no other identity).
+async fn connect(target: &str, dialer: &Dialer) -> anyhow::Result<OpsClient<Channel>> {
+    let channel = dialer.channel("ops", target).map_err(anyhow::Error::msg)?;
     Ok(OpsClient::new(channel))
 }
 
 /// Creates a checkpoint of every store of the role at `target` and prints
 /// one line per store: `checkpoint store=<name> seq=<n> path=<dir>`.
-pub async fn backup(target: &str, label: &str) -> anyhow::Result<()> {
-    let mut client = connect(target).await?;
+pub async fn backup(target: &str, label: &str, dialer: &Dialer) -> anyhow::Result<()> {
+    let mut client = connect(target, dialer).await?;
     let response = client
         .create_checkpoint(CreateCheckpointRequest { label: label.to_string() })
         .await
@@ -34,8 +32,8 @@ pub async fn backup(target: &str, label: &str) -> anyhow::Result<()> {
 }
 
 /// Prints `store=<name> last_seq=<n>` and a line per table.
-pub async fn stats(target: &str) -> anyhow::Result<()> {
-    let mut client = connect(target).await?;
+pub async fn stats(target: &str, dialer: &Dialer) -> anyhow::Result<()> {
+    let mut client = connect(target, dialer).await?;
     let response = client
         .get_store_stats(GetStoreStatsRequest {})
         .await

@@ -2,9 +2,10 @@
 //! SIGTERM, drain, flush.
 
 use anyhow::Context;
+use popbase_common::mesh::{Mesh, MeshIdentity};
 use popbase_common::metrics::{self, Metrics};
-use popbase_common::server::{self, RoleServices};
-use popbase_common::upstream::{self, Upstream};
+use popbase_common::server::{self, ProcessHealth, RoleServices};
+use popbase_common::upstream::{self, Dialer, Upstream};
 use popbase_common::{Config, Role, Shutdown};
 use popbase_storage::Store;
 use tokio::net::TcpListener;
@@ -41,6 +42,8 @@ struct Local {
     /// Dataset sources of the roles this process runs, which its gateway
     /// reads batches from without the Flight hop.
     exports: Vec<std::sync::Arc<dyn popbase_export::DatasetSource>>,
+    /// How this process calls roles in other processes (mTLS in the mesh).
+    dialer: Dialer,
 }
 
 impl Local {
@@ -61,7 +64,7 @@ impl Local {
     fn upstream(&self, role: Role, address: &str) -> anyhow::Result<Upstream> {
         match self.in_process.get(&role) {
             Some(local) => Ok(local.clone()),
-            None => upstream::remote(role.name(), address).map_err(anyhow::Error::msg),
+            None => upstream::remote(role.name(), address, &self.dialer).map_err(anyhow::Error::msg),
         }
     }
 }
@@ -107,8 +110,9 @@ fn role_services(
         Role::Feeds => {
             let store = open_store(config, role, popbase_feeds::tables::SCHEMA)?;
             stores.push(store.clone());
-            let directory = popbase_feeds::directory::PersonDirectory::new(&local.household(config), &local.residence(config))
-                .map_err(anyhow::Error::msg)?;
+            let directory =
+                popbase_feeds::directory::PersonDirectory::new(&local.household(config), &local.residence(config), &local.dialer)
+                    .map_err(anyhow::Error::msg)?;
             let feeds = popbase_feeds::FeedStore::open(store)?;
             local.handlers.feeds = Some(std::sync::Arc::new(popbase_feeds::grpc::FeedsService::new(
                 feeds.clone(),
@@ -154,7 +158,8 @@ fn role_services(
             let ledger: std::sync::Arc<dyn popbase_gateway::ledger::Ledger> = match &local.ledger {
                 Some(ledger) => std::sync::Arc::new(ledger.clone()),
                 None => std::sync::Arc::new(
-                    popbase_gateway::ledger::RemoteLedger::connect_lazy(&config.upstream.ledger).map_err(anyhow::Error::msg)?,
+                    popbase_gateway::ledger::RemoteLedger::connect_lazy(&config.upstream.ledger, &local.dialer)
+                        .map_err(anyhow::Error::msg)?,
                 ),
             };
             let (_gate, services) = popbase_gateway::role::build(config, ledger, sources).context("setting up the gateway")?;
@@ -171,11 +176,58 @@ pub async fn run(config: Config, role: Role) -> anyhow::Result<()> {
     run_until(config, role, shutdown).await
 }
 
+/// The mesh identity a process serving `role` must present.
+fn identity_for(role: Role) -> MeshIdentity {
+    match role {
+        Role::All => MeshIdentity::AllInOne,
+        Role::Household => MeshIdentity::Household,
+        Role::Residence => MeshIdentity::Residence,
+        Role::Feeds => MeshIdentity::Feeds,
+        Role::Ledger => MeshIdentity::Ledger,
+        Role::Gateway => MeshIdentity::Gateway,
+    }
+}
+
+/// This process's mesh certificate, checked against the role it serves. A
+/// split role serves an internal port or calls one, so it refuses to start
+/// without a certificate unless `mesh.plaintext` says this is a throw-away
+/// development cluster. All-in-one calls its own roles in process.
+fn load_mesh(config: &Config, role: Role) -> anyhow::Result<Option<Mesh>> {
+    let mesh = Mesh::load(&config.mesh).context("loading the mesh certificate")?;
+    match &mesh {
+        Some(mesh) if mesh.identity() != identity_for(role) => anyhow::bail!(
+            "the mesh certificate names '{}', but this process serves the {} role: give it a certificate with subject CN {}",
+            mesh.identity().name(),
+            role.name(),
+            identity_for(role).common_name()
+        ),
+        Some(_) => {}
+        None if role == Role::All => {}
+        None if config.mesh.plaintext => {
+            tracing::warn!(
+                role = role.name(),
+                "mesh.plaintext: internal calls are unauthenticated and unencrypted (development only)"
+            )
+        }
+        None => anyhow::bail!(
+            "the {} role needs a mesh certificate (mesh.ca, mesh.cert, mesh.key or POPBASE_MESH_CA/CERT/KEY; see docs/operations.md, \"Mesh certificates\"), \
+             or mesh.plaintext = true on a throw-away development cluster",
+            role.name()
+        ),
+    }
+    Ok(mesh)
+}
+
 pub async fn run_until(config: Config, role: Role, shutdown: Shutdown) -> anyhow::Result<()> {
+    let mesh = load_mesh(&config, role)?;
     let mut stores = Vec::new();
     let mut servers = JoinSet::new();
     let metrics = Metrics::new();
-    let mut local = Local::default();
+    let health = ProcessHealth::new();
+    let mut local = Local {
+        dialer: Dialer::for_mesh(mesh.as_ref()),
+        ..Local::default()
+    };
     // Bind every listener first, so each role knows where the others of this
     // process answer before it builds its clients.
     let mut listeners = Vec::new();
@@ -194,7 +246,12 @@ pub async fn run_until(config: Config, role: Role, shutdown: Shutdown) -> anyhow
         listeners.push((single, listener, bound));
     }
     for (single, listener, bound) in listeners {
-        let services = role_services(&config, single, &mut stores, &mut local, &shutdown, &metrics)?;
+        let mut services = role_services(&config, single, &mut stores, &mut local, &shutdown, &metrics)?;
+        // The gateway's port is the departments' (their CA, their credentials).
+        if let Some(mesh) = mesh.as_ref().filter(|_| single != Role::Gateway) {
+            services.in_mesh(mesh);
+        }
+        services.health = health.clone();
         if matches!(single, Role::Household | Role::Residence | Role::Feeds) {
             let routes = services.routes.clone().routes();
             local
@@ -216,6 +273,7 @@ pub async fn run_until(config: Config, role: Role, shutdown: Shutdown) -> anyhow
         tokio::spawn(popbase_residence::follow::follow_settlements(
             popbase_residence::Permits::new(store.clone()),
             upstream,
+            local.dialer.clone(),
             SETTLEMENT_POLL,
             shutdown.clone(),
         ));
@@ -224,6 +282,16 @@ pub async fn run_until(config: Config, role: Role, shutdown: Shutdown) -> anyhow
         .await
         .with_context(|| format!("binding metrics on {}", config.listen.metrics))?;
     println!("popbase metrics addr={}", metrics_listener.local_addr()?);
+    if let Some(addr) = config.listen.health {
+        let listener = TcpListener::bind(addr).await.with_context(|| format!("binding health on {addr}"))?;
+        println!("popbase health addr={}", listener.local_addr()?);
+        let (health, shutdown) = (health.clone(), shutdown.clone());
+        tokio::spawn(async move {
+            if let Err(err) = server::serve_health(health, listener, shutdown).await {
+                tracing::error!(error = %err, "health port failed");
+            }
+        });
+    }
     tokio::spawn(metrics::serve_metrics(metrics_listener, metrics, shutdown.clone()));
     println!("popbase ready");
     let mut first_error = None;

@@ -1,89 +1,22 @@
 //! The production shape on one machine: the ledger, the three services and
-//! two gateway replicas as separate `popbase serve --role X` processes. The
+//! two gateway replicas as separate `popbase serve --role X` processes, every
+//! internal hop over mutual TLS (the mesh). The
 //! replicas share nothing but the ledger (and their keys), so a consent
 //! granted through one is counted by the other and the audit trail is one
 //! chain however many replicas answered.
 
-use std::io::{BufRead, BufReader};
-use std::net::SocketAddr;
-use std::path::Path;
-use std::process::{Child, Command, Stdio};
+mod support;
 
 use popbase_proto::common::Date;
 use popbase_proto::gateway::audit_client::AuditClient;
 use popbase_proto::gateway::consents_client::ConsentsClient;
 use popbase_proto::gateway::persons_client::PersonsClient;
 use popbase_proto::gateway::{ChainHeadRequest, GrantConsentRequest, ListAccessesRequest, PersonSummaryRequest};
+use support::{Children, Mesh, Roles, popbase, serve, stop_all, token, with_token};
 use tonic::Code;
 use tonic::transport::Channel;
 
 const SUBJECT: &str = "370302199001011232";
-
-/// A free loopback port (bound and released: the roles must know each
-/// other's addresses before they start).
-fn free_port() -> SocketAddr {
-    let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
-    listener.local_addr().expect("addr")
-}
-
-struct Roles {
-    household: SocketAddr,
-    residence: SocketAddr,
-    feeds: SocketAddr,
-    ledger: SocketAddr,
-}
-
-/// Starts one role on `listen` and waits for `popbase ready`; the address it bound.
-fn serve(data: &Path, role: &str, listen: SocketAddr, roles: &Roles) -> (Child, String) {
-    let url = |addr: SocketAddr| format!("http://{addr}");
-    let mut child = Command::new(env!("CARGO_BIN_EXE_popbase"))
-        .args(["serve", "--role", role, "--data"])
-        .arg(data)
-        .args([format!("--{role}-addr"), listen.to_string()])
-        .args(["--metrics-addr", "127.0.0.1:0"])
-        .env("POPBASE_UPSTREAM_HOUSEHOLD", url(roles.household))
-        .env("POPBASE_UPSTREAM_RESIDENCE", url(roles.residence))
-        .env("POPBASE_UPSTREAM_FEEDS", url(roles.feeds))
-        .env("POPBASE_UPSTREAM_LEDGER", url(roles.ledger))
-        .stdout(Stdio::piped())
-        .stderr(Stdio::inherit())
-        .spawn()
-        .expect("start popbase");
-    let stdout = child.stdout.take().expect("stdout");
-    let mut bound = String::new();
-    for line in BufReader::new(stdout).lines() {
-        let line = line.expect("read stdout");
-        if line == "popbase ready" {
-            break;
-        }
-        if let Some(addr) = line.strip_prefix(&format!("popbase serving role={role} addr=")) {
-            bound = addr.to_string();
-        }
-    }
-    assert!(!bound.is_empty(), "{role} reported its address");
-    (child, bound)
-}
-
-fn popbase(data: &Path, args: &[&str]) -> std::process::Output {
-    Command::new(env!("CARGO_BIN_EXE_popbase"))
-        .arg("--data")
-        .arg(data)
-        .args(args)
-        .output()
-        .expect("run popbase")
-}
-
-fn token(data: &Path, department: &str) -> String {
-    let out = popbase(data, &["token", "--department", department]);
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
-    format!("Bearer {}", String::from_utf8(out.stdout).expect("utf8").trim())
-}
-
-fn with_token<T>(token: &str, message: T) -> tonic::Request<T> {
-    let mut request = tonic::Request::new(message);
-    request.metadata_mut().insert("authorization", token.parse().expect("ascii"));
-    request
-}
 
 async fn channel(addr: &str) -> Channel {
     Channel::from_shared(format!("http://{addr}"))
@@ -107,25 +40,23 @@ fn summary(token: &str) -> tonic::Request<PersonSummaryRequest> {
 async fn gateway_replicas_share_consents_and_one_audit_chain_through_the_ledger() {
     let dir = tempfile::tempdir().expect("tempdir");
     let data = dir.path();
-    let roles = Roles {
-        household: free_port(),
-        residence: free_port(),
-        feeds: free_port(),
-        ledger: free_port(),
-    };
-    let mut children = Vec::new();
+    let roles = Roles::free();
+    let mesh = Mesh::new(&data.join("mesh"));
+    let mut children = Children::default();
     for (role, addr) in [
         ("ledger", roles.ledger),
         ("household", roles.household),
         ("feeds", roles.feeds),
         ("residence", roles.residence),
     ] {
-        children.push(serve(data, role, addr, &roles).0);
+        children.push(serve(data, role, addr, &roles, &mesh).child);
     }
     // Two replicas; the first creates the keys both read (in Kubernetes, a Secret).
-    let (first, one) = serve(data, "gateway", "127.0.0.1:0".parse().expect("addr"), &roles);
-    let (second, two) = serve(data, "gateway", "127.0.0.1:0".parse().expect("addr"), &roles);
-    children.extend([first, second]);
+    let first = serve(data, "gateway", "127.0.0.1:0".parse().expect("addr"), &roles, &mesh);
+    let second = serve(data, "gateway", "127.0.0.1:0".parse().expect("addr"), &roles, &mesh);
+    let (one, two) = (first.addr, second.addr);
+    children.push(first.child);
+    children.push(second.child);
     assert!(!data.join("gateway").exists(), "a gateway replica keeps no store");
 
     let platform = token(data, "service_platform");
@@ -199,12 +130,7 @@ async fn gateway_replicas_share_consents_and_one_audit_chain_through_the_ledger(
 
     // Idle connections would hold the replicas' graceful drain open.
     drop((persons_one, persons_two));
-    for child in &mut children {
-        let _ = Command::new("kill").args(["-TERM", &child.id().to_string()]).status();
-    }
-    for child in &mut children {
-        assert!(child.wait().expect("wait").success(), "every role stops cleanly");
-    }
+    stop_all(&mut children);
     let verified = popbase(data, &["audit", "verify", "--store", data.join("ledger").to_str().expect("utf8")]);
     let stdout = String::from_utf8_lossy(&verified.stdout);
     assert!(

@@ -151,8 +151,8 @@ pub fn evaluate(on: NaiveDate, facts: &Facts<'_>) -> Vec<Entitlement> {
 }
 
 /// A lazy client of the feeds service.
-pub fn feeds_client(address: &str) -> Result<FeedsClient<Upstream>, String> {
-    Ok(FeedsClient::new(upstream::remote("feeds", address)?))
+pub fn feeds_client(address: &str, dialer: &upstream::Dialer) -> Result<FeedsClient<Upstream>, String> {
+    Ok(FeedsClient::new(upstream::remote("feeds", address, dialer)?))
 }
 
 pub struct EntitlementsService {

@@ -10,6 +10,7 @@
 use std::time::Duration;
 
 use chrono::Utc;
+use popbase_common::upstream::Dialer;
 use popbase_common::{ServiceResult, Shutdown};
 use popbase_proto::household::SettlementsSinceRequest;
 use popbase_proto::household::life_events_client::LifeEventsClient;
@@ -74,9 +75,9 @@ pub async fn poll_once(permits: &Permits, client: &mut LifeEventsClient<Channel>
 
 /// Polls `household` every `interval` until `shutdown`; errors are logged
 /// and retried at the next tick (the registry may start after us).
-pub async fn follow_settlements(permits: Permits, household: String, interval: Duration, shutdown: Shutdown) {
-    let channel = match Channel::from_shared(household.clone()) {
-        Ok(endpoint) => endpoint.connect_lazy(),
+pub async fn follow_settlements(permits: Permits, household: String, dialer: Dialer, interval: Duration, shutdown: Shutdown) {
+    let channel = match dialer.channel("household", &household) {
+        Ok(channel) => channel,
         Err(e) => {
             tracing::error!(upstream = %household, error = %e, "bad household upstream address; settlement follower not started");
             return;

@@ -34,7 +34,8 @@ async fn start() -> (ResidencePermitsClient<Channel>, Permits, Shutdown, tempfil
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind");
     let addr = listener.local_addr().expect("addr");
     let shutdown = Shutdown::new();
-    let feeds = popbase_residence::entitlements::feeds_client("http://127.0.0.1:9").expect("client");
+    let feeds = popbase_residence::entitlements::feeds_client("http://127.0.0.1:9", &popbase_common::upstream::Dialer::plaintext())
+        .expect("client");
     let services = popbase_residence::role::services(&permits, feeds, &Config::default());
     tokio::spawn(server::serve(services, listener, Metrics::new(), shutdown.clone()));
     let client = ResidencePermitsClient::connect(format!("http://{addr}")).await.expect("connect");

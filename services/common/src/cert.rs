@@ -1,4 +1,4 @@
-//! The subject common name (CN) of a DER certificate: the department's
+//! The subject common name (CN) of a DER certificate: a department's or a role's
 //! identity under mTLS. rustls has already verified the chain against the
 //! client CA; this only reads the name, with a minimal DER walk rather than
 //! a full X.509 parser.
@@ -31,8 +31,9 @@ const VERSION: u8 = 0xa0;
 /// 2.5.4.3 id-at-commonName.
 const COMMON_NAME: &[u8] = &[0x55, 0x04, 0x03];
 
-/// The first CN of the certificate's subject, if it has one.
-pub fn subject_common_name(der: &[u8]) -> Option<String> {
+/// The TBSCertificate fields from the subject on: subject, then
+/// subjectPublicKeyInfo, then the optional rest.
+fn from_subject(der: &[u8]) -> Option<&[u8]> {
     let (SEQUENCE, certificate, _) = tlv(der)? else { return None };
     let (SEQUENCE, tbs, _) = tlv(certificate)? else { return None };
     let mut rest = tbs;
@@ -44,7 +45,29 @@ pub fn subject_common_name(der: &[u8]) -> Option<String> {
     for _ in 0..4 {
         rest = tlv(rest)?.2;
     }
-    let (SEQUENCE, mut subject, _) = tlv(rest)? else { return None };
+    Some(rest)
+}
+
+/// SHA-256 (lower-case hex) of the certificate's DER SubjectPublicKeyInfo:
+/// the pin a catalogue keeps per department key, the same value as
+/// `openssl x509 -pubkey -noout | openssl pkey -pubin -outform der | sha256sum`.
+pub fn spki_sha256(der: &[u8]) -> Option<String> {
+    use sha2::Digest as _;
+    let (SEQUENCE, _, after_subject) = tlv(from_subject(der)?)? else {
+        return None;
+    };
+    let (SEQUENCE, _, after_key) = tlv(after_subject)? else {
+        return None;
+    };
+    let encoded = &after_subject[..after_subject.len() - after_key.len()];
+    Some(hex::encode(sha2::Sha256::digest(encoded)))
+}
+
+/// The first CN of the certificate's subject, if it has one.
+pub fn subject_common_name(der: &[u8]) -> Option<String> {
+    let (SEQUENCE, mut subject, _) = tlv(from_subject(der)?)? else {
+        return None;
+    };
     while !subject.is_empty() {
         let (SET, mut set, next) = tlv(subject)? else { return None };
         subject = next;
@@ -83,6 +106,22 @@ mod tests {
     }
 
     #[test]
+    fn the_key_pin_is_the_hash_of_the_public_key_info() {
+        use sha2::Digest as _;
+        let key = rcgen::KeyPair::generate().expect("key");
+        let params = rcgen::CertificateParams::new(vec!["x".to_string()]).expect("params");
+        let cert = params.self_signed(&key).expect("cert");
+        let expected = hex::encode(sha2::Sha256::digest(rcgen::PublicKeyData::subject_public_key_info(&key)));
+        assert_eq!(spki_sha256(cert.der()).as_deref(), Some(expected.as_str()));
+        let other = rcgen::KeyPair::generate().expect("key");
+        let again = rcgen::CertificateParams::new(vec!["x".to_string()])
+            .expect("params")
+            .self_signed(&other)
+            .expect("cert");
+        assert_ne!(spki_sha256(again.der()), spki_sha256(cert.der()));
+    }
+
+    #[test]
     fn garbage_is_no_name_not_a_panic() {
         for bytes in [
             &[][..],
@@ -92,6 +131,7 @@ mod tests {
             &[0x30, 0x82, 0xff],
         ] {
             assert_eq!(subject_common_name(bytes), None);
+            assert_eq!(spki_sha256(bytes), None);
         }
     }
 }

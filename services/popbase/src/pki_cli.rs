@@ -1,0 +1,50 @@
+//! `popbase pki`: a development internal CA and mesh certificates as PEM
+//! files, so a split-role cluster on one machine (and the tests) can run
+//! with mutual TLS on. Production issues the same shapes with cert-manager
+//! (`k8s/overlays/prod/mesh-certificates.yaml`).
+
+use std::path::{Path, PathBuf};
+
+use anyhow::Context;
+use clap::Args;
+use popbase_common::mesh::MeshIdentity;
+use popbase_common::mesh::pki::{self, Pki};
+
+#[derive(Args, Debug)]
+pub struct PkiArgs {
+    /// Folder of the CA (`ca.pem`, `ca.key`, created when missing) and the issued pairs.
+    #[arg(long)]
+    pub dir: PathBuf,
+    /// household, residence, feeds, ledger, gateway, backup or all (an all-in-one process).
+    #[arg(long)]
+    pub identity: String,
+    /// Host names or IP addresses other roles reach this one at (repeatable).
+    #[arg(long = "host")]
+    pub hosts: Vec<String>,
+}
+
+/// The folder's CA, created on first use.
+fn ca(dir: &Path) -> anyhow::Result<Pki> {
+    let (cert, key) = (dir.join("ca.pem"), dir.join("ca.key"));
+    if cert.exists() {
+        let read = |path: &Path| std::fs::read_to_string(path).with_context(|| format!("reading {}", path.display()));
+        return Pki::from_pem(&read(&cert)?, &read(&key)?).with_context(|| format!("the CA in {}", dir.display()));
+    }
+    let pki = Pki::new("popbase mesh CA (development)").context("creating the CA")?;
+    pki::write_pair(dir, "ca", pki.ca_pem(), &pki.ca_key_pem()).with_context(|| format!("writing the CA to {}", dir.display()))?;
+    eprintln!("popbase pki: created the internal CA in {}", dir.display());
+    Ok(pki)
+}
+
+pub fn run(args: &PkiArgs) -> anyhow::Result<()> {
+    let identity = MeshIdentity::from_name(&args.identity).with_context(|| {
+        let names: Vec<&str> = MeshIdentity::ALL.iter().map(|i| i.name()).collect();
+        format!("--identity must be one of {}", names.join(", "))
+    })?;
+    let pki = ca(&args.dir)?;
+    let hosts: Vec<&str> = args.hosts.iter().map(String::as_str).collect();
+    let issued = pki.issue(identity, &hosts).context("issuing the certificate")?;
+    pki::write_pair(&args.dir, identity.name(), &issued.cert_pem, &issued.key_pem)?;
+    println!("{}", args.dir.join(format!("{}.pem", identity.name())).display());
+    Ok(())
+}
