@@ -24,6 +24,15 @@ grep -q '^intake py-bad: refused child_id_number' <<<"$result"
 grep -q '^no purpose: INVALID_ARGUMENT' <<<"$result"
 echo "python example: enrollment check against popbase demo passed"
 
+# A department's feed through the gateway (DepartmentFeeds.Submit): its own
+# records land (again: all duplicates), another department's kind is refused.
+fed="$(POPBASE_BIN="$popbase" "$root/examples/python/run.sh" --example feed --gateway "$(addr gateway)" --data "$work/data")"
+echo "$fed"
+grep -q '^feed: received=2000 .* rejected=0 ' <<<"$fed"
+grep -q '^again: received=2000 duplicates=2000$' <<<"$fed"
+grep -q '^pension: PERMISSION_DENIED KIND_NOT_APPROVED$' <<<"$fed"
+echo "python example: feed upload through the gateway against popbase demo passed"
+
 # Bulk export: `popbase export` writes Parquet and Arrow files through the
 # gateway; pyarrow.flight and DuckDB check them (export_check.py).
 token="$("$popbase" token --data "$work/data" --department big_data)"

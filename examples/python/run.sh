@@ -1,11 +1,12 @@
 #!/usr/bin/env bash
 # Generates Python stubs from proto/ (grpcio-tools, in a cached venv with
 # pyarrow and duckdb) and runs one example against a running gateway.
-# --example enrollment (default) or export; --data DIR fetches a token for
+# --example enrollment (default), export or feed; --data DIR fetches a token for
 # the example's department from that demo data directory; other arguments
 # go to the script.
 #   examples/python/run.sh --gateway 127.0.0.1:50051 --household 127.0.0.1:50061 --data popbase-data
 #   examples/python/run.sh --example export --gateway 127.0.0.1:50051 --data popbase-data
+#   examples/python/run.sh --example feed --gateway 127.0.0.1:50051 --data popbase-data
 set -euo pipefail
 root="$(cd "$(dirname "$0")/../.." && pwd)"
 venv="${POPBASE_CACHE_DIR:-$HOME/.cache/popbase}/venv-examples"
@@ -32,7 +33,8 @@ done
 case "$example" in
   enrollment) script=enrollment_check.py; department=education ;;
   export) script=export_check.py; department=big_data ;;
-  *) echo "run.sh: unknown example '$example' (enrollment or export)" >&2; exit 2 ;;
+  feed) script=feed_upload.py; department=medical_insurance ;;
+  *) echo "run.sh: unknown example '$example' (enrollment, export or feed)" >&2; exit 2 ;;
 esac
 if [ -n "$data" ]; then
   popbase="${POPBASE_BIN:-${CARGO_TARGET_DIR:-$root/target}/debug/popbase}"

@@ -27,6 +27,10 @@ pub mod interface {
     pub const ACCESS_LOG: &str = "AccessLog";
     pub const AUDIT_CHAIN_HEAD: &str = "AuditChainHead";
     pub const USAGE_STATISTICS: &str = "UsageStatistics";
+    /// Departments' writes: household-registration events (fields: event
+    /// kinds) and feeds (fields: record kinds).
+    pub const SUBMIT_LIFE_EVENT: &str = "SubmitLifeEvent";
+    pub const SUBMIT_FEED: &str = "SubmitFeed";
     /// Audit name of export calls refused before their dataset was known.
     pub const EXPORT: &str = "Export";
 }

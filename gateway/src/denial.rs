@@ -37,6 +37,8 @@ pub mod reason {
     // Authorisation and limits.
     pub const NOT_IN_CATALOGUE: &str = "NOT_IN_CATALOGUE";
     pub const NOT_APPROVED: &str = "NOT_APPROVED";
+    /// A write of an event or record kind the department's approval does not list.
+    pub const KIND_NOT_APPROVED: &str = "KIND_NOT_APPROVED";
     pub const PURPOSE_MISMATCH: &str = "PURPOSE_MISMATCH";
     pub const NO_CONSENT: &str = "NO_CONSENT";
     pub const CONSENT_EXPIRED: &str = "CONSENT_EXPIRED";

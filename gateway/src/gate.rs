@@ -326,6 +326,16 @@ impl Gate {
         Ok(answers)
     }
 
+    /// Step 4 of a write, before it is forwarded: the durable record of
+    /// what the department writes (the kinds as fields, the persons as
+    /// subjects, how many). An error means the write must not be applied.
+    pub async fn commit_write(&self, admission: &Admission, kinds: Vec<String>, count: u64) -> Result<u64, Status> {
+        let purpose = admission.purpose.clone();
+        let subjects = admission.subjects.clone();
+        self.record(released(&admission.approval, admission.interface, purpose, subjects, kinds, count))
+            .await
+    }
+
     /// Step 4 of a bulk export, before its last batch leaves: the record of
     /// what was released (columns, row count, subjects' digest).
     pub async fn release_export(&self, admission: &Admission, fields: Vec<String>, count: u64, digest: [u8; 32]) -> Result<u64, Status> {

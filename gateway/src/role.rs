@@ -17,7 +17,7 @@ use crate::catalogue::{Catalogue, CatalogueError};
 use crate::gate::Gate;
 use crate::grpc::{
     audit::AuditService, consents::ConsentService, departments::DepartmentServices, enrollment::EnrollmentService, export::ExportService,
-    ledger::LedgerService,
+    ledger::LedgerService, writes::WriteServices,
 };
 use crate::ledger::{Ledger, LocalLedger};
 use crate::sources::Sources;
@@ -110,16 +110,19 @@ pub fn build(config: &Config, ledger: Arc<dyn Ledger>, sources: Sources) -> Resu
     let catalogue = Arc::new(Catalogue::load(&config.gateway.catalogue)?);
     let token_key = read_or_create_key(&config.token_key_path())?;
     let pseudonyms = Pseudonymizer::new(read_or_create_key(&config.pseudonym_key_path())?);
-    let auth = Authenticator::new(mode, token_key, catalogue.clone());
+    let auth = Authenticator::new(mode, token_key, config.gateway.max_token_hours, catalogue.clone());
     let gate = Arc::new(Gate::new(catalogue, auth, ledger, pseudonyms));
     let mut services = RoleServices::new(Role::Gateway);
     services.tls = tls(config, mode)?;
     let departments = DepartmentServices::new(gate.clone(), sources.clone());
+    let writes = WriteServices::new(gate.clone(), sources.clone());
     services
         .add(EnrollmentService::new(gate.clone(), sources.clone()).server())
         .add(departments.insurance())
         .add(departments.locality())
         .add(departments.persons())
+        .add(writes.events())
+        .add(writes.feeds())
         .add(ExportService::new(gate.clone(), sources.clone()).server())
         .add(ConsentService::new(gate.clone(), sources).server())
         .add(AuditService::new(gate.clone()).server());

@@ -14,6 +14,7 @@ use popbase_export::{DatasetSource, Owner};
 use popbase_proto::common::DivisionPath;
 use popbase_proto::feeds::feeds_client::FeedsClient;
 use popbase_proto::household::household_registry_client::HouseholdRegistryClient;
+use popbase_proto::household::life_events_client::LifeEventsClient;
 use popbase_proto::residence::entitlements_client::EntitlementsClient;
 use popbase_proto::residence::residence_permits_client::ResidencePermitsClient;
 
@@ -25,6 +26,10 @@ pub struct Sources {
     pub permits: PermitCalls,
     pub entitlements: EntitlementsClient<Upstream>,
     pub feeds: FeedCalls,
+    /// Departments' writes, always through the services' gRPC (in process
+    /// or over the mesh), so each is handled and counted as the service's call.
+    pub life_events: LifeEventsClient<Upstream>,
+    pub feeds_ingest: FeedsClient<Upstream>,
     /// The internal Flight endpoints, by the role that owns the datasets.
     household_flight: FlightServiceClient<Upstream>,
     residence_flight: FlightServiceClient<Upstream>,
@@ -58,6 +63,8 @@ impl Sources {
             permits: Via::Client(ResidencePermitsClient::new(residence.clone())),
             entitlements: EntitlementsClient::new(residence.clone()),
             feeds: Via::Client(FeedsClient::new(feeds.clone())),
+            life_events: LifeEventsClient::new(household.clone()),
+            feeds_ingest: FeedsClient::new(feeds.clone()),
             household_flight: flight_client(household),
             residence_flight: flight_client(residence),
             feeds_flight: flight_client(feeds),

@@ -6,6 +6,7 @@ pub mod departments;
 pub mod enrollment;
 pub mod export;
 pub mod ledger;
+pub mod writes;
 
 use std::future::Future;
 

@@ -7,3 +7,4 @@ pub mod insurance;
 pub mod locality;
 pub mod person;
 pub mod standing;
+pub mod writes;

@@ -51,7 +51,7 @@ pub fn address(field: &str, value: Option<&Address>) -> ServiceResult<Address> {
 
 pub fn context(value: Option<&popbase_proto::household::EventContext>) -> ServiceResult<EventContext> {
     let context = value.ok_or_else(|| ServiceError::invalid("context", "is required (actor and date)"))?;
-    let actor = validate::text("context.actor", &context.actor, 1, 64)?;
+    let actor = validate::text("context.actor", &context.actor, 1, 128)?;
     let on = match context.occurred_on.as_ref().filter(|d| !d.is_unset()) {
         None => today(),
         Some(_) => validate::date("context.occurred_on", context.occurred_on.as_ref(), Some(today()))?,

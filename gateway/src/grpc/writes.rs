@@ -1,0 +1,234 @@
+//! RegistryEvents and DepartmentFeeds: departments' writes through the
+//! gate. Each write is authenticated, validated, authorised (approval,
+//! purpose, quota, and the kind of each event or record), audited durably,
+//! and only then forwarded to the service that owns the data; a write whose
+//! audit record cannot be written is never applied.
+
+use std::sync::Arc;
+
+use popbase_common::ServiceError;
+use popbase_proto::feeds::{FeedRecord, IngestSummary};
+use popbase_proto::gateway::department_feeds_server::{DepartmentFeeds, DepartmentFeedsServer};
+use popbase_proto::gateway::life_event_submission::Event;
+use popbase_proto::gateway::registry_events_server::{RegistryEvents, RegistryEventsServer};
+use popbase_proto::gateway::{FeedSubmission, LifeEventSubmission};
+use popbase_proto::household::EventReceipt;
+use tokio::sync::mpsc;
+use tokio_stream::StreamExt;
+use tokio_stream::wrappers::ReceiverStream;
+use tonic::{Request, Response, Status, Streaming};
+
+use super::require_purpose;
+use crate::catalogue::interface;
+use crate::denial::{Denial, reason};
+use crate::gate::{Admission, Ask, Caller, Gate};
+use crate::interfaces::writes::{self, MAX_RECORDS_PER_MESSAGE};
+use crate::sources::Sources;
+
+#[derive(Clone)]
+pub struct WriteServices {
+    gate: Arc<Gate>,
+    sources: Sources,
+}
+
+impl WriteServices {
+    pub fn new(gate: Arc<Gate>, sources: Sources) -> Self {
+        Self { gate, sources }
+    }
+
+    pub fn events(&self) -> RegistryEventsServer<Self> {
+        RegistryEventsServer::new(self.clone())
+    }
+
+    pub fn feeds(&self) -> DepartmentFeedsServer<Self> {
+        DepartmentFeedsServer::new(self.clone())
+    }
+}
+
+/// The refusal of a kind the approval does not list (never echoing caller text).
+fn kind_not_approved(interface: &str, kind: &str) -> ServiceError {
+    Denial::new(
+        reason::KIND_NOT_APPROVED,
+        format!("{interface}: '{kind}' is not approved for this department"),
+    )
+    .into()
+}
+
+#[tonic::async_trait]
+impl RegistryEvents for WriteServices {
+    async fn submit(&self, request: Request<LifeEventSubmission>) -> Result<Response<EventReceipt>, Status> {
+        let gate = &self.gate;
+        let name = interface::SUBMIT_LIFE_EVENT;
+        let caller = gate.authenticate(&request, name).await?;
+        let submission = request.into_inner();
+        let checked = require_purpose(&submission.purpose)
+            .and_then(|()| writes::officer("officer_id", &submission.officer_id))
+            .and_then(|()| {
+                submission
+                    .event
+                    .ok_or_else(|| ServiceError::invalid("event", "name the event (birth, death, ...)"))
+            });
+        let mut event = match checked {
+            Ok(event) => event,
+            Err(e) => return Err(gate.refuse(&caller, name, &submission.purpose, e).await),
+        };
+        let subjects = writes::event_subjects(&event);
+        let admission = admit(gate, &caller, name, &submission.purpose, &subjects).await?;
+        let kind = writes::event_kind(&event);
+        if !admission.allows(kind) {
+            return Err(gate.fail(&admission, kind_not_approved(name, kind)).await);
+        }
+        writes::set_actor(&mut event, &writes::actor(&caller.department, &submission.officer_id));
+        // The audit record first: no record, no write.
+        gate.commit_write(&admission, vec![kind.to_string()], 1).await?;
+        match forward_event(&self.sources, event).await {
+            Ok(receipt) => Ok(Response::new(receipt)),
+            Err(status) => Err(gate.fail(&admission, writes::forwarded("the registry", status)).await),
+        }
+    }
+}
+
+async fn admit(gate: &Gate, caller: &Caller, name: &'static str, purpose: &str, subjects: &[String]) -> Result<Admission, Status> {
+    let ask = Ask {
+        interface: name,
+        purpose,
+        subjects,
+        units: 1,
+    };
+    gate.authorise(caller, ask).await
+}
+
+async fn forward_event(sources: &Sources, event: Event) -> Result<EventReceipt, Status> {
+    let mut client = sources.life_events.clone();
+    let receipt = match event {
+        Event::Birth(e) => client.register_birth(e).await,
+        Event::Death(e) => client.register_death(e).await,
+        Event::SettleMoveIn(e) => client.settle_move_in(e).await,
+        Event::MoveOut(e) => client.move_out(e).await,
+        Event::TransferWithinCity(e) => client.transfer_within_city(e).await,
+        Event::MoveBetweenHouseholds(e) => client.move_between_households(e).await,
+        Event::CollectiveHousehold(e) => client.create_collective_household(e).await,
+        Event::ChangeHead(e) => client.change_head(e).await,
+        Event::ChangeAddress(e) => client.change_address(e).await,
+        Event::FamilyBook(e) => client.issue_family_book(e).await,
+    }?;
+    Ok(receipt.into_inner())
+}
+
+/// How many chunks may wait between the gate and the feeds service: the
+/// department's stream is read no faster than the feeds take it.
+const FORWARD_QUEUE: usize = 2 * MAX_RECORDS_PER_MESSAGE;
+
+#[tonic::async_trait]
+impl DepartmentFeeds for WriteServices {
+    async fn submit(&self, request: Request<Streaming<FeedSubmission>>) -> Result<Response<IngestSummary>, Status> {
+        let gate = &self.gate;
+        let name = interface::SUBMIT_FEED;
+        let caller = gate.authenticate(&request, name).await?;
+        let mut messages = request.into_inner();
+        let first = messages.next().await.transpose()?.unwrap_or_default();
+        let (purpose, officer) = (first.purpose.clone(), first.officer_id.clone());
+        if let Err(e) = require_purpose(&purpose).and_then(|()| writes::officer("officer_id", &officer)) {
+            return Err(gate.refuse(&caller, name, &purpose, e).await);
+        }
+        let mut forward = Forward::start(&self.sources, &writes::actor(&caller.department, &officer))?;
+        let mut chunk: Vec<FeedRecord> = Vec::with_capacity(MAX_RECORDS_PER_MESSAGE);
+        let mut message = Some(first);
+        while let Some(current) = message {
+            let checked = writes::records_bound(current.records.len())
+                .and_then(|()| writes::same_or_empty("purpose", &purpose, &current.purpose))
+                .and_then(|()| writes::same_or_empty("officer_id", &officer, &current.officer_id));
+            if let Err(e) = checked {
+                return Err(gate.refuse(&caller, name, &purpose, e).await);
+            }
+            for record in current.records {
+                chunk.push(record);
+                if chunk.len() == MAX_RECORDS_PER_MESSAGE {
+                    self.pass_chunk(&caller, &purpose, std::mem::take(&mut chunk), &mut forward).await?;
+                }
+            }
+            message = messages.next().await.transpose()?;
+        }
+        if !chunk.is_empty() {
+            self.pass_chunk(&caller, &purpose, chunk, &mut forward).await?;
+        }
+        match forward.finish().await {
+            Ok(summary) => Ok(Response::new(summary)),
+            Err(e) => Err(gate.refuse(&caller, name, &purpose, e).await),
+        }
+    }
+}
+
+impl WriteServices {
+    /// One chunk through the gate: authorise (one quota unit), check every
+    /// record's kind, audit durably, then hand the records to the feeds.
+    async fn pass_chunk(&self, caller: &Caller, purpose: &str, chunk: Vec<FeedRecord>, forward: &mut Forward) -> Result<(), Status> {
+        let gate = &self.gate;
+        let name = interface::SUBMIT_FEED;
+        let mut subjects = Vec::with_capacity(chunk.len());
+        let mut kinds: Vec<&'static str> = Vec::new();
+        for record in &chunk {
+            writes::feed_subjects(record, &mut subjects);
+            if let Some(kind) = writes::feed_kind(record)
+                && !kinds.contains(&kind)
+            {
+                kinds.push(kind);
+            }
+        }
+        let admission = admit(gate, caller, name, purpose, &subjects).await?;
+        if let Some(kind) = kinds.iter().find(|k| !admission.allows(k)) {
+            return Err(gate.fail(&admission, kind_not_approved(name, kind)).await);
+        }
+        let count = chunk.len() as u64;
+        gate.commit_write(&admission, kinds.iter().map(|k| k.to_string()).collect(), count)
+            .await?;
+        for record in chunk {
+            if let Err(e) = forward.send(record).await {
+                return Err(gate.fail(&admission, e).await);
+            }
+        }
+        Ok(())
+    }
+}
+
+/// The client stream into `Feeds.Ingest` that a submission's admitted
+/// records go to, under the department's actor.
+struct Forward {
+    records: mpsc::Sender<FeedRecord>,
+    call: tokio::task::JoinHandle<Result<IngestSummary, Status>>,
+}
+
+impl Forward {
+    fn start(sources: &Sources, actor: &str) -> Result<Forward, Status> {
+        let (records, queue) = mpsc::channel(FORWARD_QUEUE);
+        let mut request = Request::new(ReceiverStream::new(queue));
+        let value = actor
+            .parse()
+            .map_err(|_| Status::from(ServiceError::invalid("officer_id", "must be 1-48 of A-Z a-z 0-9 . _ -")))?;
+        request.metadata_mut().insert(writes::ACTOR_METADATA_KEY, value);
+        let mut client = sources.feeds_ingest.clone();
+        let call = tokio::spawn(async move { client.ingest(request).await.map(Response::into_inner) });
+        Ok(Forward { records, call })
+    }
+
+    async fn send(&mut self, record: FeedRecord) -> Result<(), ServiceError> {
+        if self.records.send(record).await.is_err() {
+            // The feeds call ended early: its status says why.
+            return Err(match (&mut self.call).await {
+                Ok(Err(status)) => writes::forwarded("the feeds", status),
+                Ok(Ok(_)) => ServiceError::Internal("the feeds service ended the submission early".into()),
+                Err(e) => ServiceError::Internal(format!("the feeds forwarding task: {e}")),
+            });
+        }
+        Ok(())
+    }
+
+    async fn finish(self) -> Result<IngestSummary, ServiceError> {
+        drop(self.records);
+        match self.call.await {
+            Ok(Ok(summary)) => Ok(summary),
+            Ok(Err(status)) => Err(writes::forwarded("the feeds", status)),
+            Err(e) => Err(ServiceError::Internal(format!("the feeds forwarding task: {e}"))),
+        }
+    }
+}

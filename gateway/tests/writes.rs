@@ -1,0 +1,192 @@
+//! Departments write through the gate: each their own kinds, under their
+//! own name and officer, every write audited before it is applied.
+
+mod support;
+
+use chrono::Utc;
+use popbase_proto::feeds::feed_record::Payload;
+use popbase_proto::feeds::{
+    EnrollmentStatus, FeedRecord, MedicalInsurance, MedicalScheme, Pension, PensionScheme, RecordsOfRequest, Source,
+};
+use popbase_proto::gateway::department_feeds_client::DepartmentFeedsClient;
+use popbase_proto::gateway::life_event_submission::Event;
+use popbase_proto::gateway::registry_events_client::RegistryEventsClient;
+use popbase_proto::gateway::{FeedSubmission, LifeEventSubmission};
+use popbase_proto::household::{EventContext, RegisterDeathRequest, RegistrationStatus};
+use support::{reason, start, today};
+use tonic::Code;
+
+fn insurance(id: &str, record_id: &str) -> FeedRecord {
+    FeedRecord {
+        source: Source::MedicalInsurance as i32,
+        record_id: record_id.into(),
+        as_of_unix_millis: Utc::now().timestamp_millis() - 1_000,
+        payload: Some(Payload::MedicalInsurance(MedicalInsurance {
+            id_number: id.into(),
+            scheme: MedicalScheme::UrbanRuralResident as i32,
+            status: EnrollmentStatus::Active as i32,
+            since: Some(today().into()),
+            insured_county_code: "370303".into(),
+        })),
+    }
+}
+
+fn pension(id: &str) -> FeedRecord {
+    FeedRecord {
+        source: Source::HumanResources as i32,
+        record_id: "PEN-1".into(),
+        as_of_unix_millis: Utc::now().timestamp_millis() - 1_000,
+        payload: Some(Payload::Pension(Pension {
+            id_number: id.into(),
+            scheme: PensionScheme::EnterpriseEmployee as i32,
+            status: EnrollmentStatus::Active as i32,
+            contribution_months: 120,
+            ..Default::default()
+        })),
+    }
+}
+
+fn submission(records: Vec<FeedRecord>) -> FeedSubmission {
+    FeedSubmission {
+        purpose: "DEPARTMENT_FEED".into(),
+        officer_id: "mi-operator-7".into(),
+        records,
+    }
+}
+
+#[tokio::test]
+async fn a_department_writes_its_own_feed_and_no_one_elses() {
+    let p = start(None, "mtls").await;
+    let stranger = p.people.stranger.clone();
+    let mut medical = DepartmentFeedsClient::new(p.department("medical-insurance.dept.popbase").await);
+
+    // One record per message, as a Python client streams them.
+    let before = p.audit_count();
+    let messages = vec![
+        submission(vec![insurance(&stranger, "MI-GW-1")]),
+        FeedSubmission {
+            records: vec![insurance(&p.people.father, "MI-GW-2")],
+            ..Default::default()
+        },
+    ];
+    let summary = medical
+        .submit(tokio_stream::iter(messages))
+        .await
+        .expect("its own kind")
+        .into_inner();
+    assert_eq!((summary.received, summary.accepted), (2, 2), "{summary:?}");
+    assert_eq!(p.audit_count(), before + 1, "one chunk, one audit record");
+    let stored = p
+        .sources
+        .feeds_ingest
+        .clone()
+        .records_of(RecordsOfRequest {
+            id_number: stranger.clone(),
+            as_of_unix_millis: 0,
+        })
+        .await
+        .expect("records")
+        .into_inner()
+        .records;
+    assert!(stored.iter().any(|r| r.record_id == "MI-GW-1"), "the record landed");
+
+    // A pension record from medical insurance: refused, nothing stored.
+    let before = p.audit_count();
+    let refused = medical
+        .submit(tokio_stream::iter(vec![submission(vec![pension(&stranger)])]))
+        .await
+        .expect_err("not its kind");
+    assert_eq!(refused.code(), Code::PermissionDenied);
+    assert_eq!(reason(&refused), "KIND_NOT_APPROVED");
+    assert_eq!(p.audit_count(), before + 1, "the refusal is audited");
+    let stored = p
+        .sources
+        .feeds_ingest
+        .clone()
+        .records_of(RecordsOfRequest {
+            id_number: stranger.clone(),
+            as_of_unix_millis: 0,
+        })
+        .await
+        .expect("records")
+        .into_inner()
+        .records;
+    assert!(!stored.iter().any(|r| r.record_id == "PEN-1"), "nothing of it stored");
+
+    // Bad input: a purpose it is not approved for; an officer that is free text;
+    // more records in one message than the bound.
+    let wrong = medical
+        .submit(tokio_stream::iter(vec![FeedSubmission {
+            purpose: "MARKETING".into(),
+            ..submission(vec![insurance(&stranger, "MI-GW-3")])
+        }]))
+        .await
+        .expect_err("purpose");
+    assert_eq!(reason(&wrong), "PURPOSE_MISMATCH");
+    let free_text = medical
+        .submit(tokio_stream::iter(vec![FeedSubmission {
+            officer_id: "张三 from the back office".into(),
+            ..submission(vec![])
+        }]))
+        .await
+        .expect_err("officer");
+    assert_eq!(free_text.code(), Code::InvalidArgument);
+    assert!(!free_text.message().contains("张三"), "caller text is not echoed");
+    let too_many = medical
+        .submit(tokio_stream::iter(vec![submission(
+            (0..1025).map(|i| insurance(&stranger, &format!("MI-B-{i}"))).collect(),
+        )]))
+        .await
+        .expect_err("bound");
+    assert_eq!(too_many.code(), Code::InvalidArgument);
+    assert!(too_many.message().contains("records"), "{}", too_many.message());
+
+    // The education bureau may not send insurance records either.
+    let mut education = DepartmentFeedsClient::new(p.department("education.dept.popbase").await);
+    let refused = education
+        .submit(tokio_stream::iter(vec![submission(vec![insurance(&stranger, "MI-GW-4")])]))
+        .await
+        .expect_err("education");
+    assert_eq!(reason(&refused), "KIND_NOT_APPROVED");
+    p.stop().await;
+}
+
+#[tokio::test]
+async fn public_security_registers_a_death_under_its_own_name() {
+    let p = start(None, "mtls").await;
+    let stranger = p.people.stranger.clone();
+    let death = |officer: &str| LifeEventSubmission {
+        purpose: "HOUSEHOLD_REGISTRATION".into(),
+        officer_id: officer.into(),
+        event: Some(Event::Death(RegisterDeathRequest {
+            context: Some(EventContext {
+                actor: "anyone at all".into(),
+                occurred_on: Some(today().into()),
+            }),
+            id_number: stranger.clone(),
+            death_certificate_number: "D370303202612040001".into(),
+        })),
+    };
+
+    // Another department may not register events at all.
+    let mut hrss = RegistryEventsClient::new(p.department("hrss.dept.popbase").await);
+    let refused = hrss.submit(death("hr-1")).await.expect_err("not approved");
+    assert_eq!(reason(&refused), "NOT_APPROVED");
+
+    let before = p.audit_count();
+    let mut police = RegistryEventsClient::new(p.department("public-security.dept.popbase").await);
+    let receipt = police.submit(death("police-370303-01")).await.expect("registered").into_inner();
+    let event = receipt.event.expect("event");
+    assert_eq!(event.actor, "public_security:police-370303-01", "the gateway names the actor");
+    assert_eq!(p.audit_count(), before + 1, "one audit record");
+    let person = p.registry.person(&stranger).expect("read").expect("person");
+    assert_eq!(person.status, RegistrationStatus::Deceased as i32);
+
+    // The registry's own refusal (already deceased) reaches the officer, audited.
+    let before = p.audit_count();
+    let again = police.submit(death("police-370303-01")).await.expect_err("twice");
+    assert_ne!(again.code(), Code::Ok);
+    assert_ne!(again.code(), Code::Unavailable, "the registry's reason, not an outage: {again:?}");
+    assert_eq!(p.audit_count(), before + 2, "admitted, then refused by the registry");
+    p.stop().await;
+}
