@@ -46,7 +46,7 @@ done
 "$popbase" export --gateway "http://$(addr gateway)" --token "$token" --dataset persons --columns sex,id_number \
   --out "$work/exports/persons-narrow.parquet" 2>&1 | tail -1
 exported="$(POPBASE_BIN="$popbase" "$root/examples/python/run.sh" --example export --gateway "$(addr gateway)" \
-  --household "$(addr household)" --parquet-dir "$work/exports" --data "$work/data")"
+  --parquet-dir "$work/exports" --data "$work/data")"
 echo "$exported"
 grep -q '^export check passed' <<<"$exported"
 echo "python example: flight export, parquet and arrow files against popbase demo passed"

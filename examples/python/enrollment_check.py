@@ -15,6 +15,7 @@ import sys
 
 import grpc
 
+from gateway_channel import gateway_channel, token_metadata
 from popbase.gateway.v1 import enrollment_pb2, enrollment_pb2_grpc
 from popbase.household.v1 import registry_pb2, registry_pb2_grpc
 
@@ -53,12 +54,8 @@ def main():
         child, father, committee = pick_family(args.household)
         guardians, districts = [father], [committee]
 
-    if args.ca:
-        with open(args.ca, "rb") as f:
-            channel = grpc.secure_channel(args.gateway, grpc.ssl_channel_credentials(root_certificates=f.read()))
-    else:
-        channel = grpc.insecure_channel(args.gateway)
-    metadata = [("authorization", f"Bearer {args.token}")]
+    channel = gateway_channel(args.gateway, args.ca)
+    metadata = token_metadata(args.token)
     enrollment = enrollment_pb2_grpc.EnrollmentStub(channel)
 
     request = enrollment_pb2.EnrollmentCheckRequest(

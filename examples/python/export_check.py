@@ -4,11 +4,12 @@ wrote. Used by check.sh against `popbase demo`; every assert is what a
 bureau analyst would rely on.
 
     python export_check.py --gateway 127.0.0.1:50060 --token "$(popbase token --department big_data)" \
-        --parquet-dir exports/ [--household 127.0.0.1:50061]
+        --parquet-dir exports/ [--police-token "$(popbase token --department public_security)"]
 
-With --household, the script also makes one registry change (a household's
-address, through the household service directly: a demo convenience) and
-checks that an incremental export returns exactly the changed rows.
+With --police-token, the script also makes one registry change as the
+public-security household office would (a household's address, submitted
+through the gateway's RegistryEvents) and checks that an incremental export
+returns exactly the changed rows.
 """
 
 import argparse
@@ -36,12 +37,14 @@ def read(client, options, dataset, **filters):
     return client.do_get(ticket(dataset, **filters), options).read_all()
 
 
-def change_an_address(household_addr, persons, statistics):
-    """Moves one family household to another committee of its county; returns
-    (household_id, number of its active members)."""
+def change_an_address(gateway, police_token, persons, statistics):
+    """Moves one family household to another committee of its county, as the
+    household office through the gateway; returns (household_id, number of
+    its active members)."""
     import grpc
     from popbase.common.v1 import common_pb2
-    from popbase.household.v1 import events_pb2, events_pb2_grpc
+    from popbase.gateway.v1 import writes_pb2, writes_pb2_grpc
+    from popbase.household.v1 import events_pb2
 
     rows = persons.select(["household_id", "committee_code", "status"]).to_pylist()
     committees = statistics.column("committee_code").to_pylist()
@@ -56,13 +59,17 @@ def change_an_address(household_addr, persons, statistics):
             break
     else:
         raise SystemExit("no household with two members and a neighbouring committee")
-    with grpc.insecure_channel(household_addr) as channel:
+    with grpc.insecure_channel(gateway) as channel:
         today = datetime.date.today()
-        events_pb2_grpc.LifeEventsStub(channel).ChangeAddress(events_pb2.ChangeAddressRequest(
-            context=events_pb2.EventContext(actor="export-check",
-                                            occurred_on=common_pb2.Date(year=today.year, month=today.month, day=today.day)),
+        change = events_pb2.ChangeAddressRequest(
+            context=events_pb2.EventContext(occurred_on=common_pb2.Date(year=today.year, month=today.month, day=today.day)),
             household_id=household_id,
-            address=common_pb2.Address(committee_code=there, detail="导出检查路1号")))
+            address=common_pb2.Address(committee_code=there, detail="导出检查路1号"))
+        receipt = writes_pb2_grpc.RegistryEventsStub(channel).Submit(
+            writes_pb2.LifeEventSubmission(purpose="HOUSEHOLD_REGISTRATION", officer_id="export-check",
+                                           change_address=change),
+            metadata=[("authorization", f"Bearer {police_token}")])
+        assert receipt.event.actor == "public_security:export-check", receipt.event.actor
     return household_id, len(members[household_id])
 
 
@@ -71,7 +78,7 @@ def main():
     parser.add_argument("--gateway", required=True, help="host:port of the gateway (plaintext demo)")
     parser.add_argument("--token", required=True, help="a big_data department token")
     parser.add_argument("--parquet-dir", help="directory with persons.parquet and medical_insurance.parquet")
-    parser.add_argument("--household", help="host:port of the household service (incremental check)")
+    parser.add_argument("--police-token", help="a public_security token: change an address through the gateway (incremental check)")
     args = parser.parse_args()
 
     client = flight.FlightClient(f"grpc+tcp://{args.gateway}")
@@ -132,10 +139,10 @@ def main():
             assert table.column("id_pseudonym").to_pylist() == ids, "the file holds the same pseudonyms"
             print(f"arrow file persons.arrow: {table.num_rows} rows")
 
-    if args.household:
+    if args.police_token:
         seq = int(persons.schema.metadata[SEQ])
         statistics = read(client, options, "statistics")
-        household_id, members = change_an_address(args.household, persons, statistics)
+        household_id, members = change_an_address(args.gateway, args.police_token, persons, statistics)
         changed = read(client, options, "persons", since_seq=seq)
         assert changed.num_rows == members, f"incremental persons: {changed.num_rows} rows, {members} moved"
         assert set(changed.column("household_id").to_pylist()) == {household_id}

@@ -17,6 +17,7 @@ import time
 
 import grpc
 
+from gateway_channel import gateway_channel, token_metadata
 from popbase.feeds.v1 import records_pb2
 from popbase.gateway.v1 import writes_pb2, writes_pb2_grpc
 
@@ -69,12 +70,8 @@ def main():
     parser.add_argument("--officer", default="mi-operator-01")
     args = parser.parse_args()
 
-    if args.ca:
-        with open(args.ca, "rb") as f:
-            channel = grpc.secure_channel(args.gateway, grpc.ssl_channel_credentials(root_certificates=f.read()))
-    else:
-        channel = grpc.insecure_channel(args.gateway)
-    metadata = [("authorization", f"Bearer {args.token}")]
+    channel = gateway_channel(args.gateway, args.ca)
+    metadata = token_metadata(args.token)
     feeds = writes_pb2_grpc.DepartmentFeedsStub(channel)
     as_of = int(time.time() * 1000) - 60_000
 

@@ -39,5 +39,9 @@ esac
 if [ -n "$data" ]; then
   popbase="${POPBASE_BIN:-${CARGO_TARGET_DIR:-$root/target}/debug/popbase}"
   args+=(--token "$("$popbase" token --data "$data" --department "$department")")
+  if [ "$example" = export ]; then
+    # The incremental check changes an address as the household office, through the gateway.
+    args+=(--police-token "$("$popbase" token --data "$data" --department public_security)")
+  fi
 fi
 PYTHONPATH="$stubs" "$venv/bin/python" "$root/examples/python/$script" "${args[@]}"

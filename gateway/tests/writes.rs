@@ -54,6 +54,16 @@ fn submission(records: Vec<FeedRecord>) -> FeedSubmission {
     }
 }
 
+/// The record ids the feeds service holds for `id_number`.
+async fn stored_ids(p: &support::Platform, id_number: &str) -> Vec<String> {
+    let request = RecordsOfRequest {
+        id_number: id_number.into(),
+        as_of_unix_millis: 0,
+    };
+    let records = p.sources.feeds_ingest.clone().records_of(request).await.expect("records");
+    records.into_inner().records.into_iter().map(|r| r.record_id).collect()
+}
+
 #[tokio::test]
 async fn a_department_writes_its_own_feed_and_no_one_elses() {
     let p = start(None, "mtls").await;
@@ -76,19 +86,10 @@ async fn a_department_writes_its_own_feed_and_no_one_elses() {
         .into_inner();
     assert_eq!((summary.received, summary.accepted), (2, 2), "{summary:?}");
     assert_eq!(p.audit_count(), before + 1, "one chunk, one audit record");
-    let stored = p
-        .sources
-        .feeds_ingest
-        .clone()
-        .records_of(RecordsOfRequest {
-            id_number: stranger.clone(),
-            as_of_unix_millis: 0,
-        })
-        .await
-        .expect("records")
-        .into_inner()
-        .records;
-    assert!(stored.iter().any(|r| r.record_id == "MI-GW-1"), "the record landed");
+    assert!(
+        stored_ids(&p, &stranger).await.contains(&"MI-GW-1".to_string()),
+        "the record landed"
+    );
 
     // A pension record from medical insurance: refused, nothing stored.
     let before = p.audit_count();
@@ -99,19 +100,10 @@ async fn a_department_writes_its_own_feed_and_no_one_elses() {
     assert_eq!(refused.code(), Code::PermissionDenied);
     assert_eq!(reason(&refused), "KIND_NOT_APPROVED");
     assert_eq!(p.audit_count(), before + 1, "the refusal is audited");
-    let stored = p
-        .sources
-        .feeds_ingest
-        .clone()
-        .records_of(RecordsOfRequest {
-            id_number: stranger.clone(),
-            as_of_unix_millis: 0,
-        })
-        .await
-        .expect("records")
-        .into_inner()
-        .records;
-    assert!(!stored.iter().any(|r| r.record_id == "PEN-1"), "nothing of it stored");
+    assert!(
+        !stored_ids(&p, &stranger).await.contains(&"PEN-1".to_string()),
+        "nothing of it stored"
+    );
 
     // Bad input: a purpose it is not approved for; an officer that is free text;
     // more records in one message than the bound.

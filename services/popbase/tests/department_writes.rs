@@ -17,7 +17,9 @@ use popbase_proto::gateway::registry_events_client::RegistryEventsClient;
 use popbase_proto::gateway::{ChainHeadRequest, FeedSubmission, LifeEventSubmission};
 use popbase_proto::household::household_registry_client::HouseholdRegistryClient;
 use popbase_proto::household::{EventContext, GetPersonRequest, ListPersonsRequest, RegisterDeathRequest, RegistrationStatus};
-use support::{Children, Mesh, Roles, plain_channel, popbase, reason, serve, stop_all, tls_channel, token, with_token};
+use support::{
+    Children, Mesh, Roles, plain_channel, popbase, reason, serve, serve_internal_roles, stop_all, tls_channel, token, with_token,
+};
 use tonic::Code;
 
 fn insurance(id: &str) -> FeedRecord {
@@ -60,17 +62,11 @@ async fn departments_write_through_the_gateway_and_nothing_lands_unaudited() {
     let mesh = Mesh::new(&data.join("mesh"));
     let mut children = Children::default();
     let mut ledger = None;
-    for (role, addr) in [
-        ("ledger", roles.ledger),
-        ("household", roles.household),
-        ("feeds", roles.feeds),
-        ("residence", roles.residence),
-    ] {
-        let started = serve(data, role, addr, &roles, &mesh);
+    for (role, process) in serve_internal_roles(data, &roles, &mesh) {
         if role == "ledger" {
-            ledger = Some(started.child);
+            ledger = Some(process.child);
         } else {
-            children.push(started.child);
+            children.push(process.child);
         }
     }
     let mut ledger = ledger.expect("ledger started");
@@ -100,32 +96,25 @@ async fn departments_write_through_the_gateway_and_nothing_lands_unaudited() {
     assert_eq!(active.len(), 2, "the generated city has active residents");
 
     let channel = plain_channel(&gateway.addr);
-    let medical = token(data, "medical_insurance");
-    let summary = DepartmentFeedsClient::new(channel.clone())
-        .submit(with_token(
-            &medical,
-            tokio_stream::iter(vec![FeedSubmission {
-                purpose: "DEPARTMENT_FEED".into(),
-                officer_id: "mi-01".into(),
-                records: vec![insurance(&active[0])],
-            }]),
-        ))
+    let submit = |department: &str, officer: &str| {
+        let (channel, token) = (channel.clone(), token(data, department));
+        let message = FeedSubmission {
+            purpose: "DEPARTMENT_FEED".into(),
+            officer_id: officer.into(),
+            records: vec![insurance(&active[0])],
+        };
+        async move {
+            DepartmentFeedsClient::new(channel)
+                .submit(with_token(&token, tokio_stream::iter(vec![message])))
+                .await
+        }
+    };
+    let summary = submit("medical_insurance", "mi-01")
         .await
         .expect("medical insurance sends its own records")
         .into_inner();
     assert_eq!((summary.received, summary.accepted), (1, 1), "{summary:?}");
-    let hrss = token(data, "hrss");
-    let refused = DepartmentFeedsClient::new(channel.clone())
-        .submit(with_token(
-            &hrss,
-            tokio_stream::iter(vec![FeedSubmission {
-                purpose: "DEPARTMENT_FEED".into(),
-                officer_id: "hr-01".into(),
-                records: vec![insurance(&active[0])],
-            }]),
-        ))
-        .await
-        .expect_err("not hrss's kind");
+    let refused = submit("hrss", "hr-01").await.expect_err("not hrss's kind");
     assert_eq!(refused.code(), Code::PermissionDenied);
     assert_eq!(reason(&refused), Some("KIND_NOT_APPROVED"));
 

@@ -19,7 +19,9 @@ use popbase_proto::ledger::AppendRequest;
 use popbase_proto::ledger::ledger_client::LedgerClient;
 use popbase_proto::ops::GetStoreStatsRequest;
 use popbase_proto::ops::ops_client::OpsClient;
-use support::{Children, Mesh, Roles, plain_channel, popbase, reason, serve, stop_all, tls_channel, token, with_token};
+use support::{
+    Children, Mesh, Roles, plain_channel, popbase, reason, serve, serve_internal_roles, stop_all, tls_channel, token, with_token,
+};
 use tonic::Code;
 use tonic::transport::{Certificate, Channel, ClientTlsConfig, Identity};
 use tonic_health::pb::HealthCheckRequest;
@@ -52,13 +54,7 @@ async fn internal_ports_admit_only_the_mesh_identities_their_services_allow() {
     let mesh = Mesh::new(&data.join("mesh"));
     let mut children = Children::default();
     let mut started = Vec::new();
-    for (role, addr) in [
-        ("ledger", roles.ledger),
-        ("household", roles.household),
-        ("feeds", roles.feeds),
-        ("residence", roles.residence),
-    ] {
-        let process = serve(data, role, addr, &roles, &mesh);
+    for (role, process) in serve_internal_roles(data, &roles, &mesh) {
         started.push((role, process.addr, process.health));
         children.push(process.child);
     }

@@ -12,7 +12,7 @@ use popbase_proto::gateway::audit_client::AuditClient;
 use popbase_proto::gateway::consents_client::ConsentsClient;
 use popbase_proto::gateway::persons_client::PersonsClient;
 use popbase_proto::gateway::{ChainHeadRequest, GrantConsentRequest, ListAccessesRequest, PersonSummaryRequest};
-use support::{Children, Mesh, Roles, popbase, serve, stop_all, token, with_token};
+use support::{Children, Mesh, Roles, popbase, serve, serve_internal_roles, stop_all, token, with_token};
 use tonic::Code;
 use tonic::transport::Channel;
 
@@ -43,13 +43,8 @@ async fn gateway_replicas_share_consents_and_one_audit_chain_through_the_ledger(
     let roles = Roles::free();
     let mesh = Mesh::new(&data.join("mesh"));
     let mut children = Children::default();
-    for (role, addr) in [
-        ("ledger", roles.ledger),
-        ("household", roles.household),
-        ("feeds", roles.feeds),
-        ("residence", roles.residence),
-    ] {
-        children.push(serve(data, role, addr, &roles, &mesh).child);
+    for (_, process) in serve_internal_roles(data, &roles, &mesh) {
+        children.push(process.child);
     }
     // Two replicas; the first creates the keys both read (in Kubernetes, a Secret).
     let first = serve(data, "gateway", "127.0.0.1:0".parse().expect("addr"), &roles, &mesh);

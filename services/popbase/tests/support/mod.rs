@@ -154,6 +154,20 @@ pub fn serve(data: &Path, role: &str, listen: SocketAddr, roles: &Roles, mesh: &
     Started { child, addr, health }
 }
 
+/// Starts the ledger, household, feeds and residence roles in that order,
+/// each its own process on its port of `roles`.
+pub fn serve_internal_roles(data: &Path, roles: &Roles, mesh: &Mesh) -> Vec<(&'static str, Started)> {
+    [
+        ("ledger", roles.ledger),
+        ("household", roles.household),
+        ("feeds", roles.feeds),
+        ("residence", roles.residence),
+    ]
+    .into_iter()
+    .map(|(role, addr)| (role, serve(data, role, addr, roles, mesh)))
+    .collect()
+}
+
 /// Runs `popbase --data <data> <args>`.
 pub fn popbase(data: &Path, args: &[&str]) -> std::process::Output {
     Command::new(env!("CARGO_BIN_EXE_popbase"))
