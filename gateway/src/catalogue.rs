@@ -31,6 +31,8 @@ pub mod interface {
     /// kinds) and feeds (fields: record kinds).
     pub const SUBMIT_LIFE_EVENT: &str = "SubmitLifeEvent";
     pub const SUBMIT_FEED: &str = "SubmitFeed";
+    /// Residence registrations and permits (fields: event kinds).
+    pub const SUBMIT_RESIDENCE: &str = "SubmitResidence";
     /// Audit name of export calls refused before their dataset was known.
     pub const EXPORT: &str = "Export";
 }

@@ -123,6 +123,7 @@ pub fn build(config: &Config, ledger: Arc<dyn Ledger>, sources: Sources) -> Resu
         .add(departments.persons())
         .add(writes.events())
         .add(writes.feeds())
+        .add(writes.residence())
         .add(ExportService::new(gate.clone(), sources.clone()).server())
         .add(ConsentService::new(gate.clone(), sources).server())
         .add(AuditService::new(gate.clone()).server());

@@ -29,6 +29,7 @@ pub struct Sources {
     /// Departments' writes, always through the services' gRPC (in process
     /// or over the mesh), so each is handled and counted as the service's call.
     pub life_events: LifeEventsClient<Upstream>,
+    pub residence_writes: ResidencePermitsClient<Upstream>,
     pub feeds_ingest: FeedsClient<Upstream>,
     /// The internal Flight endpoints, by the role that owns the datasets.
     household_flight: FlightServiceClient<Upstream>,
@@ -64,6 +65,7 @@ impl Sources {
             entitlements: EntitlementsClient::new(residence.clone()),
             feeds: Via::Client(FeedsClient::new(feeds.clone())),
             life_events: LifeEventsClient::new(household.clone()),
+            residence_writes: ResidencePermitsClient::new(residence.clone()),
             feeds_ingest: FeedsClient::new(feeds.clone()),
             household_flight: flight_client(household),
             residence_flight: flight_client(residence),

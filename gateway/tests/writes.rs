@@ -182,3 +182,51 @@ async fn public_security_registers_a_death_under_its_own_name() {
     assert_eq!(p.audit_count(), before + 2, "admitted, then refused by the registry");
     p.stop().await;
 }
+
+#[tokio::test]
+async fn public_security_registers_a_resident_and_others_may_not() {
+    use popbase_proto::common::Address;
+    use popbase_proto::gateway::ResidenceSubmission;
+    use popbase_proto::gateway::residence_events_client::ResidenceEventsClient;
+    use popbase_proto::gateway::residence_receipt::Outcome;
+    use popbase_proto::gateway::residence_submission::Event as ResidenceEvent;
+    use popbase_proto::residence::{RegisterResidenceRequest, RegistrationState, ResidenceBasis, ResidenceRegistration};
+
+    let p = start(None, "mtls").await;
+    let newcomer = popbase_domain::IdNumber::generate("370881", today() - chrono::Duration::days(30 * 365), 77)
+        .expect("id")
+        .as_str()
+        .to_string();
+    let registration = || ResidenceSubmission {
+        purpose: "HOUSEHOLD_REGISTRATION".into(),
+        officer_id: "police-370303-02".into(),
+        event: Some(ResidenceEvent::RegisterResidence(RegisterResidenceRequest {
+            registration: Some(ResidenceRegistration {
+                id_number: newcomer.clone(),
+                name: "来淄务工".into(),
+                hukou_county_code: "370881".into(),
+                address: Some(Address {
+                    committee_code: support::XINHUA.into(),
+                    detail: "新华路20号".into(),
+                }),
+                basis: ResidenceBasis::Employment as i32,
+                employer: "淄博某厂".into(),
+                ..Default::default()
+            }),
+        })),
+    };
+    let mut hrss = ResidenceEventsClient::new(p.department("hrss.dept.popbase").await);
+    let refused = hrss.submit(registration()).await.expect_err("not approved");
+    assert_eq!(reason(&refused), "NOT_APPROVED");
+
+    let before = p.audit_count();
+    let mut police = ResidenceEventsClient::new(p.department("public-security.dept.popbase").await);
+    let receipt = police.submit(registration()).await.expect("registered").into_inner();
+    let Some(Outcome::Registration(registered)) = receipt.outcome else {
+        panic!("a registration: {receipt:?}");
+    };
+    assert_eq!(registered.id_number, newcomer);
+    assert_eq!(registered.state, RegistrationState::Active as i32);
+    assert_eq!(p.audit_count(), before + 1, "one audit record");
+    p.stop().await;
+}

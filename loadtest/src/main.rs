@@ -18,13 +18,13 @@ mod scenarios;
 mod setup;
 
 use std::collections::HashMap;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::Context;
 use clap::{Parser, Subcommand, ValueEnum};
-use tonic::transport::Channel;
+use tonic::transport::{Certificate, Channel, ClientTlsConfig, Identity};
 
 use crate::engine::{Plan, Scenario};
 use crate::report::Report;
@@ -65,6 +65,15 @@ struct RunArgs {
     /// The household service (to find real ID numbers for the scenarios).
     #[arg(long)]
     household: String,
+    /// With split roles in the mesh: the internal CA and a certificate the
+    /// household role lets list persons (the gateway's), as PEM files; the
+    /// set-up read is the only call that goes around the gateway.
+    #[arg(long, requires_all = ["mesh_cert", "mesh_key"])]
+    mesh_ca: Option<PathBuf>,
+    #[arg(long)]
+    mesh_cert: Option<PathBuf>,
+    #[arg(long)]
+    mesh_key: Option<PathBuf>,
     /// `department=token`, repeated: hrss and service_platform (person),
     /// education (intake), medical_insurance (uninsured), big_data (export).
     #[arg(long = "token", value_parser = parse_token)]
@@ -125,6 +134,22 @@ async fn connect(url: &str) -> anyhow::Result<Channel> {
         .with_context(|| format!("connecting to {url}"))
 }
 
+/// A mutual-TLS channel to an internal role (`http://` is dialled as `https://`).
+async fn connect_mesh(url: &str, ca: &Path, cert: &Path, key: &Path) -> anyhow::Result<Channel> {
+    let read = |path: &Path| std::fs::read(path).with_context(|| format!("reading {}", path.display()));
+    let tls = ClientTlsConfig::new()
+        .ca_certificate(Certificate::from_pem(read(ca)?))
+        .identity(Identity::from_pem(read(cert)?, read(key)?));
+    let url = url.replacen("http://", "https://", 1);
+    Channel::from_shared(url.clone())
+        .context("address")?
+        .tls_config(tls)
+        .context("TLS")?
+        .connect()
+        .await
+        .with_context(|| format!("connecting to {url}"))
+}
+
 async fn run(args: RunArgs) -> anyhow::Result<Report> {
     let tokens: HashMap<String, String> = args.tokens.iter().cloned().collect();
     let token = |dept: &str| tokens.get(dept).cloned().with_context(|| format!("--token {dept}=… is needed"));
@@ -132,7 +157,11 @@ async fn run(args: RunArgs) -> anyhow::Result<Report> {
     for _ in 0..args.connections.max(1) {
         channels.push(connect(&args.gateway).await?);
     }
-    let city = setup::city(connect(&args.household).await?, &args.division, args.subjects).await?;
+    let household = match (&args.mesh_ca, &args.mesh_cert, &args.mesh_key) {
+        (Some(ca), Some(cert), Some(key)) => connect_mesh(&args.household, ca, cert, key).await?,
+        _ => connect(&args.household).await?,
+    };
+    let city = setup::city(household, &args.division, args.subjects).await?;
     eprintln!(
         "popbase-loadtest: {} persons, {} families, {} streets",
         city.ids.len(),

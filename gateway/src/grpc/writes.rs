@@ -1,4 +1,4 @@
-//! RegistryEvents and DepartmentFeeds: departments' writes through the
+//! RegistryEvents, ResidenceEvents and DepartmentFeeds: departments' writes through the
 //! gate. Each write is authenticated, validated, authorised (approval,
 //! purpose, quota, and the kind of each event or record), audited durably,
 //! and only then forwarded to the service that owns the data; a write whose
@@ -11,7 +11,10 @@ use popbase_proto::feeds::{FeedRecord, IngestSummary};
 use popbase_proto::gateway::department_feeds_server::{DepartmentFeeds, DepartmentFeedsServer};
 use popbase_proto::gateway::life_event_submission::Event;
 use popbase_proto::gateway::registry_events_server::{RegistryEvents, RegistryEventsServer};
-use popbase_proto::gateway::{FeedSubmission, LifeEventSubmission};
+use popbase_proto::gateway::residence_events_server::{ResidenceEvents, ResidenceEventsServer};
+use popbase_proto::gateway::residence_receipt::Outcome;
+use popbase_proto::gateway::residence_submission::Event as ResidenceEvent;
+use popbase_proto::gateway::{FeedSubmission, LifeEventSubmission, ResidenceReceipt, ResidenceSubmission};
 use popbase_proto::household::EventReceipt;
 use tokio::sync::mpsc;
 use tokio_stream::StreamExt;
@@ -43,6 +46,20 @@ impl WriteServices {
     pub fn feeds(&self) -> DepartmentFeedsServer<Self> {
         DepartmentFeedsServer::new(self.clone())
     }
+
+    pub fn residence(&self) -> ResidenceEventsServer<Self> {
+        ResidenceEventsServer::new(self.clone())
+    }
+}
+
+/// A request carrying `actor` in the metadata the services record.
+fn with_actor<T>(message: T, actor: &str) -> Result<Request<T>, Status> {
+    let mut request = Request::new(message);
+    let value = actor
+        .parse()
+        .map_err(|_| Status::from(ServiceError::invalid("officer_id", "must be 1-48 of A-Z a-z 0-9 . _ -")))?;
+    request.metadata_mut().insert(writes::ACTOR_METADATA_KEY, value);
+    Ok(request)
 }
 
 /// The refusal of a kind the approval does not list (never echoing caller text).
@@ -86,6 +103,50 @@ impl RegistryEvents for WriteServices {
             Err(status) => Err(gate.fail(&admission, writes::forwarded("the registry", status)).await),
         }
     }
+}
+
+#[tonic::async_trait]
+impl ResidenceEvents for WriteServices {
+    async fn submit(&self, request: Request<ResidenceSubmission>) -> Result<Response<ResidenceReceipt>, Status> {
+        let gate = &self.gate;
+        let name = interface::SUBMIT_RESIDENCE;
+        let caller = gate.authenticate(&request, name).await?;
+        let submission = request.into_inner();
+        let checked = require_purpose(&submission.purpose)
+            .and_then(|()| writes::officer("officer_id", &submission.officer_id))
+            .and_then(|()| {
+                submission
+                    .event
+                    .ok_or_else(|| ServiceError::invalid("event", "name the event (register_residence, apply_for_permit, ...)"))
+            });
+        let event = match checked {
+            Ok(event) => event,
+            Err(e) => return Err(gate.refuse(&caller, name, &submission.purpose, e).await),
+        };
+        let subjects = writes::residence_subjects(&event);
+        let admission = admit(gate, &caller, name, &submission.purpose, &subjects).await?;
+        let kind = writes::residence_kind(&event);
+        if !admission.allows(kind) {
+            return Err(gate.fail(&admission, kind_not_approved(name, kind)).await);
+        }
+        let actor = writes::actor(&caller.department, &submission.officer_id);
+        // The audit record first: no record, no write.
+        gate.commit_write(&admission, vec![kind.to_string()], 1).await?;
+        match forward_residence(&self.sources, event, &actor).await {
+            Ok(outcome) => Ok(Response::new(ResidenceReceipt { outcome: Some(outcome) })),
+            Err(status) => Err(gate.fail(&admission, writes::forwarded("the residence service", status)).await),
+        }
+    }
+}
+
+async fn forward_residence(sources: &Sources, event: ResidenceEvent, actor: &str) -> Result<Outcome, Status> {
+    let mut client = sources.residence_writes.clone();
+    Ok(match event {
+        ResidenceEvent::RegisterResidence(e) => Outcome::Registration(client.register_residence(with_actor(e, actor)?).await?.into_inner()),
+        ResidenceEvent::ApplyForPermit(e) => Outcome::Decision(client.apply_for_permit(with_actor(e, actor)?).await?.into_inner()),
+        ResidenceEvent::EndorsePermit(e) => Outcome::Permit(client.endorse_permit(with_actor(e, actor)?).await?.into_inner()),
+        ResidenceEvent::CancelPermit(e) => Outcome::Permit(client.cancel_permit(with_actor(e, actor)?).await?.into_inner()),
+    })
 }
 
 async fn admit(gate: &Gate, caller: &Caller, name: &'static str, purpose: &str, subjects: &[String]) -> Result<Admission, Status> {
@@ -201,11 +262,7 @@ struct Forward {
 impl Forward {
     fn start(sources: &Sources, actor: &str) -> Result<Forward, Status> {
         let (records, queue) = mpsc::channel(FORWARD_QUEUE);
-        let mut request = Request::new(ReceiverStream::new(queue));
-        let value = actor
-            .parse()
-            .map_err(|_| Status::from(ServiceError::invalid("officer_id", "must be 1-48 of A-Z a-z 0-9 . _ -")))?;
-        request.metadata_mut().insert(writes::ACTOR_METADATA_KEY, value);
+        let request = with_actor(ReceiverStream::new(queue), actor)?;
         let mut client = sources.feeds_ingest.clone();
         let call = tokio::spawn(async move { client.ingest(request).await.map(Response::into_inner) });
         Ok(Forward { records, call })

@@ -7,6 +7,7 @@ use popbase_common::{ServiceError, ServiceResult};
 use popbase_proto::feeds::FeedRecord;
 use popbase_proto::feeds::feed_record::Payload;
 use popbase_proto::gateway::life_event_submission::Event;
+use popbase_proto::gateway::residence_submission::Event as ResidenceEvent;
 
 /// Longest officer id accepted.
 pub const MAX_OFFICER_CHARS: usize = 48;
@@ -18,7 +19,7 @@ pub const MAX_RECORDS_PER_MESSAGE: usize = 1024;
 /// The metadata key carrying the actor of a forwarded feed: the feeds
 /// service records it in its change log (only the gateway's mesh identity
 /// may call Ingest, so only the gateway sets it).
-pub use popbase_feeds::grpc::ACTOR_METADATA_KEY;
+pub use popbase_common::actor::ACTOR_METADATA_KEY;
 
 /// An officer or operator id: 1-48 of `[A-Za-z0-9._-]`, never free text.
 pub fn officer(field: &str, officer_id: &str) -> ServiceResult<()> {
@@ -71,6 +72,30 @@ pub fn event_subjects(event: &Event) -> Vec<String> {
         Event::CollectiveHousehold(_) | Event::ChangeAddress(_) => Vec::new(),
         Event::ChangeHead(e) => vec![&e.new_head_id_number],
         Event::FamilyBook(e) => e.member_id_numbers.iter().map(String::as_str).collect(),
+    };
+    ids.into_iter().filter(|id| !id.is_empty()).map(str::to_string).collect()
+}
+
+/// The catalogue field naming a residence event's kind (SubmitResidence's fields).
+pub fn residence_kind(event: &ResidenceEvent) -> &'static str {
+    match event {
+        ResidenceEvent::RegisterResidence(_) => "register_residence",
+        ResidenceEvent::ApplyForPermit(_) => "apply_for_permit",
+        ResidenceEvent::EndorsePermit(_) => "endorse_permit",
+        ResidenceEvent::CancelPermit(_) => "cancel_permit",
+    }
+}
+
+/// The ID numbers a residence event names (a permit number names none).
+pub fn residence_subjects(event: &ResidenceEvent) -> Vec<String> {
+    let ids: Vec<&str> = match event {
+        ResidenceEvent::RegisterResidence(e) => e
+            .registration
+            .iter()
+            .flat_map(|r| [r.id_number.as_str(), r.accompanies_id_number.as_str()])
+            .collect(),
+        ResidenceEvent::ApplyForPermit(e) => vec![&e.id_number],
+        ResidenceEvent::EndorsePermit(_) | ResidenceEvent::CancelPermit(_) => Vec::new(),
     };
     ids.into_iter().filter(|id| !id.is_empty()).map(str::to_string).collect()
 }

@@ -4,6 +4,7 @@
 //! gives each the same configuration, telemetry, health, reflection, shutdown
 //! and error mapping, so behaviour never drifts between roles.
 
+pub mod actor;
 pub mod cert;
 pub mod config;
 pub mod error;

@@ -57,34 +57,14 @@ impl FeedsService {
     }
 }
 
-/// Metadata naming who sends a feed: set by the gateway to the
-/// authenticated department and officer (`<department>:<officer>`); only
-/// the gateway's mesh identity may call Ingest. Loads from inside the
-/// platform (`popbase feed-load`, tests) send none.
-pub const ACTOR_METADATA_KEY: &str = "popbase-actor";
+/// The actor of a feed without the gateway's `popbase-actor` (a load from
+/// inside the platform).
 const DEFAULT_ACTOR: &str = "feeds-ingest";
-
-/// The actor a feed's changes are recorded under.
-fn actor_of(metadata: &tonic::metadata::MetadataMap) -> Result<String, Status> {
-    let Some(value) = metadata.get(ACTOR_METADATA_KEY) else {
-        return Ok(DEFAULT_ACTOR.to_string());
-    };
-    value
-        .to_str()
-        .ok()
-        .filter(|a| {
-            (1..=128).contains(&a.len())
-                && a.bytes()
-                    .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'.' | b'_' | b'-' | b':'))
-        })
-        .map(str::to_string)
-        .ok_or_else(|| ServiceError::invalid(ACTOR_METADATA_KEY, "must be 1-128 of A-Z a-z 0-9 . _ - :").into())
-}
 
 #[tonic::async_trait]
 impl Feeds for FeedsService {
     async fn ingest(&self, request: Request<Streaming<FeedRecord>>) -> Result<Response<IngestSummary>, Status> {
-        let actor = actor_of(request.metadata())?;
+        let actor = popbase_common::actor::of(request.metadata(), DEFAULT_ACTOR)?;
         let mut stream = request.into_inner();
         let mut summary = IngestSummary::default();
         let mut chunk = Vec::with_capacity(CHUNK);

@@ -79,9 +79,15 @@ pub struct TokenArgs {
 
 #[derive(Args, Debug)]
 pub struct FeedLoadArgs {
-    /// gRPC address of the feeds role, e.g. http://127.0.0.1:50063.
+    /// gRPC address of the feeds role, e.g. http://127.0.0.1:50063 (over the
+    /// mesh with the config's certificate, which must be the gateway's).
+    #[arg(long, conflicts_with = "gateway", required_unless_present = "gateway")]
+    pub target: Option<String>,
+    /// Or the gateway, e.g. http://127.0.0.1:50051: each department submits
+    /// its own kinds (DepartmentFeeds), with tokens minted from the data
+    /// directory's gateway key.
     #[arg(long)]
-    pub target: String,
+    pub gateway: Option<String>,
     #[command(flatten)]
     pub city: GenArgs,
     /// Shift every record's as-of time by this much (a newer version of a city already loaded).
@@ -223,7 +229,18 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Export(args) => crate::export_cli::run(args).await,
         Command::Pki(args) => crate::pki_cli::run(&args),
         Command::FeedLoad(args) => {
-            crate::feed_load::run(&args.target, &args.city.city, args.city.persons, args.city.seed, args.newer_by_ms).await
+            let target = match (args.target, args.gateway) {
+                (Some(feeds), _) => crate::feed_load::Target::Feeds(feeds),
+                (None, Some(gateway)) => crate::feed_load::Target::Gateway(gateway),
+                (None, None) => anyhow::bail!("name --target (the feeds role) or --gateway"),
+            };
+            let load = crate::feed_load::Load {
+                city: args.city.city,
+                persons: args.city.persons,
+                seed: args.city.seed,
+                newer_by_ms: args.newer_by_ms,
+            };
+            crate::feed_load::run(&config, target, load).await
         }
         Command::Demo(args) => {
             args.listen.apply(&mut config);

@@ -15,8 +15,9 @@ use tonic::{Request, Response, Status};
 
 use crate::Permits;
 
-/// The actor recorded in the change log for calls through this API (the
-/// gateway passes the department in its own audit record).
+/// The actor recorded in the change log for calls without the gateway's
+/// `popbase-actor` (loads and checks from inside the platform); the
+/// gateway names the department and officer of each write it forwards.
 const ACTOR: &str = "residence-api";
 
 pub struct PermitsService {
@@ -100,33 +101,37 @@ fn registration(value: Option<&ResidenceRegistration>) -> ServiceResult<Residenc
 #[tonic::async_trait]
 impl ResidencePermits for PermitsService {
     async fn register_residence(&self, request: Request<RegisterResidenceRequest>) -> Result<Response<ResidenceRegistration>, Status> {
+        let actor = popbase_common::actor::of(request.metadata(), ACTOR)?;
         let registration = registration(request.get_ref().registration.as_ref())?;
         let on = registration.registered_on.and_then(|d| d.to_naive()).unwrap_or_else(today);
-        self.run(move |p| p.register(ACTOR, registration, on)).await
+        self.run(move |p| p.register(&actor, registration, on)).await
     }
 
     async fn apply_for_permit(&self, request: Request<ApplyForPermitRequest>) -> Result<Response<PermitDecision>, Status> {
+        let actor = popbase_common::actor::of(request.metadata(), ACTOR)?;
         let r = request.into_inner();
         let id = validate::id_number("id_number", &r.id_number, today())?;
         let on = on("on", r.on.as_ref())?;
         let basis = validate::enumeration::<ResidenceBasis>("basis", r.basis)?;
         validate::text("evidence", &r.evidence, 0, 100)?;
-        self.run(move |p| p.apply(ACTOR, id.as_str(), on, basis, &r.evidence)).await
+        self.run(move |p| p.apply(&actor, id.as_str(), on, basis, &r.evidence)).await
     }
 
     async fn endorse_permit(&self, request: Request<EndorsePermitRequest>) -> Result<Response<ResidencePermit>, Status> {
+        let actor = popbase_common::actor::of(request.metadata(), ACTOR)?;
         let r = request.into_inner();
         let number = permit_number("permit_number", &r.permit_number)?;
         let on = on("on", r.on.as_ref())?;
-        self.run(move |p| p.endorse(ACTOR, &number, on)).await
+        self.run(move |p| p.endorse(&actor, &number, on)).await
     }
 
     async fn cancel_permit(&self, request: Request<CancelPermitRequest>) -> Result<Response<ResidencePermit>, Status> {
+        let actor = popbase_common::actor::of(request.metadata(), ACTOR)?;
         let r = request.into_inner();
         let number = permit_number("permit_number", &r.permit_number)?;
         let on = on("on", r.on.as_ref())?;
         validate::text("reason", &r.reason, 1, 100)?;
-        self.run(move |p| p.cancel(ACTOR, &number, on)).await
+        self.run(move |p| p.cancel(&actor, &number, on)).await
     }
 
     async fn expire_permits(&self, request: Request<ExpirePermitsRequest>) -> Result<Response<ExpirePermitsResponse>, Status> {

@@ -1,0 +1,140 @@
+#!/usr/bin/env bash
+# The cost of the mesh: the consent-checked person query and the feed
+# ingest, all-in-one beside split roles (each role its own process, every
+# internal hop mutual TLS), on the same city, alternating rounds so the
+# machine's drift falls on both alike. Prints a table and writes JSON and
+# logs to $BENCH_OUT.
+#
+#   PERSONS=200000 DURATION=20 ROUNDS=2 scripts/bench/split.sh
+#
+# BASELINE_BIN=/path/to/older/popbase adds an all-in-one run of that binary
+# each round ("base": person query and direct ingest; it may predate the
+# gateway's write path), so a change's cost on all-in-one shows side by side.
+#
+# Feed ingest is measured two ways: through the gateway as the departments
+# send it (DepartmentFeeds.Submit, one submission per department) and
+# straight into the feeds role (Feeds.Ingest, as the gateway forwards it;
+# split: over mTLS as the gateway). Each run starts from a fresh copy of
+# the city and re-sends its whole feeds one second newer (match, history,
+# upsert).
+set -euo pipefail
+root="$(cd "$(dirname "$0")/../.." && pwd)"
+cd "$root"
+scripts/setup.sh
+source scripts/rocksdb.sh
+persons="${PERSONS:-200000}"
+duration="${DURATION:-20}"
+rounds="${ROUNDS:-2}"
+cache="${POPBASE_CACHE_DIR:-$HOME/.cache/popbase}"
+out="${BENCH_OUT:-$cache/bench/split-$(date +%Y%m%d-%H%M%S)}"
+city="$cache/bench/city-$persons"
+work="$cache/bench/split-work"
+mkdir -p "$out"
+echo "split bench: results in $out"
+
+cargo build --release -q -p popbase -p popbase-loadtest
+bin="${CARGO_TARGET_DIR:-$root/target}/release"
+if [ ! -f "$city/household/CURRENT" ]; then
+  # The same city scripts/bench.sh serves (popbase demo's city and seed).
+  "$bin/popbase" --data "$city" gen --city 3703 --persons "$persons" --seed 2021
+fi
+sed -E 's/^daily_quota = .*/daily_quota = 1000000000/; s/^per_second = .*/per_second = 10000000/' \
+  data/catalogue/zibo.toml >"$out/catalogue.toml"
+export POPBASE_GATEWAY_CATALOGUE="$out/catalogue.toml"
+for identity in household residence feeds ledger gateway; do
+  "$bin/popbase" pki --dir "$out/mesh" --identity "$identity" --host 127.0.0.1 >/dev/null
+done
+
+pids=()
+stop() {
+  for pid in "${pids[@]}"; do kill "$pid" 2>/dev/null || true; done
+  for pid in "${pids[@]}"; do wait "$pid" 2>/dev/null || true; done
+  pids=()
+}
+trap stop EXIT
+
+# Starts `popbase serve` (logs under $1; then NAME=value environment, then
+# serve's arguments) and waits for ready.
+start() {
+  local log="$1"; shift
+  local envs=()
+  while [[ "$1" == *=* ]]; do envs+=("$1"); shift; done
+  env "${envs[@]}" "$server" --data "$work" serve "$@" --metrics-addr 127.0.0.1:0 >"$log.out" 2>"$log.err" &
+  pids+=($!)
+  for _ in $(seq 1 600); do
+    grep -q '^popbase ready' "$log.out" && return 0
+    kill -0 "${pids[-1]}" 2>/dev/null || { cat "$log.err" >&2; exit 1; }
+    sleep 0.1
+  done
+  echo "split bench: $log did not start" >&2
+  exit 1
+}
+mesh_env() {
+  echo "POPBASE_MESH_CA=$out/mesh/ca.pem POPBASE_MESH_CERT=$out/mesh/$1.pem POPBASE_MESH_KEY=$out/mesh/$1.key"
+}
+tok() { "$server" --data "$work" token --department "$1"; }
+
+ports=(household=127.0.0.1:57161 residence=127.0.0.1:57162 feeds=127.0.0.1:57163 ledger=127.0.0.1:57164)
+upstreams=(POPBASE_UPSTREAM_HOUSEHOLD=http://127.0.0.1:57161 POPBASE_UPSTREAM_RESIDENCE=http://127.0.0.1:57162
+  POPBASE_UPSTREAM_FEEDS=http://127.0.0.1:57163 POPBASE_UPSTREAM_LEDGER=http://127.0.0.1:57164)
+
+run() {
+  local mode="$1" round="$2" tag="$1-$2" gateway household mesh_args=()
+  rm -rf "$work" && cp -r "$city" "$work"
+  server="$bin/popbase"
+  if [ "$mode" = base ]; then server="$BASELINE_BIN"; fi
+  if [ "$mode" != split ]; then
+    start "$out/$tag-all" --role all --household-addr 127.0.0.1:0 --residence-addr 127.0.0.1:0 \
+      --feeds-addr 127.0.0.1:0 --gateway-addr 127.0.0.1:0 --ledger-addr 127.0.0.1:0
+    addr() { sed -n "s/^popbase serving role=$1 addr=//p" "$out/$tag-all.out"; }
+    gateway="http://$(addr gateway)" household="http://$(addr household)" feeds="http://$(addr feeds)"
+    direct_env=()
+  else
+    for spec in "${ports[@]}"; do
+      role="${spec%%=*}"
+      # shellcheck disable=SC2046
+      start "$out/$tag-$role" "${upstreams[@]}" $(mesh_env "$role") --role "$role" "--$role-addr" "${spec#*=}"
+    done
+    # shellcheck disable=SC2046
+    start "$out/$tag-gateway" "${upstreams[@]}" $(mesh_env gateway) --role gateway --gateway-addr 127.0.0.1:0
+    gateway="http://$(sed -n 's/^popbase serving role=gateway addr=//p' "$out/$tag-gateway.out")"
+    household="http://127.0.0.1:57161" feeds="http://127.0.0.1:57163"
+    mesh_args=(--mesh-ca "$out/mesh/ca.pem" --mesh-cert "$out/mesh/gateway.pem" --mesh-key "$out/mesh/gateway.key")
+    read -r -a direct_env <<<"$(mesh_env gateway)"
+  fi
+  "$bin/popbase-loadtest" run --gateway "$gateway" --household "$household" "${mesh_args[@]}" \
+    --token "hrss=$(tok hrss)" --token "service_platform=$(tok service_platform)" \
+    --scenario person --concurrency 32 --warmup 5 --duration "$duration" --out "$out/$tag-person.json" >/dev/null
+  if [ "$mode" = base ]; then
+    echo "feed-load: not measured (the baseline may predate DepartmentFeeds) (0 records/s)" >"$out/$tag-feed-gateway.txt"
+  else
+    "$bin/popbase" --data "$work" feed-load --gateway "$gateway" --persons "$persons" --seed 2021 \
+      --newer-by-ms 1000 >"$out/$tag-feed-gateway.txt"
+  fi
+  env "${direct_env[@]}" "$server" --data "$work" feed-load --target "$feeds" --persons "$persons" --seed 2021 \
+    --newer-by-ms 2000 >"$out/$tag-feed-direct.txt"
+  stop
+}
+
+modes=(all split)
+if [ -n "${BASELINE_BIN:-}" ]; then modes=(base all split); fi
+for round in $(seq 1 "$rounds"); do
+  for mode in "${modes[@]}"; do
+    echo "split bench: round $round, $mode"
+    run "$mode" "$round"
+  done
+done
+
+echo "| round | mode | person query calls/s | p99 ms | feed via gateway records/s | feed into feeds role records/s |"
+echo "|---|---|---|---|---|---|"
+for round in $(seq 1 "$rounds"); do
+  for mode in "${modes[@]}"; do
+    tag="$mode-$round"
+    python3 - "$out/$tag-person.json" "$out/$tag-feed-gateway.txt" "$out/$tag-feed-direct.txt" "$round" "$mode" <<'PY'
+import json, re, sys
+report = json.load(open(sys.argv[1]))
+rate = lambda path: re.search(r"\(([0-9]+) records/s\)", open(path).read()).group(1)
+print(f"| {sys.argv[4]} | {sys.argv[5]} | {report['calls_per_s']:.0f} | {report['latency']['p99_ms']:.2f} | {rate(sys.argv[2])} | {rate(sys.argv[3])} |")
+PY
+  done
+done
