@@ -17,12 +17,27 @@ for _ in $(seq 1 300); do
   sleep 0.2
 done
 addr() { sed -n "s/^popbase serving role=$1 addr=//p" "$out"; }
-result="$(POPBASE_BIN="$popbase" "$root/examples/python/run.sh" --gateway "$(addr gateway)" --household "$(addr household)" --data "$work/data")"
+result="$(POPBASE_BIN="$popbase" "$root/examples/python/run.sh" --gateway "$(addr gateway)" --data "$work/data")"
 echo "$result"
 grep -q '^basis: ENROLLMENT_BASIS_CHILD_AND_GUARDIAN_REGISTERED_IN_DISTRICT' <<<"$result"
 grep -q '^intake py-bad: refused child_id_number' <<<"$result"
 grep -q '^no purpose: INVALID_ARGUMENT' <<<"$result"
 echo "python example: enrollment check against popbase demo passed"
+
+# The demo's internal ports are in its mesh: plaintext, no certificate, and
+# a certificate the household role does not admit for Ops are all refused.
+household="$(addr household)"
+if "$popbase" stats --target "http://$household" >/dev/null 2>&1; then
+  echo "check: the demo's household port answered a plaintext client" >&2; exit 1
+fi
+mesh="$work/data/mesh"
+if POPBASE_MESH_CA="$mesh/ca.pem" POPBASE_MESH_CERT="$mesh/gateway.pem" POPBASE_MESH_KEY="$mesh/gateway.key" \
+  "$popbase" stats --target "http://$household" >/dev/null 2>&1; then
+  echo "check: the demo's household port let the gateway identity take store figures" >&2; exit 1
+fi
+POPBASE_MESH_CA="$mesh/ca.pem" POPBASE_MESH_CERT="$mesh/backup.pem" POPBASE_MESH_KEY="$mesh/backup.key" \
+  "$popbase" stats --target "http://$household" | grep -q '^role=household'
+echo "demo mesh: the household port admits the backup identity only, over mTLS"
 
 # A department's feed through the gateway (DepartmentFeeds.Submit): its own
 # records land (again: all duplicates), another department's kind is refused.

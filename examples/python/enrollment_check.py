@@ -4,9 +4,10 @@ the popbase gateway, with stubs generated from proto/ alone (run.sh does that).
     python enrollment_check.py --gateway 127.0.0.1:50051 --token "$(popbase token --department education)" \
         --child 370303201801010011 --guardian 370303198801010012 --district 370303001001
 
-Without --child, the script picks a demo family by asking the household
-registry directly (--household): a demo convenience only; departments reach
-nothing but the gateway.
+Without --child, the script picks a demo family from the registry as the
+public-security bureau sees it (an identified persons export through the
+gateway, with --police-token): a demo convenience only; the education bureau
+itself is never approved for that export.
 """
 
 import argparse
@@ -17,24 +18,23 @@ import grpc
 
 from gateway_channel import gateway_channel, token_metadata
 from popbase.gateway.v1 import enrollment_pb2, enrollment_pb2_grpc
-from popbase.household.v1 import registry_pb2, registry_pb2_grpc
 
 
-def pick_family(household_addr):
+def pick_family(gateway, police_token):
     """A child of school age (6-15) whose registry record names a father, in the demo city."""
-    with grpc.insecure_channel(household_addr) as channel:
-        registry = registry_pb2_grpc.HouseholdRegistryStub(channel)
-        token = ""
-        while True:
-            page = registry.ListPersons(registry_pb2.ListPersonsRequest(
-                division_code="3703", page={"page_size": 1000, "page_token": token}))
-            for person in page.persons:
-                age = datetime.date.today().year - person.birth_date.year
-                if 6 <= age <= 15 and person.father_id_number:
-                    return person.id_number, person.father_id_number, person.address.committee_code
-            if not page.next_page_token:
-                raise SystemExit("no school-age child with a recorded father in the demo city")
-            token = page.next_page_token
+    import json
+    import pyarrow.flight as flight
+    client = flight.FlightClient(f"grpc+tcp://{gateway}")
+    options = flight.FlightCallOptions(headers=[(b"authorization", f"Bearer {police_token}".encode())])
+    ticket = {"dataset": "persons", "purpose": "REGISTRY_RECONCILIATION",
+              "columns": ["id_number", "father_id_number", "birth_date", "committee_code", "status"]}
+    persons = client.do_get(flight.Ticket(json.dumps(ticket).encode()), options).read_all().to_pylist()
+    today = datetime.date.today()
+    for person in persons:
+        age = today.year - person["birth_date"].year
+        if person["status"] == "active" and 6 <= age <= 15 and person["father_id_number"]:
+            return person["id_number"], person["father_id_number"], person["committee_code"]
+    raise SystemExit("no school-age child with a recorded father in the demo city")
 
 
 def main():
@@ -45,13 +45,15 @@ def main():
     parser.add_argument("--child")
     parser.add_argument("--guardian", action="append", default=[])
     parser.add_argument("--district", action="append", default=[])
-    parser.add_argument("--household", default="127.0.0.1:50061", help="demo only: where to find a family")
+    parser.add_argument("--police-token", help="demo only: a public_security token, to find a family")
     args = parser.parse_args()
 
     if args.child:
         child, guardians, districts = args.child, args.guardian, args.district
     else:
-        child, father, committee = pick_family(args.household)
+        if not args.police_token:
+            raise SystemExit("name --child (and --guardian, --district), or give --police-token to pick a demo family")
+        child, father, committee = pick_family(args.gateway, args.police_token)
         guardians, districts = [father], [committee]
 
     channel = gateway_channel(args.gateway, args.ca)

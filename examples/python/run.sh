@@ -4,7 +4,7 @@
 # --example enrollment (default), export or feed; --data DIR fetches a token for
 # the example's department from that demo data directory; other arguments
 # go to the script.
-#   examples/python/run.sh --gateway 127.0.0.1:50051 --household 127.0.0.1:50061 --data popbase-data
+#   examples/python/run.sh --gateway 127.0.0.1:50051 --data popbase-data
 #   examples/python/run.sh --example export --gateway 127.0.0.1:50051 --data popbase-data
 #   examples/python/run.sh --example feed --gateway 127.0.0.1:50051 --data popbase-data
 set -euo pipefail
@@ -39,8 +39,9 @@ esac
 if [ -n "$data" ]; then
   popbase="${POPBASE_BIN:-${CARGO_TARGET_DIR:-$root/target}/debug/popbase}"
   args+=(--token "$("$popbase" token --data "$data" --department "$department")")
-  if [ "$example" = export ]; then
-    # The incremental check changes an address as the household office, through the gateway.
+  if [ "$example" != feed ]; then
+    # The household office's token: the enrollment example finds a demo family
+    # through its export, the export example changes an address with it.
     args+=(--police-token "$("$popbase" token --data "$data" --department public_security)")
   fi
 fi

@@ -7,6 +7,8 @@
 #
 #   PERSONS=200000 DURATION=20 ROUNDS=2 scripts/bench/split.sh
 #
+# PLAIN=1 adds split roles without the mesh ("plain": mesh.plaintext), to
+# tell the cost of TLS from the cost of the process hops.
 # BASELINE_BIN=/path/to/older/popbase adds an all-in-one run of that binary
 # each round ("base": person query and direct ingest; it may predate the
 # gateway's write path), so a change's cost on all-in-one shows side by side.
@@ -70,7 +72,11 @@ start() {
   exit 1
 }
 mesh_env() {
-  echo "POPBASE_MESH_CA=$out/mesh/ca.pem POPBASE_MESH_CERT=$out/mesh/$1.pem POPBASE_MESH_KEY=$out/mesh/$1.key"
+  if [ "$mode" = plain ]; then
+    echo "POPBASE_MESH_PLAINTEXT=true"
+  else
+    echo "POPBASE_MESH_CA=$out/mesh/ca.pem POPBASE_MESH_CERT=$out/mesh/$1.pem POPBASE_MESH_KEY=$out/mesh/$1.key"
+  fi
 }
 tok() { "$server" --data "$work" token --department "$1"; }
 
@@ -83,7 +89,7 @@ run() {
   rm -rf "$work" && cp -r "$city" "$work"
   server="$bin/popbase"
   if [ "$mode" = base ]; then server="$BASELINE_BIN"; fi
-  if [ "$mode" != split ]; then
+  if [ "$mode" = base ] || [ "$mode" = all ]; then
     start "$out/$tag-all" --role all --household-addr 127.0.0.1:0 --residence-addr 127.0.0.1:0 \
       --feeds-addr 127.0.0.1:0 --gateway-addr 127.0.0.1:0 --ledger-addr 127.0.0.1:0
     addr() { sed -n "s/^popbase serving role=$1 addr=//p" "$out/$tag-all.out"; }
@@ -99,7 +105,9 @@ run() {
     start "$out/$tag-gateway" "${upstreams[@]}" $(mesh_env gateway) --role gateway --gateway-addr 127.0.0.1:0
     gateway="http://$(sed -n 's/^popbase serving role=gateway addr=//p' "$out/$tag-gateway.out")"
     household="http://127.0.0.1:57161" feeds="http://127.0.0.1:57163"
-    mesh_args=(--mesh-ca "$out/mesh/ca.pem" --mesh-cert "$out/mesh/gateway.pem" --mesh-key "$out/mesh/gateway.key")
+    if [ "$mode" = split ]; then
+      mesh_args=(--mesh-ca "$out/mesh/ca.pem" --mesh-cert "$out/mesh/gateway.pem" --mesh-key "$out/mesh/gateway.key")
+    fi
     read -r -a direct_env <<<"$(mesh_env gateway)"
   fi
   "$bin/popbase-loadtest" run --gateway "$gateway" --household "$household" "${mesh_args[@]}" \
@@ -117,7 +125,8 @@ run() {
 }
 
 modes=(all split)
-if [ -n "${BASELINE_BIN:-}" ]; then modes=(base all split); fi
+if [ -n "${PLAIN:-}" ]; then modes+=(plain); fi
+if [ -n "${BASELINE_BIN:-}" ]; then modes=(base "${modes[@]}"); fi
 for round in $(seq 1 "$rounds"); do
   for mode in "${modes[@]}"; do
     echo "split bench: round $round, $mode"

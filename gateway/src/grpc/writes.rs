@@ -4,6 +4,7 @@
 //! and only then forwarded to the service that owns the data; a write whose
 //! audit record cannot be written is never applied.
 
+use std::future::Future;
 use std::sync::Arc;
 
 use popbase_common::ServiceError;
@@ -71,71 +72,105 @@ fn kind_not_approved(interface: &str, kind: &str) -> ServiceError {
     .into()
 }
 
+/// One unary write submission: its purpose, officer and event.
+struct Submitted<E> {
+    purpose: String,
+    officer_id: String,
+    event: Option<E>,
+}
+
+/// What the gate needs to know of one kind of write.
+struct WriteKind<E> {
+    interface: &'static str,
+    /// Whose data the forwarded write changes (in `forwarded` errors).
+    owner: &'static str,
+    /// The event's kind (a catalogue field) and the ID numbers it names.
+    describe: fn(&E) -> (&'static str, Vec<String>),
+}
+
+/// The path of one unary write: authenticate, validate (purpose, officer,
+/// an event), authorise (approval, purpose, quota, the event's kind), audit
+/// durably, and only then `forward` it under the caller's actor.
+async fn unary_write<E, Out, Fut>(
+    gate: &Gate,
+    caller: Caller,
+    write: WriteKind<E>,
+    submitted: Submitted<E>,
+    forward: impl FnOnce(E, String) -> Fut,
+) -> Result<Out, Status>
+where
+    Fut: Future<Output = Result<Out, Status>>,
+{
+    let name = write.interface;
+    let Submitted {
+        purpose,
+        officer_id,
+        event,
+    } = submitted;
+    let checked = require_purpose(&purpose)
+        .and_then(|()| writes::officer("officer_id", &officer_id))
+        .and_then(|()| event.ok_or_else(|| ServiceError::invalid("event", "name the event (one of the submission's kinds)")));
+    let event = match checked {
+        Ok(event) => event,
+        Err(e) => return Err(gate.refuse(&caller, name, &purpose, e).await),
+    };
+    let (kind, subjects) = (write.describe)(&event);
+    let admission = admit(gate, &caller, name, &purpose, &subjects).await?;
+    if !admission.allows(kind) {
+        return Err(gate.fail(&admission, kind_not_approved(name, kind)).await);
+    }
+    // The audit record first: no record, no write.
+    gate.commit_write(&admission, vec![kind.to_string()], 1).await?;
+    match forward(event, writes::actor(&caller.department, &officer_id)).await {
+        Ok(answer) => Ok(answer),
+        Err(status) => Err(gate.fail(&admission, writes::forwarded(write.owner, status)).await),
+    }
+}
+
 #[tonic::async_trait]
 impl RegistryEvents for WriteServices {
     async fn submit(&self, request: Request<LifeEventSubmission>) -> Result<Response<EventReceipt>, Status> {
-        let gate = &self.gate;
-        let name = interface::SUBMIT_LIFE_EVENT;
-        let caller = gate.authenticate(&request, name).await?;
-        let submission = request.into_inner();
-        let checked = require_purpose(&submission.purpose)
-            .and_then(|()| writes::officer("officer_id", &submission.officer_id))
-            .and_then(|()| {
-                submission
-                    .event
-                    .ok_or_else(|| ServiceError::invalid("event", "name the event (birth, death, ...)"))
-            });
-        let mut event = match checked {
-            Ok(event) => event,
-            Err(e) => return Err(gate.refuse(&caller, name, &submission.purpose, e).await),
+        let caller = self.gate.authenticate(&request, interface::SUBMIT_LIFE_EVENT).await?;
+        let s = request.into_inner();
+        let write = WriteKind {
+            interface: interface::SUBMIT_LIFE_EVENT,
+            owner: "the registry",
+            describe: |e| (writes::event_kind(e), writes::event_subjects(e)),
         };
-        let subjects = writes::event_subjects(&event);
-        let admission = admit(gate, &caller, name, &submission.purpose, &subjects).await?;
-        let kind = writes::event_kind(&event);
-        if !admission.allows(kind) {
-            return Err(gate.fail(&admission, kind_not_approved(name, kind)).await);
-        }
-        writes::set_actor(&mut event, &writes::actor(&caller.department, &submission.officer_id));
-        // The audit record first: no record, no write.
-        gate.commit_write(&admission, vec![kind.to_string()], 1).await?;
-        match forward_event(&self.sources, event).await {
-            Ok(receipt) => Ok(Response::new(receipt)),
-            Err(status) => Err(gate.fail(&admission, writes::forwarded("the registry", status)).await),
-        }
+        let submitted = Submitted {
+            purpose: s.purpose,
+            officer_id: s.officer_id,
+            event: s.event,
+        };
+        let receipt = unary_write(&self.gate, caller, write, submitted, |mut event, actor| {
+            writes::set_actor(&mut event, &actor);
+            forward_event(&self.sources, event)
+        })
+        .await?;
+        Ok(Response::new(receipt))
     }
 }
 
 #[tonic::async_trait]
 impl ResidenceEvents for WriteServices {
     async fn submit(&self, request: Request<ResidenceSubmission>) -> Result<Response<ResidenceReceipt>, Status> {
-        let gate = &self.gate;
-        let name = interface::SUBMIT_RESIDENCE;
-        let caller = gate.authenticate(&request, name).await?;
-        let submission = request.into_inner();
-        let checked = require_purpose(&submission.purpose)
-            .and_then(|()| writes::officer("officer_id", &submission.officer_id))
-            .and_then(|()| {
-                submission
-                    .event
-                    .ok_or_else(|| ServiceError::invalid("event", "name the event (register_residence, apply_for_permit, ...)"))
-            });
-        let event = match checked {
-            Ok(event) => event,
-            Err(e) => return Err(gate.refuse(&caller, name, &submission.purpose, e).await),
+        let caller = self.gate.authenticate(&request, interface::SUBMIT_RESIDENCE).await?;
+        let s = request.into_inner();
+        let write = WriteKind {
+            interface: interface::SUBMIT_RESIDENCE,
+            owner: "the residence service",
+            describe: |e| (writes::residence_kind(e), writes::residence_subjects(e)),
         };
-        let subjects = writes::residence_subjects(&event);
-        let admission = admit(gate, &caller, name, &submission.purpose, &subjects).await?;
-        let kind = writes::residence_kind(&event);
-        if !admission.allows(kind) {
-            return Err(gate.fail(&admission, kind_not_approved(name, kind)).await);
-        }
-        let actor = writes::actor(&caller.department, &submission.officer_id);
-        // The audit record first: no record, no write.
-        gate.commit_write(&admission, vec![kind.to_string()], 1).await?;
-        match forward_residence(&self.sources, event, &actor).await {
-            Ok(outcome) => Ok(Response::new(ResidenceReceipt { outcome: Some(outcome) })),
-            Err(status) => Err(gate.fail(&admission, writes::forwarded("the residence service", status)).await),
-        }
+        let submitted = Submitted {
+            purpose: s.purpose,
+            officer_id: s.officer_id,
+            event: s.event,
+        };
+        let outcome = unary_write(&self.gate, caller, write, submitted, |event, actor| async move {
+            forward_residence(&self.sources, event, &actor).await
+        })
+        .await?;
+        Ok(Response::new(ResidenceReceipt { outcome: Some(outcome) }))
     }
 }
 

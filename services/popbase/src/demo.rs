@@ -1,11 +1,48 @@
-//! `popbase demo`: a small city on first start, then every role in one process.
+//! `popbase demo`: a small city on first start, then every role in one
+//! process, its internal ports in a mesh of its own (a CA and certificates
+//! under `<data>/mesh/`, created on first start), so the demo's registry,
+//! residence, feeds and ledger ports refuse anyone without a certificate,
+//! as production's do.
 
+use std::path::Path;
+
+use anyhow::Context;
+use popbase_common::mesh::MeshIdentity;
+use popbase_common::mesh::pki::{self, Pki};
 use popbase_common::{Config, Role};
+
+/// The identities the demo issues: itself (every role), and the two tools
+/// an operator uses against it (`popbase backup`/`stats` as backup; the
+/// load tester's set-up read of the registry as the gateway).
+const DEMO_IDENTITIES: [MeshIdentity; 3] = [MeshIdentity::AllInOne, MeshIdentity::Backup, MeshIdentity::Gateway];
+
+/// The demo's mesh in `dir`: its CA and certificates, created when missing.
+fn demo_mesh(dir: &Path) -> anyhow::Result<()> {
+    if dir.join("ca.pem").exists() {
+        return Ok(());
+    }
+    let pki = Pki::new("popbase demo mesh CA").context("creating the demo CA")?;
+    pki::write_pair(dir, "ca", pki.ca_pem(), &pki.ca_key_pem()).with_context(|| format!("writing {}", dir.display()))?;
+    for identity in DEMO_IDENTITIES {
+        let issued = pki
+            .issue(identity, &["127.0.0.1", "localhost"])
+            .context("issuing a demo certificate")?;
+        pki::write_pair(dir, identity.name(), &issued.cert_pem, &issued.key_pem)?;
+    }
+    Ok(())
+}
 
 /// Seed of the demo city, so every demo shows the same people.
 const DEMO_SEED: u64 = 2021;
 
-pub async fn run(config: Config, persons: u64) -> anyhow::Result<()> {
+pub async fn run(mut config: Config, persons: u64) -> anyhow::Result<()> {
+    if !config.mesh.enabled() {
+        let dir = config.data_dir.join("mesh");
+        demo_mesh(&dir)?;
+        config.mesh.ca = dir.join("ca.pem");
+        config.mesh.cert = dir.join("all.pem");
+        config.mesh.key = dir.join("all.key");
+    }
     let household_dir = config.store_dir(Role::Household);
     if !household_dir.join("CURRENT").exists() {
         eprintln!(
@@ -21,14 +58,18 @@ pub async fn run(config: Config, persons: u64) -> anyhow::Result<()> {
     let household = config.listen.household;
     let metrics = config.listen.metrics;
     let data = config.data_dir.display();
+    let mesh = config.data_dir.join("mesh");
+    let mesh = mesh.display();
     eprintln!(
         "\npopbase demo: serving every role. The gateway runs in token mode without TLS\n\
-         (demo only; production uses mTLS, see docs/operations.md). Try:\n\
+         (demo only; production uses mTLS, see docs/operations.md); the internal ports\n\
+         take only certificates of the demo's mesh ({mesh}). Try:\n\
          \x20 popbase token --data {data} --department education      # a signed department token\n\
-         \x20 examples/python/run.sh --gateway {gateway} --household {household} --data {data}\n\
+         \x20 examples/python/run.sh --gateway {gateway} --data {data}\n\
+         \x20 examples/python/run.sh --example feed --gateway {gateway} --data {data}\n\
          \x20 grpcurl -plaintext {gateway} list\n\
-         \x20 grpcurl -plaintext {household} popbase.ops.v1.Ops/GetStoreStats\n\
-         \x20 popbase stats --target http://{household}\n\
+         \x20 POPBASE_MESH_CA={mesh}/ca.pem POPBASE_MESH_CERT={mesh}/backup.pem POPBASE_MESH_KEY={mesh}/backup.key \\\n\
+         \x20   popbase stats --target http://{household}\n\
          \x20 curl http://{metrics}/metrics\n\
          Stop with Ctrl-C.\n"
     );
