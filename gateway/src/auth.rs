@@ -1,7 +1,9 @@
 //! Step one of the answer path: who is calling. A department is its mTLS
-//! client certificate (subject CN, mapped by the catalogue) or, in token
-//! mode, a signed token `v1.<department>.<expiry>.<hmac>`. Nothing
-//! anonymous gets further.
+//! client certificate (subject CN, mapped by the catalogue; its key pinned
+//! when the catalogue lists pins) or, in token mode, a signed token
+//! `v2.<department>.<issued>.<expiry>.<hmac>` no longer-lived than the
+//! gateway allows. Nothing anonymous gets further; every refusal names its
+//! reason (`NO_CREDENTIALS`, `TOKEN_EXPIRED`, `CERTIFICATE_REVOKED`, ...).
 
 use std::sync::Arc;
 

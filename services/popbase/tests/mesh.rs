@@ -193,3 +193,19 @@ fn a_split_role_refuses_to_start_without_its_own_mesh_certificate() {
         "{stderr}"
     );
 }
+
+#[test]
+fn the_token_command_refuses_lifetimes_the_gateway_would_refuse() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    for hours in ["0", "-3", "25", "100000"] {
+        let out = popbase(dir.path(), &["token", "--department", "education", &format!("--hours={hours}")]);
+        assert!(!out.status.success(), "--hours {hours} refused");
+        assert!(
+            String::from_utf8_lossy(&out.stderr).contains("--hours must be 1 to 24"),
+            "--hours {hours}"
+        );
+    }
+    let day = popbase(dir.path(), &["token", "--department", "education", "--hours", "24"]);
+    assert!(day.status.success(), "{}", String::from_utf8_lossy(&day.stderr));
+    assert!(String::from_utf8_lossy(&day.stdout).starts_with("v2.education."));
+}
