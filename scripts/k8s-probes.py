@@ -39,9 +39,16 @@ def pod_specs(docs):
 
 
 def identity_of(container):
+    """The mesh identity a container serves or calls as: its `serve --role X`
+    (or --role=X; `serve` alone is all-in-one), or the backup job."""
     args = container.get("args", [])
-    if "serve" in args and "--role" in args:
-        return args[args.index("--role") + 1]
+    if "serve" in args:
+        for i, arg in enumerate(args):
+            if arg == "--role" and i + 1 < len(args):
+                return args[i + 1]
+            if arg.startswith("--role="):
+                return arg.split("=", 1)[1]
+        return "all"
     if container.get("name") == "backup":
         return "backup"
     return None

@@ -132,6 +132,24 @@ fn released(approval: &Approval, interface: &str, purpose: String, subjects: Vec
     }
 }
 
+/// Longest purpose stored as sent in a refusal's audit record.
+const MAX_AUDITED_PURPOSE: usize = 64;
+
+/// The purpose a refusal's audit record keeps: a catalogue-like code
+/// (capital letters and underscores, like every purpose the catalogue
+/// names) as it is; anything else (too long, digits that may be an ID
+/// number, free text) only as its length and a digest, so a refusal never
+/// stores what a caller wrote.
+fn audited_purpose(purpose: &str) -> String {
+    let code = purpose.len() <= MAX_AUDITED_PURPOSE && purpose.bytes().all(|b| b.is_ascii_uppercase() || b == b'_');
+    if code {
+        return purpose.to_string();
+    }
+    use sha2::Digest as _;
+    let digest = sha2::Sha256::digest(purpose.as_bytes());
+    format!("~{}b:{}", purpose.len(), hex::encode(&digest[..8]))
+}
+
 pub struct Gate {
     pub catalogue: Arc<Catalogue>,
     auth: Authenticator,
@@ -181,7 +199,7 @@ impl Gate {
         let entry = AuditEntry {
             department: department.into(),
             interface: interface.into(),
-            purpose: purpose.into(),
+            purpose: audited_purpose(purpose),
             subjects,
             allowed: false,
             reason: code.into(),
@@ -257,10 +275,7 @@ impl Gate {
         if !approval.purposes.iter().any(|p| p == ask.purpose) {
             return Ok(Err(Denial::new(
                 reason::PURPOSE_MISMATCH,
-                format!(
-                    "purpose '{}' is not approved for {} on {}",
-                    ask.purpose, caller.department, ask.interface
-                ),
+                format!("the purpose is not approved for {} on {}", caller.department, ask.interface),
             )));
         }
         let Some(department) = self.catalogue.department(&caller.department) else {
@@ -345,5 +360,21 @@ impl Gate {
             ..released(&admission.approval, admission.interface, purpose, Vec::new(), fields, count)
         })
         .await
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::audited_purpose;
+
+    #[test]
+    fn refusals_keep_codes_and_only_a_digest_of_anything_else() {
+        assert_eq!(audited_purpose("EMPLOYMENT_SERVICE"), "EMPLOYMENT_SERVICE");
+        assert_eq!(audited_purpose(""), "");
+        let id = audited_purpose("370302199001011232");
+        assert_eq!(id, audited_purpose("370302199001011232"), "stable");
+        assert!(id.starts_with("~18b:") && !id.contains("370302"), "{id}");
+        let long = audited_purpose(&"A".repeat(1 << 20));
+        assert!(long.len() < 32, "a 1 MiB purpose is stored in {} bytes", long.len());
     }
 }

@@ -7,7 +7,7 @@
 use std::future::Future;
 use std::sync::Arc;
 
-use popbase_common::ServiceError;
+use popbase_common::{ServiceError, ServiceResult};
 use popbase_proto::feeds::{FeedRecord, IngestSummary};
 use popbase_proto::gateway::department_feeds_server::{DepartmentFeeds, DepartmentFeedsServer};
 use popbase_proto::gateway::life_event_submission::Event;
@@ -86,6 +86,8 @@ struct WriteKind<E> {
     owner: &'static str,
     /// The event's kind (a catalogue field) and the ID numbers it names.
     describe: fn(&E) -> (&'static str, Vec<String>),
+    /// Bounds on the event's repeated fields.
+    check: fn(&E) -> ServiceResult<()>,
 }
 
 /// The path of one unary write: authenticate, validate (purpose, officer,
@@ -109,7 +111,8 @@ where
     } = submitted;
     let checked = require_purpose(&purpose)
         .and_then(|()| writes::officer("officer_id", &officer_id))
-        .and_then(|()| event.ok_or_else(|| ServiceError::invalid("event", "name the event (one of the submission's kinds)")));
+        .and_then(|()| event.ok_or_else(|| ServiceError::invalid("event", "name the event (one of the submission's kinds)")))
+        .and_then(|event| (write.check)(&event).map(|()| event));
     let event = match checked {
         Ok(event) => event,
         Err(e) => return Err(gate.refuse(&caller, name, &purpose, e).await),
@@ -136,6 +139,7 @@ impl RegistryEvents for WriteServices {
             interface: interface::SUBMIT_LIFE_EVENT,
             owner: "the registry",
             describe: |e| (writes::event_kind(e), writes::event_subjects(e)),
+            check: writes::event_bounds,
         };
         let submitted = Submitted {
             purpose: s.purpose,
@@ -160,6 +164,7 @@ impl ResidenceEvents for WriteServices {
             interface: interface::SUBMIT_RESIDENCE,
             owner: "the residence service",
             describe: |e| (writes::residence_kind(e), writes::residence_subjects(e)),
+            check: |_| Ok(()),
         };
         let submitted = Submitted {
             purpose: s.purpose,
@@ -211,6 +216,13 @@ async fn forward_event(sources: &Sources, event: Event) -> Result<EventReceipt, 
     Ok(receipt.into_inner())
 }
 
+/// A submission whose stream failed before its end (a malformed message,
+/// a cancelled call): audited; the chunks before it stand, and re-sending
+/// them is idempotent (they come back as duplicates).
+fn broke_off() -> ServiceError {
+    ServiceError::Aborted("the submission's stream broke off; chunks before it were applied, re-sending is idempotent".into())
+}
+
 /// How many chunks may wait between the gate and the feeds service: the
 /// department's stream is read no faster than the feeds take it.
 const FORWARD_QUEUE: usize = 2 * MAX_RECORDS_PER_MESSAGE;
@@ -222,12 +234,15 @@ impl DepartmentFeeds for WriteServices {
         let name = interface::SUBMIT_FEED;
         let caller = gate.authenticate(&request, name).await?;
         let mut messages = request.into_inner();
-        let first = messages.next().await.transpose()?.unwrap_or_default();
+        let first = match messages.next().await.transpose() {
+            Ok(first) => first.unwrap_or_default(),
+            Err(_) => return Err(gate.refuse(&caller, name, "", broke_off()).await),
+        };
         let (purpose, officer) = (first.purpose.clone(), first.officer_id.clone());
         if let Err(e) = require_purpose(&purpose).and_then(|()| writes::officer("officer_id", &officer)) {
             return Err(gate.refuse(&caller, name, &purpose, e).await);
         }
-        let mut forward = Forward::start(&self.sources, &writes::actor(&caller.department, &officer))?;
+        let mut forward = Forward::new(&writes::actor(&caller.department, &officer));
         let mut chunk: Vec<FeedRecord> = Vec::with_capacity(MAX_RECORDS_PER_MESSAGE);
         let mut message = Some(first);
         while let Some(current) = message {
@@ -243,7 +258,10 @@ impl DepartmentFeeds for WriteServices {
                     self.pass_chunk(&caller, &purpose, std::mem::take(&mut chunk), &mut forward).await?;
                 }
             }
-            message = messages.next().await.transpose()?;
+            message = match messages.next().await.transpose() {
+                Ok(next) => next,
+                Err(_) => return Err(gate.refuse(&caller, name, &purpose, broke_off()).await),
+            };
         }
         if !chunk.is_empty() {
             self.pass_chunk(&caller, &purpose, chunk, &mut forward).await?;
@@ -279,7 +297,7 @@ impl WriteServices {
         gate.commit_write(&admission, kinds.iter().map(|k| k.to_string()).collect(), count)
             .await?;
         for record in chunk {
-            if let Err(e) = forward.send(record).await {
+            if let Err(e) = forward.send(&self.sources, record).await {
                 return Err(gate.fail(&admission, e).await);
             }
         }
@@ -288,25 +306,40 @@ impl WriteServices {
 }
 
 /// The client stream into `Feeds.Ingest` that a submission's admitted
-/// records go to, under the department's actor.
+/// records go to, under the department's actor; opened with the first
+/// admitted chunk, so nothing reaches the feeds before the gate has passed
+/// and audited something.
 struct Forward {
-    records: mpsc::Sender<FeedRecord>,
-    call: tokio::task::JoinHandle<Result<IngestSummary, Status>>,
+    actor: String,
+    open: Option<OpenIngest>,
 }
 
+/// The records' way in, and the `Feeds.Ingest` call that answers with the summary.
+type OpenIngest = (mpsc::Sender<FeedRecord>, tokio::task::JoinHandle<Result<IngestSummary, Status>>);
+
 impl Forward {
-    fn start(sources: &Sources, actor: &str) -> Result<Forward, Status> {
-        let (records, queue) = mpsc::channel(FORWARD_QUEUE);
-        let request = with_actor(ReceiverStream::new(queue), actor)?;
-        let mut client = sources.feeds_ingest.clone();
-        let call = tokio::spawn(async move { client.ingest(request).await.map(Response::into_inner) });
-        Ok(Forward { records, call })
+    fn new(actor: &str) -> Forward {
+        Forward {
+            actor: actor.to_string(),
+            open: None,
+        }
     }
 
-    async fn send(&mut self, record: FeedRecord) -> Result<(), ServiceError> {
-        if self.records.send(record).await.is_err() {
+    async fn send(&mut self, sources: &Sources, record: FeedRecord) -> Result<(), ServiceError> {
+        let (records, call) = match &mut self.open {
+            Some(open) => open,
+            None => {
+                let (records, queue) = mpsc::channel(FORWARD_QUEUE);
+                let request = with_actor(ReceiverStream::new(queue), &self.actor)
+                    .map_err(|_| ServiceError::invalid("officer_id", "is not a code"))?;
+                let mut client = sources.feeds_ingest.clone();
+                let call = tokio::spawn(async move { client.ingest(request).await.map(Response::into_inner) });
+                self.open.insert((records, call))
+            }
+        };
+        if records.send(record).await.is_err() {
             // The feeds call ended early: its status says why.
-            return Err(match (&mut self.call).await {
+            return Err(match call.await {
                 Ok(Err(status)) => writes::forwarded("the feeds", status),
                 Ok(Ok(_)) => ServiceError::Internal("the feeds service ended the submission early".into()),
                 Err(e) => ServiceError::Internal(format!("the feeds forwarding task: {e}")),
@@ -315,9 +348,13 @@ impl Forward {
         Ok(())
     }
 
+    /// The feeds service's summary (an empty one when no record was sent).
     async fn finish(self) -> Result<IngestSummary, ServiceError> {
-        drop(self.records);
-        match self.call.await {
+        let Some((records, call)) = self.open else {
+            return Ok(IngestSummary::default());
+        };
+        drop(records);
+        match call.await {
             Ok(Ok(summary)) => Ok(summary),
             Ok(Err(status)) => Err(writes::forwarded("the feeds", status)),
             Err(e) => Err(ServiceError::Internal(format!("the feeds forwarding task: {e}"))),

@@ -100,6 +100,23 @@ pub fn residence_subjects(event: &ResidenceEvent) -> Vec<String> {
     ids.into_iter().filter(|id| !id.is_empty()).map(str::to_string).collect()
 }
 
+/// Most entries of an event's repeated fields (family book members,
+/// relationships set with a new head).
+pub const MAX_EVENT_ENTRIES: usize = 64;
+
+/// Bounds on an event's repeated fields.
+pub fn event_bounds(event: &Event) -> ServiceResult<()> {
+    let (field, entries) = match event {
+        Event::FamilyBook(e) => ("family_book.member_id_numbers", e.member_id_numbers.len()),
+        Event::ChangeHead(e) => ("change_head.relationships", e.relationships.len()),
+        _ => return Ok(()),
+    };
+    if entries > MAX_EVENT_ENTRIES {
+        return Err(ServiceError::invalid(field, format!("at most {MAX_EVENT_ENTRIES} entries")));
+    }
+    Ok(())
+}
+
 /// Sets the event's actor, replacing anything the caller sent.
 pub fn set_actor(event: &mut Event, actor: &str) {
     let context = match event {

@@ -34,9 +34,9 @@ pub struct RoleServices {
     pub service_names: Vec<&'static str>,
     /// TLS (and client-certificate checks) for this role's listener.
     pub tls: Option<tonic::transport::ServerTlsConfig>,
-    /// Whether each call must come from a mesh identity the mesh policy
-    /// allows for its service (see [`crate::mesh::policy`]).
-    pub mesh_guard: bool,
+    /// This process's mesh identity when each call must come from a mesh
+    /// identity the mesh policy allows (see [`crate::mesh::policy`]).
+    pub mesh_guard: Option<crate::mesh::MeshIdentity>,
     /// Where this role reports its health: the process's shared reporter
     /// when several roles (and the kubelet's health port) share one.
     pub health: ProcessHealth,
@@ -49,7 +49,7 @@ impl RoleServices {
             routes: Routes::builder(),
             service_names: Vec::new(),
             tls: None,
-            mesh_guard: false,
+            mesh_guard: None,
             health: ProcessHealth::new(),
         }
     }
@@ -58,7 +58,7 @@ impl RoleServices {
     /// mesh certificate, and every call checked against the mesh policy.
     pub fn in_mesh(&mut self, mesh: &Mesh) -> &mut Self {
         self.tls = Some(mesh.server_tls());
-        self.mesh_guard = true;
+        self.mesh_guard = Some(mesh.identity());
         self
     }
 

@@ -78,24 +78,33 @@ impl Dialer {
     }
 
     /// A lazily connecting channel to `address`. With TLS an `http://`
-    /// address is dialled as `https://`: tonic only speaks TLS to https
-    /// URIs, and a mesh process must never fall back to plaintext.
+    /// address is dialled as `https://` (tonic only speaks TLS to an https
+    /// URI) and any other scheme is refused: a mesh process never falls
+    /// back to plaintext, whatever the case or spelling of the address.
     pub fn channel(&self, what: &str, address: &str) -> Result<Channel, String> {
-        let address = match (&self.tls, address.strip_prefix("http://")) {
-            (Some(_), Some(rest)) => format!("https://{rest}"),
-            _ => address.to_string(),
+        let bad = |e: &dyn std::fmt::Display| format!("bad {what} upstream address {address:?}: {e}");
+        let uri: http::Uri = address.parse().map_err(|e| bad(&e))?;
+        let scheme = uri.scheme_str().map(str::to_ascii_lowercase);
+        let (http, https) = (scheme.as_deref() == Some("http"), scheme.as_deref() == Some("https"));
+        let uri = match &self.tls {
+            Some(_) if http || https => {
+                let mut parts = uri.into_parts();
+                parts.scheme = Some(http::uri::Scheme::HTTPS);
+                http::Uri::from_parts(parts).map_err(|e| bad(&e))?
+            }
+            Some(_) => return Err(bad(&"the mesh dials http:// or https:// addresses")),
+            None if https => {
+                return Err(format!(
+                    "{what} upstream {address:?} is https but this process has no mesh certificate"
+                ));
+            }
+            None => uri,
         };
-        let mut endpoint = Channel::from_shared(address.clone())
-            .map_err(|e| format!("bad {what} upstream address {address:?}: {e}"))?
-            .connect_timeout(CONNECT_TIMEOUT);
+        let mut endpoint = Channel::builder(uri).connect_timeout(CONNECT_TIMEOUT);
         if let Some(tls) = &self.tls {
             endpoint = endpoint
                 .tls_config(tls.clone())
                 .map_err(|e| format!("TLS for the {what} upstream: {e}"))?;
-        } else if address.starts_with("https://") {
-            return Err(format!(
-                "{what} upstream {address:?} is https but this process has no mesh certificate"
-            ));
         }
         Ok(endpoint.connect_lazy())
     }
@@ -149,5 +158,39 @@ mod tests {
         );
         let unknown = remote("feeds", "not a uri", &Dialer::plaintext()).expect_err("refused");
         assert!(unknown.contains("feeds"), "{unknown}");
+    }
+
+    /// With a mesh certificate every address is dialled over TLS, whatever
+    /// the case of its scheme; other schemes are refused.
+    #[tokio::test]
+    async fn a_mesh_dialer_never_falls_back_to_plaintext() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let pki = crate::mesh::pki::Pki::new("test CA").expect("CA");
+        let issued = pki.issue(crate::mesh::MeshIdentity::Gateway, &["127.0.0.1"]).expect("issue");
+        std::fs::write(dir.path().join("ca.pem"), pki.ca_pem()).expect("write");
+        crate::mesh::pki::write_pair(dir.path(), "gateway", &issued.cert_pem, &issued.key_pem).expect("write");
+        let config = crate::config::MeshConfig {
+            ca: dir.path().join("ca.pem"),
+            cert: dir.path().join("gateway.pem"),
+            key: dir.path().join("gateway.key"),
+            plaintext: false,
+        };
+        let mesh = crate::mesh::Mesh::load(&config).expect("load").expect("a mesh");
+        let dialer = Dialer::mesh(&mesh);
+        // A plaintext server: a TLS client must fail against it, not talk.
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind");
+        let addr = listener.local_addr().expect("addr");
+        let mut services = RoleServices::new(Role::Household);
+        services.add(OpsService::new(Role::Household, Vec::new(), dir.path().to_path_buf()).into_server());
+        let shutdown = crate::Shutdown::new();
+        tokio::spawn(crate::server::serve(services, listener, Metrics::new(), shutdown.clone()));
+        for address in [format!("http://{addr}"), format!("HTTP://{addr}"), format!("Http://{addr}")] {
+            let channel = dialer.channel("household", &address).expect("a channel");
+            let answer = OpsClient::new(channel).get_store_stats(GetStoreStatsRequest {}).await;
+            assert!(answer.is_err(), "{address} was dialled in plaintext");
+        }
+        assert!(dialer.channel("household", &format!("grpc://{addr}")).is_err());
+        assert!(Dialer::plaintext().channel("household", &format!("https://{addr}")).is_err());
+        shutdown.trigger();
     }
 }

@@ -176,6 +176,17 @@ pub async fn run(config: Config, role: Role) -> anyhow::Result<()> {
     run_until(config, role, shutdown).await
 }
 
+/// Where this process reaches its own listener: a wildcard bind
+/// (`0.0.0.0`, `::`) is dialled on loopback, which the demo's certificates
+/// name and which never leaves the pod.
+fn dialable(bound: std::net::SocketAddr) -> std::net::SocketAddr {
+    match bound.ip() {
+        std::net::IpAddr::V4(ip) if ip.is_unspecified() => (std::net::Ipv4Addr::LOCALHOST, bound.port()).into(),
+        std::net::IpAddr::V6(ip) if ip.is_unspecified() => (std::net::Ipv6Addr::LOCALHOST, bound.port()).into(),
+        _ => bound,
+    }
+}
+
 /// The mesh identity a process serving `role` must present.
 fn identity_for(role: Role) -> MeshIdentity {
     match role {
@@ -191,7 +202,8 @@ fn identity_for(role: Role) -> MeshIdentity {
 /// This process's mesh certificate, checked against the role it serves. A
 /// split role serves an internal port or calls one, so it refuses to start
 /// without a certificate unless `mesh.plaintext` says this is a throw-away
-/// development cluster. All-in-one calls its own roles in process.
+/// development cluster; all-in-one without one keeps its internal ports on
+/// loopback.
 fn load_mesh(config: &Config, role: Role) -> anyhow::Result<Option<Mesh>> {
     let mesh = Mesh::load(&config.mesh).context("loading the mesh certificate")?;
     match &mesh {
@@ -202,12 +214,25 @@ fn load_mesh(config: &Config, role: Role) -> anyhow::Result<Option<Mesh>> {
             identity_for(role).common_name()
         ),
         Some(_) => {}
-        None if role == Role::All => {}
         None if config.mesh.plaintext => {
             tracing::warn!(
                 role = role.name(),
                 "mesh.plaintext: internal calls are unauthenticated and unencrypted (development only)"
             )
+        }
+        // All-in-one without a mesh: its internal ports answer anyone who
+        // can reach them, so only on loopback.
+        None if role == Role::All => {
+            let internal = [Role::Household, Role::Residence, Role::Feeds, Role::Ledger];
+            if let Some(open) = internal.into_iter().find(|r| !config.listen_addr(*r).ip().is_loopback()) {
+                anyhow::bail!(
+                    "the {} port listens on {} without a mesh certificate: bind internal ports to loopback, \
+                     give the process an all-in-one mesh certificate (popbase demo makes one), or set mesh.plaintext = true \
+                     on a throw-away development machine",
+                    open.name(),
+                    config.listen_addr(open)
+                );
+            }
         }
         None => anyhow::bail!(
             "the {} role needs a mesh certificate (mesh.ca, mesh.cert, mesh.key or POPBASE_MESH_CA/CERT/KEY; see docs/operations.md, \"Mesh certificates\"), \
@@ -237,10 +262,11 @@ pub async fn run_until(config: Config, role: Role, shutdown: Shutdown) -> anyhow
             .await
             .with_context(|| format!("binding {} on {addr}", single.name()))?;
         let bound = listener.local_addr()?;
+        let own = format!("http://{}", dialable(bound));
         match single {
-            Role::Household => local.household = Some(format!("http://{bound}")),
-            Role::Residence => local.residence = Some(format!("http://{bound}")),
-            Role::Feeds => local.feeds = Some(format!("http://{bound}")),
+            Role::Household => local.household = Some(own),
+            Role::Residence => local.residence = Some(own),
+            Role::Feeds => local.feeds = Some(own),
             _ => {}
         }
         listeners.push((single, listener, bound));

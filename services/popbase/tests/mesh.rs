@@ -11,10 +11,13 @@ use arrow_flight::Ticket;
 use arrow_flight::flight_service_client::FlightServiceClient;
 use popbase_common::mesh::MeshIdentity;
 use popbase_common::mesh::pki::Pki;
+use popbase_proto::feeds::FeedRecord;
+use popbase_proto::feeds::feeds_client::FeedsClient;
 use popbase_proto::gateway::ChainHeadRequest;
 use popbase_proto::gateway::audit_client::AuditClient;
-use popbase_proto::household::ListPersonsRequest;
 use popbase_proto::household::household_registry_client::HouseholdRegistryClient;
+use popbase_proto::household::life_events_client::LifeEventsClient;
+use popbase_proto::household::{ListPersonsRequest, RegisterDeathRequest, SettlementsSinceRequest};
 use popbase_proto::ledger::AppendRequest;
 use popbase_proto::ledger::ledger_client::LedgerClient;
 use popbase_proto::ops::GetStoreStatsRequest;
@@ -134,8 +137,15 @@ async fn internal_ports_admit_only_the_mesh_identities_their_services_allow() {
             "Ledger.Append from a non-gateway identity",
         );
     }
-    // The registry's person list: not for the ledger, nor the backup job.
-    for identity in [MeshIdentity::Ledger, MeshIdentity::Backup, MeshIdentity::Residence] {
+    // The registry's person list: the gateway's; feeds may only check
+    // persons, and an all-in-one identity opens nothing on split roles.
+    for identity in [
+        MeshIdentity::Ledger,
+        MeshIdentity::Backup,
+        MeshIdentity::Residence,
+        MeshIdentity::Feeds,
+        MeshIdentity::AllInOne,
+    ] {
         assert_role_not_allowed(
             HouseholdRegistryClient::new(as_identity(&mesh, &roles.household.to_string(), identity))
                 .list_persons(ListPersonsRequest::default())
@@ -143,6 +153,28 @@ async fn internal_ports_admit_only_the_mesh_identities_their_services_allow() {
             "HouseholdRegistry.ListPersons from a role that does not read it",
         );
     }
+
+    // Roles get read methods, never another's writes: residence may follow
+    // settlements but not register a death, nor ingest feeds.
+    let household_as_residence = as_identity(&mesh, &roles.household.to_string(), MeshIdentity::Residence);
+    let mut events = LifeEventsClient::new(household_as_residence);
+    let follow = events
+        .settlements_since(SettlementsSinceRequest {
+            after_sequence: 0,
+            limit: 1,
+        })
+        .await;
+    assert!(follow.is_ok(), "the settlement follower's read: {follow:?}");
+    assert_role_not_allowed(
+        events.register_death(RegisterDeathRequest::default()).await,
+        "residence may not register events",
+    );
+    assert_role_not_allowed(
+        FeedsClient::new(as_identity(&mesh, &roles.feeds.to_string(), MeshIdentity::Residence))
+            .ingest(tokio_stream::iter(Vec::<FeedRecord>::new()))
+            .await,
+        "residence may not ingest feeds",
+    );
 
     // Through the gateway (department port, token), the chain head comes
     // back over the gateway's mTLS hop to the ledger.
@@ -177,6 +209,25 @@ fn a_split_role_refuses_to_start_without_its_own_mesh_certificate() {
         String::from_utf8_lossy(&bare.stderr).contains("needs a mesh certificate"),
         "{}",
         String::from_utf8_lossy(&bare.stderr)
+    );
+    // All-in-one without a certificate keeps its internal ports on loopback.
+    let open = popbase(
+        &data,
+        &[
+            "serve",
+            "--role",
+            "all",
+            "--ledger-addr",
+            "0.0.0.0:0",
+            "--metrics-addr",
+            "127.0.0.1:0",
+        ],
+    );
+    assert!(!open.status.success());
+    assert!(
+        String::from_utf8_lossy(&open.stderr).contains("the ledger port listens on 0.0.0.0:0 without a mesh certificate"),
+        "{}",
+        String::from_utf8_lossy(&open.stderr)
     );
     let mesh = Mesh::new(&dir.path().join("mesh"));
     let wrong = std::process::Command::new(env!("CARGO_BIN_EXE_popbase"))

@@ -14,17 +14,30 @@ use super::policy::{self, ROLE_NOT_ALLOWED};
 use crate::Role;
 use crate::error::REASON_METADATA_KEY;
 
-/// Tower layer over an internal role's routes; `enforce: false` passes
-/// every call (a plaintext development port, or the gateway's department port).
+/// Tower layer over an internal role's routes. `own` is the serving
+/// process's mesh identity; `None` passes every call (a plaintext
+/// development port, or the gateway's department port).
 #[derive(Clone, Copy)]
 pub struct MeshGuardLayer {
     role: Role,
-    enforce: bool,
+    own: Option<MeshIdentity>,
 }
 
 impl MeshGuardLayer {
-    pub fn new(role: Role, enforce: bool) -> Self {
-        Self { role, enforce }
+    pub fn new(role: Role, own: Option<MeshIdentity>) -> Self {
+        Self { role, own }
+    }
+
+    /// Whether `caller` may call `path` here. The all-in-one identity may
+    /// call anything, but only an all-in-one process's own ports: split
+    /// roles never have such a peer, so one presenting it is refused.
+    fn admits(&self, path: &str, caller: Option<MeshIdentity>) -> bool {
+        match (self.own, caller) {
+            (None, _) => true,
+            (Some(_), None) => false,
+            (Some(own), Some(MeshIdentity::AllInOne)) => own == MeshIdentity::AllInOne,
+            (Some(_), Some(caller)) => policy::allowed(path, caller),
+        }
     }
 }
 
@@ -93,20 +106,40 @@ where
     }
 
     fn call(&mut self, request: http::Request<B>) -> Self::Future {
-        if self.layer.enforce {
+        let identity = caller(&request);
+        if !self.layer.admits(request.uri().path(), identity) {
             let service = policy::service_of(request.uri().path());
-            let identity = caller(&request);
-            if !identity.is_some_and(|identity| policy::allowed(service, identity)) {
-                tracing::warn!(
-                    role = self.layer.role.name(),
-                    caller = identity.map_or("none", MeshIdentity::name),
-                    service = if policy::known(service) { service } else { "unknown" },
-                    "mesh call refused"
-                );
-                let response = refusal(identity, service, self.layer.role);
-                return Box::pin(async move { Ok(response) });
-            }
+            tracing::warn!(
+                role = self.layer.role.name(),
+                caller = identity.map_or("none", MeshIdentity::name),
+                service = if policy::known(service) { service } else { "unknown" },
+                "mesh call refused"
+            );
+            let response = refusal(identity, service, self.layer.role);
+            return Box::pin(async move { Ok(response) });
         }
         Box::pin(self.inner.call(request))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use MeshIdentity::{AllInOne, Backup, Feeds, Gateway};
+
+    #[test]
+    fn split_roles_refuse_the_all_in_one_identity_and_strangers() {
+        let split = MeshGuardLayer::new(Role::Household, Some(MeshIdentity::Household));
+        let all = MeshGuardLayer::new(Role::Household, Some(AllInOne));
+        let open = MeshGuardLayer::new(Role::Household, None);
+        let list = "/popbase.household.v1.HouseholdRegistry/ListPersons";
+        assert!(split.admits(list, Some(Gateway)));
+        assert!(!split.admits(list, Some(AllInOne)), "no all-in-one peer in a split deployment");
+        assert!(!split.admits(list, Some(Feeds)));
+        assert!(!split.admits(list, None), "a certificate naming no identity");
+        assert!(all.admits(list, Some(AllInOne)), "an all-in-one process calls its own ports");
+        assert!(!all.admits("/popbase.ops.v1.Ops/CreateCheckpoint", Some(Gateway)));
+        assert!(all.admits("/popbase.ops.v1.Ops/CreateCheckpoint", Some(Backup)));
+        assert!(open.admits(list, None), "no mesh: nothing enforced");
     }
 }

@@ -13,8 +13,10 @@
 //! Departments never hold mesh certificates: their CA is a different one,
 //! trusted only by the gateway's department-facing port.
 //!
-//! Calls between roles of one process (all-in-one) do not touch a socket
-//! (see [`crate::upstream::in_process`]), so they need no certificate.
+//! An all-in-one process's gateway calls its roles in process (see
+//! [`crate::upstream::in_process`]); its settlement follower and feed
+//! matching dial its own ports, so with a mesh it presents the `all`
+//! identity, which only an all-in-one process admits.
 
 pub mod guard;
 pub mod identity;

@@ -1,20 +1,23 @@
-//! Who may call which internal service: the one table of the mesh.
+//! Who may call what on an internal port: the one table of the mesh.
+//! Roles other than the gateway get single read methods, never a whole
+//! service, so no role but the gateway can write to another's data.
 //!
-//! | service | callers |
-//! |---|---|
-//! | `popbase.household.v1.HouseholdRegistry` | gateway; feeds (`CheckPersons`: is this a person of the city) |
-//! | `popbase.household.v1.LifeEvents` | gateway; residence (`SettlementsSince`: end the permits of settlers) |
-//! | `popbase.household.v1.Settlement`, `RegistryStatistics` | gateway |
-//! | `popbase.residence.v1.ResidencePermits` | gateway; feeds (`CheckResidents`) |
-//! | `popbase.residence.v1.Entitlements` | gateway |
-//! | `popbase.feeds.v1.Feeds` | gateway; residence (what departments know of a resident) |
-//! | `popbase.ledger.v1.Ledger` (consents, audit appends) | gateway only |
-//! | `arrow.flight.protocol.FlightService` (identified internal datasets) | gateway only |
-//! | `popbase.ops.v1.Ops` (checkpoints, store figures) | backup |
-//! | `grpc.health.v1.Health`, reflection | any mesh identity |
+//! | service | gateway | others |
+//! |---|---|---|
+//! | `popbase.household.v1.HouseholdRegistry` | all | feeds: `CheckPersons` (is this a person of the city) |
+//! | `popbase.household.v1.LifeEvents` | all | residence: `SettlementsSince` (end the permits of settlers) |
+//! | `popbase.household.v1.Settlement`, `RegistryStatistics` | all | — |
+//! | `popbase.residence.v1.ResidencePermits` | all | feeds: `CheckResidents` |
+//! | `popbase.residence.v1.Entitlements` | all | — |
+//! | `popbase.feeds.v1.Feeds` | all | residence: `RecordsOf` (what departments know of a resident) |
+//! | `popbase.ledger.v1.Ledger` (consents, audit appends) | all | — |
+//! | `arrow.flight.protocol.FlightService` (identified internal datasets) | all | — |
+//! | `popbase.ops.v1.Ops` (checkpoints, store figures) | — | backup: all |
+//! | `grpc.health.v1.Health`, reflection | all | any mesh identity |
 //!
-//! An all-in-one process may call anything: it serves every role itself.
-//! A service not in the table is refused to everyone.
+//! An all-in-one process may call anything on its own ports (see
+//! [`super::guard`]: split roles refuse the all-in-one identity). A service
+//! or method not in the table is refused to everyone.
 
 use super::MeshIdentity;
 use super::MeshIdentity::{AllInOne, Backup, Feeds, Gateway, Residence};
@@ -22,35 +25,53 @@ use super::MeshIdentity::{AllInOne, Backup, Feeds, Gateway, Residence};
 /// The stable reason code of a mesh refusal (`popbase-reason`).
 pub const ROLE_NOT_ALLOWED: &str = "ROLE_NOT_ALLOWED";
 
-/// The identities allowed to call `service` (fully qualified gRPC service
-/// name); `None` for a service any mesh identity may call.
-fn callers(service: &str) -> Option<&'static [MeshIdentity]> {
-    Some(match service {
-        "grpc.health.v1.Health" | "grpc.reflection.v1.ServerReflection" | "grpc.reflection.v1alpha.ServerReflection" => {
-            return None;
-        }
-        "popbase.household.v1.HouseholdRegistry" => &[Gateway, Feeds],
-        "popbase.household.v1.LifeEvents" => &[Gateway, Residence],
-        "popbase.household.v1.Settlement" | "popbase.household.v1.RegistryStatistics" => &[Gateway],
-        "popbase.residence.v1.ResidencePermits" => &[Gateway, Feeds],
-        "popbase.residence.v1.Entitlements" => &[Gateway],
-        "popbase.feeds.v1.Feeds" => &[Gateway, Residence],
-        "popbase.ledger.v1.Ledger" => &[Gateway],
-        "arrow.flight.protocol.FlightService" => &[Gateway],
-        "popbase.ops.v1.Ops" => &[Backup],
-        _ => &[],
-    })
-}
+/// Services any mesh identity may call.
+const OPEN: [&str; 3] = [
+    "grpc.health.v1.Health",
+    "grpc.reflection.v1.ServerReflection",
+    "grpc.reflection.v1alpha.ServerReflection",
+];
 
-/// Whether `caller` may call `service`.
-pub fn allowed(service: &str, caller: MeshIdentity) -> bool {
-    caller == AllInOne || callers(service).is_none_or(|allowed| allowed.contains(&caller))
+/// Services the gateway calls, whole.
+const GATEWAY: [&str; 9] = [
+    "popbase.household.v1.HouseholdRegistry",
+    "popbase.household.v1.LifeEvents",
+    "popbase.household.v1.Settlement",
+    "popbase.household.v1.RegistryStatistics",
+    "popbase.residence.v1.ResidencePermits",
+    "popbase.residence.v1.Entitlements",
+    "popbase.feeds.v1.Feeds",
+    "popbase.ledger.v1.Ledger",
+    "arrow.flight.protocol.FlightService",
+];
+
+/// Single methods granted to roles other than the gateway.
+const METHODS: [(&str, MeshIdentity); 4] = [
+    ("/popbase.household.v1.HouseholdRegistry/CheckPersons", Feeds),
+    ("/popbase.residence.v1.ResidencePermits/CheckResidents", Feeds),
+    ("/popbase.household.v1.LifeEvents/SettlementsSince", Residence),
+    ("/popbase.feeds.v1.Feeds/RecordsOf", Residence),
+];
+
+/// The backup job's service.
+const OPS: &str = "popbase.ops.v1.Ops";
+
+/// Whether `caller` may call the method at `path` (`/pkg.Service/Method`).
+pub fn allowed(path: &str, caller: MeshIdentity) -> bool {
+    let service = service_of(path);
+    match caller {
+        AllInOne => true,
+        _ if OPEN.contains(&service) => true,
+        Gateway => GATEWAY.contains(&service),
+        Backup => service == OPS,
+        other => METHODS.iter().any(|(method, who)| *method == path && *who == other),
+    }
 }
 
 /// Whether `service` is one the mesh knows (and so may be named in logs
 /// and messages: a caller's unknown path is its own text).
 pub fn known(service: &str) -> bool {
-    callers(service).is_none_or(|allowed| !allowed.is_empty())
+    OPEN.contains(&service) || GATEWAY.contains(&service) || service == OPS
 }
 
 /// The service part of a gRPC request path (`/pkg.Service/Method`).
@@ -69,24 +90,44 @@ mod tests {
     fn only_the_gateway_appends_to_the_ledger_or_reads_internal_datasets() {
         for caller in MeshIdentity::ALL {
             let expected = matches!(caller, Gateway | AllInOne);
-            assert_eq!(allowed("popbase.ledger.v1.Ledger", caller), expected, "{caller:?}");
-            assert_eq!(allowed("arrow.flight.protocol.FlightService", caller), expected, "{caller:?}");
+            assert_eq!(allowed("/popbase.ledger.v1.Ledger/Append", caller), expected, "{caller:?}");
+            assert_eq!(allowed("/popbase.ledger.v1.Ledger/PutConsent", caller), expected, "{caller:?}");
+            assert_eq!(
+                allowed("/arrow.flight.protocol.FlightService/DoGet", caller),
+                expected,
+                "{caller:?}"
+            );
         }
     }
 
     #[test]
-    fn roles_call_only_what_they_need() {
-        assert!(allowed("popbase.household.v1.LifeEvents", Residence));
-        assert!(!allowed("popbase.household.v1.LifeEvents", Feeds));
-        assert!(allowed("popbase.household.v1.HouseholdRegistry", Feeds));
-        assert!(!allowed("popbase.household.v1.HouseholdRegistry", Ledger));
-        assert!(allowed("popbase.feeds.v1.Feeds", Residence));
-        assert!(!allowed("popbase.feeds.v1.Feeds", Household));
-        assert!(allowed("popbase.ops.v1.Ops", Backup));
-        assert!(!allowed("popbase.ops.v1.Ops", Gateway));
-        assert!(!allowed("popbase.household.v1.Settlement", Backup));
-        assert!(allowed("grpc.health.v1.Health", Backup));
-        assert!(!allowed("popbase.unknown.v1.Thing", Gateway), "unknown services are refused");
+    fn roles_get_the_read_methods_they_need_and_no_writes() {
+        assert!(allowed("/popbase.household.v1.LifeEvents/SettlementsSince", Residence));
+        assert!(
+            !allowed("/popbase.household.v1.LifeEvents/RegisterDeath", Residence),
+            "residence writes no events"
+        );
+        assert!(!allowed("/popbase.household.v1.LifeEvents/SettlementsSince", Feeds));
+        assert!(allowed("/popbase.household.v1.HouseholdRegistry/CheckPersons", Feeds));
+        assert!(
+            !allowed("/popbase.household.v1.HouseholdRegistry/ListPersons", Feeds),
+            "no bulk reads"
+        );
+        assert!(!allowed("/popbase.household.v1.HouseholdRegistry/CheckPersons", Ledger));
+        assert!(allowed("/popbase.residence.v1.ResidencePermits/CheckResidents", Feeds));
+        assert!(
+            !allowed("/popbase.residence.v1.ResidencePermits/CancelPermit", Feeds),
+            "feeds cancels no permits"
+        );
+        assert!(allowed("/popbase.feeds.v1.Feeds/RecordsOf", Residence));
+        assert!(!allowed("/popbase.feeds.v1.Feeds/Ingest", Residence), "residence ingests no feeds");
+        assert!(!allowed("/popbase.feeds.v1.Feeds/RecordsOf", Household));
+        assert!(allowed("/popbase.feeds.v1.Feeds/Ingest", Gateway));
+        assert!(allowed("/popbase.ops.v1.Ops/CreateCheckpoint", Backup));
+        assert!(!allowed("/popbase.ops.v1.Ops/CreateCheckpoint", Gateway));
+        assert!(!allowed("/popbase.household.v1.Settlement/Evaluate", Backup));
+        assert!(allowed("/grpc.health.v1.Health/Check", Backup));
+        assert!(!allowed("/popbase.unknown.v1.Thing/Do", Gateway), "unknown services are refused");
         assert!(!known("popbase.unknown.v1.Thing") && known("popbase.ops.v1.Ops") && known("grpc.health.v1.Health"));
     }
 
