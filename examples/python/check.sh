@@ -48,6 +48,11 @@ grep -q '^again: received=2000 duplicates=2000$' <<<"$fed"
 grep -q '^pension: PERMISSION_DENIED KIND_NOT_APPROVED$' <<<"$fed"
 echo "python example: feed upload through the gateway against popbase demo passed"
 
+# What Prometheus sees: hostile request paths, then a scrape parsed by a real
+# text-format parser (prometheus_client).
+POPBASE_BIN="$popbase" "$root/examples/python/run.sh" --example metrics --gateway "$(addr gateway)" \
+  --metrics "$(sed -n 's/^popbase metrics addr=//p' "$out")"
+
 # Bulk export: `popbase export` writes Parquet and Arrow files through the
 # gateway; pyarrow.flight and DuckDB check them (export_check.py).
 token="$("$popbase" token --data "$work/data" --department big_data)"

@@ -10,10 +10,10 @@
 set -euo pipefail
 root="$(cd "$(dirname "$0")/../.." && pwd)"
 venv="${POPBASE_CACHE_DIR:-$HOME/.cache/popbase}/venv-examples"
-if [ ! -x "$venv/bin/python" ] || ! "$venv/bin/python" -c "import grpc_tools, pyarrow.flight, duckdb" 2>/dev/null; then
+if [ ! -x "$venv/bin/python" ] || ! "$venv/bin/python" -c "import grpc_tools, pyarrow.flight, duckdb, prometheus_client" 2>/dev/null; then
   python3 -m venv "$venv"
   "$venv/bin/pip" install --quiet --disable-pip-version-check \
-    grpcio==1.76.0 grpcio-tools==1.76.0 pyarrow==26.0.1 duckdb==1.5.6
+    grpcio==1.76.0 grpcio-tools==1.76.0 pyarrow==26.0.1 duckdb==1.5.6 prometheus-client==0.26.0
 fi
 stubs="$(mktemp -d)"
 trap 'rm -rf "$stubs"' EXIT
@@ -34,9 +34,10 @@ case "$example" in
   enrollment) script=enrollment_check.py; department=education ;;
   export) script=export_check.py; department=big_data ;;
   feed) script=feed_upload.py; department=medical_insurance ;;
-  *) echo "run.sh: unknown example '$example' (enrollment, export or feed)" >&2; exit 2 ;;
+  metrics) script=metrics_check.py; department="" ;;
+  *) echo "run.sh: unknown example '$example' (enrollment, export, feed or metrics)" >&2; exit 2 ;;
 esac
-if [ -n "$data" ]; then
+if [ -n "$data" ] && [ -n "$department" ]; then
   popbase="${POPBASE_BIN:-${CARGO_TARGET_DIR:-$root/target}/debug/popbase}"
   args+=(--token "$("$popbase" token --data "$data" --department "$department")")
   if [ "$example" != feed ]; then

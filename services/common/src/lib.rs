@@ -9,6 +9,7 @@ pub mod cert;
 pub mod config;
 pub mod error;
 pub mod mesh;
+pub mod methods;
 pub mod metrics;
 pub mod ops;
 pub mod propagation;

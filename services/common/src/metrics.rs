@@ -2,7 +2,10 @@
 //! on each gRPC server) and RocksDB figures of each open store, served as the
 //! text exposition format on `GET /metrics`.
 //!
-//! Labels carry method paths and status codes only, never request contents.
+//! Labels carry method paths and status codes only, never request contents:
+//! a method is named only when the binary serves it ([`crate::methods`]),
+//! a code only when it is a gRPC status number, so no caller can add a
+//! series or break the exposition format.
 
 use std::collections::BTreeMap;
 use std::fmt::Write as _;
@@ -36,7 +39,7 @@ pub type Renderer = Arc<dyn Fn(&mut String) + Send + Sync>;
 #[derive(Default)]
 pub struct Metrics {
     /// (role, method, grpc code) -> stats.
-    rpcs: Mutex<BTreeMap<(&'static str, String, String), RpcStats>>,
+    rpcs: Mutex<BTreeMap<(&'static str, &'static str, &'static str), RpcStats>>,
     stores: Mutex<Vec<Store>>,
     renderers: Mutex<Vec<Renderer>>,
 }
@@ -56,10 +59,12 @@ impl Metrics {
         self.renderers.lock().unwrap_or_else(|p| p.into_inner()).push(renderer);
     }
 
-    pub fn observe(&self, role: Role, method: &str, code: &str, elapsed: Duration) {
+    /// Counts one answered request to the method at `path` with gRPC `code`.
+    pub fn observe(&self, role: Role, path: &str, code: &str, elapsed: Duration) {
         let seconds = elapsed.as_secs_f64();
+        let key = (role.name(), crate::methods::label(path), code_label(code));
         let mut rpcs = self.rpcs.lock().unwrap_or_else(|p| p.into_inner());
-        let stats = rpcs.entry((role.name(), method.to_string(), code.to_string())).or_default();
+        let stats = rpcs.entry(key).or_default();
         stats.count += 1;
         stats.sum_seconds += seconds;
         for (bucket, bound) in stats.buckets.iter_mut().zip(BUCKETS) {
@@ -149,6 +154,17 @@ impl Metrics {
     }
 }
 
+/// The gRPC status codes (0-16) and `transport`, as labels; anything else `other`.
+fn code_label(code: &str) -> &'static str {
+    const CODES: [&str; 17] = [
+        "0", "1", "2", "3", "4", "5", "6", "7", "8", "9", "10", "11", "12", "13", "14", "15", "16",
+    ];
+    match code {
+        "transport" => "transport",
+        _ => CODES.iter().find(|c| **c == code).copied().unwrap_or("other"),
+    }
+}
+
 /// Tower layer recording every request of one role's server.
 #[derive(Clone)]
 pub struct MetricsLayer {
@@ -195,7 +211,7 @@ where
     }
 
     fn call(&mut self, request: http::Request<B>) -> Self::Future {
-        let method = request.uri().path().to_string();
+        let method = crate::methods::label(request.uri().path());
         let started = Instant::now();
         let future = self.inner.call(request);
         let (role, metrics) = (self.role, Arc::clone(&self.metrics));
@@ -213,7 +229,7 @@ where
                     .to_string(),
                 Err(_) => "transport".to_string(),
             };
-            metrics.observe(role, &method, &code, started.elapsed());
+            metrics.observe(role, method, &code, started.elapsed());
             result
         })
     }
@@ -262,6 +278,34 @@ pub async fn serve_metrics(listener: TcpListener, metrics: Arc<Metrics>, shutdow
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// A caller's path never becomes a label: junk paths (one crafted to
+    /// inject labels among them) count as one `unknown` series, and every
+    /// sample line stays well-formed.
+    #[test]
+    fn callers_cannot_write_labels_or_add_series() {
+        let metrics = Metrics::default();
+        let junk = ["/popbase.x\",role=\"gateway\",code=\"0", "/a\nb", "/popbase.ops.v1.Ops/Nope"];
+        for i in 0..1000 {
+            let path = format!("{}{i}", junk[i % junk.len()]);
+            metrics.observe(Role::Gateway, &path, "12", Duration::from_millis(1));
+        }
+        metrics.observe(
+            Role::Gateway,
+            "/popbase.ops.v1.Ops/GetStoreStats",
+            "not a code\"",
+            Duration::from_millis(1),
+        );
+        let text = metrics.render();
+        let samples: Vec<&str> = text.lines().filter(|l| l.starts_with("popbase_grpc_requests_total{")).collect();
+        assert_eq!(
+            samples,
+            [
+                "popbase_grpc_requests_total{role=\"gateway\",method=\"/popbase.ops.v1.Ops/GetStoreStats\",code=\"other\"} 1",
+                "popbase_grpc_requests_total{role=\"gateway\",method=\"unknown\",code=\"12\"} 1000",
+            ]
+        );
+    }
 
     #[test]
     fn histograms_are_cumulative_and_counted_per_code() {
