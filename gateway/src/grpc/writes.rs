@@ -54,11 +54,11 @@ impl WriteServices {
 }
 
 /// A request carrying `actor` in the metadata the services record.
-fn with_actor<T>(message: T, actor: &str) -> Result<Request<T>, Status> {
+fn with_actor<T>(message: T, actor: &str) -> ServiceResult<Request<T>> {
     let mut request = Request::new(message);
     let value = actor
         .parse()
-        .map_err(|_| Status::from(ServiceError::invalid("officer_id", "must be 1-48 of A-Z a-z 0-9 . _ -")))?;
+        .map_err(|_| ServiceError::invalid("officer_id", "must be 1-48 of A-Z a-z 0-9 . _ -"))?;
     request.metadata_mut().insert(writes::ACTOR_METADATA_KEY, value);
     Ok(request)
 }
@@ -330,8 +330,7 @@ impl Forward {
             Some(open) => open,
             None => {
                 let (records, queue) = mpsc::channel(FORWARD_QUEUE);
-                let request = with_actor(ReceiverStream::new(queue), &self.actor)
-                    .map_err(|_| ServiceError::invalid("officer_id", "is not a code"))?;
+                let request = with_actor(ReceiverStream::new(queue), &self.actor)?;
                 let mut client = sources.feeds_ingest.clone();
                 let call = tokio::spawn(async move { client.ingest(request).await.map(Response::into_inner) });
                 self.open.insert((records, call))
@@ -339,11 +338,8 @@ impl Forward {
         };
         if records.send(record).await.is_err() {
             // The feeds call ended early: its status says why.
-            return Err(match call.await {
-                Ok(Err(status)) => writes::forwarded("the feeds", status),
-                Ok(Ok(_)) => ServiceError::Internal("the feeds service ended the submission early".into()),
-                Err(e) => ServiceError::Internal(format!("the feeds forwarding task: {e}")),
-            });
+            ingest_result(call.await)?;
+            return Err(ServiceError::Internal("the feeds service ended the submission early".into()));
         }
         Ok(())
     }
@@ -354,10 +350,15 @@ impl Forward {
             return Ok(IngestSummary::default());
         };
         drop(records);
-        match call.await {
-            Ok(Ok(summary)) => Ok(summary),
-            Ok(Err(status)) => Err(writes::forwarded("the feeds", status)),
-            Err(e) => Err(ServiceError::Internal(format!("the feeds forwarding task: {e}"))),
-        }
+        ingest_result(call.await)
+    }
+}
+
+/// What the ended `Feeds.Ingest` call means for the department.
+fn ingest_result(joined: Result<Result<IngestSummary, Status>, tokio::task::JoinError>) -> Result<IngestSummary, ServiceError> {
+    match joined {
+        Ok(Ok(summary)) => Ok(summary),
+        Ok(Err(status)) => Err(writes::forwarded("the feeds", status)),
+        Err(e) => Err(ServiceError::Internal(format!("the feeds forwarding task: {e}"))),
     }
 }

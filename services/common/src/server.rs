@@ -112,14 +112,17 @@ impl ProcessHealth {
     }
 }
 
+/// The services every port serves beside its role's: health and reflection.
+pub const EVERY_PORT: [&str; 3] = [
+    "grpc.health.v1.Health",
+    "grpc.reflection.v1.ServerReflection",
+    "grpc.reflection.v1alpha.ServerReflection",
+];
+
 /// Reflection listing exactly what one port serves: its services, health
 /// and reflection itself (not every service the binary knows).
 fn reflection_names(service_names: &[&'static str]) -> impl Iterator<Item = &'static str> {
-    service_names.iter().copied().chain([
-        "grpc.health.v1.Health",
-        "grpc.reflection.v1.ServerReflection",
-        "grpc.reflection.v1alpha.ServerReflection",
-    ])
+    service_names.iter().copied().chain(EVERY_PORT)
 }
 
 /// How long in-flight calls may run on after shutdown begins.

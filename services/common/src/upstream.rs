@@ -72,6 +72,12 @@ impl Dialer {
         mesh.map_or_else(Self::plaintext, Self::mesh)
     }
 
+    /// The dialer of a configured mesh certificate (a tool's: `popbase
+    /// backup`, `feed-load`), plaintext when none is configured.
+    pub fn from_config(config: &crate::config::MeshConfig) -> Result<Self, crate::mesh::MeshError> {
+        Ok(Self::for_mesh(Mesh::load(config)?.as_ref()))
+    }
+
     /// Whether calls go over mutual TLS.
     pub fn is_tls(&self) -> bool {
         self.tls.is_some()

@@ -200,8 +200,7 @@ fn load_config(cli: &Cli) -> anyhow::Result<Config> {
 /// How an operator command reaches a role: as the configured mesh identity
 /// (the backup job's certificate), else plaintext.
 fn mesh_dialer(config: &Config) -> anyhow::Result<popbase_common::upstream::Dialer> {
-    let mesh = popbase_common::mesh::Mesh::load(&config.mesh).context("loading the mesh certificate")?;
-    Ok(popbase_common::upstream::Dialer::for_mesh(mesh.as_ref()))
+    popbase_common::upstream::Dialer::from_config(&config.mesh).context("loading the mesh certificate")
 }
 
 pub async fn run(cli: Cli) -> anyhow::Result<()> {

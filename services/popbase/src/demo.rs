@@ -21,8 +21,7 @@ fn demo_mesh(dir: &Path) -> anyhow::Result<()> {
     if dir.join("ca.pem").exists() {
         return Ok(());
     }
-    let pki = Pki::new("popbase demo mesh CA").context("creating the demo CA")?;
-    pki::write_pair(dir, "ca", pki.ca_pem(), &pki.ca_key_pem()).with_context(|| format!("writing {}", dir.display()))?;
+    let pki = Pki::create_in(dir, "popbase demo mesh CA").with_context(|| format!("creating the demo CA in {}", dir.display()))?;
     for identity in DEMO_IDENTITIES {
         let issued = pki
             .issue(identity, &["127.0.0.1", "localhost"])

@@ -72,8 +72,8 @@ pub async fn run(config: &Config, target: Target, load: Load) -> anyhow::Result<
     let started = Instant::now();
     let summary = match target {
         Target::Feeds(url) => {
-            let mesh = popbase_common::mesh::Mesh::load(&config.mesh).context("loading the mesh certificate")?;
-            let channel = Dialer::for_mesh(mesh.as_ref()).channel("feeds", &url).map_err(anyhow::Error::msg)?;
+            let dialer = Dialer::from_config(&config.mesh).context("loading the mesh certificate")?;
+            let channel = dialer.channel("feeds", &url).map_err(anyhow::Error::msg)?;
             let mut client = FeedsClient::new(channel).max_decoding_message_size(256 << 20);
             let (sender, receiver) = mpsc::channel(10_000);
             let newer_by_ms = load.newer_by_ms;

@@ -30,8 +30,7 @@ fn ca(dir: &Path) -> anyhow::Result<Pki> {
         let read = |path: &Path| std::fs::read_to_string(path).with_context(|| format!("reading {}", path.display()));
         return Pki::from_pem(&read(&cert)?, &read(&key)?).with_context(|| format!("the CA in {}", dir.display()));
     }
-    let pki = Pki::new("popbase mesh CA (development)").context("creating the CA")?;
-    pki::write_pair(dir, "ca", pki.ca_pem(), &pki.ca_key_pem()).with_context(|| format!("writing the CA to {}", dir.display()))?;
+    let pki = Pki::create_in(dir, "popbase mesh CA (development)").with_context(|| format!("creating the CA in {}", dir.display()))?;
     eprintln!("popbase pki: created the internal CA in {}", dir.display());
     Ok(pki)
 }

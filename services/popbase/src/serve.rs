@@ -187,18 +187,6 @@ fn dialable(bound: std::net::SocketAddr) -> std::net::SocketAddr {
     }
 }
 
-/// The mesh identity a process serving `role` must present.
-fn identity_for(role: Role) -> MeshIdentity {
-    match role {
-        Role::All => MeshIdentity::AllInOne,
-        Role::Household => MeshIdentity::Household,
-        Role::Residence => MeshIdentity::Residence,
-        Role::Feeds => MeshIdentity::Feeds,
-        Role::Ledger => MeshIdentity::Ledger,
-        Role::Gateway => MeshIdentity::Gateway,
-    }
-}
-
 /// This process's mesh certificate, checked against the role it serves. A
 /// split role serves an internal port or calls one, so it refuses to start
 /// without a certificate unless `mesh.plaintext` says this is a throw-away
@@ -207,11 +195,11 @@ fn identity_for(role: Role) -> MeshIdentity {
 fn load_mesh(config: &Config, role: Role) -> anyhow::Result<Option<Mesh>> {
     let mesh = Mesh::load(&config.mesh).context("loading the mesh certificate")?;
     match &mesh {
-        Some(mesh) if mesh.identity() != identity_for(role) => anyhow::bail!(
+        Some(mesh) if mesh.identity() != MeshIdentity::of_role(role) => anyhow::bail!(
             "the mesh certificate names '{}', but this process serves the {} role: give it a certificate with subject CN {}",
             mesh.identity().name(),
             role.name(),
-            identity_for(role).common_name()
+            MeshIdentity::of_role(role).common_name()
         ),
         Some(_) => {}
         None if config.mesh.plaintext => {

@@ -60,6 +60,18 @@ impl MeshIdentity {
         MeshIdentity::ALL.into_iter().find(|identity| identity.name() == name)
     }
 
+    /// The identity a process serving `role` presents.
+    pub fn of_role(role: crate::Role) -> MeshIdentity {
+        match role {
+            crate::Role::All => MeshIdentity::AllInOne,
+            crate::Role::Household => MeshIdentity::Household,
+            crate::Role::Residence => MeshIdentity::Residence,
+            crate::Role::Feeds => MeshIdentity::Feeds,
+            crate::Role::Ledger => MeshIdentity::Ledger,
+            crate::Role::Gateway => MeshIdentity::Gateway,
+        }
+    }
+
     /// The identity a subject CN names, if it is one.
     pub fn from_common_name(cn: &str) -> Option<MeshIdentity> {
         cn.strip_suffix(CN_SUFFIX).and_then(MeshIdentity::from_name)

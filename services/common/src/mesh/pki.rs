@@ -20,6 +20,15 @@ fn ca_params(name: &str) -> Result<CertificateParams, rcgen::Error> {
     Ok(params)
 }
 
+/// Why a CA could not be made or written.
+#[derive(Debug, thiserror::Error)]
+pub enum PkiError {
+    #[error("certificate: {0}")]
+    Certificate(#[from] rcgen::Error),
+    #[error("writing the CA: {0}")]
+    Write(#[from] std::io::Error),
+}
+
 /// A certificate and its private key, PEM.
 pub struct Issued {
     pub cert_pem: String,
@@ -59,6 +68,13 @@ impl Pki {
             params: ca_params(&name)?,
             key,
         })
+    }
+
+    /// A new CA named `name`, written to `<dir>/ca.pem` and `<dir>/ca.key`.
+    pub fn create_in(dir: &Path, name: &str) -> Result<Pki, PkiError> {
+        let pki = Pki::new(name)?;
+        write_pair(dir, "ca", pki.ca_pem(), &pki.ca_key_pem())?;
+        Ok(pki)
     }
 
     pub fn ca_pem(&self) -> &str {

@@ -25,12 +25,8 @@ use super::MeshIdentity::{AllInOne, Backup, Feeds, Gateway, Residence};
 /// The stable reason code of a mesh refusal (`popbase-reason`).
 pub const ROLE_NOT_ALLOWED: &str = "ROLE_NOT_ALLOWED";
 
-/// Services any mesh identity may call.
-const OPEN: [&str; 3] = [
-    "grpc.health.v1.Health",
-    "grpc.reflection.v1.ServerReflection",
-    "grpc.reflection.v1alpha.ServerReflection",
-];
+/// Services any mesh identity may call: those every port serves.
+use crate::server::EVERY_PORT as OPEN;
 
 /// Services the gateway calls, whole.
 const GATEWAY: [&str; 9] = [

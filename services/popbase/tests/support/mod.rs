@@ -29,9 +29,7 @@ pub struct Mesh {
 
 impl Mesh {
     pub fn new(dir: &Path) -> Mesh {
-        let pki = Pki::new("popbase mesh CA (test)").expect("CA");
-        std::fs::create_dir_all(dir).expect("mesh dir");
-        std::fs::write(dir.join("ca.pem"), pki.ca_pem()).expect("write CA");
+        let pki = Pki::create_in(dir, "popbase mesh CA (test)").expect("CA");
         for identity in MeshIdentity::ALL {
             let issued = pki.issue(identity, &["127.0.0.1", "localhost"]).expect("issue");
             pki::write_pair(dir, identity.name(), &issued.cert_pem, &issued.key_pem).expect("write pair");
