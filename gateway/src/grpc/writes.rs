@@ -6,6 +6,7 @@
 
 use std::future::Future;
 use std::sync::Arc;
+use std::time::Duration;
 
 use popbase_common::{ServiceError, ServiceResult};
 use popbase_proto::feeds::{FeedRecord, IngestSummary};
@@ -61,6 +62,22 @@ fn with_actor<T>(message: T, actor: &str) -> ServiceResult<Request<T>> {
         .map_err(|_| ServiceError::invalid("officer_id", "must be 1-48 of A-Z a-z 0-9 . _ -"))?;
     request.metadata_mut().insert(writes::ACTOR_METADATA_KEY, value);
     Ok(request)
+}
+
+/// How long the owning service may take to apply one forwarded event.
+const FORWARD_DEADLINE: Duration = Duration::from_secs(10);
+
+/// How long the feeds service may leave a submission's records waiting
+/// (queue full) or keep its summary after the last record.
+const FEEDS_IDLE: Duration = Duration::from_secs(30);
+
+/// A forwarded write the owning service did not answer in time: it may
+/// still be applied, so the department reads it back before re-sending.
+fn late(owner: &str, after: Duration) -> ServiceError {
+    ServiceError::Unavailable(format!(
+        "{owner} did not answer within {} s; the write may still be applied: read it back before sending it again",
+        after.as_secs()
+    ))
 }
 
 /// The refusal of a kind the approval does not list (never echoing caller text).
@@ -124,9 +141,11 @@ where
     }
     // The audit record first: no record, no write.
     gate.commit_write(&admission, vec![kind.to_string()], 1).await?;
-    match forward(event, writes::actor(&caller.department, &officer_id)).await {
-        Ok(answer) => Ok(answer),
-        Err(status) => Err(gate.fail(&admission, writes::forwarded(write.owner, status)).await),
+    let actor = writes::actor(&caller.department, &officer_id);
+    match tokio::time::timeout(FORWARD_DEADLINE, forward(event, actor)).await {
+        Ok(Ok(answer)) => Ok(answer),
+        Ok(Err(status)) => Err(gate.fail(&admission, writes::forwarded(write.owner, status)).await),
+        Err(_) => Err(gate.fail(&admission, late(write.owner, FORWARD_DEADLINE)).await),
     }
 }
 
@@ -336,12 +355,18 @@ impl Forward {
                 self.open.insert((records, call))
             }
         };
-        if records.send(record).await.is_err() {
-            // The feeds call ended early: its status says why.
-            ingest_result(call.await)?;
-            return Err(ServiceError::Internal("the feeds service ended the submission early".into()));
+        match tokio::time::timeout(FEEDS_IDLE, records.send(record)).await {
+            Ok(Ok(())) => Ok(()),
+            Ok(Err(_)) => {
+                // The feeds call ended early: its status says why.
+                ingest_result(call.await)?;
+                Err(ServiceError::Internal("the feeds service ended the submission early".into()))
+            }
+            Err(_) => {
+                call.abort();
+                Err(late("the feeds service", FEEDS_IDLE))
+            }
         }
-        Ok(())
     }
 
     /// The feeds service's summary (an empty one when no record was sent).
@@ -350,7 +375,14 @@ impl Forward {
             return Ok(IngestSummary::default());
         };
         drop(records);
-        ingest_result(call.await)
+        let mut call = call;
+        match tokio::time::timeout(FEEDS_IDLE, &mut call).await {
+            Ok(joined) => ingest_result(joined),
+            Err(_) => {
+                call.abort();
+                Err(late("the feeds service", FEEDS_IDLE))
+            }
+        }
     }
 }
 

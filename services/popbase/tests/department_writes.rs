@@ -62,7 +62,11 @@ async fn departments_write_through_the_gateway_and_nothing_lands_unaudited() {
     let mesh = Mesh::new(&data.join("mesh"));
     let mut children = Children::default();
     let mut ledger = None;
+    let mut household_pid = String::new();
     for (role, process) in serve_internal_roles(data, &roles, &mesh) {
+        if role == "household" {
+            household_pid = process.child.id().to_string();
+        }
         if role == "ledger" {
             ledger = Some(process.child);
         } else {
@@ -91,9 +95,9 @@ async fn departments_write_through_the_gateway_and_nothing_lands_unaudited() {
         .iter()
         .filter(|p| p.status == RegistrationStatus::Active as i32)
         .map(|p| p.id_number.clone())
-        .take(2)
+        .take(3)
         .collect();
-    assert_eq!(active.len(), 2, "the generated city has active residents");
+    assert_eq!(active.len(), 3, "the generated city has active residents");
 
     let channel = plain_channel(&gateway.addr);
     let submit = |department: &str, officer: &str| {
@@ -137,6 +141,25 @@ async fn departments_write_through_the_gateway_and_nothing_lands_unaudited() {
         .into_inner();
     assert_eq!(receipt.event.expect("event").actor, "public_security:police-370303-07");
     assert_eq!(head().await, before + 2, "the head query before, and the death");
+
+    // The registry frozen: the gateway answers within its deadline, audited.
+    let _ = std::process::Command::new("kill").args(["-STOP", &household_pid]).status();
+    let started = std::time::Instant::now();
+    let frozen = tokio::time::timeout(
+        std::time::Duration::from_secs(30),
+        RegistryEventsClient::new(channel.clone()).submit(with_token(&police, death(&active[2]))),
+    )
+    .await
+    .expect("the gateway answers, not hangs")
+    .expect_err("no answer from the registry");
+    let _ = std::process::Command::new("kill").args(["-CONT", &household_pid]).status();
+    assert_eq!(frozen.code(), Code::Unavailable, "{frozen:?}");
+    assert!(frozen.message().contains("did not answer within 10 s"), "{}", frozen.message());
+    assert!(
+        started.elapsed() < std::time::Duration::from_secs(20),
+        "answered in {:?}",
+        started.elapsed()
+    );
 
     // The ledger down: the write is refused and never reaches the registry.
     let _ = std::process::Command::new("kill")
