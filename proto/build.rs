@@ -28,6 +28,8 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     tonic_prost_build::configure()
         .build_server(true)
         .build_client(true)
+        // prost's codec, but a body that does not decode is INVALID_ARGUMENT.
+        .codec_path("crate::codec::PopbaseCodec")
         .compile_fds(descriptors)?;
     Ok(())
 }

@@ -6,6 +6,7 @@
 
 #![allow(clippy::large_enum_variant, clippy::doc_lazy_continuation)]
 
+pub mod codec;
 mod convert;
 
 /// Generated code, one module per protobuf package.

@@ -95,6 +95,7 @@ pub struct Config {
     pub telemetry: TelemetryConfig,
     pub gateway: GatewayConfig,
     pub mesh: MeshConfig,
+    pub limits: crate::limits::LimitsConfig,
 }
 
 /// The internal mesh: mutual TLS between roles (see [`crate::mesh`]).
@@ -265,6 +266,7 @@ impl Default for Config {
             telemetry: TelemetryConfig::default(),
             gateway: GatewayConfig::default(),
             mesh: MeshConfig::default(),
+            limits: crate::limits::LimitsConfig::default(),
         }
     }
 }
@@ -404,6 +406,10 @@ impl Config {
                 reason: format!("'{v}' is not a whole number of hours"),
             })?;
         }
+        self.limits.apply_env(&env).map_err(|reason| ConfigError::Invalid {
+            key: "limits".into(),
+            reason,
+        })?;
         if let Some(v) = env("POPBASE_GATEWAY_AUTH") {
             self.gateway.auth = v;
         }
@@ -411,6 +417,10 @@ impl Config {
     }
 
     pub fn validate(&self) -> Result<(), ConfigError> {
+        self.limits.validate().map_err(|reason| ConfigError::Invalid {
+            key: "limits".into(),
+            reason,
+        })?;
         if !matches!(self.telemetry.log_format.as_str(), "text" | "json") {
             return Err(ConfigError::Invalid {
                 key: "telemetry.log_format".into(),

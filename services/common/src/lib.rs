@@ -7,7 +7,10 @@
 pub mod actor;
 pub mod cert;
 pub mod config;
+pub mod deadline;
 pub mod error;
+pub mod limits;
+pub mod load_shed;
 pub mod mesh;
 pub mod methods;
 pub mod metrics;

@@ -42,6 +42,8 @@ pub struct Metrics {
     rpcs: Mutex<BTreeMap<(&'static str, &'static str, &'static str), RpcStats>>,
     stores: Mutex<Vec<Store>>,
     renderers: Mutex<Vec<Renderer>>,
+    /// role -> calls refused OVERLOADED by the role's port.
+    shed: Mutex<BTreeMap<&'static str, u64>>,
 }
 
 impl Metrics {
@@ -57,6 +59,11 @@ impl Metrics {
     /// Adds a component's metrics (the gateway's audit writer, say) to every scrape.
     pub fn add_renderer(&self, renderer: Renderer) {
         self.renderers.lock().unwrap_or_else(|p| p.into_inner()).push(renderer);
+    }
+
+    /// Counts one call `role`'s port refused for want of a slot.
+    pub fn count_shed(&self, role: Role) {
+        *self.shed.lock().unwrap_or_else(|p| p.into_inner()).entry(role.name()).or_default() += 1;
     }
 
     /// Counts one answered request to the method at `path` with gRPC `code`.
@@ -113,6 +120,11 @@ impl Metrics {
             );
             let _ = writeln!(out, "popbase_grpc_request_duration_seconds_sum{{{labels}}} {}", stats.sum_seconds);
             let _ = writeln!(out, "popbase_grpc_request_duration_seconds_count{{{labels}}} {}", stats.count);
+        }
+        out.push_str("# HELP popbase_shed_calls_total Calls refused OVERLOADED because the port had its limit of calls in flight.\n");
+        out.push_str("# TYPE popbase_shed_calls_total counter\n");
+        for (role, refused) in self.shed.lock().unwrap_or_else(|p| p.into_inner()).iter() {
+            let _ = writeln!(out, "popbase_shed_calls_total{{role=\"{role}\"}} {refused}");
         }
         self.render_stores(&mut out);
         let renderers = self.renderers.lock().unwrap_or_else(|p| p.into_inner()).clone();

@@ -13,6 +13,9 @@ use tonic_health::server::{HealthReporter, HealthService};
 
 use std::sync::Arc;
 
+use crate::deadline::DeadlineLayer;
+use crate::limits::LimitsConfig;
+use crate::load_shed::LoadShedLayer;
 use crate::mesh::Mesh;
 use crate::mesh::guard::MeshGuardLayer;
 use crate::metrics::{Metrics, MetricsLayer};
@@ -40,6 +43,8 @@ pub struct RoleServices {
     /// Where this role reports its health: the process's shared reporter
     /// when several roles (and the kubelet's health port) share one.
     pub health: ProcessHealth,
+    /// Deadlines and admission limits of this port (`[limits]`).
+    pub limits: LimitsConfig,
 }
 
 impl RoleServices {
@@ -51,6 +56,7 @@ impl RoleServices {
             tls: None,
             mesh_guard: None,
             health: ProcessHealth::new(),
+            limits: LimitsConfig::default(),
         }
     }
 
@@ -125,6 +131,22 @@ fn reflection_names(service_names: &[&'static str]) -> impl Iterator<Item = &'st
     service_names.iter().copied().chain(EVERY_PORT)
 }
 
+/// HTTP/2 flow-control windows of every port. h2 bounds the framing
+/// overhead of the small DATA frames it holds unread to half the
+/// connection window (its defence against floods of tiny frames, answered
+/// GOAWAY `too_many_data_frames`): a frame of p < 256 bytes costs 256 − p.
+/// A Python grpcio client sends each ~111-byte intake item in its own
+/// frame (145 of budget), so a stream whose handler is busy holds up to
+/// `STREAM_WINDOW / 111 × 145 ≈ 1.31 × STREAM_WINDOW` of it before flow
+/// control stops the client. hyper's defaults (1 MiB each) let one stream
+/// overrun the budget, and intakes of 5,000 items were cut off. Here a
+/// connection's budget (6 MiB) covers `limits.max_concurrent_streams`
+/// (64) such streams waiting at once (64 × 86 KB), and a flood of 1-byte
+/// frames still ends after ~24,000 unread ones. Uploads stay fast on a
+/// LAN: a 64 KiB window is refilled by every read.
+const STREAM_WINDOW: u32 = 64 * 1024;
+const CONNECTION_WINDOW: u32 = 12 * 1024 * 1024;
+
 /// How long in-flight calls may run on after shutdown begins.
 pub const DRAIN_TIMEOUT: Duration = Duration::from_secs(5);
 
@@ -141,6 +163,7 @@ pub async fn serve(services: RoleServices, listener: TcpListener, metrics: Arc<M
         tls,
         mesh_guard,
         health,
+        limits,
     } = services;
     health.set(&service_names, ServingStatus::Serving).await;
     let mut reflection_v1 = tonic_reflection::server::Builder::configure()
@@ -172,12 +195,20 @@ pub async fn serve(services: RoleServices, listener: TcpListener, metrics: Arc<M
     if let Some(tls) = tls {
         builder = builder.tls_config(tls)?;
     }
+    // Outermost first: every answer is counted (refusals included), the
+    // mesh refuses strangers before they take a slot, and an admitted call
+    // runs under its deadline.
     let server = builder
         .http2_keepalive_interval(Some(Duration::from_secs(30)))
         .http2_keepalive_timeout(Some(Duration::from_secs(10)))
+        .max_concurrent_streams(Some(limits.max_concurrent_streams))
+        .initial_stream_window_size(STREAM_WINDOW)
+        .initial_connection_window_size(CONNECTION_WINDOW)
         .trace_fn(move |request| propagation::server_span(role_name, request))
-        .layer(MetricsLayer::new(role, metrics))
+        .layer(MetricsLayer::new(role, metrics.clone()))
         .layer(MeshGuardLayer::new(role, mesh_guard))
+        .layer(LoadShedLayer::new(role, limits.max_concurrent_calls, metrics))
+        .layer(DeadlineLayer::new(limits.request_timeout()))
         .add_routes(routes.routes())
         .serve_with_incoming_shutdown(accepted(listener), signal);
     // Idle client connections (other roles' channels in this process) can

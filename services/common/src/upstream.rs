@@ -16,6 +16,7 @@ use tower::Layer as _;
 use tower::util::BoxCloneSyncService;
 
 use crate::Role;
+use crate::deadline::DeadlineLayer;
 use crate::mesh::Mesh;
 use crate::metrics::{Metrics, MetricsLayer};
 use crate::propagation::traced;
@@ -45,9 +46,20 @@ pub type Upstream = BoxCloneSyncService<http::Request<Body>, http::Response<Body
 
 /// How this process reaches other roles over the network: plaintext, or
 /// mutual TLS with its mesh certificate.
-#[derive(Clone, Default, Debug)]
+#[derive(Clone, Debug)]
 pub struct Dialer {
     tls: Option<tonic::transport::ClientTlsConfig>,
+    /// Longest a call may wait for its answer (see [`crate::deadline`]).
+    request_timeout: std::time::Duration,
+}
+
+impl Default for Dialer {
+    fn default() -> Self {
+        Self {
+            tls: None,
+            request_timeout: crate::limits::LimitsConfig::default().upstream_timeout(),
+        }
+    }
 }
 
 /// How long connecting to another role may take before the call fails
@@ -64,7 +76,14 @@ impl Dialer {
     pub fn mesh(mesh: &Mesh) -> Self {
         Self {
             tls: Some(mesh.client_tls()),
+            ..Self::default()
         }
+    }
+
+    /// The same dialer with calls bounded by `timeout` (`limits.upstream_timeout_secs`).
+    pub fn with_request_timeout(mut self, timeout: std::time::Duration) -> Self {
+        self.request_timeout = timeout;
+        self
     }
 
     /// The dialer for an optional mesh.
@@ -116,11 +135,13 @@ impl Dialer {
     }
 }
 
-/// A client transport to `address` that connects on first use and carries
-/// the caller's trace context.
+/// A client transport to `address` that connects on first use, carries
+/// the caller's trace context and bounds each call by the dialer's
+/// request timeout (or the call's own shorter `grpc-timeout`).
 pub fn remote(what: &str, address: &str, dialer: &Dialer) -> Result<Upstream, String> {
     let channel = dialer.channel(what, address)?;
     let service = tower::ServiceExt::<http::Request<Body>>::map_response(traced(channel), |response| response.map(Body::new));
+    let service = DeadlineLayer::new(dialer.request_timeout).layer(service);
     let service = tower::ServiceExt::<http::Request<Body>>::map_err(service, |e| UpstreamError(e.into()));
     Ok(BoxCloneSyncService::new(service))
 }

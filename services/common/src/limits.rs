@@ -1,0 +1,112 @@
+//! The `[limits]` section: how long calls may run and how many may run at
+//! once. Every bound the platform applies to callers is set here, so an
+//! SRE finds them in one place (see docs/operations.md, "Limits").
+
+use std::time::Duration;
+
+use serde::Deserialize;
+
+#[derive(Debug, Clone, Deserialize, PartialEq)]
+#[serde(default, deny_unknown_fields)]
+pub struct LimitsConfig {
+    /// Longest any call may run on a server, unless it uploads a stream
+    /// (those are bounded by `stream_idle_secs`); a caller's shorter
+    /// `grpc-timeout` wins.
+    pub request_timeout_secs: u64,
+    /// Longest one call to another role or the ledger may take before the
+    /// caller gets DEADLINE_EXCEEDED (a frozen pod).
+    pub upstream_timeout_secs: u64,
+    /// Longest either end of a stream may go quiet before it is ended.
+    pub stream_idle_secs: u64,
+    /// Calls in flight on one port; beyond it new calls are refused
+    /// RESOURCE_EXHAUSTED (reason OVERLOADED) at once, never queued.
+    pub max_concurrent_calls: usize,
+    /// Calls in flight for one department at the gateway (so one busy
+    /// department cannot take every slot of the port).
+    pub max_calls_per_department: usize,
+    /// HTTP/2 streams one connection may hold open. Keep it at most 64:
+    /// the flow-control windows are sized so that many slow streams of
+    /// small messages fit h2's small-frame budget (see `server.rs`).
+    pub max_concurrent_streams: u32,
+    /// Refusals audited one by one per caller (department, or peer address
+    /// before authentication) per window; past it they are counted and
+    /// audited as one summary record per window, and answered
+    /// RESOURCE_EXHAUSTED (reason REFUSAL_FLOOD) without further work.
+    pub refusals_per_window: u32,
+    pub refusal_window_secs: u64,
+}
+
+impl Default for LimitsConfig {
+    fn default() -> Self {
+        Self {
+            request_timeout_secs: 30,
+            upstream_timeout_secs: 10,
+            stream_idle_secs: 30,
+            max_concurrent_calls: 1024,
+            max_calls_per_department: 256,
+            max_concurrent_streams: 64,
+            refusals_per_window: 50,
+            refusal_window_secs: 10,
+        }
+    }
+}
+
+impl LimitsConfig {
+    pub fn request_timeout(&self) -> Duration {
+        Duration::from_secs(self.request_timeout_secs)
+    }
+
+    pub fn upstream_timeout(&self) -> Duration {
+        Duration::from_secs(self.upstream_timeout_secs)
+    }
+
+    pub fn stream_idle(&self) -> Duration {
+        Duration::from_secs(self.stream_idle_secs)
+    }
+
+    pub fn refusal_window(&self) -> Duration {
+        Duration::from_secs(self.refusal_window_secs)
+    }
+
+    /// Applies `POPBASE_LIMITS_<KEY>` variables (the keys above, upper-case)
+    /// read through `env`; the name of a malformed one is the error.
+    pub fn apply_env(&mut self, env: &impl Fn(&str) -> Option<String>) -> Result<(), String> {
+        fn set<T: std::str::FromStr>(env: &impl Fn(&str) -> Option<String>, key: &str, slot: &mut T) -> Result<(), String> {
+            match env(key) {
+                Some(v) => v
+                    .trim()
+                    .parse()
+                    .map(|v| *slot = v)
+                    .map_err(|_| format!("{key}: '{v}' is not a whole number")),
+                None => Ok(()),
+            }
+        }
+        set(env, "POPBASE_LIMITS_REQUEST_TIMEOUT_SECS", &mut self.request_timeout_secs)?;
+        set(env, "POPBASE_LIMITS_UPSTREAM_TIMEOUT_SECS", &mut self.upstream_timeout_secs)?;
+        set(env, "POPBASE_LIMITS_STREAM_IDLE_SECS", &mut self.stream_idle_secs)?;
+        set(env, "POPBASE_LIMITS_MAX_CONCURRENT_CALLS", &mut self.max_concurrent_calls)?;
+        set(env, "POPBASE_LIMITS_MAX_CALLS_PER_DEPARTMENT", &mut self.max_calls_per_department)?;
+        set(env, "POPBASE_LIMITS_MAX_CONCURRENT_STREAMS", &mut self.max_concurrent_streams)?;
+        set(env, "POPBASE_LIMITS_REFUSALS_PER_WINDOW", &mut self.refusals_per_window)?;
+        set(env, "POPBASE_LIMITS_REFUSAL_WINDOW_SECS", &mut self.refusal_window_secs)?;
+        Ok(())
+    }
+
+    /// Every limit must be positive: a zero would refuse every call.
+    pub fn validate(&self) -> Result<(), String> {
+        let positive = [
+            ("request_timeout_secs", self.request_timeout_secs),
+            ("upstream_timeout_secs", self.upstream_timeout_secs),
+            ("stream_idle_secs", self.stream_idle_secs),
+            ("max_concurrent_calls", self.max_concurrent_calls as u64),
+            ("max_calls_per_department", self.max_calls_per_department as u64),
+            ("max_concurrent_streams", u64::from(self.max_concurrent_streams)),
+            ("refusals_per_window", u64::from(self.refusals_per_window)),
+            ("refusal_window_secs", self.refusal_window_secs),
+        ];
+        match positive.iter().find(|(_, value)| *value == 0) {
+            Some((key, _)) => Err(format!("limits.{key} must be greater than zero")),
+            None => Ok(()),
+        }
+    }
+}
