@@ -51,6 +51,9 @@ pub mod reason {
     pub const INVALID_ARGUMENT: &str = "INVALID_ARGUMENT";
     /// Audited outcome of a call whose fetch failed after it was authorised.
     pub const FETCH_FAILED: &str = "FETCH_FAILED";
+    /// A caller past its budget of refusals per window: answered at once
+    /// and counted into the window's summary record, not audited one by one.
+    pub const REFUSAL_FLOOD: &str = "REFUSAL_FLOOD";
 }
 
 /// A refusal with its stable code and a reason for the caller (no personal data).

@@ -11,14 +11,17 @@
 //! Malformed input after authentication ([`Gate::refuse`]) and fetch
 //! failures ([`Gate::fail`]) are audited as refusals too.
 
-use std::collections::BTreeSet;
-use std::sync::Arc;
+use std::collections::{BTreeMap, BTreeSet};
+use std::sync::{Arc, Mutex};
 use std::time::Instant;
 
 use chrono::Utc;
+use popbase_common::limits::LimitsConfig;
+use popbase_common::load_shed::{self, KeyedLimit, KeyedSlot};
 use popbase_common::{ServiceError, propagation};
 use popbase_domain::pseudonym::{DomainPseudonyms, Pseudonymizer};
 use popbase_export::deidentify::EXPORT_DOMAIN;
+use popbase_proto::gateway::Access;
 use tonic::{Request, Status};
 
 use crate::audit::{AuditEntry, log::yyyymmdd};
@@ -27,14 +30,30 @@ use crate::catalogue::{Approval, Catalogue, ShareClass};
 use crate::denial::{Denial, reason};
 use crate::ledger::{ConsentUse, Ledger};
 use crate::quota::Quotas;
+use crate::refusals::{Charge, Culprit, RefusalBudget};
+
+/// The interface name of a refusal summary record (see [`crate::refusals`]).
+pub const REFUSALS_INTERFACE: &str = "REFUSALS";
 
 /// Pseudonym domain of audit subjects and consent keys.
 pub const SUBJECT_DOMAIN: &str = "gateway-subject";
 
-/// An authenticated department.
+/// An authenticated department, holding one of its places among the
+/// department's calls in flight until the call (and every clone) ends.
 #[derive(Debug, Clone)]
 pub struct Caller {
     pub department: String,
+    _slot: Option<Arc<KeyedSlot>>,
+}
+
+impl Caller {
+    /// A caller outside the gateway's in-flight accounting (tests, tools).
+    pub fn unlimited(department: impl Into<String>) -> Self {
+        Self {
+            department: department.into(),
+            _slot: None,
+        }
+    }
 }
 
 /// What a call asks for, before it is authorised.
@@ -129,6 +148,7 @@ fn released(approval: &Approval, interface: &str, purpose: String, subjects: Vec
         trace_id: propagation::current_trace_id(),
         count,
         subjects_digest: Vec::new(),
+        export: None,
     }
 }
 
@@ -154,6 +174,12 @@ pub struct Gate {
     pub catalogue: Arc<Catalogue>,
     auth: Authenticator,
     quotas: Quotas,
+    /// Each department's calls in flight (`limits.max_calls_per_department`).
+    in_flight: KeyedLimit,
+    /// Refusals audited one by one per caller and window; the rest summarised.
+    refusals: RefusalBudget,
+    /// Refusals by reason code and whether each was audited on its own.
+    refusal_counts: Mutex<BTreeMap<(&'static str, bool), u64>>,
     /// Consents and the audit trail: in this process or the `ledger` role.
     pub ledger: Arc<dyn Ledger>,
     /// Keyed once per domain: every audited answer pseudonymises its subjects.
@@ -162,11 +188,20 @@ pub struct Gate {
 }
 
 impl Gate {
-    pub fn new(catalogue: Arc<Catalogue>, auth: Authenticator, ledger: Arc<dyn Ledger>, pseudonyms: Pseudonymizer) -> Self {
+    pub fn new(
+        catalogue: Arc<Catalogue>,
+        auth: Authenticator,
+        ledger: Arc<dyn Ledger>,
+        pseudonyms: Pseudonymizer,
+        limits: &LimitsConfig,
+    ) -> Self {
         Self {
             catalogue,
             auth,
             quotas: Quotas::default(),
+            in_flight: KeyedLimit::new(limits.max_calls_per_department),
+            refusals: RefusalBudget::new(limits.refusals_per_window, limits.refusal_window()),
+            refusal_counts: Mutex::default(),
             ledger,
             subject_pseudonyms: pseudonyms.domain(SUBJECT_DOMAIN),
             export_pseudonyms: pseudonyms.domain(EXPORT_DOMAIN),
@@ -184,11 +219,22 @@ impl Gate {
         self.subject_pseudonyms.pseudonym(id_number)
     }
 
-    async fn record(&self, entry: AuditEntry) -> Result<u64, Status> {
+    pub(crate) async fn record(&self, entry: AuditEntry) -> Result<u64, Status> {
         self.ledger.append(entry).await.map_err(Status::from)
     }
 
-    async fn deny(&self, department: &str, interface: &str, purpose: &str, subjects: Vec<String>, error: ServiceError) -> Status {
+    /// Audits a refusal of `culprit`'s call (or counts it into the window's
+    /// summary once the culprit has used its budget) and answers the status
+    /// the caller gets: `error`'s, REFUSAL_FLOOD past the budget. `Err` is
+    /// the audit write failing: the call must end with it.
+    async fn charge_refusal(
+        &self,
+        culprit: Culprit,
+        interface: &str,
+        purpose: &str,
+        subjects: Vec<String>,
+        error: ServiceError,
+    ) -> Result<Status, Status> {
         let code = match &error {
             ServiceError::PermissionDenied { code, .. }
             | ServiceError::ResourceExhausted { code, .. }
@@ -196,8 +242,17 @@ impl Gate {
             ServiceError::InvalidArgument { .. } => reason::INVALID_ARGUMENT,
             _ => reason::FETCH_FAILED,
         };
+        let charge = self.refusals.charge(&culprit, Instant::now());
+        self.count_refusal(code, charge == Charge::Audit);
+        if charge == Charge::Flood {
+            return Ok(ServiceError::ResourceExhausted {
+                code: reason::REFUSAL_FLOOD,
+                reason: "too many refused calls from this caller; they are counted, not answered one by one, until the window ends".into(),
+            }
+            .into());
+        }
         let entry = AuditEntry {
-            department: department.into(),
+            department: culprit.department().into(),
             interface: interface.into(),
             purpose: audited_purpose(purpose),
             subjects,
@@ -206,41 +261,147 @@ impl Gate {
             trace_id: propagation::current_trace_id(),
             ..Default::default()
         };
-        match self.record(entry).await {
-            Ok(_) => error.into(),
+        self.record(entry).await?;
+        Ok(error.into())
+    }
+
+    async fn deny(&self, culprit: Culprit, interface: &str, purpose: &str, subjects: Vec<String>, error: ServiceError) -> Status {
+        match self.charge_refusal(culprit, interface, purpose, subjects, error).await {
+            Ok(refusal) => refusal,
             Err(audit_failed) => audit_failed,
         }
     }
 
-    /// Step 1: certificate or token → department (a failure is audited).
-    pub async fn authenticate<T>(&self, request: &Request<T>, interface: &'static str) -> Result<Caller, Status> {
-        let certs = request.peer_certs();
-        match self.auth.authenticate(request.metadata(), certs.as_deref().map(|c| c.as_slice())) {
-            Ok(department) => Ok(Caller { department }),
-            Err(denial) => Err(self.deny("", interface, "", Vec::new(), denial.into()).await),
+    fn count_refusal(&self, code: &'static str, audited: bool) {
+        *self
+            .refusal_counts
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .entry((code, audited))
+            .or_default() += 1;
+    }
+
+    /// Writes the summary records of refusal windows that have closed
+    /// (every open one when `all`); counts that cannot be written yet are
+    /// kept for the next try, so no refusal is lost.
+    pub async fn record_refusal_summaries(&self, all: bool) {
+        let summaries = self.refusals.closed(Instant::now(), all);
+        if summaries.is_empty() {
+            return;
+        }
+        let entries = summaries
+            .iter()
+            .map(|summary| AuditEntry {
+                department: summary.culprit.department().into(),
+                interface: REFUSALS_INTERFACE.into(),
+                fields: summary.culprit.peer_label().into_iter().collect(),
+                allowed: false,
+                reason: reason::REFUSAL_FLOOD.into(),
+                count: summary.refusals,
+                ..Default::default()
+            })
+            .collect();
+        if let Err(e) = self.ledger.append_many(entries).await {
+            tracing::warn!(error = %e, "refusal summaries not recorded yet; kept for the next window");
+            self.refusals.restore(summaries, Instant::now());
         }
     }
 
-    /// Malformed input from an authenticated caller: audited, then answered.
+    /// Writes refusal summaries every window until `shutdown`, then the rest.
+    pub async fn summarise_refusals(self: Arc<Self>, shutdown: popbase_common::Shutdown) {
+        let mut tick = tokio::time::interval(self.refusals.window());
+        tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        loop {
+            tokio::select! {
+                _ = tick.tick() => self.record_refusal_summaries(false).await,
+                () = shutdown.wait() => break,
+            }
+        }
+        self.record_refusal_summaries(true).await;
+    }
+
+    /// `/metrics` samples of the gate: refusals by reason, audited one by
+    /// one or counted into a summary.
+    pub fn render_metrics(&self, out: &mut String) {
+        use std::fmt::Write as _;
+        out.push_str(
+            "# HELP popbase_gateway_refusals_total Refused calls by reason; audited=false ones are in a REFUSALS summary record.\n",
+        );
+        out.push_str("# TYPE popbase_gateway_refusals_total counter\n");
+        for ((code, audited), count) in self.refusal_counts.lock().unwrap_or_else(|p| p.into_inner()).iter() {
+            let _ = writeln!(
+                out,
+                "popbase_gateway_refusals_total{{reason=\"{code}\",audited=\"{audited}\"}} {count}"
+            );
+        }
+    }
+
+    /// Step 1: certificate or token → department (a failure is audited),
+    /// and a place among the department's calls in flight.
+    pub async fn authenticate<T>(&self, request: &Request<T>, interface: &'static str) -> Result<Caller, Status> {
+        let certs = request.peer_certs();
+        let department = match self.auth.authenticate(request.metadata(), certs.as_deref().map(|c| c.as_slice())) {
+            Ok(department) => department,
+            Err(denial) => {
+                let peer = Culprit::Peer(request.remote_addr().map(|a| a.ip()));
+                return Err(self.deny(peer, interface, "", Vec::new(), denial.into()).await);
+            }
+        };
+        match self.in_flight.try_enter(&department) {
+            Some(slot) => Ok(Caller {
+                department,
+                _slot: Some(Arc::new(slot)),
+            }),
+            None => {
+                let overloaded = load_shed::overloaded("this department", self.in_flight.limit());
+                Err(self
+                    .deny(Culprit::Department(department), interface, "", Vec::new(), overloaded)
+                    .await)
+            }
+        }
+    }
+
+    /// Malformed input from an authenticated caller: audited, then
+    /// answered. It costs the caller a quota unit like an answer would, so
+    /// a department past its quota gets QUOTA_EXCEEDED, not endless errors.
     pub async fn refuse(&self, caller: &Caller, interface: &'static str, purpose: &str, error: ServiceError) -> Status {
-        self.deny(&caller.department, interface, purpose, Vec::new(), error).await
+        match self.refuse_item(caller, interface, purpose, error).await {
+            Ok(refusal) | Err(refusal) => refusal,
+        }
+    }
+
+    /// [`Gate::refuse`] for one item of a stream: `Ok` the item's refusal
+    /// (answered in line), `Err` when the stream must end (the audit write
+    /// failed).
+    pub async fn refuse_item(
+        &self,
+        caller: &Caller,
+        interface: &'static str,
+        purpose: &str,
+        error: ServiceError,
+    ) -> Result<Status, Status> {
+        let error = match self.catalogue.department(&caller.department) {
+            Some(department) => match self.quotas.take(department, yyyymmdd(Utc::now().date_naive()), 1, Instant::now()) {
+                Ok(()) => error,
+                Err(denial) => denial.into(),
+            },
+            None => error,
+        };
+        let culprit = Culprit::Department(caller.department.clone());
+        self.charge_refusal(culprit, interface, purpose, Vec::new(), error).await
     }
 
     /// The fetch failed after authorisation: audited, then answered.
     pub async fn fail(&self, admission: &Admission, error: ServiceError) -> Status {
-        self.deny(
-            admission.department(),
-            admission.interface,
-            &admission.purpose,
-            admission.subjects.clone(),
-            error,
-        )
-        .await
+        let culprit = Culprit::Department(admission.department().to_string());
+        self.deny(culprit, admission.interface, &admission.purpose, admission.subjects.clone(), error)
+            .await
     }
 
     /// Step 2: catalogue, approval, purpose, quota, consent.
     pub async fn authorise(&self, caller: &Caller, ask: Ask<'_>) -> Result<Admission, Status> {
         let subjects: Vec<String> = ask.subjects.iter().map(|id| self.pseudonym(id)).collect();
+        let culprit = Culprit::Department(caller.department.clone());
         match self.check(caller, &ask, &subjects).await {
             Ok(Ok(approval)) => Ok(Admission {
                 interface: ask.interface,
@@ -248,10 +409,8 @@ impl Gate {
                 approval,
                 subjects,
             }),
-            Ok(Err(denial)) => Err(self
-                .deny(&caller.department, ask.interface, ask.purpose, subjects, denial.into())
-                .await),
-            Err(error) => Err(self.deny(&caller.department, ask.interface, ask.purpose, subjects, error).await),
+            Ok(Err(denial)) => Err(self.deny(culprit, ask.interface, ask.purpose, subjects, denial.into()).await),
+            Err(error) => Err(self.deny(culprit, ask.interface, ask.purpose, subjects, error).await),
         }
     }
 
@@ -351,15 +510,31 @@ impl Gate {
             .await
     }
 
-    /// Step 4 of a bulk export, before its last batch leaves: the record of
-    /// what was released (columns, row count, subjects' digest).
-    pub async fn release_export(&self, admission: &Admission, fields: Vec<String>, count: u64, digest: [u8; 32]) -> Result<u64, Status> {
-        let purpose = admission.purpose.clone();
-        self.record(AuditEntry {
-            subjects_digest: digest.to_vec(),
-            ..released(&admission.approval, admission.interface, purpose, Vec::new(), fields, count)
-        })
-        .await
+    /// The audit entry of an answer released under `admission` with
+    /// `fields` (a bulk export's records start from it).
+    pub(crate) fn released_entry(&self, admission: &Admission, fields: Vec<String>) -> AuditEntry {
+        released(
+            &admission.approval,
+            admission.interface,
+            admission.purpose.clone(),
+            Vec::new(),
+            fields,
+            0,
+        )
+    }
+
+    /// The newest `limit` accesses to the data of the person `id_number`:
+    /// answers about them (under their audit pseudonym) and bulk exports
+    /// that carried them (under their export pseudonym), newest first.
+    pub async fn accesses_of(&self, id_number: &str, limit: usize) -> Result<Vec<Access>, ServiceError> {
+        let (audit_pseudonym, export_pseudonym) = (self.pseudonym(id_number), self.export_pseudonyms.pseudonym(id_number));
+        let answered = self.ledger.accesses_of(&audit_pseudonym, limit);
+        let exported = self.ledger.accesses_of(&export_pseudonym, limit);
+        let (answered, exported) = futures::future::try_join(answered, exported).await?;
+        let mut accesses: Vec<Access> = answered.into_iter().chain(exported).collect();
+        accesses.sort_by_key(|a| std::cmp::Reverse(a.at_unix_millis));
+        accesses.truncate(limit);
+        Ok(accesses)
     }
 }
 

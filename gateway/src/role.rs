@@ -111,7 +111,7 @@ pub fn build(config: &Config, ledger: Arc<dyn Ledger>, sources: Sources) -> Resu
     let token_key = read_or_create_key(&config.token_key_path())?;
     let pseudonyms = Pseudonymizer::new(read_or_create_key(&config.pseudonym_key_path())?);
     let auth = Authenticator::new(mode, token_key, config.gateway.max_token_hours, catalogue.clone());
-    let gate = Arc::new(Gate::new(catalogue, auth, ledger, pseudonyms));
+    let gate = Arc::new(Gate::new(catalogue, auth, ledger, pseudonyms, &config.limits));
     let mut services = RoleServices::new(Role::Gateway);
     services.tls = tls(config, mode)?;
     let departments = DepartmentServices::new(gate.clone(), sources.clone());
@@ -124,7 +124,7 @@ pub fn build(config: &Config, ledger: Arc<dyn Ledger>, sources: Sources) -> Resu
         .add(writes.events())
         .add(writes.feeds())
         .add(writes.residence())
-        .add(ExportService::new(gate.clone(), sources.clone()).server())
+        .add(ExportService::new(gate.clone(), sources.clone(), config.limits.stream_idle()).server())
         .add(ConsentService::new(gate.clone(), sources).server())
         .add(AuditService::new(gate.clone()).server());
     Ok((gate, services))

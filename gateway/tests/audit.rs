@@ -56,7 +56,23 @@ async fn one_record_per_call_under_concurrent_load_and_usage_counts_them() {
     }
     assert_eq!(allowed + denied, TASKS * CALLS);
     assert!(denied > 0 && allowed > 0);
-    assert_eq!(p.audit_count(), before + TASKS * CALLS, "exactly one audit record per call");
+    // Every answer has its record; refusals too, up to the department's
+    // budget per window, and the rest are counted into one summary record
+    // when the window closes: no refusal goes unrecorded.
+    let budget = u64::from(p.config.limits.refusals_per_window).min(denied);
+    assert_eq!(
+        p.audit_count(),
+        before + allowed + budget,
+        "one record per answer and per budgeted refusal"
+    );
+    p.gate.record_refusal_summaries(true).await;
+    let summary = record(p.ledger.store(), p.audit_count());
+    assert_eq!(summary.interface, popbase_gateway::gate::REFUSALS_INTERFACE);
+    assert_eq!(
+        (summary.department.as_str(), summary.reason.as_str()),
+        ("education", "REFUSAL_FLOOD")
+    );
+    assert_eq!(summary.count, denied - budget, "the summary counts every refusal past the budget");
 
     let store = p.ledger.store().clone();
     let mut decisions = (0, 0);
@@ -77,7 +93,7 @@ async fn one_record_per_call_under_concurrent_load_and_usage_counts_them() {
             Ok(true)
         })
         .expect("scan");
-    assert_eq!(decisions, (allowed, denied));
+    assert_eq!(decisions, (allowed, budget));
     assert_eq!(verify::verify(&store, None).broken, None, "the chain holds under concurrency");
 
     let mut auditor = AuditClient::new(p.department("audit.dept.popbase").await);
@@ -93,7 +109,9 @@ async fn one_record_per_call_under_concurrent_load_and_usage_counts_them() {
         .into_inner()
         .usage;
     let row = usage.iter().find(|u| u.interface == "EnrollmentCheck").expect("education row");
-    assert_eq!((row.allowed, row.denied), (allowed, denied));
+    assert_eq!((row.allowed, row.denied), (allowed, budget));
+    let summarised = usage.iter().find(|u| u.interface == "REFUSALS").expect("summary row");
+    assert_eq!(summarised.denied, denied - budget, "usage counts the refusals a summary stands for");
     p.stop().await;
 }
 

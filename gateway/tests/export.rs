@@ -19,7 +19,7 @@ use popbase_export::{DATASETS, SNAPSHOT_SEQ_KEY, Ticket};
 use popbase_gateway::tables::{AUDIT, audit_key};
 use popbase_household::EventContext;
 use popbase_proto::common::Address;
-use popbase_proto::gateway::{AuditRecord, Decision};
+use popbase_proto::gateway::{AuditRecord, Decision, ExportPhase};
 use popbase_storage::Read;
 use sha2::{Digest, Sha256};
 use support::{Platform, XIYUAN, reason, start, start_with_local_exports};
@@ -136,8 +136,26 @@ async fn big_data_lists_and_reads_every_dataset_pseudonymised_and_each_export_is
         if let Some((_, n)) = expected_rows.iter().find(|(d, _)| *d == name) {
             assert_eq!(rows(&batches), *n, "{name} rows");
         }
-        assert_eq!(p.audit_count(), before + 1, "{name}: one record per export");
+        // STARTED, one BATCH record per batch (naming its subjects), COMPLETED.
+        let records = 2 + batches.len() as u64;
+        assert_eq!(p.audit_count(), before + records, "{name}: the records of one export");
+        let started = p
+            .ledger
+            .store()
+            .get(&AUDIT, &audit_key(before + 1))
+            .expect("read")
+            .expect("present")
+            .value;
+        let phase = |r: &AuditRecord| r.export.as_ref().map(|e| e.phase);
+        assert_eq!(phase(&started), Some(ExportPhase::Started as i32), "{name}");
+        assert_eq!(started.count, 0, "{name}: nothing has left when it starts");
         let record = last_record(&p);
+        assert_eq!(phase(&record), Some(ExportPhase::Completed as i32), "{name}");
+        assert_eq!(
+            record.export.as_ref().map(|e| e.started_seq),
+            Some(before + 1),
+            "{name}: names its start"
+        );
         assert_eq!(record.decision, Decision::Allowed as i32);
         assert_eq!(record.interface, format!("Export.{name}"));
         assert_eq!(record.count, rows(&batches) as u64, "{name}: the record counts the rows");
@@ -213,8 +231,8 @@ async fn the_all_in_one_gateway_reads_batches_in_process_and_releases_exactly_th
         assert_eq!(again, local_batches, "{}: pseudonyms stable", dataset.name);
         assert_eq!(
             in_process.audit_count(),
-            before + 2,
-            "{}: one audit record per export",
+            before + 2 * (2 + local_batches.len() as u64),
+            "{}: STARTED, a record per batch and COMPLETED, per export",
             dataset.name
         );
         let record = last_record(&in_process);

@@ -56,16 +56,26 @@ struct Outcome {
 struct Tally {
     calls: u64,
     errors: u64,
+    /// Errors that were the server shedding load.
+    shed: u64,
     items: u64,
     samples: Vec<String>,
 }
 
+/// Whether a scenario's error is the server refusing for load.
+fn is_shed(error: &str) -> bool {
+    error.contains("OVERLOADED")
+}
+
 impl Tally {
-    fn add(&mut self, h: &mut Histogram<u64>, lags: &mut Histogram<u64>, o: Outcome) {
+    fn add(&mut self, h: &mut Histogram<u64>, admitted: &mut Histogram<u64>, lags: &mut Histogram<u64>, o: Outcome) {
         if !o.counted {
             return;
         }
         let _ = h.record(o.micros.clamp(1, MAX_MICROS));
+        if o.error.is_none() {
+            let _ = admitted.record(o.micros.clamp(1, MAX_MICROS));
+        }
         if let Some(lag) = o.lag_micros {
             let _ = lags.record(lag.clamp(1, MAX_MICROS));
         }
@@ -76,6 +86,9 @@ impl Tally {
             }
             Some(e) => {
                 self.errors += 1;
+                if is_shed(&e) {
+                    self.shed += 1;
+                }
                 if self.samples.len() < 3 && !self.samples.contains(&e) {
                     self.samples.push(e);
                 }
@@ -93,10 +106,10 @@ pub async fn run(scenario: Arc<dyn Scenario>, plan: &Plan) -> Report {
         None => closed(scenario.clone(), plan.concurrency, measure_from, end, tx),
         Some(rate) => open(scenario.clone(), rate, plan.concurrency, measure_from, end, tx),
     }
-    let (mut h, mut lags) = (histogram(), histogram());
+    let (mut h, mut admitted, mut lags) = (histogram(), histogram(), histogram());
     let mut tally = Tally::default();
     while let Some(outcome) = rx.recv().await {
-        tally.add(&mut h, &mut lags, outcome);
+        tally.add(&mut h, &mut admitted, &mut lags, outcome);
     }
     let seconds = plan.duration.as_secs_f64();
     Report {
@@ -114,6 +127,8 @@ pub async fn run(scenario: Arc<dyn Scenario>, plan: &Plan) -> Report {
         items_per_s: tally.items as f64 / seconds,
         latency: Latency::from_micros(&h),
         schedule_lag: (!lags.is_empty()).then(|| Latency::from_micros(&lags)),
+        shed: tally.shed,
+        admitted_latency: (!admitted.is_empty()).then(|| Latency::from_micros(&admitted)),
         error_samples: tally.samples,
         notes: String::new(),
     }

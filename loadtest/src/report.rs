@@ -57,6 +57,14 @@ pub struct Report {
     /// tester's own lateness plus waiting for room), already inside `latency`.
     #[serde(default)]
     pub schedule_lag: Option<Latency>,
+    /// Calls the server refused for load (RESOURCE_EXHAUSTED, reason
+    /// OVERLOADED), among `errors`.
+    #[serde(default)]
+    pub shed: u64,
+    /// Latency of the calls that were answered (not refused), from their
+    /// intended start: what an admitted call costs under load.
+    #[serde(default)]
+    pub admitted_latency: Option<Latency>,
     /// First few distinct error messages.
     pub error_samples: Vec<String>,
     pub notes: String,
@@ -88,6 +96,23 @@ impl Report {
                 out,
                 "\nCalls started late against the schedule by p50 {:.3} ms, p99 {:.3} ms (included above).",
                 lag.p50_ms, lag.p99_ms
+            );
+        }
+        if self.shed > 0 {
+            let attempted = (self.calls + self.errors).max(1);
+            let _ = writeln!(
+                out,
+                "\nShed (OVERLOADED): {} of {} calls ({:.1} %).",
+                self.shed,
+                attempted,
+                100.0 * self.shed as f64 / attempted as f64
+            );
+        }
+        if let Some(admitted) = &self.admitted_latency {
+            let _ = writeln!(
+                out,
+                "\nAdmitted calls: p50 {:.2} ms, p99 {:.2} ms, p99.9 {:.2} ms.",
+                admitted.p50_ms, admitted.p99_ms, admitted.p999_ms
             );
         }
         for e in &self.error_samples {

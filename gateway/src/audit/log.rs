@@ -13,7 +13,7 @@ use std::time::Instant;
 
 use chrono::{Datelike, Utc};
 use popbase_common::{ServiceError, ServiceResult};
-use popbase_proto::gateway::{AuditRecord, ChainHead, Decision, Usage};
+use popbase_proto::gateway::{AuditRecord, ChainHead, Decision, ExportPhase, Usage};
 use popbase_storage::{Batch, Durability, Read, StorageResult, Store};
 use tokio::sync::{mpsc, oneshot};
 
@@ -280,7 +280,9 @@ impl Writer {
         let mut subject_keys = Vec::new();
         for entry in group {
             let key = tables::usage_key(yyyymmdd(day), &entry.department, &entry.interface);
-            if let Err(e) = self.count(&key, &entry, day) {
+            // An export is one use, however many records it leaves.
+            let one_use = entry.export.as_ref().is_none_or(|e| e.phase == ExportPhase::Started as i32);
+            if one_use && let Err(e) = self.count(&key, &entry, day) {
                 // Counters of the entries before it ran ahead; re-read them.
                 self.usage.clear();
                 return Err(e);
@@ -301,6 +303,7 @@ impl Writer {
                 count: entry.count,
                 hash: Vec::new(),
                 subjects_digest: entry.subjects_digest,
+                export: entry.export,
             };
             // One encoding of the record serves its hash and its stored bytes.
             let (hash, stored) = seal(&record);
@@ -365,6 +368,9 @@ impl Writer {
         if let Some(usage) = self.usage.get_mut(key) {
             if entry.allowed {
                 usage.allowed += 1;
+            } else if entry.interface == crate::gate::REFUSALS_INTERFACE {
+                // A summary stands for `count` refusals.
+                usage.denied += entry.count.max(1);
             } else {
                 usage.denied += 1;
             }

@@ -38,7 +38,7 @@ pub fn usage(store: &Store, from: u32, to: u32, department: &str) -> StorageResu
     store.for_each_between(
         &USAGE,
         &tables::usage_day_prefix(from),
-        Some(&tables::usage_day_prefix(to + 1)),
+        Some(&tables::usage_day_prefix(to.saturating_add(1))),
         |_, row| {
             if department.is_empty() || row.value.department == department {
                 out.push(row.value);

@@ -273,7 +273,7 @@ impl Consents for ConsentService {
                     Ok(((subject.clone(), limit), vec![subject]))
                 },
                 |(subject, limit)| async move {
-                    let accesses = gate.ledger.accesses_of(&gate.pseudonym(&subject), limit).await?;
+                    let accesses = gate.accesses_of(&subject, limit).await?;
                     let count = accesses.len() as u64;
                     Ok(Fetched::counted(ListAccessesResponse { accesses }, count))
                 },

@@ -73,8 +73,13 @@ async fn prepare(gate: &Gate, caller: &Caller, item: Result<EnrollmentCheckReque
                 ServiceError::InvalidArgument { field, reason } => (field.clone(), reason.clone()),
                 other => (String::new(), other.to_string()),
             };
-            // Audited like any refusal; the answer carries the error.
-            let _ = gate.refuse(caller, ENROLLMENT_CHECK, &item.purpose, e).await;
+            let e = ServiceError::invalid(field.clone(), reason.clone());
+            // Audited like any refusal; the answer carries the error. An
+            // audit write that fails ends the stream: no answer leaves
+            // unrecorded, refusals included.
+            if let Err(audit_failed) = gate.refuse_item(caller, ENROLLMENT_CHECK, &item.purpose, e).await {
+                return Prepared::Refused(audit_failed);
+            }
             return Prepared::Answered(Box::new(EnrollmentCheckResponse {
                 request_id: item.request_id,
                 error: Some(ItemError { field, reason }),

@@ -19,6 +19,7 @@
 use std::collections::BTreeSet;
 use std::pin::Pin;
 use std::sync::Arc;
+use std::time::Duration;
 
 use arrow_array::RecordBatch;
 use arrow_flight::decode::{DecodedPayload, FlightDataDecoder};
@@ -43,7 +44,8 @@ use tracing::Instrument;
 
 use crate::catalogue::{Approval, interface::EXPORT};
 use crate::denial::{Denial, reason};
-use crate::gate::{Admission, Ask, Caller, Gate};
+use crate::export_trail::{ExportTrail, ended};
+use crate::gate::{Ask, Caller, Gate};
 use crate::sources::{Sources, upstream};
 
 /// De-identified batches waiting for a slow reader.
@@ -52,6 +54,9 @@ const SEND_AHEAD: usize = 4;
 pub struct ExportService {
     gate: Arc<Gate>,
     sources: Sources,
+    /// Longest either end of an export may go quiet: the owning role
+    /// between batches, the caller between reads.
+    idle: Duration,
 }
 
 /// A ticket completed for a caller and the schema it releases.
@@ -61,8 +66,8 @@ struct Described {
 }
 
 impl ExportService {
-    pub fn new(gate: Arc<Gate>, sources: Sources) -> Self {
-        Self { gate, sources }
+    pub fn new(gate: Arc<Gate>, sources: Sources, idle: Duration) -> Self {
+        Self { gate, sources, idle }
     }
 
     pub fn server(self) -> FlightServiceServer<Self> {
@@ -182,15 +187,16 @@ impl ExportService {
         }
     }
 
-    /// Authorises `ticket` for the caller and opens the owning role's
-    /// stream of the dataset's `columns`.
+    /// Authorises `ticket` for the caller, starts its audit trail (the
+    /// STARTED record, naming the `released` columns) and opens the owning
+    /// role's stream of the dataset's `columns`.
     async fn open(
         &self,
         caller: &Caller,
         ticket: &Ticket,
-        columns: Vec<String>,
+        plan: &Released,
         dataset: &'static Dataset,
-    ) -> Result<(Admission, Batches, SchemaRef), Status> {
+    ) -> Result<(ExportTrail, Batches, SchemaRef), Status> {
         if ticket.purpose.is_empty() {
             let missing = ServiceError::invalid("ticket.purpose", "name the purpose of the export (a catalogue purpose code)");
             return Err(self.gate.refuse(caller, dataset.interface, "", missing).await);
@@ -207,37 +213,56 @@ impl ExportService {
                 },
             )
             .await?;
+        let trail = ExportTrail::start(self.gate.clone(), admission, ticket, plan.fields()).await?;
+        match self.open_upstream(ticket, plan.inputs(), dataset).await {
+            Ok((batches, schema)) => Ok((trail, batches, schema)),
+            Err(error) => {
+                trail.ended_early(0, ended::FETCH_FAILED).await;
+                Err(error.into())
+            }
+        }
+    }
+
+    /// The owning role's batches of `columns` for `ticket`, after its schema.
+    async fn open_upstream(
+        &self,
+        ticket: &Ticket,
+        columns: Vec<String>,
+        dataset: &'static Dataset,
+    ) -> Result<(Batches, SchemaRef), ServiceError> {
         if let Some(source) = self.sources.local_export(dataset.owner) {
-            return match popbase_export::source::start(source, ticket.upstream(columns), dataset).await {
-                Ok((schema, batches)) => {
-                    // Failures read as they would from a remote role's stream.
-                    let batches = ReceiverStream::new(batches).map_err(|e| upstream("export source", e.into()));
-                    Ok((admission, batches.boxed(), schema))
-                }
-                Err(e) => Err(self.gate.fail(&admission, upstream("export source", e.into())).await),
-            };
+            let (schema, batches) = popbase_export::source::start(source, ticket.upstream(columns), dataset)
+                .await
+                .map_err(|e| upstream("export source", e.into()))?;
+            // Failures read as they would from a remote role's stream.
+            let batches = ReceiverStream::new(batches).map_err(|e| upstream("export source", e.into()));
+            return Ok((batches.boxed(), schema));
         }
         let mut client = self.sources.flight(dataset.owner);
-        let stream = match client.do_get(FlightTicket::new(ticket.upstream(columns).to_bytes())).await {
-            Ok(response) => response.into_inner().map_err(FlightError::from),
-            Err(status) => return Err(self.gate.fail(&admission, upstream("export source", status)).await),
+        let request = FlightTicket::new(ticket.upstream(columns).to_bytes());
+        let stream = match tokio::time::timeout(self.idle, client.do_get(request)).await {
+            Ok(Ok(response)) => response.into_inner().map_err(FlightError::from),
+            Ok(Err(status)) => return Err(upstream("export source", status)),
+            Err(_) => return Err(self.silent()),
         };
         let mut decoder = FlightDataDecoder::new(stream);
         // The first message is the schema, with the snapshot's sequence.
         loop {
-            match decoder.next().await {
-                Some(Ok(message)) => {
+            match tokio::time::timeout(self.idle, decoder.next()).await {
+                Ok(Some(Ok(message))) => {
                     if let DecodedPayload::Schema(schema) = message.payload {
-                        return Ok((admission, record_batches(decoder), schema));
+                        return Ok((record_batches(decoder), schema));
                     }
                 }
-                Some(Err(e)) => return Err(self.gate.fail(&admission, flight_failure(e)).await),
-                None => {
-                    let error = ServiceError::Unavailable("the export source sent no schema".into());
-                    return Err(self.gate.fail(&admission, error).await);
-                }
+                Ok(Some(Err(e))) => return Err(flight_failure(e)),
+                Ok(None) => return Err(ServiceError::Unavailable("the export source sent no schema".into())),
+                Err(_) => return Err(self.silent()),
             }
         }
+    }
+
+    fn silent(&self) -> ServiceError {
+        ServiceError::Unavailable(format!("the export source sent nothing for {} s", self.idle.as_secs()))
     }
 }
 
@@ -266,54 +291,90 @@ fn record_batches(decoder: FlightDataDecoder) -> Batches {
         .boxed()
 }
 
-/// Moves batches from the owning role to the caller through `released`,
-/// holding the last one back until the audit record is written.
+/// What the de-identifying stage hands the stage that audits and sends.
+enum Staged {
+    /// A released batch and its subjects' export pseudonyms.
+    Batch(RecordBatch, Vec<String>),
+    /// The upstream failed or went quiet.
+    Failed(ServiceError),
+    /// Every batch was read: the export's rows and digest.
+    Done(u64, [u8; 32]),
+}
+
+/// Reads the owning role's batches and de-identifies them through
+/// `released`, one batch ahead of the stage that audits and sends (so the
+/// audit write of one batch overlaps the reading of the next).
+async fn deidentify(mut released: Released, mut upstream: Batches, idle: Duration, out: mpsc::Sender<Staged>) {
+    loop {
+        let next = match tokio::time::timeout(idle, upstream.next()).await {
+            Ok(next) => next,
+            Err(_) => Some(Err(ServiceError::Unavailable(format!(
+                "the export source sent nothing for {} s",
+                idle.as_secs()
+            )))),
+        };
+        let staged = match next {
+            None => Staged::Done(released.rows(), released.digest()),
+            Some(Err(e)) => Staged::Failed(e),
+            Some(Ok(batch)) => match released.apply_naming_subjects(&batch) {
+                Ok((batch, subjects)) => Staged::Batch(batch, subjects),
+                Err(e) => Staged::Failed(ServiceError::Internal(format!("de-identifying: {e}"))),
+            },
+        };
+        let last = !matches!(staged, Staged::Batch(..));
+        if out.send(staged).await.is_err() || last {
+            return;
+        }
+    }
+}
+
+/// Moves de-identified batches to the caller, each only once its BATCH
+/// record is durable, then closes the trail (see [`ExportTrail`]).
 async fn pump(
-    gate: Arc<Gate>,
-    admission: Admission,
-    mut released: Released,
-    mut upstream: Batches,
+    trail: ExportTrail,
+    released: Released,
+    upstream: Batches,
+    idle: Duration,
     tx: mpsc::Sender<Result<RecordBatch, FlightError>>,
 ) {
-    let mut held: Option<RecordBatch> = None;
     let fail = |status: Status| FlightError::Tonic(Box::new(status));
-    while let Some(batch) = upstream.next().await {
-        let batch = match batch {
-            Ok(batch) => batch,
-            Err(e) => {
-                let status = gate.fail(&admission, e).await;
-                let _ = tx.send(Err(fail(status))).await;
+    let (staged_tx, mut staged) = mpsc::channel(1);
+    tokio::spawn(deidentify(released, upstream, idle, staged_tx).instrument(tracing::Span::current()));
+    let mut sent_rows = 0;
+    while let Some(next) = staged.recv().await {
+        match next {
+            Staged::Batch(batch, subjects) => {
+                let rows = batch.num_rows() as u64;
+                if let Err(status) = trail.batch(subjects, rows).await {
+                    trail.ended_early(sent_rows, ended::AUDIT_FAILED).await;
+                    let _ = tx.send(Err(fail(status))).await;
+                    return;
+                }
+                match tokio::time::timeout(idle, tx.send(Ok(batch))).await {
+                    Ok(Ok(())) => sent_rows += rows,
+                    _ => {
+                        // The caller went away or stopped reading.
+                        trail.ended_early(sent_rows, ended::CALLER_GONE).await;
+                        return;
+                    }
+                }
+            }
+            Staged::Failed(error) => {
+                trail.ended_early(sent_rows, ended::FETCH_FAILED).await;
+                let _ = tx.send(Err(fail(error.into()))).await;
                 return;
             }
-        };
-        let out = match released.apply(&batch) {
-            Ok(out) => out,
-            Err(e) => {
-                let status = gate.fail(&admission, ServiceError::Internal(format!("de-identifying: {e}"))).await;
-                let _ = tx.send(Err(fail(status))).await;
+            Staged::Done(rows, digest) => {
+                if let Err(status) = trail.complete(rows, digest).await {
+                    let _ = tx.send(Err(fail(status))).await;
+                }
                 return;
             }
-        };
-        if let Some(previous) = held.replace(out)
-            && tx.send(Ok(previous)).await.is_err()
-        {
-            // The caller went away: what was read so far is on record.
-            break;
         }
     }
-    match gate
-        .release_export(&admission, released.fields(), released.rows(), released.digest())
-        .await
-    {
-        Ok(_) => {
-            if let Some(last) = held {
-                let _ = tx.send(Ok(last)).await;
-            }
-        }
-        Err(status) => {
-            let _ = tx.send(Err(fail(status))).await;
-        }
-    }
+    // The de-identifying stage ended without a word (it panicked).
+    trail.ended_early(sent_rows, ended::FETCH_FAILED).await;
+    let _ = tx.send(Err(fail(Status::internal("the export stopped unexpectedly")))).await;
 }
 
 type Boxed<T> = Pin<Box<dyn futures::Stream<Item = Result<T, Status>> + Send + 'static>>;
@@ -394,16 +455,19 @@ impl FlightService for ExportService {
         let caller = self.caller(&request).await?;
         let (ticket, dataset) = self.parse(&caller, Ticket::parse(&request.get_ref().ticket)).await?;
         let (ticket, plan) = self.plan(&caller, ticket, dataset).await?;
-        let (admission, batches, upstream_schema) = self.open(&caller, &ticket, plan.inputs(), dataset).await?;
+        let (trail, batches, upstream_schema) = self.open(&caller, &ticket, &plan, dataset).await?;
         // The owning role sent the columns asked for, with its snapshot's
         // sequence in the metadata: the release is planned again on those.
-        let released = match self.release(&upstream_schema, &ticket, admission.fields()) {
+        let released = match self.release(&upstream_schema, &ticket, trail.admission().fields()) {
             Ok(released) => released,
-            Err(e) => return Err(self.gate.fail(&admission, e).await),
+            Err(e) => {
+                trail.ended_early(0, ended::FETCH_FAILED).await;
+                return Err(e.into());
+            }
         };
         let schema = released.schema();
         let (tx, rx) = mpsc::channel(SEND_AHEAD);
-        tokio::spawn(pump(self.gate.clone(), admission, released, batches, tx).instrument(tracing::Span::current()));
+        tokio::spawn(pump(trail, released, batches, self.idle, tx).instrument(tracing::Span::current()));
         Ok(Response::new(flight_stream(schema, ReceiverStream::new(rx)).boxed()))
     }
 

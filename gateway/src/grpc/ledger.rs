@@ -164,6 +164,12 @@ impl LedgerRpc for LedgerService {
 
     async fn usage_between(&self, request: Request<UsageBetweenRequest>) -> Result<Response<UsageBetweenResponse>, Status> {
         let r = request.into_inner();
+        for (field, day) in [("from_yyyymmdd", r.from_yyyymmdd), ("to_yyyymmdd", r.to_yyyymmdd)] {
+            let (year, month, date) = (day / 10_000, day / 100 % 100, day % 100);
+            if chrono::NaiveDate::from_ymd_opt(year as i32, month, date).is_none() {
+                return Err(ServiceError::invalid(field, "must be a date written yyyymmdd").into());
+            }
+        }
         if r.to_yyyymmdd < r.from_yyyymmdd {
             return Err(ServiceError::invalid("to_yyyymmdd", "must not be before from_yyyymmdd").into());
         }

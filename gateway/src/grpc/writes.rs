@@ -144,6 +144,10 @@ where
     let actor = writes::actor(&caller.department, &officer_id);
     match tokio::time::timeout(FORWARD_DEADLINE, forward(event, actor)).await {
         Ok(Ok(answer)) => Ok(answer),
+        // The client's own deadline (limits.upstream_timeout_secs) may end it first.
+        Ok(Err(status)) if status.code() == tonic::Code::DeadlineExceeded => {
+            Err(gate.fail(&admission, late(write.owner, FORWARD_DEADLINE)).await)
+        }
         Ok(Err(status)) => Err(gate.fail(&admission, writes::forwarded(write.owner, status)).await),
         Err(_) => Err(gate.fail(&admission, late(write.owner, FORWARD_DEADLINE)).await),
     }

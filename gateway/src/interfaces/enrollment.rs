@@ -34,6 +34,9 @@ impl Enrollment {
 
 /// Longest caller reference echoed back.
 const MAX_REQUEST_ID_CHARS: usize = 64;
+/// A school district is a few streets or committees; a whole city's
+/// committees (thousands) would make every check a scan.
+pub const MAX_DISTRICT_CODES: usize = 256;
 
 pub fn validate(request: &EnrollmentCheckRequest, today: NaiveDate) -> ServiceResult<Enrollment> {
     validate::text("request_id", &request.request_id, 0, MAX_REQUEST_ID_CHARS)?;
@@ -49,10 +52,10 @@ pub fn validate(request: &EnrollmentCheckRequest, today: NaiveDate) -> ServiceRe
         }
         guardians.push(id.as_str().to_string());
     }
-    if request.district_codes.is_empty() {
+    if request.district_codes.is_empty() || request.district_codes.len() > MAX_DISTRICT_CODES {
         return Err(ServiceError::invalid(
             "district_codes",
-            "name the school district's committees or streets",
+            format!("name the school district's committees or streets, 1 to {MAX_DISTRICT_CODES} codes"),
         ));
     }
     let mut district = Vec::with_capacity(request.district_codes.len());

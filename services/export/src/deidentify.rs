@@ -158,6 +158,18 @@ impl Released {
 
     /// De-identifies one batch, counting and digesting its subjects.
     pub fn apply(&mut self, batch: &RecordBatch) -> Result<RecordBatch, ArrowError> {
+        self.deidentify(batch, false).map(|(released, _)| released)
+    }
+
+    /// [`Released::apply`], also answering the batch's subjects as their
+    /// export pseudonyms (the values the digest covers, in row order): the
+    /// gateway records them before the batch leaves, so each resident's
+    /// access log can show the export.
+    pub fn apply_naming_subjects(&mut self, batch: &RecordBatch) -> Result<(RecordBatch, Vec<String>), ArrowError> {
+        self.deidentify(batch, true)
+    }
+
+    fn deidentify(&mut self, batch: &RecordBatch, name_subjects: bool) -> Result<(RecordBatch, Vec<String>), ArrowError> {
         if batch.num_columns() != self.input_names.len() {
             return Err(ArrowError::SchemaError(format!(
                 "a batch of {} columns in a stream of {}",
@@ -166,8 +178,12 @@ impl Released {
             )));
         }
         let mut subject_pseudonyms: Option<ArrayRef> = None;
+        let mut subjects = Vec::new();
         if let Some(i) = self.subject {
             let pseudonyms = self.pseudonymise(batch.column(i))?;
+            if name_subjects {
+                subjects = pseudonyms.iter().flatten().map(str::to_string).collect();
+            }
             // One update per batch: two per row spent as long in the
             // hasher's buffering as in its compressions.
             let mut lines = Vec::with_capacity(pseudonyms.len() * (PSEUDONYM_HEX_LEN + 1));
@@ -189,7 +205,7 @@ impl Released {
             });
         }
         self.rows += batch.num_rows() as u64;
-        RecordBatch::try_new(self.schema.clone(), columns)
+        Ok((RecordBatch::try_new(self.schema.clone(), columns)?, subjects))
     }
 
     /// The pseudonyms of an identifier column: its nulls, and 32 hex

@@ -162,7 +162,9 @@ fn role_services(
                         .map_err(anyhow::Error::msg)?,
                 ),
             };
-            let (_gate, services) = popbase_gateway::role::build(config, ledger, sources).context("setting up the gateway")?;
+            let (gate, services) = popbase_gateway::role::build(config, ledger, sources).context("setting up the gateway")?;
+            tokio::spawn(gate.clone().summarise_refusals(shutdown.clone()));
+            metrics.add_renderer(std::sync::Arc::new(move |out: &mut String| gate.render_metrics(out)));
             services
         }
         Role::All => anyhow::bail!("'all' is expanded before serving"),
@@ -238,7 +240,7 @@ pub async fn run_until(config: Config, role: Role, shutdown: Shutdown) -> anyhow
     let metrics = Metrics::new();
     let health = ProcessHealth::new();
     let mut local = Local {
-        dialer: Dialer::for_mesh(mesh.as_ref()),
+        dialer: Dialer::for_mesh(mesh.as_ref()).with_request_timeout(config.limits.upstream_timeout()),
         ..Local::default()
     };
     // Bind every listener first, so each role knows where the others of this
@@ -266,6 +268,7 @@ pub async fn run_until(config: Config, role: Role, shutdown: Shutdown) -> anyhow
             services.in_mesh(mesh);
         }
         services.health = health.clone();
+        services.limits = config.limits.clone();
         if matches!(single, Role::Household | Role::Residence | Role::Feeds) {
             let routes = services.routes.clone().routes();
             local

@@ -115,6 +115,11 @@ pub struct Started {
 
 /// Starts `role` on `listen` as `identity` of `mesh` and waits for `popbase ready`.
 pub fn serve(data: &Path, role: &str, listen: SocketAddr, roles: &Roles, mesh: &Mesh) -> Started {
+    serve_with(data, role, listen, roles, mesh, &[])
+}
+
+/// [`serve`] with extra environment (`POPBASE_LIMITS_*`, say).
+pub fn serve_with(data: &Path, role: &str, listen: SocketAddr, roles: &Roles, mesh: &Mesh, env: &[(&str, &str)]) -> Started {
     let url = |addr: SocketAddr| format!("http://{addr}");
     let identity = MeshIdentity::from_name(role).expect("a role name");
     let mut child = Command::new(env!("CARGO_BIN_EXE_popbase"))
@@ -129,6 +134,7 @@ pub fn serve(data: &Path, role: &str, listen: SocketAddr, roles: &Roles, mesh: &
         .env("POPBASE_UPSTREAM_FEEDS", url(roles.feeds))
         .env("POPBASE_UPSTREAM_LEDGER", url(roles.ledger))
         .envs(mesh.env(identity))
+        .envs(env.iter().copied())
         .stdout(Stdio::piped())
         .stderr(Stdio::inherit())
         .spawn()
@@ -155,6 +161,11 @@ pub fn serve(data: &Path, role: &str, listen: SocketAddr, roles: &Roles, mesh: &
 /// Starts the ledger, household, feeds and residence roles in that order,
 /// each its own process on its port of `roles`.
 pub fn serve_internal_roles(data: &Path, roles: &Roles, mesh: &Mesh) -> Vec<(&'static str, Started)> {
+    serve_internal_roles_with(data, roles, mesh, &[])
+}
+
+/// [`serve_internal_roles`] with extra environment for each.
+pub fn serve_internal_roles_with(data: &Path, roles: &Roles, mesh: &Mesh, env: &[(&str, &str)]) -> Vec<(&'static str, Started)> {
     [
         ("ledger", roles.ledger),
         ("household", roles.household),
@@ -162,8 +173,14 @@ pub fn serve_internal_roles(data: &Path, roles: &Roles, mesh: &Mesh) -> Vec<(&'s
         ("residence", roles.residence),
     ]
     .into_iter()
-    .map(|(role, addr)| (role, serve(data, role, addr, roles, mesh)))
+    .map(|(role, addr)| (role, serve_with(data, role, addr, roles, mesh, env)))
     .collect()
+}
+
+/// Sends `signal` (`STOP`, `CONT`, `KILL`) to `child`.
+pub fn signal(child: &Child, signal: &str) {
+    let sent = Command::new("kill").args([&format!("-{signal}"), &child.id().to_string()]).status();
+    assert!(sent.is_ok_and(|s| s.success()), "kill -{signal}");
 }
 
 /// Runs `popbase --data <data> <args>`.
