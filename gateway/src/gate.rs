@@ -242,6 +242,13 @@ impl Gate {
             ServiceError::InvalidArgument { .. } => reason::INVALID_ARGUMENT,
             _ => reason::FETCH_FAILED,
         };
+        if code == load_shed::OVERLOADED {
+            // Shedding load must not add audit writes: counted into the
+            // window's summary record, answered OVERLOADED.
+            self.refusals.count_only(&culprit, Instant::now());
+            self.count_refusal(code, false);
+            return Ok(error.into());
+        }
         let charge = self.refusals.charge(&culprit, Instant::now());
         self.count_refusal(code, charge == Charge::Audit);
         if charge == Charge::Flood {

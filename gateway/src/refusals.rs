@@ -111,6 +111,19 @@ impl RefusalBudget {
         }
     }
 
+    /// Counts one refusal into `culprit`'s next summary without auditing it
+    /// on its own or using its budget: load shedding, whose refusals must
+    /// stay cheap exactly when the platform is busiest.
+    pub fn count_only(&self, culprit: &Culprit, now: Instant) {
+        let mut tallies = self.tallies.lock().unwrap_or_else(|p| p.into_inner());
+        let tally = tallies.entry(culprit.clone()).or_insert(Tally {
+            opened: now,
+            audited: 0,
+            unrecorded: 0,
+        });
+        tally.unrecorded += 1;
+    }
+
     /// Takes the unrecorded counts of windows closed by `now` (all of them
     /// when `all`, at shutdown); forgets culprits idle for a window.
     pub fn closed(&self, now: Instant, all: bool) -> Vec<Summary> {
