@@ -61,11 +61,6 @@ impl ExportTrail {
         Ok(trail)
     }
 
-    /// The STARTED record's sequence number.
-    pub fn started_seq(&self) -> u64 {
-        self.scope.started_seq
-    }
-
     /// The authorisation the export rests on.
     pub fn admission(&self) -> &Admission {
         &self.admission

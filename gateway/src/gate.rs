@@ -43,17 +43,7 @@ pub const SUBJECT_DOMAIN: &str = "gateway-subject";
 #[derive(Debug, Clone)]
 pub struct Caller {
     pub department: String,
-    _slot: Option<Arc<KeyedSlot>>,
-}
-
-impl Caller {
-    /// A caller outside the gateway's in-flight accounting (tests, tools).
-    pub fn unlimited(department: impl Into<String>) -> Self {
-        Self {
-            department: department.into(),
-            _slot: None,
-        }
-    }
+    _slot: Arc<KeyedSlot>,
 }
 
 /// What a call asks for, before it is authorised.
@@ -357,7 +347,7 @@ impl Gate {
         match self.in_flight.try_enter(&department) {
             Some(slot) => Ok(Caller {
                 department,
-                _slot: Some(Arc::new(slot)),
+                _slot: Arc::new(slot),
             }),
             None => {
                 let overloaded = load_shed::overloaded("this department", self.in_flight.limit());
