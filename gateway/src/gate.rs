@@ -9,11 +9,12 @@
 //! 4. [`Gate::release`]: minimise to the approved fields, audit, answer.
 //!
 //! Malformed input after authentication ([`Gate::refuse`]) and fetch
-//! failures ([`Gate::fail`]) are audited as refusals too.
+//! failures ([`Gate::fail`]) are audited as refusals too; how refusals are
+//! charged and recorded is in [`crate::refusing`].
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::sync::{Arc, Mutex};
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use chrono::Utc;
 use popbase_common::limits::LimitsConfig;
@@ -30,7 +31,7 @@ use crate::catalogue::{Approval, Catalogue, ShareClass};
 use crate::denial::{Denial, reason};
 use crate::ledger::{ConsentUse, Ledger};
 use crate::quota::Quotas;
-use crate::refusals::{Charge, Culprit, RefusalBudget};
+use crate::refusals::{Culprit, RefusalBudget};
 
 /// The interface name of a refusal summary record (see [`crate::refusals`]).
 pub const REFUSALS_INTERFACE: &str = "REFUSALS";
@@ -63,7 +64,7 @@ pub struct Admission {
     pub purpose: String,
     /// The catalogue's approval it rests on (shared, not copied per call).
     approval: Arc<Approval>,
-    subjects: Vec<String>,
+    pub(crate) subjects: Vec<String>,
 }
 
 impl Admission {
@@ -142,34 +143,18 @@ fn released(approval: &Approval, interface: &str, purpose: String, subjects: Vec
     }
 }
 
-/// Longest purpose stored as sent in a refusal's audit record.
-const MAX_AUDITED_PURPOSE: usize = 64;
-
-/// The purpose a refusal's audit record keeps: a catalogue-like code
-/// (capital letters and underscores, like every purpose the catalogue
-/// names) as it is; anything else (too long, digits that may be an ID
-/// number, free text) only as its length and a digest, so a refusal never
-/// stores what a caller wrote.
-fn audited_purpose(purpose: &str) -> String {
-    let code = purpose.len() <= MAX_AUDITED_PURPOSE && purpose.bytes().all(|b| b.is_ascii_uppercase() || b == b'_');
-    if code {
-        return purpose.to_string();
-    }
-    use sha2::Digest as _;
-    let digest = sha2::Sha256::digest(purpose.as_bytes());
-    format!("~{}b:{}", purpose.len(), hex::encode(&digest[..8]))
-}
-
 pub struct Gate {
     pub catalogue: Arc<Catalogue>,
-    auth: Authenticator,
-    quotas: Quotas,
+    pub(crate) auth: Authenticator,
+    pub(crate) quotas: Quotas,
     /// Each department's calls in flight (`limits.max_calls_per_department`).
     in_flight: KeyedLimit,
+    /// How long a department's stream may send nothing (`limits.stream_idle_secs`).
+    pub(crate) stream_idle: Duration,
     /// Refusals audited one by one per caller and window; the rest summarised.
-    refusals: RefusalBudget,
+    pub(crate) refusals: RefusalBudget,
     /// Refusals by reason code and whether each was audited on its own.
-    refusal_counts: Mutex<BTreeMap<(&'static str, bool), u64>>,
+    pub(crate) refusal_counts: Mutex<BTreeMap<(&'static str, bool), u64>>,
     /// Consents and the audit trail: in this process or the `ledger` role.
     pub ledger: Arc<dyn Ledger>,
     /// Keyed once per domain: every audited answer pseudonymises its subjects.
@@ -190,6 +175,7 @@ impl Gate {
             auth,
             quotas: Quotas::default(),
             in_flight: KeyedLimit::new(limits.max_calls_per_department),
+            stream_idle: limits.stream_idle(),
             refusals: RefusalBudget::new(limits.refusals_per_window, limits.refusal_window()),
             refusal_counts: Mutex::default(),
             ledger,
@@ -211,126 +197,6 @@ impl Gate {
 
     pub(crate) async fn record(&self, entry: AuditEntry) -> Result<u64, Status> {
         self.ledger.append(entry).await.map_err(Status::from)
-    }
-
-    /// Audits a refusal of `culprit`'s call (or counts it into the window's
-    /// summary once the culprit has used its budget) and answers the status
-    /// the caller gets: `error`'s, REFUSAL_FLOOD past the budget. `Err` is
-    /// the audit write failing: the call must end with it.
-    async fn charge_refusal(
-        &self,
-        culprit: Culprit,
-        interface: &str,
-        purpose: &str,
-        subjects: Vec<String>,
-        error: ServiceError,
-    ) -> Result<Status, Status> {
-        let code = match &error {
-            ServiceError::PermissionDenied { code, .. }
-            | ServiceError::ResourceExhausted { code, .. }
-            | ServiceError::Unauthenticated { code, .. } => code,
-            ServiceError::InvalidArgument { .. } => reason::INVALID_ARGUMENT,
-            _ => reason::FETCH_FAILED,
-        };
-        if code == load_shed::OVERLOADED {
-            // Shedding load must not add audit writes: counted into the
-            // window's summary record, answered OVERLOADED.
-            self.refusals.count_only(&culprit, Instant::now());
-            self.count_refusal(code, false);
-            return Ok(error.into());
-        }
-        let charge = self.refusals.charge(&culprit, Instant::now());
-        self.count_refusal(code, charge == Charge::Audit);
-        if charge == Charge::Flood {
-            return Ok(ServiceError::ResourceExhausted {
-                code: reason::REFUSAL_FLOOD,
-                reason: "too many refused calls from this caller; they are counted, not answered one by one, until the window ends".into(),
-            }
-            .into());
-        }
-        let entry = AuditEntry {
-            department: culprit.department().into(),
-            interface: interface.into(),
-            purpose: audited_purpose(purpose),
-            subjects,
-            allowed: false,
-            reason: code.into(),
-            trace_id: propagation::current_trace_id(),
-            ..Default::default()
-        };
-        self.record(entry).await?;
-        Ok(error.into())
-    }
-
-    async fn deny(&self, culprit: Culprit, interface: &str, purpose: &str, subjects: Vec<String>, error: ServiceError) -> Status {
-        match self.charge_refusal(culprit, interface, purpose, subjects, error).await {
-            Ok(refusal) => refusal,
-            Err(audit_failed) => audit_failed,
-        }
-    }
-
-    fn count_refusal(&self, code: &'static str, audited: bool) {
-        *self
-            .refusal_counts
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .entry((code, audited))
-            .or_default() += 1;
-    }
-
-    /// Writes the summary records of refusal windows that have closed
-    /// (every open one when `all`); counts that cannot be written yet are
-    /// kept for the next try, so no refusal is lost.
-    pub async fn record_refusal_summaries(&self, all: bool) {
-        let summaries = self.refusals.closed(Instant::now(), all);
-        if summaries.is_empty() {
-            return;
-        }
-        let entries = summaries
-            .iter()
-            .map(|summary| AuditEntry {
-                department: summary.culprit.department().into(),
-                interface: REFUSALS_INTERFACE.into(),
-                fields: summary.culprit.peer_label().into_iter().collect(),
-                allowed: false,
-                reason: reason::REFUSAL_FLOOD.into(),
-                count: summary.refusals,
-                ..Default::default()
-            })
-            .collect();
-        if let Err(e) = self.ledger.append_many(entries).await {
-            tracing::warn!(error = %e, "refusal summaries not recorded yet; kept for the next window");
-            self.refusals.restore(summaries, Instant::now());
-        }
-    }
-
-    /// Writes refusal summaries every window until `shutdown`, then the rest.
-    pub async fn summarise_refusals(self: Arc<Self>, shutdown: popbase_common::Shutdown) {
-        let mut tick = tokio::time::interval(self.refusals.window());
-        tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-        loop {
-            tokio::select! {
-                _ = tick.tick() => self.record_refusal_summaries(false).await,
-                () = shutdown.wait() => break,
-            }
-        }
-        self.record_refusal_summaries(true).await;
-    }
-
-    /// `/metrics` samples of the gate: refusals by reason, audited one by
-    /// one or counted into a summary.
-    pub fn render_metrics(&self, out: &mut String) {
-        use std::fmt::Write as _;
-        out.push_str(
-            "# HELP popbase_gateway_refusals_total Refused calls by reason; audited=false ones are in a REFUSALS summary record.\n",
-        );
-        out.push_str("# TYPE popbase_gateway_refusals_total counter\n");
-        for ((code, audited), count) in self.refusal_counts.lock().unwrap_or_else(|p| p.into_inner()).iter() {
-            let _ = writeln!(
-                out,
-                "popbase_gateway_refusals_total{{reason=\"{code}\",audited=\"{audited}\"}} {count}"
-            );
-        }
     }
 
     /// Step 1: certificate or token → department (a failure is audited),
@@ -356,43 +222,6 @@ impl Gate {
                     .await)
             }
         }
-    }
-
-    /// Malformed input from an authenticated caller: audited, then
-    /// answered. It costs the caller a quota unit like an answer would, so
-    /// a department past its quota gets QUOTA_EXCEEDED, not endless errors.
-    pub async fn refuse(&self, caller: &Caller, interface: &'static str, purpose: &str, error: ServiceError) -> Status {
-        match self.refuse_item(caller, interface, purpose, error).await {
-            Ok(refusal) | Err(refusal) => refusal,
-        }
-    }
-
-    /// [`Gate::refuse`] for one item of a stream: `Ok` the item's refusal
-    /// (answered in line), `Err` when the stream must end (the audit write
-    /// failed).
-    pub async fn refuse_item(
-        &self,
-        caller: &Caller,
-        interface: &'static str,
-        purpose: &str,
-        error: ServiceError,
-    ) -> Result<Status, Status> {
-        let error = match self.catalogue.department(&caller.department) {
-            Some(department) => match self.quotas.take(department, yyyymmdd(Utc::now().date_naive()), 1, Instant::now()) {
-                Ok(()) => error,
-                Err(denial) => denial.into(),
-            },
-            None => error,
-        };
-        let culprit = Culprit::Department(caller.department.clone());
-        self.charge_refusal(culprit, interface, purpose, Vec::new(), error).await
-    }
-
-    /// The fetch failed after authorisation: audited, then answered.
-    pub async fn fail(&self, admission: &Admission, error: ServiceError) -> Status {
-        let culprit = Culprit::Department(admission.department().to_string());
-        self.deny(culprit, admission.interface, &admission.purpose, admission.subjects.clone(), error)
-            .await
     }
 
     /// Step 2: catalogue, approval, purpose, quota, consent.
@@ -532,21 +361,5 @@ impl Gate {
         accesses.sort_by_key(|a| std::cmp::Reverse(a.at_unix_millis));
         accesses.truncate(limit);
         Ok(accesses)
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::audited_purpose;
-
-    #[test]
-    fn refusals_keep_codes_and_only_a_digest_of_anything_else() {
-        assert_eq!(audited_purpose("EMPLOYMENT_SERVICE"), "EMPLOYMENT_SERVICE");
-        assert_eq!(audited_purpose(""), "");
-        let id = audited_purpose("370302199001011232");
-        assert_eq!(id, audited_purpose("370302199001011232"), "stable");
-        assert!(id.starts_with("~18b:") && !id.contains("370302"), "{id}");
-        let long = audited_purpose(&"A".repeat(1 << 20));
-        assert!(long.len() < 32, "a 1 MiB purpose is stored in {} bytes", long.len());
     }
 }

@@ -21,6 +21,7 @@ pub mod interfaces;
 pub mod ledger;
 pub mod quota;
 pub mod refusals;
+pub mod refusing;
 pub mod role;
 pub mod sources;
 pub mod tables;

@@ -17,7 +17,7 @@ use crate::catalogue::{Catalogue, CatalogueError};
 use crate::gate::Gate;
 use crate::grpc::{
     audit::AuditService, consents::ConsentService, departments::DepartmentServices, enrollment::EnrollmentService, export::ExportService,
-    ledger::LedgerService, writes::WriteServices,
+    ledger::LedgerService, malformed::charged, writes::WriteServices,
 };
 use crate::ledger::{Ledger, LocalLedger};
 use crate::sources::Sources;
@@ -116,17 +116,21 @@ pub fn build(config: &Config, ledger: Arc<dyn Ledger>, sources: Sources) -> Resu
     services.tls = tls(config, mode)?;
     let departments = DepartmentServices::new(gate.clone(), sources.clone());
     let writes = WriteServices::new(gate.clone(), sources.clone());
+    // Each service charged for the calls whose bodies do not decode.
     services
-        .add(EnrollmentService::new(gate.clone(), sources.clone()).server())
-        .add(departments.insurance())
-        .add(departments.locality())
-        .add(departments.persons())
-        .add(writes.events())
-        .add(writes.feeds())
-        .add(writes.residence())
-        .add(ExportService::new(gate.clone(), sources.clone(), config.limits.stream_idle()).server())
-        .add(ConsentService::new(gate.clone(), sources).server())
-        .add(AuditService::new(gate.clone()).server());
+        .add(charged(&gate, EnrollmentService::new(gate.clone(), sources.clone()).server()))
+        .add(charged(&gate, departments.insurance()))
+        .add(charged(&gate, departments.locality()))
+        .add(charged(&gate, departments.persons()))
+        .add(charged(&gate, writes.events()))
+        .add(charged(&gate, writes.feeds()))
+        .add(charged(&gate, writes.residence()))
+        .add(charged(
+            &gate,
+            ExportService::new(gate.clone(), sources.clone(), config.limits.stream_idle()).server(),
+        ))
+        .add(charged(&gate, ConsentService::new(gate.clone(), sources).server()))
+        .add(charged(&gate, AuditService::new(gate.clone()).server()));
     Ok((gate, services))
 }
 

@@ -17,6 +17,7 @@ use tokio_stream::wrappers::ReceiverStream;
 use tokio_stream::{Stream, StreamExt};
 use tonic::{Request, Response, Status, Streaming};
 
+use super::inbound::idle_bounded;
 use super::{Fetched, answer, require_purpose, respond, today};
 use crate::catalogue::interface::ENROLLMENT_CHECK;
 use crate::gate::{Admission, Ask, Caller, Gate};
@@ -34,6 +35,11 @@ const INTAKE_CHUNK: usize = 256;
 /// refusal's chunk and the one after it may both have been checked and
 /// audited when the stream ends.
 const CHUNKS_IN_FLIGHT: usize = 2;
+
+/// An intake stream that broke off: the answers sent before it stand.
+fn broke_off() -> ServiceError {
+    ServiceError::Aborted("the intake stream broke off; the applications answered before it stand".into())
+}
 
 #[derive(Clone)]
 pub struct EnrollmentService {
@@ -61,10 +67,12 @@ enum Prepared {
     Refused(Status),
 }
 
-async fn prepare(gate: &Gate, caller: &Caller, item: Result<EnrollmentCheckRequest, Status>) -> Prepared {
+async fn prepare(gate: &Gate, caller: &Caller, item: Result<EnrollmentCheckRequest, ServiceError>) -> Prepared {
     let item = match item {
         Ok(item) => item,
-        Err(status) => return Prepared::Refused(status),
+        // The stream broke, went silent or sent a body that does not
+        // decode: charged and audited like any refusal; the stream ends.
+        Err(e) => return Prepared::Refused(gate.refuse(caller, ENROLLMENT_CHECK, "", e).await),
     };
     let input = match require_purpose(&item.purpose).and_then(|()| enrollment::validate(&item, today())) {
         Ok(input) => input,
@@ -107,7 +115,7 @@ async fn intake_chunk(
     gate: &Gate,
     sources: &Sources,
     caller: &Caller,
-    chunk: Vec<Result<EnrollmentCheckRequest, Status>>,
+    chunk: Vec<Result<EnrollmentCheckRequest, ServiceError>>,
 ) -> Vec<Result<EnrollmentCheckResponse, Status>> {
     let prepared = join_all(chunk.into_iter().map(|item| prepare(gate, caller, item))).await;
     // Every admitted application's subjects in one list; each keeps its range.
@@ -209,7 +217,7 @@ impl Enrollment for EnrollmentService {
 
     async fn check_intake(&self, request: Request<Streaming<EnrollmentCheckRequest>>) -> Result<Response<Self::CheckIntakeStream>, Status> {
         let caller = self.gate.authenticate(&request, ENROLLMENT_CHECK).await?;
-        let mut items = request.into_inner();
+        let mut items = Box::pin(idle_bounded(request.into_inner(), self.gate.stream_idle, broke_off));
         let (tx, rx) = mpsc::channel(INTAKE_BUFFER);
         let (gate, sources) = (self.gate.clone(), self.sources.clone());
         tokio::spawn(async move {

@@ -5,7 +5,9 @@ pub mod consents;
 pub mod departments;
 pub mod enrollment;
 pub mod export;
+pub mod inbound;
 pub mod ledger;
+pub mod malformed;
 pub mod writes;
 
 use std::future::Future;

@@ -19,10 +19,10 @@ use popbase_proto::gateway::residence_submission::Event as ResidenceEvent;
 use popbase_proto::gateway::{FeedSubmission, LifeEventSubmission, ResidenceReceipt, ResidenceSubmission};
 use popbase_proto::household::EventReceipt;
 use tokio::sync::mpsc;
-use tokio_stream::StreamExt;
 use tokio_stream::wrappers::ReceiverStream;
 use tonic::{Request, Response, Status, Streaming};
 
+use super::inbound::next_within;
 use super::require_purpose;
 use crate::catalogue::interface;
 use crate::denial::{Denial, reason};
@@ -257,9 +257,9 @@ impl DepartmentFeeds for WriteServices {
         let name = interface::SUBMIT_FEED;
         let caller = gate.authenticate(&request, name).await?;
         let mut messages = request.into_inner();
-        let first = match messages.next().await.transpose() {
+        let first = match next_within(&mut messages, gate.stream_idle, broke_off).await {
             Ok(first) => first.unwrap_or_default(),
-            Err(_) => return Err(gate.refuse(&caller, name, "", broke_off()).await),
+            Err(e) => return Err(gate.refuse(&caller, name, "", e).await),
         };
         let (purpose, officer) = (first.purpose.clone(), first.officer_id.clone());
         if let Err(e) = require_purpose(&purpose).and_then(|()| writes::officer("officer_id", &officer)) {
@@ -281,9 +281,9 @@ impl DepartmentFeeds for WriteServices {
                     self.pass_chunk(&caller, &purpose, std::mem::take(&mut chunk), &mut forward).await?;
                 }
             }
-            message = match messages.next().await.transpose() {
+            message = match next_within(&mut messages, gate.stream_idle, broke_off).await {
                 Ok(next) => next,
-                Err(_) => return Err(gate.refuse(&caller, name, &purpose, broke_off()).await),
+                Err(e) => return Err(gate.refuse(&caller, name, &purpose, e).await),
             };
         }
         if !chunk.is_empty() {

@@ -268,7 +268,23 @@ pub async fn start_with_local_exports() -> Platform {
     start_inner(None, "mtls", true, true).await
 }
 
+/// [`start`] with `configure` applied to the platform's config (limits, say).
+#[allow(dead_code)] // used by some test binaries only
+pub async fn start_configured(auth: &str, configure: impl FnOnce(&mut Config)) -> Platform {
+    start_inner_with(None, auth, true, false, configure).await
+}
+
 async fn start_inner(catalogue: Option<String>, auth: &str, registry_reachable: bool, local_exports: bool) -> Platform {
+    start_inner_with(catalogue, auth, registry_reachable, local_exports, |_| {}).await
+}
+
+async fn start_inner_with(
+    catalogue: Option<String>,
+    auth: &str,
+    registry_reachable: bool,
+    local_exports: bool,
+    configure: impl FnOnce(&mut Config),
+) -> Platform {
     let dir = tempfile::tempdir().expect("tempdir");
     let pki = Pki::new(dir.path());
     let people = seed(dir.path());
@@ -276,6 +292,7 @@ async fn start_inner(catalogue: Option<String>, auth: &str, registry_reachable: 
         data_dir: dir.path().to_path_buf(),
         ..Default::default()
     };
+    configure(&mut config);
     config.gateway.auth = auth.into();
     config.gateway.tls_cert = pki.path("server.pem");
     config.gateway.tls_key = pki.path("server.key");
@@ -357,7 +374,8 @@ async fn start_inner(catalogue: Option<String>, auth: &str, registry_reachable: 
     let ledger = popbase_gateway::ledger::LocalLedger::start(open("ledger", popbase_gateway::tables::SCHEMA)).expect("ledger");
     let (gate, gateway_services) = popbase_gateway::role::build(&config, Arc::new(ledger.clone()), sources.clone()).expect("gateway");
     let mut tasks = Vec::new();
-    for (services, listener) in roles.into_iter().chain(std::iter::once((gateway_services, gateway_l))) {
+    for (mut services, listener) in roles.into_iter().chain(std::iter::once((gateway_services, gateway_l))) {
+        services.limits = config.limits.clone();
         let (metrics, shutdown) = (metrics.clone(), shutdown.clone());
         tasks.push(tokio::spawn(async move {
             server::serve(services, listener, metrics, shutdown).await.expect("serve");
