@@ -90,7 +90,10 @@ impl Metrics {
         for ((role, method, code), stats) in &rpcs {
             let _ = writeln!(
                 out,
-                "popbase_grpc_requests_total{{role=\"{role}\",method=\"{method}\",code=\"{code}\"}} {}",
+                "popbase_grpc_requests_total{{role=\"{}\",method=\"{}\",code=\"{}\"}} {}",
+                LabelValue(role),
+                LabelValue(method),
+                LabelValue(code),
                 stats.count
             );
         }
@@ -106,7 +109,7 @@ impl Metrics {
             }
         }
         for ((role, method), stats) in &by_method {
-            let labels = format!("role=\"{role}\",method=\"{method}\"");
+            let labels = format!("role=\"{}\",method=\"{}\"", LabelValue(role), LabelValue(method));
             for (bound, count) in BUCKETS.iter().zip(stats.buckets) {
                 let _ = writeln!(
                     out,
@@ -124,7 +127,7 @@ impl Metrics {
         out.push_str("# HELP popbase_shed_calls_total Calls refused OVERLOADED because the port had its limit of calls in flight.\n");
         out.push_str("# TYPE popbase_shed_calls_total counter\n");
         for (role, refused) in self.shed.lock().unwrap_or_else(|p| p.into_inner()).iter() {
-            let _ = writeln!(out, "popbase_shed_calls_total{{role=\"{role}\"}} {refused}");
+            let _ = writeln!(out, "popbase_shed_calls_total{{role=\"{}\"}} {refused}", LabelValue(role));
         }
         self.render_stores(&mut out);
         let renderers = self.renderers.lock().unwrap_or_else(|p| p.into_inner()).clone();
@@ -142,9 +145,14 @@ impl Metrics {
         let mut mem = String::new();
         for store in &stores {
             let Ok(stats) = store.stats() else { continue };
-            let _ = writeln!(seq, "popbase_store_last_seq{{store=\"{}\"}} {}", stats.store, stats.last_seq);
+            let _ = writeln!(
+                seq,
+                "popbase_store_last_seq{{store=\"{}\"}} {}",
+                LabelValue(&stats.store),
+                stats.last_seq
+            );
             for t in &stats.tables {
-                let labels = format!("store=\"{}\",table=\"{}\"", stats.store, t.table);
+                let labels = format!("store=\"{}\",table=\"{}\"", LabelValue(&stats.store), LabelValue(&t.table));
                 let _ = writeln!(keys, "popbase_store_estimated_keys{{{labels}}} {}", t.estimated_keys);
                 let _ = writeln!(sst, "popbase_store_sst_bytes{{{labels}}} {}", t.sst_bytes);
                 let _ = writeln!(mem, "popbase_store_memtable_bytes{{{labels}}} {}", t.memtable_bytes);
@@ -163,6 +171,27 @@ impl Metrics {
             let _ = writeln!(out, "# HELP {name} {help}\n# TYPE {name} gauge");
             out.push_str(&body);
         }
+    }
+}
+
+/// A label value in the text exposition format: backslash, double quote
+/// and line feed escaped, so no value (however it came to be) can end its
+/// label or its line. Values are closed sets today (served methods, codes,
+/// roles, tables); this keeps a scrape parseable if one ever is not.
+pub struct LabelValue<'a>(pub &'a str);
+
+impl std::fmt::Display for LabelValue<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        use std::fmt::Write as _;
+        for c in self.0.chars() {
+            match c {
+                '\\' => f.write_str("\\\\")?,
+                '"' => f.write_str("\\\"")?,
+                '\n' => f.write_str("\\n")?,
+                c => f.write_char(c)?,
+            }
+        }
+        Ok(())
     }
 }
 
@@ -290,6 +319,16 @@ pub async fn serve_metrics(listener: TcpListener, metrics: Arc<Metrics>, shutdow
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn label_values_cannot_end_their_label_or_line() {
+        let hostile = "/popbase.x\",role=\"gateway\",code=\"0\\\nnext 1";
+        assert_eq!(
+            LabelValue(hostile).to_string(),
+            "/popbase.x\\\",role=\\\"gateway\\\",code=\\\"0\\\\\\nnext 1"
+        );
+        assert_eq!(LabelValue("Persons/PersonSummary").to_string(), "Persons/PersonSummary");
+    }
 
     /// A caller's path never becomes a label: junk paths (one crafted to
     /// inject labels among them) count as one `unknown` series, and every
