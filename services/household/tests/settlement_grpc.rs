@@ -65,6 +65,13 @@ async fn evaluate_list_and_count_over_grpc() {
         status.metadata().get("popbase-field").and_then(|v| v.to_str().ok()),
         Some("application.relations[0].kinship")
     );
+    let mut clan = application.clone();
+    clan.relations = vec![application.relations[0].clone(); 17];
+    let status = settlement.evaluate_settlement(clan).await.expect_err("17 relatives");
+    assert_eq!(
+        (status.code(), status.metadata().get("popbase-field").and_then(|v| v.to_str().ok())),
+        (Code::InvalidArgument, Some("application.relations"))
+    );
     let mut bad = application;
     bad.facts = Some(ApplicantFacts {
         talent_category: "Z".into(),

@@ -108,6 +108,21 @@ fn facts(value: Option<&ApplicantFacts>) -> ServiceResult<ApplicantFacts> {
     Ok(facts)
 }
 
+/// Most relatives an application names (spouse, parents, children: a
+/// family, not a clan).
+pub const MAX_RELATIONS: usize = 16;
+
+/// Most documents an application lists (each kind at most once).
+pub const MAX_DOCUMENTS: usize = 32;
+
+/// A repeated field of at most `max` entries, or the refusal naming it.
+fn bounded(field: &str, len: usize, max: usize) -> ServiceResult<()> {
+    if len > max {
+        return Err(ServiceError::invalid(field, format!("at most {max} entries")));
+    }
+    Ok(())
+}
+
 pub fn application(value: Option<&SettlementApplication>) -> ServiceResult<(String, Application)> {
     let application = value.ok_or_else(|| ServiceError::invalid("application", "is required"))?;
     let on = match validate::optional_date("application.on", application.on.as_ref())? {
@@ -116,6 +131,8 @@ pub fn application(value: Option<&SettlementApplication>) -> ServiceResult<(Stri
     };
     let applicant_id = validate::id_number("application.applicant_id_number", &application.applicant_id_number, on.max(today()))?;
     let target = address("application.target", application.target.as_ref())?;
+    bounded("application.relations", application.relations.len(), MAX_RELATIONS)?;
+    bounded("application.documents", application.documents.len(), MAX_DOCUMENTS)?;
     let mut relations = Vec::new();
     for (i, relation) in application.relations.iter().enumerate() {
         let sponsor = id_number(
