@@ -4,8 +4,9 @@
 //! * STARTED (caller, dataset, division, level, columns, purpose) is written
 //!   when the export is authorised, before its first batch is read;
 //! * one BATCH record per batch, naming the batch's subjects by their
-//!   export pseudonyms (the values in the file), written before that batch
-//!   leaves: a resident's access log finds the export under them;
+//!   export pseudonyms (the first 8 bytes of the values in the file),
+//!   written before that batch leaves: a resident's access log finds the
+//!   export under them;
 //! * COMPLETED (row count, digest of every subject) before the stream's
 //!   end, or ENDED_EARLY with the reason when it stops short.
 //!
@@ -66,10 +67,12 @@ impl ExportTrail {
         &self.admission
     }
 
-    /// Records a batch about to leave: its subjects (export pseudonyms) and
-    /// rows. An error means the batch must be held back.
-    pub async fn batch(&self, subjects: Vec<String>, rows: u64) -> Result<(), Status> {
-        self.append(ExportPhase::Batch, subjects, rows, Vec::new(), "").await.map(|_| ())
+    /// Records a batch about to leave: its subjects (the first 8 bytes of
+    /// their export pseudonyms, see [`crate::audit::manifest`]) and rows.
+    /// An error means the batch must be held back.
+    pub async fn batch(&self, subjects: Vec<u64>, rows: u64) -> Result<(), Status> {
+        let ids = subjects.iter().flat_map(|id| id.to_be_bytes()).collect();
+        self.append(ExportPhase::Batch, ids, rows, Vec::new(), "").await.map(|_| ())
     }
 
     /// Records the whole export: rows and the digest of every subject.
@@ -89,9 +92,9 @@ impl ExportTrail {
         }
     }
 
-    async fn append(&self, phase: ExportPhase, subjects: Vec<String>, count: u64, digest: Vec<u8>, reason: &str) -> Result<u64, Status> {
+    async fn append(&self, phase: ExportPhase, subject_ids: Vec<u8>, count: u64, digest: Vec<u8>, reason: &str) -> Result<u64, Status> {
         let entry = AuditEntry {
-            subjects,
+            subject_ids,
             count,
             subjects_digest: digest,
             reason: reason.to_string(),

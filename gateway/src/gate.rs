@@ -139,6 +139,7 @@ fn released(approval: &Approval, interface: &str, purpose: String, subjects: Vec
         trace_id: propagation::current_trace_id(),
         count,
         subjects_digest: Vec::new(),
+        subject_ids: Vec::new(),
         export: None,
     }
 }

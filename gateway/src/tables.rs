@@ -11,6 +11,9 @@ pub const CONSENTS: Table<Consent> = Table::new("consents");
 pub const AUDIT: Table<AuditRecord> = Table::new("audit");
 /// (subject pseudonym, seq): a citizen's accesses.
 pub const AUDIT_BY_SUBJECT: Index = Index::new("audit_by_subject");
+/// (bucket, seq) → the subjects of an export's BATCH record that fall in
+/// the bucket, as sorted 16-byte pseudonyms (see [`crate::audit::manifest`]).
+pub const EXPORT_SUBJECTS: Table<Vec<u8>> = Table::new("export_subjects");
 /// (yyyymmdd, department, interface) → counts.
 pub const USAGE: Table<Usage> = Table::new("usage");
 /// The newest record's seq and hash, kept with every append.
@@ -18,10 +21,10 @@ pub const AUDIT_HEAD: Table<ChainHead> = Table::new("audit_head");
 
 pub const SCHEMA: Schema = Schema {
     name: "ledger",
-    tables: &["consents", "audit", "audit_by_subject", "usage", "audit_head"],
-    // Every answer writes its subjects' index keys; only a citizen's
-    // "who looked at me" query reads them.
-    write_mostly: &["audit_by_subject"],
+    tables: &["consents", "audit", "audit_by_subject", "export_subjects", "usage", "audit_head"],
+    // Every answer writes its subjects' index keys, every export batch its
+    // manifest rows; only a citizen's "who looked at me" query reads them.
+    write_mostly: &["audit_by_subject", "export_subjects"],
 };
 
 pub const HEAD_KEY: &[u8] = b"head";
@@ -41,6 +44,15 @@ pub fn audit_key(seq: u64) -> Vec<u8> {
 
 pub fn subject_access_key(subject: &str, seq: u64) -> Vec<u8> {
     KeyBuilder::new().str(subject).u64(seq).build()
+}
+
+pub fn export_subjects_key(bucket: u8, seq: u64) -> Vec<u8> {
+    KeyBuilder::new().u32(u32::from(bucket)).u64(seq).build()
+}
+
+/// Manifest rows of one bucket, every export's.
+pub fn export_subjects_prefix(bucket: u8) -> Vec<u8> {
+    KeyBuilder::new().u32(u32::from(bucket)).build()
 }
 
 pub fn usage_key(day: u32, department: &str, interface: &str) -> Vec<u8> {

@@ -5,7 +5,7 @@
 //! sequence numbers, so an answer never leaves before its record is durable,
 //! and a failed write fails every call in the group.
 
-use std::collections::HashMap;
+use std::collections::{BTreeMap, HashMap};
 use std::ops::Range;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -18,7 +18,8 @@ use popbase_storage::{Batch, Durability, Read, StorageResult, Store};
 use tokio::sync::{mpsc, oneshot};
 
 use super::chain::{GENESIS, seal};
-use crate::tables::{self, AUDIT, AUDIT_BY_SUBJECT, AUDIT_HEAD, HEAD_KEY, USAGE};
+use super::manifest::Manifest;
+use crate::tables::{self, AUDIT, AUDIT_BY_SUBJECT, AUDIT_HEAD, EXPORT_SUBJECTS, HEAD_KEY, USAGE};
 
 /// Most records chained into one write.
 const MAX_GROUP: usize = 4096;
@@ -34,8 +35,29 @@ pub use popbase_proto::ledger::AuditEntry;
 /// Records one call hands the writer, chained consecutively: the reply is
 /// the first one's sequence number.
 struct Pending {
-    entries: Vec<AuditEntry>,
+    entries: Vec<Prepared>,
     reply: oneshot::Sender<Result<u64, String>>,
+}
+
+/// An entry as the one writer thread takes it: an export batch's subjects
+/// already turned into manifest rows, on the caller's task, so the writer
+/// only copies them.
+struct Prepared {
+    entry: AuditEntry,
+    manifest: BTreeMap<u8, Vec<u8>>,
+}
+
+impl Prepared {
+    fn new(mut entry: AuditEntry) -> Prepared {
+        let mut manifest = BTreeMap::new();
+        if entry.export.as_ref().is_some_and(|e| e.phase == ExportPhase::Batch as i32) {
+            // A batch's thousands of subjects: manifest rows, not index keys.
+            let made = Manifest::of(&std::mem::take(&mut entry.subject_ids), &std::mem::take(&mut entry.subjects));
+            entry.subjects_digest = made.digest;
+            manifest = made.rows;
+        }
+        Prepared { entry, manifest }
+    }
 }
 
 /// A handle on the writer; clones share it. When the last clone goes, the
@@ -131,6 +153,7 @@ impl AuditLog {
             .tx
             .as_ref()
             .ok_or_else(|| ServiceError::Unavailable("audit writer stopped".into()))?;
+        let entries = entries.into_iter().map(Prepared::new).collect();
         tx.send(Pending { entries, reply })
             .await
             .map_err(|_| ServiceError::Unavailable("audit writer stopped".into()))?;
@@ -269,7 +292,7 @@ impl Writer {
     /// Chains and writes `group` in one fsynced batch; the first entry's
     /// sequence number (the rest follow it) or the failure of them all.
     /// Entries are moved into their records, not copied.
-    fn write(&mut self, group: Vec<AuditEntry>) -> Result<u64, String> {
+    fn write(&mut self, group: Vec<Prepared>) -> Result<u64, String> {
         let size = group.len();
         let now = Utc::now();
         let at = now.timestamp_millis();
@@ -278,7 +301,7 @@ impl Writer {
         let (mut seq, mut prev) = (self.next_seq, self.prev_hash.clone());
         let mut touched = Vec::new();
         let mut subject_keys = Vec::new();
-        for entry in group {
+        for Prepared { entry, manifest } in group {
             let key = tables::usage_key(yyyymmdd(day), &entry.department, &entry.interface);
             // An export is one use, however many records it leaves.
             let one_use = entry.export.as_ref().is_none_or(|e| e.phase == ExportPhase::Started as i32);
@@ -286,6 +309,9 @@ impl Writer {
                 // Counters of the entries before it ran ahead; re-read them.
                 self.usage.clear();
                 return Err(e);
+            }
+            for (bucket, row) in manifest {
+                batch.put(&EXPORT_SUBJECTS, tables::export_subjects_key(bucket, seq), &row);
             }
             subject_keys.extend(entry.subjects.iter().map(|subject| tables::subject_access_key(subject, seq)));
             let record = AuditRecord {
@@ -395,6 +421,56 @@ mod tests {
             count: 1,
             ..Default::default()
         }
+    }
+
+    /// An export batch's subjects are found by a resident's lookup through
+    /// the manifest, and a manifest edited afterwards breaks verification.
+    #[tokio::test]
+    async fn export_batches_leave_manifests_the_access_log_reads_and_verify_checks() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let store = Store::open(dir.path(), tables::SCHEMA, StoreOptions::default()).expect("open");
+        let log = AuditLog::start(store.clone()).expect("start");
+        let pseudonym = |n: u32| format!("{:032x}", u128::from(n).wrapping_mul(0x9e37_79b9_7f4a_7c15_f39c_c060_5ced_c835));
+        let subjects: Vec<String> = (0..3000).map(pseudonym).collect();
+        log.append(entry("education", &pseudonym(5))).await.expect("an answer");
+        let batch = AuditEntry {
+            interface: "Export.persons".into(),
+            subjects: subjects.clone(),
+            count: 3000,
+            export: Some(popbase_proto::gateway::ExportScope {
+                phase: ExportPhase::Batch as i32,
+                ..Default::default()
+            }),
+            ..entry("big_data", "")
+        };
+        let seq = log.append(batch).await.expect("a batch");
+        let record = store.get(&AUDIT, &tables::audit_key(seq)).expect("get").expect("stored").value;
+        assert!(
+            record.subjects.is_empty(),
+            "the record digests its subjects instead of listing them"
+        );
+        let accesses = crate::audit::query::accesses(&store, &pseudonym(5), 10).expect("lookup");
+        assert_eq!(
+            accesses.iter().map(|a| a.interface.as_str()).collect::<Vec<_>>(),
+            ["Export.persons", "EnrollmentCheck"],
+            "newest first: the export that carried them, then the answer"
+        );
+        assert!(
+            crate::audit::query::accesses(&store, &pseudonym(4000), 10)
+                .expect("lookup")
+                .is_empty()
+        );
+        assert_eq!(verify::verify(&store, None).broken, None);
+
+        // Take one subject out of its manifest row: verification names the batch.
+        let id = super::super::manifest::subject_id(&pseudonym(7));
+        let key = tables::export_subjects_key(super::super::manifest::bucket(id), seq);
+        let row = store.get(&EXPORT_SUBJECTS, &key).expect("get").expect("row").value;
+        let edited: Vec<u8> = row.chunks_exact(8).filter(|s| *s != id.to_be_bytes()).flatten().copied().collect();
+        let mut tamper = Batch::new("ledger", "tamper");
+        tamper.put(&EXPORT_SUBJECTS, key, &edited);
+        store.commit_with(tamper, Durability::Sync).expect("tamper");
+        assert_eq!(verify::verify(&store, None).broken.map(|b| b.seq), Some(seq));
     }
 
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -5,6 +5,7 @@
 pub mod chain;
 pub mod head;
 pub mod log;
+pub mod manifest;
 pub mod query;
 pub mod verify;
 

@@ -1,14 +1,20 @@
 //! Offline verification of a copied ledger store: recompute the chain
 //! from the first record and report the first one that breaks it: an
 //! edited record (hash mismatch), a deleted one (sequence gap or a
-//! `prev_hash` that no longer matches), or a cut tail (the store's own head,
-//! or an externally kept head line, names a record the trail no longer has).
+//! `prev_hash` that no longer matches), a cut tail (the store's own head,
+//! or an externally kept head line, names a record the trail no longer has),
+//! or an export manifest that no longer matches its BATCH record's digest.
 
-use popbase_proto::gateway::AuditRecord;
-use popbase_storage::{Read, Store};
+use popbase_proto::gateway::{AuditRecord, ExportPhase};
+use std::collections::HashMap;
+
+use popbase_storage::keys::KeyReader;
+use popbase_storage::{Read, StorageResult, Store};
+use sha2::{Digest as _, Sha256};
 
 use super::chain::{GENESIS, record_hash};
-use crate::tables::{AUDIT, AUDIT_HEAD, HEAD_KEY};
+use super::manifest::Manifest;
+use crate::tables::{AUDIT, AUDIT_HEAD, EXPORT_SUBJECTS, HEAD_KEY};
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Broken {
@@ -25,9 +31,41 @@ pub struct Report {
     pub broken: Option<Broken>,
 }
 
+fn is_export_batch(record: &AuditRecord) -> bool {
+    record.export.as_ref().is_some_and(|e| e.phase == ExportPhase::Batch as i32)
+}
+
+/// The digests of every BATCH record's manifest rows (see
+/// [`crate::audit::manifest`]), by record, to check against the records'
+/// own: one scan (rows come bucket by bucket, so each record's in bucket
+/// order), not point reads of a write-mostly table.
+fn manifest_digests(store: &Store) -> StorageResult<HashMap<u64, Sha256>> {
+    let mut digests: HashMap<u64, Sha256> = HashMap::new();
+    store.for_each(&EXPORT_SUBJECTS, &[], |key, row| {
+        let mut reader = KeyReader::new(key);
+        reader.u32()?;
+        digests.entry(reader.u64()?).or_default().update(&row.value);
+        Ok(true)
+    })?;
+    Ok(digests)
+}
+
 /// Verifies the trail in `store`; `external_head` is the last line an
 /// auditor kept (`seq`, `hash`), if any.
 pub fn verify(store: &Store, external_head: Option<(u64, Vec<u8>)>) -> Report {
+    let mut manifests = match manifest_digests(store) {
+        Ok(digests) => digests,
+        Err(e) => {
+            return Report {
+                verified: 0,
+                last_hash: GENESIS.to_vec(),
+                broken: Some(Broken {
+                    seq: 1,
+                    why: format!("the export manifests cannot be read: {e}"),
+                }),
+            };
+        }
+    };
     let mut expected = 1u64;
     let mut prev = GENESIS.to_vec();
     let mut broken: Option<Broken> = None;
@@ -53,6 +91,19 @@ pub fn verify(store: &Store, external_head: Option<(u64, Vec<u8>)>) -> Report {
         let hash = record_hash(&record);
         if record.hash != hash {
             broken = Some(fail(format!("record {expected} was altered: its contents do not match its hash")));
+            return Ok(false);
+        }
+        let manifest = manifests.remove(&expected).map(|digest| digest.finalize().to_vec());
+        let manifest_holds = match (is_export_batch(&record), manifest) {
+            // Written before manifests: the subjects are in the record itself.
+            (true, None) if record.subjects_digest.is_empty() => true,
+            (true, manifest) => manifest.unwrap_or_else(|| Manifest::digest_of([])) == record.subjects_digest,
+            (false, manifest) => manifest.is_none(),
+        };
+        if !manifest_holds {
+            broken = Some(fail(format!(
+                "record {expected}'s export manifest was altered: its subjects do not match the record"
+            )));
             return Ok(false);
         }
         if external_head.as_ref().is_some_and(|(seq, _)| *seq == expected) {
@@ -111,6 +162,14 @@ pub fn verify(store: &Store, external_head: Option<(u64, Vec<u8>)>) -> Report {
                 why: format!("record {seq} differs from the kept head"),
             });
         }
+    }
+    if broken.is_none()
+        && let Some(seq) = manifests.keys().min()
+    {
+        broken = Some(Broken {
+            seq: *seq,
+            why: format!("export manifest rows name record {seq}, which the trail does not hold"),
+        });
     }
     let verified = broken.as_ref().map_or(last, |b| b.seq.saturating_sub(1).min(last));
     Report {

@@ -176,6 +176,43 @@ impl DomainPseudonyms {
 /// A pseudonym's hex characters on the stack.
 pub struct PseudonymHex([u8; PSEUDONYM_HEX_LEN]);
 
+/// The first 8 bytes of a pseudonym given as its 32 lower- or upper-case hex
+/// digits, as a number (big-endian): the compact id under which an export
+/// names its subjects in the audit trail. `None` for anything else.
+pub fn pseudonym_prefix(hex: &[u8]) -> Option<u64> {
+    if hex.len() != PSEUDONYM_HEX_LEN {
+        return None;
+    }
+    // Branch-free over a table: an export parses one per row.
+    let (mut id, mut invalid) = (0u64, 0u8);
+    for &c in &hex[..16] {
+        let digit = HEX_DIGITS[usize::from(c)];
+        invalid |= digit;
+        id = id << 4 | u64::from(digit & 0x0f);
+    }
+    for &c in &hex[16..] {
+        invalid |= HEX_DIGITS[usize::from(c)];
+    }
+    (invalid & 0xf0 == 0).then_some(id)
+}
+
+/// Each byte's hex digit value, 0xff for a byte that is not one.
+const HEX_DIGITS: [u8; 256] = {
+    let mut table = [0xffu8; 256];
+    let mut c = 0;
+    while c < 10 {
+        table[b'0' as usize + c] = c as u8;
+        c += 1;
+    }
+    let mut c = 0;
+    while c < 6 {
+        table[b'a' as usize + c] = 10 + c as u8;
+        table[b'A' as usize + c] = 10 + c as u8;
+        c += 1;
+    }
+    table
+};
+
 impl PseudonymHex {
     /// The hex characters as bytes (ASCII).
     pub fn as_bytes(&self) -> &[u8; PSEUDONYM_HEX_LEN] {
@@ -215,6 +252,18 @@ impl std::fmt::Debug for Pseudonymizer {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_pseudonym_prefix_is_its_first_eight_bytes_and_nothing_else_has_one() {
+        let key = Pseudonymizer::new(b"test-key-0123456789".to_vec());
+        let pseudonym = key.pseudonym("d", "370302199001011232");
+        let expected = u64::from_str_radix(&pseudonym[..16], 16).expect("hex");
+        assert_eq!(pseudonym_prefix(pseudonym.as_bytes()), Some(expected));
+        assert_eq!(pseudonym_prefix(pseudonym.to_uppercase().as_bytes()), Some(expected));
+        assert_eq!(pseudonym_prefix(&pseudonym.as_bytes()[..31]), None);
+        assert_eq!(pseudonym_prefix(format!("+{}", &pseudonym[1..]).as_bytes()), None);
+        assert_eq!(pseudonym_prefix(format!("{}g", &pseudonym[..31]).as_bytes()), None);
+    }
 
     #[test]
     fn stable_keyed_and_domain_separated() {

@@ -25,7 +25,7 @@ use arrow_array::builder::StringBuilder;
 use arrow_array::{Array, ArrayRef, Date32Array, RecordBatch, StringArray};
 use arrow_buffer::{Buffer, OffsetBuffer};
 use arrow_schema::{ArrowError, DataType, Field, Schema, SchemaRef};
-use popbase_domain::pseudonym::{DomainPseudonyms, PSEUDONYM_HEX_LEN};
+use popbase_domain::pseudonym::{DomainPseudonyms, PSEUDONYM_HEX_LEN, pseudonym_prefix};
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 
@@ -161,15 +161,16 @@ impl Released {
         self.deidentify(batch, false).map(|(released, _)| released)
     }
 
-    /// [`Released::apply`], also answering the batch's subjects as their
-    /// export pseudonyms (the values the digest covers, in row order): the
-    /// gateway records them before the batch leaves, so each resident's
-    /// access log can show the export.
-    pub fn apply_naming_subjects(&mut self, batch: &RecordBatch) -> Result<(RecordBatch, Vec<String>), ArrowError> {
+    /// [`Released::apply`], also answering the batch's subjects, in row
+    /// order, by the first 8 bytes of their export pseudonyms
+    /// ([`pseudonym_prefix`]): the gateway records them before the batch
+    /// leaves, so each resident's access log can show the export. Numbers,
+    /// not strings: an export names hundreds of thousands.
+    pub fn apply_naming_subjects(&mut self, batch: &RecordBatch) -> Result<(RecordBatch, Vec<u64>), ArrowError> {
         self.deidentify(batch, true)
     }
 
-    fn deidentify(&mut self, batch: &RecordBatch, name_subjects: bool) -> Result<(RecordBatch, Vec<String>), ArrowError> {
+    fn deidentify(&mut self, batch: &RecordBatch, name_subjects: bool) -> Result<(RecordBatch, Vec<u64>), ArrowError> {
         if batch.num_columns() != self.input_names.len() {
             return Err(ArrowError::SchemaError(format!(
                 "a batch of {} columns in a stream of {}",
@@ -180,10 +181,7 @@ impl Released {
         let mut subject_pseudonyms: Option<ArrayRef> = None;
         let mut subjects = Vec::new();
         if let Some(i) = self.subject {
-            let pseudonyms = self.pseudonymise(batch.column(i))?;
-            if name_subjects {
-                subjects = pseudonyms.iter().flatten().map(str::to_string).collect();
-            }
+            let pseudonyms = self.pseudonymise(batch.column(i), name_subjects.then_some(&mut subjects))?;
             // One update per batch: two per row spent as long in the
             // hasher's buffering as in its compressions.
             let mut lines = Vec::with_capacity(pseudonyms.len() * (PSEUDONYM_HEX_LEN + 1));
@@ -200,7 +198,7 @@ impl Released {
             columns.push(match step {
                 Step::Keep => column.clone(),
                 Step::Pseudonymise if Some(i) == self.subject => subject_pseudonyms.clone().unwrap_or_else(|| column.clone()),
-                Step::Pseudonymise => Arc::new(self.pseudonymise(column)?),
+                Step::Pseudonymise => Arc::new(self.pseudonymise(column, None)?),
                 Step::Month => year_month(column)?,
             });
         }
@@ -210,7 +208,9 @@ impl Released {
 
     /// The pseudonyms of an identifier column: its nulls, and 32 hex
     /// characters for each value, written straight into the array's buffers.
-    fn pseudonymise(&self, column: &ArrayRef) -> Result<StringArray, ArrowError> {
+    /// `column`'s identifiers as export pseudonyms; their prefixes
+    /// ([`pseudonym_prefix`]) pushed to `prefixes` when given.
+    fn pseudonymise(&self, column: &ArrayRef, mut prefixes: Option<&mut Vec<u64>>) -> Result<StringArray, ArrowError> {
         let ids = column
             .as_any()
             .downcast_ref::<StringArray>()
@@ -227,6 +227,12 @@ impl Released {
                 }
                 [a] => values.extend_from_slice(self.pseudonyms.pseudonym_hex(a).as_bytes()),
                 _ => {}
+            }
+        }
+        if let Some(prefixes) = prefixes.as_mut() {
+            prefixes.reserve(present.len());
+            for pseudonym in values.chunks_exact(PSEUDONYM_HEX_LEN) {
+                prefixes.extend(pseudonym_prefix(pseudonym));
             }
         }
         let too_large = || ArrowError::ComputeError("a batch too large for its pseudonyms".into());
@@ -337,6 +343,24 @@ mod tests {
         let column = batch.column_by_name(name).unwrap_or_else(|| panic!("column {name}"));
         let values = column.as_any().downcast_ref::<StringArray>().expect("text");
         values.iter().map(|v| v.map(str::to_string)).collect()
+    }
+
+    #[test]
+    fn a_batch_names_its_subjects_by_their_pseudonym_prefixes_in_row_order() {
+        let key = Pseudonymizer::new(b"test-key-0123456789".to_vec());
+        let batch = persons();
+        let all = approved(&["id_number", "sex"]);
+        let mut released = Released::new(&batch.schema(), Level::Pseudonymised, &all, key.domain(EXPORT_DOMAIN));
+        let (out, subjects) = released.apply_naming_subjects(&batch).expect("released");
+        let column = out.column_by_name("id_pseudonym").expect("pseudonyms");
+        let pseudonyms = column.as_any().downcast_ref::<StringArray>().expect("text");
+        let expected: Vec<u64> = pseudonyms
+            .iter()
+            .flatten()
+            .map(|p| u64::from_str_radix(&p[..16], 16).expect("hex"))
+            .collect();
+        assert!(!expected.is_empty());
+        assert_eq!(subjects, expected);
     }
 
     #[test]
