@@ -17,10 +17,10 @@ for _ in $(seq 1 300); do
   sleep 0.2
 done
 addr() { sed -n "s/^popbase serving role=$1 addr=//p" "$out"; }
-# --intake: a school's 20,000 applications on one stream, one HTTP/2 frame
+# --intake: a city's 100,000 applications on one stream, one HTTP/2 frame
 # each as grpcio sends them; every answer must arrive, in order.
 result="$(POPBASE_BIN="$popbase" "$root/examples/python/run.sh" --gateway "$(addr gateway)" --data "$work/data" \
-  --intake "${POPBASE_CHECK_INTAKE:-20000}")"
+  --intake "${POPBASE_CHECK_INTAKE:-100000}")"
 echo "$result"
 grep -q '^basis: ENROLLMENT_BASIS_CHILD_AND_GUARDIAN_REGISTERED_IN_DISTRICT' <<<"$result"
 grep -q '^intake py-bad: refused child_id_number' <<<"$result"

@@ -22,27 +22,8 @@
 set -euo pipefail
 root="$(cd "$(dirname "$0")/../.." && pwd)"
 cd "$root"
-scripts/setup.sh
-source scripts/rocksdb.sh
-persons="${PERSONS:-200000}"
-duration="${DURATION:-20}"
-rounds="${ROUNDS:-2}"
-cache="${POPBASE_CACHE_DIR:-$HOME/.cache/popbase}"
-out="${BENCH_OUT:-$cache/bench/split-$(date +%Y%m%d-%H%M%S)}"
-city="$cache/bench/city-$persons"
-work="$cache/bench/split-work"
-mkdir -p "$out"
-echo "split bench: results in $out"
-
-cargo build --release -q -p popbase -p popbase-loadtest
-bin="${CARGO_TARGET_DIR:-$root/target}/release"
-if [ ! -f "$city/household/CURRENT" ]; then
-  # The same city scripts/bench.sh serves (popbase demo's city and seed).
-  "$bin/popbase" --data "$city" gen --city 3703 --persons "$persons" --seed 2021
-fi
-sed -E 's/^daily_quota = .*/daily_quota = 1000000000/; s/^per_second = .*/per_second = 10000000/' \
-  data/catalogue/zibo.toml >"$out/catalogue.toml"
-export POPBASE_GATEWAY_CATALOGUE="$out/catalogue.toml"
+name=split
+source scripts/bench/common.sh
 for identity in household residence feeds ledger gateway; do
   "$bin/popbase" pki --dir "$out/mesh" --identity "$identity" --host 127.0.0.1 >/dev/null
 done
