@@ -55,7 +55,8 @@ pub struct Schema {
     /// keys. The price is paid by readers: a read that reaches the live
     /// memtable sorts a copy of it (their memtables are capped at 16 MiB,
     /// so that costs up to about 50 ms), so never list a table read on a
-    /// hot path, and never one read by point `get`.
+    /// hot path, and never one read by point `get`. They are stored
+    /// uncompressed: list only tables of random content (pseudonyms).
     pub write_mostly: &'static [&'static str],
 }
 
