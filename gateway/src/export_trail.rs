@@ -71,7 +71,10 @@ impl ExportTrail {
     /// their export pseudonyms, see [`crate::audit::manifest`]) and rows.
     /// An error means the batch must be held back.
     pub async fn batch(&self, subjects: Vec<u64>, rows: u64) -> Result<(), Status> {
-        let ids = subjects.iter().flat_map(|id| id.to_be_bytes()).collect();
+        let mut ids = Vec::with_capacity(subjects.len() * 8);
+        for id in &subjects {
+            ids.extend_from_slice(&id.to_be_bytes());
+        }
         self.append(ExportPhase::Batch, ids, rows, Vec::new(), "").await.map(|_| ())
     }
 

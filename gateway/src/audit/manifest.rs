@@ -66,16 +66,22 @@ impl Manifest {
             .collect();
         ids.sort_unstable();
         ids.dedup();
-        let mut rows: BTreeMap<u8, Vec<u8>> = BTreeMap::new();
-        let mut digest = Sha256::new();
-        for id in ids {
-            let bytes = id.to_be_bytes();
-            rows.entry(bucket(id)).or_default().extend_from_slice(&bytes);
-            digest.update(bytes);
+        // Sorted, each bucket's ids are one run: every row is cut from one
+        // buffer at its exact size, and the digest is one pass over it.
+        let mut sorted = Vec::with_capacity(ids.len() * SUBJECT_BYTES);
+        for id in &ids {
+            sorted.extend_from_slice(&id.to_be_bytes());
+        }
+        let mut rows = BTreeMap::new();
+        let mut start = 0;
+        for run in ids.chunk_by(|a, b| bucket(*a) == bucket(*b)) {
+            let end = start + run.len() * SUBJECT_BYTES;
+            rows.insert(bucket(run[0]), sorted[start..end].to_vec());
+            start = end;
         }
         Manifest {
             rows,
-            digest: digest.finalize().to_vec(),
+            digest: Sha256::digest(&sorted).to_vec(),
         }
     }
 
