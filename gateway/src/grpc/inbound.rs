@@ -7,7 +7,7 @@
 
 use std::time::Duration;
 
-use futures::Stream;
+use futures::{FutureExt as _, Stream};
 use popbase_common::ServiceError;
 use tokio_stream::StreamExt;
 use tonic::Streaming;
@@ -23,7 +23,14 @@ pub(crate) async fn next_within<T>(
     idle: Duration,
     broke_off: fn() -> ServiceError,
 ) -> Result<Option<T>, ServiceError> {
-    match tokio::time::timeout(idle, stream.next()).await {
+    // A message already buffered needs no timer: an intake's items mostly
+    // are, and arming one per item cost a clock read and a timer-wheel
+    // entry each.
+    let next = match stream.next().now_or_never() {
+        Some(next) => Ok(next),
+        None => tokio::time::timeout(idle, stream.next()).await,
+    };
+    match next {
         Ok(None) => Ok(None),
         Ok(Some(Ok(message))) => Ok(Some(message)),
         Ok(Some(Err(status))) => Err(malformed_item(&status).unwrap_or_else(broke_off)),
