@@ -268,7 +268,12 @@ impl Gate {
             return Ok(Err(Denial::new(reason::UNKNOWN_DEPARTMENT, "department left the catalogue")));
         };
         let now = Utc::now();
-        if let Err(denial) = self.quotas.take(department, yyyymmdd(now.date_naive()), ask.units, Instant::now()) {
+        if let Err(denial) = self.quotas.take(
+            department,
+            yyyymmdd(popbase_domain::clock::city_day(now)),
+            ask.units,
+            Instant::now(),
+        ) {
             return Ok(Err(denial));
         }
         if interface.share_class == ShareClass::Conditional && interface.legal_basis.is_empty() && !subjects.is_empty() {
@@ -277,7 +282,7 @@ impl Gate {
                 department: &caller.department,
                 interface: ask.interface,
                 purpose: ask.purpose,
-                today: now.date_naive(),
+                today: popbase_domain::clock::city_day(now),
             };
             if let Err(denial) = self.ledger.use_consents(used).await? {
                 return Ok(Err(denial));

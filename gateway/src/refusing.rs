@@ -8,7 +8,6 @@
 use std::sync::Arc;
 use std::time::Instant;
 
-use chrono::Utc;
 use popbase_common::load_shed;
 use popbase_common::metrics::LabelValue;
 use popbase_common::{ServiceError, propagation};
@@ -192,7 +191,7 @@ impl Gate {
     /// counted past the refusal budget).
     async fn refuse_department(&self, department: &str, interface: &str, purpose: &str, error: ServiceError) -> Result<Status, Status> {
         let error = match self.catalogue.department(department) {
-            Some(entry) => match self.quotas.take(entry, yyyymmdd(Utc::now().date_naive()), 1, Instant::now()) {
+            Some(entry) => match self.quotas.take(entry, yyyymmdd(popbase_domain::clock::today()), 1, Instant::now()) {
                 Ok(()) => error,
                 Err(denial) => denial.into(),
             },

@@ -12,7 +12,6 @@ use arrow_flight::decode::FlightRecordBatchStream;
 use arrow_flight::error::FlightError;
 use arrow_flight::{Criteria, FlightClient, FlightDescriptor, Ticket as FlightTicket};
 use arrow_schema::Schema;
-use chrono::Utc;
 use futures::TryStreamExt;
 use popbase_domain::Pseudonymizer;
 use popbase_export::{DATASETS, SNAPSHOT_SEQ_KEY, Ticket};
@@ -460,7 +459,7 @@ async fn an_incremental_export_returns_exactly_the_changed_rows() {
 
     let context = EventContext {
         actor: "test".into(),
-        on: Utc::now().date_naive(),
+        on: popbase_domain::clock::today(),
     };
     let moved_to = Address {
         committee_code: XIYUAN.into(),

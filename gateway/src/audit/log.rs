@@ -296,7 +296,7 @@ impl Writer {
         let size = group.len();
         let now = Utc::now();
         let at = now.timestamp_millis();
-        let day = now.date_naive();
+        let day = popbase_domain::clock::city_day(now);
         let mut batch = Batch::new("ledger", "audit");
         let (mut seq, mut prev) = (self.next_seq, self.prev_hash.clone());
         let mut touched = Vec::new();

@@ -12,14 +12,14 @@ pub mod writes;
 
 use std::future::Future;
 
-use chrono::{NaiveDate, Utc};
+use chrono::NaiveDate;
 use popbase_common::{ServiceError, ServiceResult, validate};
 use tonic::{Request, Response, Status};
 
 use crate::gate::{Ask, Gate, Minimise};
 
 pub(crate) fn today() -> NaiveDate {
-    Utc::now().date_naive()
+    popbase_domain::clock::today()
 }
 
 /// What a fetch hands back: the answer, the ID numbers a list turned out

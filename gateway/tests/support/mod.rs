@@ -31,7 +31,7 @@ pub const XINHUA: &str = "370303001001";
 pub const XIYUAN: &str = "370303002001";
 
 pub fn today() -> NaiveDate {
-    Utc::now().date_naive()
+    popbase_domain::clock::today()
 }
 
 fn id(county: &str, age: i64, sequence: u16) -> String {

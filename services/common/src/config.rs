@@ -89,6 +89,10 @@ pub struct Config {
     /// Extra settlement policies (`*.toml`) that replace or add to the four
     /// shipped ones by id; empty: the shipped ones only.
     pub policy_dir: PathBuf,
+    /// The city's time zone: every day the platform reasons about (consent
+    /// validity, quota days, ages, permits, statistics) is a day of it.
+    /// See `popbase_domain::clock`.
+    pub city_time_zone: String,
     pub listen: Listen,
     pub upstream: Upstream,
     pub storage: StorageConfig,
@@ -260,6 +264,7 @@ impl Default for Config {
             data_dir: PathBuf::from("popbase-data"),
             backup_dir: PathBuf::new(),
             policy_dir: PathBuf::new(),
+            city_time_zone: popbase_domain::clock::DEFAULT_TIME_ZONE.into(),
             listen: Listen::default(),
             upstream: Upstream::default(),
             storage: StorageConfig::default(),
@@ -336,6 +341,9 @@ impl Config {
         }
         if let Some(v) = env("POPBASE_POLICY_DIR") {
             self.policy_dir = v.into();
+        }
+        if let Some(v) = env("POPBASE_CITY_TIME_ZONE") {
+            self.city_time_zone = v;
         }
         let listen = [
             ("POPBASE_LISTEN_HOUSEHOLD", &mut self.listen.household),
@@ -417,6 +425,10 @@ impl Config {
     }
 
     pub fn validate(&self) -> Result<(), ConfigError> {
+        popbase_domain::clock::parse_zone(&self.city_time_zone).map_err(|e| ConfigError::Invalid {
+            key: "city_time_zone".into(),
+            reason: e.to_string(),
+        })?;
         self.limits.validate().map_err(|reason| ConfigError::Invalid {
             key: "limits".into(),
             reason,
@@ -574,6 +586,10 @@ mod tests {
         let mut config = Config::default();
         let err = config.apply_env(|k| (k == "POPBASE_LISTEN_FEEDS").then(|| "nonsense".to_string()));
         assert!(matches!(err, Err(ConfigError::Invalid { key, .. }) if key == "POPBASE_LISTEN_FEEDS"));
+        let mut config = Config::default();
+        assert_eq!(config.city_time_zone, "Asia/Shanghai", "the city's days by default");
+        let err = config.apply_env(|k| (k == "POPBASE_CITY_TIME_ZONE").then(|| "Europe/Paris".to_string()));
+        assert!(matches!(err, Err(ConfigError::Invalid { key, .. }) if key == "city_time_zone"));
         assert!("household".parse::<Role>().is_ok());
         assert!("everything".parse::<Role>().is_err());
         assert_eq!(Role::All.expand().len(), 5);

@@ -5,6 +5,7 @@
 //! and in tests, and can never disagree.
 
 pub mod calendar;
+pub mod clock;
 pub mod divisions;
 pub mod id_number;
 pub mod mask;

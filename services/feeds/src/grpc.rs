@@ -3,7 +3,6 @@
 
 use std::collections::HashSet;
 
-use chrono::Utc;
 use popbase_common::{ServiceError, validate};
 use popbase_proto::feeds::feeds_server::{Feeds, FeedsServer};
 use popbase_proto::feeds::{
@@ -110,7 +109,7 @@ impl Feeds for FeedsService {
 
     async fn records_of(&self, request: Request<RecordsOfRequest>) -> Result<Response<RecordsOfResponse>, Status> {
         let r = request.into_inner();
-        let id = validate::id_number("id_number", &r.id_number, Utc::now().date_naive())?;
+        let id = validate::id_number("id_number", &r.id_number, popbase_domain::clock::today())?;
         let at = match r.as_of_unix_millis {
             0 => i64::MAX,
             t if t < 0 => return Err(ServiceError::invalid("as_of_unix_millis", "must not be negative").into()),

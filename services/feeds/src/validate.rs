@@ -14,7 +14,7 @@ use popbase_proto::feeds::{
 const MAX_FUTURE_MILLIS: i64 = 24 * 3600 * 1000;
 
 fn today() -> NaiveDate {
-    Utc::now().date_naive()
+    popbase_domain::clock::today()
 }
 
 fn id(field: &str, value: &str) -> ServiceResult<()> {

@@ -6,7 +6,6 @@
 use std::sync::{Arc, LazyLock};
 
 use arrow_schema::{Schema, SchemaRef};
-use chrono::Utc;
 use popbase_common::{ServiceError, ServiceResult};
 use popbase_export::columns::{Kind, Role, col};
 use popbase_export::scan::{export_encoded, export_table};
@@ -121,7 +120,7 @@ impl DatasetSource for RegistryExports {
             "persons" => Box::new(move |sink| persons(&snapshot, &ticket, sink)),
             "households" => Box::new(move |sink| households(&snapshot, &ticket, sink)),
             "changes" => Box::new(move |sink| changes(&snapshot, &ticket, sink)),
-            "statistics" => Box::new(move |sink| statistics::scan(&snapshot, &ticket, Utc::now().date_naive(), sink)),
+            "statistics" => Box::new(move |sink| statistics::scan(&snapshot, &ticket, popbase_domain::clock::today(), sink)),
             other => return Err(ServiceError::invalid("ticket.dataset", format!("{other} is not the registry's"))),
         };
         Ok(Export { seq, schema, scan })

@@ -234,6 +234,8 @@ fn load_mesh(config: &Config, role: Role) -> anyhow::Result<Option<Mesh>> {
 }
 
 pub async fn run_until(config: Config, role: Role, shutdown: Shutdown) -> anyhow::Result<()> {
+    // One clock for the process: the city's days, before anything counts one.
+    popbase_domain::clock::set_time_zone(&config.city_time_zone)?;
     let mesh = load_mesh(&config, role)?;
     let mut stores = Vec::new();
     let mut servers = JoinSet::new();

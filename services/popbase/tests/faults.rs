@@ -114,7 +114,7 @@ async fn calls_end_within_their_deadlines_and_exports_fail_closed_when_the_ledge
     // The household role frozen: a query that needs it ends within the
     // upstream deadline rather than hanging, and so does an export.
     let civil = token(data, "civil_affairs");
-    let today = chrono::Utc::now().date_naive();
+    let today = popbase_domain::clock::today();
     let grant = GrantConsentRequest {
         purpose: "CITIZEN_CONSENT".into(),
         subject_id_number: subject.clone(),

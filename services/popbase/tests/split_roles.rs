@@ -56,7 +56,7 @@ async fn gateway_replicas_share_consents_and_one_audit_chain_through_the_ledger(
 
     let platform = token(data, "service_platform");
     let civil = token(data, "civil_affairs");
-    let today = chrono::Utc::now().date_naive();
+    let today = popbase_domain::clock::today();
     let grant = GrantConsentRequest {
         purpose: "CITIZEN_CONSENT".into(),
         subject_id_number: SUBJECT.into(),

@@ -7,7 +7,7 @@
 
 use std::pin::Pin;
 
-use chrono::{Datelike, NaiveDate, Utc};
+use chrono::{Datelike, NaiveDate};
 use futures::StreamExt as _;
 use popbase_common::upstream::{self, Upstream};
 use popbase_common::{ServiceError, validate};
@@ -204,7 +204,7 @@ async fn entitlements_of(
 }
 
 fn on_date(value: Option<&popbase_proto::common::Date>) -> Result<NaiveDate, ServiceError> {
-    Ok(validate::optional_date("on", value)?.unwrap_or_else(|| Utc::now().date_naive()))
+    Ok(validate::optional_date("on", value)?.unwrap_or_else(popbase_domain::clock::today))
 }
 
 /// Registrations whose feed records FindUnused asks for at once.
@@ -216,7 +216,7 @@ type EntitlementStream = Pin<Box<dyn Stream<Item = Result<Entitlement, Status>> 
 impl Entitlements for EntitlementsService {
     async fn get_entitlements(&self, request: Request<GetEntitlementsRequest>) -> Result<Response<GetEntitlementsResponse>, Status> {
         let r = request.into_inner();
-        let id = validate::id_number("id_number", &r.id_number, Utc::now().date_naive())?;
+        let id = validate::id_number("id_number", &r.id_number, popbase_domain::clock::today())?;
         let on = on_date(r.on.as_ref())?;
         let registration = self
             .permits

@@ -9,7 +9,6 @@
 
 use std::time::Duration;
 
-use chrono::Utc;
 use popbase_common::upstream::Dialer;
 use popbase_common::{ServiceResult, Shutdown};
 use popbase_proto::household::SettlementsSinceRequest;
@@ -57,7 +56,7 @@ pub async fn poll_once(permits: &Permits, client: &mut LifeEventsClient<Channel>
             let on = event
                 .occurred_on
                 .and_then(|d| d.to_naive())
-                .unwrap_or_else(|| Utc::now().date_naive());
+                .unwrap_or_else(popbase_domain::clock::today);
             for id in event.id_numbers.iter().take(1) {
                 let permits = permits.clone();
                 let id = id.clone();

@@ -1,7 +1,7 @@
 //! Thin gRPC adapter of `ResidencePermits`: validate at the edge, run the
 //! lifecycle on the blocking pool, map errors once.
 
-use chrono::{NaiveDate, Utc};
+use chrono::NaiveDate;
 use popbase_common::validate;
 use popbase_common::{ServiceError, ServiceResult};
 use popbase_proto::common::Date;
@@ -46,7 +46,7 @@ impl PermitsService {
 }
 
 fn today() -> NaiveDate {
-    Utc::now().date_naive()
+    popbase_domain::clock::today()
 }
 
 /// An optional date defaulting to today, never in the future.

@@ -2,7 +2,7 @@
 //! a proto message into checked domain input or an `InvalidArgument` naming
 //! the field path.
 
-use chrono::{NaiveDate, Utc};
+use chrono::NaiveDate;
 use popbase_common::validate;
 use popbase_common::{ServiceError, ServiceResult};
 use popbase_domain::{DivisionLevel, IdNumber};
@@ -15,7 +15,7 @@ use crate::EventContext;
 use crate::settlement::Application;
 
 pub fn today() -> NaiveDate {
-    Utc::now().date_naive()
+    popbase_domain::clock::today()
 }
 
 /// Household numbers are a 6-digit county code and 8 digits.

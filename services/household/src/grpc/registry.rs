@@ -1,6 +1,5 @@
 //! `HouseholdRegistry`: look-ups by ID number, household and division.
 
-use chrono::Utc;
 use popbase_common::ServiceError;
 use popbase_common::validate;
 use popbase_proto::household::household_registry_server::{HouseholdRegistry, HouseholdRegistryServer};
@@ -32,7 +31,7 @@ impl RegistryService {
 #[tonic::async_trait]
 impl HouseholdRegistry for RegistryService {
     async fn get_person(&self, request: Request<GetPersonRequest>) -> Result<Response<Person>, Status> {
-        let id = validate::id_number("id_number", &request.get_ref().id_number, Utc::now().date_naive())?;
+        let id = validate::id_number("id_number", &request.get_ref().id_number, popbase_domain::clock::today())?;
         let person = self
             .registry
             .person(id.as_str())
