@@ -146,7 +146,7 @@ fn released(approval: &Approval, interface: &str, purpose: String, subjects: Vec
 
 pub struct Gate {
     pub catalogue: Arc<Catalogue>,
-    pub(crate) auth: Authenticator,
+    auth: Authenticator,
     pub(crate) quotas: Quotas,
     /// Each department's calls in flight (`limits.max_calls_per_department`).
     in_flight: KeyedLimit,
@@ -203,14 +203,7 @@ impl Gate {
     /// Step 1: certificate or token → department (a failure is audited),
     /// and a place among the department's calls in flight.
     pub async fn authenticate<T>(&self, request: &Request<T>, interface: &'static str) -> Result<Caller, Status> {
-        let certs = request.peer_certs();
-        let department = match self.auth.authenticate(request.metadata(), certs.as_deref().map(|c| c.as_slice())) {
-            Ok(department) => department,
-            Err(denial) => {
-                let peer = Culprit::Peer(request.remote_addr().map(|a| a.ip()));
-                return Err(self.deny(peer, interface, "", Vec::new(), denial.into()).await);
-            }
-        };
+        let department = self.identify(request, interface).await?;
         match self.in_flight.try_enter(&department) {
             Some(slot) => Ok(Caller {
                 department,
@@ -221,6 +214,20 @@ impl Gate {
                 Err(self
                     .deny(Culprit::Department(department), interface, "", Vec::new(), overloaded)
                     .await)
+            }
+        }
+    }
+
+    /// The department `request` comes from (certificate or token), or the
+    /// audited refusal of a caller that does not authenticate, charged to
+    /// its address.
+    pub(crate) async fn identify<T>(&self, request: &Request<T>, interface: &str) -> Result<String, Status> {
+        let certs = request.peer_certs();
+        match self.auth.authenticate(request.metadata(), certs.as_deref().map(|c| c.as_slice())) {
+            Ok(department) => Ok(department),
+            Err(denial) => {
+                let peer = Culprit::Peer(request.remote_addr().map(|a| a.ip()));
+                Err(self.deny(peer, interface, "", Vec::new(), denial.into()).await)
             }
         }
     }

@@ -208,15 +208,11 @@ impl Gate {
     /// authentication refusal (step 1 comes before validation), charged to
     /// its address.
     pub async fn refuse_malformed<T>(&self, request: &Request<T>, interface: &str, error: ServiceError) -> Status {
-        let certs = request.peer_certs();
-        let refusal = match self.auth.authenticate(request.metadata(), certs.as_deref().map(|c| c.as_slice())) {
-            Ok(department) => self.refuse_department(&department, interface, "", error).await,
-            Err(denial) => {
-                let peer = Culprit::Peer(request.remote_addr().map(|a| a.ip()));
-                self.charge_refusal(peer, interface, "", Vec::new(), denial.into()).await
-            }
+        let department = match self.identify(request, interface).await {
+            Ok(department) => department,
+            Err(unauthenticated) => return unauthenticated,
         };
-        match refusal {
+        match self.refuse_department(&department, interface, "", error).await {
             Ok(refusal) | Err(refusal) => refusal,
         }
     }
