@@ -8,13 +8,14 @@ use popbase_domain::pseudonym::PSEUDONYM_HEX_LEN;
 use popbase_proto::gateway::{ChainHead, Consent};
 use popbase_proto::ledger::ledger_server::{Ledger as LedgerRpc, LedgerServer};
 use popbase_proto::ledger::{
-    AccessesOfRequest, AccessesOfResponse, AppendManyRequest, AppendManyResponse, AppendRequest, AppendResponse, ConsentsOfRequest,
-    ConsentsOfResponse, EndConsentRequest, GrantKey as WireKey, HeadRequest, PutConsentRequest, UsageBetweenRequest, UsageBetweenResponse,
-    UseConsentsRequest, UseConsentsResponse,
+    AccessesOfRequest, AccessesOfResponse, AppendManyRequest, AppendManyResponse, AppendRequest, AppendResponse, AuditEntry,
+    ConsentsOfRequest, ConsentsOfResponse, EndConsentRequest, GrantKey as WireKey, HeadRequest, PutConsentRequest, UsageBetweenRequest,
+    UsageBetweenResponse, UseConsentsRequest, UseConsentsResponse,
 };
 use tonic::{Request, Response, Status};
 
 use super::MAX_CODE_CHARS;
+use crate::audit::manifest;
 use crate::ledger::wire::{MAX_APPEND_ENTRIES, borrow_key};
 use crate::ledger::{ConsentUse, Ledger, LocalLedger};
 
@@ -43,6 +44,25 @@ fn subject(field: &str, value: &str) -> ServiceResult<()> {
         return Err(ServiceError::invalid(
             field,
             format!("must be a subject pseudonym ({PSEUDONYM_HEX_LEN} hex digits), never an ID number"),
+        ));
+    }
+    Ok(())
+}
+
+/// An audit entry as the ledger takes it from a gateway: subjects are
+/// pseudonyms, and an export batch's compact ids whole 8-byte values (the
+/// message size bounds how many).
+fn check_entry(field: &str, entry: &AuditEntry) -> ServiceResult<()> {
+    if !entry.subjects.is_empty() {
+        let subjects = format!("{field}.subjects");
+        for s in &entry.subjects {
+            subject(&subjects, s)?;
+        }
+    }
+    if !entry.subject_ids.len().is_multiple_of(manifest::SUBJECT_BYTES) {
+        return Err(ServiceError::invalid(
+            format!("{field}.subject_ids"),
+            format!("must be whole {}-byte subject ids", manifest::SUBJECT_BYTES),
         ));
     }
     Ok(())
@@ -124,9 +144,7 @@ impl LedgerRpc for LedgerService {
             .into_inner()
             .entry
             .ok_or_else(|| ServiceError::invalid("entry", "is required"))?;
-        for s in &entry.subjects {
-            subject("entry.subjects", s)?;
-        }
+        check_entry("entry", &entry)?;
         let seq = self.ledger.append(entry).await?;
         Ok(Response::new(AppendResponse { seq }))
     }
@@ -137,12 +155,7 @@ impl LedgerRpc for LedgerService {
             return Err(ServiceError::invalid("entries", format!("name 1 to {MAX_APPEND_ENTRIES} records")).into());
         }
         for (i, entry) in entries.iter().enumerate() {
-            if !entry.subjects.is_empty() {
-                let field = format!("entries[{i}].subjects");
-                for s in &entry.subjects {
-                    subject(&field, s)?;
-                }
-            }
+            check_entry(&format!("entries[{i}]"), entry)?;
         }
         let seqs = self.ledger.audit.append_many(entries).await?;
         Ok(Response::new(AppendManyResponse { first_seq: seqs.start }))
@@ -183,6 +196,21 @@ impl LedgerRpc for LedgerService {
 mod tests {
     use super::*;
     use popbase_domain::Pseudonymizer;
+
+    #[test]
+    fn an_export_batch_names_its_subjects_in_whole_ids() {
+        let whole = AuditEntry {
+            subject_ids: vec![7; 16],
+            ..Default::default()
+        };
+        assert!(check_entry("entry", &whole).is_ok());
+        let torn = AuditEntry {
+            subject_ids: vec![7; 13],
+            ..Default::default()
+        };
+        let refused = check_entry("entries[2]", &torn).expect_err("13 bytes");
+        assert!(refused.to_string().contains("entries[2].subject_ids"), "{refused}");
+    }
 
     #[test]
     fn subjects_must_be_pseudonyms_never_id_numbers() {
