@@ -27,7 +27,8 @@ export POPBASE_GATEWAY_CATALOGUE="$out/catalogue.toml"
 
 # One all-in-one server at a time: `serve_city TAG SERVER [WRAPPER...]`
 # starts SERVER (under WRAPPER, e.g. taskset) on a fresh copy of the city,
-# logs to $out/TAG.out and .err, waits until it is ready and sets `pid`;
+# logs to $out/TAG.out and .err, moves it into the CPU cgroup `$cgroup`
+# when a script set one (overload.sh), waits until it is ready and sets `pid`;
 # `addr ROLE` reads a role's address from its log; `stop` ends it.
 pid=""
 serve_city() {
