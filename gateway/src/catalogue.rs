@@ -89,6 +89,11 @@ pub struct Interface {
     #[serde(default)]
     pub legal_basis: String,
     pub fields: Vec<String>,
+    /// Interfaces about one kind of subject only (the enrollment check's
+    /// school-age child): the youngest and oldest age, inclusive, a subject
+    /// may have on the request's reference date. Absent: any age.
+    #[serde(default)]
+    pub subject_ages: Option<[u32; 2]>,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -107,6 +112,8 @@ pub struct Approval {
 #[serde(deny_unknown_fields)]
 struct CatalogueFile {
     city: String,
+    #[serde(default = "default_self_consent_age")]
+    self_consent_age: u32,
     #[serde(default)]
     department: Vec<Department>,
     #[serde(default)]
@@ -115,10 +122,19 @@ struct CatalogueFile {
     approval: Vec<Approval>,
 }
 
+/// PIPL art. 31: a child under 14 consents through a parent or guardian.
+fn default_self_consent_age() -> u32 {
+    14
+}
+
 #[derive(Debug, Clone)]
 pub struct Catalogue {
     /// 4-digit code of the city the platform serves.
     pub city: String,
+    /// The youngest age at which a subject grants consent in person; a
+    /// younger subject's consent needs a grantor the registry shows as
+    /// parent or guardian (default 14, PIPL art. 31).
+    pub self_consent_age: u32,
     departments: HashMap<String, Department>,
     by_certificate: HashMap<String, String>,
     interfaces: HashMap<String, Interface>,
@@ -155,6 +171,7 @@ impl Catalogue {
         };
         let mut catalogue = Catalogue {
             city: file.city,
+            self_consent_age: file.self_consent_age,
             departments: HashMap::new(),
             by_certificate: HashMap::new(),
             interfaces: HashMap::new(),
@@ -184,6 +201,11 @@ impl Catalogue {
                     "{} exports in bulk and cannot rest on each person's consent: name its legal_basis",
                     i.id
                 )));
+            }
+            if let Some([youngest, oldest]) = i.subject_ages
+                && youngest > oldest
+            {
+                return Err(invalid(format!("{}: subject_ages [{youngest}, {oldest}] is empty", i.id)));
             }
             if let Some(old) = catalogue.interfaces.insert(i.id.clone(), i) {
                 return Err(invalid(format!("interface '{}' listed twice", old.id)));

@@ -154,7 +154,18 @@ async fn consent_reasons_and_guardianship() {
     assert_eq!(reason(&denied), "NOT_GUARDIAN");
     let denied = platform.grant(grant(&people.father, &people.mother, 0)).await.expect_err("adult");
     assert_eq!(reason(&denied), "NOT_GUARDIAN");
-    calls += 4;
+    // A child under 14 cannot consent in person (PIPL art. 31), whether the
+    // grantor is left empty or is the child; an adult can.
+    for grantor in ["", people.child.as_str()] {
+        let denied = platform
+            .grant(grant(&people.child, grantor, 0))
+            .await
+            .expect_err("an eight-year-old for himself");
+        assert_eq!(reason(&denied), "NOT_GUARDIAN");
+        assert!(denied.message().contains("under 14"), "{}", denied.message());
+    }
+    platform.grant(grant(&people.stranger, "", 0)).await.expect("an adult for himself");
+    calls += 7;
     let listed = platform
         .list_consents(ListConsentsRequest {
             purpose: "CITIZEN_CONSENT".into(),
@@ -328,6 +339,7 @@ async fn a_failed_fetch_is_refused_and_audited() {
         child_id_number: p.people.child.clone(),
         guardian_id_numbers: vec![p.people.father.clone()],
         district_codes: vec![support::XINHUA.into()],
+        reference_date: None,
     };
     let failed = education.check(request).await.expect_err("registry unreachable");
     assert_eq!(failed.code(), Code::Unavailable);

@@ -176,7 +176,7 @@ async fn run(args: RunArgs) -> anyhow::Result<Report> {
     };
     let scenario: Arc<dyn Scenario> = match args.scenario {
         Which::Person => {
-            let ids: Vec<String> = city.ids.iter().take(args.subjects).cloned().collect();
+            let ids: Vec<String> = city.self_consenting.iter().take(args.subjects).cloned().collect();
             setup::grant_consents(channels[0].clone(), &token("service_platform")?, &ids).await?;
             eprintln!("popbase-loadtest: consents granted for {} subjects", ids.len());
             Arc::new(scenarios::Person {

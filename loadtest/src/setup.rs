@@ -29,10 +29,17 @@ pub struct Family {
 pub struct City {
     /// Registered persons (the first `limit`).
     pub ids: Vec<String>,
+    /// Those of `ids` old enough to grant consent in person (14 and over,
+    /// the catalogue's `self_consent_age`): the person scenario's subjects.
+    pub self_consenting: Vec<String>,
     pub families: Vec<Family>,
     /// Street codes (9 digits) where people live.
     pub streets: Vec<String>,
 }
+
+/// The shipped catalogue's `self_consent_age` (PIPL art. 31), with a
+/// year's margin for birthdays still to come this year.
+const SELF_CONSENT_AGE: i32 = 15;
 
 /// Reads up to `limit` active registered persons of `division`.
 pub async fn city(household: Channel, division: &str, limit: usize) -> anyhow::Result<City> {
@@ -65,6 +72,9 @@ pub async fn city(household: Channel, division: &str, limit: usize) -> anyhow::R
                     guardian: p.father_id_number.clone(),
                     committee,
                 });
+            }
+            if age >= SELF_CONSENT_AGE {
+                city.self_consenting.push(p.id_number.clone());
             }
             city.ids.push(p.id_number);
         }

@@ -76,6 +76,8 @@ fn subject_id(value: &str) -> ServiceResult<String> {
 
 struct Grant {
     subject: String,
+    /// The subject's birth date, from the validated ID number.
+    birth: NaiveDate,
     grantor: Option<String>,
     request: GrantConsentRequest,
     from: NaiveDate,
@@ -84,7 +86,9 @@ struct Grant {
 
 fn validate_grant(catalogue: &Catalogue, r: &GrantConsentRequest) -> ServiceResult<Grant> {
     let today = today();
-    let subject = subject_id(&r.subject_id_number)?;
+    let subject_id = validate::id_number("subject_id_number", &r.subject_id_number, today)?;
+    let birth = subject_id.birth_date();
+    let subject = subject_id.as_str().to_string();
     let grantor = match r.grantor_id_number.as_str() {
         "" => None,
         id => Some(validate::id_number("grantor_id_number", id, today)?.as_str().to_string()).filter(|g| *g != subject),
@@ -100,11 +104,28 @@ fn validate_grant(catalogue: &Catalogue, r: &GrantConsentRequest) -> ServiceResu
     }
     Ok(Grant {
         subject,
+        birth,
         grantor,
         request: r.clone(),
         from,
         until,
     })
+}
+
+/// A subject grants in person only from `self_consent_age` on (PIPL art.
+/// 31); a younger subject's grant must name a parent or guardian. The age
+/// comes from the ID number's birth date, so no registry read is needed.
+fn check_own_consent(grant: &Grant, self_consent_age: u32) -> ServiceResult<()> {
+    if age_on(grant.birth, today()) < self_consent_age {
+        return Err(Denial::new(
+            reason::NOT_GUARDIAN,
+            format!(
+                "the subject is under {self_consent_age}: a parent or guardian the registry shows must grant the consent (grantor_id_number)"
+            ),
+        )
+        .into());
+    }
+    Ok(())
 }
 
 impl ConsentService {
@@ -165,8 +186,9 @@ impl Consents for ConsentService {
                     Ok((grant, subjects))
                 },
                 |grant| async move {
-                    if let Some(grantor) = &grant.grantor {
-                        self.check_guardian(&grant.subject, grantor).await?;
+                    match &grant.grantor {
+                        Some(grantor) => self.check_guardian(&grant.subject, grantor).await?,
+                        None => check_own_consent(&grant, self.gate.catalogue.self_consent_age)?,
                     }
                     let r = &grant.request;
                     let subject = gate.pseudonym(&grant.subject);
@@ -280,5 +302,37 @@ impl Consents for ConsentService {
             )
             .await,
         )
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use chrono::Datelike;
+
+    fn born(birth: NaiveDate) -> Grant {
+        Grant {
+            subject: String::new(),
+            birth,
+            grantor: None,
+            request: GrantConsentRequest::default(),
+            from: birth,
+            until: birth,
+        }
+    }
+
+    #[test]
+    fn a_subject_consents_in_person_from_the_fourteenth_birthday() {
+        let today = today();
+        let fourteenth = today
+            .with_year(today.year() - 14)
+            .unwrap_or(today - chrono::Duration::days(14 * 365));
+        assert!(check_own_consent(&born(fourteenth), 14).is_ok(), "14 today");
+        let refused = check_own_consent(&born(fourteenth + chrono::Duration::days(1)), 14).expect_err("14 tomorrow");
+        assert!(refused.to_string().contains("under 14"), "{refused}");
+        assert!(
+            check_own_consent(&born(fourteenth + chrono::Duration::days(1)), 13).is_ok(),
+            "the catalogue's age"
+        );
     }
 }
