@@ -12,7 +12,7 @@ use popbase_proto::gateway::medical_insurance_client::MedicalInsuranceClient;
 use popbase_proto::gateway::persons_client::PersonsClient;
 use popbase_proto::gateway::{
     EmployerLocalityRequest, EnrollmentBasis, EnrollmentCheckRequest, GrantConsentRequest, GuardianRelation, InsuranceGapRequest,
-    ListAccessesRequest, PersonSummaryRequest, PlaceKind, ResidenceStatus, ResidentKind,
+    ListAccessesRequest, PersonSummaryRequest, PlaceCheck, PlaceKind, ResidenceStatus, ResidentKind,
 };
 use support::{Platform, XINHUA, XIYUAN, start, start_with_local_exports, today};
 use tokio_stream::StreamExt;
@@ -26,6 +26,7 @@ fn enrollment(child: &str, guardians: &[&str], district: &str) -> EnrollmentChec
         child_id_number: child.into(),
         guardian_id_numbers: guardians.iter().map(|g| g.to_string()).collect(),
         district_codes: vec![district.into()],
+        reference_date: None,
     }
 }
 
@@ -108,6 +109,11 @@ async fn enrollment_checks(p: Platform) {
     assert_eq!(parent.kind, PlaceKind::ResidencePermit as i32);
     assert!(parent.permit_valid_until.is_some() && parent.permit_issued_on.is_some() && parent.residence_registered_on.is_some());
     assert_eq!(migrant.child.as_ref().map(|c| c.kind), Some(PlaceKind::ResidenceRegistered as i32));
+    assert_eq!(
+        parent.relation,
+        GuardianRelation::Accompanied as i32,
+        "the child's residence registration names him"
+    );
 
     let unrelated = education
         .check(enrollment(&people.child, &[&people.stranger], XINHUA))
@@ -115,7 +121,62 @@ async fn enrollment_checks(p: Platform) {
         .expect("stranger as guardian")
         .into_inner();
     assert_eq!(unrelated.basis, EnrollmentBasis::GuardianshipNotShown as i32);
-    assert_eq!(unrelated.guardians[0].relation, GuardianRelation::NotShown as i32);
+    assert_only_masked(&unrelated.guardians[0]);
+
+    // 随迁子女 with a stranger holding a valid permit in the district: no basis.
+    let stranger_permit = education
+        .check(enrollment(&people.migrant_child, &[&people.permit_stranger], XINHUA))
+        .await
+        .expect("permit-holding stranger as guardian")
+        .into_inner();
+    assert_eq!(
+        stranger_permit.basis,
+        EnrollmentBasis::GuardianshipNotShown as i32,
+        "{stranger_permit:?}"
+    );
+    assert_only_masked(&stranger_permit.guardians[0]);
+    // The real parent named beside the stranger: the parent's permit counts, the stranger still says nothing.
+    let both = education
+        .check(enrollment(
+            &people.migrant_child,
+            &[&people.permit_stranger, &people.migrant],
+            XINHUA,
+        ))
+        .await
+        .expect("stranger and parent")
+        .into_inner();
+    assert_eq!(both.basis, EnrollmentBasis::GuardianPermitInDistrict as i32);
+    assert_only_masked(&both.guardians[0]);
+
+    // A parent whose permit lapsed yesterday: its own basis, and the lapsed dates shown.
+    let lapsed = education
+        .check(enrollment(&people.lapsed_child, &[&people.lapsed], XINHUA))
+        .await
+        .expect("lapsed permit")
+        .into_inner();
+    assert_eq!(lapsed.basis, EnrollmentBasis::GuardianPermitLapsed as i32, "{lapsed:?}");
+    assert!(lapsed.basis_text.contains("过有效期"), "{}", lapsed.basis_text);
+    let mother = &lapsed.guardians[0];
+    assert_eq!(
+        (mother.relation, mother.kind, mother.in_district),
+        (GuardianRelation::Accompanied as i32, PlaceKind::ResidenceRegistered as i32, true)
+    );
+    assert_eq!(mother.permit_valid_until, Some((today() - chrono::Duration::days(1)).into()));
+
+    // Adults are not children: the check does not locate them or their relatives.
+    for (adult, guardian) in [(&people.father, &people.grandmother), (&people.stranger, &people.grandmother)] {
+        let refused = education
+            .check(enrollment(adult, &[guardian], XINHUA))
+            .await
+            .expect_err("an adult as the child");
+        assert_eq!(refused.code(), tonic::Code::InvalidArgument);
+        assert!(refused.message().contains("child_id_number"), "{}", refused.message());
+    }
+    // Ages count on the intake's reference date, which lies within a year of today.
+    let mut far = enrollment(&people.child, &[&people.father], XINHUA);
+    far.reference_date = Some((today() + chrono::Duration::days(400)).into());
+    let refused = education.check(far).await.expect_err("reference date too far");
+    assert!(refused.message().contains("reference_date"), "{}", refused.message());
 
     let orphan = education
         .check(enrollment(&people.orphan, &[&people.grandmother], XINHUA))
@@ -134,8 +195,21 @@ async fn enrollment_checks(p: Platform) {
         .expect_err("bad check digit");
     assert_eq!(bad.code(), tonic::Code::InvalidArgument);
     assert!(bad.message().contains("child_id_number"), "{}", bad.message());
-    assert_eq!(p.audit_count(), before + 6, "one record per answer and per refusal");
+    assert_eq!(p.audit_count(), before + 12, "one record per answer and per refusal");
     p.stop().await;
+}
+
+/// A guardian the child is not shown to be related to: the relation
+/// NOT_SHOWN and the masked ID number, nothing else.
+fn assert_only_masked(guardian: &PlaceCheck) {
+    assert_eq!(
+        guardian,
+        &PlaceCheck {
+            masked_id_number: guardian.masked_id_number.clone(),
+            relation: GuardianRelation::NotShown as i32,
+            ..Default::default()
+        }
+    );
 }
 
 #[tokio::test]

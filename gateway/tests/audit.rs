@@ -39,6 +39,7 @@ async fn one_record_per_call_under_concurrent_load_and_usage_counts_them() {
                     child_id_number: child.clone(),
                     guardian_id_numbers: vec![father.clone()],
                     district_codes: vec![XINHUA.into()],
+                    reference_date: None,
                 };
                 match client.check(request).await {
                     Ok(_) => allowed += 1,
@@ -137,6 +138,7 @@ async fn verify_catches_an_edit_a_deletion_and_a_cut_tail() {
             child_id_number: p.people.child.clone(),
             guardian_id_numbers: vec![p.people.mother.clone()],
             district_codes: vec![XINHUA.into()],
+            reference_date: None,
         };
         let _ = client.check(request).await;
     }

@@ -104,7 +104,7 @@ async fn big_data_lists_and_reads_every_dataset_pseudonymised_and_each_export_is
     let expected_rows = [
         ("persons", 6),
         ("households", 3),
-        ("residence_permits", 1),
+        ("residence_permits", 3),
         ("medical_insurance", 5),
         ("statistics", 2),
     ];

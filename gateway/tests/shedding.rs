@@ -22,6 +22,7 @@ fn application(p: &support::Platform) -> EnrollmentCheckRequest {
         child_id_number: p.people.child.clone(),
         guardian_id_numbers: vec![p.people.father.clone()],
         district_codes: vec![XINHUA.into()],
+        reference_date: None,
     }
 }
 

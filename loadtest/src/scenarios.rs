@@ -94,6 +94,7 @@ impl Scenario for Intake {
                 child_id_number: f.child.clone(),
                 guardian_id_numbers: vec![f.guardian.clone()],
                 district_codes: vec![f.committee.clone()],
+                reference_date: None,
             }
         });
         let mut client = EnrollmentClient::new(self.gateway.channel(n));

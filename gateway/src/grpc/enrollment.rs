@@ -21,7 +21,7 @@ use super::inbound::idle_bounded;
 use super::{Fetched, answer, require_purpose, respond, today};
 use crate::catalogue::interface::ENROLLMENT_CHECK;
 use crate::gate::{Admission, Ask, Caller, Gate};
-use crate::interfaces::enrollment::{self, Enrollment as EnrollmentInput};
+use crate::interfaces::enrollment::{self, ChildAges, Enrollment as EnrollmentInput};
 use crate::interfaces::standing::standings;
 use crate::sources::Sources;
 
@@ -35,6 +35,11 @@ const INTAKE_CHUNK: usize = 256;
 /// refusal's chunk and the one after it may both have been checked and
 /// audited when the stream ends.
 const CHUNKS_IN_FLIGHT: usize = 2;
+
+/// Who counts as a child for the check (the catalogue's `subject_ages`).
+fn child_ages(gate: &Gate) -> ChildAges {
+    ChildAges::from_catalogue(gate.catalogue.interface(ENROLLMENT_CHECK).and_then(|i| i.subject_ages))
+}
 
 /// An intake stream that broke off: the answers sent before it stand.
 fn broke_off() -> ServiceError {
@@ -74,7 +79,7 @@ async fn prepare(gate: &Gate, caller: &Caller, item: Result<EnrollmentCheckReque
         // decode: charged and audited like any refusal; the stream ends.
         Err(e) => return Prepared::Refused(gate.refuse(caller, ENROLLMENT_CHECK, "", e).await),
     };
-    let input = match require_purpose(&item.purpose).and_then(|()| enrollment::validate(&item, today())) {
+    let input = match require_purpose(&item.purpose).and_then(|()| enrollment::validate(&item, today(), child_ages(gate))) {
         Ok(input) => input,
         Err(e) => {
             let (field, reason) = match &e {
@@ -203,7 +208,7 @@ impl Enrollment for EnrollmentService {
                 ENROLLMENT_CHECK,
                 |r| &r.purpose,
                 |r| {
-                    let input = enrollment::validate(r, today())?;
+                    let input = enrollment::validate(r, today(), child_ages(&self.gate))?;
                     let subjects = input.subjects();
                     Ok((input, subjects))
                 },

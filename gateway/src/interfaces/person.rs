@@ -49,7 +49,7 @@ pub async fn summary(sources: &Sources, id: &str, today: NaiveDate) -> ServiceRe
     answer.residence_status = match &standing {
         Standing::Registered(_) => ResidenceStatus::Registered,
         Standing::Permit(..) => ResidenceStatus::PermitHolder,
-        Standing::ResidenceOnly(_) => ResidenceStatus::ResidenceRegistered,
+        Standing::ResidenceOnly(..) => ResidenceStatus::ResidenceRegistered,
         Standing::Former(p) if p.status == RegistrationStatus::Deceased as i32 => ResidenceStatus::Deceased,
         Standing::Former(_) => ResidenceStatus::MovedOut,
         Standing::Unknown => ResidenceStatus::Unknown,

@@ -16,8 +16,9 @@ pub enum Standing {
     Registered(Person),
     /// Living here with a permit valid on the day asked.
     Permit(ResidenceRegistration, ResidencePermit),
-    /// Residence registration (居住登记) without a valid permit.
-    ResidenceOnly(ResidenceRegistration),
+    /// Residence registration (居住登记) without a valid permit, and the
+    /// permit that lapsed, if one did (past `valid_until` or not endorsed).
+    ResidenceOnly(ResidenceRegistration, Option<ResidencePermit>),
     /// Once registered here, now moved out or deceased.
     Former(Person),
     Unknown,
@@ -34,7 +35,7 @@ impl Standing {
 
     pub fn registration(&self) -> Option<&ResidenceRegistration> {
         match self {
-            Standing::Permit(r, _) | Standing::ResidenceOnly(r) => Some(r),
+            Standing::Permit(r, _) | Standing::ResidenceOnly(r, _) => Some(r),
             _ => None,
         }
     }
@@ -44,17 +45,34 @@ impl Standing {
         let address = match self {
             Standing::Registered(p) => p.address.as_ref(),
             Standing::Permit(_, permit) => permit.address.as_ref(),
-            Standing::ResidenceOnly(r) => r.address.as_ref(),
+            Standing::ResidenceOnly(r, _) => r.address.as_ref(),
             _ => None,
         }?;
         Some(address.committee_code.as_str())
     }
 }
 
+fn valid_until(permit: &ResidencePermit) -> Option<NaiveDate> {
+    permit.valid_until.as_ref().and_then(|d| d.to_naive())
+}
+
 fn valid_permit(permits: &[ResidencePermit], on: NaiveDate) -> Option<&ResidencePermit> {
-    permits.iter().find(|p| {
-        p.status == PermitStatus::Valid as i32 && p.valid_until.as_ref().and_then(|d| d.to_naive()).is_some_and(|until| until >= on)
-    })
+    permits
+        .iter()
+        .find(|p| p.status == PermitStatus::Valid as i32 && valid_until(p).is_some_and(|until| until >= on))
+}
+
+/// The latest permit that lapsed by `on`: marked expired, or still marked
+/// valid with `valid_until` past (the residence role's daily expiry has not
+/// run yet). Cancelled permits and those ended by settlement did not lapse.
+fn lapsed_permit(permits: &[ResidencePermit], on: NaiveDate) -> Option<&ResidencePermit> {
+    permits
+        .iter()
+        .filter(|p| {
+            p.status == PermitStatus::Expired as i32
+                || (p.status == PermitStatus::Valid as i32 && valid_until(p).is_none_or(|until| until < on))
+        })
+        .max_by_key(|p| valid_until(p))
 }
 
 /// The standing of each of `ids`, in order, with each registry record read
@@ -92,7 +110,10 @@ pub async fn standings(sources: &Sources, ids: &[String], on: NaiveDate, view: P
         out.push(match living {
             Some((registration, permits)) => match valid_permit(&permits, on) {
                 Some(permit) => Standing::Permit(registration, permit.clone()),
-                None => Standing::ResidenceOnly(registration),
+                None => {
+                    let lapsed = lapsed_permit(&permits, on).cloned();
+                    Standing::ResidenceOnly(registration, lapsed)
+                }
             },
             None if !person.id_number.is_empty() => Standing::Former(person),
             None => Standing::Unknown,

@@ -109,6 +109,14 @@ pub struct People {
     /// accompanying daughter (9) with a residence registration only.
     pub migrant: String,
     pub migrant_child: String,
+    /// A non-registered man living in 新华社区 on a valid permit, related to
+    /// no one.
+    pub permit_stranger: String,
+    /// A non-registered mother living in 新华社区 whose permit has lapsed
+    /// (still marked valid, `valid_until` yesterday), and her accompanying
+    /// son (7).
+    pub lapsed: String,
+    pub lapsed_child: String,
 }
 
 fn seed(dir: &std::path::Path) -> People {
@@ -121,6 +129,9 @@ fn seed(dir: &std::path::Path) -> People {
         grandmother: id("370303", 65, 18),
         migrant: id("110105", 35, 21),
         migrant_child: id("110105", 9, 22),
+        permit_stranger: id("130102", 33, 23),
+        lapsed: id("130102", 31, 24),
+        lapsed_child: id("130102", 7, 25),
     };
     let options = popbase_storage::StoreOptions::default();
     let registry = popbase_household::Registry::new(
@@ -181,26 +192,39 @@ fn seed(dir: &std::path::Path) -> People {
         state: RegistrationState::Active as i32,
         ..Default::default()
     };
+    let permit = |number: &str, id: &str, issued_days_ago: i64, valid_days_left: i64| ResidencePermit {
+        permit_number: number.into(),
+        id_number: id.into(),
+        address: Some(Address {
+            committee_code: XINHUA.into(),
+            detail: "华光路9号".into(),
+        }),
+        issued_on: Some((today() - Duration::days(issued_days_ago)).into()),
+        valid_until: Some((today() + Duration::days(valid_days_left)).into()),
+        status: PermitStatus::Valid as i32,
+        basis: ResidenceBasis::Employment as i32,
+        ..Default::default()
+    };
     permits
         .import(&[
             ResidentRecords {
                 registration: registration(&people.migrant, "孙建国", ResidenceBasis::Employment, ""),
-                permits: vec![ResidencePermit {
-                    permit_number: "370303202500000001".into(),
-                    id_number: people.migrant.clone(),
-                    address: Some(Address {
-                        committee_code: XINHUA.into(),
-                        detail: "华光路9号".into(),
-                    }),
-                    issued_on: Some((today() - Duration::days(500)).into()),
-                    valid_until: Some((today() + Duration::days(200)).into()),
-                    status: PermitStatus::Valid as i32,
-                    basis: ResidenceBasis::Employment as i32,
-                    ..Default::default()
-                }],
+                permits: vec![permit("370303202500000001", &people.migrant, 500, 200)],
             },
             ResidentRecords {
                 registration: registration(&people.migrant_child, "孙小花", ResidenceBasis::Accompanying, &people.migrant),
+                permits: vec![],
+            },
+            ResidentRecords {
+                registration: registration(&people.permit_stranger, "周文", ResidenceBasis::Employment, ""),
+                permits: vec![permit("370303202500000002", &people.permit_stranger, 300, 400)],
+            },
+            ResidentRecords {
+                registration: registration(&people.lapsed, "吴芳", ResidenceBasis::Employment, ""),
+                permits: vec![permit("370303202300000003", &people.lapsed, 366, -1)],
+            },
+            ResidentRecords {
+                registration: registration(&people.lapsed_child, "吴小军", ResidenceBasis::Accompanying, &people.lapsed),
                 permits: vec![],
             },
         ])
