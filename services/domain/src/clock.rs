@@ -82,6 +82,17 @@ pub fn today() -> NaiveDate {
     city_day(Utc::now())
 }
 
+/// The first instant of the city day after the one `at` falls in: when a
+/// daily task (permit expiry) runs next.
+pub fn next_midnight_after(at: DateTime<Utc>) -> DateTime<Utc> {
+    let offset = city_offset();
+    let next_day = city_day(at).succ_opt().unwrap_or(NaiveDate::MAX);
+    next_day
+        .and_hms_opt(0, 0, 0)
+        .and_then(|midnight| midnight.and_local_timezone(offset).single())
+        .map_or(at, |midnight| midnight.with_timezone(&Utc))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -97,6 +108,17 @@ mod tests {
         assert_eq!(after.date_naive(), d(3));
         let new_year = Utc.with_ymd_and_hms(2026, 12, 31, 16, 0, 0).single().expect("instant");
         assert_eq!(city_day(new_year), NaiveDate::from_ymd_opt(2027, 1, 1).expect("date"));
+    }
+
+    #[test]
+    fn the_next_midnight_is_the_city_midnight() {
+        let at = |h, m, s| Utc.with_ymd_and_hms(2026, 12, 3, h, m, s).single().expect("instant");
+        let zibo_midnight = at(16, 0, 0);
+        assert_eq!(next_midnight_after(at(15, 59, 59)), zibo_midnight, "23:59:59 in Zibo");
+        assert_eq!(next_midnight_after(at(1, 0, 0)), zibo_midnight, "09:00 in Zibo");
+        let exactly = next_midnight_after(zibo_midnight);
+        assert_eq!(exactly, zibo_midnight + chrono::Duration::days(1), "at midnight, the next one");
+        assert_eq!(next_midnight_after(at(23, 59, 59)), zibo_midnight + chrono::Duration::days(1));
     }
 
     #[test]

@@ -285,9 +285,15 @@ pub async fn run_until(config: Config, role: Role, shutdown: Shutdown) -> anyhow
     for store in &stores {
         metrics.watch_store(store.clone());
     }
-    // The residence role ends the permits of residents who settle, following
-    // the registry in this process or upstream.
+    // The residence role's permits lapse at the city's midnight (any that
+    // lapsed while it was down, before it is ready), and end when their
+    // holders settle, following the registry in this process or upstream.
     if let Some(store) = stores.iter().find(|s| s.name() == popbase_residence::tables::SCHEMA.name) {
+        let permits = popbase_residence::Permits::new(store.clone());
+        if let Err(e) = popbase_residence::expiry::expire_lapsed(&permits).await {
+            tracing::warn!(error = %e, "expiring lapsed residence permits at start failed; the daily run retries");
+        }
+        tokio::spawn(popbase_residence::expiry::expire_daily(permits, shutdown.clone()));
         let upstream = local.household(&config);
         tokio::spawn(popbase_residence::follow::follow_settlements(
             popbase_residence::Permits::new(store.clone()),

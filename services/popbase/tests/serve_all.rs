@@ -319,6 +319,69 @@ async fn settling_ends_the_residence_permit_without_a_hand() {
     let _ = child.wait();
 }
 
+/// A permit not endorsed in time reads as expired at once, and the
+/// residence role marks it in its store at start (catching up on the days
+/// it was down) and at each city midnight, so exports carry the change.
+#[tokio::test]
+async fn a_lapsed_permit_reads_expired_and_is_marked_expired_at_start() {
+    use popbase_proto::common::Date;
+    use popbase_proto::residence::residence_permits_client::ResidencePermitsClient;
+    use popbase_proto::residence::{ApplyForPermitRequest, GetResidentRequest, PermitStatus, ResidenceBasis};
+
+    const ID: &str = "110105199001011275";
+    let dir = tempfile::tempdir().expect("tempdir");
+    let (mut child, roles) = start(dir.path());
+    let mut residence = ResidencePermitsClient::connect(format!("http://{}", roles["residence"]))
+        .await
+        .expect("residence");
+    register_resident(&roles["residence"], ID).await;
+    let issued = popbase_domain::clock::today() - chrono::Duration::days(400);
+    let decision = residence
+        .apply_for_permit(ApplyForPermitRequest {
+            id_number: ID.into(),
+            on: Some(Date::from(issued)),
+            basis: ResidenceBasis::Employment as i32,
+            evidence: "齐鲁石化".into(),
+        })
+        .await
+        .expect("decided")
+        .into_inner();
+    let permit = decision.permit.expect("granted");
+    let resident = residence
+        .get_resident(GetResidentRequest { id_number: ID.into() })
+        .await
+        .expect("resident")
+        .into_inner();
+    let read = &resident.permits[0];
+    assert_eq!(read.status(), PermitStatus::Expired, "read time: past valid_until is expired");
+    assert_eq!(read.status_since, permit.valid_until);
+    let stop = |child: &mut std::process::Child| {
+        let _ = Command::new("kill").args(["-TERM", &child.id().to_string()]).status();
+        let _ = child.wait();
+    };
+    stop(&mut child);
+
+    let stored = |dir: &std::path::Path| {
+        let store = popbase_storage::Store::open(
+            dir.join("residence"),
+            popbase_residence::tables::SCHEMA,
+            popbase_storage::StoreOptions::default(),
+        )
+        .expect("residence store");
+        popbase_residence::Permits::new(store)
+            .permit(&permit.permit_number)
+            .expect("read")
+            .expect("permit")
+    };
+    assert_eq!(stored(dir.path()).status(), PermitStatus::Valid, "granted valid, not yet marked");
+    // Restarted: the expiry run at start marks it.
+    let (mut child, _) = start(dir.path());
+    stop(&mut child);
+    let marked = stored(dir.path());
+    assert_eq!(marked.status(), PermitStatus::Expired);
+    assert_eq!(marked.status_since, permit.valid_until);
+}
+
 /// A department streams records into the feeds role; the role matches them
 /// against the residence service in the same process.
 #[tokio::test]

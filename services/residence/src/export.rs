@@ -4,6 +4,7 @@
 use std::sync::{Arc, LazyLock};
 
 use arrow_schema::{Schema, SchemaRef};
+use chrono::NaiveDate;
 use popbase_common::{ServiceError, ServiceResult};
 use popbase_export::columns::{Columns, Kind, Role, col};
 use popbase_export::scan::export_table;
@@ -13,6 +14,7 @@ use popbase_proto::residence::{PermitStatus, ResidenceBasis, ResidencePermit};
 use popbase_storage::Snapshot;
 
 use crate::Permits;
+use crate::expiry;
 use crate::tables::PERMITS;
 
 static SCHEMA: LazyLock<SchemaRef> = LazyLock::new(|| {
@@ -31,7 +33,15 @@ static SCHEMA: LazyLock<SchemaRef> = LazyLock::new(|| {
     ]))
 });
 
-fn permit_row(columns: &mut Columns, p: &ResidencePermit) {
+/// One permit's row, its status as it stands `on` the export's day (see
+/// [`crate::expiry`]).
+fn permit_row(columns: &mut Columns, p: &ResidencePermit, on: NaiveDate) {
+    let lapsed = expiry::lapsed(p, on);
+    let (status, since) = if lapsed {
+        (PermitStatus::Expired as i32, &p.valid_until)
+    } else {
+        (p.status, &p.status_since)
+    };
     columns
         .row()
         .text(&p.permit_number)
@@ -41,8 +51,8 @@ fn permit_row(columns: &mut Columns, p: &ResidencePermit) {
         .date(Date::naive_of(&p.issued_on))
         .date(Date::naive_of(&p.valid_until))
         .u32(u32::try_from(p.endorsements.len()).ok())
-        .label(PermitStatus::try_from(p.status).ok().map(|e| e.as_str_name()), "PERMIT_STATUS_")
-        .date(Date::naive_of(&p.status_since))
+        .label(PermitStatus::try_from(status).ok().map(|e| e.as_str_name()), "PERMIT_STATUS_")
+        .date(Date::naive_of(since))
         .label(ResidenceBasis::try_from(p.basis).ok().map(|e| e.as_str_name()), "RESIDENCE_BASIS_");
 }
 
@@ -83,9 +93,10 @@ impl DatasetSource for PermitExports {
 }
 
 fn permits(snapshot: &Snapshot, ticket: &Ticket, sink: &mut BatchSink) -> ServiceResult<()> {
+    let on = popbase_domain::clock::today();
     export_table(snapshot, &PERMITS, &[], ticket.since_seq, SCHEMA.clone(), sink, |columns, p| {
         if ticket.in_division(Address::committee_of(&p.address)) {
-            permit_row(columns, p);
+            permit_row(columns, p, on);
         }
     })
 }

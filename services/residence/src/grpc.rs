@@ -14,6 +14,7 @@ use popbase_proto::residence::{
 use tonic::{Request, Response, Status};
 
 use crate::Permits;
+use crate::expiry::read_on;
 
 /// The actor recorded in the change log for calls without the gateway's
 /// `popbase-actor` (loads and checks from inside the platform); the
@@ -150,9 +151,10 @@ impl ResidencePermits for PermitsService {
             let registration = p
                 .registration(id.as_str())?
                 .ok_or_else(|| ServiceError::not_found(format!("resident {}", id.masked())))?;
+            let on = today();
             Ok(Resident {
                 registration: Some(registration),
-                permits: p.permits_of(id.as_str())?,
+                permits: p.permits_of(id.as_str())?.into_iter().map(|p| read_on(p, on)).collect(),
             })
         })
         .await
@@ -162,6 +164,7 @@ impl ResidencePermits for PermitsService {
         let number = permit_number("permit_number", &request.get_ref().permit_number)?;
         self.run(move |p| {
             p.permit(&number)?
+                .map(|p| read_on(p, today()))
                 .ok_or_else(|| ServiceError::not_found(format!("permit {number}")))
         })
         .await

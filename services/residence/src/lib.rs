@@ -2,6 +2,7 @@
 //! non-registered residents, on their own store.
 
 pub mod entitlements;
+pub mod expiry;
 pub mod export;
 pub mod follow;
 pub mod grpc;
