@@ -11,17 +11,18 @@
 //!   endpoint (one RocksDB snapshot) → de-identify each batch to the
 //!   approval → audit → last batch.
 //!
-//! One export is one audit record (columns, row count, digest of the
-//! subjects). It is written before the last batch leaves, so no export
-//! completes unrecorded, and a failed write fails the export. Listing and
-//! schemas carry no personal data and are audited only when refused.
+//! An export fails closed: a durable STARTED record before anything is
+//! read, a BATCH record naming the subjects of each group of batches before
+//! they leave, COMPLETED (rows, digest) or ENDED_EARLY after (see
+//! [`ExportTrail`] and [`super::export_pump`]). With the ledger down no row
+//! leaves. Listing and schemas carry no personal data and are audited only
+//! when refused.
 
 use std::collections::BTreeSet;
 use std::pin::Pin;
 use std::sync::Arc;
 use std::time::Duration;
 
-use arrow_array::RecordBatch;
 use arrow_flight::decode::{DecodedPayload, FlightDataDecoder};
 use arrow_flight::error::FlightError;
 use arrow_flight::flight_service_server::{FlightService, FlightServiceServer};
@@ -30,7 +31,6 @@ use arrow_flight::{
     PutResult, SchemaResult, Ticket as FlightTicket,
 };
 use arrow_schema::{Schema, SchemaRef};
-use futures::stream::BoxStream;
 use futures::{StreamExt, TryStreamExt, stream};
 use popbase_common::ServiceError;
 use popbase_export::encode::flight_stream;
@@ -42,6 +42,7 @@ use tokio_stream::wrappers::ReceiverStream;
 use tonic::{Request, Response, Status, Streaming};
 use tracing::Instrument;
 
+use super::export_pump::{Batches, pump};
 use crate::catalogue::{Approval, interface::EXPORT};
 use crate::denial::{Denial, reason};
 use crate::export_trail::{ExportTrail, ended};
@@ -273,9 +274,6 @@ fn flight_failure(error: FlightError) -> ServiceError {
     }
 }
 
-/// An owning role's batches, read in process or decoded from its Flight stream.
-type Batches = BoxStream<'static, Result<RecordBatch, ServiceError>>;
-
 /// The record batches of a Flight stream whose schema has been read.
 fn record_batches(decoder: FlightDataDecoder) -> Batches {
     decoder
@@ -289,121 +287,6 @@ fn record_batches(decoder: FlightDataDecoder) -> Batches {
             })
         })
         .boxed()
-}
-
-/// What the de-identifying stage hands the stage that audits and sends.
-enum Staged {
-    /// A released batch and its subjects (export pseudonym prefixes).
-    Batch(RecordBatch, Vec<u64>),
-    /// The upstream failed or went quiet.
-    Failed(ServiceError),
-    /// Every batch was read: the export's rows and digest.
-    Done(u64, [u8; 32]),
-}
-
-/// Reads the owning role's batches and de-identifies them through
-/// `released`, one batch ahead of the stage that audits and sends (so the
-/// audit write of one batch overlaps the reading of the next).
-async fn deidentify(mut released: Released, mut upstream: Batches, idle: Duration, out: mpsc::Sender<Staged>) {
-    loop {
-        let next = match tokio::time::timeout(idle, upstream.next()).await {
-            Ok(next) => next,
-            Err(_) => Some(Err(ServiceError::Unavailable(format!(
-                "the export source sent nothing for {} s",
-                idle.as_secs()
-            )))),
-        };
-        let staged = match next {
-            None => Staged::Done(released.rows(), released.digest()),
-            Some(Err(e)) => Staged::Failed(e),
-            Some(Ok(batch)) => match released.apply_naming_subjects(&batch) {
-                Ok((batch, subjects)) => Staged::Batch(batch, subjects),
-                Err(e) => Staged::Failed(ServiceError::Internal(format!("de-identifying: {e}"))),
-            },
-        };
-        let last = !matches!(staged, Staged::Batch(..));
-        if out.send(staged).await.is_err() || last {
-            return;
-        }
-    }
-}
-
-/// BATCH records in flight at once: each batch still leaves only once its
-/// own record is durable, but the records of the next few are already on
-/// their way, so the ledger's group commit makes several durable with one
-/// fsync instead of the export waiting out one fsync per batch.
-const BATCH_RECORDS_IN_FLIGHT: usize = 4;
-
-/// A staged batch once its BATCH record was written (or failed), in order.
-enum Audited {
-    Batch(Result<RecordBatch, Status>),
-    Failed(ServiceError),
-    Done(u64, [u8; 32]),
-}
-
-/// Moves de-identified batches to the caller, each only once its BATCH
-/// record is durable, then closes the trail (see [`ExportTrail`]).
-async fn pump(
-    trail: ExportTrail,
-    released: Released,
-    upstream: Batches,
-    idle: Duration,
-    tx: mpsc::Sender<Result<RecordBatch, FlightError>>,
-) {
-    let fail = |status: Status| FlightError::Tonic(Box::new(status));
-    let (staged_tx, staged) = mpsc::channel(1);
-    tokio::spawn(deidentify(released, upstream, idle, staged_tx).instrument(tracing::Span::current()));
-    let trail = &trail;
-    // Only BATCH records are written ahead; the end of the trail is
-    // written below, after every batch before it has left.
-    let audited = ReceiverStream::new(staged)
-        .map(|next| async move {
-            match next {
-                Staged::Batch(batch, subjects) => {
-                    let rows = batch.num_rows() as u64;
-                    Audited::Batch(trail.batch(subjects, rows).await.map(|()| batch))
-                }
-                Staged::Failed(error) => Audited::Failed(error),
-                Staged::Done(rows, digest) => Audited::Done(rows, digest),
-            }
-        })
-        .buffered(BATCH_RECORDS_IN_FLIGHT);
-    let mut audited = std::pin::pin!(audited);
-    let mut sent_rows = 0;
-    while let Some(next) = audited.next().await {
-        match next {
-            Audited::Batch(Ok(batch)) => {
-                let rows = batch.num_rows() as u64;
-                match tokio::time::timeout(idle, tx.send(Ok(batch))).await {
-                    Ok(Ok(())) => sent_rows += rows,
-                    _ => {
-                        // The caller went away or stopped reading.
-                        trail.ended_early(sent_rows, ended::CALLER_GONE).await;
-                        return;
-                    }
-                }
-            }
-            Audited::Batch(Err(status)) => {
-                trail.ended_early(sent_rows, ended::AUDIT_FAILED).await;
-                let _ = tx.send(Err(fail(status))).await;
-                return;
-            }
-            Audited::Failed(error) => {
-                trail.ended_early(sent_rows, ended::FETCH_FAILED).await;
-                let _ = tx.send(Err(fail(error.into()))).await;
-                return;
-            }
-            Audited::Done(rows, digest) => {
-                if let Err(status) = trail.complete(rows, digest).await {
-                    let _ = tx.send(Err(fail(status))).await;
-                }
-                return;
-            }
-        }
-    }
-    // The de-identifying stage ended without a word (it panicked).
-    trail.ended_early(sent_rows, ended::FETCH_FAILED).await;
-    let _ = tx.send(Err(fail(Status::internal("the export stopped unexpectedly")))).await;
 }
 
 type Boxed<T> = Pin<Box<dyn futures::Stream<Item = Result<T, Status>> + Send + 'static>>;

@@ -5,6 +5,7 @@ pub mod consents;
 pub mod departments;
 pub mod enrollment;
 pub mod export;
+pub mod export_pump;
 pub mod inbound;
 pub mod ledger;
 pub mod malformed;
