@@ -341,7 +341,7 @@ async fn start_inner_with(
     let feed_store = popbase_feeds::FeedStore::open(open("feeds", popbase_feeds::tables::SCHEMA)).expect("feeds");
     let registry_handle = registry.clone();
     let roles = vec![
-        (popbase_household::role::services(&registry, policies, &config), household_l),
+        (popbase_household::role::services(&registry, policies, None, &config), household_l),
         (
             popbase_residence::role::services(
                 &permits,

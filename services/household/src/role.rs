@@ -9,14 +9,15 @@ use popbase_common::{Config, Role};
 use crate::Registry;
 use crate::export::RegistryExports;
 use crate::grpc::{LifeEventsService, RegistryService, SettlementService, StatisticsService};
-use crate::settlement::PolicySet;
+use crate::settlement::{PlatformSources, PolicySet};
 
-/// The gRPC services of the household role over an open registry.
-pub fn services(registry: &Registry, policies: Arc<PolicySet>, config: &Config) -> RoleServices {
+/// The gRPC services of the household role over an open registry;
+/// `platform` (the feeds and residence roles) supplies settlement facts.
+pub fn services(registry: &Registry, policies: Arc<PolicySet>, platform: Option<PlatformSources>, config: &Config) -> RoleServices {
     let mut services = RoleServices::new(Role::Household);
     services.add(RegistryService::new(registry.clone()).into_server());
-    services.add(LifeEventsService::new(registry.clone(), Arc::clone(&policies)).into_server());
-    services.add(SettlementService::new(registry.clone(), policies).into_server());
+    services.add(LifeEventsService::new(registry.clone(), Arc::clone(&policies), platform.clone()).into_server());
+    services.add(SettlementService::new(registry.clone(), policies, platform).into_server());
     services.add(StatisticsService::new(registry.clone()).into_server());
     services.add(popbase_export::flight::SourceFlight::server(Arc::new(RegistryExports::new(
         registry.clone(),

@@ -49,6 +49,7 @@ async fn start() -> (HouseholdRegistryClient<Channel>, Shutdown, tempfile::TempD
     let services = popbase_household::role::services(
         &registry,
         std::sync::Arc::new(popbase_household::settlement::PolicySet::shipped().expect("policies")),
+        None,
         &Config::default(),
     );
     tokio::spawn(server::serve(services, listener, Metrics::new(), shutdown.clone()));

@@ -170,6 +170,9 @@ fn zibo_2021_every_path() {
     c.expect("talent", &graduate, Ok(P::TalentCollective));
     let unskilled = base.clone().facts(|f| f.education = EducationLevel::JuniorSecondary as i32);
     c.expect("talent", &unskilled, Err("ANY_OF"));
+    // 市外人才: a graduate registered in the city already is no talent settling here.
+    let local = graduate.clone().facts(|f| f.from_code = "370302".into());
+    c.expect("talent", &local, Err("REGISTERED_OUTSIDE_ZONE"));
 
     // Rural relatives: only spouses, parents joining adult children, unmarried children.
     let rural_home = address(&city.rural, "幸福路1号");
@@ -188,8 +191,12 @@ fn zibo_2021_every_path() {
         f.runs_business_in_city = true;
     });
     c.expect("rural-collective", &veteran, Ok(P::RuralCollective));
-    let neither = App::new(&a, rural_target).facts(|f| f.runs_business_in_city = true);
+    let neither = App::new(&a, rural_target.clone()).facts(|f| f.runs_business_in_city = true);
     c.expect("rural-collective", &neither, Err("ANY_OF"));
+    // 三(七): a researcher sent to a village post settles in its collective.
+    let dispatched = App::new(&a, rural_target.clone()).facts(|f| f.dispatched_to_village = true);
+    c.expect("rural-dispatched", &dispatched, Ok(P::RuralCollective));
+    c.expect("rural-dispatched", &App::new(&a, rural_target), Err("DISPATCHED_TO_VILLAGE"));
     c.assert_covered();
 
     // The whole evaluation recommends the placement first in the city's order.
@@ -221,19 +228,63 @@ fn liaocheng_2022_every_path_and_the_order() {
 
     let employed = base.clone().docs(&[D::LabourContract]).facts(|f| f.employed_in_city = true);
     c.expect("employment", &employed, Ok(P::CommunityCollective));
-    c.expect("employment", &base.clone().docs(&[D::LabourContract]), Err("ANY_OF"));
+    c.expect("employment", &base.clone().docs(&[D::LabourContract]), Err("EMPLOYED_IN_CITY"));
+    // 经商 needs the business licence, not a labour contract.
+    let trader = base.clone().docs(&[D::BusinessLicense]).facts(|f| f.runs_business_in_city = true);
+    c.expect("business", &trader, Ok(P::CommunityCollective));
+    c.expect("business", &trader.clone().without(D::BusinessLicense), Err("DOCUMENTS"));
 
     let talent = base.clone().facts(|f| f.talent_category = "D".into());
     c.expect("talent", &talent, Ok(P::TalentCollective));
     c.expect("talent", &base.clone(), Err("ANY_OF"));
+    // 非本市户籍: someone registered in Liaocheng already does not settle as a talent.
+    let local = talent.clone().facts(|f| f.from_code = "371502".into());
+    c.expect("talent", &local, Err("REGISTERED_OUTSIDE_ZONE"));
 
-    // Graduates may return to their rural county of origin (ID number's county).
+    // Graduates return to their household of origin; veterans may also go to
+    // the township collective (三(二)1).
     let rural_target = address(&city.rural, "村东2号");
-    let native = support::id_in(&city.rural[..6], 23, false);
-    let graduate = App::new(&native, rural_target.clone()).facts(|f| f.education = EducationLevel::Bachelor as i32);
-    c.expect("graduate-return", &graduate, Ok(P::RuralCollective));
-    let stranger = App::new(&outsider(23, false), rural_target).facts(|f| f.education = EducationLevel::Bachelor as i32);
+    let villager = moved_out_villager(&city);
+    let graduate = App::new(&villager, rural_target.clone()).facts(|f| f.education = EducationLevel::Bachelor as i32);
+    c.expect("graduate-return", &graduate, Ok(P::OriginHousehold));
+    let stranger = App::new(&outsider(23, false), rural_target.clone()).facts(|f| f.education = EducationLevel::Bachelor as i32);
     c.expect("graduate-return", &stranger, Err("ORIGIN_IN_TARGET_COUNTY"));
+    let native = support::id_in(&city.rural[..6], 26, true);
+    let veteran = App::new(&native, rural_target.clone())
+        .docs(&[D::DischargeCertificate])
+        .facts(|f| f.veteran = true);
+    c.expect("veteran-return", &veteran, Ok(P::RuralCollective));
+    c.expect("veteran-return", &veteran.clone().facts(|f| f.veteran = false), Err("VETERAN"));
+
+    // 入乡返乡: graduates and veterans working or starting a business in a village.
+    let returner = App::new(&outsider(27, true), rural_target.clone()).facts(|f| {
+        f.education = EducationLevel::JuniorCollege as i32;
+        f.runs_business_in_city = true;
+    });
+    c.expect("rural-entrepreneur", &returner, Ok(P::RuralCollective));
+    c.expect(
+        "rural-entrepreneur",
+        &returner.clone().facts(|f| f.runs_business_in_city = false),
+        Err("ANY_OF"),
+    );
+
+    // 三投靠 in a village: the sponsor's homestead and the applicant living there.
+    let rural_home = address(&city.rural, "幸福路1号");
+    let wife = App::new(&outsider(38, false), rural_home.clone())
+        .relation(&city.rural_head, K::Spouse)
+        .docs(&[D::KinshipProof, D::HomesteadCertificate])
+        .facts(|f| f.lives_at_target = true);
+    c.expect("rural-relative", &wife, Ok(P::RelativeHousehold));
+    c.expect(
+        "rural-relative",
+        &wife.clone().without(D::HomesteadCertificate),
+        Err("SPONSOR_HOMESTEAD_RIGHTS"),
+    );
+    c.expect(
+        "rural-relative",
+        &wife.clone().facts(|f| f.lives_at_target = false),
+        Err("LIVES_AT_TARGET"),
+    );
     c.assert_covered();
 
     // A talent with an employer's unit collective goes there before the talent collective.
@@ -299,8 +350,11 @@ fn weihai_2021_every_path_with_its_documents() {
     let child = support::id_in("110105", 20, false);
     let unmarried_child = App::new(&child, rural_home.clone())
         .relation(&city.rural_head, K::Parent)
-        .docs(&[D::KinshipProof])
-        .facts(|f| f.marital_status = MaritalStatus::Unmarried as i32);
+        .docs(&[D::KinshipProof, D::HomesteadCertificate])
+        .facts(|f| {
+            f.marital_status = MaritalStatus::Unmarried as i32;
+            f.lives_at_target = true;
+        });
     c.expect("rural-relative", &unmarried_child, Ok(P::RelativeHousehold));
     let married_child = unmarried_child.clone().facts(|f| f.marital_status = MaritalStatus::Married as i32);
     c.expect("rural-relative", &married_child, Err("ANY_OF"));
@@ -313,7 +367,63 @@ fn weihai_2021_every_path_with_its_documents() {
     c.expect("rural-entrepreneur", &graduate, Ok(P::CommunityCollective));
     let idle = graduate.clone().facts(|f| f.employed_in_city = false);
     c.expect("rural-entrepreneur", &idle, Err("ANY_OF"));
+    // 本人不具有农村宅基地使用权证件的 (三(三)).
+    let with_homestead = graduate.clone().facts(|f| f.homestead_rights = true);
+    c.expect("rural-entrepreneur", &with_homestead, Err("NO_HOMESTEAD_RIGHTS"));
+
+    // 三(四): graduates registered in a school's collective household.
+    let (graduate, school) = school_graduate(&city);
+    let urban_graduate = App::new(&graduate, address(&city.urban, "新区9号楼2单元202室"))
+        .docs(&[D::StudentStatus])
+        .facts(|f| {
+            f.full_time_education = true;
+            f.education = EducationLevel::Bachelor as i32;
+        });
+    c.expect("graduate-urban", &urban_graduate, Ok(P::CommunityCollective));
+    let not_in_school = App::new(&outsider(23, true), address(&city.urban, "新区9号楼2单元202室"))
+        .docs(&[D::StudentStatus])
+        .facts(|f| {
+            f.full_time_education = true;
+            f.education = EducationLevel::Bachelor as i32;
+        });
+    c.expect("graduate-urban", &not_in_school, Err("SCHOOL_COLLECTIVE"));
+    let going_home = App::new(&graduate, address(&city.rural, "幸福路1号"))
+        .relation(&city.rural_head, K::Parent)
+        .docs(&[D::StudentStatus])
+        .facts(|f| {
+            f.full_time_education = true;
+            f.education = EducationLevel::Bachelor as i32;
+        });
+    c.expect("graduate-return", &going_home, Ok(P::RelativeHousehold));
+    c.expect(
+        "graduate-return",
+        &going_home.clone().facts(|f| f.full_time_education = false),
+        Err("FULL_TIME_EDUCATION"),
+    );
+    assert!(!school.is_empty());
     c.assert_covered();
+}
+
+/// A rural head's daughter registered in a school's collective household in
+/// the city's urban county: a graduate of Weihai 三(四).
+fn school_graduate(city: &City) -> (popbase_domain::IdNumber, String) {
+    let school = city
+        .registry
+        .create_collective(
+            &support::context(),
+            HouseholdKind::CollectiveSchool,
+            "某某学院集体户",
+            &address(&city.urban, "学院路1号"),
+        )
+        .expect("school collective")
+        .household
+        .expect("household");
+    let graduate = support::id_in(&city.rural[..6], 22, false);
+    let mut record = person(&graduate, &school.household_id, &city.urban, Relationship::CollectiveMember);
+    record.father_id_number = city.rural_head.as_str().into();
+    record.marital_status = MaritalStatus::Unmarried as i32;
+    city.add(school.clone(), vec![record]);
+    (graduate, school.household_id)
 }
 
 /// Jinan's applicants come from outside the five districts, with work and a home.
@@ -347,9 +457,7 @@ fn jinan_2017_zones_talent_and_relatives() {
     let laiwu = address(&support::committee_in("370116", true), "新区4号");
     let worker = |age: u32| jinan_worker(App::new(&outsider(age, true), optimized.clone()));
 
-    let recognised = App::new(&outsider(50, true), optimized.clone())
-        .docs(&[D::TalentRecognition])
-        .facts(|f| f.talent_category = "B".into());
+    let recognised = worker(50).docs(&[D::TalentRecognition]).facts(|f| f.talent_category = "B".into());
     c.expect("talent-recognised", &recognised, Ok(P::TalentCollective));
     c.expect(
         "talent-recognised",
@@ -496,6 +604,36 @@ fn jinan_2017_zones_talent_and_relatives() {
         Ok(P::RelativeHousehold),
     );
     c.expect("relative-adoption", &adopted, Err("DOCUMENTS"));
+
+    // 二(三): a settler's parents come at any age, in the open zones only.
+    let shanghe_daughter = support::id_in("370126", 30, false);
+    let shanghe_committee = shanghe.committee_code.clone();
+    let shanghe_household = "37012600000088".to_string();
+    city.add(
+        popbase_proto::household::Household {
+            household_id: shanghe_household.clone(),
+            kind: HouseholdKind::Family as i32,
+            head_id_number: shanghe_daughter.as_str().into(),
+            address: Some(shanghe.clone()),
+            status: HouseholdStatus::Active as i32,
+            ..Default::default()
+        },
+        vec![person(
+            &shanghe_daughter,
+            &shanghe_household,
+            &shanghe_committee,
+            Relationship::Head,
+        )],
+    );
+    let young_mother = App::new(&outsider(50, false), shanghe.clone())
+        .relation(&shanghe_daughter, K::Child)
+        .docs(&[D::KinshipProof]);
+    c.expect("open-zone-parent", &young_mother, Ok(P::RelativeHousehold));
+    c.expect(
+        "open-zone-parent",
+        &young_mother.clone().at(address(&city.urban, "幸福路1号")),
+        Err("ZONE"),
+    );
     c.assert_covered();
 }
 
@@ -557,4 +695,81 @@ fn orphans(city: &City) -> (popbase_domain::IdNumber, popbase_domain::IdNumber) 
         members,
     );
     (orphan, with_parents)
+}
+
+/// 本人、配偶及未成年子女: the spouse and minor children settle with the
+/// applicant under a clause that brings the family, placed in the same new
+/// household; an adult child, a contradicted child and a clause for the
+/// applicant alone are refused member by member.
+#[test]
+fn a_family_settles_together_in_the_applicants_household() {
+    let city = City::new("3703", "3703");
+    let c = Checker::new(&city, "zibo-2021");
+    let home = address(&city.urban, "新区9号楼1单元101室");
+    let (husband, wife, son, daughter) = (outsider(36, true), outsider(34, false), outsider(9, true), outsider(20, false));
+    let family = property(App::new(&husband, home.clone()), PropertyKind::Residence)
+        .docs(&[D::MarriageCertificate, D::KinshipProof])
+        .member(&wife, K::Spouse)
+        .member(&son, K::Child);
+    let evaluation = c.evaluate(&family);
+    assert_eq!(evaluation.recommended_rule_id, "property");
+    assert!(evaluation.family_eligible, "{:?}", evaluation.family);
+    let placed: Vec<(Relationship, P)> = evaluation
+        .family
+        .iter()
+        .map(|m| {
+            let p = m.placement.as_ref().expect("placed");
+            (p.relationship(), p.kind())
+        })
+        .collect();
+    assert_eq!(
+        placed,
+        [(Relationship::Spouse, P::OwnProperty), (Relationship::Son, P::OwnProperty)]
+    );
+    assert!(evaluation.family.iter().all(|m| m.masked_id_number.contains("****")));
+    let declared =
+        |m: &popbase_proto::household::FamilyMemberEvaluation| m.checks.iter().find(|c| c.code == "KINSHIP_VERIFIED").map(|c| c.origin);
+    assert_eq!(
+        declared(&evaluation.family[0]),
+        Some(popbase_proto::household::FactOrigin::Declared as i32),
+        "no registry record: the marriage certificate proves it"
+    );
+
+    // An adult daughter is not a minor child: she applies on her own.
+    let with_adult = family.clone().member(&daughter, K::Child);
+    let evaluation = c.evaluate(&with_adult);
+    assert!(!evaluation.family_eligible);
+    let failed: Vec<&str> = evaluation.family[2]
+        .checks
+        .iter()
+        .filter(|c| !c.passed)
+        .map(|c| c.code.as_str())
+        .collect();
+    assert_eq!(failed, ["MINOR"]);
+
+    // The registry names another father for the city's son: contradicted.
+    let claimed = property(App::new(&husband, home.clone()), PropertyKind::Residence)
+        .docs(&[D::KinshipProof])
+        .member(&city.son, K::Child);
+    let evaluation = c.evaluate(&claimed);
+    let kinship = evaluation.family[0]
+        .checks
+        .iter()
+        .find(|c| c.code == "KINSHIP_VERIFIED")
+        .expect("check");
+    assert!(!kinship.passed, "{kinship:?}");
+
+    // Talent settles the applicant alone (二(四)·人才 names no family).
+    let talent = App::new(&husband, home)
+        .facts(|f| f.education = EducationLevel::Bachelor as i32)
+        .member(&wife, K::Spouse)
+        .docs(&[D::MarriageCertificate]);
+    let evaluation = c.evaluate(&talent);
+    assert_eq!(evaluation.recommended_rule_id, "talent");
+    let clause = evaluation.family[0]
+        .checks
+        .iter()
+        .find(|c| c.code == "FAMILY_CLAUSE")
+        .expect("clause");
+    assert!(!clause.passed && !evaluation.family_eligible);
 }

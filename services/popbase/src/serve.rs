@@ -94,7 +94,15 @@ fn role_services(
                 .push(std::sync::Arc::new(popbase_household::export::RegistryExports::new(
                     registry.clone(),
                 )));
-            popbase_household::role::services(&registry, std::sync::Arc::new(policies), config)
+            // Settlements are decided on the pension, insurance and housing
+            // feeds and the residence service's permits, not on declarations.
+            let platform = popbase_household::settlement::PlatformSources {
+                feeds: popbase_proto::feeds::feeds_client::FeedsClient::new(local.upstream(Role::Feeds, &local.feeds(config))?),
+                residence: popbase_proto::residence::residence_permits_client::ResidencePermitsClient::new(
+                    local.upstream(Role::Residence, &local.residence(config))?,
+                ),
+            };
+            popbase_household::role::services(&registry, std::sync::Arc::new(policies), Some(platform), config)
         }
         Role::Residence => {
             let store = open_store(config, role, popbase_residence::tables::SCHEMA)?;

@@ -100,7 +100,10 @@ pub fn drive_year(registry: &Registry, map: &CityMap, reference_date: NaiveDate,
     for _ in 0..scaled(RURAL_TO_URBAN_RATE) {
         driver.rural_to_urban(&mut counts)?;
     }
-    if driver.policies.for_committee(&format!("{}000000", map.city_code)).is_some() {
+    // Settlements only in a city whose policy was in force all year.
+    let city_committee = format!("{}000000", map.city_code);
+    let in_force = |day| driver.policies.in_force("", &city_committee, day, "").is_ok();
+    if in_force(driver.from) && in_force(reference_date) {
         for _ in 0..scaled(SETTLEMENT_RATE) {
             driver.settlement(&mut counts)?;
         }
@@ -389,6 +392,8 @@ impl Driver<'_> {
             relations,
             documents,
             declared,
+            platform: Default::default(),
+            family: Vec::new(),
         };
         let settled = tolerate(
             self.registry

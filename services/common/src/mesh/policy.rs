@@ -7,9 +7,9 @@
 //! | `popbase.household.v1.HouseholdRegistry` | all | feeds: `CheckPersons` (is this a person of the city) |
 //! | `popbase.household.v1.LifeEvents` | all | residence: `SettlementsSince` (end the permits of settlers) |
 //! | `popbase.household.v1.Settlement`, `RegistryStatistics` | all | — |
-//! | `popbase.residence.v1.ResidencePermits` | all | feeds: `CheckResidents` |
+//! | `popbase.residence.v1.ResidencePermits` | all | feeds: `CheckResidents`; household: `GetResident` (a settlement applicant's permit) |
 //! | `popbase.residence.v1.Entitlements` | all | — |
-//! | `popbase.feeds.v1.Feeds` | all | residence: `RecordsOf` (what departments know of a resident) |
+//! | `popbase.feeds.v1.Feeds` | all | residence: `RecordsOf` (what departments know of a resident); household: `RecordsOf` (a settlement applicant's pension, insurance and housing) |
 //! | `popbase.ledger.v1.Ledger` (consents, audit appends) | all | — |
 //! | `arrow.flight.protocol.FlightService` (identified internal datasets) | all | — |
 //! | `popbase.ops.v1.Ops` (checkpoints, store figures) | — | backup: all |
@@ -20,7 +20,7 @@
 //! or method not in the table is refused to everyone.
 
 use super::MeshIdentity;
-use super::MeshIdentity::{AllInOne, Backup, Feeds, Gateway, Residence};
+use super::MeshIdentity::{AllInOne, Backup, Feeds, Gateway, Household, Residence};
 
 /// The stable reason code of a mesh refusal (`popbase-reason`).
 pub const ROLE_NOT_ALLOWED: &str = "ROLE_NOT_ALLOWED";
@@ -42,11 +42,14 @@ const GATEWAY: [&str; 9] = [
 ];
 
 /// Single methods granted to roles other than the gateway.
-const METHODS: [(&str, MeshIdentity); 4] = [
+const METHODS: [(&str, MeshIdentity); 6] = [
     ("/popbase.household.v1.HouseholdRegistry/CheckPersons", Feeds),
     ("/popbase.residence.v1.ResidencePermits/CheckResidents", Feeds),
     ("/popbase.household.v1.LifeEvents/SettlementsSince", Residence),
     ("/popbase.feeds.v1.Feeds/RecordsOf", Residence),
+    // Settlements are decided on the platform's facts, not declarations.
+    ("/popbase.feeds.v1.Feeds/RecordsOf", Household),
+    ("/popbase.residence.v1.ResidencePermits/GetResident", Household),
 ];
 
 /// The backup job's service.
@@ -117,7 +120,13 @@ mod tests {
         );
         assert!(allowed("/popbase.feeds.v1.Feeds/RecordsOf", Residence));
         assert!(!allowed("/popbase.feeds.v1.Feeds/Ingest", Residence), "residence ingests no feeds");
-        assert!(!allowed("/popbase.feeds.v1.Feeds/RecordsOf", Household));
+        assert!(allowed("/popbase.feeds.v1.Feeds/RecordsOf", Household), "settlement facts");
+        assert!(allowed("/popbase.residence.v1.ResidencePermits/GetResident", Household));
+        assert!(!allowed("/popbase.feeds.v1.Feeds/Ingest", Household), "household ingests no feeds");
+        assert!(
+            !allowed("/popbase.residence.v1.ResidencePermits/ListResidents", Household),
+            "no bulk reads"
+        );
         assert!(allowed("/popbase.feeds.v1.Feeds/Ingest", Gateway));
         assert!(allowed("/popbase.ops.v1.Ops/CreateCheckpoint", Backup));
         assert!(!allowed("/popbase.ops.v1.Ops/CreateCheckpoint", Gateway));

@@ -299,14 +299,7 @@ impl Registry {
         rule_id: &str,
         arriving: Option<&Person>,
     ) -> ServiceResult<Receipt> {
-        let policy = match policy_id {
-            "" => policies
-                .for_committee(&application.target.committee_code)
-                .ok_or_else(|| ServiceError::precondition("application.target", "no settlement policy governs the city of the target"))?,
-            id => policies
-                .get(id)
-                .ok_or_else(|| ServiceError::invalid("application.policy_id", format!("unknown policy {id:?}")))?,
-        };
+        let policy = policies.in_force(policy_id, &application.target.committee_code, application.on, "application.")?;
         let evaluation = settlement::evaluate(self, policy, application)?;
         let chosen = match rule_id {
             "" => evaluation

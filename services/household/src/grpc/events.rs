@@ -15,17 +15,23 @@ use tonic::{Request, Response, Status};
 
 use super::{blocking, input};
 use crate::events::{Birth, MoveKind, MoveTarget};
-use crate::settlement::PolicySet;
+use crate::settlement::{PlatformSources, PolicySet};
 use crate::{Receipt, Registry};
 
 pub struct LifeEventsService {
     registry: Registry,
     policies: Arc<PolicySet>,
+    /// Where a settlement's facts come from (see [`crate::settlement::platform`]).
+    platform: Option<PlatformSources>,
 }
 
 impl LifeEventsService {
-    pub fn new(registry: Registry, policies: Arc<PolicySet>) -> Self {
-        Self { registry, policies }
+    pub fn new(registry: Registry, policies: Arc<PolicySet>, platform: Option<PlatformSources>) -> Self {
+        Self {
+            registry,
+            policies,
+            platform,
+        }
     }
 
     pub fn into_server(self) -> LifeEventsServer<Self> {
@@ -109,7 +115,8 @@ impl LifeEvents for LifeEventsService {
     async fn settle_move_in(&self, request: Request<SettleMoveInRequest>) -> Result<Response<EventReceipt>, Status> {
         let r = request.into_inner();
         let context = input::context(r.context.as_ref())?;
-        let (policy_id, application) = input::application(r.application.as_ref())?;
+        let (policy_id, mut application) = input::application(r.application.as_ref())?;
+        super::settlement::gather_platform_facts(self.platform.as_ref(), &mut application).await?;
         let arriving = r.person;
         if let Some(person) = &arriving {
             validate::text("person.name", person.name.trim(), 1, 40)?;

@@ -114,6 +114,8 @@ pub const MAX_RELATIONS: usize = 16;
 
 /// Most documents an application lists (each kind at most once).
 pub const MAX_DOCUMENTS: usize = 32;
+/// A spouse and minor children: more than 8 is not one family.
+pub const MAX_FAMILY: usize = 8;
 
 /// A repeated field of at most `max` entries, or the refusal naming it.
 fn bounded(field: &str, len: usize, max: usize) -> ServiceResult<()> {
@@ -148,6 +150,29 @@ pub fn application(value: Option<&SettlementApplication>) -> ServiceResult<(Stri
         let kinship: Kinship = validate::enumeration(&format!("application.relations[{i}].kinship"), relation.kinship)?;
         relations.push((sponsor.as_str().to_string(), kinship));
     }
+    bounded("application.family", application.family.len(), MAX_FAMILY)?;
+    let mut family: Vec<(popbase_domain::IdNumber, Kinship)> = Vec::new();
+    for (i, member) in application.family.iter().enumerate() {
+        let field = |name: &str| format!("application.family[{i}].{name}");
+        let id = id_number(&field("id_number"), &member.id_number)?;
+        if id.as_str() == applicant_id.as_str() || family.iter().any(|(m, _)| m.as_str() == id.as_str()) {
+            return Err(ServiceError::invalid(field("id_number"), "is the applicant or another member"));
+        }
+        let kinship: Kinship = validate::enumeration(&field("kinship"), member.kinship)?;
+        match kinship {
+            Kinship::Spouse if family.iter().any(|(_, k)| *k == Kinship::Spouse) => {
+                return Err(ServiceError::invalid(field("kinship"), "names a second spouse"));
+            }
+            Kinship::Spouse | Kinship::Child => {}
+            _ => {
+                return Err(ServiceError::invalid(
+                    field("kinship"),
+                    "must be SPOUSE or CHILD: the family settling together",
+                ));
+            }
+        }
+        family.push((id, kinship));
+    }
     let mut documents = Vec::new();
     for (i, document) in application.documents.iter().enumerate() {
         documents.push(validate::enumeration::<DocumentKind>(
@@ -164,6 +189,8 @@ pub fn application(value: Option<&SettlementApplication>) -> ServiceResult<(Stri
             relations,
             documents,
             declared: facts(application.facts.as_ref())?,
+            platform: Default::default(),
+            family,
         },
     ))
 }

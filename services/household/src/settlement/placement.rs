@@ -40,7 +40,6 @@ fn join(kind: PlacementKind, household_id: &str, relationship: Relationship) -> 
 }
 
 fn available(kind: PlacementKind, facts: &Facts, relation: Option<&RelationFact>) -> Result<Placement, String> {
-    let declared = &facts.declared;
     let collective = |id: &Option<String>, what: &str| {
         id.as_deref()
             .map(|id| join(kind, id, Relationship::CollectiveMember))
@@ -48,7 +47,7 @@ fn available(kind: PlacementKind, facts: &Facts, relation: Option<&RelationFact>
     };
     match kind {
         PlacementKind::OwnProperty => {
-            if declared.property_kind() != PropertyKind::Unspecified && facts.has(DocumentKind::PropertyCertificate) {
+            if facts.property_at_target().0 != PropertyKind::Unspecified && facts.has(DocumentKind::PropertyCertificate) {
                 Ok(new_household(kind, facts))
             } else {
                 Err("no property certificate for the target".into())
@@ -74,7 +73,7 @@ fn available(kind: PlacementKind, facts: &Facts, relation: Option<&RelationFact>
             .map(|h| join(kind, &h.household_id, Relationship::CollectiveMember))
             .ok_or_else(|| "no unit collective household of the employer".to_string()),
         PlacementKind::RentalAddress => {
-            if !declared.renting_at_target {
+            if !facts.renting_at_target().0 {
                 Err("does not rent at the target".into())
             } else if !facts.has(DocumentKind::RentalRegistration) || !facts.has(DocumentKind::OwnerConsent) {
                 Err("registering at a rented home needs the rental registration and the owner's consent".into())
@@ -89,7 +88,7 @@ fn available(kind: PlacementKind, facts: &Facts, relation: Option<&RelationFact>
         PlacementKind::RuralCollective => collective(&facts.rural_collective, "rural"),
         PlacementKind::OriginHousehold => match &facts.origin_household {
             Some(h) => Ok(join(kind, &h.household_id, Relationship::OtherRelative)),
-            None if declared.homestead_rights => Ok(new_household(kind, facts)),
+            None if facts.homestead_rights().0 => Ok(new_household(kind, facts)),
             None => Err("no household of origin and no homestead".into()),
         },
         PlacementKind::Unspecified => Err("unspecified".into()),

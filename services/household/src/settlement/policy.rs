@@ -10,6 +10,7 @@
 
 use std::collections::HashSet;
 
+use chrono::NaiveDate;
 use popbase_domain::{DivisionLevel, Divisions};
 use popbase_proto::household::{DocumentKind, EducationLevel, Kinship, MoveInReason, PlacementKind, PropertyKind, SkillLevel, TitleLevel};
 use serde::Deserialize;
@@ -47,6 +48,20 @@ proto_name!(SkillName, SkillLevel, "SKILL_LEVEL_");
 proto_name!(PropertyName, PropertyKind, "PROPERTY_KIND_");
 proto_name!(PlacementName, PlacementKind, "PLACEMENT_KIND_");
 proto_name!(PathName, MoveInReason, "MOVE_IN_REASON_");
+
+/// A calendar day written `"YYYY-MM-DD"` in a policy file.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Deserialize)]
+#[serde(try_from = "String")]
+pub struct PolicyDate(pub NaiveDate);
+
+impl TryFrom<String> for PolicyDate {
+    type Error = String;
+    fn try_from(text: String) -> Result<Self, String> {
+        NaiveDate::parse_from_str(&text, "%Y-%m-%d")
+            .map(Self)
+            .map_err(|_| format!("{text:?} is not a date written YYYY-MM-DD"))
+    }
+}
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Deserialize)]
 #[serde(rename_all = "snake_case")]
@@ -108,6 +123,16 @@ pub enum Check {
     /// The applicant's original registration was in the target county.
     OriginInTargetCounty,
     HomesteadRights,
+    /// The applicant holds no rural homestead anywhere (Weihai 三(三)).
+    NoHomesteadRights,
+    /// The sponsor holds a homestead in the target village (rural 投靠).
+    SponsorHomesteadRights,
+    /// The applicant lives at the target habitually (经常居住生活).
+    LivesAtTarget,
+    /// Sent by an organisation to a post in a village (Zibo 三(七)).
+    DispatchedToVillage,
+    /// Registered now in a school's collective household (Weihai 三(四)).
+    RegisteredInSchoolCollective,
     Veteran,
     /// A repeated spouse settlement needs this many years of marriage.
     RepeatSpouseSettlementAfterYears(u32),
@@ -120,6 +145,9 @@ pub enum Check {
 pub struct Rule {
     pub id: String,
     pub title: String,
+    /// The item of the policy document the rule implements, e.g. "二(一)1"
+    /// (docs/domain.md maps every rule to its seed item).
+    pub cite: String,
     pub path: PathName,
     #[serde(default)]
     pub target: TargetArea,
@@ -132,6 +160,10 @@ pub struct Rule {
     pub checks: Vec<Check>,
     /// Placements this rule allows; the policy's order picks among them.
     pub placements: Vec<PlacementName>,
+    /// The clause lets the applicant's spouse and minor children settle
+    /// with them (本人、配偶及未成年子女, 本人及其近亲属).
+    #[serde(default)]
+    pub brings_family: bool,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -159,6 +191,14 @@ impl Zone {
     }
 }
 
+/// A transition clause of a policy document, quoted.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Transition {
+    pub cite: String,
+    pub text: String,
+}
+
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct Policy {
@@ -167,6 +207,17 @@ pub struct Policy {
     pub document: String,
     /// 4-digit prefecture code the policy governs.
     pub city_code: String,
+    /// The first day the policy is in force.
+    pub in_force_from: PolicyDate,
+    /// Its last day; absent: in force until replaced.
+    #[serde(default)]
+    pub in_force_until: Option<PolicyDate>,
+    /// The document's own words on its validity, quoted.
+    pub validity: String,
+    /// What the document says of applications and rules around its start
+    /// and end (过渡, 原文件废止), quoted with their items.
+    #[serde(default)]
+    pub transitions: Vec<Transition>,
     pub placement_order: Vec<PlacementName>,
     #[serde(default)]
     pub zones: Vec<Zone>,
@@ -184,6 +235,11 @@ impl Policy {
         divisions
             .require(&policy.city_code, DivisionLevel::City)
             .map_err(|e| invalid(format!("city_code: {e}")))?;
+        if let Some(until) = policy.in_force_until
+            && until < policy.in_force_from
+        {
+            return Err(invalid("in_force_until is before in_force_from".into()));
+        }
         let zone_ids: HashSet<&str> = policy.zones.iter().map(|z| z.id.as_str()).collect();
         for zone in &policy.zones {
             for code in &zone.counties {
@@ -205,6 +261,9 @@ impl Policy {
             if let Some(zone) = rule.zones.iter().find(|z| !zone_ids.contains(z.as_str())) {
                 return Err(invalid(format!("rule {}: unknown zone {zone}", rule.id)));
             }
+            if rule.cite.trim().is_empty() {
+                return Err(invalid(format!("rule {}: cite the policy item it implements", rule.id)));
+            }
             if rule.placements.is_empty() {
                 return Err(invalid(format!("rule {}: no placements", rule.id)));
             }
@@ -213,6 +272,19 @@ impl Policy {
             }
         }
         Ok(policy)
+    }
+
+    /// Whether the policy is in force on `day`.
+    pub fn in_force_on(&self, day: NaiveDate) -> bool {
+        self.in_force_from.0 <= day && self.in_force_until.is_none_or(|until| day <= until.0)
+    }
+
+    /// "2017-08-01 to 2022-07-31", or "from 2021-06-01".
+    pub fn window(&self) -> String {
+        match self.in_force_until {
+            Some(until) => format!("{} to {}", self.in_force_from.0, until.0),
+            None => format!("from {}", self.in_force_from.0),
+        }
     }
 
     pub fn rule(&self, id: &str) -> Option<&Rule> {

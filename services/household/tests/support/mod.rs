@@ -189,7 +189,7 @@ impl City {
         let addr = listener.local_addr().expect("addr");
         let shutdown = popbase_common::Shutdown::new();
         let policies = std::sync::Arc::new(PolicySet::shipped().expect("policies"));
-        let services = popbase_household::role::services(&self.registry, policies, &popbase_common::Config::default());
+        let services = popbase_household::role::services(&self.registry, policies, None, &popbase_common::Config::default());
         let metrics = popbase_common::metrics::Metrics::new();
         tokio::spawn(popbase_common::server::serve(services, listener, metrics, shutdown.clone()));
         (format!("http://{addr}"), shutdown)
@@ -219,6 +219,8 @@ impl App {
                 marital_status: MaritalStatus::Married as i32,
                 ..Default::default()
             },
+            platform: Default::default(),
+            family: Vec::new(),
         })
     }
 
@@ -240,6 +242,12 @@ impl App {
 
     pub fn relation(mut self, sponsor: &IdNumber, kinship: Kinship) -> App {
         self.0.relations.push((sponsor.as_str().into(), kinship));
+        self
+    }
+
+    /// A spouse or child settling together with the applicant.
+    pub fn member(mut self, id: &IdNumber, kinship: Kinship) -> App {
+        self.0.family.push((*id, kinship));
         self
     }
 
