@@ -25,6 +25,7 @@ pub const SCHEMA: Schema = Schema {
     // Every answer writes its subjects' index keys, every export batch its
     // manifest rows; only a citizen's "who looked at me" query reads them.
     write_mostly: &["audit_by_subject", "export_subjects"],
+    history: &[],
 };
 
 pub const HEAD_KEY: &[u8] = b"head";

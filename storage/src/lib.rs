@@ -13,6 +13,7 @@
 mod batch;
 pub mod changelog;
 mod error;
+pub mod history;
 pub mod keys;
 mod read;
 mod schema;
@@ -23,6 +24,7 @@ mod value;
 pub use batch::Batch;
 pub use changelog::{Change, ChangeBatch, ChangeOp};
 pub use error::{StorageError, StorageResult};
+pub use history::history_of;
 pub use read::{Read, Versioned};
 pub use schema::{Index, Schema, Table};
 pub use snapshot::Snapshot;

@@ -6,6 +6,8 @@ use std::marker::PhantomData;
 /// Column families every store has besides its own tables.
 pub(crate) const META_CF: &str = "_meta";
 pub(crate) const CHANGELOG_CF: &str = "_changelog";
+/// Per-key index of the change log for the tables a schema keeps history of.
+pub(crate) const HISTORY_CF: &str = "_history";
 
 /// A table of prost messages, stored with a version header (see `value.rs`).
 #[derive(Debug)]
@@ -58,11 +60,19 @@ pub struct Schema {
     /// hot path, and never one read by point `get`. They are stored
     /// uncompressed: list only tables of random content (pseudonyms).
     pub write_mostly: &'static [&'static str],
+    /// Tables whose changes by value-recording batches are indexed by key
+    /// (see [`crate::history`]), so one key's history is read without the
+    /// whole change log.
+    pub history: &'static [&'static str],
 }
 
 impl Schema {
     pub(crate) fn column_families(&self) -> impl Iterator<Item = &'static str> + '_ {
-        [META_CF, CHANGELOG_CF].into_iter().chain(self.tables.iter().copied())
+        [META_CF, CHANGELOG_CF, HISTORY_CF].into_iter().chain(self.tables.iter().copied())
+    }
+
+    pub(crate) fn keeps_history(&self, table: &str) -> bool {
+        self.history.contains(&table)
     }
 
     pub(crate) fn is_write_mostly(&self, table: &str) -> bool {

@@ -13,8 +13,9 @@ use rocksdb::{
 
 use crate::batch::{Batch, Op};
 use crate::changelog::{Change, ChangeBatch, ChangeHeader, ChangeOp};
+use crate::history::history_key;
 use crate::read::{ManyVisitor, RawVisitor, Read};
-use crate::schema::{CHANGELOG_CF, META_CF, Schema};
+use crate::schema::{CHANGELOG_CF, HISTORY_CF, META_CF, Schema};
 use crate::snapshot::Snapshot;
 use crate::{StorageError, StorageResult, value};
 
@@ -239,6 +240,9 @@ impl Store {
                         Some(p) => write.put_cf(handle, &key, value::encode(seq, p)),
                         None => write.put_cf(handle, &key, []),
                     }
+                    if batch.record_values && inner.schema.keeps_history(cf) {
+                        write.put_cf(self.cf(HISTORY_CF)?, history_key(cf, &key, seq), []);
+                    }
                     changes.push(Change {
                         table: cf.to_string(),
                         key,
@@ -255,6 +259,9 @@ impl Store {
                         None
                     };
                     write.delete_cf(handle, &key);
+                    if batch.record_values && inner.schema.keeps_history(cf) {
+                        write.put_cf(self.cf(HISTORY_CF)?, history_key(cf, &key, seq), []);
+                    }
                     changes.push(Change {
                         table: cf.to_string(),
                         key,

@@ -18,6 +18,7 @@ const SCHEMA: Schema = Schema {
     name: "test",
     tables: &["recs", "by_name"],
     write_mostly: &[],
+    history: &["recs"],
 };
 
 fn rec(name: &str, n: u32) -> Rec {
@@ -233,6 +234,40 @@ fn change_log_records_each_batch_with_images_on_request() {
 }
 
 #[test]
+fn a_keys_history_is_its_value_recording_batches_and_no_other_keys() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let store = open(dir.path());
+    let mut import = Batch::new("importer", "import");
+    import.put(&RECS, key("a"), &rec("alpha", 1));
+    store.commit(import).expect("commit");
+    for (k, n) in [("a", 2), ("ab", 1), ("a", 3)] {
+        let mut batch = Batch::new("clerk", "edit").record_values();
+        batch.put(&RECS, key(k), &rec(k, n));
+        store.commit(batch).expect("commit");
+    }
+    let mut removal = Batch::new("clerk", "remove").record_values();
+    removal.delete(&RECS, key("a"));
+    store.commit(removal).expect("commit");
+
+    let snapshot = store.snapshot();
+    let history = crate::history_of(&snapshot, "recs", &key("a")).expect("history");
+    assert_eq!(
+        history.iter().map(|b| b.seq).collect::<Vec<_>>(),
+        [2, 4, 5],
+        "not the import, not key ab"
+    );
+    let first = history[0].changes_in("recs").next().expect("change");
+    assert_eq!(first.before.as_deref().map(Rec::decode).and_then(Result::ok), Some(rec("alpha", 1)));
+    assert_eq!(history[2].changes[0].op, ChangeOp::Delete as i32);
+    let other = crate::history_of(&store, "recs", &key("ab")).expect("history");
+    assert_eq!(other.iter().map(|b| b.seq).collect::<Vec<_>>(), [3]);
+    assert!(
+        crate::history_of(&store, "by_name", &key("a")).expect("history").is_empty(),
+        "not kept for indexes"
+    );
+}
+
+#[test]
 fn second_open_reports_lock() {
     let dir = tempfile::tempdir().expect("tempdir");
     let _store = open(dir.path());
@@ -257,6 +292,7 @@ fn another_services_directory_is_refused() {
         name: "other",
         tables: &["recs", "by_name"],
         write_mostly: &[],
+        history: &[],
     };
     let err = Store::open(dir.path(), other, StoreOptions::default()).err().expect("wrong store");
     assert!(matches!(err, StorageError::WrongStore { .. }), "{err}");
@@ -345,6 +381,7 @@ fn write_mostly_index_reads_back_in_key_order_live_flushed_and_replayed() {
         name: "test",
         tables: &["recs", "log"],
         write_mostly: &["log"],
+        history: &[],
     };
     let listed = |store: &Store, prefix: &str| {
         let mut keys = Vec::new();

@@ -138,6 +138,7 @@ impl ConsentService {
             .get_persons(GetPersonsRequest {
                 id_numbers: vec![subject.to_string()],
                 view: PersonView::Standing as i32,
+                as_of: None,
             })
             .await
             .map_err(|s| upstream("the household registry", s))?

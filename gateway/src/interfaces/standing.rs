@@ -82,6 +82,7 @@ pub async fn standings(sources: &Sources, ids: &[String], on: NaiveDate, view: P
     let request = GetPersonsRequest {
         id_numbers: ids.to_vec(),
         view: view as i32,
+        as_of: None,
     };
     let persons = sources
         .registry

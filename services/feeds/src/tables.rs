@@ -34,6 +34,7 @@ pub const SCHEMA: Schema = Schema {
         "insured",
     ],
     write_mostly: &[],
+    history: &[],
 };
 
 pub fn history_key(source: i32, record_id: &str, as_of_unix_millis: i64) -> Vec<u8> {

@@ -10,6 +10,7 @@
 //! * [`export`]: the registry's datasets for bulk export (Arrow).
 //! * [`grpc`]: the thin gRPC adapters; [`role`]: what the role serves.
 
+pub mod as_of;
 pub mod events;
 pub mod export;
 pub mod grpc;

@@ -91,6 +91,7 @@ pub const SCHEMA: Schema = Schema {
         "counters",
     ],
     write_mostly: &[],
+    history: &["persons"],
 };
 
 pub fn person_key(id_number: &str) -> Vec<u8> {

@@ -92,6 +92,7 @@ async fn get_persons_answers_the_view_asked_for() {
     let ask = |view: PersonView| GetPersonsRequest {
         id_numbers: ids.clone(),
         view: view as i32,
+        as_of: None,
     };
     let full = client
         .get_persons(ask(PersonView::Unspecified))
@@ -129,6 +130,7 @@ async fn get_persons_answers_the_view_asked_for() {
         .get_persons(GetPersonsRequest {
             id_numbers: ids.clone(),
             view: 9,
+            as_of: None,
         })
         .await
         .expect_err("unknown view");

@@ -36,6 +36,7 @@ pub const SCHEMA: Schema = Schema {
         "counters",
     ],
     write_mostly: &[],
+    history: &[],
 };
 
 pub fn counter_key(name: &str) -> Vec<u8> {

@@ -22,6 +22,7 @@ use popbase_proto::common::{Address, Sex};
 use popbase_proto::household::{
     ApplicantFacts, DocumentKind, EducationLevel, HouseholdKind, Kinship, MaritalStatus, Person, PropertyKind, Relationship,
 };
+use rand::seq::SliceRandom;
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 
@@ -67,21 +68,48 @@ struct Driver<'a> {
     map: &'a CityMap,
     rng: ChaCha8Rng,
     from: NaiveDate,
+    /// The day the events being recorded take effect.
+    today: NaiveDate,
     next_applicant: u16,
     next_address: u64,
 }
 
+/// One life event the year's plan holds.
+#[derive(Debug, Clone, Copy)]
+enum Planned {
+    Birth,
+    RuralToUrban,
+    Settlement,
+    Death,
+}
+
 /// Drives one year of events ending on `reference_date` into `registry`.
 pub fn drive_year(registry: &Registry, map: &CityMap, reference_date: NaiveDate, seed: u64) -> Result<EventCounts, GenerateError> {
+    drive_year_observed(registry, map, reference_date, seed, &mut |_| {})
+}
+
+/// [`drive_year`], calling `day_done` with each day once its last event is
+/// recorded. Events are recorded in the order they take effect (the kinds
+/// shuffled, the days rising through the year), so what the registry holds
+/// when `day_done(d)` runs is the registry as of the end of `d`.
+pub fn drive_year_observed(
+    registry: &Registry,
+    map: &CityMap,
+    reference_date: NaiveDate,
+    seed: u64,
+    day_done: &mut dyn FnMut(NaiveDate),
+) -> Result<EventCounts, GenerateError> {
     let storage = |e: popbase_storage::StorageError| GenerateError::Sink(e.to_string());
     let registered = registry.count_persons_under(&map.city_code).map_err(storage)?;
     let policies = PolicySet::shipped().map_err(|e| GenerateError::City(e.to_string()))?;
+    let from = reference_date - Duration::days(364);
     let mut driver = Driver {
         registry,
         policies,
         map,
         rng: ChaCha8Rng::seed_from_u64(seed ^ 0x6576_656e_7473),
-        from: reference_date - Duration::days(364),
+        from,
+        today: from,
         next_applicant: 0,
         next_address: 0,
     };
@@ -90,26 +118,42 @@ pub fn drive_year(registry: &Registry, map: &CityMap, reference_date: NaiveDate,
         to: Some(reference_date),
         ..Default::default()
     };
-    let scaled = |rate: f64| (registered as f64 * rate).round() as u64;
+    let scaled = |rate: f64| (registered as f64 * rate).round() as usize;
+    // Collective households are set up on the first day.
     for _ in 0..scaled(COLLECTIVE_RATE).max(1) {
         driver.collective(&mut counts)?;
-    }
-    for _ in 0..scaled(BIRTH_RATE) {
-        driver.birth(&mut counts)?;
-    }
-    for _ in 0..scaled(RURAL_TO_URBAN_RATE) {
-        driver.rural_to_urban(&mut counts)?;
     }
     // Settlements only in a city whose policy was in force all year.
     let city_committee = format!("{}000000", map.city_code);
     let in_force = |day| driver.policies.in_force("", &city_committee, day, "").is_ok();
-    if in_force(driver.from) && in_force(reference_date) {
-        for _ in 0..scaled(SETTLEMENT_RATE) {
-            driver.settlement(&mut counts)?;
+    let settlements = if in_force(from) && in_force(reference_date) {
+        scaled(SETTLEMENT_RATE)
+    } else {
+        0
+    };
+    let mut plan: Vec<Planned> = std::iter::repeat_n(Planned::Birth, scaled(BIRTH_RATE))
+        .chain(std::iter::repeat_n(Planned::RuralToUrban, scaled(RURAL_TO_URBAN_RATE)))
+        .chain(std::iter::repeat_n(Planned::Settlement, settlements))
+        .chain(std::iter::repeat_n(Planned::Death, scaled(DEATH_RATE)))
+        .collect();
+    plan.shuffle(&mut driver.rng);
+    let total = plan.len().max(1);
+    for (i, planned) in plan.into_iter().enumerate() {
+        let today = from + Duration::days((i * 365 / total) as i64);
+        while driver.today < today {
+            day_done(driver.today);
+            driver.today += Duration::days(1);
+        }
+        match planned {
+            Planned::Birth => driver.birth(&mut counts)?,
+            Planned::RuralToUrban => driver.rural_to_urban(&mut counts)?,
+            Planned::Settlement => driver.settlement(&mut counts)?,
+            Planned::Death => driver.death(&mut counts)?,
         }
     }
-    for _ in 0..scaled(DEATH_RATE) {
-        driver.death(&mut counts)?;
+    while driver.today <= reference_date {
+        day_done(driver.today);
+        driver.today += Duration::days(1);
     }
     registry.store().flush().map_err(storage)?;
     let after = registry.count_persons_under(&map.city_code).map_err(storage)?;
@@ -129,10 +173,9 @@ fn tolerate<T>(result: Result<T, ServiceError>) -> Result<Option<T>, GenerateErr
 
 impl Driver<'_> {
     fn context(&mut self) -> EventContext {
-        let day = self.rng.random_range(0..365);
         EventContext {
             actor: "synth-police".into(),
-            on: self.from + Duration::days(day),
+            on: self.today,
         }
     }
 

@@ -86,9 +86,19 @@ impl HouseholdRegistry for RegistryService {
         validate::id_batch("id_numbers", ids)?;
         let view =
             PersonView::try_from(request.view).map_err(|_| ServiceError::invalid("view", format!("unknown value {}", request.view)))?;
-        let persons = match view {
-            PersonView::Unspecified | PersonView::Full => self.registry.persons(ids),
-            PersonView::Standing => self.registry.person_standings(ids),
+        let as_of = match request.as_of.as_ref().filter(|d| !d.is_unset()) {
+            None => None,
+            Some(_) => Some(validate::date(
+                "as_of",
+                request.as_of.as_ref(),
+                Some(popbase_domain::clock::today()),
+            )?),
+        };
+        let persons = match (as_of, view) {
+            // A past day reads the whole record from the change log's images.
+            (Some(day), _) => self.registry.persons_as_of(ids, day),
+            (None, PersonView::Unspecified | PersonView::Full) => self.registry.persons(ids),
+            (None, PersonView::Standing) => self.registry.person_standings(ids),
         }
         .map_err(ServiceError::from)?;
         Ok(Response::new(GetPersonsResponse {
