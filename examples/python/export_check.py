@@ -22,7 +22,7 @@ import pyarrow
 import pyarrow.flight as flight
 import pyarrow.ipc
 
-DATASETS = {"persons", "households", "changes", "statistics", "residence_permits",
+DATASETS = {"persons", "households", "changes", "statistics", "standard_addresses", "residence_permits",
             "medical_insurance", "pensions", "education", "marriage", "housing"}
 PERSONAL = {"id_number", "name", "phone", "address_detail", "birth_date", "father_id_number",
             "mother_id_number", "permit_number", "certificate_number", "party_a_id_number"}

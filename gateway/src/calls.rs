@@ -19,10 +19,12 @@ use popbase_common::metrics::Metrics;
 use popbase_common::upstream::Upstream;
 use popbase_proto::feeds::feeds_client::FeedsClient;
 use popbase_proto::feeds::feeds_server::Feeds;
-use popbase_proto::feeds::{CheckInsuranceRequest, CheckInsuranceResponse};
+use popbase_proto::feeds::{CheckInsuranceRequest, CheckInsuranceResponse, RecordsOfRequest, RecordsOfResponse};
 use popbase_proto::household::household_registry_client::HouseholdRegistryClient;
 use popbase_proto::household::household_registry_server::HouseholdRegistry;
-use popbase_proto::household::{GetPersonsRequest, GetPersonsResponse, ListPersonsRequest, ListPersonsResponse};
+use popbase_proto::household::{
+    GetPersonsRequest, GetPersonsResponse, ListPersonsRequest, ListPersonsResponse, LocateAddressRequest, LocateAddressResponse,
+};
 use popbase_proto::residence::residence_permits_client::ResidencePermitsClient;
 use popbase_proto::residence::residence_permits_server::ResidencePermits;
 use popbase_proto::residence::{GetResidentRequest, Resident};
@@ -98,6 +100,7 @@ macro_rules! unary {
 unary!(RegistryCalls, "popbase.household.v1.HouseholdRegistry" {
     get_persons(GetPersonsRequest) -> GetPersonsResponse = "GetPersons";
     list_persons(ListPersonsRequest) -> ListPersonsResponse = "ListPersons";
+    locate_address(LocateAddressRequest) -> LocateAddressResponse = "LocateAddress";
 });
 
 unary!(PermitCalls, "popbase.residence.v1.ResidencePermits" {
@@ -106,6 +109,7 @@ unary!(PermitCalls, "popbase.residence.v1.ResidencePermits" {
 
 unary!(FeedCalls, "popbase.feeds.v1.Feeds" {
     check_insurance(CheckInsuranceRequest) -> CheckInsuranceResponse = "CheckInsurance";
+    records_of(RecordsOfRequest) -> RecordsOfResponse = "RecordsOf";
 });
 
 /// The handlers of the services this process runs, for the gateway to call

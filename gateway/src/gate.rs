@@ -55,6 +55,9 @@ pub struct Ask<'a> {
     pub subjects: &'a [String],
     /// Quota units: 1 per call, or per item of a stream.
     pub units: u64,
+    /// Catalogue fields the request itself uses (PersonSummary's `as_of`):
+    /// refused NOT_APPROVED unless the approval lists each.
+    pub needs: &'a [&'static str],
 }
 
 /// An authorised call: what the fetch may use and the answer may carry.
@@ -269,6 +272,12 @@ impl Gate {
             return Ok(Err(Denial::new(
                 reason::PURPOSE_MISMATCH,
                 format!("the purpose is not approved for {} on {}", caller.department, ask.interface),
+            )));
+        }
+        if let Some(field) = ask.needs.iter().find(|f| !approval.fields.contains(**f)) {
+            return Ok(Err(Denial::new(
+                reason::NOT_APPROVED,
+                format!("{} with {field} is not approved for {}", ask.interface, caller.department),
             )));
         }
         let Some(department) = self.catalogue.department(&caller.department) else {

@@ -340,6 +340,7 @@ async fn approved_fields_only(p: Platform) {
     let ask = |purpose: &str| PersonSummaryRequest {
         purpose: purpose.into(),
         id_number: people.father.clone(),
+        as_of: None,
     };
     let hrss = PersonsClient::new(p.department("hrss.dept.popbase").await)
         .person_summary(ask("EMPLOYMENT_SERVICE"))
@@ -402,6 +403,38 @@ async fn approved_fields_only(p: Platform) {
         .expect("by address")
         .into_inner();
     assert_eq!(by_address.locality.as_ref().map(|l| l.committee_code.as_str()), Some(XINHUA));
+    // The address base: road and door number, however it is written.
+    let written = |text: &str| EmployerLocalityRequest {
+        purpose: "EMPLOYER_LOCALITY".into(),
+        place: Some(Place::Address(text.into())),
+    };
+    let by_road = locality
+        .employer_locality(written("张店 华光路１２号3号楼"))
+        .await
+        .expect("by road")
+        .into_inner();
+    assert_eq!(by_road.locality.as_ref().map(|l| l.committee_code.as_str()), Some(XINHUA));
+    assert_eq!(by_road.matched_by, "standard address");
+    let shared = locality
+        .employer_locality(written("共青团路50号"))
+        .await
+        .expect("shared road")
+        .into_inner();
+    assert!(shared.locality.is_none(), "two committees fit");
+    let mut candidates: Vec<&str> = shared.candidates.iter().map(|c| c.committee_code.as_str()).collect();
+    candidates.sort();
+    assert_eq!(candidates, [XINHUA, XIYUAN]);
+    let narrowed = locality
+        .employer_locality(written("车站街道共青团路50号"))
+        .await
+        .expect("narrowed by the street")
+        .into_inner();
+    assert_eq!(narrowed.locality.as_ref().map(|l| l.committee_code.as_str()), Some(XINHUA));
+    let elsewhere = locality
+        .employer_locality(written("山东省济南市历下区华光路12号"))
+        .await
+        .expect_err("another city");
+    assert_eq!(elsewhere.code(), tonic::Code::NotFound);
 
     // The father sees every access to his data, not the data itself.
     let accesses = platform
@@ -420,5 +453,78 @@ async fn approved_fields_only(p: Platform) {
         "{who:?}"
     );
     assert!(accesses.iter().all(|a| a.at_unix_millis > 0 && !a.purpose.is_empty()));
+    p.stop().await;
+}
+
+/// A person summary as of a past day: only for a department whose approval
+/// lists `as_of` (civil affairs, not hrss), answered from the registry's
+/// change log (a man who died ten days ago was registered twenty days ago).
+#[tokio::test]
+async fn a_person_summary_as_of_a_past_day_needs_its_approval_and_reads_history() {
+    let p = start(None, "mtls").await;
+    let stranger = p.people.stranger.clone();
+    let mut platform = ConsentsClient::new(p.department("service-platform.dept.popbase").await);
+    for (department, purpose) in [("civil_affairs", "TEMPORARY_ASSISTANCE"), ("hrss", "EMPLOYMENT_SERVICE")] {
+        platform.grant(grant(&stranger, department, purpose)).await.expect("consent");
+    }
+    let died = today() - chrono::Duration::days(10);
+    let context = popbase_household::EventContext {
+        actor: "police-370303-01".into(),
+        on: died,
+    };
+    let id = popbase_domain::IdNumber::parse(&stranger, today()).expect("id");
+    p.registry.register_death(&context, &id).expect("death registered");
+
+    let ask = |purpose: &str, as_of: Option<chrono::NaiveDate>| PersonSummaryRequest {
+        purpose: purpose.into(),
+        id_number: stranger.clone(),
+        as_of: as_of.map(Into::into),
+    };
+    let mut civil = PersonsClient::new(p.department("civil-affairs.dept.popbase").await);
+    let now = civil
+        .person_summary(ask("TEMPORARY_ASSISTANCE", None))
+        .await
+        .expect("now")
+        .into_inner();
+    assert_eq!(now.residence_status, ResidenceStatus::Deceased as i32);
+    let earlier = today() - chrono::Duration::days(20);
+    let then = civil
+        .person_summary(ask("TEMPORARY_ASSISTANCE", Some(earlier)))
+        .await
+        .expect("as of")
+        .into_inner();
+    assert_eq!(then.residence_status, ResidenceStatus::Registered as i32, "{then:?}");
+    assert_eq!(then.as_of, Some(earlier.into()));
+    assert_eq!(then.place.as_ref().map(|p| p.committee_code.as_str()), Some(XIYUAN));
+    let on_the_day = civil
+        .person_summary(ask("TEMPORARY_ASSISTANCE", Some(died)))
+        .await
+        .expect("the day")
+        .into_inner();
+    assert_eq!(
+        on_the_day.residence_status,
+        ResidenceStatus::Deceased as i32,
+        "dead by the end of that day"
+    );
+    let future = civil
+        .person_summary(ask("TEMPORARY_ASSISTANCE", Some(today() + chrono::Duration::days(1))))
+        .await
+        .expect_err("tomorrow");
+    assert_eq!(future.code(), tonic::Code::InvalidArgument);
+    assert!(future.message().contains("as_of"), "{}", future.message());
+
+    let before = p.audit_count();
+    let mut hrss = PersonsClient::new(p.department("hrss.dept.popbase").await);
+    let refused = hrss
+        .person_summary(ask("EMPLOYMENT_SERVICE", Some(earlier)))
+        .await
+        .expect_err("hrss may not look back");
+    assert_eq!(refused.code(), tonic::Code::PermissionDenied);
+    assert_eq!(
+        refused.metadata().get("popbase-reason").and_then(|v| v.to_str().ok()),
+        Some("NOT_APPROVED")
+    );
+    assert_eq!(p.audit_count(), before + 1, "the refusal is audited");
+    hrss.person_summary(ask("EMPLOYMENT_SERVICE", None)).await.expect("hrss now");
     p.stop().await;
 }

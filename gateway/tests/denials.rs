@@ -33,6 +33,7 @@ fn summary(id: &str, purpose: &str) -> PersonSummaryRequest {
     PersonSummaryRequest {
         purpose: purpose.into(),
         id_number: id.into(),
+        as_of: None,
     }
 }
 
@@ -398,6 +399,7 @@ async fn a_certificate_whose_key_is_no_longer_pinned_is_revoked() {
         .person_summary(PersonSummaryRequest {
             purpose: "EMPLOYMENT_SERVICE".into(),
             id_number: p.people.stranger.clone(),
+            as_of: None,
         })
         .await
         .expect_err("education is not approved for summaries");

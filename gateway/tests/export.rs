@@ -107,6 +107,7 @@ async fn big_data_lists_and_reads_every_dataset_pseudonymised_and_each_export_is
         ("residence_permits", 3),
         ("medical_insurance", 5),
         ("statistics", 2),
+        ("standard_addresses", 3),
     ];
     for info in infos {
         let name = info.flight_descriptor.as_ref().map(|d| d.path[0].clone()).expect("descriptor");

@@ -83,6 +83,7 @@ async fn a_department_past_its_in_flight_limit_is_refused_at_once() {
     let summary = PersonSummaryRequest {
         purpose: "EMPLOYMENT_SERVICE".into(),
         id_number: p.people.father.clone(),
+        as_of: None,
     };
     let other = hrss.person_summary(summary).await;
     assert_ne!(other.err().map(|s| reason(&s)), Some("OVERLOADED".to_string()));
@@ -110,6 +111,7 @@ async fn a_port_past_its_concurrent_calls_sheds_everyone_and_counts_it() {
     let summary = || PersonSummaryRequest {
         purpose: "EMPLOYMENT_SERVICE".into(),
         id_number: p.people.father.clone(),
+        as_of: None,
     };
     let refused = hrss.person_summary(summary()).await.expect_err("the port is full");
     assert_eq!((refused.code(), reason(&refused).as_str()), (Code::ResourceExhausted, "OVERLOADED"));

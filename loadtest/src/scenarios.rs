@@ -66,6 +66,7 @@ impl Scenario for Person {
         let request = self.gateway.request(PersonSummaryRequest {
             purpose: "EMPLOYMENT_SERVICE".into(),
             id_number: id,
+            as_of: None,
         });
         Box::pin(async move { client.person_summary(request).await.map(|_| 1).map_err(status) })
     }

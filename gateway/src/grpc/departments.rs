@@ -12,7 +12,7 @@ use popbase_proto::gateway::{
 use tokio_stream::Stream;
 use tonic::{Request, Response, Status};
 
-use super::{Fetched, answer, respond, today};
+use super::{Fetched, answer, answer_needing, respond, today};
 use crate::catalogue::interface;
 use crate::gate::Gate;
 use crate::interfaces::{insurance, locality, person};
@@ -78,14 +78,15 @@ impl MedicalInsurance for DepartmentServices {
 impl Locality for DepartmentServices {
     async fn employer_locality(&self, request: Request<EmployerLocalityRequest>) -> Result<Response<EmployerLocalityResponse>, Status> {
         let city = self.gate.catalogue.city.clone();
+        let sources = self.sources.clone();
         respond(
             answer(
                 &self.gate,
                 request,
                 interface::EMPLOYER_LOCALITY,
                 |r| &r.purpose,
-                |r| Ok((locality::locate(r, &city)?, Vec::new())),
-                |found| async move { Ok(Fetched::one(found)) },
+                |r| Ok((locality::validate(r, &city)?, Vec::new())),
+                |asked| async move { Ok(Fetched::one(locality::locate(&sources, asked, &self.gate.catalogue.city).await?)) },
             )
             .await,
         )
@@ -97,16 +98,17 @@ impl Persons for DepartmentServices {
     async fn person_summary(&self, request: Request<PersonSummaryRequest>) -> Result<Response<PersonSummaryResponse>, Status> {
         let sources = self.sources.clone();
         respond(
-            answer(
+            answer_needing(
                 &self.gate,
                 request,
                 interface::PERSON_SUMMARY,
                 |r| &r.purpose,
+                person::needs,
                 |r| {
-                    let id = person::validate(r, today())?;
-                    Ok((id.clone(), vec![id]))
+                    let (id, as_of) = person::validate(r, today())?;
+                    Ok(((id.clone(), as_of), vec![id]))
                 },
-                |id| async move { Ok(Fetched::one(person::summary(&sources, &id, today()).await?)) },
+                |(id, as_of)| async move { Ok(Fetched::one(person::summary(&sources, &id, today(), as_of).await?)) },
             )
             .await,
         )

@@ -106,6 +106,7 @@ async fn prepare(gate: &Gate, caller: &Caller, item: Result<EnrollmentCheckReque
         purpose: &item.purpose,
         subjects: &subjects,
         units: 1,
+        needs: &[],
     };
     match gate.authorise(caller, ask).await {
         Ok(admission) => Prepared::Admitted(Box::new((input, admission, subjects))),

@@ -211,6 +211,7 @@ impl ExportService {
                     purpose: &ticket.purpose,
                     subjects: &[],
                     units: 1,
+                    needs: &[],
                 },
             )
             .await?;

@@ -77,6 +77,24 @@ where
     Fut: Future<Output = ServiceResult<Fetched<Out>>>,
     Out: Minimise,
 {
+    answer_needing(gate, request, interface, purpose, |_| &[], validate, fetch).await
+}
+
+/// [`answer`] for a request that may itself use catalogue fields
+/// (`needs`, e.g. PersonSummary's `as_of`): the approval must list them.
+pub(crate) async fn answer_needing<Req, In, Out, Fut>(
+    gate: &Gate,
+    request: Request<Req>,
+    interface: &'static str,
+    purpose: impl Fn(&Req) -> &str,
+    needs: impl Fn(&Req) -> &'static [&'static str],
+    validate: impl FnOnce(&Req) -> ServiceResult<(In, Vec<String>)>,
+    fetch: impl FnOnce(In) -> Fut,
+) -> Result<Out, Status>
+where
+    Fut: Future<Output = ServiceResult<Fetched<Out>>>,
+    Out: Minimise,
+{
     let caller = gate.authenticate(&request, interface).await?;
     let body = request.get_ref();
     let purpose = purpose(body).to_string();
@@ -89,6 +107,7 @@ where
         purpose: &purpose,
         subjects: &subjects,
         units: 1,
+        needs: needs(body),
     };
     let admission = gate.authorise(&caller, ask).await?;
     match fetch(input).await {

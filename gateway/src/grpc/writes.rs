@@ -218,6 +218,7 @@ async fn admit(gate: &Gate, caller: &Caller, name: &'static str, purpose: &str, 
         purpose,
         subjects,
         units: 1,
+        needs: &[],
     };
     gate.authorise(caller, ask).await
 }

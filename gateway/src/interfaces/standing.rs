@@ -79,10 +79,22 @@ fn lapsed_permit(permits: &[ResidencePermit], on: NaiveDate) -> Option<&Residenc
 /// in `view`: `PersonView::Standing` when only the standing itself, its
 /// committee and the kinship links are needed.
 pub async fn standings(sources: &Sources, ids: &[String], on: NaiveDate, view: PersonView) -> ServiceResult<Vec<Standing>> {
+    standings_as_of(sources, ids, on, view, None).await
+}
+
+/// [`standings`] with the registry's records as of the end of `as_of`
+/// (its change log) instead of now.
+pub async fn standings_as_of(
+    sources: &Sources,
+    ids: &[String],
+    on: NaiveDate,
+    view: PersonView,
+    as_of: Option<NaiveDate>,
+) -> ServiceResult<Vec<Standing>> {
     let request = GetPersonsRequest {
         id_numbers: ids.to_vec(),
         view: view as i32,
-        as_of: None,
+        as_of: as_of.map(Into::into),
     };
     let persons = sources
         .registry

@@ -171,6 +171,21 @@ fn seed(dir: &std::path::Path) -> People {
             ),
         ])
         .expect("import registry");
+    // The address base: 华光路 in 新华社区; 共青团路 runs through both
+    // committees with the same door numbers (an ambiguous address).
+    let standard = |committee: &str, road: &str| popbase_proto::household::StandardAddress {
+        committee_code: committee.into(),
+        road: road.into(),
+        from_number: 1,
+        to_number: 120,
+    };
+    registry
+        .import_standard_addresses(&[
+            standard(XINHUA, "华光路"),
+            standard(XINHUA, "共青团路"),
+            standard(XIYUAN, "共青团路"),
+        ])
+        .expect("import standard addresses");
     registry.store().flush().expect("flush");
 
     let permits = popbase_residence::Permits::new(

@@ -82,6 +82,15 @@ pub fn today() -> NaiveDate {
     city_day(Utc::now())
 }
 
+/// The last millisecond of the city day `day`, since the Unix epoch (a
+/// record "as of" that day is one true at that instant).
+pub fn day_end_millis(day: NaiveDate) -> i64 {
+    let next = day.succ_opt().unwrap_or(NaiveDate::MAX);
+    next.and_hms_opt(0, 0, 0)
+        .and_then(|midnight| midnight.and_local_timezone(city_offset()).single())
+        .map_or(i64::MAX, |midnight| midnight.timestamp_millis() - 1)
+}
+
 /// The first instant of the city day after the one `at` falls in: when a
 /// daily task (permit expiry) runs next.
 pub fn next_midnight_after(at: DateTime<Utc>) -> DateTime<Utc> {
@@ -119,6 +128,17 @@ mod tests {
         let exactly = next_midnight_after(zibo_midnight);
         assert_eq!(exactly, zibo_midnight + chrono::Duration::days(1), "at midnight, the next one");
         assert_eq!(next_midnight_after(at(23, 59, 59)), zibo_midnight + chrono::Duration::days(1));
+    }
+
+    #[test]
+    fn a_day_ends_at_the_city_midnight() {
+        let day = NaiveDate::from_ymd_opt(2026, 12, 3).expect("date");
+        let midnight = Utc.with_ymd_and_hms(2026, 12, 3, 16, 0, 0).single().expect("instant");
+        assert_eq!(day_end_millis(day), midnight.timestamp_millis() - 1);
+        assert_eq!(
+            city_day(Utc.timestamp_millis_opt(day_end_millis(day)).single().expect("instant")),
+            day
+        );
     }
 
     #[test]

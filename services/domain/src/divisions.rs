@@ -229,6 +229,18 @@ impl Divisions {
         self.path(code).into_iter().find(|d| d.level == level)
     }
 
+    /// Whether `text` names in full a province, city or county other than
+    /// `city` (a 4-digit code) and its own province: an address elsewhere.
+    pub fn others_named_in(&self, text: &str, city: &str) -> bool {
+        self.by_code.values().any(|d| {
+            d.level <= DivisionLevel::County
+                && !d.code.starts_with(city)
+                && !city.starts_with(d.code.as_str())
+                && d.name.chars().count() >= 2
+                && text.contains(d.name.as_str())
+        })
+    }
+
     /// Whether a county code exists in the current list. An ID number whose prefix
     /// is unknown may still be valid (abolished counties), so callers warn, not reject.
     pub fn knows_county(&self, code: &str) -> bool {

@@ -4,6 +4,7 @@
 //! Keeping it pure means the same rules run at the gRPC edge, in the generator
 //! and in tests, and can never disagree.
 
+pub mod address;
 pub mod calendar;
 pub mod clock;
 pub mod divisions;

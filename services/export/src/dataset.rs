@@ -67,6 +67,13 @@ pub static DATASETS: &[Dataset] = &[
         )
     },
     dataset(
+        "standard_addresses",
+        "Export.standard_addresses",
+        Owner::Household,
+        "standard addresses (标准地址): road, door numbers, committee",
+        true,
+    ),
+    dataset(
         "residence_permits",
         "Export.residence_permits",
         Owner::Residence,
@@ -129,7 +136,7 @@ mod tests {
             assert!(std::ptr::eq(find(d.name).expect("found"), d));
         }
         assert!(find("biometrics").is_none());
-        assert_eq!(owned_by(Owner::Household).count(), 4);
+        assert_eq!(owned_by(Owner::Household).count(), 5);
         for d in DATASETS {
             assert_eq!(d.interface, format!("Export.{}", d.name));
         }

@@ -1,7 +1,8 @@
 //! The registry's datasets for bulk export (served on the role's internal
 //! Flight endpoint; the gateway de-identifies and audits):
 //! `persons`, `households`, `changes` (life events, one row per person
-//! concerned) and `statistics` (population per committee).
+//! concerned), `statistics` (population per committee) and
+//! `standard_addresses` (the address base).
 
 use std::sync::{Arc, LazyLock};
 
@@ -15,7 +16,7 @@ use popbase_proto::household::{EventKind, HouseholdKind, MoveInReason};
 use popbase_storage::Snapshot;
 
 use crate::Registry;
-use crate::tables::{EVENTS, HOUSEHOLDS, PERSONS};
+use crate::tables::{EVENTS, HOUSEHOLDS, PERSONS, STANDARD_ADDRESSES};
 
 mod plans;
 mod statistics;
@@ -107,6 +108,7 @@ impl DatasetSource for RegistryExports {
             "households" => HOUSEHOLDS_SCHEMA.clone(),
             "changes" => CHANGES_SCHEMA.clone(),
             "statistics" => statistics::SCHEMA.clone(),
+            "standard_addresses" => STANDARD_ADDRESSES_SCHEMA.clone(),
             _ => PERSONS_SCHEMA.clone(),
         }
     }
@@ -121,6 +123,7 @@ impl DatasetSource for RegistryExports {
             "households" => Box::new(move |sink| households(&snapshot, &ticket, sink)),
             "changes" => Box::new(move |sink| changes(&snapshot, &ticket, sink)),
             "statistics" => Box::new(move |sink| statistics::scan(&snapshot, &ticket, popbase_domain::clock::today(), sink)),
+            "standard_addresses" => Box::new(move |sink| standard_addresses(&snapshot, &ticket, sink)),
             other => return Err(ServiceError::invalid("ticket.dataset", format!("{other} is not the registry's"))),
         };
         Ok(Export { seq, schema, scan })
@@ -131,6 +134,37 @@ fn persons(snapshot: &Snapshot, ticket: &Ticket, sink: &mut BatchSink) -> Servic
     export_encoded(snapshot, &PERSONS, &[], ticket.since_seq, &plans::PERSONS, sink, |row, encoded| {
         ticket.in_division(row.text(encoded, plans::PERSONS_COMMITTEE_COLUMN))
     })
+}
+
+static STANDARD_ADDRESSES_SCHEMA: LazyLock<SchemaRef> = LazyLock::new(|| {
+    use Kind::*;
+    Arc::new(Schema::new(vec![
+        col("committee_code", Text, None),
+        col("road", Text, None),
+        col("from_number", U32, None),
+        col("to_number", U32, None),
+    ]))
+});
+
+fn standard_addresses(snapshot: &Snapshot, ticket: &Ticket, sink: &mut BatchSink) -> ServiceResult<()> {
+    export_table(
+        snapshot,
+        &STANDARD_ADDRESSES,
+        &[],
+        ticket.since_seq,
+        STANDARD_ADDRESSES_SCHEMA.clone(),
+        sink,
+        |columns, a| {
+            if ticket.in_division(&a.committee_code) {
+                columns
+                    .row()
+                    .text(&a.committee_code)
+                    .text(&a.road)
+                    .u32(Some(a.from_number))
+                    .u32(Some(a.to_number));
+            }
+        },
+    )
 }
 
 fn households(snapshot: &Snapshot, ticket: &Ticket, sink: &mut BatchSink) -> ServiceResult<()> {

@@ -13,6 +13,7 @@
 pub mod as_of;
 pub mod events;
 pub mod export;
+pub mod gazetteer;
 pub mod grpc;
 pub mod kinship;
 pub mod registry;

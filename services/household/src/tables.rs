@@ -11,6 +11,7 @@
 //! | `collectives` | committee_code, kind, household_id | — (active collective households) |
 //! | `events` | yyyymmdd, sequence | `RegistryEvent` |
 //! | `counters` | name | `Counter` (household serials per county) |
+//! | `standard_addresses` | road, committee_code, from_number | `StandardAddress` (the address base) |
 //!
 //! Committee codes come first in the division indexes, so "everyone under
 //! county 370302" is one prefix scan. Events are keyed by date then the
@@ -18,7 +19,7 @@
 
 use chrono::{Datelike, NaiveDate};
 use popbase_proto::common::{Address, Date};
-use popbase_proto::household::{Household, Person, RegistrationStatus, RegistryEvent};
+use popbase_proto::household::{Household, Person, RegistrationStatus, RegistryEvent, StandardAddress};
 use popbase_storage::keys::KeyBuilder;
 use popbase_storage::{Index, Schema, Table};
 
@@ -76,6 +77,7 @@ pub const HOUSEHOLDS_BY_ADDRESS: Index = Index::new("households_by_address");
 pub const COLLECTIVES: Index = Index::new("collectives");
 pub const EVENTS: Table<RegistryEvent> = Table::new("events");
 pub const COUNTERS: Table<Counter> = Table::new("counters");
+pub const STANDARD_ADDRESSES: Table<StandardAddress> = Table::new("standard_addresses");
 
 pub const SCHEMA: Schema = Schema {
     name: "household",
@@ -89,6 +91,7 @@ pub const SCHEMA: Schema = Schema {
         "collectives",
         "events",
         "counters",
+        "standard_addresses",
     ],
     write_mostly: &[],
     history: &["persons"],
@@ -159,6 +162,15 @@ pub fn event_sequence(key: &[u8]) -> u64 {
 /// `yyyymmdd` as a number: compact and in date order.
 pub fn date_number(date: NaiveDate) -> u32 {
     u32::try_from(date.year()).unwrap_or(0) * 10_000 + date.month() * 100 + date.day()
+}
+
+/// Standard addresses are keyed by road first: a written address names its road.
+pub fn standard_address_key(a: &StandardAddress) -> Vec<u8> {
+    KeyBuilder::new().str(&a.road).str(&a.committee_code).u32(a.from_number).build()
+}
+
+pub fn road_prefix(road: &str) -> Vec<u8> {
+    KeyBuilder::new().str(road).build()
 }
 
 pub fn counter_key(name: &str) -> Vec<u8> {

@@ -37,7 +37,7 @@ pub struct ExportArgs {
     /// The gateway, e.g. https://gateway.popbase:50060 or http://127.0.0.1:50060.
     #[arg(long, env = "POPBASE_GATEWAY_URL")]
     pub gateway: String,
-    /// persons, households, changes, statistics, residence_permits,
+    /// persons, households, changes, statistics, standard_addresses, residence_permits,
     /// medical_insurance, pensions, education, marriage, housing.
     #[arg(long)]
     pub dataset: String,

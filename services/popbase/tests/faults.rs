@@ -136,6 +136,7 @@ async fn calls_end_within_their_deadlines_and_exports_fail_closed_when_the_ledge
             PersonSummaryRequest {
                 purpose: "TEMPORARY_ASSISTANCE".into(),
                 id_number: subject.clone(),
+                as_of: None,
             },
         ))
         .await

@@ -32,6 +32,7 @@ fn summary(token: &str) -> tonic::Request<PersonSummaryRequest> {
         PersonSummaryRequest {
             purpose: "TEMPORARY_ASSISTANCE".into(),
             id_number: SUBJECT.into(),
+            as_of: None,
         },
     )
 }

@@ -192,9 +192,21 @@ impl Driver<'_> {
     /// A fresh address no one is registered at.
     fn new_address(&mut self, committee: &str) -> Address {
         self.next_address += 1;
+        let (road, highest) = self
+            .map
+            .committees
+            .iter()
+            .find(|c| c.code == committee)
+            .and_then(|c| c.roads.first().cloned())
+            .unwrap_or_else(|| ("新建路".to_string(), 100));
+        let number = self.rng.random_range(1..=highest.max(1));
         Address {
             committee_code: committee.to_string(),
-            detail: format!("新建{}号楼{}室", self.next_address, self.rng.random_range(101..2999)),
+            detail: format!(
+                "{road}{number}号新建{}号楼{}室",
+                self.next_address,
+                self.rng.random_range(101..2999)
+            ),
         }
     }
 

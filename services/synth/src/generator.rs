@@ -4,6 +4,7 @@
 use chrono::NaiveDate;
 use popbase_household::registry::HouseholdWithMembers;
 use popbase_proto::feeds::FeedRecord;
+use popbase_proto::household::StandardAddress;
 use popbase_residence::permits::ResidentRecords;
 use rand::SeedableRng;
 use rand_chacha::ChaCha8Rng;
@@ -62,6 +63,10 @@ pub trait CitySink {
     fn feeds(&mut self, chunk: Vec<FeedRecord>) -> Result<(), String>;
     /// Called with the number of persons generated so far (progress bars).
     fn progress(&mut self, _persons: u64) {}
+    /// The city's address base (标准地址), once, before any household.
+    fn standard_addresses(&mut self, _rows: Vec<StandardAddress>) -> Result<(), String> {
+        Ok(())
+    }
 }
 
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -109,6 +114,7 @@ impl CityGenerator {
         };
         let registered_target = ((self.params.persons as f64) * REGISTERED_SHARE).round().max(1.0) as u64;
 
+        sink.standard_addresses(self.map.gazetteer.clone()).map_err(sink_err)?;
         let schools = feeds.school_records();
         summary.feed_records += schools.len() as u64;
         sink.feeds(schools).map_err(sink_err)?;

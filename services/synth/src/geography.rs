@@ -20,6 +20,8 @@ pub struct Committee {
     pub street: String,
     pub county: String,
     pub urban: bool,
+    /// The committee's standard addresses: (road, highest door number).
+    pub roads: Vec<(String, u32)>,
 }
 
 #[derive(Debug)]
@@ -33,6 +35,8 @@ pub struct CityMap {
     urban: Vec<usize>,
     shandong_elsewhere: Vec<String>,
     other_provinces: Vec<String>,
+    /// The city's standard addresses (see [`crate::gazetteer`]).
+    pub gazetteer: Vec<popbase_proto::household::StandardAddress>,
 }
 
 impl CityMap {
@@ -60,6 +64,7 @@ impl CityMap {
                         street: street.code.clone(),
                         county: county.clone(),
                         urban: kind.is_urban(),
+                        roads: Vec::new(),
                     });
                 }
             }
@@ -68,6 +73,13 @@ impl CityMap {
             return Err(GenerateError::City(format!(
                 "{city_code} has no committee-level divisions in the embedded list (only Shandong cities do)"
             )));
+        }
+        let gazetteer = crate::gazetteer::build(city_code, &committees);
+        let by_code: std::collections::HashMap<String, usize> = committees.iter().enumerate().map(|(i, c)| (c.code.clone(), i)).collect();
+        for address in &gazetteer {
+            if let Some(&i) = by_code.get(&address.committee_code) {
+                committees[i].roads.push((address.road.clone(), address.to_number));
+            }
         }
         let mut cumulative = Vec::with_capacity(committees.len());
         let mut total = 0;
@@ -104,6 +116,7 @@ impl CityMap {
             urban,
             shandong_elsewhere,
             other_provinces,
+            gazetteer,
         })
     }
 

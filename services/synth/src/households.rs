@@ -91,26 +91,24 @@ impl<'m> HouseholdBuilder<'m> {
         id
     }
 
+    /// A home at one of the committee's standard addresses: road and door
+    /// number, and in a town the building, unit and flat.
     pub fn address(rng: &mut impl Rng, committee: &Committee) -> Address {
-        const ROADS: [&str; 12] = [
-            "人民", "和平", "建设", "新华", "中心", "滨河", "青年", "文化", "胜利", "工业", "北京", "华光",
-        ];
+        let (road, highest) = match committee.roads.as_slice() {
+            [] => (crate::gazetteer::village_road(&committee.name), 100),
+            roads => roads[rng.random_range(0..roads.len())].clone(),
+        };
+        let number = rng.random_range(1..=highest.max(1));
         let detail = if committee.urban {
             format!(
-                "{}路{}号{}号楼{}单元{}{:02}室",
-                ROADS[rng.random_range(0..ROADS.len())],
-                rng.random_range(1..300),
+                "{road}{number}号{}号楼{}单元{}{:02}室",
                 rng.random_range(1..30),
                 rng.random_range(1..5),
                 rng.random_range(1..19),
                 rng.random_range(1..5)
             )
         } else {
-            format!(
-                "{}{}号",
-                committee.name.trim_end_matches("村民委员会").trim_end_matches("委员会"),
-                rng.random_range(1..400)
-            )
+            format!("{road}{number}号")
         };
         Address {
             committee_code: committee.code.clone(),

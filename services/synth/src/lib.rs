@@ -21,6 +21,7 @@
 
 pub mod events;
 pub mod feeds;
+pub mod gazetteer;
 pub mod generator;
 pub mod geography;
 pub mod households;

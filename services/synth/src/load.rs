@@ -73,6 +73,13 @@ impl CitySink for StoreSink {
             f(persons);
         }
     }
+
+    fn standard_addresses(&mut self, rows: Vec<popbase_proto::household::StandardAddress>) -> Result<(), String> {
+        self.registry
+            .import_standard_addresses(&rows)
+            .map(|_| ())
+            .map_err(|e| e.to_string())
+    }
 }
 
 /// Hashes everything generated, in order: equal digests mean equal cities.

@@ -2,15 +2,21 @@
 
 use popbase_common::ServiceError;
 use popbase_common::validate;
+use popbase_domain::DivisionLevel;
 use popbase_proto::household::household_registry_server::{HouseholdRegistry, HouseholdRegistryServer};
 use popbase_proto::household::{
-    CheckPersonsRequest, CheckPersonsResponse, GetHouseholdRequest, GetHouseholdResponse, GetPersonRequest, GetPersonsRequest,
-    GetPersonsResponse, ListPersonsRequest, ListPersonsResponse, Person, PersonView,
+    AddressMatch, CheckPersonsRequest, CheckPersonsResponse, GetHouseholdRequest, GetHouseholdResponse, GetPersonRequest,
+    GetPersonsRequest, GetPersonsResponse, ListPersonsRequest, ListPersonsResponse, LocateAddressRequest, LocateAddressResponse, Person,
+    PersonView,
 };
 use tonic::{Request, Response, Status};
 
 use super::input::household_id;
 use crate::Registry;
+use crate::gazetteer::Located;
+
+/// Longest written address located.
+const MAX_ADDRESS_CHARS: usize = 200;
 
 pub struct RegistryService {
     registry: Registry,
@@ -103,6 +109,24 @@ impl HouseholdRegistry for RegistryService {
         .map_err(ServiceError::from)?;
         Ok(Response::new(GetPersonsResponse {
             persons: persons.into_iter().map(Option::unwrap_or_default).collect(),
+        }))
+    }
+
+    async fn locate_address(&self, request: Request<LocateAddressRequest>) -> Result<Response<LocateAddressResponse>, Status> {
+        let r = request.into_inner();
+        let text = validate::text("text", &r.text, 2, MAX_ADDRESS_CHARS)?.to_string();
+        let city = validate::division("city_code", &r.city_code, DivisionLevel::City)?.code.clone();
+        let registry = self.registry.clone();
+        let (_, located) = super::blocking(move || Ok(registry.locate_address(&text, &city)?)).await?;
+        let (outcome, committee_codes, reason) = match located {
+            Located::Resolved(code) => (AddressMatch::Resolved, vec![code], String::new()),
+            Located::Ambiguous(codes) => (AddressMatch::Ambiguous, codes, String::new()),
+            Located::NotFound(why) => (AddressMatch::NotFound, Vec::new(), why.to_string()),
+        };
+        Ok(Response::new(LocateAddressResponse {
+            outcome: outcome as i32,
+            committee_codes,
+            reason,
         }))
     }
 }

@@ -12,7 +12,7 @@
 //! A fact the platform holds no record of stays `None`, and the evaluation
 //! falls back to the declaration, marking the check DECLARED.
 
-use chrono::{NaiveDate, TimeZone};
+use chrono::NaiveDate;
 use popbase_common::upstream::Upstream;
 use popbase_common::{ServiceError, ServiceResult};
 use popbase_proto::common::Address;
@@ -130,14 +130,10 @@ fn unavailable(what: &str, status: tonic::Status) -> ServiceError {
 
 /// The last millisecond of `on` in the city; 0 (now) for today or later.
 fn end_of_day_millis(on: NaiveDate) -> i64 {
-    let offset = popbase_domain::clock::city_offset();
     if on >= popbase_domain::clock::today() {
         return 0;
     }
-    on.succ_opt()
-        .and_then(|next| next.and_hms_opt(0, 0, 0))
-        .and_then(|midnight| offset.from_local_datetime(&midnight).single())
-        .map_or(0, |midnight| midnight.timestamp_millis() - 1)
+    popbase_domain::clock::day_end_millis(on)
 }
 
 /// The same committee and the same detail, spaces (full-width too) aside.
