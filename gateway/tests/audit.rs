@@ -95,7 +95,7 @@ async fn one_record_per_call_under_concurrent_load_and_usage_counts_them() {
         })
         .expect("scan");
     assert_eq!(decisions, (allowed, budget));
-    assert_eq!(verify::verify(&store, None).broken, None, "the chain holds under concurrency");
+    assert_eq!(verify::verify(&store, &[]).broken, None, "the chain holds under concurrency");
 
     let mut auditor = AuditClient::new(p.department("audit.dept.popbase").await);
     let usage = auditor
@@ -151,7 +151,7 @@ async fn verify_catches_an_edit_a_deletion_and_a_cut_tail() {
     let copies = tempfile::tempdir().expect("tempdir");
 
     let intact = copy(&live, copies.path(), "intact");
-    let report = verify::verify(&intact, head::read_last(&head_file).expect("head file"));
+    let report = verify::verify(&intact, &head::kept(&head_file).expect("head file"));
     assert_eq!((report.verified, report.broken), (last, None));
 
     // One edited field of record 3 (a denial made to look allowed).
@@ -165,7 +165,7 @@ async fn verify_catches_an_edit_a_deletion_and_a_cut_tail() {
     let mut batch = Batch::new("attacker", "edit");
     batch.put(&AUDIT, audit_key(3), &r);
     edited.commit(batch).expect("edit");
-    let broken = verify::verify(&edited, None).broken.expect("edit caught");
+    let broken = verify::verify(&edited, &[]).broken.expect("edit caught");
     assert_eq!(broken.seq, 3, "{}", broken.why);
 
     // Record 4 deleted.
@@ -173,14 +173,14 @@ async fn verify_catches_an_edit_a_deletion_and_a_cut_tail() {
     let mut batch = Batch::new("attacker", "delete");
     batch.delete(&AUDIT, audit_key(4));
     deleted.commit(batch).expect("delete");
-    assert_eq!(verify::verify(&deleted, None).broken.map(|b| b.seq), Some(4));
+    assert_eq!(verify::verify(&deleted, &[]).broken.map(|b| b.seq), Some(4));
 
     // The last two records cut off: the store's own head names them...
     let cut = copy(&live, copies.path(), "cut");
     let mut batch = Batch::new("attacker", "truncate");
     batch.delete(&AUDIT, audit_key(last)).delete(&AUDIT, audit_key(last - 1));
     cut.commit(batch).expect("truncate");
-    assert_eq!(verify::verify(&cut, None).broken.map(|b| b.seq), Some(last - 1));
+    assert_eq!(verify::verify(&cut, &[]).broken.map(|b| b.seq), Some(last - 1));
     // ...and if the head is rewritten too, the head the auditor kept still does.
     let new_tail = record(&cut, last - 2);
     let mut batch = Batch::new("attacker", "rewrite head");
@@ -191,14 +191,18 @@ async fn verify_catches_an_edit_a_deletion_and_a_cut_tail() {
     };
     batch.put(&AUDIT_HEAD, HEAD_KEY.to_vec(), &forged);
     cut.commit(batch).expect("rewrite head");
-    assert_eq!(
-        verify::verify(&cut, None).broken,
-        None,
-        "without the kept head the cut is invisible"
-    );
-    let broken = verify::verify(&cut, head::read_last(&head_file).expect("head file"))
+    assert_eq!(verify::verify(&cut, &[]).broken, None, "without the kept head the cut is invisible");
+    let broken = verify::verify(&cut, &head::kept(&head_file).expect("head file"))
         .broken
         .expect("kept head catches it");
     assert_eq!(broken.seq, last - 1, "{}", broken.why);
+    // A restore appends the rolled-back head after the ones handed out
+    // before: every line is checked, and the report names the one that fails.
+    let both = p.dir.path().join("both-heads.log");
+    std::fs::write(&both, format!("{}{}", head::format_line(&kept), head::format_line(&forged))).expect("heads");
+    let broken = verify::verify(&cut, &head::kept(&both).expect("heads"))
+        .broken
+        .expect("the earlier line");
+    assert!(broken.why.contains("both-heads.log line 1"), "{}", broken.why);
     p.stop().await;
 }

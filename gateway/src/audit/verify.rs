@@ -50,9 +50,18 @@ fn manifest_digests(store: &Store) -> StorageResult<HashMap<u64, Sha256>> {
     Ok(digests)
 }
 
-/// Verifies the trail in `store`; `external_head` is the last line an
-/// auditor kept (`seq`, `hash`), if any.
-pub fn verify(store: &Store, external_head: Option<(u64, Vec<u8>)>) -> Report {
+/// A head kept outside the store, and where it was read from (for the report).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct KeptHead {
+    pub seq: u64,
+    pub hash: Vec<u8>,
+    /// E.g. "audit-head.log line 12".
+    pub origin: String,
+}
+
+/// Verifies the trail in `store` against every head kept outside it: each
+/// must name a record the trail holds, with that record's hash.
+pub fn verify(store: &Store, kept: &[KeptHead]) -> Report {
     let mut manifests = match manifest_digests(store) {
         Ok(digests) => digests,
         Err(e) => {
@@ -69,7 +78,10 @@ pub fn verify(store: &Store, external_head: Option<(u64, Vec<u8>)>) -> Report {
     let mut expected = 1u64;
     let mut prev = GENESIS.to_vec();
     let mut broken: Option<Broken> = None;
-    let mut hash_at_external = None;
+    let mut kept_by_seq: HashMap<u64, Vec<&KeptHead>> = HashMap::new();
+    for head in kept {
+        kept_by_seq.entry(head.seq).or_default().push(head);
+    }
     let scan = store.for_each(&AUDIT, &[], |_, row| {
         let record: AuditRecord = row.value;
         let fail = |why: String| Broken { seq: expected, why };
@@ -106,8 +118,11 @@ pub fn verify(store: &Store, external_head: Option<(u64, Vec<u8>)>) -> Report {
             )));
             return Ok(false);
         }
-        if external_head.as_ref().is_some_and(|(seq, _)| *seq == expected) {
-            hash_at_external = Some(hash.to_vec());
+        if let Some(heads) = kept_by_seq.get(&expected)
+            && let Some(differs) = heads.iter().find(|h| h.hash != hash)
+        {
+            broken = Some(fail(format!("record {expected} differs from the head kept at {}", differs.origin)));
+            return Ok(false);
         }
         prev = hash.to_vec();
         expected += 1;
@@ -149,19 +164,15 @@ pub fn verify(store: &Store, external_head: Option<(u64, Vec<u8>)>) -> Report {
         }
     }
     if broken.is_none()
-        && let Some((seq, hash)) = &external_head
+        && let Some(beyond) = kept.iter().filter(|h| h.seq > last).max_by_key(|h| h.seq)
     {
-        if *seq > last {
-            broken = Some(Broken {
-                seq: last + 1,
-                why: format!("truncated: the kept head names record {seq} but the trail ends at {last}"),
-            });
-        } else if hash_at_external.as_ref() != Some(hash) {
-            broken = Some(Broken {
-                seq: *seq,
-                why: format!("record {seq} differs from the kept head"),
-            });
-        }
+        broken = Some(Broken {
+            seq: last + 1,
+            why: format!(
+                "truncated: the head kept at {} names record {} but the trail ends at {last}",
+                beyond.origin, beyond.seq
+            ),
+        });
     }
     if broken.is_none()
         && let Some(seq) = manifests.keys().min()

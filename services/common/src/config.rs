@@ -161,6 +161,12 @@ pub struct GatewayConfig {
     pub catalogue: PathBuf,
     /// Where the audit chain head is appended; empty: `<data_dir>/audit-head.log`.
     pub audit_head_file: PathBuf,
+    /// A second head file on a volume the ledger's store is not on (in
+    /// Kubernetes, its own volume); empty: none.
+    pub audit_head_mirror: PathBuf,
+    /// The ledger's Ed25519 key signing each head (PKCS#8, created on
+    /// first start); empty: `<data_dir>/ledger-keys/audit-head.pk8`.
+    pub audit_head_key_file: PathBuf,
     pub audit_head_interval_secs: u64,
     /// The longest a token may be issued for (`popbase token --hours`); a
     /// longer one is refused (`TOKEN_TOO_LONG`), whatever its expiry says.
@@ -178,6 +184,8 @@ impl Default for GatewayConfig {
             pseudonym_key_file: PathBuf::new(),
             catalogue: PathBuf::new(),
             audit_head_file: PathBuf::new(),
+            audit_head_mirror: PathBuf::new(),
+            audit_head_key_file: PathBuf::new(),
             audit_head_interval_secs: 10,
             max_token_hours: 24,
         }
@@ -205,6 +213,17 @@ impl Config {
 
     pub fn audit_head_path(&self) -> PathBuf {
         GatewayConfig::or_in(&self.gateway.audit_head_file, &self.data_dir, "audit-head.log")
+    }
+
+    /// Where heads are written: the head file, and its mirror if configured.
+    pub fn audit_head_sinks(&self) -> Vec<PathBuf> {
+        std::iter::once(self.audit_head_path())
+            .chain((!self.gateway.audit_head_mirror.as_os_str().is_empty()).then(|| self.gateway.audit_head_mirror.clone()))
+            .collect()
+    }
+
+    pub fn audit_head_key_path(&self) -> PathBuf {
+        GatewayConfig::or_in(&self.gateway.audit_head_key_file, &self.data_dir, "ledger-keys/audit-head.pk8")
     }
 }
 
@@ -402,6 +421,8 @@ impl Config {
             ("POPBASE_GATEWAY_PSEUDONYM_KEY_FILE", &mut self.gateway.pseudonym_key_file),
             ("POPBASE_GATEWAY_CATALOGUE", &mut self.gateway.catalogue),
             ("POPBASE_GATEWAY_AUDIT_HEAD_FILE", &mut self.gateway.audit_head_file),
+            ("POPBASE_GATEWAY_AUDIT_HEAD_MIRROR", &mut self.gateway.audit_head_mirror),
+            ("POPBASE_GATEWAY_AUDIT_HEAD_KEY_FILE", &mut self.gateway.audit_head_key_file),
         ];
         for (key, slot) in gateway_paths {
             if let Some(v) = env(key) {

@@ -6,21 +6,40 @@ use anyhow::Context;
 use popbase_common::Config;
 use popbase_gateway::audit::{head, verify};
 
-/// Verifies a copied ledger store; fails (exit 1) at the first broken record.
-pub fn verify(store_dir: &Path, head_file: Option<&Path>) -> anyhow::Result<()> {
-    let external = match head_file {
-        Some(path) => head::read_last(path).with_context(|| format!("reading the head file {}", path.display()))?,
-        None => None,
-    };
+/// Verifies a copied ledger store against every head line of `head_files`
+/// (signed by `head_key` when given); fails (exit 1) at the first broken
+/// record or head, naming it. A missing store is an error, never created.
+pub fn verify(store_dir: &Path, head_files: &[std::path::PathBuf], head_key: Option<&str>) -> anyhow::Result<()> {
+    if !store_dir.join("CURRENT").is_file() {
+        anyhow::bail!(
+            "no ledger store at {}: give the directory of a copy (a checkpoint or backup)",
+            store_dir.display()
+        );
+    }
+    let mut kept = Vec::new();
+    for file in head_files {
+        let lines = head::read_all(file)?;
+        if let Some(key) = head_key
+            && let Some(bad) = lines.iter().find(|l| !head::signature_holds(l, key))
+        {
+            anyhow::bail!(
+                "head {} line {} is not signed by the ledger key given (--head-key)",
+                file.display(),
+                bad.line
+            );
+        }
+        kept.extend(head::kept(file)?);
+    }
     let store = popbase_storage::Store::open(store_dir, popbase_gateway::tables::SCHEMA, Default::default())
         .with_context(|| format!("opening the ledger store copy {}", store_dir.display()))?;
-    let report = verify::verify(&store, external);
+    let report = verify::verify(&store, &kept);
     match report.broken {
         None => {
             println!(
-                "audit chain verified: {} records, head {}",
+                "audit chain verified: {} records, head {}, against {} kept head lines",
                 report.verified,
-                hex::encode(&report.last_hash)
+                hex::encode(&report.last_hash),
+                kept.len()
             );
             Ok(())
         }
@@ -42,7 +61,15 @@ pub fn token(config: &Config, department: &str, hours: i64) -> anyhow::Result<()
     if !(1..=max).contains(&hours) {
         anyhow::bail!("--hours must be 1 to {max} (gateway.max_token_hours): the gateway refuses longer tokens");
     }
-    let key = popbase_gateway::role::read_or_create_key(&config.token_key_path())?;
+    // Never a fresh key: a token signed with a key no gateway holds is refused.
+    let path = config.token_key_path();
+    if !path.is_file() {
+        anyhow::bail!(
+            "no token key at {}: give the --data (or gateway.token_key_file) of a gateway that has started",
+            path.display()
+        );
+    }
+    let key = popbase_gateway::role::read_or_create_key(&path)?;
     let issued = chrono::Utc::now().timestamp();
     println!(
         "{}",

@@ -59,13 +59,22 @@ pub enum AuditCommand {
 
 #[derive(Args, Debug)]
 pub struct VerifyArgs {
-    /// Directory of the ledger store copy.
+    /// Directory of the ledger store copy (it must exist: nothing is created).
     #[arg(long)]
     pub store: PathBuf,
-    /// The chain-head file an auditor kept (`seq hash millis` lines); its
-    /// last line must still be in the trail.
+    /// A chain-head file kept outside the ledger (`seq hash millis [signature]`
+    /// lines: the head file, its mirror, collected log lines). Every line
+    /// must name a record the trail holds, with its hash. Repeatable.
+    #[arg(long, required_unless_present = "no_head")]
+    pub head: Vec<PathBuf>,
+    /// Verify without any kept head: a cut tail with a rewritten store head
+    /// then goes unnoticed. Say so explicitly.
+    #[arg(long, conflicts_with = "head")]
+    pub no_head: bool,
+    /// The ledger's head-signing public key (hex, as logged at start); each
+    /// head line must then carry a valid signature by it.
     #[arg(long)]
-    pub head: Option<PathBuf>,
+    pub head_key: Option<String>,
 }
 
 #[derive(Args, Debug)]
@@ -223,7 +232,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
         }
         Command::Backup(args) => crate::ops_client::backup(&args.target.target, &args.label, &mesh_dialer(&config)?).await,
         Command::Stats(args) => crate::ops_client::stats(&args.target, &mesh_dialer(&config)?).await,
-        Command::Audit(AuditCommand::Verify(args)) => crate::audit_cli::verify(&args.store, args.head.as_deref()),
+        Command::Audit(AuditCommand::Verify(args)) => crate::audit_cli::verify(&args.store, &args.head, args.head_key.as_deref()),
         Command::Token(args) => crate::audit_cli::token(&config, &args.department, args.hours),
         Command::Export(args) => crate::export_cli::run(args).await,
         Command::Pki(args) => crate::pki_cli::run(&args),

@@ -138,9 +138,12 @@ fn role_services(
             let audit = ledger.audit.clone();
             metrics.add_renderer(std::sync::Arc::new(move |out: &mut String| audit.render_metrics(out)));
             let interval = std::time::Duration::from_secs(config.gateway.audit_head_interval_secs);
+            let signer = popbase_gateway::audit::head::HeadSigner::load_or_create(&config.audit_head_key_path())
+                .context("loading the audit head key")?;
             tokio::spawn(popbase_gateway::audit::head::publish(
                 ledger.audit.clone(),
-                config.audit_head_path(),
+                config.audit_head_sinks(),
+                signer,
                 interval,
                 shutdown.clone(),
             ));

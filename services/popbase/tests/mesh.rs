@@ -248,6 +248,17 @@ fn a_split_role_refuses_to_start_without_its_own_mesh_certificate() {
 #[test]
 fn the_token_command_refuses_lifetimes_the_gateway_would_refuse() {
     let dir = tempfile::tempdir().expect("tempdir");
+    // No key yet (no gateway has started here): refused, nothing created.
+    let keyless = popbase(dir.path(), &["token", "--department", "education"]);
+    assert!(!keyless.status.success());
+    assert!(
+        String::from_utf8_lossy(&keyless.stderr).contains("no token key"),
+        "{}",
+        String::from_utf8_lossy(&keyless.stderr)
+    );
+    assert!(!dir.path().join("gateway-keys").exists(), "no key is minted");
+    std::fs::create_dir_all(dir.path().join("gateway-keys")).expect("key dir");
+    std::fs::write(dir.path().join("gateway-keys/token.key"), "ab".repeat(32)).expect("key");
     for hours in ["0", "-3", "25", "100000"] {
         let out = popbase(dir.path(), &["token", "--department", "education", &format!("--hours={hours}")]);
         assert!(!out.status.success(), "--hours {hours} refused");

@@ -570,22 +570,46 @@ async fn gateway_audit_trail_verifies_offline_and_catches_tampering() {
 
     let _ = Command::new("kill").args(["-TERM", &child.id().to_string()]).status();
     let _ = child.wait();
+    let head = dir.path().join("audit-head.log");
+    let head_arg = head.to_str().expect("utf8");
     let copy = dir.path().join("backups").join("audit-1").join("ledger");
-    let copied = popbase(&["audit", "verify", "--store", copy.to_str().expect("utf8")]);
+    let copied = popbase(&["audit", "verify", "--store", copy.to_str().expect("utf8"), "--head", head_arg]);
     assert!(
         String::from_utf8_lossy(&copied.stdout).contains("audit chain verified: 4 records"),
         "the backup holds the whole trail: {}",
         String::from_utf8_lossy(&copied.stdout)
     );
-    let head = dir.path().join("audit-head.log");
     let kept = std::fs::read_to_string(&head).expect("chain head written at shutdown");
     assert!(kept.starts_with("4 "), "four records (three answers, one refusal): {kept}");
+    assert_eq!(kept.lines().last().map(|l| l.split(' ').count()), Some(4), "signed: {kept}");
 
     let store = dir.path().join("ledger");
     let verify = |args: &[&str]| popbase(&[&["audit", "verify", "--store", store.to_str().expect("utf8")], args].concat());
-    let ok = verify(&["--head", head.to_str().expect("utf8")]);
+    // The heads are signed with the ledger's key, whose public half is logged at start.
+    let key = popbase_gateway::audit::head::HeadSigner::load_or_create(&dir.path().join("ledger-keys/audit-head.pk8"))
+        .expect("the ledger's head key")
+        .public_hex();
+    let ok = verify(&["--head", head_arg, "--head-key", &key]);
     assert!(ok.status.success(), "{}", String::from_utf8_lossy(&ok.stdout));
     assert!(String::from_utf8_lossy(&ok.stdout).contains("audit chain verified: 4 records"));
+    // A head line added by someone without the key is refused, naming its line.
+    let forged = dir.path().join("forged-head.log");
+    std::fs::write(&forged, format!("{kept}4 {} 1 {}\n", "00".repeat(32), "11".repeat(64))).expect("forge");
+    let refused = verify(&["--head", forged.to_str().expect("utf8"), "--head-key", &key]);
+    assert!(!refused.status.success());
+    let stderr = String::from_utf8_lossy(&refused.stderr);
+    assert!(stderr.contains("line 2") && stderr.contains("not signed"), "{stderr}");
+    // No kept head: refused unless said explicitly; a missing store: refused, not created.
+    assert!(!verify(&[]).status.success(), "--head or --no-head is required");
+    let missing = dir.path().join("no-such-ledger");
+    let absent = popbase(&["audit", "verify", "--store", missing.to_str().expect("utf8"), "--no-head"]);
+    assert!(!absent.status.success());
+    assert!(
+        String::from_utf8_lossy(&absent.stderr).contains("no ledger store"),
+        "{}",
+        String::from_utf8_lossy(&absent.stderr)
+    );
+    assert!(!missing.exists(), "nothing is created");
 
     {
         let opened = popbase_storage::Store::open(&store, popbase_gateway::tables::SCHEMA, Default::default()).expect("open");
@@ -593,7 +617,7 @@ async fn gateway_audit_trail_verifies_offline_and_catches_tampering() {
         batch.delete(&popbase_gateway::tables::AUDIT, popbase_gateway::tables::audit_key(2));
         opened.commit(batch).expect("delete record 2");
     }
-    let broken = verify(&[]);
+    let broken = verify(&["--no-head"]);
     assert!(!broken.status.success());
     let stdout = String::from_utf8_lossy(&broken.stdout);
     assert!(stdout.contains("BROKEN at record 2"), "{stdout}");

@@ -127,7 +127,17 @@ async fn gateway_replicas_share_consents_and_one_audit_chain_through_the_ledger(
     // Idle connections would hold the replicas' graceful drain open.
     drop((persons_one, persons_two));
     stop_all(&mut children);
-    let verified = popbase(data, &["audit", "verify", "--store", data.join("ledger").to_str().expect("utf8")]);
+    let verified = popbase(
+        data,
+        &[
+            "audit",
+            "verify",
+            "--store",
+            data.join("ledger").to_str().expect("utf8"),
+            "--head",
+            data.join("audit-head.log").to_str().expect("utf8"),
+        ],
+    );
     let stdout = String::from_utf8_lossy(&verified.stdout);
     assert!(
         verified.status.success() && stdout.contains("audit chain verified: 7 records"),
