@@ -56,8 +56,11 @@ pub fn init(service_name: &str, config: &TelemetryConfig) -> Result<TelemetryGua
             .with(tracing_subscriber::fmt::layer().json().with_writer(std::io::stderr))
             .try_init()
     } else {
+        // Colour only for a person at a terminal: a log file or collector
+        // gets plain text, not escape codes.
+        let ansi = std::io::IsTerminal::is_terminal(&std::io::stderr());
         registry
-            .with(tracing_subscriber::fmt::layer().with_writer(std::io::stderr))
+            .with(tracing_subscriber::fmt::layer().with_ansi(ansi).with_writer(std::io::stderr))
             .try_init()
     };
     // A second init (tests that start several roles in one process) keeps the first.
