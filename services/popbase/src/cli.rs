@@ -79,6 +79,7 @@ pub struct VerifyArgs {
 
 #[derive(Args, Debug)]
 pub struct TokenArgs {
+    /// The department the token names (its id in the catalogue, e.g. education).
     #[arg(long)]
     pub department: String,
     /// Validity in hours.
@@ -122,12 +123,16 @@ pub struct BackupArgs {
 
 #[derive(Args, Debug, Clone)]
 pub struct ListenArgs {
+    /// The household registry's gRPC address (internal; port 0: any free).
     #[arg(long)]
     pub household_addr: Option<SocketAddr>,
+    /// The residence permits service's gRPC address (internal).
     #[arg(long)]
     pub residence_addr: Option<SocketAddr>,
+    /// The department feeds service's gRPC address (internal).
     #[arg(long)]
     pub feeds_addr: Option<SocketAddr>,
+    /// The gateway's address: departments' gRPC and Arrow Flight.
     #[arg(long)]
     pub gateway_addr: Option<SocketAddr>,
     /// The ledger (consents and audit trail; Ops for backups). Internal.

@@ -41,8 +41,10 @@ pub struct ExportArgs {
     /// medical_insurance, pensions, education, marriage, housing.
     #[arg(long)]
     pub dataset: String,
+    /// The file format written.
     #[arg(long, value_enum, default_value = "parquet")]
     pub format: Format,
+    /// The file to write (replaced if it exists).
     #[arg(long)]
     pub out: PathBuf,
     /// Catalogue purpose code (filled in when the approval has only one).
@@ -70,6 +72,7 @@ pub struct ExportArgs {
     /// The department's client certificate and key (PEM), for mTLS.
     #[arg(long, requires = "key")]
     pub cert: Option<PathBuf>,
+    /// The private key (PEM) of `--cert`.
     #[arg(long, requires = "cert")]
     pub key: Option<PathBuf>,
     /// Name the gateway's certificate must carry, when it differs from the URL's host.
