@@ -53,24 +53,26 @@ pub async fn run(mut config: Config, persons: u64) -> anyhow::Result<()> {
     } else {
         eprintln!("popbase demo: using the city already in {}", config.data_dir.display());
     }
-    let gateway = config.listen.gateway;
-    let household = config.listen.household;
-    let metrics = config.listen.metrics;
-    let data = config.data_dir.display();
-    let mesh = config.data_dir.join("mesh");
-    let mesh = mesh.display();
-    eprintln!(
-        "\npopbase demo: serving every role. The gateway runs in token mode without TLS\n\
-         (demo only; production uses mTLS, see docs/operations.md); the internal ports\n\
-         take only certificates of the demo's mesh ({mesh}). Try:\n\
-         \x20 popbase token --data {data} --department education      # a signed department token\n\
-         \x20 examples/python/run.sh --gateway {gateway} --data {data}\n\
-         \x20 examples/python/run.sh --example feed --gateway {gateway} --data {data}\n\
-         \x20 grpcurl -plaintext {gateway} list\n\
-         \x20 POPBASE_MESH_CA={mesh}/ca.pem POPBASE_MESH_CERT={mesh}/backup.pem POPBASE_MESH_KEY={mesh}/backup.key \\\n\
-         \x20   popbase stats --target http://{household}\n\
-         \x20 curl http://{metrics}/metrics\n\
-         Stop with Ctrl-C.\n"
-    );
-    crate::serve::run(config, Role::All).await
+    let data = config.data_dir.display().to_string();
+    let mesh = config.data_dir.join("mesh").display().to_string();
+    // The commands as printed must work: the binary that is running, not a
+    // `popbase` that may not be on PATH.
+    let popbase = std::env::current_exe().map_or_else(|_| "popbase".to_string(), |p| p.display().to_string());
+    let banner = move |bound: &crate::serve::Bound| {
+        let addr = |role| bound.of(role).map_or_else(|| "?".to_string(), |a| a.to_string());
+        let (gateway, household, metrics) = (addr(Role::Gateway), addr(Role::Household), bound.metrics);
+        eprintln!(
+            "\npopbase demo: every role is serving. The gateway runs in token mode without TLS\n\
+             (demo only; production uses mTLS, see docs/operations.md); the internal ports\n\
+             take only certificates of the demo's mesh ({mesh}). Try, from the repository:\n\
+             \x20 {popbase} token --data {data} --department education      # a signed department token\n\
+             \x20 examples/python/run.sh --gateway {gateway} --data {data}\n\
+             \x20 examples/python/run.sh --example feed --gateway {gateway} --data {data}\n\
+             \x20 POPBASE_MESH_CA={mesh}/ca.pem POPBASE_MESH_CERT={mesh}/backup.pem POPBASE_MESH_KEY={mesh}/backup.key \\\n\
+             \x20   {popbase} stats --target http://{household}\n\
+             \x20 curl http://{metrics}/metrics\n\
+             Stop with Ctrl-C.\n"
+        );
+    };
+    crate::serve::run_with(config, Role::All, Box::new(banner)).await
 }

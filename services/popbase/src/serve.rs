@@ -184,9 +184,30 @@ fn role_services(
 
 /// Serves `role` (every single role for `all`) until SIGTERM/SIGINT.
 pub async fn run(config: Config, role: Role) -> anyhow::Result<()> {
+    run_with(config, role, Box::new(|_| {})).await
+}
+
+/// Where this process answers once every listener is bound.
+pub struct Bound {
+    pub roles: Vec<(Role, std::net::SocketAddr)>,
+    pub metrics: std::net::SocketAddr,
+}
+
+impl Bound {
+    pub fn of(&self, role: Role) -> Option<std::net::SocketAddr> {
+        self.roles.iter().find(|(r, _)| *r == role).map(|(_, a)| *a)
+    }
+}
+
+/// Called once every port is bound, just before `popbase ready` (the demo
+/// prints its banner there, with the real addresses).
+pub type OnReady = Box<dyn FnOnce(&Bound) + Send>;
+
+/// [`run`], calling `ready` once every port is bound.
+pub async fn run_with(config: Config, role: Role, ready: OnReady) -> anyhow::Result<()> {
     let shutdown = Shutdown::new();
     shutdown.trigger_on_signals().context("installing signal handlers")?;
-    run_until(config, role, shutdown).await
+    run_until(config, role, shutdown, ready).await
 }
 
 /// Where this process reaches its own listener: a wildcard bind
@@ -244,7 +265,8 @@ fn load_mesh(config: &Config, role: Role) -> anyhow::Result<Option<Mesh>> {
     Ok(mesh)
 }
 
-pub async fn run_until(config: Config, role: Role, shutdown: Shutdown) -> anyhow::Result<()> {
+/// Serves until `shutdown` fires; `ready` is called once every port is bound.
+async fn run_until(config: Config, role: Role, shutdown: Shutdown, ready: OnReady) -> anyhow::Result<()> {
     // One clock for the process: the city's days, before anything counts one.
     popbase_domain::clock::set_time_zone(&config.city_time_zone)?;
     let mesh = load_mesh(&config, role)?;
@@ -258,6 +280,7 @@ pub async fn run_until(config: Config, role: Role, shutdown: Shutdown) -> anyhow
     };
     // Bind every listener first, so each role knows where the others of this
     // process answer before it builds its clients.
+    let mut bound_roles = Vec::new();
     let mut listeners = Vec::new();
     for single in role.expand() {
         let addr = config.listen_addr(single);
@@ -290,6 +313,7 @@ pub async fn run_until(config: Config, role: Role, shutdown: Shutdown) -> anyhow
         }
         tracing::info!(role = single.name(), addr = %bound, "serving gRPC");
         println!("{}", serving_line(single, bound));
+        bound_roles.push((single, bound));
         let (shutdown, metrics) = (shutdown.clone(), metrics.clone());
         servers.spawn(async move { (single, server::serve(services, listener, metrics, shutdown).await) });
     }
@@ -317,7 +341,8 @@ pub async fn run_until(config: Config, role: Role, shutdown: Shutdown) -> anyhow
     let metrics_listener = TcpListener::bind(config.listen.metrics)
         .await
         .with_context(|| format!("binding metrics on {}", config.listen.metrics))?;
-    println!("popbase metrics addr={}", metrics_listener.local_addr()?);
+    let metrics_addr = metrics_listener.local_addr()?;
+    println!("popbase metrics addr={metrics_addr}");
     if let Some(addr) = config.listen.health {
         let listener = TcpListener::bind(addr).await.with_context(|| format!("binding health on {addr}"))?;
         println!("popbase health addr={}", listener.local_addr()?);
@@ -329,6 +354,10 @@ pub async fn run_until(config: Config, role: Role, shutdown: Shutdown) -> anyhow
         });
     }
     tokio::spawn(metrics::serve_metrics(metrics_listener, metrics, shutdown.clone()));
+    ready(&Bound {
+        roles: bound_roles,
+        metrics: metrics_addr,
+    });
     println!("popbase ready");
     let mut first_error = None;
     while let Some(joined) = servers.join_next().await {
