@@ -207,6 +207,7 @@ fn load_config(cli: &Cli) -> anyhow::Result<Config> {
     if let Some(format) = &cli.log_format {
         config.telemetry.log_format = format.clone();
     }
+    crate::say::use_json(config.telemetry.log_format == "json");
     config.validate()?;
     Ok(config)
 }
@@ -232,7 +233,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
             tokio::task::spawn_blocking(move || crate::generate::run(&config, &args.city, args.persons, args.seed).map(|_| ()))
                 .await
                 .context("generator task")??;
-            eprintln!("popbase: city written to {}", data.display());
+            crate::say::info(&format!("popbase: city written to {}", data.display()));
             Ok(())
         }
         Command::Backup(args) => crate::ops_client::backup(&args.target.target, &args.label, &mesh_dialer(&config)?).await,

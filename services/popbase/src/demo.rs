@@ -44,14 +44,14 @@ pub async fn run(mut config: Config, persons: u64) -> anyhow::Result<()> {
     }
     let household_dir = config.store_dir(Role::Household);
     if !household_dir.join("CURRENT").exists() {
-        eprintln!(
+        crate::say::info(&format!(
             "popbase demo: generating a {persons}-person city (Zibo, seed {DEMO_SEED}) in {}",
             config.data_dir.display()
-        );
+        ));
         let generation_config = config.clone();
         tokio::task::spawn_blocking(move || crate::generate::run(&generation_config, "3703", persons, DEMO_SEED)).await??;
     } else {
-        eprintln!("popbase demo: using the city already in {}", config.data_dir.display());
+        crate::say::info(&format!("popbase demo: using the city already in {}", config.data_dir.display()));
     }
     let data = config.data_dir.display().to_string();
     let mesh = config.data_dir.join("mesh").display().to_string();
@@ -61,7 +61,7 @@ pub async fn run(mut config: Config, persons: u64) -> anyhow::Result<()> {
     let banner = move |bound: &crate::serve::Bound| {
         let addr = |role| bound.of(role).map_or_else(|| "?".to_string(), |a| a.to_string());
         let (gateway, household, metrics) = (addr(Role::Gateway), addr(Role::Household), bound.metrics);
-        eprintln!(
+        crate::say::info(&format!(
             "\npopbase demo: every role is serving. The gateway runs in token mode without TLS\n\
              (demo only; production uses mTLS, see docs/operations.md); the internal ports\n\
              take only certificates of the demo's mesh ({mesh}). Try, from the repository:\n\
@@ -72,7 +72,7 @@ pub async fn run(mut config: Config, persons: u64) -> anyhow::Result<()> {
              \x20   {popbase} stats --target http://{household}\n\
              \x20 curl http://{metrics}/metrics\n\
              Stop with Ctrl-C.\n"
-        );
+        ));
     };
     crate::serve::run_with(config, Role::All, Box::new(banner)).await
 }

@@ -263,12 +263,12 @@ pub async fn run(args: ExportArgs) -> anyhow::Result<()> {
     progress.finish_and_clear();
     let seq = schema.metadata().get(SNAPSHOT_SEQ_KEY).map_or("?", String::as_str);
     let seconds = started.elapsed().as_secs_f64();
-    eprintln!(
+    crate::say::info(&format!(
         "popbase: exported {rows} rows of {} to {} in {seconds:.1} s ({:.0} rows/s); snapshot_seq {seq} (pass --since-seq {seq} for the next incremental export)",
         args.dataset,
         args.out.display(),
         rows as f64 / seconds.max(1e-9),
-    );
+    ));
     Ok(())
 }
 

@@ -39,7 +39,7 @@ pub fn run(config: &Config, city: &str, persons: u64, seed: u64) -> anyhow::Resu
     let registry = sink.registry.clone().with_durability(Durability::Buffered);
     let params = CityParams::new(city, persons, seed);
     let year = popbase_synth::events::drive_year(&registry, generator.map(), params.reference_date, seed)?;
-    eprintln!(
+    crate::say::info(&format!(
         "popbase: a year of life events ({} to {}) in {:.1} s: {} settlements ({} refused), {} rural-to-urban, {} births, {} deaths, {} new collective households",
         year.from.map(|d| d.to_string()).unwrap_or_default(),
         year.to.map(|d| d.to_string()).unwrap_or_default(),
@@ -50,11 +50,11 @@ pub fn run(config: &Config, city: &str, persons: u64, seed: u64) -> anyhow::Resu
         year.births,
         year.deaths,
         year.collectives_by_kind.values().sum::<u64>(),
-    );
+    ));
     let elapsed = loaded;
     let rate = persons as f64 / elapsed.max(1e-9);
     let bytes = dir_size(&config.data_dir);
-    eprintln!(
+    crate::say::info(&format!(
         "popbase: generated {persons} persons ({} registered in {} family and {} collective households, {} non-registered with {} permits, {} feed records) in {elapsed:.1} s ({rate:.0} persons/s), {:.1} MiB on disk",
         summary.registered_persons,
         summary.family_households,
@@ -63,7 +63,7 @@ pub fn run(config: &Config, city: &str, persons: u64, seed: u64) -> anyhow::Resu
         summary.residence_permits,
         summary.feed_records,
         bytes as f64 / (1 << 20) as f64,
-    );
+    ));
     tracing::info!(persons, seconds = elapsed, bytes, "city generated");
     Ok(summary)
 }

@@ -22,6 +22,7 @@ mod feed_load;
 mod generate;
 mod ops_client;
 mod pki_cli;
+mod say;
 mod serve;
 
 use clap::Parser;
@@ -34,17 +35,21 @@ static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
 fn main() -> std::process::ExitCode {
     let cli = cli::Cli::parse();
+    // The format is known before the config is read, so even an error
+    // reading it is a JSON line under --log-format json.
+    let json_env = std::env::var("POPBASE_TELEMETRY_LOG_FORMAT").is_ok_and(|f| f == "json");
+    say::use_json(cli.log_format.as_deref().map_or(json_env, |f| f == "json"));
     let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
         Ok(rt) => rt,
         Err(err) => {
-            eprintln!("popbase: cannot start the runtime: {err}");
+            say::error(&format!("popbase: cannot start the runtime: {err}"));
             return std::process::ExitCode::FAILURE;
         }
     };
     match runtime.block_on(cli::run(cli)) {
         Ok(()) => std::process::ExitCode::SUCCESS,
         Err(err) => {
-            eprintln!("popbase: {err:#}");
+            say::error(&format!("popbase: {err:#}"));
             std::process::ExitCode::FAILURE
         }
     }

@@ -31,7 +31,7 @@ fn ca(dir: &Path) -> anyhow::Result<Pki> {
         return Pki::from_pem(&read(&cert)?, &read(&key)?).with_context(|| format!("the CA in {}", dir.display()));
     }
     let pki = Pki::create_in(dir, "popbase mesh CA (development)").with_context(|| format!("creating the CA in {}", dir.display()))?;
-    eprintln!("popbase pki: created the internal CA in {}", dir.display());
+    crate::say::info(&format!("popbase pki: created the internal CA in {}", dir.display()));
     Ok(pki)
 }
 
