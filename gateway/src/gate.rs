@@ -284,12 +284,17 @@ impl Gate {
             return Ok(Err(Denial::new(reason::UNKNOWN_DEPARTMENT, "department left the catalogue")));
         };
         let now = Utc::now();
-        if let Err(denial) = self.quotas.take(
-            department,
-            yyyymmdd(popbase_domain::clock::city_day(now)),
-            ask.units,
-            Instant::now(),
-        ) {
+        if let Err(denial) = self
+            .quotas
+            .take(
+                self.ledger.as_ref(),
+                department,
+                yyyymmdd(popbase_domain::clock::city_day(now)),
+                ask.units,
+                Instant::now(),
+            )
+            .await?
+        {
             return Ok(Err(denial));
         }
         if interface.share_class == ShareClass::Conditional && interface.legal_basis.is_empty() && !subjects.is_empty() {

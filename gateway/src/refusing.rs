@@ -191,10 +191,15 @@ impl Gate {
     /// counted past the refusal budget).
     async fn refuse_department(&self, department: &str, interface: &str, purpose: &str, error: ServiceError) -> Result<Status, Status> {
         let error = match self.catalogue.department(department) {
-            Some(entry) => match self.quotas.take(entry, yyyymmdd(popbase_domain::clock::today()), 1, Instant::now()) {
-                Ok(()) => error,
-                Err(denial) => denial.into(),
-            },
+            Some(entry) => {
+                let day = yyyymmdd(popbase_domain::clock::today());
+                match self.quotas.take(self.ledger.as_ref(), entry, day, 1, Instant::now()).await {
+                    Ok(Ok(())) => error,
+                    Ok(Err(denial)) => denial.into(),
+                    // The ledger cannot count it: the refusal stands as it was.
+                    Err(_) => error,
+                }
+            }
             None => error,
         };
         self.charge_refusal(Culprit::Department(department.to_string()), interface, purpose, Vec::new(), error)

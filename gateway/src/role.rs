@@ -112,6 +112,9 @@ pub fn build(config: &Config, ledger: Arc<dyn Ledger>, sources: Sources) -> Resu
     let pseudonyms = Pseudonymizer::new(read_or_create_key(&config.pseudonym_key_path())?);
     let auth = Authenticator::new(mode, token_key, config.gateway.max_token_hours, catalogue.clone());
     let gate = Arc::new(Gate::new(catalogue, auth, ledger, pseudonyms, &config.limits));
+    // Tell the ledger this replica is alive, so the per-second rates are
+    // shared among the replicas there are.
+    tokio::spawn(quota_heartbeat(gate.clone()));
     let mut services = RoleServices::new(Role::Gateway);
     services.tls = tls(config, mode)?;
     let departments = DepartmentServices::new(gate.clone(), sources.clone());
@@ -142,4 +145,19 @@ pub fn ledger_services(ledger: &LocalLedger, config: &Config) -> RoleServices {
     services.add(LedgerService::new(ledger.clone()).server());
     services.add(OpsService::new(Role::Ledger, vec![ledger.store().clone()], config.backup_root()).into_server());
     services
+}
+
+/// Every [`crate::quota::HEARTBEAT`], a zero-unit quota call: the ledger
+/// counts this replica and answers how many there are. A failure is logged
+/// and the last count kept.
+async fn quota_heartbeat(gate: Arc<Gate>) {
+    let mut tick = tokio::time::interval(crate::quota::HEARTBEAT);
+    loop {
+        tick.tick().await;
+        let day = crate::audit::log::yyyymmdd(popbase_domain::clock::today());
+        match gate.ledger.take_quota("", day, 0, 0, gate.quotas.replica()).await {
+            Ok(granted) => gate.quotas.heard(granted),
+            Err(e) => tracing::warn!(error = %e, "the quota heartbeat to the ledger failed"),
+        }
+    }
 }

@@ -16,12 +16,22 @@ pub const AUDIT_BY_SUBJECT: Index = Index::new("audit_by_subject");
 pub const EXPORT_SUBJECTS: Table<Vec<u8>> = Table::new("export_subjects");
 /// (yyyymmdd, department, interface) → counts.
 pub const USAGE: Table<Usage> = Table::new("usage");
+/// (yyyymmdd, department) → quota units granted to gateway replicas that day.
+pub const QUOTA_USE: Table<QuotaUse> = Table::new("quota_use");
 /// The newest record's seq and hash, kept with every append.
 pub const AUDIT_HEAD: Table<ChainHead> = Table::new("audit_head");
 
 pub const SCHEMA: Schema = Schema {
     name: "ledger",
-    tables: &["consents", "audit", "audit_by_subject", "export_subjects", "usage", "audit_head"],
+    tables: &[
+        "consents",
+        "audit",
+        "audit_by_subject",
+        "export_subjects",
+        "usage",
+        "audit_head",
+        "quota_use",
+    ],
     // Every answer writes its subjects' index keys, every export batch its
     // manifest rows; only a citizen's "who looked at me" query reads them.
     write_mostly: &["audit_by_subject", "export_subjects"],
@@ -29,6 +39,17 @@ pub const SCHEMA: Schema = Schema {
 };
 
 pub const HEAD_KEY: &[u8] = b"head";
+
+/// Quota units counted for one department on one day.
+#[derive(Clone, PartialEq, prost::Message)]
+pub struct QuotaUse {
+    #[prost(uint64, tag = "1")]
+    pub used: u64,
+}
+
+pub fn quota_key(day: u32, department: &str) -> Vec<u8> {
+    KeyBuilder::new().u32(day).str(department).build()
+}
 
 pub fn consent_key(subject: &str, department: &str, interface: &str, purpose: &str) -> Vec<u8> {
     KeyBuilder::new().str(subject).str(department).str(interface).str(purpose).build()

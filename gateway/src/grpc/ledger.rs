@@ -9,8 +9,8 @@ use popbase_proto::gateway::{ChainHead, Consent};
 use popbase_proto::ledger::ledger_server::{Ledger as LedgerRpc, LedgerServer};
 use popbase_proto::ledger::{
     AccessesOfRequest, AccessesOfResponse, AppendManyRequest, AppendManyResponse, AppendRequest, AppendResponse, AuditEntry,
-    ConsentsOfRequest, ConsentsOfResponse, EndConsentRequest, GrantKey as WireKey, HeadRequest, PutConsentRequest, UsageBetweenRequest,
-    UsageBetweenResponse, UseConsentsRequest, UseConsentsResponse,
+    ConsentsOfRequest, ConsentsOfResponse, EndConsentRequest, GrantKey as WireKey, HeadRequest, PutConsentRequest, TakeQuotaRequest,
+    TakeQuotaResponse, UsageBetweenRequest, UsageBetweenResponse, UseConsentsRequest, UseConsentsResponse,
 };
 use tonic::{Request, Response, Status};
 
@@ -189,6 +189,25 @@ impl LedgerRpc for LedgerService {
         validate::text("department", &r.department, 0, MAX_CODE_CHARS)?;
         let usage = self.ledger.usage_between(r.from_yyyymmdd, r.to_yyyymmdd, &r.department).await?;
         Ok(Response::new(UsageBetweenResponse { usage }))
+    }
+
+    async fn take_quota(&self, request: Request<TakeQuotaRequest>) -> Result<Response<TakeQuotaResponse>, Status> {
+        let r = request.into_inner();
+        let (year, month, date) = (r.day / 10_000, r.day / 100 % 100, r.day % 100);
+        if chrono::NaiveDate::from_ymd_opt(year as i32, month, date).is_none() {
+            return Err(ServiceError::invalid("day", "must be a date written yyyymmdd").into());
+        }
+        validate::text("department", &r.department, 0, MAX_CODE_CHARS)?;
+        validate::text("replica", &r.replica, 0, MAX_CODE_CHARS)?;
+        let granted = self
+            .ledger
+            .take_quota(&r.department, r.day, r.units, r.daily_quota, &r.replica)
+            .await?;
+        Ok(Response::new(TakeQuotaResponse {
+            granted: granted.granted,
+            used: granted.used,
+            replicas: granted.replicas,
+        }))
     }
 }
 

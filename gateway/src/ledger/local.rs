@@ -6,6 +6,9 @@ use popbase_common::ServiceResult;
 use popbase_proto::gateway::{Access, ChainHead, Consent, Usage};
 use popbase_storage::Store;
 
+use std::sync::Arc;
+
+use super::quota_book::{Granted, QuotaBook};
 use super::{ConsentUse, Ledger};
 use crate::audit::{AuditEntry, AuditLog, query};
 use crate::consent::{ConsentStore, GrantKey};
@@ -17,6 +20,7 @@ use crate::denial::Denial;
 pub struct LocalLedger {
     pub consents: ConsentStore,
     pub audit: AuditLog,
+    pub quotas: Arc<QuotaBook>,
 }
 
 impl LocalLedger {
@@ -25,6 +29,7 @@ impl LocalLedger {
     pub fn start(store: Store) -> popbase_storage::StorageResult<Self> {
         Ok(Self {
             consents: ConsentStore::new(store.clone()),
+            quotas: Arc::new(QuotaBook::new(store.clone())),
             audit: AuditLog::start(store)?,
         })
     }
@@ -82,5 +87,13 @@ impl Ledger for LocalLedger {
 
     async fn usage_between(&self, from: u32, to: u32, department: &str) -> ServiceResult<Vec<Usage>> {
         Ok(query::usage(self.store(), from, to, department)?)
+    }
+
+    async fn take_quota(&self, department: &str, day: u32, units: u64, daily_quota: u64, replica: &str) -> ServiceResult<Granted> {
+        let (book, department, replica) = (self.quotas.clone(), department.to_string(), replica.to_string());
+        tokio::task::spawn_blocking(move || book.take(&department, day, units, daily_quota, &replica))
+            .await
+            .map_err(|e| popbase_common::ServiceError::Internal(format!("quota task failed: {e}")))?
+            .map_err(Into::into)
     }
 }

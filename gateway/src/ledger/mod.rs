@@ -6,6 +6,7 @@
 //! ledger only ever sees subjects' keyed pseudonyms, never ID numbers.
 
 mod local;
+pub mod quota_book;
 mod remote;
 pub mod wire;
 
@@ -14,6 +15,7 @@ use popbase_common::ServiceResult;
 use popbase_proto::gateway::{Access, ChainHead, Consent, Usage};
 
 pub use local::LocalLedger;
+pub use quota_book::Granted;
 pub use remote::RemoteLedger;
 
 use crate::audit::AuditEntry;
@@ -53,4 +55,7 @@ pub trait Ledger: Send + Sync + 'static {
     async fn accesses_of(&self, subject: &str, limit: usize) -> ServiceResult<Vec<Access>>;
     /// Usage rows of days `from..=to` (yyyymmdd), of one department or all.
     async fn usage_between(&self, from: u32, to: u32, department: &str) -> ServiceResult<Vec<Usage>>;
+    /// Grants up to `units` of `department`'s daily quota on `day`, counted
+    /// across replicas and restarts (see [`quota_book`]).
+    async fn take_quota(&self, department: &str, day: u32, units: u64, daily_quota: u64, replica: &str) -> ServiceResult<Granted>;
 }

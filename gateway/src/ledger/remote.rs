@@ -7,12 +7,12 @@ use popbase_proto::gateway::{Access, ChainHead, Consent, Usage};
 use popbase_proto::ledger::ledger_client::LedgerClient;
 use popbase_proto::ledger::{
     AccessesOfRequest, AppendManyRequest, AppendRequest, ConsentsOfRequest, EndConsentRequest, HeadRequest, PutConsentRequest,
-    UsageBetweenRequest, UseConsentsRequest,
+    TakeQuotaRequest, UsageBetweenRequest, UseConsentsRequest,
 };
 use tonic::{Code, Status};
 
 use super::wire::{MAX_APPEND_ENTRIES, consent_reason, grant_key};
-use super::{ConsentUse, Ledger};
+use super::{ConsentUse, Granted, Ledger};
 use crate::audit::AuditEntry;
 use crate::consent::GrantKey;
 use crate::denial::Denial;
@@ -156,5 +156,21 @@ impl Ledger for RemoteLedger {
             department: department.to_string(),
         };
         Ok(self.client().usage_between(request).await.map_err(ledger_error)?.into_inner().usage)
+    }
+
+    async fn take_quota(&self, department: &str, day: u32, units: u64, daily_quota: u64, replica: &str) -> ServiceResult<Granted> {
+        let request = TakeQuotaRequest {
+            department: department.to_string(),
+            day,
+            units,
+            daily_quota,
+            replica: replica.to_string(),
+        };
+        let answer = self.client().take_quota(request).await.map_err(ledger_error)?.into_inner();
+        Ok(Granted {
+            granted: answer.granted.min(units),
+            used: answer.used,
+            replicas: answer.replicas.max(1),
+        })
     }
 }

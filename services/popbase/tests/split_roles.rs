@@ -144,3 +144,75 @@ async fn gateway_replicas_share_consents_and_one_audit_chain_through_the_ledger(
         "{stdout}"
     );
 }
+
+/// A department's daily quota is one across replicas and restarts: the
+/// ledger counts it, so two replicas do not each grant the whole figure
+/// and a restarted replica does not start the day afresh.
+#[tokio::test]
+async fn the_daily_quota_holds_across_replicas_and_a_restart() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let data = dir.path();
+    let roles = Roles::free();
+    let mesh = Mesh::new(&data.join("mesh"));
+    let mut children = Children::default();
+    for (_, process) in serve_internal_roles(data, &roles, &mesh) {
+        children.push(process.child);
+    }
+    // Civil affairs may ask three times a day.
+    let catalogue = data.join("catalogue.toml");
+    let text = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/../../data/catalogue/zibo.toml")).expect("catalogue");
+    let small = text.replacen(
+        "certificate_cn = \"civil-affairs.dept.popbase\"\ndaily_quota = 100000",
+        "certificate_cn = \"civil-affairs.dept.popbase\"\ndaily_quota = 3",
+        1,
+    );
+    assert_ne!(small, text, "the test catalogue was edited");
+    std::fs::write(&catalogue, small).expect("write catalogue");
+    let env = [("POPBASE_GATEWAY_CATALOGUE", catalogue.to_str().expect("utf8"))];
+    let replica = || support::serve_with(data, "gateway", "127.0.0.1:0".parse().expect("addr"), &roles, &mesh, &env);
+    let (first, second) = (replica(), replica());
+    let (one, two) = (first.addr, second.addr);
+    children.push(second.child);
+    let mut first_child = first.child;
+
+    let platform = token(data, "service_platform");
+    let civil = token(data, "civil_affairs");
+    let today = popbase_domain::clock::today();
+    let grant = GrantConsentRequest {
+        purpose: "CITIZEN_CONSENT".into(),
+        subject_id_number: SUBJECT.into(),
+        department: "civil_affairs".into(),
+        interface: "PersonSummary".into(),
+        grant_purpose: "TEMPORARY_ASSISTANCE".into(),
+        valid_from: Some(Date::from(today)),
+        valid_until: Some(Date::from(today + chrono::Days::new(30))),
+        ..Default::default()
+    };
+    ConsentsClient::new(channel(&one).await)
+        .grant(with_token(&platform, grant))
+        .await
+        .expect("consent");
+    let mut persons_one = PersonsClient::new(channel(&one).await);
+    let mut persons_two = PersonsClient::new(channel(&two).await);
+    persons_one.person_summary(summary(&civil)).await.expect("1 of 3, replica one");
+    persons_two.person_summary(summary(&civil)).await.expect("2 of 3, replica two");
+    persons_one.person_summary(summary(&civil)).await.expect("3 of 3, replica one");
+    let refused = persons_two.person_summary(summary(&civil)).await.expect_err("the fourth");
+    assert_eq!(support::reason(&refused), Some("QUOTA_EXCEEDED"), "{refused:?}");
+
+    // Replica one restarts: the day's count stays.
+    drop(persons_one);
+    let _ = std::process::Command::new("kill")
+        .args(["-TERM", &first_child.id().to_string()])
+        .status();
+    let _ = first_child.wait();
+    let restarted = replica();
+    children.push(restarted.child);
+    let refused = PersonsClient::new(channel(&restarted.addr).await)
+        .person_summary(summary(&civil))
+        .await
+        .expect_err("still the fourth");
+    assert_eq!(support::reason(&refused), Some("QUOTA_EXCEEDED"), "{refused:?}");
+    drop(persons_two);
+    stop_all(&mut children);
+}
