@@ -28,6 +28,7 @@ COPY --from=build /out/popbase /usr/local/bin/popbase
 USER 10001:10001
 ENV POPBASE_DATA_DIR=/var/lib/popbase
 VOLUME ["/var/lib/popbase"]
-EXPOSE 50051 50061 50062 50063 9090
+# gateway (gRPC and Flight), household, residence, feeds, ledger, metrics, health.
+EXPOSE 50051 50061 50062 50063 50064 9090 8086
 ENTRYPOINT ["/usr/local/bin/popbase"]
 CMD ["serve", "--role", "all"]

@@ -34,6 +34,10 @@ pub struct LimitsConfig {
     /// RESOURCE_EXHAUSTED (reason REFUSAL_FLOOD) without further work.
     pub refusals_per_window: u32,
     pub refusal_window_secs: u64,
+    /// The gateway closes a client connection gracefully (HTTP/2 GOAWAY,
+    /// calls in flight finish) after this long, so long-lived department
+    /// clients spread over replicas the HPA added.
+    pub gateway_connection_age_secs: u64,
 }
 
 impl Default for LimitsConfig {
@@ -47,6 +51,7 @@ impl Default for LimitsConfig {
             max_concurrent_streams: 64,
             refusals_per_window: 50,
             refusal_window_secs: 10,
+            gateway_connection_age_secs: 300,
         }
     }
 }
@@ -66,6 +71,10 @@ impl LimitsConfig {
 
     pub fn refusal_window(&self) -> Duration {
         Duration::from_secs(self.refusal_window_secs)
+    }
+
+    pub fn gateway_connection_age(&self) -> Duration {
+        Duration::from_secs(self.gateway_connection_age_secs)
     }
 
     /// Applies `POPBASE_LIMITS_<KEY>` variables (the keys above, upper-case)
@@ -89,6 +98,11 @@ impl LimitsConfig {
         set(env, "POPBASE_LIMITS_MAX_CONCURRENT_STREAMS", &mut self.max_concurrent_streams)?;
         set(env, "POPBASE_LIMITS_REFUSALS_PER_WINDOW", &mut self.refusals_per_window)?;
         set(env, "POPBASE_LIMITS_REFUSAL_WINDOW_SECS", &mut self.refusal_window_secs)?;
+        set(
+            env,
+            "POPBASE_LIMITS_GATEWAY_CONNECTION_AGE_SECS",
+            &mut self.gateway_connection_age_secs,
+        )?;
         Ok(())
     }
 
@@ -103,6 +117,7 @@ impl LimitsConfig {
             ("max_concurrent_streams", u64::from(self.max_concurrent_streams)),
             ("refusals_per_window", u64::from(self.refusals_per_window)),
             ("refusal_window_secs", self.refusal_window_secs),
+            ("gateway_connection_age_secs", self.gateway_connection_age_secs),
         ];
         match positive.iter().find(|(_, value)| *value == 0) {
             Some((key, _)) => Err(format!("limits.{key} must be greater than zero")),

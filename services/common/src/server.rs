@@ -195,6 +195,12 @@ pub async fn serve(services: RoleServices, listener: TcpListener, metrics: Arc<M
     if let Some(tls) = tls {
         builder = builder.tls_config(tls)?;
     }
+    if role == Role::Gateway {
+        // Departments' clients keep one connection for hours: a graceful
+        // GOAWAY after a while (calls in flight finish) lets them spread
+        // over the replicas the HPA added.
+        builder = builder.max_connection_age(limits.gateway_connection_age());
+    }
     // Outermost first: every answer is counted (refusals included), the
     // mesh refuses strangers before they take a slot, and an admitted call
     // runs under its deadline.
