@@ -240,6 +240,43 @@ mod tests {
         assert_eq!(core_name("东区"), "东区", "one character would be too little");
     }
 
+    /// Random strings of the pieces addresses are made of (multi-byte
+    /// characters next to the byte positions the parser cuts at): no panic.
+    #[test]
+    fn any_text_parses_without_panicking() {
+        const PIECES: [&str; 16] = [
+            "淄博市",
+            "张店区",
+            "张店",
+            "车站街道",
+            "新华社区",
+            "王家村",
+            "华光路",
+            "１２",
+            "12",
+            "号",
+            "楼",
+            "😀",
+            "\u{0}",
+            " ",
+            "东峪村",
+            "西东峪村",
+        ];
+        let divisions = Divisions::embedded();
+        let mut state = 0x2545_f491_4f6c_dd1d_u64;
+        for _ in 0..1_000 {
+            let mut text = String::new();
+            state ^= state << 13;
+            state ^= state >> 7;
+            state ^= state << 17;
+            for k in 0..(state % 9) {
+                text.push_str(PIECES[((state >> (k * 4)) % PIECES.len() as u64) as usize]);
+            }
+            let parsed = parse(&text, "3703", divisions);
+            assert!(parsed.named.iter().all(|code| code.starts_with("3703")), "{text}");
+        }
+    }
+
     #[test]
     fn the_road_and_door_number_come_out() {
         assert_eq!(road_and_number("华光路12号3号楼2单元501室"), (Some("华光路".into()), Some(12)));
