@@ -9,6 +9,9 @@
 //! the road suffixes of Chinese place names (路, 街, 大道, 巷, …) and door
 //! numbers (N号), after folding full-width digits and letters to ASCII.
 
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex, OnceLock};
+
 use crate::divisions::{DivisionLevel, Divisions};
 
 /// Road-name endings, longest first (大街 before 街).
@@ -153,48 +156,88 @@ fn road_and_number(rest: &str) -> (Option<String>, Option<u32>) {
     (None, None)
 }
 
+/// The names a city's addresses are matched against, built once per city
+/// (the division tree does not change while a process runs): its counties,
+/// the forms of every street and committee, and the full names of every
+/// place outside it.
+struct CityNames {
+    province: Option<String>,
+    city: String,
+    /// (code, full name, core).
+    counties: Vec<(String, String, String)>,
+    /// (code, the forms it is written in): streets, then committees.
+    below: Vec<(String, Vec<String>)>,
+    elsewhere: Vec<String>,
+}
+
+fn city_names(city: &str, divisions: &Divisions) -> Option<Arc<CityNames>> {
+    type Cache = Mutex<HashMap<(usize, String), Arc<CityNames>>>;
+    static CACHE: OnceLock<Cache> = OnceLock::new();
+    let key = (std::ptr::from_ref(divisions) as usize, city.to_string());
+    let cache = CACHE.get_or_init(Cache::default);
+    if let Some(names) = cache.lock().unwrap_or_else(|p| p.into_inner()).get(&key) {
+        return Some(names.clone());
+    }
+    let city_division = divisions.get(city)?;
+    let names = Arc::new(CityNames {
+        province: city.get(..2).and_then(|p| divisions.get(p)).map(|p| p.name.clone()),
+        city: city_division.name.clone(),
+        counties: divisions
+            .descendants_at(city, DivisionLevel::County)
+            .into_iter()
+            .map(|d| (d.code.clone(), d.name.clone(), core_name(&d.name).to_string()))
+            .collect(),
+        below: divisions
+            .descendants_at(city, DivisionLevel::Street)
+            .into_iter()
+            .map(|d| (d.code.clone(), vec![d.name.clone()]))
+            .chain(
+                divisions
+                    .descendants_at(city, DivisionLevel::Committee)
+                    .into_iter()
+                    .map(|d| (d.code.clone(), committee_forms(&d.name))),
+            )
+            .collect(),
+        elsewhere: divisions.names_outside(city),
+    });
+    cache.lock().unwrap_or_else(|p| p.into_inner()).insert(key, names.clone());
+    Some(names)
+}
+
 /// Takes `text` apart against the divisions of `city` (a 4-digit code).
 pub fn parse(text: &str, city: &str, divisions: &Divisions) -> ParsedAddress {
     let normalized = normalize(text);
     let mut rest = normalized.clone();
-    let Some(city_division) = divisions.get(city) else {
+    let Some(names) = city_names(city, divisions) else {
         return ParsedAddress {
             normalized,
             ..Default::default()
         };
     };
-    let province = &city[..2];
-    if let Some(p) = divisions.get(province) {
-        take(&mut rest, &p.name);
+    if let Some(province) = &names.province {
+        take(&mut rest, province);
     }
     let mut named = Vec::new();
-    let named_city = take(&mut rest, &city_division.name);
-    for county in divisions.descendants_at(city, DivisionLevel::County) {
+    let named_city = take(&mut rest, &names.city);
+    for (code, full, core) in &names.counties {
         // A county by its full name anywhere, by its core (张店, 淄川) only
         // first: a core inside a word is another name (小周村 is no 周村区).
-        let core = core_name(&county.name);
-        if take_exact(&mut rest, &county.name) || (rest.starts_with(core) && take_exact(&mut rest, core)) {
-            named.push(county.code.clone());
+        if take_exact(&mut rest, full) || (rest.starts_with(core.as_str()) && take_exact(&mut rest, core)) {
+            named.push(code.clone());
         }
     }
     // Another city or county named, and not this city or any of its
     // counties: the address is elsewhere, whatever road it names.
-    let elsewhere = !named_city && named.is_empty() && divisions.others_named_in(&normalized, city);
+    let elsewhere = !named_city && named.is_empty() && names.elsewhere.iter().any(|n| normalized.contains(n.as_str()));
     // Streets by their full names (车站街道, 南定镇); committees as a clerk
     // writes them (新华社区, 王家村, or the full name), never by a bare core
     // that a road name may contain (新华路). A name inside a longer one
     // found at the same place is not named (东峪村 in 西东峪村); a name
     // several villages share names them all.
     let mut found: Vec<(usize, usize, &str)> = Vec::new();
-    let streets = divisions.descendants_at(city, DivisionLevel::Street);
-    let committees = divisions.descendants_at(city, DivisionLevel::Committee);
-    for (division, forms) in streets
-        .iter()
-        .map(|d| (*d, vec![d.name.clone()]))
-        .chain(committees.iter().map(|d| (*d, committee_forms(&d.name))))
-    {
+    for (code, forms) in &names.below {
         if let Some((at, form)) = forms.iter().find_map(|f| rest.find(f.as_str()).map(|at| (at, f))) {
-            found.push((at, at + form.len(), division.code.as_str()));
+            found.push((at, at + form.len(), code.as_str()));
         }
     }
     let kept: Vec<(usize, usize, &str)> = found

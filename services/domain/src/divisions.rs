@@ -229,16 +229,20 @@ impl Divisions {
         self.path(code).into_iter().find(|d| d.level == level)
     }
 
-    /// Whether `text` names in full a province, city or county other than
-    /// `city` (a 4-digit code) and its own province: an address elsewhere.
-    pub fn others_named_in(&self, text: &str, city: &str) -> bool {
-        self.by_code.values().any(|d| {
-            d.level <= DivisionLevel::County
-                && !d.code.starts_with(city)
-                && !city.starts_with(d.code.as_str())
-                && d.name.chars().count() >= 2
-                && text.contains(d.name.as_str())
-        })
+    /// The full names of every province, city and county other than `city`
+    /// (a 4-digit code) and its own province: an address naming one lies
+    /// elsewhere.
+    pub fn names_outside(&self, city: &str) -> Vec<String> {
+        self.by_code
+            .values()
+            .filter(|d| {
+                d.level <= DivisionLevel::County
+                    && !d.code.starts_with(city)
+                    && !city.starts_with(d.code.as_str())
+                    && d.name.chars().count() >= 2
+            })
+            .map(|d| d.name.clone())
+            .collect()
     }
 
     /// Whether a county code exists in the current list. An ID number whose prefix
