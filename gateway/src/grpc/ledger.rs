@@ -68,6 +68,15 @@ fn check_entry(field: &str, entry: &AuditEntry) -> ServiceResult<()> {
     Ok(())
 }
 
+/// A day written as the number yyyymmdd.
+fn day_number(field: &str, day: u32) -> ServiceResult<()> {
+    let (year, month, date) = (day / 10_000, day / 100 % 100, day % 100);
+    match chrono::NaiveDate::from_ymd_opt(year as i32, month, date) {
+        Some(_) => Ok(()),
+        None => Err(ServiceError::invalid(field, "must be a date written yyyymmdd")),
+    }
+}
+
 fn codes(fields: [(&str, &str); 3]) -> ServiceResult<()> {
     for (field, value) in fields {
         validate::text(field, value, 1, MAX_CODE_CHARS)?;
@@ -177,12 +186,8 @@ impl LedgerRpc for LedgerService {
 
     async fn usage_between(&self, request: Request<UsageBetweenRequest>) -> Result<Response<UsageBetweenResponse>, Status> {
         let r = request.into_inner();
-        for (field, day) in [("from_yyyymmdd", r.from_yyyymmdd), ("to_yyyymmdd", r.to_yyyymmdd)] {
-            let (year, month, date) = (day / 10_000, day / 100 % 100, day % 100);
-            if chrono::NaiveDate::from_ymd_opt(year as i32, month, date).is_none() {
-                return Err(ServiceError::invalid(field, "must be a date written yyyymmdd").into());
-            }
-        }
+        day_number("from_yyyymmdd", r.from_yyyymmdd)?;
+        day_number("to_yyyymmdd", r.to_yyyymmdd)?;
         if r.to_yyyymmdd < r.from_yyyymmdd {
             return Err(ServiceError::invalid("to_yyyymmdd", "must not be before from_yyyymmdd").into());
         }
@@ -193,10 +198,7 @@ impl LedgerRpc for LedgerService {
 
     async fn take_quota(&self, request: Request<TakeQuotaRequest>) -> Result<Response<TakeQuotaResponse>, Status> {
         let r = request.into_inner();
-        let (year, month, date) = (r.day / 10_000, r.day / 100 % 100, r.day % 100);
-        if chrono::NaiveDate::from_ymd_opt(year as i32, month, date).is_none() {
-            return Err(ServiceError::invalid("day", "must be a date written yyyymmdd").into());
-        }
+        day_number("day", r.day)?;
         validate::text("department", &r.department, 0, MAX_CODE_CHARS)?;
         validate::text("replica", &r.replica, 0, MAX_CODE_CHARS)?;
         let granted = self

@@ -7,6 +7,7 @@ use popbase_proto::household::{DocumentKind, FactOrigin, HouseholdKind, Kinship,
 
 use super::facts::{Facts, RelationFact};
 use super::policy::Check;
+use crate::kinship::Finding;
 
 /// Outcome of one check: passed, why, where its fact comes from, and
 /// documents that would make it pass.
@@ -54,14 +55,21 @@ pub fn relation_outcome(relation: &RelationFact, facts: &Facts) -> Outcome {
     } else {
         DocumentKind::KinshipProof
     };
-    let name = relation.kinship.as_str_name();
-    match &relation.finding {
-        crate::kinship::Finding::Verified(d) => Outcome::new(true, format!("{name} verified: {d}")).from(FactOrigin::Registry),
-        crate::kinship::Finding::Contradicted(d) => Outcome::new(false, format!("{name} contradicted: {d}")).from(FactOrigin::Registry),
-        crate::kinship::Finding::Unverifiable(d) if facts.has(proof) => {
+    kinship_outcome(relation.kinship, &relation.finding, proof, facts)
+}
+
+/// What the registry's `finding` on a claimed `kinship` decides: verified
+/// or contradicted by the registry, else proven by the document `proof`
+/// (declared) or refused asking for it. Sponsors and family members alike.
+pub fn kinship_outcome(kinship: Kinship, finding: &Finding, proof: DocumentKind, facts: &Facts) -> Outcome {
+    let name = kinship.as_str_name();
+    match finding {
+        Finding::Verified(d) => Outcome::new(true, format!("{name} verified: {d}")).from(FactOrigin::Registry),
+        Finding::Contradicted(d) => Outcome::new(false, format!("{name} contradicted: {d}")).from(FactOrigin::Registry),
+        Finding::Unverifiable(d) if facts.has(proof) => {
             Outcome::new(true, format!("{name} not in the registry ({d}); proven by {}", proof.as_str_name())).from(FactOrigin::Declared)
         }
-        crate::kinship::Finding::Unverifiable(d) => Outcome {
+        Finding::Unverifiable(d) => Outcome {
             passed: false,
             detail: format!("{name} not in the registry ({d}) and no {} presented", proof.as_str_name()),
             origin: FactOrigin::Declared,

@@ -14,6 +14,7 @@ use popbase_proto::household::{
     Relationship, RuleEvaluation,
 };
 
+use super::checks::kinship_outcome;
 use super::facts::Facts;
 use super::policy::Rule;
 use crate::kinship::Finding;
@@ -106,23 +107,8 @@ fn kinship(m: &MemberFact, facts: &Facts) -> CheckResult {
     } else {
         DocumentKind::KinshipProof
     };
-    let name = m.kinship.as_str_name();
-    match &m.finding {
-        Finding::Verified(d) => check("KINSHIP_VERIFIED", true, format!("{name} verified: {d}"), FactOrigin::Registry),
-        Finding::Contradicted(d) => check("KINSHIP_VERIFIED", false, format!("{name} contradicted: {d}"), FactOrigin::Registry),
-        Finding::Unverifiable(d) if facts.has(proof) => check(
-            "KINSHIP_VERIFIED",
-            true,
-            format!("{name} not in the registry ({d}); proven by {}", proof.as_str_name()),
-            FactOrigin::Declared,
-        ),
-        Finding::Unverifiable(d) => check(
-            "KINSHIP_VERIFIED",
-            false,
-            format!("{name} not in the registry ({d}) and no {} presented", proof.as_str_name()),
-            FactOrigin::Declared,
-        ),
-    }
+    let outcome = kinship_outcome(m.kinship, &m.finding, proof, facts);
+    check("KINSHIP_VERIFIED", outcome.passed, outcome.detail, outcome.origin)
 }
 
 fn status(m: &MemberFact, facts: &Facts) -> CheckResult {
