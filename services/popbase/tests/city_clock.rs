@@ -5,42 +5,19 @@
 
 mod support;
 
-use std::io::{BufRead, BufReader};
-use std::process::{Command, Stdio};
 use std::time::Duration;
 
 use chrono::{NaiveDate, Timelike, Utc};
 use popbase_proto::common::Date;
 use popbase_proto::gateway::GrantConsentRequest;
 use popbase_proto::gateway::consents_client::ConsentsClient;
-use support::{Children, token, with_token};
+use support::{Children, serve_all_in_one, token, with_token};
 use tonic::Code;
 
 /// Starts `popbase serve --role all` in `zone`; the child and the gateway's address.
 fn start(data: &std::path::Path, zone: &str) -> (std::process::Child, String) {
-    let mut child = Command::new(env!("CARGO_BIN_EXE_popbase"))
-        .args(["serve", "--role", "all", "--data"])
-        .arg(data)
-        .args(["--household-addr", "127.0.0.1:0", "--residence-addr", "127.0.0.1:0"])
-        .args(["--feeds-addr", "127.0.0.1:0", "--gateway-addr", "127.0.0.1:0"])
-        .args(["--ledger-addr", "127.0.0.1:0", "--metrics-addr", "127.0.0.1:0"])
-        .env("POPBASE_CITY_TIME_ZONE", zone)
-        .stdout(Stdio::piped())
-        .stderr(Stdio::inherit())
-        .spawn()
-        .expect("start popbase");
-    let stdout = child.stdout.take().expect("stdout");
-    let mut gateway = String::new();
-    for line in BufReader::new(stdout).lines() {
-        let line = line.expect("read stdout");
-        if line == "popbase ready" {
-            break;
-        }
-        if let Some(addr) = line.strip_prefix("popbase serving role=gateway addr=") {
-            gateway = addr.to_string();
-        }
-    }
-    assert!(!gateway.is_empty(), "the gateway reported its address");
+    let (child, roles) = serve_all_in_one(data, &[("POPBASE_CITY_TIME_ZONE", zone)]);
+    let gateway = roles.get("gateway").cloned().expect("the gateway reported its address");
     (child, gateway)
 }
 

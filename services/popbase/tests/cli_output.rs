@@ -3,16 +3,11 @@
 //! progress and a fatal error alike); in text mode, no escape codes when
 //! stderr is not a terminal; a failing command exits non-zero with one line.
 
-use std::process::{Command, Output};
+mod support;
 
-fn popbase(data: &std::path::Path, args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_popbase"))
-        .arg("--data")
-        .arg(data)
-        .args(args)
-        .output()
-        .expect("run popbase")
-}
+use std::process::Output;
+
+use support::popbase;
 
 fn stderr_lines(out: &Output) -> Vec<String> {
     String::from_utf8_lossy(&out.stderr).lines().map(str::to_string).collect()

@@ -1,50 +1,18 @@
 //! End to end: `popbase serve --role all` as a real process on ephemeral ports.
 
+mod support;
+
 use std::collections::HashMap;
-use std::io::{BufRead, BufReader};
-use std::process::{Command, Stdio};
+use std::process::Command;
 use std::time::Duration;
 
 use tonic_health::pb::HealthCheckRequest;
 use tonic_health::pb::health_check_response::ServingStatus;
 use tonic_health::pb::health_client::HealthClient;
 
-/// Starts the binary, returns the child and the bound address of each role.
+/// Starts `popbase serve --role all` on `data`, ephemeral ports.
 fn start(data: &std::path::Path) -> (std::process::Child, HashMap<String, String>) {
-    let mut child = Command::new(env!("CARGO_BIN_EXE_popbase"))
-        .args(["serve", "--role", "all", "--data"])
-        .arg(data)
-        .args(["--household-addr", "127.0.0.1:0", "--residence-addr", "127.0.0.1:0"])
-        .args([
-            "--feeds-addr",
-            "127.0.0.1:0",
-            "--gateway-addr",
-            "127.0.0.1:0",
-            "--ledger-addr",
-            "127.0.0.1:0",
-            "--metrics-addr",
-            "127.0.0.1:0",
-        ])
-        .stdout(Stdio::piped())
-        .stderr(Stdio::inherit())
-        .spawn()
-        .expect("start popbase");
-    let stdout = child.stdout.take().expect("stdout");
-    let mut roles = HashMap::new();
-    for line in BufReader::new(stdout).lines() {
-        let line = line.expect("read stdout");
-        if line == "popbase ready" {
-            break;
-        }
-        if let Some(addr) = line.strip_prefix("popbase metrics addr=") {
-            roles.insert("metrics".to_string(), addr.to_string());
-        }
-        if let Some(rest) = line.strip_prefix("popbase serving ") {
-            let fields: HashMap<&str, &str> = rest.split(' ').filter_map(|kv| kv.split_once('=')).collect();
-            roles.insert(fields["role"].to_string(), fields["addr"].to_string());
-        }
-    }
-    (child, roles)
+    support::serve_all_in_one(data, &[])
 }
 
 /// A plain HTTP/1.1 GET, as Prometheus sends it.

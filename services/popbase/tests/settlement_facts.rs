@@ -16,7 +16,7 @@ use popbase_proto::household::{
     ApplicantFacts, DocumentKind, FactOrigin, FamilyMember, Kinship, PlacementKind, Relationship, RuleEvaluation, SettlementApplication,
     SettlementEvaluation, SkillLevel,
 };
-use support::{Children, Mesh, Roles, serve_internal_roles, stop_all, tls_channel};
+use support::{internal_cluster, stop_all, tls_channel};
 use tonic::Code;
 
 /// 历下区解放路街道解放桥社区 (Jinan, in force 2017-08-01 to 2022-07-31).
@@ -61,12 +61,7 @@ fn check<'r>(rule: &'r RuleEvaluation, code: &str) -> &'r popbase_proto::househo
 async fn settlement_takes_pension_permit_and_home_from_the_platform_and_the_policy_in_force() {
     let dir = tempfile::tempdir().expect("tempdir");
     let data = dir.path();
-    let roles = Roles::free();
-    let mesh = Mesh::new(&data.join("mesh"));
-    let mut children = Children::default();
-    for (_, process) in serve_internal_roles(data, &roles, &mesh) {
-        children.push(process.child);
-    }
+    let (roles, mesh, mut children) = internal_cluster(data);
     let as_gateway = |addr: &str| tls_channel(addr, mesh.client_tls(Some(&mesh.issued(MeshIdentity::Gateway))));
     let mut feeds = FeedsClient::new(as_gateway(&roles.feeds.to_string()));
     let mut settlement = SettlementClient::new(as_gateway(&roles.household.to_string()));

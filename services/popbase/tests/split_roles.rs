@@ -12,7 +12,7 @@ use popbase_proto::gateway::audit_client::AuditClient;
 use popbase_proto::gateway::consents_client::ConsentsClient;
 use popbase_proto::gateway::persons_client::PersonsClient;
 use popbase_proto::gateway::{ChainHeadRequest, GrantConsentRequest, ListAccessesRequest, PersonSummaryRequest};
-use support::{Children, Mesh, Roles, popbase, serve, serve_internal_roles, stop_all, token, with_token};
+use support::{internal_cluster, popbase, serve, stop_all, token, with_token};
 use tonic::Code;
 use tonic::transport::Channel;
 
@@ -37,16 +37,28 @@ fn summary(token: &str) -> tonic::Request<PersonSummaryRequest> {
     )
 }
 
+/// The subject's consent to civil affairs' person summary for 30 days,
+/// `use_limit` uses (0: any number).
+fn civil_affairs_consent(use_limit: u32) -> GrantConsentRequest {
+    let today = popbase_domain::clock::today();
+    GrantConsentRequest {
+        purpose: "CITIZEN_CONSENT".into(),
+        subject_id_number: SUBJECT.into(),
+        department: "civil_affairs".into(),
+        interface: "PersonSummary".into(),
+        grant_purpose: "TEMPORARY_ASSISTANCE".into(),
+        valid_from: Some(Date::from(today)),
+        valid_until: Some(Date::from(today + chrono::Days::new(30))),
+        use_limit,
+        ..Default::default()
+    }
+}
+
 #[tokio::test]
 async fn gateway_replicas_share_consents_and_one_audit_chain_through_the_ledger() {
     let dir = tempfile::tempdir().expect("tempdir");
     let data = dir.path();
-    let roles = Roles::free();
-    let mesh = Mesh::new(&data.join("mesh"));
-    let mut children = Children::default();
-    for (_, process) in serve_internal_roles(data, &roles, &mesh) {
-        children.push(process.child);
-    }
+    let (roles, mesh, mut children) = internal_cluster(data);
     // Two replicas; the first creates the keys both read (in Kubernetes, a Secret).
     let first = serve(data, "gateway", "127.0.0.1:0".parse().expect("addr"), &roles, &mesh);
     let second = serve(data, "gateway", "127.0.0.1:0".parse().expect("addr"), &roles, &mesh);
@@ -57,18 +69,7 @@ async fn gateway_replicas_share_consents_and_one_audit_chain_through_the_ledger(
 
     let platform = token(data, "service_platform");
     let civil = token(data, "civil_affairs");
-    let today = popbase_domain::clock::today();
-    let grant = GrantConsentRequest {
-        purpose: "CITIZEN_CONSENT".into(),
-        subject_id_number: SUBJECT.into(),
-        department: "civil_affairs".into(),
-        interface: "PersonSummary".into(),
-        grant_purpose: "TEMPORARY_ASSISTANCE".into(),
-        valid_from: Some(Date::from(today)),
-        valid_until: Some(Date::from(today + chrono::Days::new(30))),
-        use_limit: 2,
-        ..Default::default()
-    };
+    let grant = civil_affairs_consent(2);
     ConsentsClient::new(channel(&one).await)
         .grant(with_token(&platform, grant))
         .await
@@ -152,12 +153,7 @@ async fn gateway_replicas_share_consents_and_one_audit_chain_through_the_ledger(
 async fn the_daily_quota_holds_across_replicas_and_a_restart() {
     let dir = tempfile::tempdir().expect("tempdir");
     let data = dir.path();
-    let roles = Roles::free();
-    let mesh = Mesh::new(&data.join("mesh"));
-    let mut children = Children::default();
-    for (_, process) in serve_internal_roles(data, &roles, &mesh) {
-        children.push(process.child);
-    }
+    let (roles, mesh, mut children) = internal_cluster(data);
     // Civil affairs may ask three times a day.
     let catalogue = data.join("catalogue.toml");
     let text = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/../../data/catalogue/zibo.toml")).expect("catalogue");
@@ -177,17 +173,7 @@ async fn the_daily_quota_holds_across_replicas_and_a_restart() {
 
     let platform = token(data, "service_platform");
     let civil = token(data, "civil_affairs");
-    let today = popbase_domain::clock::today();
-    let grant = GrantConsentRequest {
-        purpose: "CITIZEN_CONSENT".into(),
-        subject_id_number: SUBJECT.into(),
-        department: "civil_affairs".into(),
-        interface: "PersonSummary".into(),
-        grant_purpose: "TEMPORARY_ASSISTANCE".into(),
-        valid_from: Some(Date::from(today)),
-        valid_until: Some(Date::from(today + chrono::Days::new(30))),
-        ..Default::default()
-    };
+    let grant = civil_affairs_consent(0);
     ConsentsClient::new(channel(&one).await)
         .grant(with_token(&platform, grant))
         .await

@@ -177,6 +177,53 @@ pub fn serve_internal_roles_with(data: &Path, roles: &Roles, mesh: &Mesh, env: &
     .collect()
 }
 
+/// Starts `popbase serve --role all` on `data` with every port ephemeral
+/// and `env` set; the child and each bound address by role (and
+/// "metrics"), once it reports ready.
+pub fn serve_all_in_one(data: &Path, env: &[(&str, &str)]) -> (Child, std::collections::HashMap<String, String>) {
+    let mut child = Command::new(env!("CARGO_BIN_EXE_popbase"))
+        .args(["serve", "--role", "all", "--data"])
+        .arg(data)
+        .args(["--household-addr", "127.0.0.1:0", "--residence-addr", "127.0.0.1:0"])
+        .args(["--feeds-addr", "127.0.0.1:0", "--gateway-addr", "127.0.0.1:0"])
+        .args(["--ledger-addr", "127.0.0.1:0", "--metrics-addr", "127.0.0.1:0"])
+        .envs(env.iter().copied())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::inherit())
+        .spawn()
+        .expect("start popbase");
+    let stdout = child.stdout.take().expect("stdout");
+    let mut roles = std::collections::HashMap::new();
+    for line in BufReader::new(stdout).lines() {
+        let line = line.expect("read stdout");
+        if line == "popbase ready" {
+            break;
+        }
+        if let Some(addr) = line.strip_prefix("popbase metrics addr=") {
+            roles.insert("metrics".to_string(), addr.to_string());
+        }
+        if let Some(rest) = line.strip_prefix("popbase serving ") {
+            let fields: std::collections::HashMap<&str, &str> = rest.split(' ').filter_map(|kv| kv.split_once('=')).collect();
+            if let (Some(role), Some(addr)) = (fields.get("role"), fields.get("addr")) {
+                roles.insert(role.to_string(), addr.to_string());
+            }
+        }
+    }
+    (child, roles)
+}
+
+/// A fresh mesh in `data` and the ledger and three services serving in it,
+/// each its own process, all held by the returned children.
+pub fn internal_cluster(data: &Path) -> (Roles, Mesh, Children) {
+    let roles = Roles::free();
+    let mesh = Mesh::new(&data.join("mesh"));
+    let mut children = Children::default();
+    for (_, process) in serve_internal_roles(data, &roles, &mesh) {
+        children.push(process.child);
+    }
+    (roles, mesh, children)
+}
+
 /// Sends `signal` (`STOP`, `CONT`, `KILL`) to `child`.
 pub fn signal(child: &Child, signal: &str) {
     let sent = Command::new("kill").args([&format!("-{signal}"), &child.id().to_string()]).status();
