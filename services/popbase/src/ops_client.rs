@@ -22,13 +22,14 @@ pub async fn backup(target: &str, label: &str, dialer: &Dialer) -> anyhow::Resul
         .await
         .map_err(|s| anyhow::anyhow!("checkpoint refused: {:?}: {}", s.code(), s.message()))?
         .into_inner();
+    let mut text = String::new();
     for checkpoint in response.checkpoints {
-        println!(
-            "checkpoint store={} seq={} path={}",
+        text += &format!(
+            "checkpoint store={} seq={} path={}\n",
             checkpoint.store, checkpoint.seq, checkpoint.path
         );
     }
-    Ok(())
+    Ok(crate::say::out(&text)?)
 }
 
 /// Prints `store=<name> last_seq=<n>` and a line per table.
@@ -39,14 +40,15 @@ pub async fn stats(target: &str, dialer: &Dialer) -> anyhow::Result<()> {
         .await
         .map_err(|s| anyhow::anyhow!("stats refused: {:?}: {}", s.code(), s.message()))?
         .into_inner();
+    let mut text = String::new();
     for store in response.stores {
-        println!("role={} store={} last_seq={}", response.role, store.store, store.last_seq);
+        text += &format!("role={} store={} last_seq={}\n", response.role, store.store, store.last_seq);
         for table in store.tables {
-            println!(
-                "  table={} estimated_keys={} sst_bytes={} memtable_bytes={}",
+            text += &format!(
+                "  table={} estimated_keys={} sst_bytes={} memtable_bytes={}\n",
                 table.table, table.estimated_keys, table.sst_bytes, table.memtable_bytes
             );
         }
     }
-    Ok(())
+    Ok(crate::say::out(&text)?)
 }

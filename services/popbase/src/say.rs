@@ -28,6 +28,17 @@ fn line(level: &str, text: &str) -> String {
     }
 }
 
+/// Writes a command's result to stdout. A reader that has seen enough
+/// (`popbase stats | grep -q …`) may close the pipe: that ends the output,
+/// it is not an error (println! would panic on it).
+pub fn out(text: &str) -> std::io::Result<()> {
+    use std::io::Write as _;
+    match std::io::stdout().lock().write_all(text.as_bytes()) {
+        Err(e) if e.kind() == std::io::ErrorKind::BrokenPipe => Ok(()),
+        other => other,
+    }
+}
+
 pub fn info(text: &str) {
     eprintln!("{}", line("INFO", text));
 }
