@@ -35,6 +35,18 @@ struct Use {
     refilled: Instant,
 }
 
+impl Use {
+    /// A department's first request on this replica: a full bucket, no lease.
+    fn fresh(day: u32, rate: f64, now: Instant) -> Use {
+        Use {
+            day,
+            leased: 0,
+            tokens: rate,
+            refilled: now,
+        }
+    }
+}
+
 pub struct Quotas {
     uses: Mutex<HashMap<String, Use>>,
     /// This replica's id with the ledger (per process).
@@ -84,12 +96,7 @@ impl Quotas {
         let needed = units as f64;
         let short = {
             let mut uses = self.uses.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
-            let entry = uses.entry(department.id.clone()).or_insert_with(|| Use {
-                day,
-                leased: 0,
-                tokens: rate,
-                refilled: now,
-            });
+            let entry = uses.entry(department.id.clone()).or_insert_with(|| Use::fresh(day, rate, now));
             if entry.day != day {
                 entry.day = day;
                 entry.leased = 0;
@@ -117,9 +124,9 @@ impl Quotas {
             .await?;
         self.heard(granted);
         let mut uses = self.uses.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
-        let Some(entry) = uses.get_mut(&department.id) else {
-            return Ok(Ok(()));
-        };
+        // Entries are never removed, so this finds the one charged above; were
+        // it gone, a fresh one still spends only what the ledger granted.
+        let entry = uses.entry(department.id.clone()).or_insert_with(|| Use::fresh(day, rate, now));
         if entry.day == day {
             entry.leased += granted.granted;
         }

@@ -97,6 +97,8 @@ async fn deidentify(mut released: Released, mut upstream: Batches, idle: Duratio
 fn into_groups(ready: Vec<Staged>) -> Vec<Group> {
     let mut groups = Vec::new();
     let (mut batches, mut subjects, mut rows) = (Vec::new(), Vec::new(), 0);
+    // A failure or the end closes the stream: nothing after it is sent.
+    let mut end = None;
     for staged in ready {
         match staged {
             Staged::Batch(batch, ids) => {
@@ -108,22 +110,20 @@ fn into_groups(ready: Vec<Staged>) -> Vec<Group> {
                 batches.push(batch);
                 subjects.extend(ids);
             }
-            end => {
-                if !batches.is_empty() {
-                    groups.push(Group::Batches(std::mem::take(&mut batches), std::mem::take(&mut subjects)));
-                }
-                groups.push(match end {
-                    Staged::Failed(e) => Group::Failed(e),
-                    Staged::Done(rows, digest) => Group::Done(rows, digest),
-                    Staged::Batch(..) => unreachable!("batches are matched above"),
-                });
-                return groups;
+            Staged::Failed(e) => {
+                end = Some(Group::Failed(e));
+                break;
+            }
+            Staged::Done(total, digest) => {
+                end = Some(Group::Done(total, digest));
+                break;
             }
         }
     }
     if !batches.is_empty() {
         groups.push(Group::Batches(batches, subjects));
     }
+    groups.extend(end);
     groups
 }
 
