@@ -9,7 +9,9 @@
 //! * [`Batch`]: an atomic write with optimistic version checks; every committed
 //!   batch gets the next sequence number and one entry in the change log.
 //! * [`Snapshot`]: a consistent, owned view for long reads and exports.
+//! * [`backup`]: RocksDB BackupEngine backups (incremental, checksummed) and restores.
 
+pub mod backup;
 mod batch;
 pub mod changelog;
 mod error;

@@ -302,13 +302,13 @@ impl Store {
         self.put_meta(&marker_key(name), &[])
     }
 
-    fn get_meta(&self, key: &[u8]) -> StorageResult<Option<Vec<u8>>> {
+    pub(crate) fn get_meta(&self, key: &[u8]) -> StorageResult<Option<Vec<u8>>> {
         self.inner.db.get_cf(self.cf(META_CF)?, key).map_err(|e| self.engine(e))
     }
 
     /// Writes one `_meta` entry, fsynced (outside the change log: it is
     /// about the store, not its data).
-    fn put_meta(&self, key: &[u8], value: &[u8]) -> StorageResult<()> {
+    pub(crate) fn put_meta(&self, key: &[u8], value: &[u8]) -> StorageResult<()> {
         let mut opts = WriteOptions::default();
         opts.set_sync(true);
         let mut batch = WriteBatch::default();
