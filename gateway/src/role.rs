@@ -143,7 +143,19 @@ pub fn build(config: &Config, ledger: Arc<dyn Ledger>, sources: Sources) -> Resu
 pub fn ledger_services(ledger: &LocalLedger, config: &Config) -> RoleServices {
     let mut services = RoleServices::new(Role::Ledger);
     services.add(LedgerService::new(ledger.clone()).server());
-    services.add(OpsService::new(Role::Ledger, vec![ledger.store().clone()], config.backup_root()).into_server());
+    let audit = ledger.audit.clone();
+    let head: popbase_common::ops::HeadSource = std::sync::Arc::new(move || {
+        let head = audit.head()?;
+        Ok(popbase_common::backup_set::HeadEntry {
+            seq: head.seq,
+            hash_hex: hex::encode(&head.hash),
+        })
+    });
+    services.add(
+        OpsService::new(Role::Ledger, vec![ledger.store().clone()], config)
+            .with_audit_head(head)
+            .into_server(),
+    );
     services
 }
 

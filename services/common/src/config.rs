@@ -84,7 +84,10 @@ pub enum ConfigError {
 pub struct Config {
     /// Root of the stores: `<data_dir>/<role>/` per storage-owning role.
     pub data_dir: PathBuf,
-    /// Where `CreateCheckpoint` writes; `<data_dir>/backups` when empty.
+    /// Where `CreateBackup` keeps its BackupEngine directories and set
+    /// manifests: a volume other than the data's (losing the data volume
+    /// must not lose the backups); `<data_dir>/backups` when empty, which
+    /// suits a demo only.
     pub backup_dir: PathBuf,
     /// Extra settlement policies (`*.toml`) that replace or add to the four
     /// shipped ones by id; empty: the shipped ones only.
@@ -529,6 +532,12 @@ impl Config {
     /// The store directory of a storage-owning role.
     pub fn store_dir(&self, role: Role) -> PathBuf {
         self.data_dir.join(role.name())
+    }
+
+    /// Where `CreateCheckpoint` writes: on the data volume, since a
+    /// checkpoint hard-links the store's files.
+    pub fn checkpoint_root(&self) -> PathBuf {
+        self.data_dir.join("checkpoints")
     }
 
     pub fn backup_root(&self) -> PathBuf {

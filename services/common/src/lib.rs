@@ -5,6 +5,7 @@
 //! and error mapping, so behaviour never drifts between roles.
 
 pub mod actor;
+pub mod backup_set;
 pub mod cert;
 pub mod config;
 pub mod deadline;

@@ -44,6 +44,8 @@ pub struct Metrics {
     renderers: Mutex<Vec<Renderer>>,
     /// role -> calls refused OVERLOADED by the role's port.
     shed: Mutex<BTreeMap<&'static str, u64>>,
+    /// The backup directory whose sets' age is reported.
+    backups: Mutex<Option<std::path::PathBuf>>,
 }
 
 impl Metrics {
@@ -54,6 +56,12 @@ impl Metrics {
     /// Reports this store's figures on every scrape.
     pub fn watch_store(&self, store: Store) {
         self.stores.lock().unwrap_or_else(|p| p.into_inner()).push(store);
+    }
+
+    /// Reports the time of the newest backup set per role under `root`
+    /// (the manifests' times: a listing per scrape, no engine opened).
+    pub fn watch_backups(&self, root: std::path::PathBuf) {
+        *self.backups.lock().unwrap_or_else(|p| p.into_inner()) = Some(root);
     }
 
     /// Adds a component's metrics (the gateway's audit writer, say) to every scrape.
@@ -130,11 +138,27 @@ impl Metrics {
             let _ = writeln!(out, "popbase_shed_calls_total{{role=\"{}\"}} {refused}", LabelValue(role));
         }
         self.render_stores(&mut out);
+        self.render_backups(&mut out);
         let renderers = self.renderers.lock().unwrap_or_else(|p| p.into_inner()).clone();
         for render in renderers {
             render(&mut out);
         }
         out
+    }
+
+    fn render_backups(&self, out: &mut String) {
+        let Some(root) = self.backups.lock().unwrap_or_else(|p| p.into_inner()).clone() else {
+            return;
+        };
+        out.push_str("# HELP popbase_backup_last_success_timestamp_seconds When the newest complete backup set of a role was taken (Unix seconds).\n");
+        out.push_str("# TYPE popbase_backup_last_success_timestamp_seconds gauge\n");
+        for (role, at) in crate::backup_set::newest_per_role(&root) {
+            let _ = writeln!(
+                out,
+                "popbase_backup_last_success_timestamp_seconds{{role=\"{}\"}} {at}",
+                LabelValue(&role)
+            );
+        }
     }
 
     fn render_stores(&self, out: &mut String) {

@@ -1,23 +1,44 @@
 //! The ops endpoint every storage-owning role serves (`popbase.ops.v1.Ops`):
-//! store figures, and online checkpoints that the backup CronJob asks for.
+//! store figures, backups (RocksDB BackupEngine, off the data volume) that
+//! the backup CronJob asks for, and online checkpoints for auditors' copies.
 
 use std::path::PathBuf;
+use std::sync::Arc;
 
 use popbase_proto::ops::{self, ops_server::Ops};
 use popbase_storage::Store;
 use tonic::{Request, Response, Status};
 
-use crate::{Role, ServiceError};
+use crate::backup_set::{self, HeadEntry, Retention};
+use crate::{Role, ServiceError, ServiceResult};
+
+/// Reads the audit chain's head (the ledger's Ops only).
+pub type HeadSource = Arc<dyn Fn() -> ServiceResult<HeadEntry> + Send + Sync>;
 
 pub struct OpsService {
     role: Role,
     stores: Vec<Store>,
     backup_root: PathBuf,
+    checkpoint_root: PathBuf,
+    audit_head: Option<HeadSource>,
 }
 
 impl OpsService {
-    pub fn new(role: Role, stores: Vec<Store>, backup_root: PathBuf) -> Self {
-        Self { role, stores, backup_root }
+    /// Backups go to `config.backup_root()`, checkpoints to `config.checkpoint_root()`.
+    pub fn new(role: Role, stores: Vec<Store>, config: &crate::Config) -> Self {
+        Self {
+            role,
+            stores,
+            backup_root: config.backup_root(),
+            checkpoint_root: config.checkpoint_root(),
+            audit_head: None,
+        }
+    }
+
+    /// Records the audit chain head with every backup set (the ledger).
+    pub fn with_audit_head(mut self, head: HeadSource) -> Self {
+        self.audit_head = Some(head);
+        self
     }
 
     pub fn into_server(self) -> ops::ops_server::OpsServer<Self> {
@@ -40,8 +61,51 @@ fn checked_label(label: &str) -> Result<&str, ServiceError> {
     }
 }
 
+/// `keep_daily` / `keep_weekly` of a request: 0 is the default, else within `1..=max`.
+fn kept(field: &str, asked: u32, default: usize, max: u32) -> Result<usize, ServiceError> {
+    match asked {
+        0 => Ok(default),
+        n if n <= max => Ok(n as usize),
+        _ => Err(ServiceError::invalid(field, format!("must be at most {max}"))),
+    }
+}
+
 #[tonic::async_trait]
 impl Ops for OpsService {
+    async fn create_backup(&self, request: Request<ops::CreateBackupRequest>) -> Result<Response<ops::CreateBackupResponse>, Status> {
+        let r = request.into_inner();
+        let label = checked_label(&r.label)?.to_string();
+        let keep = Retention {
+            daily: kept("keep_daily", r.keep_daily, 7, 366)?,
+            weekly: kept("keep_weekly", r.keep_weekly, 4, 260)?,
+        };
+        let (root, role, stores, head) = (self.backup_root.clone(), self.role, self.stores.clone(), self.audit_head.clone());
+        // Copying files and fsyncing: keep it off the async workers.
+        let (manifest, path) = tokio::task::spawn_blocking(move || backup_set::take(&root, role, &stores, &label, keep, head.as_deref()))
+            .await
+            .map_err(|e| ServiceError::Internal(format!("backup task: {e}")))??;
+        Ok(Response::new(ops::CreateBackupResponse {
+            role: manifest.role,
+            label: manifest.label,
+            stores: manifest
+                .stores
+                .into_iter()
+                .map(|s| ops::StoreBackup {
+                    store: s.store,
+                    daily_id: s.daily_id,
+                    weekly_id: s.weekly_id,
+                    seq: s.seq,
+                    size_bytes: s.size_bytes,
+                })
+                .collect(),
+            audit_head: manifest.audit_head.map(|h| ops::AuditHead {
+                seq: h.seq,
+                hash_hex: h.hash_hex,
+            }),
+            manifest_path: path.display().to_string(),
+        }))
+    }
+
     async fn get_store_stats(&self, _: Request<ops::GetStoreStatsRequest>) -> Result<Response<ops::GetStoreStatsResponse>, Status> {
         let mut stores = Vec::new();
         for store in &self.stores {
@@ -72,7 +136,7 @@ impl Ops for OpsService {
         request: Request<ops::CreateCheckpointRequest>,
     ) -> Result<Response<ops::CreateCheckpointResponse>, Status> {
         let label = checked_label(&request.get_ref().label)?.to_string();
-        let base = self.backup_root.join(&label);
+        let base = self.checkpoint_root.join(&label);
         let stores = self.stores.clone();
         // Checkpoints hard-link files and fsync: keep them off the async workers.
         let result = tokio::task::spawn_blocking(move || -> Result<Vec<ops::CheckpointResult>, ServiceError> {

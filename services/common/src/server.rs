@@ -275,7 +275,17 @@ mod tests {
 
         let dir = tempfile::tempdir().expect("tempdir");
         let mut services = RoleServices::new(Role::Household);
-        services.add(crate::ops::OpsService::new(Role::Household, Vec::new(), dir.path().to_path_buf()).into_server());
+        services.add(
+            crate::ops::OpsService::new(
+                Role::Household,
+                Vec::new(),
+                &crate::Config {
+                    data_dir: dir.path().to_path_buf(),
+                    ..Default::default()
+                },
+            )
+            .into_server(),
+        );
         let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
         let addr = listener.local_addr().expect("address");
         let shutdown = Shutdown::new();

@@ -169,7 +169,17 @@ mod tests {
     async fn a_client_calls_a_role_in_process_and_the_call_is_counted() {
         let dir = tempfile::tempdir().expect("tempdir");
         let mut services = RoleServices::new(Role::Household);
-        services.add(OpsService::new(Role::Household, Vec::new(), dir.path().to_path_buf()).into_server());
+        services.add(
+            OpsService::new(
+                Role::Household,
+                Vec::new(),
+                &crate::Config {
+                    data_dir: dir.path().to_path_buf(),
+                    ..Default::default()
+                },
+            )
+            .into_server(),
+        );
         let metrics = Metrics::new();
         let upstream = in_process(Role::Household, services.routes.clone().routes(), metrics.clone());
         let stats = OpsClient::new(upstream)
@@ -208,7 +218,17 @@ mod tests {
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind");
         let addr = listener.local_addr().expect("addr");
         let mut services = RoleServices::new(Role::Household);
-        services.add(OpsService::new(Role::Household, Vec::new(), dir.path().to_path_buf()).into_server());
+        services.add(
+            OpsService::new(
+                Role::Household,
+                Vec::new(),
+                &crate::Config {
+                    data_dir: dir.path().to_path_buf(),
+                    ..Default::default()
+                },
+            )
+            .into_server(),
+        );
         let shutdown = crate::Shutdown::new();
         tokio::spawn(crate::server::serve(services, listener, Metrics::new(), shutdown.clone()));
         for address in [format!("http://{addr}"), format!("HTTP://{addr}"), format!("Http://{addr}")] {

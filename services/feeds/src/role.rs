@@ -15,6 +15,6 @@ pub fn services(feeds: &FeedStore, directory: PersonDirectory, config: &Config) 
     services.add(popbase_export::flight::SourceFlight::server(std::sync::Arc::new(
         crate::export::FeedExports::new(feeds.clone()),
     )));
-    services.add(OpsService::new(Role::Feeds, vec![feeds.store().clone()], config.backup_root()).into_server());
+    services.add(OpsService::new(Role::Feeds, vec![feeds.store().clone()], config).into_server());
     services
 }

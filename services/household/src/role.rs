@@ -22,6 +22,6 @@ pub fn services(registry: &Registry, policies: Arc<PolicySet>, platform: Option<
     services.add(popbase_export::flight::SourceFlight::server(Arc::new(RegistryExports::new(
         registry.clone(),
     ))));
-    services.add(OpsService::new(Role::Household, vec![registry.store().clone()], config.backup_root()).into_server());
+    services.add(OpsService::new(Role::Household, vec![registry.store().clone()], config).into_server());
     services
 }

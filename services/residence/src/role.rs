@@ -17,6 +17,6 @@ pub fn services(permits: &Permits, feeds: FeedsClient<Upstream>, config: &Config
     services.add(popbase_export::flight::SourceFlight::server(std::sync::Arc::new(
         crate::export::PermitExports::new(permits.clone()),
     )));
-    services.add(OpsService::new(Role::Residence, vec![permits.store().clone()], config.backup_root()).into_server());
+    services.add(OpsService::new(Role::Residence, vec![permits.store().clone()], config).into_server());
     services
 }
