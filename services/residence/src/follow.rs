@@ -6,6 +6,15 @@
 //! it has applied, stored in the residence store, so a restart resumes
 //! where it stopped and nothing is applied twice (ending is idempotent
 //! anyway).
+//!
+//! A registry restored from a backup older than the residence store's
+//! cursor would otherwise never be read again: its new batches reuse the
+//! sequences the cursor has passed. `popbase restore` marks the registry's
+//! store with a new epoch and the sequence it was restored at, and every
+//! answer carries them: on a new epoch the cursor goes back to that
+//! sequence (never forward), so batches written since the restore are read
+//! and none before it twice. A registry restored by hand (a copied
+//! checkpoint, no mark) is caught when its head is below the cursor.
 
 use std::time::Duration;
 
@@ -20,6 +29,8 @@ use crate::Permits;
 use crate::tables::{self, COUNTERS, Counter};
 
 const CURSOR: &str = "follow:household-settlements";
+/// The registry restore epoch the cursor belongs to (0: never restored).
+const EPOCH: &str = "follow:household-epoch";
 const ACTOR: &str = "residence-follower";
 
 impl Permits {
@@ -31,9 +42,25 @@ impl Permits {
             .map_or(0, |c| c.value.next))
     }
 
+    fn follow_epoch(&self) -> ServiceResult<u64> {
+        Ok(self
+            .store()
+            .get(&COUNTERS, &tables::counter_key(EPOCH))?
+            .map_or(0, |c| c.value.next))
+    }
+
     fn set_follow_cursor(&self, sequence: u64) -> ServiceResult<()> {
         let mut batch = Batch::new(ACTOR, "follow_cursor");
         batch.put(&COUNTERS, tables::counter_key(CURSOR), &Counter { next: sequence });
+        self.store().commit(batch)?;
+        Ok(())
+    }
+
+    /// Moves the cursor to `sequence` of the registry's restore `epoch`, in one batch.
+    fn rewind_follow_cursor(&self, sequence: u64, epoch: u64) -> ServiceResult<()> {
+        let mut batch = Batch::new(ACTOR, "follow_cursor_rewound");
+        batch.put(&COUNTERS, tables::counter_key(CURSOR), &Counter { next: sequence });
+        batch.put(&COUNTERS, tables::counter_key(EPOCH), &Counter { next: epoch });
         self.store().commit(batch)?;
         Ok(())
     }
@@ -52,6 +79,25 @@ pub async fn poll_once(permits: &Permits, client: &mut LifeEventsClient<Channel>
             })
             .await?
             .into_inner();
+        if answer.log_epoch != permits.follow_epoch()? {
+            let from = after.min(answer.restored_at_sequence);
+            tracing::warn!(
+                cursor = after,
+                restored_at = answer.restored_at_sequence,
+                "the household registry was restored: following again from the sequence it was restored at"
+            );
+            permits.rewind_follow_cursor(from, answer.log_epoch)?;
+            continue;
+        }
+        if answer.head_sequence < after {
+            tracing::warn!(
+                cursor = after,
+                registry_head = answer.head_sequence,
+                "the household registry is behind this follower (restored by hand?): following again from its head"
+            );
+            permits.set_follow_cursor(answer.head_sequence)?;
+            continue;
+        }
         for event in &answer.settlements {
             let on = event
                 .occurred_on

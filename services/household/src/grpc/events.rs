@@ -213,10 +213,20 @@ impl LifeEvents for LifeEventsService {
             _ => return Err(ServiceError::invalid("limit", "must be at most 10000").into()),
         };
         let registry = self.registry.clone();
-        let (settlements, last_sequence) = blocking(move || registry.settlements_since(r.after_sequence, limit)).await?;
+        // The head is read first: a batch committed meanwhile is later than it, never lost.
+        let head_sequence = registry.store().last_seq();
+        let (settlements, last_sequence, restored) = blocking(move || {
+            let restored = registry.store().restore_mark()?;
+            let (settlements, last) = registry.settlements_since(r.after_sequence, limit)?;
+            Ok((settlements, last, restored))
+        })
+        .await?;
         Ok(Response::new(SettlementsSinceResponse {
             settlements,
             last_sequence,
+            head_sequence,
+            log_epoch: restored.map_or(0, |m| m.epoch),
+            restored_at_sequence: restored.map_or(0, |m| m.at_seq),
         }))
     }
 
