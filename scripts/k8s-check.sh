@@ -33,10 +33,12 @@ fi
 
 rendered="$(mktemp -d)"
 trap 'rm -rf "$rendered"' EXIT
-for overlay in dev prod; do
-  kubectl kustomize "k8s/overlays/$overlay" > "$rendered/$overlay.yaml"
-  echo "k8s-check: $overlay renders $(grep -c '^kind:' "$rendered/$overlay.yaml") objects"
-  "$venv/bin/kubernetes-validate" --kubernetes-version "$K8S_VERSION" --strict --quiet "$rendered/$overlay.yaml"
+# prod/restore: the restore Jobs, applied by hand during a restore.
+for overlay in dev prod prod/restore; do
+  out="$rendered/${overlay//\//-}.yaml"
+  kubectl kustomize "k8s/overlays/$overlay" > "$out"
+  echo "k8s-check: $overlay renders $(grep -c '^kind:' "$out") objects"
+  "$venv/bin/kubernetes-validate" --kubernetes-version "$K8S_VERSION" --strict --quiet "$out"
 done
 # Probes on the plaintext health port; in prod every role in the mesh with
 # its own cert-manager certificate (scripts/k8s-probes.py says why).

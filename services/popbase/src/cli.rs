@@ -31,8 +31,16 @@ pub enum Command {
     Gen(GenArgs),
     /// Generate a small city if the data directory is empty, then serve everything.
     Demo(DemoArgs),
-    /// Ask a running role for an online checkpoint of its stores (the backup CronJob's step).
+    /// Back up running roles' stores to their backup volumes as one set
+    /// (RocksDB BackupEngine: incremental, checksummed, pruned), the
+    /// backup CronJob's step.
     Backup(BackupArgs),
+    /// Ask a running role for an online checkpoint of its stores on its data
+    /// volume (hard links: a copy for an auditor, not a backup).
+    Checkpoint(CheckpointArgs),
+    /// Rebuild a data directory from a backup set and verify it (stores
+    /// open at the recorded sequences, audit chain against the saved head).
+    Restore(RestoreArgs),
     /// Print the store figures of a running role.
     Stats(TargetArgs),
     /// Stream a generated city's department feeds into a running feeds role and report the ingest rate.
@@ -114,11 +122,40 @@ pub struct TargetArgs {
 
 #[derive(Args, Debug)]
 pub struct BackupArgs {
-    #[command(flatten)]
-    pub target: TargetArgs,
-    /// Folder name under the role's backup directory: 1-64 of [a-z0-9-].
+    /// gRPC address of a storage-owning role, e.g. http://residence-0.residence:50062.
+    /// Repeatable; backed up in the order given: name followers before what
+    /// they follow (residence before household), the ledger last.
+    #[arg(long, required = true)]
+    pub target: Vec<String>,
+    /// The set's name, the same on every role: 1-64 of [a-z0-9-].
     #[arg(long)]
     pub label: String,
+    /// Daily backups each store keeps (1-366).
+    #[arg(long, default_value_t = 7)]
+    pub keep_daily: u32,
+    /// Weekly backups each store keeps (1-260): a backup is also kept as a
+    /// weekly one when the newest weekly one is a week old.
+    #[arg(long, default_value_t = 4)]
+    pub keep_weekly: u32,
+}
+
+#[derive(Args, Debug)]
+pub struct CheckpointArgs {
+    #[command(flatten)]
+    pub target: TargetArgs,
+    /// Folder name under `<data_dir>/checkpoints`: 1-64 of [a-z0-9-].
+    #[arg(long)]
+    pub label: String,
+}
+
+#[derive(Args, Debug)]
+pub struct RestoreArgs {
+    /// The backup directory the roles wrote to (their `backup_dir`).
+    #[arg(long)]
+    pub backup_dir: PathBuf,
+    /// The set to restore (its label); the newest set when not given.
+    #[arg(long)]
+    pub set: Option<String>,
 }
 
 #[derive(Args, Debug, Clone)]
@@ -236,7 +273,15 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
             crate::say::info(&format!("popbase: city written to {}", data.display()));
             Ok(())
         }
-        Command::Backup(args) => crate::ops_client::backup(&args.target.target, &args.label, &mesh_dialer(&config)?).await,
+        Command::Backup(args) => {
+            let keep = crate::ops_client::Keep {
+                daily: args.keep_daily,
+                weekly: args.keep_weekly,
+            };
+            crate::ops_client::backup(&args.target, &args.label, keep, &mesh_dialer(&config)?).await
+        }
+        Command::Checkpoint(args) => crate::ops_client::checkpoint(&args.target.target, &args.label, &mesh_dialer(&config)?).await,
+        Command::Restore(args) => crate::restore_cli::restore(&config, &args.backup_dir, args.set.as_deref()),
         Command::Stats(args) => crate::ops_client::stats(&args.target, &mesh_dialer(&config)?).await,
         Command::Audit(AuditCommand::Verify(args)) => crate::audit_cli::verify(&args.store, &args.head, args.head_key.as_deref()),
         Command::Token(args) => crate::audit_cli::token(&config, &args.department, args.hours),

@@ -22,6 +22,7 @@ mod feed_load;
 mod generate;
 mod ops_client;
 mod pki_cli;
+mod restore_cli;
 mod say;
 mod serve;
 

@@ -320,6 +320,9 @@ async fn run_until(config: Config, role: Role, shutdown: Shutdown, ready: OnRead
     for store in &stores {
         metrics.watch_store(store.clone());
     }
+    if !stores.is_empty() {
+        metrics.watch_backups(config.backup_root());
+    }
     // The residence role's permits lapse at the city's midnight (any that
     // lapsed while it was down, before it is ready), and end when their
     // holders settle, following the registry in this process or upstream.

@@ -125,7 +125,7 @@ async fn a_second_process_on_the_same_data_dir_fails_clearly() {
 }
 
 #[tokio::test]
-async fn backup_command_checkpoints_a_running_store() {
+async fn checkpoint_command_checkpoints_a_running_store() {
     let dir = tempfile::tempdir().expect("tempdir");
     let generated = Command::new(env!("CARGO_BIN_EXE_popbase"))
         .args(["gen", "--persons", "500", "--seed", "3", "--data"])
@@ -137,7 +137,7 @@ async fn backup_command_checkpoints_a_running_store() {
     let target = format!("http://{}", roles["household"]);
     let backup = |label: &str| {
         Command::new(env!("CARGO_BIN_EXE_popbase"))
-            .args(["backup", "--target", &target, "--label", label])
+            .args(["checkpoint", "--target", &target, "--label", label])
             .output()
             .expect("backup")
     };
@@ -145,7 +145,7 @@ async fn backup_command_checkpoints_a_running_store() {
     assert!(output.status.success(), "{}", String::from_utf8_lossy(&output.stderr));
     let stdout = String::from_utf8_lossy(&output.stdout);
     assert!(stdout.starts_with("checkpoint store=household seq="), "{stdout}");
-    let checkpoint = dir.path().join("backups").join("nightly-1").join("household");
+    let checkpoint = dir.path().join("checkpoints").join("nightly-1").join("household");
     assert!(
         checkpoint.join("CURRENT").exists(),
         "checkpoint written where the role's backup dir says"
@@ -532,7 +532,13 @@ async fn gateway_audit_trail_verifies_offline_and_catches_tampering() {
         .await
         .expect_err("no Ops on the department port");
     assert_eq!(refused.code(), tonic::Code::Unimplemented);
-    let backup = popbase(&["backup", "--target", &format!("http://{}", roles["ledger"]), "--label", "audit-1"]);
+    let backup = popbase(&[
+        "checkpoint",
+        "--target",
+        &format!("http://{}", roles["ledger"]),
+        "--label",
+        "audit-1",
+    ]);
     assert!(backup.status.success(), "{}", String::from_utf8_lossy(&backup.stderr));
     assert!(String::from_utf8_lossy(&backup.stdout).starts_with("checkpoint store=ledger seq="));
 
@@ -540,7 +546,7 @@ async fn gateway_audit_trail_verifies_offline_and_catches_tampering() {
     let _ = child.wait();
     let head = dir.path().join("audit-head.log");
     let head_arg = head.to_str().expect("utf8");
-    let copy = dir.path().join("backups").join("audit-1").join("ledger");
+    let copy = dir.path().join("checkpoints").join("audit-1").join("ledger");
     let copied = popbase(&["audit", "verify", "--store", copy.to_str().expect("utf8"), "--head", head_arg]);
     assert!(
         String::from_utf8_lossy(&copied.stdout).contains("audit chain verified: 4 records"),
