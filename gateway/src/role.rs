@@ -167,7 +167,9 @@ async fn quota_heartbeat(gate: Arc<Gate>) {
     loop {
         tick.tick().await;
         let day = crate::audit::log::yyyymmdd(popbase_domain::clock::today());
-        match gate.ledger.take_quota("", day, 0, 0, gate.quotas.replica()).await {
+        // A heartbeat is no request: its call to the ledger leaves no trace.
+        let heartbeat = gate.ledger.take_quota("", day, 0, 0, gate.quotas.replica());
+        match tracing::Instrument::instrument(heartbeat, popbase_common::propagation::unsampled_span("quota.heartbeat")).await {
             Ok(granted) => gate.quotas.heard(granted),
             Err(e) => tracing::warn!(error = %e, "the quota heartbeat to the ledger failed"),
         }

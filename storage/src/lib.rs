@@ -14,6 +14,7 @@
 pub mod backup;
 mod batch;
 pub mod changelog;
+mod engine_figures;
 mod error;
 pub mod history;
 pub mod keys;
@@ -25,6 +26,7 @@ mod value;
 
 pub use batch::Batch;
 pub use changelog::{Change, ChangeBatch, ChangeOp};
+pub use engine_figures::EngineFigures;
 pub use error::{StorageError, StorageResult};
 pub use history::history_of;
 pub use read::{Read, Versioned};

@@ -65,7 +65,7 @@ impl Default for StoreOptions {
 pub(crate) struct Inner {
     pub(crate) db: DB,
     pub(crate) path: PathBuf,
-    schema: Schema,
+    pub(crate) schema: Schema,
     options: StoreOptions,
     /// Serialises commits: version checks, sequence assignment and the write.
     commit_lock: Mutex<()>,
@@ -398,7 +398,7 @@ impl Store {
         self.inner.cf(name)
     }
 
-    fn engine(&self, err: rocksdb::Error) -> StorageError {
+    pub(crate) fn engine(&self, err: rocksdb::Error) -> StorageError {
         StorageError::from_engine(&self.inner.path, err)
     }
 

@@ -83,6 +83,8 @@ pub struct AuditStats {
     wait_micros: AtomicU64,
     /// Longest wait since the last scrape.
     max_wait_micros: AtomicU64,
+    /// Uses per department and interface.
+    department_calls: super::calls_metric::DepartmentCalls,
 }
 
 struct WriterHandle {
@@ -241,6 +243,7 @@ impl AuditLog {
         for (name, kind, help, value) in samples {
             let _ = writeln!(out, "# HELP {name} {help}\n# TYPE {name} {kind}\n{name} {value}");
         }
+        s.department_calls.render(out);
     }
 }
 
@@ -301,10 +304,20 @@ impl Writer {
         let (mut seq, mut prev) = (self.next_seq, self.prev_hash.clone());
         let mut touched = Vec::new();
         let mut subject_keys = Vec::new();
+        let mut uses = Vec::new();
         for Prepared { entry, manifest } in group {
             let key = tables::usage_key(yyyymmdd(day), &entry.department, &entry.interface);
             // An export is one use, however many records it leaves.
             let one_use = entry.export.as_ref().is_none_or(|e| e.phase == ExportPhase::Started as i32);
+            if one_use {
+                // As the usage counters count: a refusal summary stands for `count`.
+                let n = if entry.interface == crate::gate::REFUSALS_INTERFACE {
+                    entry.count.max(1)
+                } else {
+                    1
+                };
+                uses.push((entry.department.clone(), entry.interface.clone(), entry.allowed, n));
+            }
             if one_use && let Err(e) = self.count(&key, &entry, day) {
                 // Counters of the entries before it ran ahead; re-read them.
                 self.usage.clear();
@@ -362,6 +375,7 @@ impl Writer {
             Ok(_) => {
                 self.stats.commits.fetch_add(1, Ordering::Relaxed);
                 self.stats.records.fetch_add(size as u64, Ordering::Relaxed);
+                self.stats.department_calls.add(uses);
                 self.next_seq = seq;
                 self.prev_hash = prev;
                 // Keep only today's counters cached.

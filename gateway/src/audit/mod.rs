@@ -2,6 +2,7 @@
 //! record, hash-chained to the one before, written durably before the
 //! caller hears anything.
 
+pub mod calls_metric;
 pub mod chain;
 pub mod head;
 pub mod log;

@@ -48,6 +48,46 @@ fn from_subject(der: &[u8]) -> Option<&[u8]> {
     Some(rest)
 }
 
+/// When the certificate stops being valid (its notAfter), Unix seconds.
+pub fn not_after_unix(der: &[u8]) -> Option<i64> {
+    let (SEQUENCE, certificate, _) = tlv(der)? else { return None };
+    let (SEQUENCE, tbs, _) = tlv(certificate)? else { return None };
+    let mut rest = tbs;
+    let (tag, _, after) = tlv(rest)?;
+    if tag == VERSION {
+        rest = after;
+    }
+    // serial, signature algorithm, issuer; then the validity.
+    for _ in 0..3 {
+        rest = tlv(rest)?.2;
+    }
+    let (SEQUENCE, validity, _) = tlv(rest)? else { return None };
+    let (_, _, after_not_before) = tlv(validity)?;
+    let (tag, time, _) = tlv(after_not_before)?;
+    let text = std::str::from_utf8(time).ok()?;
+    let full = match tag {
+        // UTCTime YYMMDDHHMMSSZ: years 50-99 are 19xx (RFC 5280).
+        0x17 if text.len() == 13 => format!("{}{text}", if text[..2] >= *"50" { "19" } else { "20" }),
+        // GeneralizedTime YYYYMMDDHHMMSSZ.
+        0x18 if text.len() == 15 => text.to_string(),
+        _ => return None,
+    };
+    let at = chrono::NaiveDateTime::parse_from_str(full.trim_end_matches('Z'), "%Y%m%d%H%M%S").ok()?;
+    Some(at.and_utc().timestamp())
+}
+
+/// The earliest notAfter of the certificates in the PEM file at `path`
+/// (a chain expires with its first certificate).
+pub fn pem_file_not_after(path: &std::path::Path) -> Option<i64> {
+    let text = std::fs::read(path).ok()?;
+    pem::parse_many(text)
+        .ok()?
+        .iter()
+        .filter(|p| p.tag() == "CERTIFICATE")
+        .filter_map(|p| not_after_unix(p.contents()))
+        .min()
+}
+
 /// SHA-256 (lower-case hex) of the certificate's DER SubjectPublicKeyInfo:
 /// the pin a catalogue keeps per department key, the same value as
 /// `openssl x509 -pubkey -noout | openssl pkey -pubin -outform der | sha256sum`.
@@ -122,6 +162,26 @@ mod tests {
     }
 
     #[test]
+    fn reads_when_the_certificate_expires() {
+        for (year, month, day) in [(2031, 5, 17), (2055, 1, 2)] {
+            let key = rcgen::KeyPair::generate().expect("key");
+            let mut params = rcgen::CertificateParams::new(vec!["x".to_string()]).expect("params");
+            params.not_after = rcgen::date_time_ymd(year, month, day);
+            let cert = params.self_signed(&key).expect("cert");
+            let expected = chrono::NaiveDate::from_ymd_opt(year, u32::from(month), u32::from(day))
+                .and_then(|d| d.and_hms_opt(0, 0, 0))
+                .map(|t| t.and_utc().timestamp());
+            // UTCTime before 2050, GeneralizedTime from then on (RFC 5280).
+            assert_eq!(not_after_unix(cert.der()), expected, "{year}");
+            let dir = tempfile::tempdir().expect("tempdir");
+            let path = dir.path().join("cert.pem");
+            std::fs::write(&path, cert.pem()).expect("write");
+            assert_eq!(pem_file_not_after(&path), expected);
+        }
+        assert_eq!(pem_file_not_after(std::path::Path::new("/nonexistent.pem")), None);
+    }
+
+    #[test]
     fn garbage_is_no_name_not_a_panic() {
         for bytes in [
             &[][..],
@@ -132,6 +192,7 @@ mod tests {
         ] {
             assert_eq!(subject_common_name(bytes), None);
             assert_eq!(spki_sha256(bytes), None);
+            assert_eq!(not_after_unix(bytes), None);
         }
     }
 }

@@ -36,14 +36,64 @@ impl Injector for MetadataInjector<'_> {
 
 /// The server span of one RPC, child of the caller's trace when it sent one.
 /// Only the method path is recorded: request bodies may hold personal data.
+///
+/// Health checks (the kubelet's every few seconds) get no span: they belong
+/// to no request and would fill the traces. The gRPC code and, for any code
+/// but OK, the error status are recorded when the answer is known
+/// ([`record_status`]).
 pub fn server_span(role: &'static str, request: &http::Request<()>) -> Span {
+    if request.uri().path().starts_with("/grpc.health.v1.Health/") {
+        return Span::none();
+    }
     let parent = opentelemetry::global::get_text_map_propagator(|p| p.extract(&HeaderExtractor(request.headers())));
     let span = tracing::info_span!(
         "grpc.request",
         otel.kind = "server",
         popbase.role = role,
         rpc.method = %request.uri().path(),
+        rpc.grpc.status_code = tracing::field::Empty,
+        otel.status_code = tracing::field::Empty,
     );
+    let _ = span.set_parent(parent);
+    span
+}
+
+/// Records the answer's gRPC `code` on the current server span: a refused or
+/// failed call (any code but 0) sets the span's error status, so a trace
+/// view shows it red.
+pub fn record_status(code: &str) {
+    let span = Span::current();
+    if let Ok(number) = code.parse::<u8>() {
+        span.record("rpc.grpc.status_code", number);
+    }
+    if code != "0" {
+        span.record("otel.status_code", "ERROR");
+    }
+}
+
+/// A span for background work that calls other roles (a poll, a
+/// heartbeat): its trace context is marked not sampled, and carried so to
+/// the callee, so the calls it makes leave no trace. Work worth a trace
+/// opens its own span outside it.
+pub fn unsampled_span(name: &'static str) -> Span {
+    use opentelemetry::trace::{SpanContext, SpanId, TraceContextExt as _, TraceFlags, TraceId, TraceState};
+    use std::hash::{BuildHasher as _, Hasher as _};
+    // Ids only need to be unique, not secret: the std hasher's random keys serve.
+    let random = || std::collections::hash_map::RandomState::new().build_hasher().finish().max(1);
+    let trace_id = TraceId::from_bytes(
+        [random().to_be_bytes(), random().to_be_bytes()]
+            .concat()
+            .try_into()
+            .unwrap_or([1; 16]),
+    );
+    let parent = opentelemetry::Context::new().with_remote_span_context(SpanContext::new(
+        trace_id,
+        SpanId::from_bytes(random().to_be_bytes()),
+        TraceFlags::default(),
+        true,
+        TraceState::default(),
+    ));
+    let span = tracing::info_span!("background", otel.name = name);
     let _ = span.set_parent(parent);
     span
 }
@@ -110,6 +160,49 @@ mod tests {
         let received = opentelemetry::global::get_text_map_propagator(|p| p.extract(&HeaderExtractor(&headers)));
         assert_eq!(received.span().span_context().trace_id(), trace_id);
         assert_eq!(received.span().span_context().span_id(), span_id);
+    }
+
+    /// What the interceptor puts on a call made inside `span`, with an
+    /// OpenTelemetry layer installed as a tracer provider would be.
+    fn traceparent_inside(make_span: impl Fn() -> Span) -> Option<String> {
+        use tracing_subscriber::layer::SubscriberExt as _;
+        opentelemetry::global::set_text_map_propagator(opentelemetry_sdk::propagation::TraceContextPropagator::new());
+        let provider = opentelemetry_sdk::trace::SdkTracerProvider::builder().build();
+        let tracer = opentelemetry::trace::TracerProvider::tracer(&provider, "test");
+        let subscriber = tracing_subscriber::registry().with(tracing_opentelemetry::layer().with_tracer(tracer));
+        tracing::subscriber::with_default(subscriber, || {
+            let span = make_span();
+            let _entered = span.enter();
+            let request = tonic::service::Interceptor::call(&mut TraceContextInterceptor, tonic::Request::new(())).expect("intercept");
+            request
+                .metadata()
+                .get("traceparent")
+                .and_then(|v| v.to_str().ok())
+                .map(str::to_string)
+        })
+    }
+
+    #[test]
+    fn background_calls_carry_a_trace_that_is_not_sampled() {
+        let request = traceparent_inside(|| tracing::info_span!("grpc.request"));
+        assert!(
+            request.as_deref().is_some_and(|t| t.ends_with("-01")),
+            "a request's trace is sampled: {request:?}"
+        );
+        let background = traceparent_inside(|| unsampled_span("poll"));
+        assert!(
+            background.as_deref().is_some_and(|t| t.ends_with("-00")),
+            "a poll's is not: {background:?}"
+        );
+    }
+
+    #[test]
+    fn health_checks_get_no_span() {
+        let health = http::Request::builder()
+            .uri("/grpc.health.v1.Health/Check")
+            .body(())
+            .expect("request");
+        assert!(server_span("household", &health).is_none());
     }
 
     #[test]

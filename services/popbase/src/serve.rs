@@ -323,6 +323,12 @@ async fn run_until(config: Config, role: Role, shutdown: Shutdown, ready: OnRead
     if !stores.is_empty() {
         metrics.watch_backups(config.backup_root());
     }
+    if !config.mesh.cert.as_os_str().is_empty() {
+        metrics.watch_certificate("mesh", config.mesh.cert.clone());
+    }
+    if !config.gateway.tls_cert.as_os_str().is_empty() && bound_roles.iter().any(|(r, _)| *r == Role::Gateway) {
+        metrics.watch_certificate("gateway", config.gateway.tls_cert.clone());
+    }
     // The residence role's permits lapse at the city's midnight (any that
     // lapsed while it was down, before it is ready), and end when their
     // holders settle, following the registry in this process or upstream.

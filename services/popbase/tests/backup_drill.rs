@@ -264,7 +264,12 @@ async fn restore_drill_backup_under_writes_destroy_restore_verify() {
     for role in ["household", "residence", "feeds", "ledger"] {
         let series = format!("popbase_backup_last_success_timestamp_seconds{{role=\"{role}\"}} ");
         assert!(metrics.contains(&series), "the backup age of {role} is a metric: {metrics}");
+        let stall = format!("popbase_rocksdb_write_stopped{{store=\"{role}\"}} 0\n");
+        assert!(metrics.contains(&stall), "engine figures per store: {metrics}");
     }
+    assert!(metrics.contains("\nprocess_resident_memory_bytes "), "{metrics}");
+    let audited = "popbase_department_calls_total{department=\"audit\",interface=\"AuditChainHead\",outcome=\"answered\"} ";
+    assert!(metrics.contains(audited), "calls per department: {metrics}");
     assert!(
         !deaths_before.is_empty() && residents_before.len() > deaths_before.len(),
         "writes went on"

@@ -18,12 +18,13 @@
 
 use std::time::Duration;
 
+use popbase_common::propagation::{TracedChannel, traced, unsampled_span};
 use popbase_common::upstream::Dialer;
 use popbase_common::{ServiceResult, Shutdown};
 use popbase_proto::household::SettlementsSinceRequest;
 use popbase_proto::household::life_events_client::LifeEventsClient;
 use popbase_storage::{Batch, Read};
-use tonic::transport::Channel;
+use tracing::Instrument as _;
 
 use crate::Permits;
 use crate::tables::{self, COUNTERS, Counter};
@@ -67,8 +68,12 @@ impl Permits {
 }
 
 /// One poll: applies every settlement after the stored cursor; returns how
-/// many residents it ended.
-pub async fn poll_once(permits: &Permits, client: &mut LifeEventsClient<Channel>) -> Result<u64, Box<dyn std::error::Error + Send + Sync>> {
+/// many residents it ended. Asking leaves no trace (every 2 s, mostly for
+/// nothing); applying settlements does, in a span of its own.
+pub async fn poll_once(
+    permits: &Permits,
+    client: &mut LifeEventsClient<TracedChannel>,
+) -> Result<u64, Box<dyn std::error::Error + Send + Sync>> {
     let mut ended = 0;
     loop {
         let after = permits.follow_cursor()?;
@@ -77,6 +82,7 @@ pub async fn poll_once(permits: &Permits, client: &mut LifeEventsClient<Channel>
                 after_sequence: after,
                 limit: 1000,
             })
+            .instrument(unsampled_span("residence.settlement_poll"))
             .await?
             .into_inner();
         if answer.log_epoch != permits.follow_epoch()? {
@@ -98,24 +104,37 @@ pub async fn poll_once(permits: &Permits, client: &mut LifeEventsClient<Channel>
             permits.set_follow_cursor(answer.head_sequence)?;
             continue;
         }
-        for event in &answer.settlements {
-            let on = event
-                .occurred_on
-                .and_then(|d| d.to_naive())
-                .unwrap_or_else(popbase_domain::clock::today);
-            for id in event.id_numbers.iter().take(1) {
-                let permits = permits.clone();
-                let id = id.clone();
-                if tokio::task::spawn_blocking(move || permits.end_by_settlement(ACTOR, &id, on)).await?? {
-                    ended += 1;
-                }
-            }
+        if !answer.settlements.is_empty() {
+            let applying = tracing::info_span!("residence.settlements_followed", settlements = answer.settlements.len());
+            ended += apply(permits, &answer.settlements).instrument(applying).await?;
         }
         if answer.last_sequence <= after {
             return Ok(ended);
         }
         permits.set_follow_cursor(answer.last_sequence)?;
     }
+}
+
+/// Ends the permits of the settlers of `settlements`; how many residents it ended.
+async fn apply(
+    permits: &Permits,
+    settlements: &[popbase_proto::household::RegistryEvent],
+) -> Result<u64, Box<dyn std::error::Error + Send + Sync>> {
+    let mut ended = 0;
+    for event in settlements {
+        let on = event
+            .occurred_on
+            .and_then(|d| d.to_naive())
+            .unwrap_or_else(popbase_domain::clock::today);
+        for id in event.id_numbers.iter().take(1) {
+            let permits = permits.clone();
+            let id = id.clone();
+            if tokio::task::spawn_blocking(move || permits.end_by_settlement(ACTOR, &id, on)).await?? {
+                ended += 1;
+            }
+        }
+    }
+    Ok(ended)
 }
 
 /// Polls `household` every `interval` until `shutdown`; errors are logged
@@ -128,7 +147,7 @@ pub async fn follow_settlements(permits: Permits, household: String, dialer: Dia
             return;
         }
     };
-    let mut client = LifeEventsClient::new(channel);
+    let mut client = LifeEventsClient::new(traced(channel));
     loop {
         match poll_once(&permits, &mut client).await {
             Ok(0) => {}

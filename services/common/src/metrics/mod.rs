@@ -21,6 +21,9 @@ use tokio::net::TcpListener;
 
 use crate::{Role, Shutdown};
 
+mod process;
+mod stores;
+
 /// Upper bounds of the latency histogram buckets, in seconds.
 const BUCKETS: [f64; 12] = [0.0005, 0.001, 0.002, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 5.0];
 
@@ -46,6 +49,8 @@ pub struct Metrics {
     shed: Mutex<BTreeMap<&'static str, u64>>,
     /// The backup directory whose sets' age is reported.
     backups: Mutex<Option<std::path::PathBuf>>,
+    /// (name, PEM file) of the certificates this process presents.
+    certificates: Mutex<Vec<(&'static str, std::path::PathBuf)>>,
 }
 
 impl Metrics {
@@ -62,6 +67,11 @@ impl Metrics {
     /// (the manifests' times: a listing per scrape, no engine opened).
     pub fn watch_backups(&self, root: std::path::PathBuf) {
         *self.backups.lock().unwrap_or_else(|p| p.into_inner()) = Some(root);
+    }
+
+    /// Reports when the certificate in the PEM file `path` expires, as `name`.
+    pub fn watch_certificate(&self, name: &'static str, path: std::path::PathBuf) {
+        self.certificates.lock().unwrap_or_else(|p| p.into_inner()).push((name, path));
     }
 
     /// Adds a component's metrics (the gateway's audit writer, say) to every scrape.
@@ -139,6 +149,8 @@ impl Metrics {
         }
         self.render_stores(&mut out);
         self.render_backups(&mut out);
+        self.render_certificates(&mut out);
+        process::render(&mut out);
         let renderers = self.renderers.lock().unwrap_or_else(|p| p.into_inner()).clone();
         for render in renderers {
             render(&mut out);
@@ -163,37 +175,21 @@ impl Metrics {
 
     fn render_stores(&self, out: &mut String) {
         let stores = self.stores.lock().unwrap_or_else(|p| p.into_inner()).clone();
-        let mut seq = String::new();
-        let mut keys = String::new();
-        let mut sst = String::new();
-        let mut mem = String::new();
-        for store in &stores {
-            let Ok(stats) = store.stats() else { continue };
-            let _ = writeln!(
-                seq,
-                "popbase_store_last_seq{{store=\"{}\"}} {}",
-                LabelValue(&stats.store),
-                stats.last_seq
-            );
-            for t in &stats.tables {
-                let labels = format!("store=\"{}\",table=\"{}\"", LabelValue(&stats.store), LabelValue(&t.table));
-                let _ = writeln!(keys, "popbase_store_estimated_keys{{{labels}}} {}", t.estimated_keys);
-                let _ = writeln!(sst, "popbase_store_sst_bytes{{{labels}}} {}", t.sst_bytes);
-                let _ = writeln!(mem, "popbase_store_memtable_bytes{{{labels}}} {}", t.memtable_bytes);
+        stores::render(&stores, out);
+    }
+
+    fn render_certificates(&self, out: &mut String) {
+        let watched = self.certificates.lock().unwrap_or_else(|p| p.into_inner()).clone();
+        out.push_str("# HELP popbase_certificate_expiry_timestamp_seconds When a certificate this process presents stops being valid (Unix seconds, read from its file on each scrape).\n");
+        out.push_str("# TYPE popbase_certificate_expiry_timestamp_seconds gauge\n");
+        for (name, path) in watched {
+            if let Some(at) = crate::cert::pem_file_not_after(&path) {
+                let _ = writeln!(
+                    out,
+                    "popbase_certificate_expiry_timestamp_seconds{{certificate=\"{}\"}} {at}",
+                    LabelValue(name)
+                );
             }
-        }
-        for (name, help, body) in [
-            (
-                "popbase_store_last_seq",
-                "Sequence number of the last committed batch (change log head).",
-                seq,
-            ),
-            ("popbase_store_estimated_keys", "RocksDB's estimate of keys per table.", keys),
-            ("popbase_store_sst_bytes", "Bytes of SST files per table.", sst),
-            ("popbase_store_memtable_bytes", "Bytes in memtables per table.", mem),
-        ] {
-            let _ = writeln!(out, "# HELP {name} {help}\n# TYPE {name} gauge");
-            out.push_str(&body);
         }
     }
 }
@@ -295,6 +291,7 @@ where
                 Err(_) => "transport".to_string(),
             };
             metrics.observe(role, method, &code, started.elapsed());
+            crate::propagation::record_status(&code);
             result
         })
     }
@@ -343,6 +340,53 @@ pub async fn serve_metrics(listener: TcpListener, metrics: Arc<Metrics>, shutdow
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// Collects `name=value` of every field recorded on a span after it was opened.
+    struct Recorded(Arc<Mutex<Vec<String>>>);
+
+    impl<S: tracing::Subscriber> tracing_subscriber::Layer<S> for Recorded {
+        fn on_record(&self, _: &tracing::span::Id, values: &tracing::span::Record<'_>, _: tracing_subscriber::layer::Context<'_, S>) {
+            struct Visit<'a>(&'a mut Vec<String>);
+            impl tracing::field::Visit for Visit<'_> {
+                fn record_debug(&mut self, field: &tracing::field::Field, value: &dyn std::fmt::Debug) {
+                    self.0.push(format!("{}={value:?}", field.name()));
+                }
+            }
+            values.record(&mut Visit(&mut self.0.lock().expect("lock")));
+        }
+    }
+
+    /// A call answered with `code` through the metrics layer, inside the server span.
+    async fn recorded_for(code: &'static str) -> Vec<String> {
+        use tower::Layer as _;
+        use tower::ServiceExt as _;
+        use tracing::Instrument as _;
+        use tracing_subscriber::layer::SubscriberExt as _;
+        let seen = Arc::new(Mutex::new(Vec::new()));
+        let subscriber = tracing_subscriber::registry().with(Recorded(seen.clone()));
+        let _default = tracing::subscriber::set_default(subscriber);
+        let answer = tower::service_fn(move |_: http::Request<()>| async move {
+            Ok::<_, std::convert::Infallible>(http::Response::builder().header("grpc-status", code).body(()).expect("response"))
+        });
+        let service = MetricsLayer::new(Role::Gateway, Metrics::new()).layer(answer);
+        let request = http::Request::builder()
+            .uri("/popbase.gateway.v1.Persons/PersonSummary")
+            .body(())
+            .expect("request");
+        let span = crate::propagation::server_span("gateway", &http::Request::builder().uri("/x/Y").body(()).expect("request"));
+        service.oneshot(request).instrument(span).await.expect("answer");
+        seen.lock().expect("lock").clone()
+    }
+
+    #[tokio::test(flavor = "current_thread")]
+    async fn refused_calls_mark_their_span_as_errors_with_the_grpc_code() {
+        let refused = recorded_for("7").await;
+        assert!(refused.contains(&"rpc.grpc.status_code=7".to_string()), "{refused:?}");
+        assert!(refused.contains(&"otel.status_code=\"ERROR\"".to_string()), "{refused:?}");
+        let answered = recorded_for("0").await;
+        assert!(answered.contains(&"rpc.grpc.status_code=0".to_string()), "{answered:?}");
+        assert!(!answered.iter().any(|f| f.starts_with("otel.status_code")), "{answered:?}");
+    }
 
     #[test]
     fn label_values_cannot_end_their_label_or_line() {
