@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Checks what SREs deploy: both Kustomize overlays render, every rendered
 # object passes Kubernetes schema validation (strict) and the checkov security
-# scan, and the Dockerfile passes hadolint. The Python tools live in a venv in
+# scan, the Dockerfile passes hadolint, and the alerts pass promtool. The Python tools live in a venv in
 # the per-machine cache, pinned, so they neither drift nor touch system Python.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -47,4 +47,6 @@ done
 # Skipped checks carry their reason in a checkov.io/skip annotation on the object.
 "$venv/bin/checkov" --directory "$rendered" --framework kubernetes --compact --quiet --skip-download
 "$venv/bin/hadolint" Dockerfile
+# Alerts, recording rules and the dashboard (k8s/monitoring): promtool.
+scripts/alerts-check.sh "$venv/bin/python"
 echo "k8s-check: manifests and Dockerfile pass"

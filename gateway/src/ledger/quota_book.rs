@@ -28,6 +28,9 @@ pub struct QuotaBook {
     store: Store,
     grants: Mutex<()>,
     replicas: Mutex<HashMap<String, Instant>>,
+    /// department -> (day, units granted that day, daily quota), as of the
+    /// last grant: what `/metrics` shows of each department's day.
+    latest: Mutex<HashMap<String, (u32, u64, u64)>>,
 }
 
 impl QuotaBook {
@@ -36,6 +39,27 @@ impl QuotaBook {
             store,
             grants: Mutex::new(()),
             replicas: Mutex::new(HashMap::new()),
+            latest: Mutex::new(HashMap::new()),
+        }
+    }
+
+    /// `popbase_quota_used_ratio{department}`: units granted today over the
+    /// daily quota, for departments that asked today. Granted units run at
+    /// most one lease (1 % of the quota) per replica ahead of answers.
+    pub fn render_metrics(&self, today: u32, out: &mut String) {
+        use std::fmt::Write as _;
+        out.push_str("# HELP popbase_quota_used_ratio Share of a department's daily quota granted to gateway replicas today.\n");
+        out.push_str("# TYPE popbase_quota_used_ratio gauge\n");
+        let latest = self.latest.lock().unwrap_or_else(|p| p.into_inner());
+        let mut departments: Vec<_> = latest.iter().filter(|(_, (day, _, quota))| *day == today && *quota > 0).collect();
+        departments.sort();
+        for (department, (_, used, quota)) in departments {
+            let ratio = *used as f64 / *quota as f64;
+            let _ = writeln!(
+                out,
+                "popbase_quota_used_ratio{{department=\"{}\"}} {ratio}",
+                popbase_common::metrics::LabelValue(department)
+            );
         }
     }
 
@@ -61,6 +85,11 @@ impl QuotaBook {
             batch.expect_version(&QUOTA_USE, key.clone(), current.map(|c| c.version));
             batch.put(&QUOTA_USE, key, &QuotaUse { used: used + granted });
             self.store.commit(batch)?;
+        }
+        if !department.is_empty() {
+            let mut latest = self.latest.lock().unwrap_or_else(|p| p.into_inner());
+            // Bounded by the catalogue's departments (the gateway asks only for them).
+            latest.insert(department.to_string(), (day, used + granted, daily_quota));
         }
         Ok(Granted {
             granted,
@@ -88,5 +117,11 @@ mod tests {
         let store = Store::open(dir.path(), crate::tables::SCHEMA, Default::default()).expect("reopen");
         let book = QuotaBook::new(store);
         assert_eq!(book.take("hrss", 20261204, 1, 5, "a").expect("take").granted, 0, "counted durably");
+        let mut out = String::new();
+        book.render_metrics(20261204, &mut out);
+        assert!(out.contains("popbase_quota_used_ratio{department=\"hrss\"} 1\n"), "{out}");
+        let mut tomorrow = String::new();
+        book.render_metrics(20261205, &mut tomorrow);
+        assert!(!tomorrow.contains("department="), "only today's use: {tomorrow}");
     }
 }

@@ -137,6 +137,11 @@ fn role_services(
             let ledger = popbase_gateway::ledger::LocalLedger::start(store).context("starting the audit writer")?;
             let audit = ledger.audit.clone();
             metrics.add_renderer(std::sync::Arc::new(move |out: &mut String| audit.render_metrics(out)));
+            let quotas = ledger.quotas.clone();
+            metrics.add_renderer(std::sync::Arc::new(move |out: &mut String| {
+                let today = popbase_gateway::audit::log::yyyymmdd(popbase_domain::clock::today());
+                quotas.render_metrics(today, out);
+            }));
             let interval = std::time::Duration::from_secs(config.gateway.audit_head_interval_secs);
             let signer = popbase_gateway::audit::head::HeadSigner::load_or_create(&config.audit_head_key_path())
                 .context("loading the audit head key")?;
