@@ -42,6 +42,23 @@ pub enum Durability {
     NoWal,
 }
 
+impl Durability {
+    pub const ALL: [Durability; 3] = [Durability::Sync, Durability::Buffered, Durability::NoWal];
+
+    /// A metric label: `sync`, `buffered`, `no_wal`.
+    pub fn name(self) -> &'static str {
+        match self {
+            Durability::Sync => "sync",
+            Durability::Buffered => "buffered",
+            Durability::NoWal => "no_wal",
+        }
+    }
+
+    fn index(self) -> usize {
+        self as usize
+    }
+}
+
 #[derive(Debug, Clone)]
 pub struct StoreOptions {
     /// Default durability of [`Store::commit`].
@@ -70,6 +87,9 @@ pub(crate) struct Inner {
     /// Serialises commits: version checks, sequence assignment and the write.
     commit_lock: Mutex<()>,
     last_seq: AtomicU64,
+    /// Commits since the store opened, by [`Durability::index`]: what a test
+    /// reads to prove which write paths fsync before they acknowledge.
+    commits: [AtomicU64; 3],
 }
 
 /// A cheap-to-clone handle on an open store.
@@ -167,6 +187,7 @@ impl Store {
                 options,
                 commit_lock: Mutex::new(()),
                 last_seq: AtomicU64::new(0),
+                commits: Default::default(),
             }),
         };
         store.check_store_name()?;
@@ -288,7 +309,13 @@ impl Store {
         }
         inner.db.write_opt(write, &write_opts).map_err(|e| self.engine(e))?;
         inner.last_seq.store(seq, Ordering::SeqCst);
+        inner.commits[durability.index()].fetch_add(1, Ordering::Relaxed);
         Ok(seq)
+    }
+
+    /// Commits since the store opened, per durability.
+    pub fn commits_by_durability(&self) -> [(Durability, u64); 3] {
+        Durability::ALL.map(|d| (d, self.inner.commits[d.index()].load(Ordering::Relaxed)))
     }
 
     /// Whether the one-time step `name` (say, the backfill of a table added

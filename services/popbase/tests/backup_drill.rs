@@ -18,123 +18,16 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use popbase_proto::common::{Address, Date};
 use popbase_proto::gateway::ChainHeadRequest;
 use popbase_proto::gateway::audit_client::AuditClient;
 use popbase_proto::household::household_registry_client::HouseholdRegistryClient;
 use popbase_proto::household::life_events_client::LifeEventsClient;
-use popbase_proto::household::{
-    DocumentKind, EventContext, GetPersonRequest, ListPersonsRequest, Person, PropertyKind, RegisterDeathRequest, RegistrationStatus,
-    SettleMoveInRequest, SettlementApplication,
-};
+use popbase_proto::household::{EventContext, GetPersonRequest, ListPersonsRequest, RegisterDeathRequest, RegistrationStatus};
+use popbase_proto::residence::CheckResidentsRequest;
 use popbase_proto::residence::residence_permits_client::ResidencePermitsClient;
-use popbase_proto::residence::{
-    ApplyForPermitRequest, CheckResidentsRequest, GetResidentRequest, PermitStatus, RegisterResidenceRequest, ResidenceBasis,
-    ResidenceRegistration,
-};
+use support::writes::{id, permit_ends, permit_holder, register, settle};
 use support::{Children, popbase, serve_all_in_one, signal, stop_all, token, with_token};
 use tonic::transport::Channel;
-
-/// A checksum-valid ID number born in 1990, distinct per `n` (< 25,000).
-fn id(n: u32) -> String {
-    let first17 = format!("370302199001{:02}{:03}", 1 + n / 900, 100 + n % 900);
-    let check = popbase_domain::id_number::check_char(first17.as_bytes());
-    format!("{first17}{}", char::from(check))
-}
-
-fn day(year: i32, month: i32, day: i32) -> Option<Date> {
-    Some(Date { year, month, day })
-}
-
-async fn register(residence: &mut ResidencePermitsClient<Channel>, id: &str) -> Result<(), tonic::Status> {
-    let registration = ResidenceRegistration {
-        id_number: id.into(),
-        name: "外来人员".into(),
-        address: Some(Address {
-            committee_code: "370302001001".into(),
-            detail: "和平路1号".into(),
-        }),
-        registered_on: day(2024, 1, 10),
-        basis: ResidenceBasis::Employment as i32,
-        ..Default::default()
-    };
-    residence
-        .register_residence(RegisterResidenceRequest {
-            registration: Some(registration),
-        })
-        .await
-        .map(|_| ())
-}
-
-/// Registers `id` and grants a permit a month ago (valid for a year: the
-/// restart's expiry sweep must leave it valid).
-async fn permit_holder(residence: &mut ResidencePermitsClient<Channel>, id: &str) {
-    use chrono::Datelike;
-    register(residence, id).await.expect("registered");
-    let granted = popbase_domain::clock::today() - chrono::Days::new(30);
-    let decision = residence
-        .apply_for_permit(ApplyForPermitRequest {
-            id_number: id.into(),
-            on: day(granted.year(), granted.month() as i32, granted.day() as i32),
-            basis: ResidenceBasis::Employment as i32,
-            evidence: "齐鲁石化".into(),
-        })
-        .await
-        .expect("decided")
-        .into_inner();
-    assert!(decision.granted);
-}
-
-async fn settle(events: &mut LifeEventsClient<Channel>, id: &str) {
-    events
-        .settle_move_in(SettleMoveInRequest {
-            context: Some(EventContext {
-                actor: "police-370302-01".into(),
-                occurred_on: day(2026, 3, 1),
-            }),
-            application: Some(SettlementApplication {
-                applicant_id_number: id.into(),
-                target: Some(Address {
-                    committee_code: "370302001001".into(),
-                    detail: "新村5号楼101室".into(),
-                }),
-                documents: vec![
-                    DocumentKind::HouseholdBook as i32,
-                    DocumentKind::IdCard as i32,
-                    DocumentKind::PropertyCertificate as i32,
-                ],
-                facts: Some(popbase_proto::household::ApplicantFacts {
-                    property_kind: PropertyKind::Residence as i32,
-                    ..Default::default()
-                }),
-                ..Default::default()
-            }),
-            rule_id: "property".into(),
-            person: Some(Person {
-                id_number: id.into(),
-                name: "外来人员".into(),
-                ..Default::default()
-            }),
-        })
-        .await
-        .expect("settled");
-}
-
-/// Waits up to 10 s for the follower to end `id`'s permit.
-async fn permit_ends(residence: &mut ResidencePermitsClient<Channel>, id: &str) -> bool {
-    for _ in 0..50 {
-        let resident = residence
-            .get_resident(GetResidentRequest { id_number: id.into() })
-            .await
-            .expect("resident")
-            .into_inner();
-        if resident.permits[0].status() == PermitStatus::EndedBySettlement {
-            return true;
-        }
-        tokio::time::sleep(Duration::from_millis(200)).await;
-    }
-    false
-}
 
 /// Acknowledged writes of each kind, in the order they were acknowledged.
 #[derive(Default)]

@@ -42,6 +42,18 @@ pub(super) fn render(stores: &[Store], out: &mut String) {
         out.push_str(&body);
     }
     render_engine(stores, out);
+    out.push_str("# HELP popbase_store_commits_total Batches committed since the store opened, by durability (sync: fsynced before the write returned).\n");
+    out.push_str("# TYPE popbase_store_commits_total counter\n");
+    for store in stores {
+        for (durability, n) in store.commits_by_durability() {
+            let _ = writeln!(
+                out,
+                "popbase_store_commits_total{{store=\"{}\",durability=\"{}\"}} {n}",
+                LabelValue(store.name()),
+                durability.name()
+            );
+        }
+    }
 }
 
 fn render_engine(stores: &[Store], out: &mut String) {

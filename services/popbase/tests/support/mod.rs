@@ -9,6 +9,8 @@ use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 
+pub mod writes;
+
 use popbase_common::mesh::MeshIdentity;
 use popbase_common::mesh::pki::{self, Issued, Pki};
 use tonic::transport::{Certificate, Channel, ClientTlsConfig, Identity};
@@ -181,6 +183,11 @@ pub fn serve_internal_roles_with(data: &Path, roles: &Roles, mesh: &Mesh, env: &
 /// and `env` set; the child and each bound address by role (and
 /// "metrics"), once it reports ready.
 pub fn serve_all_in_one(data: &Path, env: &[(&str, &str)]) -> (Child, std::collections::HashMap<String, String>) {
+    serve_all_in_one_logging(data, env, Stdio::inherit())
+}
+
+/// [`serve_all_in_one`] with the server's log (stderr) going to `log`.
+pub fn serve_all_in_one_logging(data: &Path, env: &[(&str, &str)], log: Stdio) -> (Child, std::collections::HashMap<String, String>) {
     let mut child = Command::new(env!("CARGO_BIN_EXE_popbase"))
         .args(["serve", "--role", "all", "--data"])
         .arg(data)
@@ -189,7 +196,7 @@ pub fn serve_all_in_one(data: &Path, env: &[(&str, &str)]) -> (Child, std::colle
         .args(["--ledger-addr", "127.0.0.1:0", "--metrics-addr", "127.0.0.1:0"])
         .envs(env.iter().copied())
         .stdout(Stdio::piped())
-        .stderr(Stdio::inherit())
+        .stderr(log)
         .spawn()
         .expect("start popbase");
     let stdout = child.stdout.take().expect("stdout");
