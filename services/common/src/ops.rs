@@ -147,7 +147,7 @@ impl Ops for OpsService {
                 if dir.exists() {
                     return Err(ServiceError::precondition(
                         "label",
-                        format!("checkpoint '{}' of {} already exists", label, store.name()),
+                        format!("a checkpoint of {} with this label already exists", store.name()),
                     ));
                 }
                 let seq = store.checkpoint(&dir)?;

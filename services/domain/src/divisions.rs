@@ -85,8 +85,10 @@ impl Division {
 /// Why a division code was refused. Codes are public data, so messages may name them.
 #[derive(Debug, Clone, PartialEq, Eq, Error)]
 pub enum DivisionError {
-    #[error("'{0}' is not a division code (2, 4, 6, 9 or 12 digits)")]
-    Malformed(String),
+    /// The caller's text is not repeated (it may be anything, of any
+    /// length): only how many characters it had.
+    #[error("is not a division code (2, 4, 6, 9 or 12 digits; {0} characters given)")]
+    Malformed(usize),
     #[error("unknown division code {0}")]
     Unknown(String),
     #[error("{code} is a {actual:?}, expected a {expected:?}")]
@@ -179,7 +181,7 @@ impl Divisions {
     pub fn require(&self, code: &str, expected: DivisionLevel) -> Result<&Division, DivisionError> {
         let level = DivisionLevel::from_code_len(code.len())
             .filter(|_| code.bytes().all(|b| b.is_ascii_digit()))
-            .ok_or_else(|| DivisionError::Malformed(code.to_string()))?;
+            .ok_or_else(|| DivisionError::Malformed(code.chars().count()))?;
         if level != expected {
             return Err(DivisionError::WrongLevel {
                 code: code.to_string(),
