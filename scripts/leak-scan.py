@@ -4,7 +4,8 @@
 What counts as a hit:
 - an 18-character ID number whose GB 11643 check character is right (a
   masked one such as 370302********1234 is not one);
-- an 11-digit mainland mobile number (1[3-9] and 9 digits);
+- an 11-digit mainland mobile number (1[3-9] and 9 digits), not inside a
+  longer run of letters and digits (a hash);
 - a name the synthetic city generator makes: a run of Chinese characters,
   alone between non-Chinese ones, that is one of its surnames followed by
   one or two of its given-name characters (read from
@@ -26,7 +27,8 @@ ROOT = pathlib.Path(__file__).resolve().parent.parent
 WEIGHTS = [7, 9, 10, 5, 8, 4, 2, 1, 6, 3, 7, 9, 10, 5, 8, 4, 2]
 CHECK = "10X98765432"
 ID = re.compile(r"(?<![0-9A-Za-z])[1-9][0-9]{16}[0-9Xx](?![0-9A-Za-z])")
-MOBILE = re.compile(r"(?<![0-9])1[3-9][0-9]{9}(?![0-9])")
+# Bounded by non-alphanumerics, so digits inside a hex hash or signature do not count.
+MOBILE = re.compile(r"(?<![0-9A-Za-z])1[3-9][0-9]{9}(?![0-9A-Za-z])")
 CJK_RUN = re.compile(r"[\u4e00-\u9fff]+")
 
 
@@ -94,6 +96,7 @@ def self_test(surnames, given):
         "INFO person registered id=110105********002X",
         "sequence=110105194912310021 is not a valid ID (wrong check character)",
         "took 13912345678901 ns",
+        "signature=8dbba678589e0dca16907345678816e0831f",
         "居住证 签注 申请 外来人员",
     ]
     with tempfile.TemporaryDirectory() as work:

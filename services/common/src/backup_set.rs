@@ -236,7 +236,8 @@ fn prune_manifests(root: &Path) -> ServiceResult<()> {
         }
         if !any_kept {
             std::fs::remove_file(&path).map_err(|e| io("removing", &path, e))?;
-            tracing::info!(label = %manifest.label, role = %manifest.role, "backup set pruned");
+            // Not the label: it is the operator's text.
+            tracing::info!(role = %manifest.role, taken_at = %manifest.taken_at, "backup set pruned");
         }
     }
     Ok(())
