@@ -153,7 +153,8 @@ pub fn backups_in(dir: impl AsRef<Path>) -> StorageResult<Vec<BackupInfo>> {
 
 /// Restores backup `id` of the engine directory `dir` into `target`, which
 /// must not exist or be empty (a restore never overwrites a store). The
-/// engine checks every file's checksum as it copies it.
+/// engine checks every file's checksum as it copies it; a restore that
+/// fails leaves no partial store behind.
 pub fn restore_backup(dir: impl AsRef<Path>, id: u32, target: impl AsRef<Path>) -> StorageResult<()> {
     let (dir, target) = (dir.as_ref(), target.as_ref());
     if !dir.is_dir() {
@@ -182,10 +183,14 @@ pub fn restore_backup(dir: impl AsRef<Path>, id: u32, target: impl AsRef<Path>) 
         });
     }
     engine.verify_backup(id).map_err(|e| StorageError::from_engine(dir, e))?;
-    engine
+    let restored = engine
         .restore_from_backup(target, target, &RestoreOptions::default(), id)
-        .map_err(|e| StorageError::from_engine(target, e))?;
-    Ok(())
+        .map_err(|e| StorageError::from_engine(target, e));
+    if restored.is_err() {
+        // The target was missing or empty: leave it so, not half-restored.
+        let _ = std::fs::remove_dir_all(target);
+    }
+    restored
 }
 
 #[cfg(test)]

@@ -328,3 +328,39 @@ async fn a_restored_registry_is_followed_again_from_where_it_was_restored() {
     );
     stop_all(&mut running);
 }
+
+/// The drill's negative control: a backup damaged on its volume is refused
+/// by the restore (checksums), and nothing is left half-restored.
+#[tokio::test]
+async fn a_damaged_backup_is_refused_by_the_restore() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let (data, backups) = (dir.path().join("data"), dir.path().join("backup-volume"));
+    let generated = popbase(&data, &["gen", "--city", "3703", "--persons", "100", "--seed", "5"]);
+    assert!(generated.status.success(), "{}", String::from_utf8_lossy(&generated.stderr));
+    let mut running = Children::default();
+    let (server, roles) = start(&data, &backups);
+    running.push(server);
+    backup(&roles, &["household"], "damaged").await;
+    stop_all(&mut running);
+
+    // Flip one byte in the middle of each table file of the household backup.
+    let mut damaged = 0;
+    let shared = backups.join("daily/household/shared_checksum");
+    for entry in std::fs::read_dir(&shared).expect("the backup's shared files") {
+        let path = entry.expect("entry").path();
+        if path.extension().is_some_and(|x| x == "sst") {
+            let mut bytes = std::fs::read(&path).expect("read");
+            let middle = bytes.len() / 2;
+            bytes[middle] ^= 0xff;
+            std::fs::write(&path, bytes).expect("write");
+            damaged += 1;
+        }
+    }
+    assert!(damaged > 0, "the backup holds table files");
+    std::fs::remove_dir_all(data.join("household")).expect("destroy");
+    let restored = popbase(&data, &["restore", "--backup-dir", backups.to_str().expect("utf8")]);
+    assert!(!restored.status.success(), "a damaged backup does not restore");
+    let stderr = String::from_utf8_lossy(&restored.stderr);
+    assert!(stderr.contains("restoring household"), "{stderr}");
+    assert!(!data.join("household").exists(), "no half-restored store is left behind");
+}

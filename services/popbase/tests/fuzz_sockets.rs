@@ -249,6 +249,36 @@ fn seeds() -> Vec<Vec<u8>> {
     bodies
 }
 
+/// What is wrong with an answer, if anything: a crash rather than a
+/// decision (INTERNAL, UNKNOWN, DATA_LOSS), an INVALID_ARGUMENT that names
+/// no field, or caller text (`personal`) repeated in the message.
+fn verdict(status: &Status, personal: &[String]) -> Option<String> {
+    let field = status.metadata().get("popbase-field").and_then(|v| v.to_str().ok()).unwrap_or("");
+    if matches!(status.code(), Code::Internal | Code::Unknown | Code::DataLoss) {
+        return Some(format!("{:?} {}", status.code(), status.message()));
+    }
+    if status.code() == Code::InvalidArgument && field.is_empty() {
+        return Some(format!("INVALID_ARGUMENT naming no field: {}", status.message()));
+    }
+    let echoed = personal.iter().find(|v| status.message().contains(v.as_str()))?;
+    let shown: String = echoed.chars().take(6).collect();
+    Some(format!("echoes caller text ({shown}…) in {:?}", status.code()))
+}
+
+/// The judge can fail: each kind of bad answer is caught, decisions pass.
+#[test]
+fn the_verdict_catches_crashes_unnamed_fields_and_echoes() {
+    let personal = vec!["110105194912310020".to_string()];
+    let mut named = Status::invalid_argument("must be 18 characters");
+    named.metadata_mut().insert("popbase-field", "id_number".parse().expect("ascii"));
+    assert_eq!(verdict(&named, &personal), None);
+    assert_eq!(verdict(&Status::not_found("no such person"), &personal), None);
+    assert!(verdict(&Status::internal("h2 protocol error"), &personal).is_some());
+    assert!(verdict(&Status::unknown("no answer within 20 s"), &personal).is_some());
+    assert!(verdict(&Status::invalid_argument("bad"), &personal).is_some());
+    assert!(verdict(&Status::failed_precondition("110105194912310020 exists"), &personal).is_some());
+}
+
 /// The answer's status (OK when it answered), reading a stream to its end.
 async fn call(channel: &Channel, bearer: &str, method: &Method, bodies: Vec<Vec<u8>>) -> Status {
     let mut grpc = tonic::client::Grpc::new(channel.clone());
@@ -357,22 +387,10 @@ async fn every_method_of_every_role_answers_hostile_bodies_with_a_decision() {
                 }
                 sent += 1;
                 *by_code.entry(format!("{:?}", status.code())).or_default() += 1;
-                let field = status.metadata().get("popbase-field").and_then(|v| v.to_str().ok()).unwrap_or("");
-                let bad = matches!(status.code(), Code::Internal | Code::Unknown | Code::DataLoss)
-                    || (status.code() == Code::InvalidArgument && field.is_empty());
-                if bad && failures.len() < 20 {
-                    failures.push(format!("{role} {}: {:?} {}", method.path, status.code(), status.message()));
-                }
-                // Caller text is never echoed: no ID number, phone, name or long string sent comes back.
-                if let Some(echoed) = personal.iter().find(|v| status.message().contains(v.as_str()))
+                if let Some(why) = verdict(&status, &personal)
                     && failures.len() < 20
                 {
-                    let shown = echoed.chars().take(6).collect::<String>();
-                    failures.push(format!(
-                        "{role} {}: echoes caller text ({shown}…) in {:?}",
-                        method.path,
-                        status.code()
-                    ));
+                    failures.push(format!("{role} {}: {why}", method.path));
                 }
             }
         }
