@@ -5,14 +5,15 @@
 //!
 //! Each cycle starts the server(s) on the same data directory,
 //! checks that every write acknowledged in any earlier cycle is readable,
-//! then runs three writers at once until a random moment, when the process
+//! then runs four writers at once until a random moment, when the process
 //! is killed mid-write:
 //! - residence registrations (the residence store);
 //! - a permit holder who then settles (the registry and, through the
 //!   residence role's follower, the settler's permit), then deaths (life
 //!   events on the registry);
 //! - medical-insurance feed records (the feeds store) and audited answers
-//!   of the gateway (the ledger's audit chain).
+//!   of the gateway (the ledger's audit chain);
+//! - citizens' consents recorded by the service platform (the ledger).
 //!
 //! After every kill that stopped the ledger the audit chain is verified
 //! offline against the head file, and after every restart: registrations, deaths and feed records
@@ -35,11 +36,13 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use chrono::Utc;
+use popbase_proto::common::Date;
 use popbase_proto::feeds::feed_record::Payload;
 use popbase_proto::feeds::feeds_client::FeedsClient;
 use popbase_proto::feeds::{EnrollmentStatus, FeedRecord, MedicalInsurance, MedicalScheme, RecordsOfRequest, Source};
-use popbase_proto::gateway::ChainHeadRequest;
 use popbase_proto::gateway::audit_client::AuditClient;
+use popbase_proto::gateway::consents_client::ConsentsClient;
+use popbase_proto::gateway::{ChainHeadRequest, GrantConsentRequest, ListConsentsRequest};
 use popbase_proto::household::household_registry_client::HouseholdRegistryClient;
 use popbase_proto::household::life_events_client::LifeEventsClient;
 use popbase_proto::household::{EventContext, GetPersonsRequest, ListPersonsRequest, RegisterDeathRequest, RegistrationStatus};
@@ -66,11 +69,14 @@ struct Acked {
     /// person -> record ids of their insurance records.
     feeds: BTreeMap<String, Vec<String>>,
     audited: u64,
+    /// Subjects with a consent granted (to civil affairs, for PersonSummary).
+    consents: Vec<String>,
 }
 
 /// What a check found missing.
 #[derive(Debug, Default, PartialEq)]
 struct Lost {
+    consents: usize,
     residents: usize,
     settlements: usize,
     deaths: usize,
@@ -80,7 +86,7 @@ struct Lost {
 
 impl Lost {
     fn total(&self) -> u64 {
-        (self.residents + self.settlements + self.deaths + self.feeds) as u64 + self.audited
+        (self.consents + self.residents + self.settlements + self.deaths + self.feeds) as u64 + self.audited
     }
 }
 
@@ -111,6 +117,23 @@ struct Writers {
     next_id: Arc<AtomicU32>,
     living: Arc<Mutex<Vec<String>>>,
     bearer: String,
+    /// The service platform's token: it records citizens' consents.
+    platform: String,
+}
+
+/// A citizen's consent as the service platform records it.
+fn consent(subject: &str) -> GrantConsentRequest {
+    let today = popbase_domain::clock::today();
+    GrantConsentRequest {
+        purpose: "CITIZEN_CONSENT".into(),
+        subject_id_number: subject.into(),
+        department: "civil_affairs".into(),
+        interface: "PersonSummary".into(),
+        grant_purpose: "TEMPORARY_ASSISTANCE".into(),
+        valid_from: Some(Date::from(today)),
+        valid_until: Some(Date::from(today + chrono::Duration::days(30))),
+        ..Default::default()
+    }
 }
 
 impl Writers {
@@ -157,6 +180,19 @@ impl Writers {
         }
     }
 
+    /// Consents, ten a second at most: each is checked one by one afterwards.
+    async fn consents(self: Arc<Self>) {
+        let mut consents = ConsentsClient::new(channel(&self.roles, "gateway"));
+        while !self.stopped() {
+            let subject = id(self.next_id.fetch_add(1, Ordering::SeqCst));
+            if consents.grant(with_token(&self.platform, consent(&subject))).await.is_err() {
+                return;
+            }
+            self.acked.lock().expect("lock").consents.push(subject);
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+    }
+
     async fn feeds_and_answers(self: Arc<Self>, subjects: Vec<String>) {
         let mut feeds = FeedsClient::new(channel(&self.roles, "feeds"));
         let mut audit = AuditClient::new(channel(&self.roles, "gateway"));
@@ -188,8 +224,24 @@ impl Writers {
 }
 
 /// Checks every acknowledged write against the restarted server; what is missing.
-async fn check(roles: &Roles, acked: &Acked, bearer: &str) -> Lost {
+async fn check(roles: &Roles, acked: &Acked, bearer: &str, platform: &str) -> Lost {
     let mut lost = Lost::default();
+    let mut consents = ConsentsClient::new(channel(roles, "gateway"));
+    for subject in &acked.consents {
+        let asked = ListConsentsRequest {
+            purpose: "CITIZEN_CONSENT".into(),
+            subject_id_number: subject.clone(),
+        };
+        let held = consents
+            .list_consents(with_token(platform, asked))
+            .await
+            .expect("consents")
+            .into_inner()
+            .consents;
+        if !held.iter().any(|c| c.department == "civil_affairs") {
+            lost.consents += 1;
+        }
+    }
     let mut residence = ResidencePermitsClient::new(channel(roles, "residence"));
     for chunk in acked.residents.chunks(5_000) {
         let known = residence
@@ -380,14 +432,14 @@ async fn living_persons(roles: &Roles) -> Vec<String> {
         .collect()
 }
 
-/// Starts the three writers against `roles`.
+/// Starts the four writers against `roles`.
 fn spawn_writers(
     roles: &Roles,
     acked: &Arc<Mutex<Acked>>,
     next_id: &Arc<AtomicU32>,
     (persons, subjects): &City,
-    bearer: String,
-) -> (Arc<Writers>, [tokio::task::JoinHandle<()>; 3]) {
+    [bearer, platform]: [String; 2],
+) -> (Arc<Writers>, [tokio::task::JoinHandle<()>; 4]) {
     let writers = Arc::new(Writers {
         roles: roles.clone(),
         acked: acked.clone(),
@@ -395,11 +447,13 @@ fn spawn_writers(
         next_id: next_id.clone(),
         living: Arc::clone(persons),
         bearer,
+        platform,
     });
     let tasks = [
         tokio::spawn(writers.clone().residents()),
         tokio::spawn(writers.clone().life_events()),
         tokio::spawn(writers.clone().feeds_and_answers(subjects.clone())),
+        tokio::spawn(writers.clone().consents()),
     ];
     (writers, tasks)
 }
@@ -420,9 +474,9 @@ async fn crash_cycles(layout: Layout, data: &Path, cycles: usize, mut on_kill: i
     for _ in 0..cycles {
         restarts.push(servers.start());
         let roles = servers.channels();
-        let bearer = token(data, "audit");
+        let (bearer, platform) = (token(data, "audit"), token(data, "service_platform"));
         let so_far = acked.lock().expect("lock").clone();
-        let found = check(&roles, &so_far, &bearer).await;
+        let found = check(&roles, &so_far, &bearer, &platform).await;
         assert_eq!(found, Lost::default(), "acknowledged writes were lost");
         if city.is_none() {
             // Deaths take persons from the end; feed records are about the first 20.
@@ -431,7 +485,7 @@ async fn crash_cycles(layout: Layout, data: &Path, cycles: usize, mut on_kill: i
             city = Some((Arc::new(Mutex::new(persons)), subjects));
         }
         let Some(city) = &city else { unreachable!("set just above") };
-        let (writers, tasks) = spawn_writers(&roles, &acked, &next_id, city, bearer);
+        let (writers, tasks) = spawn_writers(&roles, &acked, &next_id, city, [bearer, platform]);
         tokio::time::sleep(Duration::from_millis(moments.next_millis(300, 900))).await;
         let processes = servers.processes();
         let one = processes[moments.next() as usize % processes.len()];
@@ -447,9 +501,10 @@ async fn crash_cycles(layout: Layout, data: &Path, cycles: usize, mut on_kill: i
     }
     restarts.push(servers.start());
     let roles = servers.channels();
-    let bearer = token(data, "audit");
+    let (bearer, platform) = (token(data, "audit"), token(data, "service_platform"));
     let acked = acked.lock().expect("lock").clone();
-    let found = check(&roles, &acked, &bearer).await;
+    let found = check(&roles, &acked, &bearer, &platform).await;
+    lost.consents += found.consents;
     lost.residents += found.residents;
     lost.settlements += found.settlements;
     lost.deaths += found.deaths;
@@ -457,7 +512,7 @@ async fn crash_cycles(layout: Layout, data: &Path, cycles: usize, mut on_kill: i
     lost.audited += found.audited;
     // Every write path once more, stopped in good order, then how each store committed.
     if let (Some(city), Some(metrics)) = (&city, servers.metrics()) {
-        let (writers, tasks) = spawn_writers(&roles, &Arc::new(Mutex::new(Acked::default())), &next_id, city, bearer);
+        let (writers, tasks) = spawn_writers(&roles, &Arc::new(Mutex::new(Acked::default())), &next_id, city, [bearer, platform]);
         tokio::time::sleep(Duration::from_millis(500)).await;
         writers.stop.store(true, Ordering::SeqCst);
         for task in tasks {
@@ -465,8 +520,11 @@ async fn crash_cycles(layout: Layout, data: &Path, cycles: usize, mut on_kill: i
         }
         assert_every_write_was_fsynced(metrics);
     }
-    let checked = (acked.residents.len() + acked.settled.len() + acked.deaths.len() + acked.feeds.values().map(Vec::len).sum::<usize>())
-        as u64
+    let checked = (acked.consents.len()
+        + acked.residents.len()
+        + acked.settled.len()
+        + acked.deaths.len()
+        + acked.feeds.values().map(Vec::len).sum::<usize>()) as u64
         + acked.audited;
     servers.stop();
     verify_chain(data);
