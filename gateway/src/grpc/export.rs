@@ -327,7 +327,10 @@ impl FlightService for ExportService {
             ListCriteria::default()
         } else {
             let parsed = serde_json::from_slice::<ListCriteria>(expression)
-                .map_err(|e| ServiceError::invalid("criteria", format!("expected {{\"purpose\": \"...\"}}: {e}")))
+                .map_err(|e| {
+                    let problem = popbase_common::validate::json_problem(&e);
+                    ServiceError::invalid("criteria", format!("expected {{\"purpose\": \"...\"}}: {problem}"))
+                })
                 .and_then(|c| check_purpose("criteria.purpose", &c.purpose).map(|()| c));
             match parsed {
                 Ok(criteria) => criteria,

@@ -12,6 +12,7 @@ pub mod deadline;
 pub mod error;
 pub mod limits;
 pub mod load_shed;
+pub mod malformed;
 pub mod mesh;
 pub mod methods;
 pub mod metrics;

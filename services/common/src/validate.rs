@@ -167,6 +167,12 @@ fn decode_page_token(token: &str) -> Option<Vec<u8>> {
         .collect()
 }
 
+/// Where and how caller-sent JSON failed to parse, without serde's message:
+/// that one quotes the offending value, which is the caller's text.
+pub fn json_problem(e: &serde_json::Error) -> String {
+    format!("{:?} error at line {} column {}", e.classify(), e.line(), e.column())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

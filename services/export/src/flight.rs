@@ -57,8 +57,10 @@ pub struct SourceFlight<S> {
 }
 
 impl<S: DatasetSource> SourceFlight<S> {
-    pub fn server(source: Arc<S>) -> FlightServiceServer<Self> {
-        FlightServiceServer::new(Self { source })
+    /// The Flight service over `source`, bodies that do not decode refused
+    /// INVALID_ARGUMENT (arrow-flight's generated server says INTERNAL).
+    pub fn server(source: Arc<S>) -> popbase_common::malformed::MalformedAsInvalid<FlightServiceServer<Self>> {
+        popbase_common::malformed::MalformedAsInvalid(FlightServiceServer::new(Self { source }))
     }
 
     fn owned(&self, dataset: &'static Dataset) -> Result<&'static Dataset, Status> {

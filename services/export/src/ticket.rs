@@ -63,7 +63,10 @@ fn check_columns(columns: &[String]) -> ServiceResult<()> {
             ));
         }
         if !seen.insert(name.as_str()) {
-            return Err(ServiceError::invalid("ticket.columns", format!("{name} is named twice")));
+            return Err(ServiceError::invalid(
+                "ticket.columns",
+                format!("entry {position} names a column an earlier entry named"),
+            ));
         }
     }
     Ok(())
@@ -98,7 +101,8 @@ impl Ticket {
         if bytes.len() > MAX_TICKET_BYTES {
             return Err(ServiceError::invalid("ticket", format!("longer than {MAX_TICKET_BYTES} bytes")));
         }
-        let ticket: Ticket = serde_json::from_slice(bytes).map_err(|e| ServiceError::invalid("ticket", format!("not a ticket: {e}")))?;
+        let ticket: Ticket = serde_json::from_slice(bytes)
+            .map_err(|e| ServiceError::invalid("ticket", format!("not a ticket: {}", popbase_common::validate::json_problem(&e))))?;
         let dataset = ticket.check()?;
         Ok((ticket, dataset))
     }

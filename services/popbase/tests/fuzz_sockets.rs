@@ -1,7 +1,8 @@
 //! Fuzzing every method of every role over real sockets.
 //!
 //! The methods come from the descriptor set the binary is built with, so a
-//! new method is fuzzed the day it is added. For each, the bodies are:
+//! new method is fuzzed the day it is added; Arrow Flight's (export
+//! tickets and descriptors) are added by hand. For each, the bodies are:
 //! the seed corpus (`tests/fuzz-corpus/seeds.hex`), messages built from the
 //! method's input descriptor with hostile values in every field (valid and
 //! one-off ID numbers, phone numbers, huge and control-character strings,
@@ -120,7 +121,67 @@ fn descriptors() -> (HashMap<String, DescriptorProto>, Vec<Method>) {
             }
         }
     }
+    add_flight(&mut messages, &mut methods);
     (messages, methods)
+}
+
+/// Arrow Flight's requests (arrow-flight exports no descriptor set): the
+/// export tickets and descriptors departments and the big-data bureau send.
+fn add_flight(messages: &mut HashMap<String, DescriptorProto>, methods: &mut Vec<Method>) {
+    use prost_types::FieldDescriptorProto;
+    let field = |name: &str, number: i32, kind: Type, label: Label| FieldDescriptorProto {
+        name: Some(name.into()),
+        number: Some(number),
+        r#type: Some(kind as i32),
+        label: Some(label as i32),
+        ..Default::default()
+    };
+    let message = |name: &str, fields: Vec<FieldDescriptorProto>| DescriptorProto {
+        name: Some(name.into()),
+        field: fields,
+        ..Default::default()
+    };
+    let one = Label::Optional;
+    for (name, fields) in [
+        ("Ticket", vec![field("ticket", 1, Type::Bytes, one)]),
+        (
+            "FlightDescriptor",
+            vec![
+                field("type", 1, Type::Enum, one),
+                field("cmd", 2, Type::Bytes, one),
+                field("path", 3, Type::String, Label::Repeated),
+            ],
+        ),
+        ("Criteria", vec![field("expression", 1, Type::Bytes, one)]),
+        (
+            "Action",
+            vec![field("type", 1, Type::String, one), field("body", 2, Type::Bytes, one)],
+        ),
+        (
+            "HandshakeRequest",
+            vec![
+                field("protocol_version", 1, Type::Uint64, one),
+                field("payload", 2, Type::Bytes, one),
+            ],
+        ),
+    ] {
+        messages.insert(format!(".arrow.flight.protocol.{name}"), message(name, fields));
+    }
+    for (method, input, client_streaming, server_streaming) in [
+        ("DoGet", "Ticket", false, true),
+        ("GetFlightInfo", "FlightDescriptor", false, false),
+        ("GetSchema", "FlightDescriptor", false, false),
+        ("ListFlights", "Criteria", false, true),
+        ("DoAction", "Action", false, true),
+        ("Handshake", "HandshakeRequest", true, true),
+    ] {
+        methods.push(Method {
+            path: format!("/arrow.flight.protocol.FlightService/{method}"),
+            input: format!(".arrow.flight.protocol.{input}"),
+            client_streaming,
+            server_streaming,
+        });
+    }
 }
 
 /// Hostile and plausible values for string fields.
