@@ -1,5 +1,6 @@
 //! No personal data in clear in what the platform says: the server's log
-//! at debug level, in text and in JSON, and the errors it answers, while
+//! at debug level, in text and in JSON, the traces it exports over OTLP,
+//! and the errors it answers, while
 //! callers send it ID numbers, phone numbers and names, valid and hostile,
 //! in the fields meant for them and in fields that are not (a purpose, an
 //! evidence text). scripts/leak-scan.py decides; its self-test shows it
@@ -10,6 +11,7 @@ mod support;
 use std::fs::File;
 use std::path::Path;
 use std::process::Stdio;
+use std::sync::{Arc, Mutex};
 
 use popbase_proto::common::Address;
 use popbase_proto::gateway::enrollment_client::EnrollmentClient;
@@ -19,9 +21,54 @@ use popbase_proto::household::household_registry_client::HouseholdRegistryClient
 use popbase_proto::household::{GetPersonRequest, ListPersonsRequest};
 use popbase_proto::residence::residence_permits_client::ResidencePermitsClient;
 use popbase_proto::residence::{ApplyForPermitRequest, RegisterResidenceRequest, ResidenceBasis, ResidenceRegistration};
+use support::raw::Raw;
 use support::writes::{day, id};
 use support::{Children, popbase, serve_all_in_one_logging, stop_all, token, with_token};
 use tonic::transport::Channel;
+
+/// An OTLP trace collector that keeps the raw bytes of every export (the
+/// spans as protobuf: their strings are there as sent).
+#[derive(Clone, Default)]
+struct TraceSink(Arc<Mutex<Vec<u8>>>);
+
+impl tonic::server::NamedService for TraceSink {
+    const NAME: &'static str = "opentelemetry.proto.collector.trace.v1.TraceService";
+}
+
+struct Export(Arc<Mutex<Vec<u8>>>);
+
+impl tonic::server::UnaryService<Vec<u8>> for Export {
+    type Response = Vec<u8>;
+    type Future = std::future::Ready<Result<tonic::Response<Vec<u8>>, tonic::Status>>;
+    fn call(&mut self, request: tonic::Request<Vec<u8>>) -> Self::Future {
+        self.0.lock().expect("lock").extend(request.into_inner());
+        // An empty ExportTraceServiceResponse: everything accepted.
+        std::future::ready(Ok(tonic::Response::new(Vec::new())))
+    }
+}
+
+impl tonic::codegen::Service<http::Request<tonic::body::Body>> for TraceSink {
+    type Response = http::Response<tonic::body::Body>;
+    type Error = std::convert::Infallible;
+    type Future = tonic::codegen::BoxFuture<Self::Response, Self::Error>;
+
+    fn poll_ready(&mut self, _: &mut std::task::Context<'_>) -> std::task::Poll<Result<(), Self::Error>> {
+        std::task::Poll::Ready(Ok(()))
+    }
+
+    fn call(&mut self, request: http::Request<tonic::body::Body>) -> Self::Future {
+        let kept = self.0.clone();
+        Box::pin(async move { Ok(tonic::server::Grpc::new(Raw).unary(Export(kept), request).await) })
+    }
+}
+
+/// Starts a [`TraceSink`] on a free port; its endpoint URL.
+fn trace_sink(sink: &TraceSink) -> String {
+    let addr = support::free_port();
+    let server = tonic::transport::Server::builder().add_service(sink.clone()).serve(addr);
+    tokio::spawn(server);
+    format!("http://{addr}")
+}
 
 /// A planted mobile number and a name as the generator makes them.
 const PHONE: &str = "13912345678";
@@ -126,16 +173,24 @@ fn scan(files: &[&Path]) -> (bool, String) {
     )
 }
 
-#[tokio::test]
-async fn no_id_number_phone_or_name_in_clear_in_debug_logs_or_errors() {
+// Several workers: the trace sink must answer while this test waits on the
+// servers' processes (their last spans are exported as they shut down).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn no_id_number_phone_or_name_in_clear_in_debug_logs_traces_or_errors() {
     let dir = tempfile::tempdir().expect("tempdir");
     let data = dir.path().join("data");
     let generated = popbase(&data, &["gen", "--city", "3703", "--persons", "200", "--seed", "3"]);
     assert!(generated.status.success(), "{}", String::from_utf8_lossy(&generated.stderr));
     let mut outputs = Vec::new();
+    let sink = TraceSink::default();
+    let collector = trace_sink(&sink);
     for format in ["text", "json"] {
         let log = dir.path().join(format!("server-{format}.log"));
-        let env = [("POPBASE_LOG", "debug"), ("POPBASE_LOG_FORMAT", format)];
+        let env = [
+            ("POPBASE_LOG", "debug"),
+            ("POPBASE_LOG_FORMAT", format),
+            ("OTEL_EXPORTER_OTLP_ENDPOINT", collector.as_str()),
+        ];
         let (child, roles) = serve_all_in_one_logging(&data, &env, Stdio::from(File::create(&log).expect("log file")));
         let mut running = Children::default();
         running.push(child);
@@ -152,7 +207,14 @@ async fn no_id_number_phone_or_name_in_clear_in_debug_logs_or_errors() {
         );
         outputs.push((log, answered));
     }
-    let files: Vec<&Path> = outputs.iter().flat_map(|(log, errors)| [log.as_path(), errors.as_path()]).collect();
+    // The traces exported while both servers ran (flushed at their shutdown).
+    let traces = dir.path().join("traces.otlp");
+    let exported = sink.0.lock().expect("lock").clone();
+    let names_a_request = exported.windows(b"grpc.request".len()).any(|w| w == b"grpc.request");
+    assert!(names_a_request, "the servers exported their spans: {} bytes", exported.len());
+    std::fs::write(&traces, exported).expect("write traces");
+    let mut files: Vec<&Path> = outputs.iter().flat_map(|(log, errors)| [log.as_path(), errors.as_path()]).collect();
+    files.push(traces.as_path());
     let (clean, report) = scan(&files);
     assert!(clean, "personal data in clear:\n{report}");
 
