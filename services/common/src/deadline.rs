@@ -22,6 +22,14 @@ use tonic::body::Body;
 /// Methods whose answer follows the caller's whole upload stream.
 pub const UPLOADS: [&str; 2] = ["/popbase.gateway.v1.DepartmentFeeds/Submit", "/popbase.feeds.v1.Feeds/Ingest"];
 
+/// Methods that run long on the server by nature (a first backup copies a
+/// whole store's files): bounded by the caller's `grpc-timeout` and at most
+/// [`LONG_RUNNING_MAX`], not by `limits.request_timeout_secs`.
+pub const LONG_RUNNING: [&str; 1] = ["/popbase.ops.v1.Ops/CreateBackup"];
+
+/// The longest a [`LONG_RUNNING`] call may take.
+pub const LONG_RUNNING_MAX: Duration = Duration::from_secs(4 * 3600);
+
 /// Longest `grpc-timeout` honoured: a caller cannot ask to hold a call
 /// longer than a day, whatever it sends.
 const MAX_ASKED: Duration = Duration::from_secs(24 * 3600);
@@ -52,6 +60,9 @@ pub fn deadline_of(path: &str, headers: &http::HeaderMap, default: Duration) -> 
     let asked = asked_timeout(headers);
     if UPLOADS.contains(&path) {
         return asked;
+    }
+    if LONG_RUNNING.contains(&path) {
+        return Some(asked.map_or(LONG_RUNNING_MAX, |asked| asked.min(LONG_RUNNING_MAX)));
     }
     Some(asked.map_or(default, |asked| asked.min(default)))
 }
@@ -147,5 +158,14 @@ mod tests {
         assert_eq!(deadline_of(path, &headers("1H"), default), Some(default));
         assert_eq!(deadline_of(UPLOADS[0], &http::HeaderMap::new(), default), None);
         assert_eq!(deadline_of(UPLOADS[0], &headers("1H"), default), Some(Duration::from_secs(3600)));
+        assert_eq!(
+            deadline_of(LONG_RUNNING[0], &http::HeaderMap::new(), default),
+            Some(LONG_RUNNING_MAX)
+        );
+        assert_eq!(
+            deadline_of(LONG_RUNNING[0], &headers("2H"), default),
+            Some(Duration::from_secs(7200))
+        );
+        assert_eq!(deadline_of(LONG_RUNNING[0], &headers("9H"), default), Some(LONG_RUNNING_MAX));
     }
 }

@@ -24,8 +24,10 @@ pub struct Keep {
 /// given, as the set `label`; prints one line per store and stops at the
 /// first failure (exit non-zero: the CronJob's run fails and alerts).
 pub async fn backup(targets: &[String], label: &str, keep: Keep, dialer: &Dialer) -> anyhow::Result<()> {
+    // A first backup copies a whole store: wait as long as the server allows it.
+    let dialer = dialer.clone().with_request_timeout(popbase_common::deadline::LONG_RUNNING_MAX);
     for target in targets {
-        let mut client = connect(target, dialer).await?;
+        let mut client = connect(target, &dialer).await?;
         let response = client
             .create_backup(CreateBackupRequest {
                 label: label.to_string(),
