@@ -3,6 +3,7 @@
 use chrono::{Datelike, NaiveDate};
 
 use crate::common::{Address, Date, Sex};
+use crate::residence::{PermitStatus, ResidencePermit};
 
 impl Date {
     /// The calendar date, or `None` when unset (all zero) or impossible.
@@ -58,9 +59,59 @@ impl Sex {
     }
 }
 
+/// A permit's validity on a day, decided in one place for every role: the
+/// gateway's standing, the registry's settlement facts and the residence
+/// role's own expiry.
+impl ResidencePermit {
+    /// The last day of its validity (`None` when unset or impossible).
+    pub fn valid_until_day(&self) -> Option<NaiveDate> {
+        Date::naive_of(&self.valid_until)
+    }
+
+    /// Valid on `on`: marked VALID and `on` not after its last day.
+    pub fn is_valid_on(&self, on: NaiveDate) -> bool {
+        self.status == PermitStatus::Valid as i32 && self.valid_until_day().is_some_and(|until| on <= until)
+    }
+
+    /// Lapsed by `on`: still marked VALID, but its validity ended before
+    /// `on` (or it has none), which the residence role's expiry run will
+    /// write as EXPIRED.
+    pub fn is_lapsed_on(&self, on: NaiveDate) -> bool {
+        self.status == PermitStatus::Valid as i32 && !self.is_valid_on(on)
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_permit_is_valid_through_its_last_day_then_lapsed() {
+        let day = |d| NaiveDate::from_ymd_opt(2026, 12, d).expect("date");
+        let permit = ResidencePermit {
+            status: PermitStatus::Valid as i32,
+            valid_until: Some(day(4).into()),
+            ..Default::default()
+        };
+        assert!(permit.is_valid_on(day(4)) && !permit.is_lapsed_on(day(4)));
+        assert!(!permit.is_valid_on(day(5)) && permit.is_lapsed_on(day(5)));
+        let cancelled = ResidencePermit {
+            status: PermitStatus::Cancelled as i32,
+            ..permit.clone()
+        };
+        assert!(
+            !cancelled.is_valid_on(day(4)) && !cancelled.is_lapsed_on(day(5)),
+            "cancelled is neither"
+        );
+        let endless = ResidencePermit {
+            valid_until: None,
+            ..permit
+        };
+        assert!(
+            !endless.is_valid_on(day(1)) && endless.is_lapsed_on(day(1)),
+            "no validity is no valid permit"
+        );
+    }
 
     #[test]
     fn dates_convert_both_ways() {

@@ -52,14 +52,8 @@ impl Standing {
     }
 }
 
-fn valid_until(permit: &ResidencePermit) -> Option<NaiveDate> {
-    permit.valid_until.as_ref().and_then(|d| d.to_naive())
-}
-
 fn valid_permit(permits: &[ResidencePermit], on: NaiveDate) -> Option<&ResidencePermit> {
-    permits
-        .iter()
-        .find(|p| p.status == PermitStatus::Valid as i32 && valid_until(p).is_some_and(|until| until >= on))
+    permits.iter().find(|p| p.is_valid_on(on))
 }
 
 /// The latest permit that lapsed by `on`: marked expired, or still marked
@@ -68,11 +62,8 @@ fn valid_permit(permits: &[ResidencePermit], on: NaiveDate) -> Option<&Residence
 fn lapsed_permit(permits: &[ResidencePermit], on: NaiveDate) -> Option<&ResidencePermit> {
     permits
         .iter()
-        .filter(|p| {
-            p.status == PermitStatus::Expired as i32
-                || (p.status == PermitStatus::Valid as i32 && valid_until(p).is_none_or(|until| until < on))
-        })
-        .max_by_key(|p| valid_until(p))
+        .filter(|p| p.status == PermitStatus::Expired as i32 || p.is_lapsed_on(on))
+        .max_by_key(|p| p.valid_until_day())
 }
 
 /// The standing of each of `ids`, in order, with each registry record read

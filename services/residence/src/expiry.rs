@@ -30,9 +30,10 @@ const AFTER_MIDNIGHT: Duration = Duration::from_secs(1);
 /// Waited after a failed run before trying again.
 const RETRY: Duration = Duration::from_secs(60);
 
-/// True when `permit` is marked valid but its validity ended before `on`.
+/// True when `permit` is marked valid but its validity ended before `on`
+/// ([`ResidencePermit::is_lapsed_on`], the rule every role uses).
 pub fn lapsed(permit: &ResidencePermit, on: NaiveDate) -> bool {
-    permit.status == PermitStatus::Valid as i32 && permit.valid_until.and_then(|d| d.to_naive()).is_some_and(|until| until < on)
+    permit.is_lapsed_on(on)
 }
 
 /// `permit` as it stands on `on`: a lapsed one reads as EXPIRED since its

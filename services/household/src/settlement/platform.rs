@@ -21,7 +21,7 @@ use popbase_proto::feeds::feeds_client::FeedsClient;
 use popbase_proto::feeds::{EnrollmentStatus, FeedRecord, HousingKind, MedicalScheme, PensionScheme, PropertyUse, RecordsOfRequest};
 use popbase_proto::household::PropertyKind;
 use popbase_proto::residence::residence_permits_client::ResidencePermitsClient;
-use popbase_proto::residence::{GetResidentRequest, PermitStatus, RegistrationState, Resident};
+use popbase_proto::residence::{GetResidentRequest, RegistrationState, Resident};
 use tonic::Code;
 
 /// The home the housing feed records for the applicant at the target.
@@ -148,11 +148,7 @@ impl PlatformFacts {
     /// `resident` (the residence service's, if any) establish.
     pub fn from_records(records: &[FeedRecord], resident: Option<&Resident>, target: &Address, on: NaiveDate) -> PlatformFacts {
         let mut facts = PlatformFacts {
-            permit: Some(resident.is_some_and(|r| {
-                r.permits.iter().any(|p| {
-                    p.status == PermitStatus::Valid as i32 && p.valid_until.and_then(|d| d.to_naive()).is_some_and(|until| on <= until)
-                })
-            })),
+            permit: Some(resident.is_some_and(|r| r.permits.iter().any(|p| p.is_valid_on(on)))),
             ..Default::default()
         };
         facts.lives_at_target = resident
@@ -198,7 +194,7 @@ impl PlatformFacts {
 mod tests {
     use super::*;
     use popbase_proto::feeds::{Housing, MedicalInsurance, Pension};
-    use popbase_proto::residence::ResidencePermit;
+    use popbase_proto::residence::{PermitStatus, ResidencePermit};
 
     fn day(y: i32, m: u32, d: u32) -> NaiveDate {
         NaiveDate::from_ymd_opt(y, m, d).expect("date")
