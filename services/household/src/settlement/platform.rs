@@ -64,25 +64,28 @@ impl PlatformSources {
     /// The platform's facts on `id_number`, and on the homesteads of
     /// `sponsors`, as they stood on `on`.
     pub async fn gather(&self, id_number: &str, sponsors: &[String], target: &Address, on: NaiveDate) -> ServiceResult<PlatformFacts> {
-        let records = self.records_of(id_number, on).await?;
-        let resident = match self
-            .residence
-            .clone()
-            .get_resident(GetResidentRequest {
-                id_number: id_number.to_string(),
-            })
-            .await
-        {
-            Ok(resident) => Some(resident.into_inner()),
-            Err(status) if status.code() == Code::NotFound => None,
-            Err(status) => return Err(unavailable("the residence service", status)),
-        };
+        // One round trip's time for all of them: the applicant's records and
+        // residence, and each sponsor's records, asked at once.
+        let sponsors_records = futures::future::try_join_all(sponsors.iter().map(|sponsor| self.records_of(sponsor, on)));
+        let (records, resident, sponsors_records) =
+            tokio::try_join!(self.records_of(id_number, on), self.resident(id_number), sponsors_records)?;
         let mut facts = PlatformFacts::from_records(&records, resident.as_ref(), target, on);
-        for sponsor in sponsors {
-            let records = self.records_of(sponsor, on).await?;
+        for (sponsor, records) in sponsors.iter().zip(sponsors_records) {
             facts.sponsor_homestead.push((sponsor.clone(), homestead_at(&records, target, on)));
         }
         Ok(facts)
+    }
+
+    /// The residence service's record of `id_number`, `None` when it has none.
+    async fn resident(&self, id_number: &str) -> ServiceResult<Option<Resident>> {
+        let asked = GetResidentRequest {
+            id_number: id_number.to_string(),
+        };
+        match self.residence.clone().get_resident(asked).await {
+            Ok(resident) => Ok(Some(resident.into_inner())),
+            Err(status) if status.code() == Code::NotFound => Ok(None),
+            Err(status) => Err(unavailable("the residence service", status)),
+        }
     }
 
     async fn records_of(&self, id_number: &str, on: NaiveDate) -> ServiceResult<Vec<FeedRecord>> {
