@@ -26,7 +26,7 @@ use popbase_proto::household::{EventContext, GetPersonRequest, ListPersonsReques
 use popbase_proto::residence::CheckResidentsRequest;
 use popbase_proto::residence::residence_permits_client::ResidencePermitsClient;
 use support::writes::{id, permit_ends, permit_holder, register, settle};
-use support::{Children, popbase, serve_all_in_one, signal, stop_all, token, with_token};
+use support::{Children, popbase, scrape, serve_all_in_one, signal, stop_all, token, with_token};
 use tonic::transport::Channel;
 
 /// Acknowledged writes of each kind, in the order they were acknowledged.
@@ -105,16 +105,6 @@ async fn backup(roles: &std::collections::HashMap<String, String>, targets: &[&s
     String::from_utf8(out.stdout).expect("utf8")
 }
 
-/// `GET /metrics`, as Prometheus sends it.
-fn scrape(addr: &str) -> String {
-    use std::io::{Read as _, Write as _};
-    let mut stream = std::net::TcpStream::connect(addr).expect("connect metrics");
-    write!(stream, "GET /metrics HTTP/1.1\r\nHost: {addr}\r\n\r\n").expect("send");
-    let mut response = String::new();
-    stream.read_to_string(&mut response).expect("read");
-    response
-}
-
 fn start(data: &Path, backups: &Path) -> (std::process::Child, std::collections::HashMap<String, String>) {
     serve_all_in_one(data, &[("POPBASE_BACKUP_DIR", backups.to_str().expect("utf8"))])
 }
@@ -153,7 +143,7 @@ async fn restore_drill_backup_under_writes_destroy_restore_verify() {
     assert!(rest.contains("audit_head_seq="), "the ledger's set records the chain head: {rest}");
     stop.store(true, Ordering::SeqCst);
     writer.await.expect("writer");
-    let metrics = scrape(&roles["metrics"]);
+    let metrics = scrape(&roles["metrics"], "/metrics");
     for role in ["household", "residence", "feeds", "ledger"] {
         let series = format!("popbase_backup_last_success_timestamp_seconds{{role=\"{role}\"}} ");
         assert!(metrics.contains(&series), "the backup age of {role} is a metric: {metrics}");

@@ -48,6 +48,7 @@ use popbase_proto::household::life_events_client::LifeEventsClient;
 use popbase_proto::household::{EventContext, GetPersonsRequest, ListPersonsRequest, RegisterDeathRequest, RegistrationStatus};
 use popbase_proto::residence::CheckResidentsRequest;
 use popbase_proto::residence::residence_permits_client::ResidencePermitsClient;
+use support::rng::Rng;
 use support::servers::{Layout, Servers};
 use support::writes::{id, permit_ends, permit_holder, register};
 use support::{popbase, token, with_token};
@@ -303,11 +304,7 @@ async fn check(roles: &Roles, acked: &Acked, bearer: &str, platform: &str) -> Lo
 /// were all `sync` (fsynced before the write was acknowledged): the
 /// argument of docs/operations.md ("What survives a power loss"), checked.
 fn assert_every_write_was_fsynced(addr: &str) {
-    use std::io::{Read as _, Write as _};
-    let mut stream = std::net::TcpStream::connect(addr).expect("connect metrics");
-    write!(stream, "GET /metrics HTTP/1.1\r\nHost: {addr}\r\n\r\n").expect("send");
-    let mut text = String::new();
-    stream.read_to_string(&mut text).expect("read");
+    let text = support::scrape(addr, "/metrics");
     for store in ["household", "residence", "feeds", "ledger"] {
         let commits = |durability: &str| -> u64 {
             let series = format!("popbase_store_commits_total{{store=\"{store}\",durability=\"{durability}\"}} ");
@@ -384,22 +381,6 @@ fn assert_usage_equals_chain(data: &Path) {
     assert_eq!(usage, chain, "usage counters against the chain's records");
 }
 
-/// A small deterministic generator for kill moments (xorshift).
-struct Moments(u64);
-
-impl Moments {
-    fn next(&mut self) -> u64 {
-        self.0 ^= self.0 << 13;
-        self.0 ^= self.0 >> 7;
-        self.0 ^= self.0 << 17;
-        self.0
-    }
-
-    fn next_millis(&mut self, from: u64, to: u64) -> u64 {
-        from + self.next() % (to - from)
-    }
-}
-
 /// The shipped catalogue with the audit bureau's daily quota and rate
 /// raised: the harness asks for thousands of audited answers, and units a
 /// killed replica had leased are lost for the day (docs/operations.md).
@@ -467,7 +448,7 @@ async fn crash_cycles(layout: Layout, data: &Path, cycles: usize, mut on_kill: i
     let catalogue = harness_catalogue(data);
     let mut servers = Servers::new(layout, data, &[("POPBASE_GATEWAY_CATALOGUE", catalogue.to_str().expect("utf8"))]);
     let (acked, next_id) = (Arc::new(Mutex::new(Acked::default())), Arc::new(AtomicU32::new(100)));
-    let mut moments = Moments(0x2026_1204_0026);
+    let mut moments = Rng(0x2026_1204_0026);
     let mut restarts = Vec::new();
     let mut city: Option<City> = None;
     let mut lost = Lost::default();
@@ -486,10 +467,10 @@ async fn crash_cycles(layout: Layout, data: &Path, cycles: usize, mut on_kill: i
         }
         let Some(city) = &city else { unreachable!("set just above") };
         let (writers, tasks) = spawn_writers(&roles, &acked, &next_id, city, [bearer, platform]);
-        tokio::time::sleep(Duration::from_millis(moments.next_millis(300, 900))).await;
+        tokio::time::sleep(Duration::from_millis(300 + moments.below(600) as u64)).await;
         let processes = servers.processes();
-        let one = processes[moments.next() as usize % processes.len()];
-        servers.kill((moments.next() % 2 == 1 && processes.len() > 1).then_some(one));
+        let one = processes[moments.below(processes.len())];
+        servers.kill((moments.chance(50) && processes.len() > 1).then_some(one));
         writers.stop.store(true, Ordering::SeqCst);
         for task in tasks {
             task.await.expect("writer");

@@ -6,6 +6,7 @@ use std::collections::HashMap;
 use std::process::Command;
 use std::time::Duration;
 
+use support::scrape;
 use tonic_health::pb::HealthCheckRequest;
 use tonic_health::pb::health_check_response::ServingStatus;
 use tonic_health::pb::health_client::HealthClient;
@@ -13,16 +14,6 @@ use tonic_health::pb::health_client::HealthClient;
 /// Starts `popbase serve --role all` on `data`, ephemeral ports.
 fn start(data: &std::path::Path) -> (std::process::Child, HashMap<String, String>) {
     support::serve_all_in_one(data, &[])
-}
-
-/// A plain HTTP/1.1 GET, as Prometheus sends it.
-fn scrape(addr: &str, path: &str) -> String {
-    use std::io::{Read, Write};
-    let mut stream = std::net::TcpStream::connect(addr).expect("connect metrics");
-    write!(stream, "GET {path} HTTP/1.1\r\nHost: {addr}\r\nAccept: text/plain\r\n\r\n").expect("send");
-    let mut response = String::new();
-    stream.read_to_string(&mut response).expect("read");
-    response
 }
 
 async fn health(addr: &str, service: &str) -> i32 {
@@ -200,11 +191,9 @@ async fn register_resident(address: &str, id: &str) {
 /// role, following the registry's change log, ends the permit by itself.
 #[tokio::test]
 async fn settling_ends_the_residence_permit_without_a_hand() {
-    use popbase_proto::common::{Address, Date};
     use popbase_proto::household::life_events_client::LifeEventsClient;
-    use popbase_proto::household::{DocumentKind, EventContext, Person, PropertyKind, SettleMoveInRequest, SettlementApplication};
     use popbase_proto::residence::residence_permits_client::ResidencePermitsClient;
-    use popbase_proto::residence::{ApplyForPermitRequest, GetResidentRequest, PermitStatus, ResidenceBasis};
+    use support::writes::{permit_ends, permit_holder, settle};
 
     const ID: &str = "110105199001011232";
     let dir = tempfile::tempdir().expect("tempdir");
@@ -215,74 +204,9 @@ async fn settling_ends_the_residence_permit_without_a_hand() {
     let mut events = LifeEventsClient::connect(format!("http://{}", roles["household"]))
         .await
         .expect("household");
-    register_resident(&roles["residence"], ID).await;
-    let decision = residence
-        .apply_for_permit(ApplyForPermitRequest {
-            id_number: ID.into(),
-            on: Some(Date {
-                year: 2024,
-                month: 8,
-                day: 1,
-            }),
-            basis: ResidenceBasis::Employment as i32,
-            evidence: "齐鲁石化".into(),
-        })
-        .await
-        .expect("decided")
-        .into_inner();
-    assert!(decision.granted);
-
-    events
-        .settle_move_in(SettleMoveInRequest {
-            context: Some(EventContext {
-                actor: "police-370302-01".into(),
-                occurred_on: Some(Date {
-                    year: 2026,
-                    month: 3,
-                    day: 1,
-                }),
-            }),
-            application: Some(SettlementApplication {
-                applicant_id_number: ID.into(),
-                target: Some(Address {
-                    committee_code: "370302001001".into(),
-                    detail: "新村5号楼101室".into(),
-                }),
-                documents: vec![
-                    DocumentKind::HouseholdBook as i32,
-                    DocumentKind::IdCard as i32,
-                    DocumentKind::PropertyCertificate as i32,
-                ],
-                facts: Some(popbase_proto::household::ApplicantFacts {
-                    property_kind: PropertyKind::Residence as i32,
-                    ..Default::default()
-                }),
-                ..Default::default()
-            }),
-            rule_id: "property".into(),
-            person: Some(Person {
-                id_number: ID.into(),
-                name: "外来人员".into(),
-                ..Default::default()
-            }),
-        })
-        .await
-        .expect("settled");
-
-    let mut status = PermitStatus::Valid;
-    for _ in 0..50 {
-        let resident = residence
-            .get_resident(GetResidentRequest { id_number: ID.into() })
-            .await
-            .expect("resident")
-            .into_inner();
-        status = resident.permits[0].status();
-        if status == PermitStatus::EndedBySettlement {
-            break;
-        }
-        tokio::time::sleep(std::time::Duration::from_millis(200)).await;
-    }
-    assert_eq!(status, PermitStatus::EndedBySettlement, "the follower ended the permit");
+    permit_holder(&mut residence, ID).await;
+    settle(&mut events, ID).await;
+    assert!(permit_ends(&mut residence, ID).await, "the follower ended the permit");
     let _ = Command::new("kill").args(["-TERM", &child.id().to_string()]).status();
     let _ = child.wait();
 }

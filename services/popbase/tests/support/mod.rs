@@ -10,6 +10,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 
 pub mod raw;
+pub mod rng;
 pub mod servers;
 pub mod writes;
 
@@ -290,6 +291,17 @@ pub fn stop_all(children: &mut Children) {
     for mut child in children.0.drain(..) {
         assert!(child.wait().expect("wait").success(), "every role stops cleanly");
     }
+}
+
+/// A plain HTTP/1.1 GET of `path` on the metrics port at `addr`, as
+/// Prometheus sends it; the whole response, status line included.
+pub fn scrape(addr: &str, path: &str) -> String {
+    use std::io::{Read, Write};
+    let mut stream = std::net::TcpStream::connect(addr).expect("connect metrics");
+    write!(stream, "GET {path} HTTP/1.1\r\nHost: {addr}\r\nAccept: text/plain\r\n\r\n").expect("send");
+    let mut response = String::new();
+    stream.read_to_string(&mut response).expect("read");
+    response
 }
 
 /// The `popbase-reason` of a refusal.
