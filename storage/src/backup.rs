@@ -196,27 +196,9 @@ pub fn restore_backup(dir: impl AsRef<Path>, id: u32, target: impl AsRef<Path>) 
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::{Batch, Read, Schema, StoreOptions, Table};
+    use crate::test_rows::{ROWS, SCHEMA, write};
+    use crate::{Read, StoreOptions};
 
-    #[derive(Clone, PartialEq, prost::Message)]
-    struct Row {
-        #[prost(uint64, tag = "1")]
-        n: u64,
-    }
-
-    const ROWS: Table<Row> = Table::new("rows");
-    const SCHEMA: Schema = Schema {
-        name: "backup-test",
-        tables: &["rows"],
-        write_mostly: &[],
-        history: &[],
-    };
-
-    fn write(store: &Store, n: u64) {
-        let mut batch = Batch::new("test", "row");
-        batch.put(&ROWS, n.to_be_bytes().to_vec(), &Row { n });
-        store.commit(batch).expect("commit");
-    }
     #[test]
     fn backups_are_incremental_restorable_and_pruned() {
         let dir = tempfile::tempdir().expect("tempdir");

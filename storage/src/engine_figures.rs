@@ -49,30 +49,15 @@ impl Store {
 
 #[cfg(test)]
 mod tests {
-    use crate::{Batch, Schema, StoreOptions, Table};
-
-    #[derive(Clone, PartialEq, prost::Message)]
-    struct Row {
-        #[prost(uint64, tag = "1")]
-        n: u64,
-    }
-
-    const ROWS: Table<Row> = Table::new("rows");
-    const SCHEMA: Schema = Schema {
-        name: "figures-test",
-        tables: &["rows"],
-        write_mostly: &[],
-        history: &[],
-    };
+    use crate::StoreOptions;
+    use crate::test_rows::{ROWS, SCHEMA, write};
 
     #[test]
     fn a_healthy_store_reports_no_stall_and_a_used_block_cache() {
         let dir = tempfile::tempdir().expect("tempdir");
         let store = crate::Store::open(dir.path(), SCHEMA, StoreOptions::default()).expect("open");
         for n in 0..100u64 {
-            let mut batch = Batch::new("test", "row");
-            batch.put(&ROWS, n.to_be_bytes().to_vec(), &Row { n });
-            store.commit(batch).expect("commit");
+            write(&store, n);
         }
         store.flush().expect("flush");
         use crate::Read as _;

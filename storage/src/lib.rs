@@ -22,6 +22,8 @@ mod read;
 mod schema;
 mod snapshot;
 mod store;
+#[cfg(test)]
+mod test_rows;
 mod value;
 
 pub use batch::Batch;
