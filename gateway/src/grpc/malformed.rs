@@ -89,7 +89,7 @@ fn malformed_reason(status: &Status) -> Option<String> {
     let ours = status.code() == Code::InvalidArgument
         && status.metadata().get("popbase-reason").and_then(|v| v.to_str().ok()) == Some(MALFORMED_BODY);
     // prost's own codec (Arrow Flight's generated server) calls it INTERNAL.
-    let prosts = status.code() == Code::Internal && status.message().starts_with("failed to decode Protobuf message");
+    let prosts = popbase_common::malformed::is_prost_decode_failure(status);
     if ours {
         Some(status.message().trim_start_matches("invalid body: ").to_string())
     } else if prosts {

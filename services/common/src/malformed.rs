@@ -24,12 +24,18 @@ impl<S: NamedService> NamedService for MalformedAsInvalid<S> {
     const NAME: &'static str = S::NAME;
 }
 
+/// Whether `status` is prost's own codec refusing a body that does not
+/// decode (the gateway's refusal path recognises it too).
+pub fn is_prost_decode_failure(status: &Status) -> bool {
+    status.code() == Code::Internal && status.message().starts_with("failed to decode Protobuf message")
+}
+
 /// The refusal to answer instead, when `headers` are prost's trailers-only
 /// decode failure.
 fn rewritten(headers: &http::HeaderMap) -> Option<Status> {
     headers.get("grpc-status")?;
     let status = Status::from_header_map(headers)?;
-    if status.code() != Code::Internal || !status.message().starts_with("failed to decode Protobuf message") {
+    if !is_prost_decode_failure(&status) {
         return None;
     }
     let mut refusal = Status::invalid_argument("invalid body: not a valid message of this method");
