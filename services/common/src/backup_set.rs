@@ -16,7 +16,7 @@
 //! succeeded, so a set named in `sets/` is complete; manifests whose
 //! backups have all been pruned are removed.
 
-use std::collections::BTreeSet;
+use std::collections::{BTreeSet, HashMap};
 use std::path::{Path, PathBuf};
 use std::sync::Mutex;
 
@@ -210,16 +210,22 @@ pub fn manifests(root: &Path) -> ServiceResult<Vec<(PathBuf, Manifest)>> {
     Ok(found)
 }
 
+/// Where `entry`'s backups are: (engine directory, id) of its daily one and,
+/// when it was kept as one, its weekly one, in that order of preference.
+fn tiers(root: &Path, entry: &StoreEntry) -> Vec<(PathBuf, u32)> {
+    [
+        (daily_dir(root, &entry.store), entry.daily_id),
+        (weekly_dir(root, &entry.store), entry.weekly_id),
+    ]
+    .into_iter()
+    .filter(|(_, id)| *id != 0)
+    .collect()
+}
+
 /// Which backup of `entry` is still kept: the daily one, else the weekly
 /// one; with the directory it is in.
 pub fn kept_backup(root: &Path, entry: &StoreEntry) -> ServiceResult<Option<(PathBuf, BackupInfo)>> {
-    for (dir, id) in [
-        (daily_dir(root, &entry.store), entry.daily_id),
-        (weekly_dir(root, &entry.store), entry.weekly_id),
-    ] {
-        if id == 0 {
-            continue;
-        }
+    for (dir, id) in tiers(root, entry) {
         if let Some(info) = backup::backups_in(&dir)?.into_iter().find(|b| b.id == id) {
             return Ok(Some((dir, info)));
         }
@@ -228,11 +234,20 @@ pub fn kept_backup(root: &Path, entry: &StoreEntry) -> ServiceResult<Option<(Pat
 }
 
 /// Removes the manifests of sets none of whose stores has a backup left.
+/// Each engine directory is listed once, however many sets name it.
 fn prune_manifests(root: &Path) -> ServiceResult<()> {
+    let mut listed: HashMap<PathBuf, Vec<BackupInfo>> = HashMap::new();
     for (path, manifest) in manifests(root)? {
         let mut any_kept = false;
-        for entry in &manifest.stores {
-            any_kept |= kept_backup(root, entry)?.is_some();
+        for (dir, id) in manifest.stores.iter().flat_map(|entry| tiers(root, entry)) {
+            let backups = match listed.entry(dir) {
+                std::collections::hash_map::Entry::Occupied(listing) => listing.into_mut(),
+                std::collections::hash_map::Entry::Vacant(slot) => {
+                    let listing = backup::backups_in(slot.key())?;
+                    slot.insert(listing)
+                }
+            };
+            any_kept |= backups.iter().any(|b| b.id == id);
         }
         if !any_kept {
             std::fs::remove_file(&path).map_err(|e| io("removing", &path, e))?;
