@@ -20,9 +20,26 @@ use tonic::transport::{Certificate, Channel, ClientTlsConfig, Identity};
 
 /// A free loopback port (bound and released: the roles must know each
 /// other's addresses before they start).
+///
+/// Taken below the kernel's ephemeral range (32768–60999 on Linux): a
+/// server another test of this binary binds on port 0 can then never
+/// take it between this check and the role's own bind, which happened in
+/// CI. A counter keeps this process's picks distinct; the process id
+/// spreads concurrent test binaries apart.
 pub fn free_port() -> SocketAddr {
-    let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
-    listener.local_addr().expect("addr")
+    use std::sync::atomic::{AtomicU32, Ordering};
+    const FIRST: u32 = 20_000;
+    const SPAN: u32 = 12_000;
+    static NEXT: AtomicU32 = AtomicU32::new(0);
+    let start = std::process::id().wrapping_mul(97) % SPAN;
+    for _ in 0..SPAN {
+        let offset = (start + NEXT.fetch_add(1, Ordering::Relaxed)) % SPAN;
+        let Ok(port) = u16::try_from(FIRST + offset) else { continue };
+        if let Ok(listener) = std::net::TcpListener::bind(("127.0.0.1", port)) {
+            return listener.local_addr().expect("addr");
+        }
+    }
+    panic!("no free loopback port in {FIRST}..{}", FIRST + SPAN)
 }
 
 /// The internal CA of one test cluster and a certificate per identity,
