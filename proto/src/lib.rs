@@ -11,6 +11,11 @@ mod convert;
 
 /// Generated code, one module per protobuf package.
 pub mod popbase {
+    pub mod changes {
+        pub mod v1 {
+            tonic::include_proto!("popbase.changes.v1");
+        }
+    }
     pub mod common {
         pub mod v1 {
             tonic::include_proto!("popbase.common.v1");
@@ -48,6 +53,7 @@ pub mod popbase {
     }
 }
 
+pub use popbase::changes::v1 as changes;
 pub use popbase::common::v1 as common;
 pub use popbase::feeds::v1 as feeds;
 pub use popbase::gateway::v1 as gateway;

@@ -7,6 +7,7 @@
 pub mod actor;
 pub mod backup_set;
 pub mod cert;
+pub mod changes;
 pub mod config;
 pub mod deadline;
 pub mod error;

@@ -2,6 +2,7 @@
 //! pension, education (student status and school districts), health (birth
 //! certificates), marriage registration and housing.
 
+pub mod changes;
 pub mod directory;
 pub mod export;
 pub mod grpc;

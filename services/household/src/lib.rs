@@ -11,6 +11,7 @@
 //! * [`grpc`]: the thin gRPC adapters; [`role`]: what the role serves.
 
 pub mod as_of;
+pub mod changes;
 pub mod events;
 pub mod export;
 pub mod gazetteer;

@@ -2,6 +2,7 @@
 
 use std::sync::Arc;
 
+use popbase_common::changes::ChangeFeedService;
 use popbase_common::ops::OpsService;
 use popbase_common::server::RoleServices;
 use popbase_common::{Config, Role};
@@ -22,6 +23,8 @@ pub fn services(registry: &Registry, policies: Arc<PolicySet>, platform: Option<
     services.add(popbase_export::flight::SourceFlight::server(Arc::new(RegistryExports::new(
         registry.clone(),
     ))));
+    let changes = crate::changes::RegistryChanges::new(registry.clone());
+    services.add(ChangeFeedService::new(Arc::new(changes)).into_server());
     services.add(OpsService::new(Role::Household, vec![registry.store().clone()], config).into_server());
     services
 }

@@ -274,7 +274,7 @@ impl Permits {
         })?;
         let mut expired = 0;
         for chunk in due.chunks(1000) {
-            let mut batch = Batch::new(actor, "permits_expired");
+            let mut batch = Batch::new(actor, "permits_expired").record_values();
             for read in chunk {
                 let mut permit = read.value.clone();
                 permit.status = PermitStatus::Expired as i32;

@@ -1,5 +1,6 @@
 //! What the `residence` role serves.
 
+use popbase_common::changes::ChangeFeedService;
 use popbase_common::ops::OpsService;
 use popbase_common::server::RoleServices;
 use popbase_common::{Config, Role};
@@ -17,6 +18,8 @@ pub fn services(permits: &Permits, feeds: FeedsClient<Upstream>, config: &Config
     services.add(popbase_export::flight::SourceFlight::server(std::sync::Arc::new(
         crate::export::PermitExports::new(permits.clone()),
     )));
+    let changes = crate::changes::PermitChanges::new(permits.clone());
+    services.add(ChangeFeedService::new(std::sync::Arc::new(changes)).into_server());
     services.add(OpsService::new(Role::Residence, vec![permits.store().clone()], config).into_server());
     services
 }

@@ -12,6 +12,7 @@
 //! | `popbase.feeds.v1.Feeds` | all | residence: `RecordsOf` (what departments know of a resident); household: `RecordsOf` (a settlement applicant's pension, insurance and housing) |
 //! | `popbase.ledger.v1.Ledger` (consents, audit appends) | all | — |
 //! | `arrow.flight.protocol.FlightService` (identified internal datasets) | all | — |
+//! | `popbase.changes.v1.ChangeFeed` (typed change logs, for subscriptions) | all | — |
 //! | `popbase.ops.v1.Ops` (checkpoints, store figures) | — | backup: all |
 //! | `grpc.health.v1.Health`, reflection | all | any mesh identity |
 //!
@@ -29,7 +30,7 @@ pub const ROLE_NOT_ALLOWED: &str = "ROLE_NOT_ALLOWED";
 use crate::server::EVERY_PORT as OPEN;
 
 /// Services the gateway calls, whole.
-const GATEWAY: [&str; 9] = [
+const GATEWAY: [&str; 10] = [
     "popbase.household.v1.HouseholdRegistry",
     "popbase.household.v1.LifeEvents",
     "popbase.household.v1.Settlement",
@@ -39,6 +40,7 @@ const GATEWAY: [&str; 9] = [
     "popbase.feeds.v1.Feeds",
     "popbase.ledger.v1.Ledger",
     "arrow.flight.protocol.FlightService",
+    "popbase.changes.v1.ChangeFeed",
 ];
 
 /// Single methods granted to roles other than the gateway.
