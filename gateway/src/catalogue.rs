@@ -33,6 +33,8 @@ pub mod interface {
     pub const SUBMIT_FEED: &str = "SubmitFeed";
     /// Residence registrations and permits (fields: event kinds).
     pub const SUBMIT_RESIDENCE: &str = "SubmitResidence";
+    /// Change notifications (fields: change kinds and change fields).
+    pub const CHANGE_NOTIFICATIONS: &str = "ChangeNotifications";
     /// Audit name of export calls refused before their dataset was known.
     pub const EXPORT: &str = "Export";
 }

@@ -83,6 +83,24 @@ impl Admission {
     pub fn allows(&self, field: &str) -> bool {
         self.approval.fields.contains(field)
     }
+
+    /// This admission releasing only `fields` of what the approval allows
+    /// (a subscription's chosen fields), about `subjects` (pseudonyms).
+    pub(crate) fn narrowed(&self, fields: &[String], subjects: Vec<String>) -> Admission {
+        let mut approval = (*self.approval).clone();
+        approval.fields.retain(|f| fields.contains(f));
+        Admission {
+            interface: self.interface,
+            purpose: self.purpose.clone(),
+            approval: Arc::new(approval),
+            subjects,
+        }
+    }
+
+    /// The same release about other subjects (pseudonyms), sharing the approval.
+    pub(crate) fn about(&self, subjects: Vec<String>) -> Admission {
+        Admission { subjects, ..self.clone() }
+    }
 }
 
 /// Clears what the approval does not allow; names the fields left.

@@ -24,4 +24,5 @@ pub mod refusals;
 pub mod refusing;
 pub mod role;
 pub mod sources;
+pub mod subscriptions;
 pub mod tables;

@@ -17,7 +17,7 @@ use crate::catalogue::{Catalogue, CatalogueError};
 use crate::gate::Gate;
 use crate::grpc::{
     audit::AuditService, consents::ConsentService, departments::DepartmentServices, enrollment::EnrollmentService, export::ExportService,
-    ledger::LedgerService, malformed::charged, writes::WriteServices,
+    ledger::LedgerService, malformed::charged, subscriptions::SubscriptionService, writes::WriteServices,
 };
 use crate::ledger::{Ledger, LocalLedger};
 use crate::sources::Sources;
@@ -131,6 +131,10 @@ pub fn build(config: &Config, ledger: Arc<dyn Ledger>, sources: Sources) -> Resu
         .add(charged(
             &gate,
             ExportService::new(gate.clone(), sources.clone(), config.limits.stream_idle()).server(),
+        ))
+        .add(charged(
+            &gate,
+            SubscriptionService::new(gate.clone(), sources.changes.clone(), config.gateway.subscription_retention_days).server(),
         ))
         .add(charged(&gate, ConsentService::new(gate.clone(), sources).server()))
         .add(charged(&gate, AuditService::new(gate.clone()).server()));

@@ -19,6 +19,7 @@ use popbase_proto::residence::entitlements_client::EntitlementsClient;
 use popbase_proto::residence::residence_permits_client::ResidencePermitsClient;
 
 use crate::calls::{Counted, FeedCalls, LocalHandlers, PermitCalls, RegistryCalls, Via};
+use crate::subscriptions::ChangeFeeds;
 
 #[derive(Clone)]
 pub struct Sources {
@@ -31,6 +32,8 @@ pub struct Sources {
     pub life_events: LifeEventsClient<Upstream>,
     pub residence_writes: ResidencePermitsClient<Upstream>,
     pub feeds_ingest: FeedsClient<Upstream>,
+    /// The roles' change feeds, which subscriptions follow.
+    pub changes: ChangeFeeds,
     /// The internal Flight endpoints, by the role that owns the datasets.
     household_flight: FlightServiceClient<Upstream>,
     residence_flight: FlightServiceClient<Upstream>,
@@ -67,6 +70,7 @@ impl Sources {
             life_events: LifeEventsClient::new(household.clone()),
             residence_writes: ResidencePermitsClient::new(residence.clone()),
             feeds_ingest: FeedsClient::new(feeds.clone()),
+            changes: ChangeFeeds::over(household.clone(), residence.clone(), feeds.clone()),
             household_flight: flight_client(household),
             residence_flight: flight_client(residence),
             feeds_flight: flight_client(feeds),

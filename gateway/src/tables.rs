@@ -1,7 +1,8 @@
 //! The ledger's store (held by the `ledger` role, or in-process in
-//! all-in-one mode): consents and the audit trail.
+//! all-in-one mode): consents, the audit trail, quota use and
+//! change-notification subscriptions.
 
-use popbase_proto::gateway::{AuditRecord, ChainHead, Consent, Usage};
+use popbase_proto::gateway::{AuditRecord, ChainHead, Consent, Subscription, Usage};
 use popbase_storage::keys::KeyBuilder;
 use popbase_storage::{Index, Schema, Table};
 
@@ -18,6 +19,10 @@ pub const EXPORT_SUBJECTS: Table<Vec<u8>> = Table::new("export_subjects");
 pub const USAGE: Table<Usage> = Table::new("usage");
 /// (yyyymmdd, department) → quota units granted to gateway replicas that day.
 pub const QUOTA_USE: Table<QuotaUse> = Table::new("quota_use");
+/// subscription id → change-notification subscription (its acknowledged position included).
+pub const SUBSCRIPTIONS: Table<Subscription> = Table::new("subscriptions");
+/// (subscription id, subject pseudonym): a roster subscription's persons.
+pub const ROSTERS: Index = Index::new("subscription_rosters");
 /// The newest record's seq and hash, kept with every append.
 pub const AUDIT_HEAD: Table<ChainHead> = Table::new("audit_head");
 
@@ -31,6 +36,8 @@ pub const SCHEMA: Schema = Schema {
         "usage",
         "audit_head",
         "quota_use",
+        "subscriptions",
+        "subscription_rosters",
     ],
     // Every answer writes its subjects' index keys, every export batch its
     // manifest rows; only a citizen's "who looked at me" query reads them.
@@ -84,4 +91,12 @@ pub fn usage_key(day: u32, department: &str, interface: &str) -> Vec<u8> {
 /// Usage keys of one day (yyyymmdd).
 pub fn usage_day_prefix(day: u32) -> Vec<u8> {
     KeyBuilder::new().u32(day).build()
+}
+
+pub fn subscription_key(id: &str) -> Vec<u8> {
+    KeyBuilder::new().str(id).build()
+}
+
+pub fn roster_key(id: &str, subject: &str) -> Vec<u8> {
+    KeyBuilder::new().str(id).str(subject).build()
 }

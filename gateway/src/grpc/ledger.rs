@@ -5,12 +5,13 @@
 
 use popbase_common::{ServiceError, ServiceResult, validate};
 use popbase_domain::pseudonym::PSEUDONYM_HEX_LEN;
-use popbase_proto::gateway::{ChainHead, Consent};
+use popbase_proto::gateway::{ChainHead, Consent, Subscription};
 use popbase_proto::ledger::ledger_server::{Ledger as LedgerRpc, LedgerServer};
 use popbase_proto::ledger::{
-    AccessesOfRequest, AccessesOfResponse, AppendManyRequest, AppendManyResponse, AppendRequest, AppendResponse, AuditEntry,
-    ConsentsOfRequest, ConsentsOfResponse, EndConsentRequest, GrantKey as WireKey, HeadRequest, PutConsentRequest, TakeQuotaRequest,
-    TakeQuotaResponse, UsageBetweenRequest, UsageBetweenResponse, UseConsentsRequest, UseConsentsResponse,
+    AccessesOfRequest, AccessesOfResponse, AcknowledgeSubscriptionRequest, AppendManyRequest, AppendManyResponse, AppendRequest,
+    AppendResponse, AuditEntry, ConsentsOfRequest, ConsentsOfResponse, EndConsentRequest, GrantKey as WireKey, HeadRequest,
+    PutConsentRequest, RosterPageRequest, RosterPageResponse, RosterUpdate, SubscriptionRequest, TakeQuotaRequest, TakeQuotaResponse,
+    UsageBetweenRequest, UsageBetweenResponse, UseConsentsRequest, UseConsentsResponse,
 };
 use tonic::{Request, Response, Status};
 
@@ -18,6 +19,7 @@ use super::MAX_CODE_CHARS;
 use crate::audit::manifest;
 use crate::ledger::wire::{MAX_APPEND_ENTRIES, borrow_key};
 use crate::ledger::{ConsentUse, Ledger, LocalLedger};
+use crate::subscriptions::{MAX_ROSTER_CHANGES, book::MAX_ROSTER_PAGE, check_subscription_id};
 
 /// Most subjects one consent check covers (an intake chunk's children and parents).
 const MAX_SUBJECTS: usize = 4096;
@@ -210,6 +212,55 @@ impl LedgerRpc for LedgerService {
             used: granted.used,
             replicas: granted.replicas,
         }))
+    }
+
+    async fn create_subscription(&self, request: Request<Subscription>) -> Result<Response<Subscription>, Status> {
+        let subscription = request.into_inner();
+        check_subscription_id(&subscription.subscription_id)?;
+        validate::text("department", &subscription.department, 1, MAX_CODE_CHARS)?;
+        Ok(Response::new(self.ledger.create_subscription(subscription).await?))
+    }
+
+    async fn get_subscription(&self, request: Request<SubscriptionRequest>) -> Result<Response<Subscription>, Status> {
+        let id = request.into_inner().subscription_id;
+        check_subscription_id(&id)?;
+        let found = self.ledger.subscription(&id).await?;
+        Ok(Response::new(found.ok_or_else(|| ServiceError::not_found("subscription"))?))
+    }
+
+    async fn update_roster(&self, request: Request<RosterUpdate>) -> Result<Response<Subscription>, Status> {
+        let r = request.into_inner();
+        check_subscription_id(&r.subscription_id)?;
+        for (field, subjects) in [("add", &r.add), ("remove", &r.remove)] {
+            if subjects.len() > MAX_ROSTER_CHANGES {
+                return Err(ServiceError::invalid(field, format!("at most {MAX_ROSTER_CHANGES} per call")).into());
+            }
+            for (i, s) in subjects.iter().enumerate() {
+                subject(&format!("{field}[{i}]"), s)?;
+            }
+        }
+        Ok(Response::new(self.ledger.update_roster(&r.subscription_id, r.add, r.remove).await?))
+    }
+
+    async fn roster_page(&self, request: Request<RosterPageRequest>) -> Result<Response<RosterPageResponse>, Status> {
+        let r = request.into_inner();
+        check_subscription_id(&r.subscription_id)?;
+        if !r.after.is_empty() {
+            subject("after", &r.after)?;
+        }
+        if r.limit == 0 || r.limit as usize > MAX_ROSTER_PAGE {
+            return Err(ServiceError::invalid("limit", format!("between 1 and {MAX_ROSTER_PAGE}")).into());
+        }
+        let subjects = self.ledger.roster_page(&r.subscription_id, &r.after, r.limit as usize).await?;
+        Ok(Response::new(RosterPageResponse { subjects }))
+    }
+
+    async fn acknowledge(&self, request: Request<AcknowledgeSubscriptionRequest>) -> Result<Response<Subscription>, Status> {
+        let r = request.into_inner();
+        check_subscription_id(&r.subscription_id)?;
+        let position = r.position.ok_or_else(|| ServiceError::invalid("position", "is required"))?;
+        let stored = self.ledger.acknowledge(&r.subscription_id, position, r.at_unix_millis).await?;
+        Ok(Response::new(stored))
     }
 }
 

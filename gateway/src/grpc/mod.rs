@@ -9,6 +9,7 @@ pub mod export_pump;
 pub mod inbound;
 pub mod ledger;
 pub mod malformed;
+pub mod subscriptions;
 pub mod writes;
 
 use std::future::Future;

@@ -3,7 +3,7 @@
 
 use chrono::NaiveDate;
 use popbase_common::ServiceResult;
-use popbase_proto::gateway::{Access, ChainHead, Consent, Usage};
+use popbase_proto::gateway::{Access, ChainHead, Consent, Position, Subscription, Usage};
 use popbase_storage::Store;
 
 use std::sync::Arc;
@@ -13,6 +13,7 @@ use super::{ConsentUse, Ledger};
 use crate::audit::{AuditEntry, AuditLog, query};
 use crate::consent::{ConsentStore, GrantKey};
 use crate::denial::Denial;
+use crate::subscriptions::book::SubscriptionBook;
 
 /// Consents and the audit writer over one open ledger store. Clones share
 /// the writer (one chain tip per store).
@@ -21,6 +22,7 @@ pub struct LocalLedger {
     pub consents: ConsentStore,
     pub audit: AuditLog,
     pub quotas: Arc<QuotaBook>,
+    pub subscriptions: SubscriptionBook,
 }
 
 impl LocalLedger {
@@ -30,6 +32,7 @@ impl LocalLedger {
         Ok(Self {
             consents: ConsentStore::new(store.clone()),
             quotas: Arc::new(QuotaBook::new(store.clone())),
+            subscriptions: SubscriptionBook::new(store.clone()),
             audit: AuditLog::start(store)?,
         })
     }
@@ -95,5 +98,25 @@ impl Ledger for LocalLedger {
             .await
             .map_err(|e| popbase_common::ServiceError::Internal(format!("quota task failed: {e}")))?
             .map_err(Into::into)
+    }
+
+    async fn create_subscription(&self, subscription: Subscription) -> ServiceResult<Subscription> {
+        self.subscriptions.create(subscription)
+    }
+
+    async fn subscription(&self, id: &str) -> ServiceResult<Option<Subscription>> {
+        self.subscriptions.get(id)
+    }
+
+    async fn update_roster(&self, id: &str, add: Vec<String>, remove: Vec<String>) -> ServiceResult<Subscription> {
+        self.subscriptions.update_roster(id, &add, &remove)
+    }
+
+    async fn roster_page(&self, id: &str, after: &str, limit: usize) -> ServiceResult<Vec<String>> {
+        self.subscriptions.roster_page(id, after, limit)
+    }
+
+    async fn acknowledge(&self, id: &str, position: Position, at_millis: i64) -> ServiceResult<Subscription> {
+        self.subscriptions.acknowledge(id, &position, at_millis)
     }
 }

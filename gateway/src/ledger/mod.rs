@@ -12,7 +12,7 @@ pub mod wire;
 
 use chrono::NaiveDate;
 use popbase_common::ServiceResult;
-use popbase_proto::gateway::{Access, ChainHead, Consent, Usage};
+use popbase_proto::gateway::{Access, ChainHead, Consent, Position, Subscription, Usage};
 
 pub use local::LocalLedger;
 pub use quota_book::Granted;
@@ -58,4 +58,14 @@ pub trait Ledger: Send + Sync + 'static {
     /// Grants up to `units` of `department`'s daily quota on `day`, counted
     /// across replicas and restarts (see [`quota_book`]).
     async fn take_quota(&self, department: &str, day: u32, units: u64, daily_quota: u64, replica: &str) -> ServiceResult<Granted>;
+    /// Records a new change-notification subscription (see
+    /// [`crate::subscriptions`]); ABORTED if its id is taken.
+    async fn create_subscription(&self, subscription: Subscription) -> ServiceResult<Subscription>;
+    async fn subscription(&self, id: &str) -> ServiceResult<Option<Subscription>>;
+    /// Adds and removes roster members (subject pseudonyms).
+    async fn update_roster(&self, id: &str, add: Vec<String>, remove: Vec<String>) -> ServiceResult<Subscription>;
+    /// Roster pseudonyms after `after`, in order, at most `limit`.
+    async fn roster_page(&self, id: &str, after: &str, limit: usize) -> ServiceResult<Vec<String>>;
+    /// Moves the acknowledged position on (never back).
+    async fn acknowledge(&self, id: &str, position: Position, at_millis: i64) -> ServiceResult<Subscription>;
 }

@@ -3,11 +3,11 @@
 use chrono::NaiveDate;
 use popbase_common::upstream::{self, Upstream};
 use popbase_common::{ServiceError, ServiceResult};
-use popbase_proto::gateway::{Access, ChainHead, Consent, Usage};
+use popbase_proto::gateway::{Access, ChainHead, Consent, Position, Subscription, Usage};
 use popbase_proto::ledger::ledger_client::LedgerClient;
 use popbase_proto::ledger::{
-    AccessesOfRequest, AppendManyRequest, AppendRequest, ConsentsOfRequest, EndConsentRequest, HeadRequest, PutConsentRequest,
-    TakeQuotaRequest, UsageBetweenRequest, UseConsentsRequest,
+    AccessesOfRequest, AcknowledgeSubscriptionRequest, AppendManyRequest, AppendRequest, ConsentsOfRequest, EndConsentRequest, HeadRequest,
+    PutConsentRequest, RosterPageRequest, RosterUpdate, SubscriptionRequest, TakeQuotaRequest, UsageBetweenRequest, UseConsentsRequest,
 };
 use tonic::{Code, Status};
 
@@ -172,5 +172,58 @@ impl Ledger for RemoteLedger {
             used: answer.used,
             replicas: answer.replicas.max(1),
         })
+    }
+
+    async fn create_subscription(&self, subscription: Subscription) -> ServiceResult<Subscription> {
+        Ok(self
+            .client()
+            .create_subscription(subscription)
+            .await
+            .map_err(ledger_error)?
+            .into_inner())
+    }
+
+    async fn subscription(&self, id: &str) -> ServiceResult<Option<Subscription>> {
+        let request = SubscriptionRequest {
+            subscription_id: id.to_string(),
+        };
+        match self.client().get_subscription(request).await {
+            Ok(answer) => Ok(Some(answer.into_inner())),
+            Err(status) if status.code() == Code::NotFound => Ok(None),
+            Err(status) => Err(ledger_error(status)),
+        }
+    }
+
+    async fn update_roster(&self, id: &str, add: Vec<String>, remove: Vec<String>) -> ServiceResult<Subscription> {
+        let request = RosterUpdate {
+            subscription_id: id.to_string(),
+            add,
+            remove,
+        };
+        Ok(self.client().update_roster(request).await.map_err(ledger_error)?.into_inner())
+    }
+
+    async fn roster_page(&self, id: &str, after: &str, limit: usize) -> ServiceResult<Vec<String>> {
+        let request = RosterPageRequest {
+            subscription_id: id.to_string(),
+            after: after.to_string(),
+            limit: u32::try_from(limit).unwrap_or(u32::MAX),
+        };
+        Ok(self
+            .client()
+            .roster_page(request)
+            .await
+            .map_err(ledger_error)?
+            .into_inner()
+            .subjects)
+    }
+
+    async fn acknowledge(&self, id: &str, position: Position, at_millis: i64) -> ServiceResult<Subscription> {
+        let request = AcknowledgeSubscriptionRequest {
+            subscription_id: id.to_string(),
+            position: Some(position),
+            at_unix_millis: at_millis,
+        };
+        Ok(self.client().acknowledge(request).await.map_err(ledger_error)?.into_inner())
     }
 }

@@ -174,6 +174,10 @@ pub struct GatewayConfig {
     /// The longest a token may be issued for (`popbase token --hours`); a
     /// longer one is refused (`TOKEN_TOO_LONG`), whatever its expiry says.
     pub max_token_hours: u32,
+    /// How long a change-notification subscription's position is kept
+    /// without an acknowledgement; after that its Subscribe is refused
+    /// (FAILED_PRECONDITION: re-snapshot with the export's `since_seq`).
+    pub subscription_retention_days: u32,
 }
 
 impl Default for GatewayConfig {
@@ -191,6 +195,7 @@ impl Default for GatewayConfig {
             audit_head_key_file: PathBuf::new(),
             audit_head_interval_secs: 10,
             max_token_hours: 24,
+            subscription_retention_days: 7,
         }
     }
 }
@@ -438,6 +443,12 @@ impl Config {
                 reason: format!("'{v}' is not a whole number of hours"),
             })?;
         }
+        if let Some(v) = env("POPBASE_GATEWAY_SUBSCRIPTION_RETENTION_DAYS") {
+            self.gateway.subscription_retention_days = v.parse().map_err(|_| ConfigError::Invalid {
+                key: "POPBASE_GATEWAY_SUBSCRIPTION_RETENTION_DAYS".into(),
+                reason: format!("'{v}' is not a whole number of days"),
+            })?;
+        }
         self.limits.apply_env(&env).map_err(|reason| ConfigError::Invalid {
             key: "limits".into(),
             reason,
@@ -488,6 +499,12 @@ impl Config {
             });
         }
         self.mesh.validate()?;
+        if !(1..=365).contains(&self.gateway.subscription_retention_days) {
+            return Err(ConfigError::Invalid {
+                key: "gateway.subscription_retention_days".into(),
+                reason: "must be 1 to 365".into(),
+            });
+        }
         if !(1..=8760).contains(&self.gateway.max_token_hours) {
             return Err(ConfigError::Invalid {
                 key: "gateway.max_token_hours".into(),

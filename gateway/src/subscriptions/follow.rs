@@ -1,0 +1,263 @@
+//! One Subscribe stream. Each round reads the three change feeds after
+//! the stream's position, merges them in commit-time order (each source
+//! stays in its own commit order), keeps the changes of the subscribed
+//! kinds about persons in scope, and sends them in notifications of at
+//! most `max_batch`, each audited change by change (the subject's access
+//! log shows it) before it leaves. Sending waits for the subscriber to
+//! read (a channel of one notification over HTTP/2 flow control), so a
+//! slow reader slows its own stream and nothing else.
+//!
+//! Positions are at-least-once: a notification's position names, per
+//! source, the last batch all of whose changes have been sent; a batch
+//! split between two notifications is sent again after a resume.
+
+use std::collections::{HashSet, VecDeque};
+use std::sync::Arc;
+use std::time::Duration;
+
+use popbase_common::upstream::Upstream;
+use popbase_common::{ServiceError, ServiceResult};
+use popbase_proto::changes::ChangesSinceRequest;
+use popbase_proto::changes::change_feed_client::ChangeFeedClient;
+use popbase_proto::gateway::{Change, Notification, Position, Subscription};
+use tokio::sync::mpsc;
+use tonic::Status;
+
+use super::book::MAX_ROSTER_PAGE;
+use super::{ChangeFeeds, in_division};
+use crate::gate::{Admission, Gate};
+use crate::sources::upstream;
+
+/// Batches asked of each feed per round.
+const SCAN_BATCHES: u32 = 1_000;
+/// Pause between rounds that found nothing new.
+const IDLE_POLL: Duration = Duration::from_millis(100);
+
+/// A stream's state between rounds.
+pub struct Follow {
+    pub gate: Arc<Gate>,
+    pub feeds: ChangeFeeds,
+    pub subscription: Subscription,
+    /// The admission narrowed to the subscription's fields.
+    pub admission: Admission,
+    pub max_batch: usize,
+    kinds: HashSet<i32>,
+    roster: Option<(u64, HashSet<String>)>,
+    position: Position,
+    /// Whether each delivered subject's consent must stand (a conditional
+    /// interface with no legal basis).
+    consent: bool,
+}
+
+/// What one feed answered in a round.
+struct Read {
+    changes: VecDeque<Change>,
+    last: u64,
+}
+
+impl Follow {
+    pub fn new(
+        gate: Arc<Gate>,
+        feeds: ChangeFeeds,
+        subscription: Subscription,
+        admission: Admission,
+        max_batch: usize,
+        consent: bool,
+    ) -> Self {
+        Self {
+            kinds: subscription.kinds.iter().copied().collect(),
+            position: subscription.acknowledged.unwrap_or_default(),
+            gate,
+            feeds,
+            subscription,
+            admission,
+            max_batch,
+            roster: None,
+            consent,
+        }
+    }
+
+    /// Runs until the subscriber goes away or something fails (sent as
+    /// the stream's last status).
+    pub async fn run(mut self, out: mpsc::Sender<Result<Notification, Status>>) {
+        loop {
+            let round = self.round(&out).await;
+            match round {
+                Ok(true) => {}
+                Ok(false) => tokio::select! {
+                    () = tokio::time::sleep(IDLE_POLL) => {}
+                    () = out.closed() => return,
+                },
+                Err(error) => {
+                    let _ = out.send(Err(self.gate.fail(&self.admission, error).await)).await;
+                    return;
+                }
+            }
+            if out.is_closed() {
+                return;
+            }
+        }
+    }
+
+    /// One round; whether it found anything new.
+    async fn round(&mut self, out: &mpsc::Sender<Result<Notification, Status>>) -> ServiceResult<bool> {
+        self.refresh_roster().await?;
+        let p = self.position;
+        let (household, residence, feeds) = tokio::try_join!(
+            read(self.feeds.household.clone(), p.household, "the household registry"),
+            read(self.feeds.residence.clone(), p.residence, "the residence service"),
+            read(self.feeds.feeds.clone(), p.feeds, "the feeds"),
+        )?;
+        let moved = household.last != p.household || residence.last != p.residence || feeds.last != p.feeds;
+        if !moved {
+            return Ok(false);
+        }
+        let mut reads = [household, residence, feeds];
+        let mut batch = Vec::new();
+        while let Some(change) = next_in_time(&mut reads) {
+            if self.wants(&change) && self.consented(&change).await? {
+                batch.push(change);
+            }
+            if batch.len() >= self.max_batch {
+                let position = self.sent_through(&reads);
+                self.deliver(std::mem::take(&mut batch), position, out).await?;
+            }
+        }
+        let end = Position {
+            household: reads[0].last,
+            residence: reads[1].last,
+            feeds: reads[2].last,
+        };
+        self.deliver(batch, end, out).await?;
+        Ok(true)
+    }
+
+    /// The position once every change taken from `reads` is sent: a source
+    /// with changes left is through the batch before its next one.
+    fn sent_through(&self, reads: &[Read; 3]) -> Position {
+        let through = |read: &Read, from: u64| match read.changes.front() {
+            Some(next) => next.sequence.saturating_sub(1).max(from),
+            None => read.last,
+        };
+        Position {
+            household: through(&reads[0], self.position.household),
+            residence: through(&reads[1], self.position.residence),
+            feeds: through(&reads[2], self.position.feeds),
+        }
+    }
+
+    fn wants(&self, change: &Change) -> bool {
+        if !self.kinds.contains(&change.kind) {
+            return false;
+        }
+        match &self.roster {
+            Some((_, members)) => members.contains(&self.gate.pseudonym(&change.id_number)),
+            None => in_division(change, &self.subscription.division_code),
+        }
+    }
+
+    async fn consented(&self, change: &Change) -> ServiceResult<bool> {
+        if !self.consent {
+            return Ok(true);
+        }
+        let subjects = [self.gate.pseudonym(&change.id_number)];
+        let used = crate::ledger::ConsentUse {
+            subjects: &subjects,
+            department: self.admission.department(),
+            interface: self.admission.interface,
+            purpose: &self.admission.purpose,
+            today: popbase_domain::clock::today(),
+        };
+        Ok(self.gate.ledger.use_consents(used).await?.is_ok())
+    }
+
+    /// Audits and sends `changes` with `position`; an empty batch is sent
+    /// only when it moves the position on.
+    async fn deliver(
+        &mut self,
+        changes: Vec<Change>,
+        position: Position,
+        out: &mpsc::Sender<Result<Notification, Status>>,
+    ) -> ServiceResult<()> {
+        if changes.is_empty() && position == self.position {
+            return Ok(());
+        }
+        let items = changes
+            .into_iter()
+            .map(|change| (self.admission.about(vec![self.gate.pseudonym(&change.id_number)]), change))
+            .collect::<Vec<_>>();
+        let changes = if items.is_empty() {
+            Vec::new()
+        } else {
+            self.gate
+                .release_items(items)
+                .await
+                .map_err(|s| ServiceError::Unavailable(s.message().to_string()))?
+        };
+        self.position = position;
+        // A subscriber gone meanwhile just ends the stream (run sees it).
+        let _ = out
+            .send(Ok(Notification {
+                changes,
+                position: Some(position),
+            }))
+            .await;
+        Ok(())
+    }
+
+    /// Loads the roster again when an update changed it since.
+    async fn refresh_roster(&mut self) -> ServiceResult<()> {
+        if !self.subscription.roster {
+            return Ok(());
+        }
+        let ledger = &self.gate.ledger;
+        let id = &self.subscription.subscription_id;
+        let current = ledger
+            .subscription(id)
+            .await?
+            .ok_or_else(|| ServiceError::not_found("subscription"))?;
+        if self.roster.as_ref().is_some_and(|(version, _)| *version == current.roster_version) {
+            return Ok(());
+        }
+        let mut members = HashSet::with_capacity(current.roster_size as usize);
+        let mut after = String::new();
+        loop {
+            let page = ledger.roster_page(id, &after, MAX_ROSTER_PAGE).await?;
+            let Some(last) = page.last().cloned() else { break };
+            members.extend(page);
+            after = last;
+        }
+        self.roster = Some((current.roster_version, members));
+        Ok(())
+    }
+}
+
+/// The change with the earliest commit time at the front of the reads
+/// (ties: household, residence, feeds), taken off its read.
+fn next_in_time(reads: &mut [Read; 3]) -> Option<Change> {
+    let source = reads
+        .iter()
+        .enumerate()
+        .filter_map(|(i, r)| r.changes.front().map(|c| (c.committed_unix_millis, i)))
+        .min()?
+        .1;
+    reads[source].changes.pop_front()
+}
+
+async fn read(mut client: ChangeFeedClient<Upstream>, after: u64, what: &'static str) -> ServiceResult<Read> {
+    let request = ChangesSinceRequest {
+        after_sequence: after,
+        limit: SCAN_BATCHES,
+    };
+    let answer = client.changes_since(request).await.map_err(|s| upstream(what, s))?.into_inner();
+    // A log restored to before the position: follow it again from its head.
+    let last = if answer.head_sequence < after {
+        answer.head_sequence
+    } else {
+        answer.last_sequence
+    };
+    Ok(Read {
+        changes: answer.changes.into(),
+        last,
+    })
+}
