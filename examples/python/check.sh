@@ -52,6 +52,14 @@ grep -q '^again: received=2000 duplicates=2000$' <<<"$fed"
 grep -q '^pension: PERMISSION_DENIED KIND_NOT_APPROVED$' <<<"$fed"
 echo "python example: feed upload through the gateway against popbase demo passed"
 
+# The pension fund's roster subscription to deaths: acknowledge, hang up,
+# resume; every death on the roster arrives, none off it.
+subscribed="$(POPBASE_BIN="$popbase" "$root/examples/python/run.sh" --example subscribe --gateway "$(addr gateway)" --data "$work/data")"
+echo "$subscribed"
+grep -q '^unapproved field: PERMISSION_DENIED NOT_APPROVED$' <<<"$subscribed"
+grep -q '^subscription: deaths=7 delivered=7 missing=0 outside_roster=0 unacknowledged_again=True$' <<<"$subscribed"
+echo "python example: roster subscription with resume against popbase demo passed"
+
 # What Prometheus sees: hostile request paths, then a scrape parsed by a real
 # text-format parser (prometheus_client).
 POPBASE_BIN="$popbase" "$root/examples/python/run.sh" --example metrics --gateway "$(addr gateway)" \

@@ -7,6 +7,7 @@
 #   examples/python/run.sh --gateway 127.0.0.1:50051 --data popbase-data
 #   examples/python/run.sh --example export --gateway 127.0.0.1:50051 --data popbase-data
 #   examples/python/run.sh --example feed --gateway 127.0.0.1:50051 --data popbase-data
+#   examples/python/run.sh --example subscribe --gateway 127.0.0.1:50051 --data popbase-data
 set -euo pipefail
 root="$(cd "$(dirname "$0")/../.." && pwd)"
 venv="${POPBASE_CACHE_DIR:-$HOME/.cache/popbase}/venv-examples"
@@ -34,8 +35,9 @@ case "$example" in
   enrollment) script=enrollment_check.py; department=education ;;
   export) script=export_check.py; department=big_data ;;
   feed) script=feed_upload.py; department=medical_insurance ;;
+  subscribe) script=subscribe_roster.py; department=hrss ;;
   metrics) script=metrics_check.py; department="" ;;
-  *) echo "run.sh: unknown example '$example' (enrollment, export, feed or metrics)" >&2; exit 2 ;;
+  *) echo "run.sh: unknown example '$example' (enrollment, export, feed, subscribe or metrics)" >&2; exit 2 ;;
 esac
 if [ -n "$data" ] && [ -n "$department" ]; then
   popbase="${POPBASE_BIN:-${CARGO_TARGET_DIR:-$root/target}/debug/popbase}"

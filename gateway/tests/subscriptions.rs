@@ -248,3 +248,79 @@ async fn a_subscription_left_unacknowledged_past_retention_must_resnapshot() {
     assert!(refused.message().contains("since_seq"), "{}", refused.message());
     p.stop().await;
 }
+
+#[tokio::test]
+async fn a_division_subscriber_learns_of_a_birth_with_each_parent_and_of_an_insurance_status() {
+    use popbase_proto::feeds::feed_record::Payload;
+    use popbase_proto::feeds::{EnrollmentStatus, FeedRecord, MedicalInsurance, MedicalScheme, Source};
+    use popbase_proto::gateway::FeedSubmission;
+    use popbase_proto::gateway::department_feeds_client::DepartmentFeedsClient;
+
+    let p = start(None, "mtls").await;
+    let mut medical = client(&p, MEDICAL).await;
+    let request = create(
+        "INSURANCE_ENROLLMENT",
+        &[ChangeKind::Birth, ChangeKind::InsuranceStatus],
+        Scope::DivisionCode("370303".into()),
+        &["id_number", "relation", "committee_code"],
+    );
+    let subscription = medical.create_subscription(request).await.expect("created").into_inner();
+    let mut stream = subscribe(&mut medical, &subscription.subscription_id, 0).await;
+
+    let parse = |id: &str| popbase_domain::IdNumber::parse(id, today()).expect("id");
+    let birth = popbase_household::events::Birth {
+        name: "张小花".into(),
+        sex: popbase_proto::common::Sex::Female,
+        birth_date: today(),
+        birthplace_code: "370303".into(),
+        ethnicity: "汉族".into(),
+        mother: Some(parse(&p.people.mother)),
+        father: Some(parse(&p.people.father)),
+        household_id: "37030300000001".into(),
+    };
+    let context = popbase_household::events::EventContext {
+        actor: "police-370303-01".into(),
+        on: today(),
+    };
+    let child = p.registry.register_birth(&context, &birth).expect("born").persons[0]
+        .id_number
+        .clone();
+    let mut feeds = DepartmentFeedsClient::new(p.department(MEDICAL).await);
+    let record = FeedRecord {
+        source: Source::MedicalInsurance as i32,
+        record_id: "MI-NEWBORN-1".into(),
+        as_of_unix_millis: Utc::now().timestamp_millis() - 1_000,
+        payload: Some(Payload::MedicalInsurance(MedicalInsurance {
+            id_number: child.clone(),
+            scheme: MedicalScheme::UrbanRuralResident as i32,
+            status: EnrollmentStatus::Active as i32,
+            since: Some(today().into()),
+            insured_county_code: "370303".into(),
+        })),
+    };
+    let submission = FeedSubmission {
+        purpose: "DEPARTMENT_FEED".into(),
+        officer_id: "mi-operator-7".into(),
+        records: vec![record],
+    };
+    feeds.submit(tokio_stream::iter([submission])).await.expect("fed");
+
+    let (changes, _) = changes_within(&mut stream, Duration::from_secs(3)).await;
+    let told: Vec<(ChangeKind, &str, &str)> = changes
+        .iter()
+        .map(|c| (c.kind(), c.id_number.as_str(), c.relation.as_str()))
+        .collect();
+    assert_eq!(
+        told,
+        vec![
+            (ChangeKind::Birth, child.as_str(), "subject"),
+            (ChangeKind::Birth, p.people.mother.as_str(), "mother"),
+            (ChangeKind::Birth, p.people.father.as_str(), "father"),
+            (ChangeKind::InsuranceStatus, child.as_str(), "subject"),
+        ]
+    );
+    assert_eq!(changes[0].committee_code, support::XINHUA);
+    assert_eq!(changes[3].committee_code, "370303", "an insurance record names its county");
+    assert!(changes[3].detail.is_empty(), "detail is not among the subscription's fields");
+    p.stop().await;
+}

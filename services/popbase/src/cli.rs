@@ -53,6 +53,9 @@ pub enum Command {
     Token(TokenArgs),
     /// Export a dataset through the gateway (Arrow Flight) into a Parquet or Arrow file.
     Export(crate::export_cli::ExportArgs),
+    /// Watch a change-notification subscription through the gateway (creating
+    /// one first when asked); prints each change as a JSON line, ID numbers masked.
+    Subscribe(crate::subscribe_cli::SubscribeArgs),
     /// Issue a mesh certificate (and the internal CA, when the folder has none)
     /// for development and tests; production uses cert-manager.
     Pki(crate::pki_cli::PkiArgs),
@@ -286,6 +289,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Audit(AuditCommand::Verify(args)) => crate::audit_cli::verify(&args.store, &args.head, args.head_key.as_deref()),
         Command::Token(args) => crate::audit_cli::token(&config, &args.department, args.hours),
         Command::Export(args) => crate::export_cli::run(args).await,
+        Command::Subscribe(args) => crate::subscribe_cli::run(args).await,
         Command::Pki(args) => crate::pki_cli::run(&args),
         Command::FeedLoad(args) => {
             let target = match (args.target, args.gateway) {

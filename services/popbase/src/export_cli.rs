@@ -24,7 +24,8 @@ use parquet::file::properties::WriterProperties;
 use parquet::schema::types::ColumnPath;
 use popbase_export::columns::Role;
 use popbase_export::{Level, SNAPSHOT_SEQ_KEY, Ticket};
-use tonic::transport::{Certificate, Channel, ClientTlsConfig, Identity};
+
+use crate::gateway_client::GatewayArgs;
 
 #[derive(Clone, Copy, Debug, ValueEnum)]
 pub enum Format {
@@ -34,9 +35,8 @@ pub enum Format {
 
 #[derive(Args, Debug)]
 pub struct ExportArgs {
-    /// The gateway, e.g. https://gateway.popbase:50060 or http://127.0.0.1:50060.
-    #[arg(long, env = "POPBASE_GATEWAY_URL")]
-    pub gateway: String,
+    #[command(flatten)]
+    pub gateway: GatewayArgs,
     /// persons, households, changes, statistics, standard_addresses, residence_permits,
     /// medical_insurance, pensions, education, marriage, housing.
     #[arg(long)]
@@ -63,21 +63,6 @@ pub struct ExportArgs {
     /// `id_number,sex,birth_date`); each must be approved. Default: all approved.
     #[arg(long, value_delimiter = ',')]
     pub columns: Vec<String>,
-    /// A department token (token mode), e.g. from `popbase token`.
-    #[arg(long, env = "POPBASE_TOKEN", hide_env_values = true)]
-    pub token: Option<String>,
-    /// CA certificate (PEM) the gateway's certificate is checked against.
-    #[arg(long)]
-    pub ca: Option<PathBuf>,
-    /// The department's client certificate and key (PEM), for mTLS.
-    #[arg(long, requires = "key")]
-    pub cert: Option<PathBuf>,
-    /// The private key (PEM) of `--cert`.
-    #[arg(long, requires = "cert")]
-    pub key: Option<PathBuf>,
-    /// Name the gateway's certificate must carry, when it differs from the URL's host.
-    #[arg(long)]
-    pub domain_name: Option<String>,
 }
 
 fn parse_level(text: &str) -> Result<Level, String> {
@@ -86,36 +71,6 @@ fn parse_level(text: &str) -> Result<Level, String> {
         "pseudonymised" => Ok(Level::Pseudonymised),
         other => Err(format!("'{other}': identified or pseudonymised")),
     }
-}
-
-/// Largest HTTP/2 frame the gateway may send: record batches are about a
-/// megabyte each, and at HTTP/2's default of 16 KiB each one arrived as
-/// some seventy frames (a quarter of the load tester's CPU per row went
-/// on them).
-const FRAME_BYTES: u32 = 1 << 20;
-
-async fn channel(args: &ExportArgs) -> anyhow::Result<Channel> {
-    let mut endpoint = Channel::from_shared(args.gateway.clone())
-        .context("--gateway")?
-        .max_frame_size(FRAME_BYTES);
-    if args.gateway.starts_with("https://") {
-        let mut tls = ClientTlsConfig::new();
-        if let Some(ca) = &args.ca {
-            tls = tls.ca_certificate(Certificate::from_pem(
-                std::fs::read(ca).with_context(|| format!("{}", ca.display()))?,
-            ));
-        }
-        if let (Some(cert), Some(key)) = (&args.cert, &args.key) {
-            let cert = std::fs::read(cert).with_context(|| format!("{}", cert.display()))?;
-            let key = std::fs::read(key).with_context(|| format!("{}", key.display()))?;
-            tls = tls.identity(Identity::from_pem(cert, key));
-        }
-        if let Some(name) = &args.domain_name {
-            tls = tls.domain_name(name.clone());
-        }
-        endpoint = endpoint.tls_config(tls).context("TLS settings")?;
-    }
-    endpoint.connect().await.with_context(|| format!("connecting to {}", args.gateway))
 }
 
 /// Rows per Parquet row group, DuckDB's default: the writer holds a whole
@@ -228,8 +183,8 @@ pub async fn run(args: ExportArgs) -> anyhow::Result<()> {
     if let Err(e) = ticket.check() {
         bail!("{e}");
     }
-    let mut client = FlightClient::new(channel(&args).await?);
-    if let Some(token) = &args.token {
+    let mut client = FlightClient::new(args.gateway.channel().await?);
+    if let Some(token) = &args.gateway.token {
         client.add_header("authorization", &format!("Bearer {}", token.trim()))?;
     }
     let started = Instant::now();

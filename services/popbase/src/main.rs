@@ -9,7 +9,8 @@
 //! popbase token --department education
 //! popbase audit verify --store ./copy/ledger --head audit-head.log
 //! popbase pki --dir certs --identity household --host household --host 127.0.0.1
-//! popbase export --gateway http://127.0.0.1:50060 --token T --dataset persons --out persons.parquet
+//! popbase export --gateway http://127.0.0.1:50051 --token T --dataset persons --out persons.parquet
+//! popbase subscribe --gateway http://127.0.0.1:50051 --token T --purpose P --kinds death --division 370302
 //! ```
 //!
 //! Configuration: defaults < `--config FILE` < `POPBASE_*` environment < flags.
@@ -19,12 +20,14 @@ mod cli;
 mod demo;
 mod export_cli;
 mod feed_load;
+mod gateway_client;
 mod generate;
 mod ops_client;
 mod pki_cli;
 mod restore_cli;
 mod say;
 mod serve;
+mod subscribe_cli;
 
 use clap::Parser;
 

@@ -71,38 +71,40 @@ pub async fn settle(events: &mut LifeEventsClient<Channel>, id: &str) {
 
 /// 迁入落户 of `id` through the property path.
 pub async fn try_settle(events: &mut LifeEventsClient<Channel>, id: &str) -> Result<(), tonic::Status> {
-    events
-        .settle_move_in(SettleMoveInRequest {
-            context: Some(EventContext {
-                actor: "police-370302-01".into(),
-                occurred_on: day(2026, 3, 1),
+    events.settle_move_in(settlement(id)).await.map(|_| ())
+}
+
+/// The request settling `id` in 370302001001 through the property path.
+pub fn settlement(id: &str) -> SettleMoveInRequest {
+    SettleMoveInRequest {
+        context: Some(EventContext {
+            actor: "police-370302-01".into(),
+            occurred_on: day(2026, 3, 1),
+        }),
+        application: Some(SettlementApplication {
+            applicant_id_number: id.into(),
+            target: Some(Address {
+                committee_code: "370302001001".into(),
+                detail: "新村5号楼101室".into(),
             }),
-            application: Some(SettlementApplication {
-                applicant_id_number: id.into(),
-                target: Some(Address {
-                    committee_code: "370302001001".into(),
-                    detail: "新村5号楼101室".into(),
-                }),
-                documents: vec![
-                    DocumentKind::HouseholdBook as i32,
-                    DocumentKind::IdCard as i32,
-                    DocumentKind::PropertyCertificate as i32,
-                ],
-                facts: Some(popbase_proto::household::ApplicantFacts {
-                    property_kind: PropertyKind::Residence as i32,
-                    ..Default::default()
-                }),
+            documents: vec![
+                DocumentKind::HouseholdBook as i32,
+                DocumentKind::IdCard as i32,
+                DocumentKind::PropertyCertificate as i32,
+            ],
+            facts: Some(popbase_proto::household::ApplicantFacts {
+                property_kind: PropertyKind::Residence as i32,
                 ..Default::default()
             }),
-            rule_id: "property".into(),
-            person: Some(Person {
-                id_number: id.into(),
-                name: "外来人员".into(),
-                ..Default::default()
-            }),
-        })
-        .await
-        .map(|_| ())
+            ..Default::default()
+        }),
+        rule_id: "property".into(),
+        person: Some(Person {
+            id_number: id.into(),
+            name: "外来人员".into(),
+            ..Default::default()
+        }),
+    }
 }
 
 /// Waits up to 10 s for the follower to end `id`'s permit; false also
