@@ -33,6 +33,7 @@ fn create(purpose: &str, kinds: &[ChangeKind], scope: Scope, fields: &[&str]) ->
         kinds: kinds.iter().map(|k| *k as i32).collect(),
         scope: Some(scope),
         fields: fields.iter().map(|f| f.to_string()).collect(),
+        ..Default::default()
     }
 }
 
@@ -322,5 +323,35 @@ async fn a_division_subscriber_learns_of_a_birth_with_each_parent_and_of_an_insu
     assert_eq!(changes[0].committee_code, support::XINHUA);
     assert_eq!(changes[3].committee_code, "370303", "an insurance record names its county");
     assert!(changes[3].detail.is_empty(), "detail is not among the subscription's fields");
+    p.stop().await;
+}
+
+#[tokio::test]
+async fn a_subscription_started_at_a_snapshot_gets_every_change_after_it() {
+    let p = start(None, "mtls").await;
+    // The export's snapshot sequence, then a death before the subscription exists.
+    let snapshot = p.registry.store().last_seq();
+    register_death(&p, &p.people.grandmother).await;
+    let mut hrss = client(&p, HRSS).await;
+    let mut request = create("PENSION_ELIGIBILITY", &[ChangeKind::Death], Scope::Roster(true), &["id_number"]);
+    request.start_household = Some(snapshot);
+    let subscription = hrss.create_subscription(request.clone()).await.expect("created").into_inner();
+    let update = UpdateRosterRequest {
+        subscription_id: subscription.subscription_id.clone(),
+        add_id_numbers: vec![p.people.grandmother.clone()],
+        remove_id_numbers: vec![],
+    };
+    hrss.update_roster(update).await.expect("roster");
+    let mut stream = subscribe(&mut hrss, &subscription.subscription_id, 0).await;
+    let (changes, _) = changes_within(&mut stream, Duration::from_secs(2)).await;
+    assert_eq!(
+        changes.iter().map(|c| c.id_number.as_str()).collect::<Vec<_>>(),
+        vec![p.people.grandmother.as_str()]
+    );
+
+    request.start_household = Some(snapshot + 1_000);
+    let refused = hrss.create_subscription(request).await.expect_err("beyond the log");
+    assert_eq!(refused.code(), Code::InvalidArgument);
+    assert!(refused.message().contains("start_household"), "{}", refused.message());
     p.stop().await;
 }

@@ -59,6 +59,8 @@ impl ChangeBatch {
 pub(crate) struct ChangeHeader {
     #[prost(uint64, tag = "1")]
     pub seq: u64,
+    #[prost(int64, tag = "2")]
+    pub unix_millis: i64,
     #[prost(string, tag = "4")]
     pub reason: String,
 }

@@ -377,6 +377,19 @@ impl Store {
         Ok((kept, last))
     }
 
+    /// When the first batch after sequence `after` was committed (Unix
+    /// milliseconds), or `None` when there is none yet.
+    pub fn committed_millis_after(&self, after: u64) -> StorageResult<Option<i64>> {
+        let mut millis = None;
+        let from = after.saturating_add(1).to_be_bytes();
+        self.raw_scan(CHANGELOG_CF, &from, None, &mut |_, v| {
+            let header = ChangeHeader::decode(v).map_err(|e| StorageError::decode(CHANGELOG_CF, e))?;
+            millis = Some(header.unix_millis);
+            Ok(false)
+        })?;
+        Ok(millis)
+    }
+
     /// Writes memtables and the WAL to disk: called on shutdown and after bulk imports.
     pub fn flush(&self) -> StorageResult<()> {
         let db = &self.inner.db;

@@ -372,6 +372,14 @@ fn filtered_change_log_reads_only_kept_batches_and_reports_the_cursor() {
         4,
         "nothing new: the cursor stays"
     );
+    let before = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .expect("clock")
+        .as_millis() as i64
+        - 60_000;
+    let committed = store.committed_millis_after(2).expect("read").expect("a batch after 2");
+    assert!(committed >= before, "the third batch's commit time");
+    assert_eq!(store.committed_millis_after(4).expect("read"), None, "nothing after the head");
 }
 
 #[test]

@@ -123,6 +123,7 @@ impl Subscriptions for SubscriptionService {
             needs: &wanted.needs,
         };
         let admission = self.gate.authorise(&caller, ask).await?;
+        let asked = [body.start_household, body.start_residence, body.start_feeds];
         let created = async {
             let now = Utc::now().timestamp_millis();
             let subscription = Subscription {
@@ -133,7 +134,7 @@ impl Subscriptions for SubscriptionService {
                 division_code: wanted.division_code,
                 roster: wanted.roster,
                 fields: wanted.fields,
-                acknowledged: Some(self.feeds.heads().await?),
+                acknowledged: Some(self.feeds.starts(asked, self.retention_days).await?),
                 acknowledged_unix_millis: now,
                 created_unix_millis: now,
                 ..Default::default()

@@ -147,23 +147,43 @@ impl ChangeFeeds {
         }
     }
 
-    /// Each log's newest sequence: where a new subscription starts.
-    pub async fn heads(&self) -> ServiceResult<Position> {
-        let head = |mut client: ChangeFeedClient<Upstream>, what: &'static str| async move {
+    /// Where a new subscription starts in each log: after the asked
+    /// sequence (`start_*`), or at the newest change. An asked start must
+    /// lie within the log and its next batch within `retention_days`.
+    pub async fn starts(&self, asked: [Option<u64>; 3], retention_days: u32) -> ServiceResult<Position> {
+        let oldest = chrono::Utc::now().timestamp_millis() - i64::from(retention_days) * 24 * 3600 * 1000;
+        let start = |mut client: ChangeFeedClient<Upstream>, asked: Option<u64>, field: &'static str, what: &'static str| async move {
             let request = ChangesSinceRequest {
-                after_sequence: u64::MAX,
+                after_sequence: asked.unwrap_or(u64::MAX),
                 limit: 0,
             };
-            client
+            let answer = client
                 .changes_since(request)
                 .await
-                .map(|answer| answer.into_inner().head_sequence)
-                .map_err(|status| upstream(what, status))
+                .map_err(|status| upstream(what, status))?
+                .into_inner();
+            let Some(asked) = asked else {
+                return Ok(answer.head_sequence);
+            };
+            if asked > answer.head_sequence {
+                return Err(ServiceError::invalid(
+                    field,
+                    "lies beyond the newest change: take it from an export's snapshot_seq",
+                ));
+            }
+            if answer.next_committed_unix_millis != 0 && answer.next_committed_unix_millis < oldest {
+                return Err(ServiceError::invalid(
+                    field,
+                    format!("is more than {retention_days} days back: take a newer snapshot"),
+                ));
+            }
+            Ok(asked)
         };
+        let [household, residence, feeds] = asked;
         let (household, residence, feeds) = tokio::try_join!(
-            head(self.household.clone(), "the household registry"),
-            head(self.residence.clone(), "the residence service"),
-            head(self.feeds.clone(), "the feeds"),
+            start(self.household.clone(), household, "start_household", "the household registry"),
+            start(self.residence.clone(), residence, "start_residence", "the residence service"),
+            start(self.feeds.clone(), feeds, "start_feeds", "the feeds"),
         )?;
         Ok(Position {
             household,

@@ -103,6 +103,7 @@ mod tests {
             kinds,
             scope,
             fields: fields.iter().map(|f| f.to_string()).collect(),
+            ..Default::default()
         }
     }
 

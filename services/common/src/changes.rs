@@ -45,6 +45,7 @@ pub fn changes_since(reader: &dyn ChangeReader, after: u64, limit: u32) -> Servi
         changes: Vec::new(),
         last_sequence: after,
         head_sequence: head,
+        next_committed_unix_millis: store.committed_millis_after(after)?.unwrap_or(0),
     };
     let mut left = limit.min(MAX_BATCHES) as usize;
     while left > 0 && answer.changes.len() < MAX_CHANGES {

@@ -44,6 +44,14 @@ pub struct SubscribeArgs {
     /// committee_code, from_code, household_id, detail); each must be approved.
     #[arg(long, value_delimiter = ',')]
     pub fields: Vec<String>,
+    /// Start the new subscription after these sequences (an export's
+    /// `popbase.snapshot_seq` per log) instead of at the newest change.
+    #[arg(long)]
+    pub start_household: Option<u64>,
+    #[arg(long)]
+    pub start_residence: Option<u64>,
+    #[arg(long)]
+    pub start_feeds: Option<u64>,
     /// Acknowledge each notification once its changes are printed.
     #[arg(long)]
     pub ack: bool,
@@ -75,6 +83,9 @@ async fn create(client: &mut SubscriptionsClient<Channel>, args: &SubscribeArgs,
         kinds: args.kinds.iter().map(|k| kind(k)).collect::<anyhow::Result<_>>()?,
         scope: Some(scope),
         fields: args.fields.clone(),
+        start_household: args.start_household,
+        start_residence: args.start_residence,
+        start_feeds: args.start_feeds,
     };
     let created = client
         .create_subscription(args.gateway.request(request)?)

@@ -49,6 +49,7 @@ async fn a_subscription_is_followed_acknowledged_and_resumed_across_gateway_repl
         kinds: vec![ChangeKind::Settlement as i32],
         scope: Some(Scope::Roster(true)),
         fields: vec!["id_number".into(), "committee_code".into()],
+        ..Default::default()
     };
     let subscription = on_one
         .create_subscription(with_token(&medical, create))
