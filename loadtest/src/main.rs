@@ -16,6 +16,7 @@ mod engine;
 mod report;
 mod scenarios;
 mod setup;
+mod subscribers;
 
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
@@ -46,6 +47,9 @@ struct Cli {
 enum Command {
     /// Run one scenario and write its report.
     Run(Box<RunArgs>),
+    /// Change notifications: subscribers of a city's life events (backlog,
+    /// then live deaths), with delivery rate, lag and audit cost.
+    Subscribers(Box<subscribers::SubscribersArgs>),
     /// Print a Markdown comparison of reports (ratios to the first).
     Compare { reports: Vec<PathBuf> },
 }
@@ -223,6 +227,17 @@ fn main() -> anyhow::Result<()> {
         Command::Run(args) => {
             let out = args.out.clone();
             let report = runtime.block_on(run(*args))?;
+            let markdown = report.markdown();
+            print!("{markdown}");
+            if let Some(path) = out {
+                std::fs::write(&path, serde_json::to_string_pretty(&report)?).with_context(|| format!("{}", path.display()))?;
+                std::fs::write(path.with_extension("md"), &markdown)?;
+            }
+            Ok(())
+        }
+        Command::Subscribers(args) => {
+            let out = args.out.clone();
+            let report = runtime.block_on(subscribers::from_args(*args))?;
             let markdown = report.markdown();
             print!("{markdown}");
             if let Some(path) = out {

@@ -32,6 +32,10 @@ use crate::sources::upstream;
 const SCAN_BATCHES: u32 = 1_000;
 /// Pause between rounds that found nothing new.
 const IDLE_POLL: Duration = Duration::from_millis(100);
+/// Least time between notifications that only move the position on (each
+/// is acknowledged, and each acknowledgement audited: a busy log of
+/// changes out of scope would otherwise cost a record per round).
+const POSITION_ONLY_EVERY: Duration = Duration::from_secs(5);
 
 /// A stream's state between rounds.
 pub struct Follow {
@@ -43,7 +47,12 @@ pub struct Follow {
     pub max_batch: usize,
     kinds: HashSet<i32>,
     roster: Option<(u64, HashSet<String>)>,
-    position: Position,
+    /// Where the next round reads from.
+    read_from: Position,
+    /// The position of the last notification sent.
+    sent: Position,
+    /// When the last position-only notification was sent.
+    last_position_only: Option<std::time::Instant>,
     /// Whether each delivered subject's consent must stand (a conditional
     /// interface with no legal basis).
     consent: bool,
@@ -66,13 +75,15 @@ impl Follow {
     ) -> Self {
         Self {
             kinds: subscription.kinds.iter().copied().collect(),
-            position: subscription.acknowledged.unwrap_or_default(),
+            read_from: subscription.acknowledged.unwrap_or_default(),
+            sent: subscription.acknowledged.unwrap_or_default(),
             gate,
             feeds,
             subscription,
             admission,
             max_batch,
             roster: None,
+            last_position_only: None,
             consent,
         }
     }
@@ -102,7 +113,7 @@ impl Follow {
     /// One round; whether it found anything new.
     async fn round(&mut self, out: &mpsc::Sender<Result<Notification, Status>>) -> ServiceResult<bool> {
         self.refresh_roster().await?;
-        let p = self.position;
+        let p = self.read_from;
         let (household, residence, feeds) = tokio::try_join!(
             read(self.feeds.household.clone(), p.household, "the household registry"),
             read(self.feeds.residence.clone(), p.residence, "the residence service"),
@@ -119,6 +130,7 @@ impl Follow {
                 batch.push(change);
             }
             if batch.len() >= self.max_batch {
+                // Taken changes are all in `batch`: the reads' fronts are the first not sent.
                 let position = self.sent_through(&reads);
                 self.deliver(std::mem::take(&mut batch), position, out).await?;
             }
@@ -129,6 +141,7 @@ impl Follow {
             feeds: reads[2].last,
         };
         self.deliver(batch, end, out).await?;
+        self.read_from = end;
         Ok(true)
     }
 
@@ -140,9 +153,9 @@ impl Follow {
             None => read.last,
         };
         Position {
-            household: through(&reads[0], self.position.household),
-            residence: through(&reads[1], self.position.residence),
-            feeds: through(&reads[2], self.position.feeds),
+            household: through(&reads[0], self.read_from.household),
+            residence: through(&reads[1], self.read_from.residence),
+            feeds: through(&reads[2], self.read_from.feeds),
         }
     }
 
@@ -172,15 +185,20 @@ impl Follow {
     }
 
     /// Audits and sends `changes` with `position`; an empty batch is sent
-    /// only when it moves the position on.
+    /// only when it moves the position on, at most every
+    /// [`POSITION_ONLY_EVERY`].
     async fn deliver(
         &mut self,
         changes: Vec<Change>,
         position: Position,
         out: &mpsc::Sender<Result<Notification, Status>>,
     ) -> ServiceResult<()> {
-        if changes.is_empty() && position == self.position {
-            return Ok(());
+        if changes.is_empty() {
+            let recent = self.last_position_only.is_some_and(|at| at.elapsed() < POSITION_ONLY_EVERY);
+            if position == self.sent || recent {
+                return Ok(());
+            }
+            self.last_position_only = Some(std::time::Instant::now());
         }
         let items = changes
             .into_iter()
@@ -194,7 +212,7 @@ impl Follow {
                 .await
                 .map_err(|s| ServiceError::Unavailable(s.message().to_string()))?
         };
-        self.position = position;
+        self.sent = position;
         // A subscriber gone meanwhile just ends the stream (run sees it).
         let _ = out
             .send(Ok(Notification {
