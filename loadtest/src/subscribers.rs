@@ -37,9 +37,14 @@ use tonic::transport::Channel;
 
 use crate::setup::City;
 
+/// How often a subscriber acknowledges.
+const ACK_EVERY: Duration = Duration::from_secs(1);
+
 /// What the scenario is asked to do.
 pub struct Plan {
     pub subscribers: usize,
+    /// The county subscriptions' divisions, in turn.
+    pub counties: Vec<String>,
     pub roster: usize,
     pub start_household: u64,
     pub live_rate: u32,
@@ -111,9 +116,8 @@ async fn audit_head(gateway: &Channel, token: &str) -> anyhow::Result<u64> {
 
 /// Creates the subscriptions: counties for medical insurance, rosters for the pension fund.
 async fn create(gateway: &Channel, tokens: &Tokens, city: &City, plan: &Plan) -> anyhow::Result<Vec<(String, String)>> {
-    let mut counties: Vec<String> = city.streets.iter().filter_map(|s| s.get(..6)).map(String::from).collect();
-    counties.dedup();
-    anyhow::ensure!(!counties.is_empty(), "the city has no counties");
+    let counties = &plan.counties;
+    anyhow::ensure!(!counties.is_empty(), "name --counties");
     let mut client = SubscriptionsClient::new(gateway.clone());
     let mut made = Vec::new();
     for i in 0..plan.subscribers {
@@ -201,6 +205,7 @@ async fn follow(
             .context("subscribe")?
             .into_inner();
         let mut resume = false;
+        let mut last_ack = Instant::now();
         while let Some(notification) = stream.message().await.context("stream")? {
             let received = now_millis();
             let count = notification.changes.len() as u64;
@@ -224,11 +229,16 @@ async fn follow(
                 resume = true;
                 break;
             }
-            let ack = AcknowledgeRequest {
-                subscription_id: id.clone(),
-                position: notification.position,
-            };
-            client.acknowledge(with_token(&token, ack)?).await.context("acknowledge")?;
+            // Acknowledged once a second, as a department's client would
+            // (each acknowledgement is a call: quota and an audit record).
+            if last_ack.elapsed() >= ACK_EVERY {
+                let ack = AcknowledgeRequest {
+                    subscription_id: id.clone(),
+                    position: notification.position,
+                };
+                client.acknowledge(with_token(&token, ack)?).await.context("acknowledge")?;
+                last_ack = Instant::now();
+            }
         }
         if !resume {
             return Ok(());
@@ -312,7 +322,15 @@ pub async fn run(gateway: Channel, tokens: Tokens, city: City, plan: Plan) -> an
     let registered = live_deaths(&gateway, &tokens.public_security, &dying, plan.live_rate).await?;
     until_quiet(&shared, Duration::from_secs(2), live_started).await;
     for task in &tasks {
+        if task.is_finished() {
+            eprintln!("popbase-loadtest: a subscriber stopped early");
+        }
         task.abort();
+    }
+    for task in tasks {
+        if let Ok(Err(error)) = task.await {
+            eprintln!("popbase-loadtest: subscriber failed: {error:#}");
+        }
     }
     let audit_after = audit_head(&gateway, &tokens.audit).await?;
     let delivered: Vec<u64> = shared.delivered.iter().map(|d| d.load(Ordering::Relaxed)).collect();
@@ -359,6 +377,13 @@ pub struct SubscribersArgs {
     /// The city (or division) whose persons fill the rosters and die.
     #[arg(long, default_value = "3703")]
     division: String,
+    /// Counties the medical-insurance subscriptions follow, in turn (Zibo's).
+    #[arg(
+        long,
+        value_delimiter = ',',
+        default_value = "370302,370303,370304,370305,370306,370321,370322,370323"
+    )]
+    counties: Vec<String>,
     /// Persons on each pension-fund roster.
     #[arg(long, default_value_t = 100_000)]
     roster: usize,
@@ -397,6 +422,7 @@ pub async fn from_args(args: SubscribersArgs) -> anyhow::Result<SubscribersRepor
     };
     let plan = Plan {
         subscribers: args.subscribers.max(1),
+        counties: args.counties,
         roster: args.roster,
         start_household: args.start_household,
         live_rate: args.live_rate,

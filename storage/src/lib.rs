@@ -34,4 +34,4 @@ pub use history::history_of;
 pub use read::{Read, Versioned};
 pub use schema::{Index, Schema, Table};
 pub use snapshot::Snapshot;
-pub use store::{Durability, StatsEntry, Store, StoreOptions, StoreStats};
+pub use store::{CommitListener, Durability, StatsEntry, Store, StoreOptions, StoreStats};

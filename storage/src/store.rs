@@ -90,7 +90,14 @@ pub(crate) struct Inner {
     /// Commits since the store opened, by [`Durability::index`]: what a test
     /// reads to prove which write paths fsync before they acknowledge.
     commits: [AtomicU64; 3],
+    /// Told of every committed batch (see [`Store::listen_commits`]).
+    listeners: std::sync::RwLock<Vec<CommitListener>>,
 }
+
+/// Called with the sequence of each batch once it is committed, on the
+/// committing thread and under the commit lock: it must only signal (wake a
+/// waiter), never read or write the store.
+pub type CommitListener = Arc<dyn Fn(u64) + Send + Sync>;
 
 /// A cheap-to-clone handle on an open store.
 #[derive(Clone)]
@@ -188,6 +195,7 @@ impl Store {
                 commit_lock: Mutex::new(()),
                 last_seq: AtomicU64::new(0),
                 commits: Default::default(),
+                listeners: Default::default(),
             }),
         };
         store.check_store_name()?;
@@ -310,7 +318,20 @@ impl Store {
         inner.db.write_opt(write, &write_opts).map_err(|e| self.engine(e))?;
         inner.last_seq.store(seq, Ordering::SeqCst);
         inner.commits[durability.index()].fetch_add(1, Ordering::Relaxed);
+        if let Ok(listeners) = inner.listeners.read() {
+            for listener in listeners.iter() {
+                listener(seq);
+            }
+        }
         Ok(seq)
+    }
+
+    /// Adds `listener` to those told of each commit from now on: a change
+    /// feed waiting for the next batch wakes at once instead of polling.
+    pub fn listen_commits(&self, listener: CommitListener) {
+        if let Ok(mut listeners) = self.inner.listeners.write() {
+            listeners.push(listener);
+        }
     }
 
     /// Commits since the store opened, per durability.

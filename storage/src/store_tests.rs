@@ -439,3 +439,22 @@ fn markers_are_kept_across_reopen_and_apart_from_the_store_name() {
     assert!(store.marker("backfill.v1").expect("marker after reopen"));
     assert_eq!(store.name(), "test");
 }
+
+#[test]
+fn commit_listeners_hear_every_committed_sequence_and_no_refused_one() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let store = open(dir.path());
+    let heard = Arc::new(std::sync::Mutex::new(Vec::new()));
+    let sink = Arc::clone(&heard);
+    store.listen_commits(Arc::new(move |seq| sink.lock().expect("lock").push(seq)));
+    for i in 0..3u32 {
+        let mut batch = Batch::new("test", "listen");
+        batch.put(&RECS, key(&format!("l{i}")), &rec("listen", i));
+        store.commit(batch).expect("commit");
+    }
+    let mut refused = Batch::new("test", "listen");
+    refused.expect_version(&RECS, key("l0"), None);
+    refused.put(&RECS, key("l0"), &rec("again", 9));
+    assert!(store.commit(refused).is_err(), "a version conflict");
+    assert_eq!(*heard.lock().expect("lock"), vec![1, 2, 3]);
+}

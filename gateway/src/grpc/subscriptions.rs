@@ -45,14 +45,10 @@ impl SubscriptionService {
     }
 
     /// The caller's own subscription `id`, authorised under its purpose
-    /// (and `needs`); anything else is refused and audited.
-    async fn owned(
-        &self,
-        caller: &Caller,
-        id: &str,
-        subjects: &[String],
-        needs: &[&'static str],
-    ) -> Result<(Subscription, Admission), Status> {
+    /// (and, `delivering`, for its kinds and fields again: an approval
+    /// withdrawn since stops its deliveries); anything else is refused and
+    /// audited.
+    async fn owned(&self, caller: &Caller, id: &str, subjects: &[String], delivering: bool) -> Result<(Subscription, Admission), Status> {
         let found = match check_subscription_id(id) {
             Ok(()) => self.gate.ledger.subscription(id).await,
             Err(e) => Err(e),
@@ -67,12 +63,13 @@ impl SubscriptionService {
             }
             Err(e) => return Err(self.gate.refuse(caller, INTERFACE, "", e).await),
         };
+        let needs = if delivering { needs_of(&subscription) } else { Vec::new() };
         let ask = Ask {
             interface: INTERFACE,
             purpose: &subscription.purpose,
             subjects,
             units: 1,
-            needs,
+            needs: &needs,
         };
         let admission = self.gate.authorise(caller, ask).await?;
         Ok((subscription, admission))
@@ -149,7 +146,7 @@ impl Subscriptions for SubscriptionService {
 
     async fn get_subscription(&self, request: Request<GetSubscriptionRequest>) -> Result<Response<Subscription>, Status> {
         let caller = self.gate.authenticate(&request, INTERFACE).await?;
-        let (subscription, admission) = self.owned(&caller, &request.get_ref().subscription_id, &[], &[]).await?;
+        let (subscription, admission) = self.owned(&caller, &request.get_ref().subscription_id, &[], false).await?;
         self.gate.release(admission, subscription, &[], 1).await.map(Response::new)
     }
 
@@ -163,7 +160,7 @@ impl Subscriptions for SubscriptionService {
         // The persons named are audited as subjects: a resident's access
         // log shows that a department put them on its roster.
         let subjects: Vec<String> = added.iter().chain(&removed).cloned().collect();
-        let (subscription, admission) = self.owned(&caller, &body.subscription_id, &subjects, &[]).await?;
+        let (subscription, admission) = self.owned(&caller, &body.subscription_id, &subjects, false).await?;
         let updated = async {
             if !subscription.roster {
                 return Err(ServiceError::precondition("subscription_id", "is scoped by division, not a roster"));
@@ -201,16 +198,7 @@ impl Subscriptions for SubscriptionService {
                 return Err(self.gate.refuse(&caller, INTERFACE, "", e).await);
             }
         };
-        let id = body.subscription_id.clone();
-        let found = match check_subscription_id(&id) {
-            Ok(()) => self.gate.ledger.subscription(&id).await,
-            Err(e) => Err(e),
-        };
-        let needs = match &found {
-            Ok(Some(s)) => needs_of(s),
-            _ => Vec::new(),
-        };
-        let (subscription, admission) = self.owned(&caller, &id, &[], &needs).await?;
+        let (subscription, admission) = self.owned(&caller, &body.subscription_id, &[], true).await?;
         if let Err(e) = self.retained(&subscription) {
             return Err(self.gate.fail(&admission, e).await);
         }
@@ -237,7 +225,7 @@ impl Subscriptions for SubscriptionService {
             let e = ServiceError::invalid("position", "is required: the position of a notification handled");
             return Err(self.gate.refuse(&caller, INTERFACE, "", e).await);
         };
-        let (subscription, admission) = self.owned(&caller, &body.subscription_id, &[], &[]).await?;
+        let (subscription, admission) = self.owned(&caller, &body.subscription_id, &[], false).await?;
         let at = Utc::now().timestamp_millis();
         match self.gate.ledger.acknowledge(&subscription.subscription_id, position, at).await {
             Ok(stored) => self.gate.release(admission, stored, &[], 1).await.map(Response::new),

@@ -156,6 +156,7 @@ impl ChangeFeeds {
             let request = ChangesSinceRequest {
                 after_sequence: asked.unwrap_or(u64::MAX),
                 limit: 0,
+                wait_millis: 0,
             };
             let answer = client
                 .changes_since(request)

@@ -5,7 +5,7 @@
 //!
 //! Each cycle starts the server(s) on the same data directory,
 //! checks that every write acknowledged in any earlier cycle is readable,
-//! then runs four writers at once until a random moment, when the process
+//! then runs five writers at once until a random moment, when the process
 //! is killed mid-write:
 //! - residence registrations (the residence store);
 //! - a permit holder who then settles (the registry and, through the
@@ -13,12 +13,15 @@
 //!   events on the registry);
 //! - medical-insurance feed records (the feeds store) and audited answers
 //!   of the gateway (the ledger's audit chain);
-//! - citizens' consents recorded by the service platform (the ledger).
+//! - citizens' consents recorded by the service platform (the ledger);
+//! - a medical-insurance subscription to the city's deaths, each
+//!   notification acknowledged (the position, in the ledger).
 //!
 //! After every kill that stopped the ledger the audit chain is verified
 //! offline against the head file, and after every restart: registrations, deaths and feed records
 //! acknowledged are there, every acknowledged settlement ended its
-//! settler's permit, and the chain holds a record for every acknowledged
+//! settler's permit, the subscription holds at least the furthest position
+//! acknowledged, and the chain holds a record for every acknowledged
 //! audited answer; at the end the ledger's usage counters equal its
 //! chain's records. `POPBASE_CRASH_CYCLES` sets the all-in-one cycles (20
 //! by default; docs/benchmarks.md records a 200-cycle run),
@@ -50,6 +53,7 @@ use popbase_proto::residence::CheckResidentsRequest;
 use popbase_proto::residence::residence_permits_client::ResidencePermitsClient;
 use support::rng::Rng;
 use support::servers::{Layout, Servers};
+use support::subscriber::{Followed, follow_deaths};
 use support::writes::{id, permit_ends, permit_holder, register};
 use support::{popbase, token, with_token};
 use tonic::transport::Channel;
@@ -72,6 +76,8 @@ struct Acked {
     audited: u64,
     /// Subjects with a consent granted (to civil affairs, for PersonSummary).
     consents: Vec<String>,
+    /// A subscriber's acknowledged position (in the ledger).
+    followed: Arc<Mutex<Followed>>,
 }
 
 /// What a check found missing.
@@ -83,11 +89,12 @@ struct Lost {
     deaths: usize,
     feeds: usize,
     audited: u64,
+    acknowledgements: usize,
 }
 
 impl Lost {
     fn total(&self) -> u64 {
-        (self.consents + self.residents + self.settlements + self.deaths + self.feeds) as u64 + self.audited
+        (self.consents + self.residents + self.settlements + self.deaths + self.feeds + self.acknowledgements) as u64 + self.audited
     }
 }
 
@@ -120,6 +127,8 @@ struct Writers {
     bearer: String,
     /// The service platform's token: it records citizens' consents.
     platform: String,
+    /// Medical insurance's token: it follows the city's deaths.
+    subscriber: String,
 }
 
 /// A citizen's consent as the service platform records it.
@@ -194,6 +203,11 @@ impl Writers {
         }
     }
 
+    async fn subscriber(self: Arc<Self>) {
+        let followed = self.acked.lock().expect("lock").followed.clone();
+        follow_deaths(channel(&self.roles, "gateway"), &self.subscriber, &followed, &self.stop).await;
+    }
+
     async fn feeds_and_answers(self: Arc<Self>, subjects: Vec<String>) {
         let mut feeds = FeedsClient::new(channel(&self.roles, "feeds"));
         let mut audit = AuditClient::new(channel(&self.roles, "gateway"));
@@ -225,8 +239,10 @@ impl Writers {
 }
 
 /// Checks every acknowledged write against the restarted server; what is missing.
-async fn check(roles: &Roles, acked: &Acked, bearer: &str, platform: &str) -> Lost {
+async fn check(roles: &Roles, acked: &Acked, [bearer, platform, subscriber]: [&str; 3]) -> Lost {
     let mut lost = Lost::default();
+    let followed = acked.followed.lock().expect("lock").clone();
+    lost.acknowledgements = support::subscriber::lost(channel(roles, "gateway"), subscriber, &followed).await;
     let mut consents = ConsentsClient::new(channel(roles, "gateway"));
     for subject in &acked.consents {
         let asked = ListConsentsRequest {
@@ -419,8 +435,8 @@ fn spawn_writers(
     acked: &Arc<Mutex<Acked>>,
     next_id: &Arc<AtomicU32>,
     (persons, subjects): &City,
-    [bearer, platform]: [String; 2],
-) -> (Arc<Writers>, [tokio::task::JoinHandle<()>; 4]) {
+    [bearer, platform, subscriber]: [String; 3],
+) -> (Arc<Writers>, [tokio::task::JoinHandle<()>; 5]) {
     let writers = Arc::new(Writers {
         roles: roles.clone(),
         acked: acked.clone(),
@@ -429,12 +445,14 @@ fn spawn_writers(
         living: Arc::clone(persons),
         bearer,
         platform,
+        subscriber,
     });
     let tasks = [
         tokio::spawn(writers.clone().residents()),
         tokio::spawn(writers.clone().life_events()),
         tokio::spawn(writers.clone().feeds_and_answers(subjects.clone())),
         tokio::spawn(writers.clone().consents()),
+        tokio::spawn(writers.clone().subscriber()),
     ];
     (writers, tasks)
 }
@@ -455,9 +473,9 @@ async fn crash_cycles(layout: Layout, data: &Path, cycles: usize, mut on_kill: i
     for _ in 0..cycles {
         restarts.push(servers.start());
         let roles = servers.channels();
-        let (bearer, platform) = (token(data, "audit"), token(data, "service_platform"));
+        let [bearer, platform, subscriber] = ["audit", "service_platform", "medical_insurance"].map(|d| token(data, d));
         let so_far = acked.lock().expect("lock").clone();
-        let found = check(&roles, &so_far, &bearer, &platform).await;
+        let found = check(&roles, &so_far, [&bearer, &platform, &subscriber]).await;
         assert_eq!(found, Lost::default(), "acknowledged writes were lost");
         if city.is_none() {
             // Deaths take persons from the end; feed records are about the first 20.
@@ -466,7 +484,7 @@ async fn crash_cycles(layout: Layout, data: &Path, cycles: usize, mut on_kill: i
             city = Some((Arc::new(Mutex::new(persons)), subjects));
         }
         let Some(city) = &city else { unreachable!("set just above") };
-        let (writers, tasks) = spawn_writers(&roles, &acked, &next_id, city, [bearer, platform]);
+        let (writers, tasks) = spawn_writers(&roles, &acked, &next_id, city, [bearer, platform, subscriber]);
         tokio::time::sleep(Duration::from_millis(300 + moments.below(600) as u64)).await;
         let processes = servers.processes();
         let one = processes[moments.below(processes.len())];
@@ -482,18 +500,20 @@ async fn crash_cycles(layout: Layout, data: &Path, cycles: usize, mut on_kill: i
     }
     restarts.push(servers.start());
     let roles = servers.channels();
-    let (bearer, platform) = (token(data, "audit"), token(data, "service_platform"));
+    let [bearer, platform, subscriber] = ["audit", "service_platform", "medical_insurance"].map(|d| token(data, d));
     let acked = acked.lock().expect("lock").clone();
-    let found = check(&roles, &acked, &bearer, &platform).await;
+    let found = check(&roles, &acked, [&bearer, &platform, &subscriber]).await;
     lost.consents += found.consents;
     lost.residents += found.residents;
     lost.settlements += found.settlements;
     lost.deaths += found.deaths;
     lost.feeds += found.feeds;
     lost.audited += found.audited;
+    lost.acknowledgements += found.acknowledgements;
     // Every write path once more, stopped in good order, then how each store committed.
     if let (Some(city), Some(metrics)) = (&city, servers.metrics()) {
-        let (writers, tasks) = spawn_writers(&roles, &Arc::new(Mutex::new(Acked::default())), &next_id, city, [bearer, platform]);
+        let writers_tokens = [bearer, platform, subscriber];
+        let (writers, tasks) = spawn_writers(&roles, &Arc::new(Mutex::new(Acked::default())), &next_id, city, writers_tokens);
         tokio::time::sleep(Duration::from_millis(500)).await;
         writers.stop.store(true, Ordering::SeqCst);
         for task in tasks {
@@ -506,7 +526,8 @@ async fn crash_cycles(layout: Layout, data: &Path, cycles: usize, mut on_kill: i
         + acked.settled.len()
         + acked.deaths.len()
         + acked.feeds.values().map(Vec::len).sum::<usize>()) as u64
-        + acked.audited;
+        + acked.audited
+        + acked.followed.lock().expect("lock").acknowledgements;
     servers.stop();
     verify_chain(data);
     assert_usage_equals_chain(data);

@@ -12,6 +12,7 @@ use std::process::{Child, Command, Stdio};
 pub mod raw;
 pub mod rng;
 pub mod servers;
+pub mod subscriber;
 pub mod writes;
 
 use popbase_common::mesh::MeshIdentity;
