@@ -202,8 +202,8 @@ async fn unapproved_asks_are_refused_with_reason_codes() {
             "{refused:?}"
         );
     }
-    let mut civil = client(&p, "civil-affairs.dept.popbase").await;
-    let refused = civil
+    let mut housing = client(&p, "housing.dept.popbase").await;
+    let refused = housing
         .create_subscription(create("PENSION_ELIGIBILITY", &[ChangeKind::Death], roster(), &[]))
         .await
         .expect_err("no approval");
@@ -353,5 +353,142 @@ async fn a_subscription_started_at_a_snapshot_gets_every_change_after_it() {
     let refused = hrss.create_subscription(request).await.expect_err("beyond the log");
     assert_eq!(refused.code(), Code::InvalidArgument);
     assert!(refused.message().contains("start_household"), "{}", refused.message());
+    p.stop().await;
+}
+
+#[tokio::test]
+async fn permits_granted_and_cancelled_and_marriages_reach_their_subscribers() {
+    use popbase_proto::common::Address;
+    use popbase_proto::feeds::feed_record::Payload;
+    use popbase_proto::feeds::{FeedRecord, MarriageEvent, MarriageRegistration, Source};
+    use popbase_proto::gateway::department_feeds_client::DepartmentFeedsClient;
+    use popbase_proto::gateway::residence_events_client::ResidenceEventsClient;
+    use popbase_proto::gateway::residence_receipt::Outcome;
+    use popbase_proto::gateway::residence_submission::Event as ResidenceEvent;
+    use popbase_proto::gateway::{FeedSubmission, ResidenceSubmission};
+    use popbase_proto::residence::{
+        ApplyForPermitRequest, CancelPermitRequest, RegisterResidenceRequest, ResidenceBasis, ResidenceRegistration,
+    };
+
+    let p = start(None, "mtls").await;
+    let mut education = client(&p, "education.dept.popbase").await;
+    let permits = create(
+        "SCHOOL_ENROLLMENT",
+        &[ChangeKind::PermitGranted, ChangeKind::PermitCancelled],
+        Scope::DivisionCode("370303".into()),
+        &["id_number", "detail"],
+    );
+    let permits = education.create_subscription(permits).await.expect("created").into_inner();
+    let mut civil = client(&p, "civil-affairs.dept.popbase").await;
+    let marriages = create(
+        "TEMPORARY_ASSISTANCE",
+        &[ChangeKind::Marriage, ChangeKind::Divorce],
+        Scope::DivisionCode("3703".into()),
+        &["id_number", "relation", "committee_code"],
+    );
+    let marriages = civil.create_subscription(marriages).await.expect("created").into_inner();
+    let mut permit_stream = subscribe(&mut education, &permits.subscription_id, 0).await;
+    let mut marriage_stream = subscribe(&mut civil, &marriages.subscription_id, 0).await;
+
+    // The household office grants a permit, then cancels it.
+    let mut police = ResidenceEventsClient::new(p.department("public-security.dept.popbase").await);
+    let submit = |event| ResidenceSubmission {
+        purpose: "HOUSEHOLD_REGISTRATION".into(),
+        officer_id: "police-370303-02".into(),
+        event: Some(event),
+    };
+    let newcomer = popbase_domain::IdNumber::generate("370881", today() - chrono::Duration::days(30 * 365), 77)
+        .expect("id")
+        .as_str()
+        .to_string();
+    let registration = ResidenceRegistration {
+        id_number: newcomer.clone(),
+        name: "来淄务工".into(),
+        hukou_county_code: "370881".into(),
+        address: Some(Address {
+            committee_code: support::XINHUA.into(),
+            detail: "新华路20号".into(),
+        }),
+        registered_on: Some((today() - chrono::Duration::days(400)).into()),
+        basis: ResidenceBasis::Employment as i32,
+        employer: "淄博某厂".into(),
+        ..Default::default()
+    };
+    let register = RegisterResidenceRequest {
+        registration: Some(registration),
+    };
+    police
+        .submit(submit(ResidenceEvent::RegisterResidence(register)))
+        .await
+        .expect("registered");
+    let apply = ApplyForPermitRequest {
+        id_number: newcomer.clone(),
+        on: Some(today().into()),
+        basis: ResidenceBasis::Employment as i32,
+        evidence: "淄博某厂".into(),
+    };
+    let granted = police
+        .submit(submit(ResidenceEvent::ApplyForPermit(apply)))
+        .await
+        .expect("decided")
+        .into_inner();
+    let Some(Outcome::Decision(decision)) = granted.outcome else {
+        panic!("a decision: {granted:?}");
+    };
+    let permit_number = decision.permit.expect("granted").permit_number;
+    let cancel = CancelPermitRequest {
+        permit_number,
+        on: Some(today().into()),
+        reason: "left the city".into(),
+    };
+    police
+        .submit(submit(ResidenceEvent::CancelPermit(cancel)))
+        .await
+        .expect("cancelled");
+    let (changes, _) = changes_within(&mut permit_stream, Duration::from_secs(3)).await;
+    let told: Vec<(ChangeKind, &str, &str)> = changes
+        .iter()
+        .map(|c| (c.kind(), c.id_number.as_str(), c.detail.as_str()))
+        .collect();
+    assert_eq!(
+        told,
+        vec![
+            (ChangeKind::PermitGranted, newcomer.as_str(), "valid"),
+            (ChangeKind::PermitCancelled, newcomer.as_str(), "cancelled"),
+        ]
+    );
+
+    // Civil affairs' own marriage registry feeds a marriage: each party is told of.
+    let marriage = FeedRecord {
+        source: Source::CivilAffairs as i32,
+        record_id: "MAR-2026-1".into(),
+        as_of_unix_millis: chrono::Utc::now().timestamp_millis() - 1_000,
+        payload: Some(Payload::Marriage(MarriageRegistration {
+            party_a_id_number: p.people.stranger.clone(),
+            party_b_id_number: p.people.grandmother.clone(),
+            event: MarriageEvent::Marriage as i32,
+            date: Some(today().into()),
+            registry_county_code: "370303".into(),
+        })),
+    };
+    let submission = FeedSubmission {
+        purpose: "DEPARTMENT_FEED".into(),
+        officer_id: "ca-registrar-3".into(),
+        records: vec![marriage],
+    };
+    let mut feeds = DepartmentFeedsClient::new(p.department("civil-affairs.dept.popbase").await);
+    feeds.submit(tokio_stream::iter([submission])).await.expect("fed");
+    let (changes, _) = changes_within(&mut marriage_stream, Duration::from_secs(3)).await;
+    let told: Vec<(ChangeKind, &str, &str)> = changes
+        .iter()
+        .map(|c| (c.kind(), c.id_number.as_str(), c.relation.as_str()))
+        .collect();
+    assert_eq!(
+        told,
+        vec![
+            (ChangeKind::Marriage, p.people.stranger.as_str(), "party"),
+            (ChangeKind::Marriage, p.people.grandmother.as_str(), "party"),
+        ]
+    );
     p.stop().await;
 }
