@@ -134,7 +134,13 @@ pub fn build(config: &Config, ledger: Arc<dyn Ledger>, sources: Sources) -> Resu
         ))
         .add(charged(
             &gate,
-            SubscriptionService::new(gate.clone(), sources.changes.clone(), config.gateway.subscription_retention_days).server(),
+            SubscriptionService::new(
+                gate.clone(),
+                sources.changes.clone(),
+                config.gateway.subscription_retention_days,
+                config.limits.max_subscription_streams,
+            )
+            .server(),
         ))
         .add(charged(&gate, ConsentService::new(gate.clone(), sources).server()))
         .add(charged(&gate, AuditService::new(gate.clone()).server()));

@@ -492,3 +492,29 @@ async fn permits_granted_and_cancelled_and_marriages_reach_their_subscribers() {
     );
     p.stop().await;
 }
+
+#[tokio::test]
+async fn a_replica_serves_a_bounded_number_of_streams_and_refuses_the_next() {
+    let p = support::start_configured("mtls", |config| config.limits.max_subscription_streams = 1).await;
+    let mut hrss = client(&p, HRSS).await;
+    let subscription = pension_roster(&mut hrss, &[&p.people.father]).await;
+    let first = subscribe(&mut hrss, &subscription.subscription_id, 0).await;
+    let request = SubscribeRequest {
+        subscription_id: subscription.subscription_id.clone(),
+        max_batch: 0,
+    };
+    let refused = hrss.subscribe(request.clone()).await.expect_err("one stream at most");
+    assert_eq!((refused.code(), reason(&refused).as_str()), (Code::ResourceExhausted, "OVERLOADED"));
+    drop(first);
+    // The place comes back once the first stream's task sees it gone.
+    let mut again = None;
+    for _ in 0..50 {
+        if let Ok(stream) = hrss.subscribe(request.clone()).await {
+            again = Some(stream);
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert!(again.is_some(), "a stream again after the first ended");
+    p.stop().await;
+}

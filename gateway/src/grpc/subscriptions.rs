@@ -6,12 +6,14 @@
 use std::sync::Arc;
 
 use chrono::Utc;
+use popbase_common::load_shed;
 use popbase_common::{ServiceError, ServiceResult};
 use popbase_proto::gateway::subscriptions_server::{Subscriptions, SubscriptionsServer};
 use popbase_proto::gateway::{
     AcknowledgeRequest, CreateSubscriptionRequest, GetSubscriptionRequest, Notification, SubscribeRequest, Subscription,
     UpdateRosterRequest,
 };
+use tokio::sync::Semaphore;
 use tokio_stream::wrappers::ReceiverStream;
 use tonic::{Request, Response, Status};
 
@@ -29,14 +31,19 @@ pub struct SubscriptionService {
     gate: Arc<Gate>,
     feeds: ChangeFeeds,
     retention_days: u32,
+    /// Places for Subscribe streams on this replica (`limits.max_subscription_streams`).
+    streams: Arc<Semaphore>,
+    limit: usize,
 }
 
 impl SubscriptionService {
-    pub fn new(gate: Arc<Gate>, feeds: ChangeFeeds, retention_days: u32) -> Self {
+    pub fn new(gate: Arc<Gate>, feeds: ChangeFeeds, retention_days: u32, max_streams: usize) -> Self {
         Self {
             gate,
             feeds,
             retention_days,
+            streams: Arc::new(Semaphore::new(max_streams)),
+            limit: max_streams,
         }
     }
 
@@ -202,6 +209,10 @@ impl Subscriptions for SubscriptionService {
         if let Err(e) = self.retained(&subscription) {
             return Err(self.gate.fail(&admission, e).await);
         }
+        let Ok(place) = Arc::clone(&self.streams).try_acquire_owned() else {
+            let full = load_shed::overloaded("this gateway's subscription streams", self.limit);
+            return Err(self.gate.fail(&admission, full).await);
+        };
         let consent = self
             .gate
             .catalogue
@@ -211,8 +222,9 @@ impl Subscriptions for SubscriptionService {
         let (tx, rx) = tokio::sync::mpsc::channel(1);
         let follow = Follow::new(self.gate.clone(), self.feeds.clone(), subscription, admission, max_batch, consent);
         tokio::spawn(async move {
-            // The caller's place among its department's calls is held while the stream runs.
-            let _caller = caller;
+            // The caller's place among its department's calls, and the
+            // stream's place on this replica, are held while it runs.
+            let _held = (caller, place);
             follow.run(tx).await;
         });
         Ok(Response::new(ReceiverStream::new(rx)))

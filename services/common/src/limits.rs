@@ -38,6 +38,11 @@ pub struct LimitsConfig {
     /// calls in flight finish) after this long, so long-lived department
     /// clients spread over replicas the HPA added.
     pub gateway_connection_age_secs: u64,
+    /// Subscribe streams one gateway replica serves at once; more are
+    /// refused RESOURCE_EXHAUSTED. Each quiet stream keeps a waiting call
+    /// open on every storage role's port, so this bounds what subscribers
+    /// take of those ports' `max_concurrent_calls`.
+    pub max_subscription_streams: usize,
 }
 
 impl Default for LimitsConfig {
@@ -52,6 +57,7 @@ impl Default for LimitsConfig {
             refusals_per_window: 50,
             refusal_window_secs: 10,
             gateway_connection_age_secs: 300,
+            max_subscription_streams: 128,
         }
     }
 }
@@ -103,6 +109,7 @@ impl LimitsConfig {
             "POPBASE_LIMITS_GATEWAY_CONNECTION_AGE_SECS",
             &mut self.gateway_connection_age_secs,
         )?;
+        set(env, "POPBASE_LIMITS_MAX_SUBSCRIPTION_STREAMS", &mut self.max_subscription_streams)?;
         Ok(())
     }
 
@@ -118,6 +125,7 @@ impl LimitsConfig {
             ("refusals_per_window", u64::from(self.refusals_per_window)),
             ("refusal_window_secs", self.refusal_window_secs),
             ("gateway_connection_age_secs", self.gateway_connection_age_secs),
+            ("max_subscription_streams", self.max_subscription_streams as u64),
         ];
         match positive.iter().find(|(_, value)| *value == 0) {
             Some((key, _)) => Err(format!("limits.{key} must be greater than zero")),
