@@ -222,6 +222,16 @@ async fn unapproved_asks_are_refused_with_reason_codes() {
         add_id_numbers: vec![p.people.father.clone(), "370303199001011230".into()],
         remove_id_numbers: vec![],
     };
+    let ahead = AcknowledgeRequest {
+        subscription_id: own.subscription_id.clone(),
+        position: Some(Position {
+            household: 1_000_000_000,
+            ..Default::default()
+        }),
+    };
+    let refused = hrss.acknowledge(ahead).await.expect_err("past the head");
+    assert_eq!(refused.code(), Code::InvalidArgument);
+    assert!(refused.message().contains("position.household"), "{}", refused.message());
     let refused = hrss.update_roster(bad_id).await.expect_err("checksum");
     assert_eq!(refused.code(), Code::InvalidArgument);
     assert!(refused.message().contains("add_id_numbers[1]"), "{}", refused.message());
@@ -267,6 +277,14 @@ async fn a_division_subscriber_learns_of_a_birth_with_each_parent_and_of_an_insu
     );
     let subscription = medical.create_subscription(request).await.expect("created").into_inner();
     let mut stream = subscribe(&mut medical, &subscription.subscription_id, 0).await;
+    let street = create(
+        "INSURANCE_ENROLLMENT",
+        &[ChangeKind::Birth],
+        Scope::DivisionCode("370303001".into()),
+        &["id_number", "committee_code"],
+    );
+    let street = medical.create_subscription(street).await.expect("created").into_inner();
+    let mut street_stream = subscribe(&mut medical, &street.subscription_id, 0).await;
 
     let parse = |id: &str| popbase_domain::IdNumber::parse(id, today()).expect("id");
     let birth = popbase_household::events::Birth {
@@ -276,7 +294,8 @@ async fn a_division_subscriber_learns_of_a_birth_with_each_parent_and_of_an_insu
         birthplace_code: "370303".into(),
         ethnicity: "汉族".into(),
         mother: Some(parse(&p.people.mother)),
-        father: Some(parse(&p.people.father)),
+        // Registered in 西苑, another street of the county.
+        father: Some(parse(&p.people.stranger)),
         household_id: "37030300000001".into(),
     };
     let context = popbase_household::events::EventContext {
@@ -316,10 +335,16 @@ async fn a_division_subscriber_learns_of_a_birth_with_each_parent_and_of_an_insu
         vec![
             (ChangeKind::Birth, child.as_str(), "subject"),
             (ChangeKind::Birth, p.people.mother.as_str(), "mother"),
-            (ChangeKind::Birth, p.people.father.as_str(), "father"),
+            (ChangeKind::Birth, p.people.stranger.as_str(), "father"),
             (ChangeKind::InsuranceStatus, child.as_str(), "subject"),
         ]
     );
+    assert_eq!(changes[2].committee_code, support::XIYUAN, "the father where he is registered");
+    // The street of the child's household hears of the child and the mother
+    // registered there, not of a father registered in another street.
+    let (street_changes, _) = changes_within(&mut street_stream, Duration::from_millis(500)).await;
+    let heard: Vec<&str> = street_changes.iter().map(|c| c.id_number.as_str()).collect();
+    assert_eq!(heard, vec![child.as_str(), p.people.mother.as_str()]);
     assert_eq!(changes[0].committee_code, support::XINHUA);
     assert_eq!(changes[3].committee_code, "370303", "an insurance record names its county");
     assert!(changes[3].detail.is_empty(), "detail is not among the subscription's fields");
@@ -494,27 +519,31 @@ async fn permits_granted_and_cancelled_and_marriages_reach_their_subscribers() {
 }
 
 #[tokio::test]
-async fn a_replica_serves_a_bounded_number_of_streams_and_refuses_the_next() {
+async fn a_replica_bounds_its_streams_and_a_newer_stream_supersedes_the_older() {
     let p = support::start_configured("mtls", |config| config.limits.max_subscription_streams = 1).await;
     let mut hrss = client(&p, HRSS).await;
-    let subscription = pension_roster(&mut hrss, &[&p.people.father]).await;
-    let first = subscribe(&mut hrss, &subscription.subscription_id, 0).await;
-    let request = SubscribeRequest {
-        subscription_id: subscription.subscription_id.clone(),
+    let one = pension_roster(&mut hrss, &[&p.people.father]).await;
+    let other = pension_roster(&mut hrss, &[&p.people.mother]).await;
+    let mut first = subscribe(&mut hrss, &one.subscription_id, 0).await;
+    let request = |id: &str| SubscribeRequest {
+        subscription_id: id.into(),
         max_batch: 0,
     };
-    let refused = hrss.subscribe(request.clone()).await.expect_err("one stream at most");
+    let refused = hrss
+        .subscribe(request(&other.subscription_id))
+        .await
+        .expect_err("one stream at most");
     assert_eq!((refused.code(), reason(&refused).as_str()), (Code::ResourceExhausted, "OVERLOADED"));
-    drop(first);
-    // The place comes back once the first stream's task sees it gone.
-    let mut again = None;
-    for _ in 0..50 {
-        if let Ok(stream) = hrss.subscribe(request.clone()).await {
-            again = Some(stream);
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
-    assert!(again.is_some(), "a stream again after the first ended");
+
+    // The same subscription again (a client reconnecting before its old
+    // stream noticed): the newer stream takes over, the older one ends.
+    let mut second = subscribe(&mut hrss, &one.subscription_id, 0).await;
+    let ended = tokio::time::timeout(Duration::from_secs(5), first.message())
+        .await
+        .expect("the older stream ends");
+    assert_eq!(ended.expect_err("ended by the newer").code(), Code::Aborted);
+    register_death(&p, &p.people.father).await;
+    let (changes, _) = changes_within(&mut second, Duration::from_secs(3)).await;
+    assert_eq!(changes.len(), 1, "the newer stream delivers");
     p.stop().await;
 }

@@ -6,14 +6,12 @@
 use std::sync::Arc;
 
 use chrono::Utc;
-use popbase_common::load_shed;
 use popbase_common::{ServiceError, ServiceResult};
 use popbase_proto::gateway::subscriptions_server::{Subscriptions, SubscriptionsServer};
 use popbase_proto::gateway::{
     AcknowledgeRequest, CreateSubscriptionRequest, GetSubscriptionRequest, Notification, SubscribeRequest, Subscription,
     UpdateRosterRequest,
 };
-use tokio::sync::Semaphore;
 use tokio_stream::wrappers::ReceiverStream;
 use tonic::{Request, Response, Status};
 
@@ -22,6 +20,7 @@ use crate::catalogue::{ShareClass, interface::CHANGE_NOTIFICATIONS as INTERFACE}
 use crate::gate::{Admission, Ask, Caller, Gate};
 use crate::subscriptions::book::MAX_ROSTER;
 use crate::subscriptions::follow::Follow;
+use crate::subscriptions::places::{PER_DEPARTMENT, StreamPlaces};
 use crate::subscriptions::{ChangeFeeds, DEFAULT_BATCH, MAX_BATCH, check_subscription_id, new_subscription_id, request};
 
 const DAY_MILLIS: i64 = 24 * 3600 * 1000;
@@ -32,8 +31,7 @@ pub struct SubscriptionService {
     feeds: ChangeFeeds,
     retention_days: u32,
     /// Places for Subscribe streams on this replica (`limits.max_subscription_streams`).
-    streams: Arc<Semaphore>,
-    limit: usize,
+    places: Arc<StreamPlaces>,
 }
 
 impl SubscriptionService {
@@ -42,8 +40,7 @@ impl SubscriptionService {
             gate,
             feeds,
             retention_days,
-            streams: Arc::new(Semaphore::new(max_streams)),
-            limit: max_streams,
+            places: StreamPlaces::new(max_streams, PER_DEPARTMENT),
         }
     }
 
@@ -88,15 +85,27 @@ impl SubscriptionService {
         if Utc::now().timestamp_millis() - last <= i64::from(self.retention_days) * DAY_MILLIS {
             return Ok(());
         }
-        let since = subscription.acknowledged.unwrap_or_default().household;
+        let at = subscription.acknowledged.unwrap_or_default();
         Err(ServiceError::precondition(
             "subscription_id",
             format!(
-                "not acknowledged for more than {} days, so its position is no longer kept: take a snapshot with the export's since_seq = {since} and create a new subscription",
-                self.retention_days
+                "not acknowledged for more than {} days, so its position is no longer kept: take snapshots with the exports' since_seq (household {}, residence {}, feeds {}) and create a new subscription",
+                self.retention_days, at.household, at.residence, at.feeds
             ),
         ))
     }
+}
+
+/// The first source of `position` past its log's head.
+fn beyond(position: &popbase_proto::gateway::Position, heads: &popbase_proto::gateway::Position) -> Option<&'static str> {
+    [
+        ("position.household", position.household, heads.household),
+        ("position.residence", position.residence, heads.residence),
+        ("position.feeds", position.feeds, heads.feeds),
+    ]
+    .into_iter()
+    .find(|(_, at, head)| at > head)
+    .map(|(field, _, _)| field)
 }
 
 fn needs_of(subscription: &Subscription) -> Vec<&'static str> {
@@ -209,10 +218,11 @@ impl Subscriptions for SubscriptionService {
         if let Err(e) = self.retained(&subscription) {
             return Err(self.gate.fail(&admission, e).await);
         }
-        let Ok(place) = Arc::clone(&self.streams).try_acquire_owned() else {
-            let full = load_shed::overloaded("this gateway's subscription streams", self.limit);
-            return Err(self.gate.fail(&admission, full).await);
+        let mut place = match self.places.take(&caller.department, &subscription.subscription_id) {
+            Ok(place) => place,
+            Err(full) => return Err(self.gate.fail(&admission, full).await),
         };
+        let superseded = place.superseded.take();
         let consent = self
             .gate
             .catalogue
@@ -225,7 +235,7 @@ impl Subscriptions for SubscriptionService {
             // The caller's place among its department's calls, and the
             // stream's place on this replica, are held while it runs.
             let _held = (caller, place);
-            follow.run(tx).await;
+            follow.run(tx, superseded).await;
         });
         Ok(Response::new(ReceiverStream::new(rx)))
     }
@@ -238,6 +248,20 @@ impl Subscriptions for SubscriptionService {
             return Err(self.gate.refuse(&caller, INTERFACE, "", e).await);
         };
         let (subscription, admission) = self.owned(&caller, &body.subscription_id, &[], false).await?;
+        // An expired subscription is not revived by acknowledging it; a
+        // position past a log's newest change is no position at all.
+        let checked = match self.retained(&subscription) {
+            Ok(()) => self.feeds.starts([None; 3], self.retention_days).await,
+            Err(e) => Err(e),
+        };
+        let heads = match checked {
+            Ok(heads) => heads,
+            Err(e) => return Err(self.gate.fail(&admission, e).await),
+        };
+        if let Some(field) = beyond(&position, &heads) {
+            let e = ServiceError::invalid(field, "lies beyond the log's newest change: acknowledge a notification's position");
+            return Err(self.gate.fail(&admission, e).await);
+        }
         let at = Utc::now().timestamp_millis();
         match self.gate.ledger.acknowledge(&subscription.subscription_id, position, at).await {
             Ok(stored) => self.gate.release(admission, stored, &[], 1).await.map(Response::new),

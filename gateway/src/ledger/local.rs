@@ -101,22 +101,35 @@ impl Ledger for LocalLedger {
     }
 
     async fn create_subscription(&self, subscription: Subscription) -> ServiceResult<Subscription> {
-        self.subscriptions.create(subscription)
+        let book = self.subscriptions.clone();
+        blocking(move || book.create(subscription)).await
     }
 
     async fn subscription(&self, id: &str) -> ServiceResult<Option<Subscription>> {
-        self.subscriptions.get(id)
+        let (book, id) = (self.subscriptions.clone(), id.to_string());
+        blocking(move || book.get(&id)).await
     }
 
     async fn update_roster(&self, id: &str, add: Vec<String>, remove: Vec<String>) -> ServiceResult<Subscription> {
-        self.subscriptions.update_roster(id, &add, &remove)
+        let (book, id) = (self.subscriptions.clone(), id.to_string());
+        blocking(move || book.update_roster(&id, &add, &remove)).await
     }
 
     async fn roster_page(&self, id: &str, after: &str, limit: usize) -> ServiceResult<Vec<String>> {
-        self.subscriptions.roster_page(id, after, limit)
+        let (book, id, after) = (self.subscriptions.clone(), id.to_string(), after.to_string());
+        blocking(move || book.roster_page(&id, &after, limit)).await
     }
 
     async fn acknowledge(&self, id: &str, position: Position, at_millis: i64) -> ServiceResult<Subscription> {
-        self.subscriptions.acknowledge(id, &position, at_millis)
+        let (book, id) = (self.subscriptions.clone(), id.to_string());
+        blocking(move || book.acknowledge(&id, &position, at_millis)).await
     }
+}
+
+/// Store work that may take a while (a roster page of 50,000 keys, an
+/// fsynced commit) off the async threads.
+async fn blocking<T: Send + 'static>(work: impl FnOnce() -> ServiceResult<T> + Send + 'static) -> ServiceResult<T> {
+    tokio::task::spawn_blocking(work)
+        .await
+        .map_err(|e| popbase_common::ServiceError::Internal(format!("ledger task failed: {e}")))?
 }

@@ -91,18 +91,23 @@ impl SubscriptionBook {
                     "the subscription is scoped by division, not a roster",
                 ));
             }
+            // Removals first, each person once; a person both removed and
+            // added ends on the roster.
+            let added: std::collections::HashSet<&String> = add.iter().collect();
+            let removed: std::collections::HashSet<&String> = remove.iter().filter(|s| !added.contains(s)).collect();
             let mut size = subscription.roster_size;
-            for subject in remove {
+            for subject in removed {
                 let key = tables::roster_key(id, subject);
                 if self.store.contains(&ROSTERS, &key)? {
                     batch.delete_index(&ROSTERS, key);
-                    size -= 1;
+                    size = size
+                        .checked_sub(1)
+                        .ok_or_else(|| ServiceError::Internal("a roster's size fell below its members".into()))?;
                 }
             }
-            let mut added = std::collections::HashSet::new();
-            for subject in add {
+            for subject in added {
                 let key = tables::roster_key(id, subject);
-                if !self.store.contains(&ROSTERS, &key)? && added.insert(subject) {
+                if !self.store.contains(&ROSTERS, &key)? {
                     batch.put_index(&ROSTERS, key);
                     size += 1;
                 }
@@ -174,10 +179,11 @@ mod tests {
         let people: Vec<String> = (0..5).map(|n| format!("{n:032x}")).collect();
         let twice = [people.clone(), people[..2].to_vec()].concat();
         assert_eq!(book.update_roster("s1", &twice, &[]).expect("added").roster_size, 5);
-        let after = book
-            .update_roster("s1", &[], &[people[1].clone(), "f".repeat(32)])
-            .expect("removed");
-        assert_eq!((after.roster_size, after.roster_version), (4, 2));
+        let removals = [people[1].clone(), people[1].clone(), "f".repeat(32)];
+        let after = book.update_roster("s1", &[], &removals).expect("removed");
+        assert_eq!((after.roster_size, after.roster_version), (4, 2), "a repeated removal counts once");
+        let both = book.update_roster("s1", &[people[2].clone()], &[people[2].clone()]).expect("both");
+        assert_eq!(both.roster_size, 4, "removed and added at once: still on the roster");
         let first = book.roster_page("s1", "", 2).expect("page");
         assert_eq!(first, vec![people[0].clone(), people[2].clone()]);
         let rest = book.roster_page("s1", &first[1], 10).expect("page");

@@ -20,7 +20,7 @@ use popbase_common::{ServiceError, ServiceResult};
 use popbase_proto::changes::ChangesSinceRequest;
 use popbase_proto::changes::change_feed_client::ChangeFeedClient;
 use popbase_proto::gateway::{Change, Notification, Position, Subscription};
-use tokio::sync::mpsc;
+use tokio::sync::{mpsc, oneshot};
 use tonic::Status;
 
 use super::book::MAX_ROSTER_PAGE;
@@ -91,21 +91,39 @@ impl Follow {
         }
     }
 
-    /// Runs until the subscriber goes away or something fails (sent as
-    /// the stream's last status).
-    pub async fn run(mut self, out: mpsc::Sender<Result<Notification, Status>>) {
-        loop {
-            let round = self.round(&out).await;
-            match round {
-                Ok(true) => {}
-                Ok(false) => tokio::select! {
-                    () = self.wait_for_commit() => {}
-                    () = out.closed() => return,
-                },
-                Err(error) => {
-                    let _ = out.send(Err(self.gate.fail(&self.admission, error).await)).await;
-                    return;
+    /// Runs until the subscriber goes away, a newer stream of the same
+    /// subscription supersedes this one, or something fails (sent as the
+    /// stream's last status).
+    pub async fn run(mut self, out: mpsc::Sender<Result<Notification, Status>>, superseded: Option<oneshot::Receiver<()>>) {
+        let mut superseded = std::pin::pin!(async move {
+            match superseded {
+                Some(signal) => {
+                    // A dropped sender (the places gone) is no supersession.
+                    if signal.await.is_err() {
+                        std::future::pending::<()>().await;
+                    }
                 }
+                None => std::future::pending().await,
+            }
+        });
+        loop {
+            let round = tokio::select! {
+                round = self.round(&out) => round,
+                () = &mut superseded => Err(ServiceError::Aborted("a newer Subscribe of this subscription took over".into())),
+            };
+            let waited = match round {
+                Ok(true) => Ok(()),
+                Ok(false) => tokio::select! {
+                    () = self.wait_for_commit() => Ok(()),
+                    () = out.closed() => return,
+                    () = &mut superseded => Err(ServiceError::Aborted("a newer Subscribe of this subscription took over".into())),
+                },
+                Err(error) => Err(error),
+            };
+            if let Err(error) = waited {
+                // Never wait on a reader that stopped reading: the last word is best effort.
+                let _ = out.try_send(Err(self.gate.fail(&self.admission, error).await));
+                return;
             }
             if out.is_closed() {
                 return;
@@ -144,6 +162,11 @@ impl Follow {
         let moved = household.last != p.household || residence.last != p.residence || feeds.last != p.feeds;
         if !moved {
             return Ok(false);
+        }
+        if self.roster_changed().await? {
+            // Someone added meanwhile must not be filtered out of what was
+            // just read: read again with the new roster.
+            return Ok(true);
         }
         let mut reads = [household, residence, feeds];
         let mut batch = Vec::new();
@@ -235,14 +258,29 @@ impl Follow {
                 .map_err(|s| ServiceError::Unavailable(s.message().to_string()))?
         };
         self.sent = position;
-        // A subscriber gone meanwhile just ends the stream (run sees it).
-        let _ = out
-            .send(Ok(Notification {
-                changes,
-                position: Some(position),
-            }))
-            .await;
+        // A subscriber gone meanwhile just ends the stream (run sees it);
+        // one connected but reading nothing ends it after `stream_idle`.
+        let notification = Notification {
+            changes,
+            position: Some(position),
+        };
+        if tokio::time::timeout(self.gate.stream_idle, out.send(Ok(notification)))
+            .await
+            .is_err()
+        {
+            return Err(ServiceError::Aborted(format!(
+                "the subscriber read nothing for {} s",
+                self.gate.stream_idle.as_secs()
+            )));
+        }
         Ok(())
+    }
+
+    /// Whether the roster changed since it was loaded.
+    async fn roster_changed(&self) -> ServiceResult<bool> {
+        let Some((version, _)) = &self.roster else { return Ok(false) };
+        let current = self.gate.ledger.subscription(&self.subscription.subscription_id).await?;
+        Ok(current.is_none_or(|c| c.roster_version != *version))
     }
 
     /// Loads the roster again when an update changed it since.

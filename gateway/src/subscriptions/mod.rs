@@ -4,6 +4,7 @@
 //! * [`book`]: the ledger's records of subscriptions, rosters and
 //!   acknowledged positions (shared by every gateway replica);
 //! * [`request`]: what a department may ask for, checked at the edge;
+//! * [`places`]: how many streams a replica runs, and one per subscription;
 //! * [`follow`]: one Subscribe stream: reads the roles' change feeds
 //!   from the acknowledged position, keeps what the scope holds, and hands
 //!   each batch through the gate (minimise, audit) before it leaves.
@@ -12,6 +13,7 @@
 
 pub mod book;
 pub mod follow;
+pub mod places;
 pub mod request;
 
 use std::collections::BTreeSet;

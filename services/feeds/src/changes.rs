@@ -74,7 +74,8 @@ impl ChangeReader for FeedChanges {
                         MarriageEvent::Divorce => ChangeKind::Divorce,
                         MarriageEvent::Unspecified => continue,
                     };
-                    for party in [&marriage.party_a_id_number, &marriage.party_b_id_number] {
+                    let parties = [&marriage.party_a_id_number, &marriage.party_b_id_number];
+                    for party in parties.into_iter().filter(|p| !p.is_empty()) {
                         out.push(Change {
                             kind: kind as i32,
                             id_number: party.clone(),

@@ -22,18 +22,23 @@ impl RegistryChanges {
         Self { registry }
     }
 
-    /// Where a person concerned is registered after the event: the
-    /// event's target, else what it left, else the registry's record
-    /// (a head change names neither).
-    fn committee_of(&self, event: &RegistryEvent, id_number: &str) -> ServiceResult<String> {
-        if !event.to_committee_code.is_empty() {
-            return Ok(event.to_committee_code.clone());
+    /// Where the `index`-th person concerned is registered after the event
+    /// and in which household. The event's own codes and household are
+    /// the subject's: a birth's parents, and the persons of a head change
+    /// (which names no codes), are looked up in the registry instead, so a
+    /// parent registered elsewhere is scoped by their own place.
+    fn place_of(&self, event: &RegistryEvent, index: usize, id_number: &str) -> ServiceResult<(String, String)> {
+        let own_codes = !(event.kind() == EventKind::Birth && index > 0);
+        if own_codes && !event.to_committee_code.is_empty() {
+            return Ok((event.to_committee_code.clone(), event.household_id.clone()));
         }
-        if !event.from_code.is_empty() {
-            return Ok(event.from_code.clone());
+        if own_codes && !event.from_code.is_empty() {
+            return Ok((event.from_code.clone(), event.household_id.clone()));
         }
         let person = self.registry.person(id_number)?;
-        Ok(person.map(|p| Address::committee_of(&p.address).to_string()).unwrap_or_default())
+        Ok(person
+            .map(|p| (Address::committee_of(&p.address).to_string(), p.household_id))
+            .unwrap_or_default())
     }
 }
 
@@ -94,14 +99,16 @@ impl ChangeReader for RegistryChanges {
             let event_kind = event.kind();
             let Some((kind, detail)) = kind_of(event_kind) else { continue };
             for (index, id_number) in event.id_numbers.iter().enumerate().filter(|(_, id)| !id.is_empty()) {
+                let (committee_code, household_id) = self.place_of(&event, index, id_number)?;
+                let parent = event_kind == EventKind::Birth && index > 0;
                 out.push(Change {
                     kind: kind as i32,
                     id_number: id_number.clone(),
                     relation: relation(event_kind, index, id_number).into(),
                     occurred_on: event.occurred_on,
-                    committee_code: self.committee_of(&event, id_number)?,
-                    from_code: event.from_code.clone(),
-                    household_id: event.household_id.clone(),
+                    committee_code,
+                    from_code: if parent { String::new() } else { event.from_code.clone() },
+                    household_id,
                     detail: detail.into(),
                     ..Default::default()
                 });
