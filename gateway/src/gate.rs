@@ -182,6 +182,8 @@ pub struct Gate {
     /// Keyed once per domain: every audited answer pseudonymises its subjects.
     subject_pseudonyms: DomainPseudonyms,
     export_pseudonyms: DomainPseudonyms,
+    /// Subscription streams and deliveries on this replica (metrics).
+    pub subscription_figures: crate::subscriptions::figures::SubscriptionFigures,
 }
 
 impl Gate {
@@ -203,6 +205,7 @@ impl Gate {
             ledger,
             subject_pseudonyms: pseudonyms.domain(SUBJECT_DOMAIN),
             export_pseudonyms: pseudonyms.domain(EXPORT_DOMAIN),
+            subscription_figures: Default::default(),
         }
     }
 

@@ -163,6 +163,7 @@ impl Gate {
                 LabelValue(code)
             );
         }
+        self.subscription_figures.render(out);
     }
 
     /// Malformed input from an authenticated caller: audited, then

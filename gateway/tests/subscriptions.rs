@@ -134,6 +134,18 @@ async fn a_death_reaches_the_roster_that_holds_the_person_and_no_one_else() {
         assert!(changes.is_empty(), "out of scope: {changes:?}");
     }
 
+    // The replica's figures count the stream and the delivery.
+    let mut scraped = String::new();
+    p.gate.render_metrics(&mut scraped);
+    assert!(
+        scraped.contains("popbase_subscription_changes_delivered_total{department=\"hrss\"} 1\n"),
+        "{scraped}"
+    );
+    assert!(
+        scraped.contains("popbase_subscription_streams{department=\"hrss\"} 2\n"),
+        "{scraped}"
+    );
+
     // The grandmother's access log shows the pension fund was told.
     let accesses = p.gate.accesses_of(&p.people.grandmother, 20).await.expect("accesses");
     assert!(

@@ -231,11 +231,14 @@ impl Subscriptions for SubscriptionService {
         let admission = admission.narrowed(&subscription.fields, Vec::new());
         let (tx, rx) = tokio::sync::mpsc::channel(1);
         let follow = Follow::new(self.gate.clone(), self.feeds.clone(), subscription, admission, max_batch, consent);
+        let gate = Arc::clone(&self.gate);
         tokio::spawn(async move {
             // The caller's place among its department's calls, and the
             // stream's place on this replica, are held while it runs.
-            let _held = (caller, place);
+            gate.subscription_figures.stream_opened(&caller.department);
             follow.run(tx, superseded).await;
+            gate.subscription_figures.stream_closed(&caller.department);
+            drop((caller, place));
         });
         Ok(Response::new(ReceiverStream::new(rx)))
     }

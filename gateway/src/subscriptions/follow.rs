@@ -260,6 +260,9 @@ impl Follow {
         self.sent = position;
         // A subscriber gone meanwhile just ends the stream (run sees it);
         // one connected but reading nothing ends it after `stream_idle`.
+        let now = chrono::Utc::now().timestamp_millis();
+        let lag_millis: i64 = changes.iter().map(|c| (now - c.committed_unix_millis).max(0)).sum();
+        let count = changes.len() as u64;
         let notification = Notification {
             changes,
             position: Some(position),
@@ -273,6 +276,8 @@ impl Follow {
                 self.gate.stream_idle.as_secs()
             )));
         }
+        let figures = &self.gate.subscription_figures;
+        figures.delivered(self.admission.department(), count, lag_millis as f64 / 1000.0);
         Ok(())
     }
 

@@ -5,6 +5,7 @@
 //!   acknowledged positions (shared by every gateway replica);
 //! * [`request`]: what a department may ask for, checked at the edge;
 //! * [`places`]: how many streams a replica runs, and one per subscription;
+//! * [`figures`]: streams, deliveries and lag per department, for Prometheus;
 //! * [`follow`]: one Subscribe stream: reads the roles' change feeds
 //!   from the acknowledged position, keeps what the scope holds, and hands
 //!   each batch through the gate (minimise, audit) before it leaves.
@@ -12,6 +13,7 @@
 //! The gRPC adapter is [`crate::grpc::subscriptions`].
 
 pub mod book;
+pub mod figures;
 pub mod follow;
 pub mod places;
 pub mod request;
