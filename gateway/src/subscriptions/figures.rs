@@ -17,6 +17,9 @@ struct Department {
     lag_seconds: f64,
 }
 
+/// One metric: name, type, help and its value for a department.
+type Series = (&'static str, &'static str, &'static str, fn(&Department) -> String);
+
 #[derive(Debug, Default)]
 pub struct SubscriptionFigures {
     by_department: Mutex<BTreeMap<String, Department>>,
@@ -46,7 +49,7 @@ impl SubscriptionFigures {
 
     pub fn render(&self, out: &mut String) {
         let figures = self.by_department.lock().unwrap_or_else(|p| p.into_inner()).clone();
-        let series: [(&str, &str, &str, fn(&Department) -> String); 3] = [
+        let series: [Series; 3] = [
             (
                 "popbase_subscription_streams",
                 "gauge",
