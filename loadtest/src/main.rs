@@ -17,19 +17,19 @@ mod report;
 mod scenarios;
 mod setup;
 mod subscribers;
+mod target;
 
-use std::collections::HashMap;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::Context;
 use clap::{Parser, Subcommand, ValueEnum};
-use tonic::transport::{Certificate, Channel, ClientTlsConfig, Identity};
 
 use crate::engine::{Plan, Scenario};
 use crate::report::Report;
 use crate::scenarios::Gateway;
+use crate::target::Target;
 
 #[derive(Parser)]
 #[command(name = "popbase-loadtest", about = "Load tester for the popbase gateway")]
@@ -64,24 +64,8 @@ enum Which {
 
 #[derive(clap::Args)]
 struct RunArgs {
-    #[arg(long)]
-    gateway: String,
-    /// The household service (to find real ID numbers for the scenarios).
-    #[arg(long)]
-    household: String,
-    /// With split roles in the mesh: the internal CA and a certificate the
-    /// household role lets list persons (the gateway's), as PEM files; the
-    /// set-up read is the only call that goes around the gateway.
-    #[arg(long, requires_all = ["mesh_cert", "mesh_key"])]
-    mesh_ca: Option<PathBuf>,
-    #[arg(long)]
-    mesh_cert: Option<PathBuf>,
-    #[arg(long)]
-    mesh_key: Option<PathBuf>,
-    /// `department=token`, repeated: hrss and service_platform (person),
-    /// education (intake), medical_insurance (uninsured), big_data (export).
-    #[arg(long = "token", value_parser = parse_token)]
-    tokens: Vec<(String, String)>,
+    #[command(flatten)]
+    target: Target,
     #[arg(long, value_enum)]
     scenario: Which,
     /// Closed loop: workers; open loop: most calls in flight.
@@ -117,54 +101,13 @@ struct RunArgs {
     notes: String,
 }
 
-fn parse_token(text: &str) -> Result<(String, String), String> {
-    text.split_once('=')
-        .map(|(d, t)| (d.to_string(), t.trim().to_string()))
-        .ok_or_else(|| "expected department=token".to_string())
-}
-
-/// Largest HTTP/2 frame the gateway may send us: an export's record
-/// batches are about a megabyte each, and at HTTP/2's default of 16 KiB
-/// each one arrived as some seventy frames.
-const FRAME_BYTES: u32 = 1 << 20;
-
-async fn connect(url: &str) -> anyhow::Result<Channel> {
-    Channel::from_shared(url.to_string())
-        .context("address")?
-        .tcp_nodelay(true)
-        .max_frame_size(FRAME_BYTES)
-        .connect()
-        .await
-        .with_context(|| format!("connecting to {url}"))
-}
-
-/// A mutual-TLS channel to an internal role (`http://` is dialled as `https://`).
-async fn connect_mesh(url: &str, ca: &Path, cert: &Path, key: &Path) -> anyhow::Result<Channel> {
-    let read = |path: &Path| std::fs::read(path).with_context(|| format!("reading {}", path.display()));
-    let tls = ClientTlsConfig::new()
-        .ca_certificate(Certificate::from_pem(read(ca)?))
-        .identity(Identity::from_pem(read(cert)?, read(key)?));
-    let url = url.replacen("http://", "https://", 1);
-    Channel::from_shared(url.clone())
-        .context("address")?
-        .tls_config(tls)
-        .context("TLS")?
-        .connect()
-        .await
-        .with_context(|| format!("connecting to {url}"))
-}
-
 async fn run(args: RunArgs) -> anyhow::Result<Report> {
-    let tokens: HashMap<String, String> = args.tokens.iter().cloned().collect();
-    let token = |dept: &str| tokens.get(dept).cloned().with_context(|| format!("--token {dept}=… is needed"));
+    let token = |dept: &str| args.target.token(dept);
     let mut channels = Vec::new();
     for _ in 0..args.connections.max(1) {
-        channels.push(connect(&args.gateway).await?);
+        channels.push(target::connect(&args.target.gateway).await?);
     }
-    let household = match (&args.mesh_ca, &args.mesh_cert, &args.mesh_key) {
-        (Some(ca), Some(cert), Some(key)) => connect_mesh(&args.household, ca, cert, key).await?,
-        _ => connect(&args.household).await?,
-    };
+    let household = args.target.household().await?;
     let city = setup::city(household, &args.division, args.subjects).await?;
     eprintln!(
         "popbase-loadtest: {} persons, {} families, {} streets",
@@ -227,24 +170,12 @@ fn main() -> anyhow::Result<()> {
         Command::Run(args) => {
             let out = args.out.clone();
             let report = runtime.block_on(run(*args))?;
-            let markdown = report.markdown();
-            print!("{markdown}");
-            if let Some(path) = out {
-                std::fs::write(&path, serde_json::to_string_pretty(&report)?).with_context(|| format!("{}", path.display()))?;
-                std::fs::write(path.with_extension("md"), &markdown)?;
-            }
-            Ok(())
+            target::emit(&report, &report.markdown(), out.as_deref())
         }
         Command::Subscribers(args) => {
             let out = args.out.clone();
             let report = runtime.block_on(subscribers::from_args(*args))?;
-            let markdown = report.markdown();
-            print!("{markdown}");
-            if let Some(path) = out {
-                std::fs::write(&path, serde_json::to_string_pretty(&report)?).with_context(|| format!("{}", path.display()))?;
-                std::fs::write(path.with_extension("md"), &markdown)?;
-            }
-            Ok(())
+            target::emit(&report, &report.markdown(), out.as_deref())
         }
         Command::Compare { reports } => {
             let mut runs = Vec::new();

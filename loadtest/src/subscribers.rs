@@ -12,7 +12,6 @@
 //! audit chain's growth over the run is the audit cost: one record per
 //! delivered change, plus one per acknowledgement.
 
-use std::collections::HashMap;
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
@@ -358,20 +357,8 @@ pub async fn run(gateway: Channel, tokens: Tokens, city: City, plan: Plan) -> an
 
 #[derive(clap::Args)]
 pub struct SubscribersArgs {
-    #[arg(long)]
-    gateway: String,
-    /// The household service (to find real ID numbers for rosters and deaths).
-    #[arg(long)]
-    household: String,
-    #[arg(long, requires_all = ["mesh_cert", "mesh_key"])]
-    mesh_ca: Option<PathBuf>,
-    #[arg(long)]
-    mesh_cert: Option<PathBuf>,
-    #[arg(long)]
-    mesh_key: Option<PathBuf>,
-    /// `department=token`: medical_insurance, hrss, public_security, audit.
-    #[arg(long = "token", value_parser = crate::parse_token)]
-    tokens: Vec<(String, String)>,
+    #[command(flatten)]
+    target: crate::target::Target,
     #[arg(long, default_value_t = 10)]
     subscribers: usize,
     /// The city (or division) whose persons fill the rosters and die.
@@ -405,13 +392,9 @@ pub struct SubscribersArgs {
 }
 
 pub async fn from_args(args: SubscribersArgs) -> anyhow::Result<SubscribersReport> {
-    let tokens: HashMap<String, String> = args.tokens.iter().cloned().collect();
-    let token = |dept: &str| tokens.get(dept).cloned().with_context(|| format!("--token {dept}=… is needed"));
-    let gateway = crate::connect(&args.gateway).await?;
-    let household = match (&args.mesh_ca, &args.mesh_cert, &args.mesh_key) {
-        (Some(ca), Some(cert), Some(key)) => crate::connect_mesh(&args.household, ca, cert, key).await?,
-        _ => crate::connect(&args.household).await?,
-    };
+    let token = |dept: &str| args.target.token(dept);
+    let gateway = crate::target::connect(&args.target.gateway).await?;
+    let household = args.target.household().await?;
     let deaths = (u64::from(args.live_rate) * args.live_seconds) as usize;
     let city = crate::setup::city(household, &args.division, args.roster * args.subscribers.div_ceil(2) + deaths).await?;
     let tokens = Tokens {
