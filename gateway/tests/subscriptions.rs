@@ -8,14 +8,12 @@ use std::time::Duration;
 
 use chrono::Utc;
 use popbase_proto::gateway::create_subscription_request::Scope;
-use popbase_proto::gateway::life_event_submission::Event;
 use popbase_proto::gateway::registry_events_client::RegistryEventsClient;
 use popbase_proto::gateway::subscriptions_client::SubscriptionsClient;
 use popbase_proto::gateway::{
-    AcknowledgeRequest, Change, ChangeKind, CreateSubscriptionRequest, LifeEventSubmission, Notification, Position, SubscribeRequest,
-    Subscription, UpdateRosterRequest,
+    AcknowledgeRequest, Change, ChangeKind, CreateSubscriptionRequest, Notification, Position, SubscribeRequest, Subscription,
+    UpdateRosterRequest,
 };
-use popbase_proto::household::{EventContext, RegisterDeathRequest};
 use support::{Platform, reason, start, today};
 use tonic::transport::Channel;
 use tonic::{Code, Streaming};
@@ -80,20 +78,27 @@ async fn changes_within(stream: &mut Streaming<Notification>, wait: Duration) ->
     }
 }
 
+/// Each change as (kind, ID number, and the field `third` picks).
+fn told(changes: &[Change], third: for<'a> fn(&'a Change) -> &'a str) -> Vec<(ChangeKind, &str, &str)> {
+    changes.iter().map(|c| (c.kind(), c.id_number.as_str(), third(c))).collect()
+}
+
+/// `record` sent by the department of `common_name` through DepartmentFeeds.
+async fn submit_feed(p: &Platform, common_name: &str, officer: &str, record: popbase_proto::feeds::FeedRecord) {
+    use popbase_proto::gateway::FeedSubmission;
+    use popbase_proto::gateway::department_feeds_client::DepartmentFeedsClient;
+    let submission = FeedSubmission {
+        purpose: "DEPARTMENT_FEED".into(),
+        officer_id: officer.into(),
+        records: vec![record],
+    };
+    let mut feeds = DepartmentFeedsClient::new(p.department(common_name).await);
+    feeds.submit(tokio_stream::iter([submission])).await.expect("fed");
+}
+
 async fn register_death(p: &Platform, id_number: &str) {
     let mut police = RegistryEventsClient::new(p.department("public-security.dept.popbase").await);
-    let submission = LifeEventSubmission {
-        purpose: "HOUSEHOLD_REGISTRATION".into(),
-        officer_id: "police-370303-07".into(),
-        event: Some(Event::Death(RegisterDeathRequest {
-            context: Some(EventContext {
-                actor: "ignored".into(),
-                occurred_on: Some(today().into()),
-            }),
-            id_number: id_number.into(),
-            death_certificate_number: "D370303202612040002".into(),
-        })),
-    };
+    let submission = support::death_submission(id_number, "police-370303-07", "ignored");
     police.submit(submission).await.expect("death registered");
 }
 
@@ -276,8 +281,6 @@ async fn a_subscription_left_unacknowledged_past_retention_must_resnapshot() {
 async fn a_division_subscriber_learns_of_a_birth_with_each_parent_and_of_an_insurance_status() {
     use popbase_proto::feeds::feed_record::Payload;
     use popbase_proto::feeds::{EnrollmentStatus, FeedRecord, MedicalInsurance, MedicalScheme, Source};
-    use popbase_proto::gateway::FeedSubmission;
-    use popbase_proto::gateway::department_feeds_client::DepartmentFeedsClient;
 
     let p = start(None, "mtls").await;
     let mut medical = client(&p, MEDICAL).await;
@@ -317,7 +320,6 @@ async fn a_division_subscriber_learns_of_a_birth_with_each_parent_and_of_an_insu
     let child = p.registry.register_birth(&context, &birth).expect("born").persons[0]
         .id_number
         .clone();
-    let mut feeds = DepartmentFeedsClient::new(p.department(MEDICAL).await);
     let record = FeedRecord {
         source: Source::MedicalInsurance as i32,
         record_id: "MI-NEWBORN-1".into(),
@@ -330,20 +332,11 @@ async fn a_division_subscriber_learns_of_a_birth_with_each_parent_and_of_an_insu
             insured_county_code: "370303".into(),
         })),
     };
-    let submission = FeedSubmission {
-        purpose: "DEPARTMENT_FEED".into(),
-        officer_id: "mi-operator-7".into(),
-        records: vec![record],
-    };
-    feeds.submit(tokio_stream::iter([submission])).await.expect("fed");
+    submit_feed(&p, MEDICAL, "mi-operator-7", record).await;
 
     let (changes, _) = changes_within(&mut stream, Duration::from_secs(3)).await;
-    let told: Vec<(ChangeKind, &str, &str)> = changes
-        .iter()
-        .map(|c| (c.kind(), c.id_number.as_str(), c.relation.as_str()))
-        .collect();
     assert_eq!(
-        told,
+        told(&changes, |c| c.relation.as_str()),
         vec![
             (ChangeKind::Birth, child.as_str(), "subject"),
             (ChangeKind::Birth, p.people.mother.as_str(), "mother"),
@@ -398,11 +391,10 @@ async fn permits_granted_and_cancelled_and_marriages_reach_their_subscribers() {
     use popbase_proto::common::Address;
     use popbase_proto::feeds::feed_record::Payload;
     use popbase_proto::feeds::{FeedRecord, MarriageEvent, MarriageRegistration, Source};
-    use popbase_proto::gateway::department_feeds_client::DepartmentFeedsClient;
+    use popbase_proto::gateway::ResidenceSubmission;
     use popbase_proto::gateway::residence_events_client::ResidenceEventsClient;
     use popbase_proto::gateway::residence_receipt::Outcome;
     use popbase_proto::gateway::residence_submission::Event as ResidenceEvent;
-    use popbase_proto::gateway::{FeedSubmission, ResidenceSubmission};
     use popbase_proto::residence::{
         ApplyForPermitRequest, CancelPermitRequest, RegisterResidenceRequest, ResidenceBasis, ResidenceRegistration,
     };
@@ -483,12 +475,8 @@ async fn permits_granted_and_cancelled_and_marriages_reach_their_subscribers() {
         .await
         .expect("cancelled");
     let (changes, _) = changes_within(&mut permit_stream, Duration::from_secs(3)).await;
-    let told: Vec<(ChangeKind, &str, &str)> = changes
-        .iter()
-        .map(|c| (c.kind(), c.id_number.as_str(), c.detail.as_str()))
-        .collect();
     assert_eq!(
-        told,
+        told(&changes, |c| c.detail.as_str()),
         vec![
             (ChangeKind::PermitGranted, newcomer.as_str(), "valid"),
             (ChangeKind::PermitCancelled, newcomer.as_str(), "cancelled"),
@@ -508,20 +496,10 @@ async fn permits_granted_and_cancelled_and_marriages_reach_their_subscribers() {
             registry_county_code: "370303".into(),
         })),
     };
-    let submission = FeedSubmission {
-        purpose: "DEPARTMENT_FEED".into(),
-        officer_id: "ca-registrar-3".into(),
-        records: vec![marriage],
-    };
-    let mut feeds = DepartmentFeedsClient::new(p.department("civil-affairs.dept.popbase").await);
-    feeds.submit(tokio_stream::iter([submission])).await.expect("fed");
+    submit_feed(&p, "civil-affairs.dept.popbase", "ca-registrar-3", marriage).await;
     let (changes, _) = changes_within(&mut marriage_stream, Duration::from_secs(3)).await;
-    let told: Vec<(ChangeKind, &str, &str)> = changes
-        .iter()
-        .map(|c| (c.kind(), c.id_number.as_str(), c.relation.as_str()))
-        .collect();
     assert_eq!(
-        told,
+        told(&changes, |c| c.relation.as_str()),
         vec![
             (ChangeKind::Marriage, p.people.stranger.as_str(), "party"),
             (ChangeKind::Marriage, p.people.grandmother.as_str(), "party"),

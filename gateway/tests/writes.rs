@@ -8,11 +8,10 @@ use popbase_proto::feeds::feed_record::Payload;
 use popbase_proto::feeds::{
     EnrollmentStatus, FeedRecord, MedicalInsurance, MedicalScheme, Pension, PensionScheme, RecordsOfRequest, Source,
 };
+use popbase_proto::gateway::FeedSubmission;
 use popbase_proto::gateway::department_feeds_client::DepartmentFeedsClient;
-use popbase_proto::gateway::life_event_submission::Event;
 use popbase_proto::gateway::registry_events_client::RegistryEventsClient;
-use popbase_proto::gateway::{FeedSubmission, LifeEventSubmission};
-use popbase_proto::household::{EventContext, RegisterDeathRequest, RegistrationStatus};
+use popbase_proto::household::RegistrationStatus;
 use support::{reason, start, today};
 use tonic::Code;
 
@@ -147,18 +146,7 @@ async fn a_department_writes_its_own_feed_and_no_one_elses() {
 async fn public_security_registers_a_death_under_its_own_name() {
     let p = start(None, "mtls").await;
     let stranger = p.people.stranger.clone();
-    let death = |officer: &str| LifeEventSubmission {
-        purpose: "HOUSEHOLD_REGISTRATION".into(),
-        officer_id: officer.into(),
-        event: Some(Event::Death(RegisterDeathRequest {
-            context: Some(EventContext {
-                actor: "anyone at all".into(),
-                occurred_on: Some(today().into()),
-            }),
-            id_number: stranger.clone(),
-            death_certificate_number: "D370303202612040001".into(),
-        })),
-    };
+    let death = |officer: &str| support::death_submission(&stranger, officer, "anyone at all");
 
     // Another department may not register events at all.
     let mut hrss = RegistryEventsClient::new(p.department("hrss.dept.popbase").await);

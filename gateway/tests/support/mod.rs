@@ -473,6 +473,27 @@ impl Platform {
     }
 }
 
+/// A death of `id_number` as public security submits it through
+/// `RegistryEvents`, recorded by `officer`; `actor` is what the caller
+/// claims in the event's context (the gateway puts its own there).
+#[allow(dead_code)] // used by some test binaries only
+pub fn death_submission(id_number: &str, officer: &str, actor: &str) -> popbase_proto::gateway::LifeEventSubmission {
+    use popbase_proto::gateway::life_event_submission::Event;
+    use popbase_proto::household::{EventContext, RegisterDeathRequest};
+    popbase_proto::gateway::LifeEventSubmission {
+        purpose: "HOUSEHOLD_REGISTRATION".into(),
+        officer_id: officer.into(),
+        event: Some(Event::Death(RegisterDeathRequest {
+            context: Some(EventContext {
+                actor: actor.into(),
+                occurred_on: Some(today().into()),
+            }),
+            id_number: id_number.into(),
+            death_certificate_number: "D370303202612040001".into(),
+        })),
+    }
+}
+
 /// The `popbase-reason` of a refusal.
 pub fn reason(status: &tonic::Status) -> String {
     status

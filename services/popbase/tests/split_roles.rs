@@ -12,19 +12,10 @@ use popbase_proto::gateway::audit_client::AuditClient;
 use popbase_proto::gateway::consents_client::ConsentsClient;
 use popbase_proto::gateway::persons_client::PersonsClient;
 use popbase_proto::gateway::{ChainHeadRequest, GrantConsentRequest, ListAccessesRequest, PersonSummaryRequest};
-use support::{internal_cluster, popbase, serve, stop_all, token, with_token};
+use support::{internal_cluster, plain_channel, popbase, serve, stop_all, token, with_token};
 use tonic::Code;
-use tonic::transport::Channel;
 
 const SUBJECT: &str = "370302199001011232";
-
-async fn channel(addr: &str) -> Channel {
-    Channel::from_shared(format!("http://{addr}"))
-        .expect("uri")
-        .connect()
-        .await
-        .expect("connect")
-}
 
 fn summary(token: &str) -> tonic::Request<PersonSummaryRequest> {
     with_token(
@@ -70,14 +61,14 @@ async fn gateway_replicas_share_consents_and_one_audit_chain_through_the_ledger(
     let platform = token(data, "service_platform");
     let civil = token(data, "civil_affairs");
     let grant = civil_affairs_consent(2);
-    ConsentsClient::new(channel(&one).await)
+    ConsentsClient::new(plain_channel(&one))
         .grant(with_token(&platform, grant))
         .await
         .expect("consent granted through replica one");
 
     // Two uses, one through each replica; the third is refused by either.
-    let mut persons_two = PersonsClient::new(channel(&two).await);
-    let mut persons_one = PersonsClient::new(channel(&one).await);
+    let mut persons_two = PersonsClient::new(plain_channel(&two));
+    let mut persons_one = PersonsClient::new(plain_channel(&one));
     persons_two.person_summary(summary(&civil)).await.expect("first use, replica two");
     persons_one.person_summary(summary(&civil)).await.expect("second use, replica one");
     let used_up = persons_two
@@ -95,7 +86,7 @@ async fn gateway_replicas_share_consents_and_one_audit_chain_through_the_ledger(
     let head = |addr: String| {
         let audit = audit.clone();
         async move {
-            AuditClient::new(channel(&addr).await)
+            AuditClient::new(plain_channel(&addr))
                 .get_chain_head(with_token(&audit, ChainHeadRequest { purpose: "AUDIT".into() }))
                 .await
                 .expect("chain head")
@@ -105,7 +96,7 @@ async fn gateway_replicas_share_consents_and_one_audit_chain_through_the_ledger(
     };
     assert_eq!(head(one.clone()).await, 4);
     assert_eq!(head(two.clone()).await, 5, "replica two sees replica one's head query recorded");
-    let accesses = ConsentsClient::new(channel(&two).await)
+    let accesses = ConsentsClient::new(plain_channel(&two))
         .list_accesses(with_token(
             &platform,
             ListAccessesRequest {
@@ -174,12 +165,12 @@ async fn the_daily_quota_holds_across_replicas_and_a_restart() {
     let platform = token(data, "service_platform");
     let civil = token(data, "civil_affairs");
     let grant = civil_affairs_consent(0);
-    ConsentsClient::new(channel(&one).await)
+    ConsentsClient::new(plain_channel(&one))
         .grant(with_token(&platform, grant))
         .await
         .expect("consent");
-    let mut persons_one = PersonsClient::new(channel(&one).await);
-    let mut persons_two = PersonsClient::new(channel(&two).await);
+    let mut persons_one = PersonsClient::new(plain_channel(&one));
+    let mut persons_two = PersonsClient::new(plain_channel(&two));
     persons_one.person_summary(summary(&civil)).await.expect("1 of 3, replica one");
     persons_two.person_summary(summary(&civil)).await.expect("2 of 3, replica two");
     persons_one.person_summary(summary(&civil)).await.expect("3 of 3, replica one");
@@ -194,7 +185,7 @@ async fn the_daily_quota_holds_across_replicas_and_a_restart() {
     let _ = first_child.wait();
     let restarted = replica();
     children.push(restarted.child);
-    let refused = PersonsClient::new(channel(&restarted.addr).await)
+    let refused = PersonsClient::new(plain_channel(&restarted.addr))
         .person_summary(summary(&civil))
         .await
         .expect_err("still the fourth");

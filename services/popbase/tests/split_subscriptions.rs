@@ -16,16 +16,7 @@ use popbase_proto::gateway::{
     UpdateRosterRequest,
 };
 use support::writes::{id, settlement};
-use support::{internal_cluster, serve, stop_all, token, with_token};
-use tonic::transport::Channel;
-
-async fn channel(addr: &str) -> Channel {
-    Channel::from_shared(format!("http://{addr}"))
-        .expect("uri")
-        .connect()
-        .await
-        .expect("connect")
-}
+use support::{internal_cluster, plain_channel, serve, stop_all, token, with_token};
 
 #[tokio::test]
 async fn a_subscription_is_followed_acknowledged_and_resumed_across_gateway_replicas() {
@@ -42,8 +33,8 @@ async fn a_subscription_is_followed_acknowledged_and_resumed_across_gateway_repl
     let (settler, bystander) = (id(7), id(8));
 
     // Created on replica one, its roster filled on replica two.
-    let mut on_one = SubscriptionsClient::new(channel(&one).await);
-    let mut on_two = SubscriptionsClient::new(channel(&two).await);
+    let mut on_one = SubscriptionsClient::new(plain_channel(&one));
+    let mut on_two = SubscriptionsClient::new(plain_channel(&two));
     let create = CreateSubscriptionRequest {
         purpose: "INSURANCE_ENROLLMENT".into(),
         kinds: vec![ChangeKind::Settlement as i32],
@@ -65,7 +56,7 @@ async fn a_subscription_is_followed_acknowledged_and_resumed_across_gateway_repl
     on_two.update_roster(with_token(&medical, roster)).await.expect("roster");
 
     // Two settle (one on the roster), through replica one.
-    let mut events = RegistryEventsClient::new(channel(&one).await);
+    let mut events = RegistryEventsClient::new(plain_channel(&one));
     for person in [&bystander, &settler] {
         let submission = LifeEventSubmission {
             purpose: "HOUSEHOLD_REGISTRATION".into(),
