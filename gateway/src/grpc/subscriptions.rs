@@ -218,11 +218,10 @@ impl Subscriptions for SubscriptionService {
         if let Err(e) = self.retained(&subscription) {
             return Err(self.gate.fail(&admission, e).await);
         }
-        let mut place = match self.places.take(&caller.department, &subscription.subscription_id) {
-            Ok(place) => place,
+        let (place, superseded) = match self.places.take(&caller.department, &subscription.subscription_id) {
+            Ok(taken) => taken,
             Err(full) => return Err(self.gate.fail(&admission, full).await),
         };
-        let superseded = place.superseded.take();
         let consent = self
             .gate
             .catalogue

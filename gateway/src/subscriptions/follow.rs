@@ -94,16 +94,11 @@ impl Follow {
     /// Runs until the subscriber goes away, a newer stream of the same
     /// subscription supersedes this one, or something fails (sent as the
     /// stream's last status).
-    pub async fn run(mut self, out: mpsc::Sender<Result<Notification, Status>>, superseded: Option<oneshot::Receiver<()>>) {
+    pub async fn run(mut self, out: mpsc::Sender<Result<Notification, Status>>, superseded: oneshot::Receiver<()>) {
         let mut superseded = std::pin::pin!(async move {
-            match superseded {
-                Some(signal) => {
-                    // A dropped sender (the places gone) is no supersession.
-                    if signal.await.is_err() {
-                        std::future::pending::<()>().await;
-                    }
-                }
-                None => std::future::pending().await,
+            // A dropped sender (the places gone) is no supersession.
+            if superseded.await.is_err() {
+                std::future::pending::<()>().await;
             }
         });
         loop {

@@ -36,8 +36,6 @@ pub struct Place {
     department: String,
     subscription: String,
     number: u64,
-    /// Fires when a newer stream of the same subscription took over.
-    pub superseded: Option<oneshot::Receiver<()>>,
 }
 
 impl StreamPlaces {
@@ -49,8 +47,9 @@ impl StreamPlaces {
         })
     }
 
-    /// A place for a stream of `subscription`, ending its older stream.
-    pub fn take(self: &Arc<Self>, department: &str, subscription: &str) -> Result<Place, ServiceError> {
+    /// A place for a stream of `subscription`, ending its older stream,
+    /// and what fires when a newer stream of it takes over in turn.
+    pub fn take(self: &Arc<Self>, department: &str, subscription: &str) -> Result<(Place, oneshot::Receiver<()>), ServiceError> {
         let mut held = self
             .held
             .lock()
@@ -73,13 +72,13 @@ impl StreamPlaces {
             held.total += 1;
             *held.by_department.entry(department.to_string()).or_default() += 1;
         }
-        Ok(Place {
+        let place = Place {
             places: Arc::clone(self),
             department: department.to_string(),
             subscription: subscription.to_string(),
             number,
-            superseded: Some(superseded),
-        })
+        };
+        Ok((place, superseded))
     }
 }
 
@@ -108,7 +107,7 @@ mod tests {
     #[test]
     fn places_are_bounded_per_replica_and_department_and_a_newer_stream_supersedes() {
         let places = StreamPlaces::new(3, 2);
-        let mut first = places.take("hrss", "s1").expect("a place");
+        let (first, mut superseded) = places.take("hrss", "s1").expect("a place");
         let _second = places.take("hrss", "s2").expect("a place");
         assert!(places.take("hrss", "s3").is_err(), "two per department");
         let _third = places.take("education", "s4").expect("a place");
@@ -116,7 +115,6 @@ mod tests {
 
         // s1 again: takes over the first's place, which is told to stop.
         let again = places.take("hrss", "s1").expect("superseding needs no new place");
-        let mut superseded = first.superseded.take().expect("receiver");
         assert!(superseded.try_recv().is_ok(), "the older stream is ended");
         drop(first);
         assert!(
