@@ -10,6 +10,10 @@ use popbase_proto::gateway::{CreateSubscriptionRequest, UpdateRosterRequest};
 
 use super::{FIELDS, MAX_ROSTER_CHANGES, kind_name};
 
+/// Most entries of a request's `kinds` or `fields` (each names one of a
+/// dozen, so more are repeats).
+pub const MAX_LISTED: usize = 32;
+
 /// A checked CreateSubscription: the catalogue names it needs approved.
 #[derive(Debug)]
 pub struct Wanted {
@@ -25,6 +29,12 @@ pub struct Wanted {
 pub fn wanted(request: &CreateSubscriptionRequest, city: &str) -> ServiceResult<Wanted> {
     if request.kinds.is_empty() {
         return Err(ServiceError::invalid("kinds", "name at least one change kind"));
+    }
+    if request.kinds.len() > MAX_LISTED {
+        return Err(ServiceError::invalid("kinds", format!("at most {MAX_LISTED} entries")));
+    }
+    if request.fields.len() > MAX_LISTED {
+        return Err(ServiceError::invalid("fields", format!("at most {MAX_LISTED} entries")));
     }
     let mut kinds = BTreeSet::new();
     let mut needs = Vec::new();
