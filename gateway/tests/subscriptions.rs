@@ -279,9 +279,6 @@ async fn a_subscription_left_unacknowledged_past_retention_must_resnapshot() {
 
 #[tokio::test]
 async fn a_division_subscriber_learns_of_a_birth_with_each_parent_and_of_an_insurance_status() {
-    use popbase_proto::feeds::feed_record::Payload;
-    use popbase_proto::feeds::{EnrollmentStatus, FeedRecord, MedicalInsurance, MedicalScheme, Source};
-
     let p = start(None, "mtls").await;
     let mut medical = client(&p, MEDICAL).await;
     let request = create(
@@ -320,18 +317,7 @@ async fn a_division_subscriber_learns_of_a_birth_with_each_parent_and_of_an_insu
     let child = p.registry.register_birth(&context, &birth).expect("born").persons[0]
         .id_number
         .clone();
-    let record = FeedRecord {
-        source: Source::MedicalInsurance as i32,
-        record_id: "MI-NEWBORN-1".into(),
-        as_of_unix_millis: Utc::now().timestamp_millis() - 1_000,
-        payload: Some(Payload::MedicalInsurance(MedicalInsurance {
-            id_number: child.clone(),
-            scheme: MedicalScheme::UrbanRuralResident as i32,
-            status: EnrollmentStatus::Active as i32,
-            since: Some(today().into()),
-            insured_county_code: "370303".into(),
-        })),
-    };
+    let record = support::new_insurance(&child, "MI-NEWBORN-1");
     submit_feed(&p, MEDICAL, "mi-operator-7", record).await;
 
     let (changes, _) = changes_within(&mut stream, Duration::from_secs(3)).await;

@@ -5,30 +5,13 @@ mod support;
 
 use chrono::Utc;
 use popbase_proto::feeds::feed_record::Payload;
-use popbase_proto::feeds::{
-    EnrollmentStatus, FeedRecord, MedicalInsurance, MedicalScheme, Pension, PensionScheme, RecordsOfRequest, Source,
-};
+use popbase_proto::feeds::{EnrollmentStatus, FeedRecord, Pension, PensionScheme, RecordsOfRequest, Source};
 use popbase_proto::gateway::FeedSubmission;
 use popbase_proto::gateway::department_feeds_client::DepartmentFeedsClient;
 use popbase_proto::gateway::registry_events_client::RegistryEventsClient;
 use popbase_proto::household::RegistrationStatus;
 use support::{reason, start, today};
 use tonic::Code;
-
-fn insurance(id: &str, record_id: &str) -> FeedRecord {
-    FeedRecord {
-        source: Source::MedicalInsurance as i32,
-        record_id: record_id.into(),
-        as_of_unix_millis: Utc::now().timestamp_millis() - 1_000,
-        payload: Some(Payload::MedicalInsurance(MedicalInsurance {
-            id_number: id.into(),
-            scheme: MedicalScheme::UrbanRuralResident as i32,
-            status: EnrollmentStatus::Active as i32,
-            since: Some(today().into()),
-            insured_county_code: "370303".into(),
-        })),
-    }
-}
 
 fn pension(id: &str) -> FeedRecord {
     FeedRecord {
@@ -72,9 +55,9 @@ async fn a_department_writes_its_own_feed_and_no_one_elses() {
     // One record per message, as a Python client streams them.
     let before = p.audit_count();
     let messages = vec![
-        submission(vec![insurance(&stranger, "MI-GW-1")]),
+        submission(vec![support::new_insurance(&stranger, "MI-GW-1")]),
         FeedSubmission {
-            records: vec![insurance(&p.people.father, "MI-GW-2")],
+            records: vec![support::new_insurance(&p.people.father, "MI-GW-2")],
             ..Default::default()
         },
     ];
@@ -109,7 +92,7 @@ async fn a_department_writes_its_own_feed_and_no_one_elses() {
     let wrong = medical
         .submit(tokio_stream::iter(vec![FeedSubmission {
             purpose: "MARKETING".into(),
-            ..submission(vec![insurance(&stranger, "MI-GW-3")])
+            ..submission(vec![support::new_insurance(&stranger, "MI-GW-3")])
         }]))
         .await
         .expect_err("purpose");
@@ -125,7 +108,7 @@ async fn a_department_writes_its_own_feed_and_no_one_elses() {
     assert!(!free_text.message().contains("张三"), "caller text is not echoed");
     let too_many = medical
         .submit(tokio_stream::iter(vec![submission(
-            (0..1025).map(|i| insurance(&stranger, &format!("MI-B-{i}"))).collect(),
+            (0..1025).map(|i| support::new_insurance(&stranger, &format!("MI-B-{i}"))).collect(),
         )]))
         .await
         .expect_err("bound");
@@ -135,7 +118,9 @@ async fn a_department_writes_its_own_feed_and_no_one_elses() {
     // The education bureau may not send insurance records either.
     let mut education = DepartmentFeedsClient::new(p.department("education.dept.popbase").await);
     let refused = education
-        .submit(tokio_stream::iter(vec![submission(vec![insurance(&stranger, "MI-GW-4")])]))
+        .submit(tokio_stream::iter(vec![submission(vec![support::new_insurance(
+            &stranger, "MI-GW-4",
+        )])]))
         .await
         .expect_err("education");
     assert_eq!(reason(&refused), "KIND_NOT_APPROVED");

@@ -473,6 +473,24 @@ impl Platform {
     }
 }
 
+/// An active resident medical-insurance record of `id` since today, in
+/// 淄川 (370303), as the bureau sends it.
+#[allow(dead_code)] // used by some test binaries only
+pub fn new_insurance(id: &str, record_id: &str) -> FeedRecord {
+    FeedRecord {
+        source: Source::MedicalInsurance as i32,
+        record_id: record_id.into(),
+        as_of_unix_millis: Utc::now().timestamp_millis() - 1_000,
+        payload: Some(Payload::MedicalInsurance(MedicalInsurance {
+            id_number: id.into(),
+            scheme: MedicalScheme::UrbanRuralResident as i32,
+            status: EnrollmentStatus::Active as i32,
+            since: Some(today().into()),
+            insured_county_code: "370303".into(),
+        })),
+    }
+}
+
 /// A death of `id_number` as public security submits it through
 /// `RegistryEvents`, recorded by `officer`; `actor` is what the caller
 /// claims in the event's context (the gateway puts its own there).
