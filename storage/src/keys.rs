@@ -125,6 +125,19 @@ impl<'a> KeyReader<'a> {
         }
     }
 
+    /// [`KeyReader::str`] without a copy when the string holds no zero
+    /// byte (every code and ID number): scans over millions of keys read
+    /// them this way.
+    pub fn str_ref(&mut self) -> Result<std::borrow::Cow<'a, str>, KeyError> {
+        let i = self.rest.iter().position(|&b| b == ESCAPE).ok_or(KeyError::Truncated)?;
+        if self.rest.get(i + 1) != Some(&TERMINATOR) {
+            return self.str().map(std::borrow::Cow::Owned);
+        }
+        let text = std::str::from_utf8(&self.rest[..i]).map_err(|_| KeyError::NotUtf8)?;
+        self.rest = &self.rest[i + 2..];
+        Ok(std::borrow::Cow::Borrowed(text))
+    }
+
     pub fn u64(&mut self) -> Result<u64, KeyError> {
         Ok(u64::from_be_bytes(self.fixed::<8>()?))
     }
@@ -187,6 +200,16 @@ mod tests {
 
     fn s(v: &str) -> Vec<u8> {
         KeyBuilder::new().str(v).build()
+    }
+
+    #[test]
+    fn str_ref_borrows_plain_strings_and_copies_escaped_ones() {
+        let key = KeyBuilder::new().str("370302").str("a\0b").u8(7).build();
+        let mut reader = KeyReader::new(&key);
+        assert!(matches!(reader.str_ref(), Ok(std::borrow::Cow::Borrowed("370302"))));
+        assert_eq!(reader.str_ref().map(|s| s.into_owned()), Ok("a\0b".to_string()));
+        assert_eq!(reader.u8(), Ok(7));
+        assert_eq!(KeyReader::new(b"abc").str_ref(), Err(KeyError::Truncated));
     }
 
     #[test]

@@ -13,6 +13,7 @@
 
 pub mod backup;
 mod batch;
+mod bulk;
 pub mod changelog;
 mod engine_figures;
 mod error;

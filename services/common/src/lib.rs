@@ -18,6 +18,7 @@ pub mod mesh;
 pub mod methods;
 pub mod metrics;
 pub mod ops;
+pub mod packed;
 pub mod propagation;
 pub mod server;
 pub mod shutdown;
