@@ -16,18 +16,21 @@ use std::time::Instant;
 
 use popbase_common::Role;
 use popbase_common::metrics::Metrics;
+use popbase_common::packed::PackedStream;
 use popbase_common::upstream::Upstream;
 use popbase_proto::feeds::feeds_client::FeedsClient;
 use popbase_proto::feeds::feeds_server::Feeds;
-use popbase_proto::feeds::{CheckInsuranceRequest, CheckInsuranceResponse, RecordsOfRequest, RecordsOfResponse};
+use popbase_proto::feeds::{CheckInsuranceRequest, CheckInsuranceResponse, RecordsOfRequest, RecordsOfResponse, StreamInsuredRequest};
 use popbase_proto::household::household_registry_client::HouseholdRegistryClient;
 use popbase_proto::household::household_registry_server::HouseholdRegistry;
 use popbase_proto::household::{
-    GetPersonsRequest, GetPersonsResponse, ListPersonsRequest, ListPersonsResponse, LocateAddressRequest, LocateAddressResponse,
+    GetPersonsRequest, GetPersonsResponse, LocateAddressRequest, LocateAddressResponse, StreamPersonIdsRequest,
 };
 use popbase_proto::residence::residence_permits_client::ResidencePermitsClient;
 use popbase_proto::residence::residence_permits_server::ResidencePermits;
-use popbase_proto::residence::{GetResidentRequest, Resident};
+use popbase_proto::residence::{
+    GetRegistrationsRequest, GetRegistrationsResponse, GetResidentRequest, Resident, StreamPermitHolderIdsRequest,
+};
 use tonic::{Request, Response, Status};
 
 /// One service as the gateway reaches it.
@@ -72,11 +75,17 @@ impl Counted {
 }
 
 /// The household registry as the gateway calls it.
-pub type RegistryCalls = Via<dyn HouseholdRegistry, HouseholdRegistryClient<Upstream>>;
+pub type RegistryCalls = Via<RegistryHandlers, HouseholdRegistryClient<Upstream>>;
 /// The residence permits service as the gateway calls it.
-pub type PermitCalls = Via<dyn ResidencePermits, ResidencePermitsClient<Upstream>>;
+pub type PermitCalls = Via<PermitHandlers, ResidencePermitsClient<Upstream>>;
 /// The feeds service as the gateway calls it.
-pub type FeedCalls = Via<dyn Feeds, FeedsClient<Upstream>>;
+pub type FeedCalls = Via<FeedHandlers, FeedsClient<Upstream>>;
+/// The registry's handlers, their one stream type named.
+pub type RegistryHandlers = dyn HouseholdRegistry<StreamPersonIdsStream = PackedStream>;
+/// The residence service's handlers, their one stream type named.
+pub type PermitHandlers = dyn ResidencePermits<StreamPermitHolderIdsStream = PackedStream>;
+/// The feeds' handlers, their one stream type named.
+pub type FeedHandlers = dyn Feeds<StreamInsuredStream = PackedStream>;
 
 /// The unary methods the gateway uses, each taking its request message and
 /// answering like the generated client.
@@ -99,12 +108,12 @@ macro_rules! unary {
 
 unary!(RegistryCalls, "popbase.household.v1.HouseholdRegistry" {
     get_persons(GetPersonsRequest) -> GetPersonsResponse = "GetPersons";
-    list_persons(ListPersonsRequest) -> ListPersonsResponse = "ListPersons";
     locate_address(LocateAddressRequest) -> LocateAddressResponse = "LocateAddress";
 });
 
 unary!(PermitCalls, "popbase.residence.v1.ResidencePermits" {
     get_resident(GetResidentRequest) -> Resident = "GetResident";
+    get_registrations(GetRegistrationsRequest) -> GetRegistrationsResponse = "GetRegistrations";
 });
 
 unary!(FeedCalls, "popbase.feeds.v1.Feeds" {
@@ -112,11 +121,46 @@ unary!(FeedCalls, "popbase.feeds.v1.Feeds" {
     records_of(RecordsOfRequest) -> RecordsOfResponse = "RecordsOf";
 });
 
+/// The server-streaming methods of packed ID numbers the gateway uses,
+/// each answering one stream type however it is reached.
+macro_rules! packed_stream {
+    ($calls:ty, $service:literal { $($method:ident($request:ty) = $name:literal;)* }) => {
+        impl $calls {
+            $(
+                pub async fn $method(&self, request: $request) -> Result<PackedStream, Status> {
+                    match self {
+                        Via::Client(client) => {
+                            let stream = client.clone().$method(request).await?.into_inner();
+                            Ok(Box::pin(stream) as PackedStream)
+                        }
+                        Via::Handlers(handlers, counted) => counted
+                            .call(concat!("/", $service, "/", $name), handlers.$method(Request::new(request)))
+                            .await
+                            .map(Response::into_inner),
+                    }
+                }
+            )*
+        }
+    };
+}
+
+packed_stream!(RegistryCalls, "popbase.household.v1.HouseholdRegistry" {
+    stream_person_ids(StreamPersonIdsRequest) = "StreamPersonIds";
+});
+
+packed_stream!(PermitCalls, "popbase.residence.v1.ResidencePermits" {
+    stream_permit_holder_ids(StreamPermitHolderIdsRequest) = "StreamPermitHolderIds";
+});
+
+packed_stream!(FeedCalls, "popbase.feeds.v1.Feeds" {
+    stream_insured(StreamInsuredRequest) = "StreamInsured";
+});
+
 /// The handlers of the services this process runs, for the gateway to call
 /// directly (see [`crate::sources::Sources::with_handlers`]).
 #[derive(Clone, Default)]
 pub struct LocalHandlers {
-    pub registry: Option<Arc<dyn HouseholdRegistry>>,
-    pub permits: Option<Arc<dyn ResidencePermits>>,
-    pub feeds: Option<Arc<dyn Feeds>>,
+    pub registry: Option<Arc<RegistryHandlers>>,
+    pub permits: Option<Arc<PermitHandlers>>,
+    pub feeds: Option<Arc<FeedHandlers>>,
 }

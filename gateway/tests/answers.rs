@@ -320,7 +320,7 @@ async fn all_in_one_each_department_sees_only_its_approved_fields() {
         &metrics,
         &[
             r#"role="feeds",method="/popbase.feeds.v1.Feeds/CheckInsurance",code="0""#,
-            r#"role="household",method="/popbase.household.v1.HouseholdRegistry/ListPersons",code="0""#,
+            r#"role="household",method="/popbase.household.v1.HouseholdRegistry/StreamPersonIds",code="0""#,
         ],
     );
 }

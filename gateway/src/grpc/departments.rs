@@ -1,6 +1,5 @@
 //! InsuranceGap, EmployerLocality and PersonSummary.
 
-use std::pin::Pin;
 use std::sync::Arc;
 
 use popbase_proto::gateway::locality_server::{Locality, LocalityServer};
@@ -9,9 +8,9 @@ use popbase_proto::gateway::persons_server::{Persons, PersonsServer};
 use popbase_proto::gateway::{
     EmployerLocalityRequest, EmployerLocalityResponse, InsuranceGapRequest, PersonSummaryRequest, PersonSummaryResponse, UninsuredResident,
 };
-use tokio_stream::Stream;
 use tonic::{Request, Response, Status};
 
+use super::lists::{Listed, answer_list};
 use super::{Fetched, answer, answer_needing, respond, today};
 use crate::catalogue::interface;
 use crate::gate::Gate;
@@ -42,7 +41,7 @@ impl DepartmentServices {
     }
 }
 
-type UninsuredStream = Pin<Box<dyn Stream<Item = Result<UninsuredResident, Status>> + Send>>;
+type UninsuredStream = Listed<UninsuredResident>;
 
 #[tonic::async_trait]
 impl MedicalInsurance for DepartmentServices {
@@ -51,26 +50,16 @@ impl MedicalInsurance for DepartmentServices {
     async fn insurance_gap(&self, request: Request<InsuranceGapRequest>) -> Result<Response<Self::InsuranceGapStream>, Status> {
         let city = self.gate.catalogue.city.clone();
         let sources = self.sources.clone();
-        let list = answer(
+        let list = answer_list(
             &self.gate,
             request,
             interface::INSURANCE_GAP,
             |r| &r.purpose,
-            |r| Ok((insurance::validate(r, &city)?, Vec::new())),
-            |division| async move {
-                let list = insurance::gap(&sources, &division, today()).await?;
-                let listed = list.iter().map(|r| r.id_number.clone()).collect();
-                let count = list.len() as u64;
-                Ok(Fetched {
-                    answer: list,
-                    listed,
-                    count,
-                })
-            },
+            |r| insurance::validate(r, &city),
+            |division| insurance::gap(sources, division, today()),
         )
         .await?;
-        let stream: UninsuredStream = Box::pin(tokio_stream::iter(list.into_iter().map(Ok)));
-        Ok(Response::new(stream))
+        Ok(Response::new(list))
     }
 }
 

@@ -8,6 +8,7 @@ pub mod export;
 pub mod export_pump;
 pub mod inbound;
 pub mod ledger;
+pub mod lists;
 pub mod malformed;
 pub mod subscriptions;
 pub mod writes;

@@ -39,7 +39,9 @@ fn id(county: &str, age: i64, sequence: u16) -> String {
     IdNumber::generate(county, birth, sequence).expect("valid id").as_str().to_string()
 }
 
-fn person(id: &str, name: &str, household: &str, committee: &str, relationship: Relationship) -> Person {
+/// A registered person living at `committee` (新华路18号).
+#[allow(dead_code)] // used by some test binaries only
+pub fn person(id: &str, name: &str, household: &str, committee: &str, relationship: Relationship) -> Person {
     let parsed = IdNumber::parse(id, today()).expect("valid");
     Person {
         id_number: id.into(),
@@ -62,7 +64,9 @@ fn person(id: &str, name: &str, household: &str, committee: &str, relationship: 
     }
 }
 
-fn household(id: &str, head: &str, committee: &str, members: Vec<Person>) -> HouseholdWithMembers {
+/// A family household at `committee` with its members.
+#[allow(dead_code)] // used by some test binaries only
+pub fn household(id: &str, head: &str, committee: &str, members: Vec<Person>) -> HouseholdWithMembers {
     HouseholdWithMembers {
         household: Household {
             household_id: id.into(),

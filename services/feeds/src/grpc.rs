@@ -3,11 +3,12 @@
 
 use std::collections::HashSet;
 
+use popbase_common::packed::{self, PackedStream};
 use popbase_common::{ServiceError, validate};
 use popbase_proto::feeds::feeds_server::{Feeds, FeedsServer};
 use popbase_proto::feeds::{
     CheckInsuranceRequest, CheckInsuranceResponse, FeedRecord, IngestSummary, ListUnmatchedRequest, ListUnmatchedResponse, Outcome,
-    RecordResult, RecordsOfRequest, RecordsOfResponse, Source,
+    RecordResult, RecordsOfRequest, RecordsOfResponse, Source, StreamInsuredRequest,
 };
 use tokio_stream::StreamExt;
 use tonic::{Request, Response, Status, Streaming};
@@ -140,6 +141,16 @@ impl Feeds for FeedsService {
         }
         .map_err(ServiceError::from)?;
         Ok(Response::new(CheckInsuranceResponse { active }))
+    }
+
+    type StreamInsuredStream = PackedStream;
+
+    async fn stream_insured(&self, _request: Request<StreamInsuredRequest>) -> Result<Response<PackedStream>, Status> {
+        let feeds = self.feeds.clone();
+        Ok(Response::new(packed::stream_from_scan(move |packer| {
+            packer.expect(feeds.insured_estimate()?);
+            feeds.for_each_insured(|id| packer.push(id))
+        })))
     }
 
     async fn list_unmatched(&self, request: Request<ListUnmatchedRequest>) -> Result<Response<ListUnmatchedResponse>, Status> {

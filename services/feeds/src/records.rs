@@ -119,6 +119,19 @@ impl FeedStore {
         Ok(active)
     }
 
+    /// Hands the ID number of everyone with an active medical-insurance
+    /// record now to `visit`, in ID order, until it answers `false`: the
+    /// keys of [`INSURED`] alone.
+    pub fn for_each_insured(&self, mut visit: impl FnMut(&str) -> bool) -> StorageResult<()> {
+        self.store
+            .bulk_row_keys(&INSURED, &[], |key| Ok(visit(&KeyReader::new(key).str_ref()?)))
+    }
+
+    /// About how many persons [`FeedStore::for_each_insured`] will visit.
+    pub fn insured_estimate(&self) -> StorageResult<u64> {
+        self.store.estimated_keys(INSURED.name())
+    }
+
     /// A person's records as they stood at `at` (milliseconds since the
     /// epoch): for each record that ever named them, the latest version with
     /// an as-of time not after `at`, if that version still names them.

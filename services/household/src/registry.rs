@@ -201,6 +201,18 @@ impl Registry {
         Ok((persons, last))
     }
 
+    /// Hands the ID number of every active person registered under a
+    /// division code of any level to `visit`, in committee then ID order,
+    /// until it answers `false`: the index alone, no person read.
+    pub fn for_each_person_id_under(&self, division_code: &str, mut visit: impl FnMut(&str) -> bool) -> StorageResult<()> {
+        self.store
+            .bulk_index_keys(&PERSONS_BY_COMMITTEE, &tables::division_prefix(division_code), |key| {
+                let mut reader = KeyReader::new(key);
+                reader.str_ref()?;
+                Ok(visit(&reader.str_ref()?))
+            })
+    }
+
     /// Number of persons registered under a division code of any level.
     pub fn count_persons_under(&self, division_code: &str) -> StorageResult<u64> {
         self.store

@@ -15,7 +15,7 @@ use popbase_domain::IdNumber;
 use popbase_domain::calendar::age_on;
 use popbase_proto::feeds::feed_record::Payload;
 use popbase_proto::feeds::feeds_client::FeedsClient;
-use popbase_proto::feeds::{EnrollmentStatus, FeedRecord, MedicalScheme, RecordsOfRequest, StudentState};
+use popbase_proto::feeds::{CheckInsuranceRequest, EnrollmentStatus, FeedRecord, MedicalScheme, RecordsOfRequest, StudentState};
 use popbase_proto::residence::entitlements_server::{Entitlements, EntitlementsServer};
 use popbase_proto::residence::{
     Entitlement, FindUnusedRequest, GetEntitlementsRequest, GetEntitlementsResponse, PermitStatus, Policy, RegistrationState,
@@ -40,7 +40,9 @@ pub struct Facts<'a> {
     pub feeds: &'a [FeedRecord],
 }
 
-fn valid_on(permits: &[ResidencePermit], on: NaiveDate) -> Option<&ResidencePermit> {
+/// The first of `permits` valid on `on`: marked valid, issued by then and not
+/// yet ended.
+pub(crate) fn valid_on(permits: &[ResidencePermit], on: NaiveDate) -> Option<&ResidencePermit> {
     permits.iter().find(|p| {
         let issued = p.issued_on.and_then(|d| d.to_naive()).is_some_and(|d| d <= on);
         let until = p.valid_until.and_then(|d| d.to_naive()).is_some_and(|d| d >= on);
@@ -127,13 +129,11 @@ pub fn evaluate(on: NaiveDate, facts: &Facts<'_>) -> Vec<Entitlement> {
         education,
     );
 
-    let mut medical = base.clone();
-    medical.push(own.map_or_else(|| "no valid permit".into(), |p| describe(p, "own")));
     let insured = facts
         .feeds
         .iter()
         .any(|r| matches!(&r.payload, Some(Payload::MedicalInsurance(m)) if m.status == EnrollmentStatus::Active as i32));
-    let medical = entitlement(Policy::ResidentMedicalInsurance, active && own.is_some(), Some(insured), medical);
+    let medical = resident_medical_insurance(facts.registration, facts.permits, on, insured);
 
     let months = insured_months(facts.feeds, on);
     let mut assistance = base;
@@ -148,6 +148,32 @@ pub fn evaluate(on: NaiveDate, facts: &Facts<'_>) -> Vec<Entitlement> {
         assistance,
     );
     vec![education, medical, assistance]
+}
+
+/// 居民医保 for one resident on `on`: qualifies with an active registration
+/// and a permit of their own valid that day; used when `insured` (an active
+/// medical-insurance record). The one place this rule is written.
+pub fn resident_medical_insurance(
+    registration: &ResidenceRegistration,
+    permits: &[ResidencePermit],
+    on: NaiveDate,
+    insured: bool,
+) -> Entitlement {
+    let active = registration.state == RegistrationState::Active as i32;
+    let own = valid_on(permits, on);
+    let mut basis = Vec::new();
+    if !active {
+        basis.push("residence registration not active".to_string());
+    }
+    basis.push(own.map_or_else(|| "no valid permit".into(), |p| describe(p, "own")));
+    Entitlement {
+        id_number: registration.id_number.clone(),
+        policy: Policy::ResidentMedicalInsurance as i32,
+        qualifies: active && own.is_some(),
+        used: insured,
+        used_known: true,
+        basis,
+    }
 }
 
 /// A lazy client of the feeds service.
@@ -207,6 +233,49 @@ fn on_date(value: Option<&popbase_proto::common::Date>) -> Result<NaiveDate, Ser
     Ok(validate::optional_date("on", value)?.unwrap_or_else(popbase_domain::clock::today))
 }
 
+/// 政策找人 for resident medical insurance today: the page's qualifying
+/// residents, and of them those the feeds hold no active insurance for,
+/// asked in one `CheckInsurance` (today's insured-now table answers what
+/// each resident's records as of the end of today would: their current
+/// versions). One call per page instead of one per resident is what lets a
+/// whole city's list be read in seconds.
+async fn uninsured_on_page(
+    permits: &Permits,
+    feeds: &mut FeedsClient<Upstream>,
+    registrations: Vec<ResidenceRegistration>,
+    on: NaiveDate,
+) -> Result<Vec<Entitlement>, ServiceError> {
+    let mut qualifying = Vec::new();
+    for registration in &registrations {
+        let own = permits.permits_of(&registration.id_number).map_err(ServiceError::from)?;
+        let entitlement = resident_medical_insurance(registration, &own, on, false);
+        if entitlement.qualifies {
+            qualifying.push(entitlement);
+        }
+    }
+    if qualifying.is_empty() {
+        return Ok(qualifying);
+    }
+    let id_numbers = qualifying.iter().map(|e| e.id_number.clone()).collect();
+    let active = feeds
+        .check_insurance(CheckInsuranceRequest { id_numbers })
+        .await
+        .map_err(|e| ServiceError::Unavailable(format!("feeds service: {}", e.message())))?
+        .into_inner()
+        .active;
+    if active.len() != qualifying.len() {
+        return Err(ServiceError::Unavailable(
+            "feeds service: CheckInsurance answered a different count".into(),
+        ));
+    }
+    Ok(qualifying
+        .into_iter()
+        .zip(active)
+        .filter(|(_, insured)| !insured)
+        .map(|(e, _)| e)
+        .collect())
+}
+
 /// Registrations whose feed records FindUnused asks for at once.
 const FEED_LOOKUPS: usize = 32;
 
@@ -249,8 +318,28 @@ impl Entitlements for EntitlementsService {
                         return;
                     }
                 };
-                // The page's feed look-ups run FEED_LOOKUPS at a time, answered in page order.
                 let (registrations, last) = page;
+                if policy == Policy::ResidentMedicalInsurance && on == popbase_domain::clock::today() {
+                    match uninsured_on_page(&permits, &mut feeds.clone(), registrations, on).await {
+                        Ok(found) => {
+                            for e in found {
+                                if sender.send(Ok(e)).await.is_err() {
+                                    return;
+                                }
+                            }
+                        }
+                        Err(e) => {
+                            let _ = sender.send(Err(e.into())).await;
+                            return;
+                        }
+                    }
+                    match last {
+                        Some(last) => after = Some(last),
+                        None => return,
+                    }
+                    continue;
+                }
+                // The page's feed look-ups run FEED_LOOKUPS at a time, answered in page order.
                 let mut assessed = futures::stream::iter(registrations)
                     .map(|registration| {
                         let (permits, mut feeds) = (permits.clone(), feeds.clone());

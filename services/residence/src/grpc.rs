@@ -2,14 +2,16 @@
 //! lifecycle on the blocking pool, map errors once.
 
 use chrono::NaiveDate;
+use popbase_common::packed::{self, PackedStream};
 use popbase_common::validate;
 use popbase_common::{ServiceError, ServiceResult};
 use popbase_proto::common::Date;
 use popbase_proto::residence::residence_permits_server::{ResidencePermits, ResidencePermitsServer};
 use popbase_proto::residence::{
     ApplyForPermitRequest, CancelPermitRequest, CheckResidentsRequest, CheckResidentsResponse, EndorsePermitRequest, ExpirePermitsRequest,
-    ExpirePermitsResponse, GetPermitRequest, GetResidentRequest, ListResidentsRequest, ListResidentsResponse, PermitDecision,
-    RegisterResidenceRequest, ResidenceBasis, ResidencePermit, ResidenceRegistration, Resident,
+    ExpirePermitsResponse, GetPermitRequest, GetRegistrationsRequest, GetRegistrationsResponse, GetResidentRequest, ListResidentsRequest,
+    ListResidentsResponse, PermitDecision, RegisterResidenceRequest, ResidenceBasis, ResidencePermit, ResidenceRegistration, Resident,
+    StreamPermitHolderIdsRequest,
 };
 use tonic::{Request, Response, Status};
 
@@ -182,6 +184,28 @@ impl ResidencePermits for PermitsService {
             })
         })
         .await
+    }
+
+    async fn get_registrations(&self, request: Request<GetRegistrationsRequest>) -> Result<Response<GetRegistrationsResponse>, Status> {
+        let ids = request.into_inner().id_numbers;
+        validate::id_batch("id_numbers", &ids)?;
+        self.run(move |p| {
+            let registrations = p.registrations(&ids)?.into_iter().map(Option::unwrap_or_default).collect();
+            Ok(GetRegistrationsResponse { registrations })
+        })
+        .await
+    }
+
+    type StreamPermitHolderIdsStream = PackedStream;
+
+    async fn stream_permit_holder_ids(&self, request: Request<StreamPermitHolderIdsRequest>) -> Result<Response<PackedStream>, Status> {
+        let r = request.into_inner();
+        let division = validate::division_prefix("division_code", &r.division_code)?.code.clone();
+        let on = validate::optional_date("on", r.on.as_ref())?.unwrap_or_else(today);
+        let permits = self.permits.clone();
+        Ok(Response::new(packed::stream_from_scan(move |packer| {
+            crate::holders::for_each_holder_under(&permits, &division, on, |id| packer.push(id))
+        })))
     }
 
     async fn check_residents(&self, request: Request<CheckResidentsRequest>) -> Result<Response<CheckResidentsResponse>, Status> {

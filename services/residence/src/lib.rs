@@ -7,6 +7,7 @@ pub mod expiry;
 pub mod export;
 pub mod follow;
 pub mod grpc;
+pub mod holders;
 pub mod lifecycle;
 pub mod permits;
 pub mod role;

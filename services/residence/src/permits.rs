@@ -57,6 +57,17 @@ impl Permits {
             .map(|v| v.value))
     }
 
+    /// Several registrations at once (one batched read), in the order asked.
+    pub fn registrations(&self, id_numbers: &[String]) -> StorageResult<Vec<Option<ResidenceRegistration>>> {
+        let keys: Vec<Vec<u8>> = id_numbers.iter().map(|id| tables::registration_key(id)).collect();
+        Ok(self
+            .store
+            .get_many(&REGISTRATIONS, &keys)?
+            .into_iter()
+            .map(|row| row.map(|v| v.value))
+            .collect())
+    }
+
     /// Every permit ever issued to a person, oldest number first.
     pub fn permits_of(&self, id_number: &str) -> StorageResult<Vec<ResidencePermit>> {
         let mut numbers = Vec::new();

@@ -1,13 +1,14 @@
 //! `HouseholdRegistry`: look-ups by ID number, household and division.
 
 use popbase_common::ServiceError;
+use popbase_common::packed::{self, PackedStream};
 use popbase_common::validate;
 use popbase_domain::DivisionLevel;
 use popbase_proto::household::household_registry_server::{HouseholdRegistry, HouseholdRegistryServer};
 use popbase_proto::household::{
     AddressMatch, CheckPersonsRequest, CheckPersonsResponse, GetHouseholdRequest, GetHouseholdResponse, GetPersonRequest,
     GetPersonsRequest, GetPersonsResponse, ListPersonsRequest, ListPersonsResponse, LocateAddressRequest, LocateAddressResponse, Person,
-    PersonView,
+    PersonView, StreamPersonIdsRequest,
 };
 use tonic::{Request, Response, Status};
 
@@ -74,6 +75,18 @@ impl HouseholdRegistry for RegistryService {
             persons,
             next_page_token: last.map(|k| validate::encode_page_token(&k)).unwrap_or_default(),
         }))
+    }
+
+    type StreamPersonIdsStream = PackedStream;
+
+    async fn stream_person_ids(&self, request: Request<StreamPersonIdsRequest>) -> Result<Response<PackedStream>, Status> {
+        let division = validate::division_prefix("division_code", &request.get_ref().division_code)?
+            .code
+            .clone();
+        let registry = self.registry.clone();
+        Ok(Response::new(packed::stream_from_scan(move |packer| {
+            registry.for_each_person_id_under(&division, |id| packer.push(id))
+        })))
     }
 
     async fn check_persons(&self, request: Request<CheckPersonsRequest>) -> Result<Response<CheckPersonsResponse>, Status> {

@@ -1,0 +1,221 @@
+//! Finding the uninsured of a division: ID numbers first, persons last.
+//!
+//! 1. At once: the registry's persons of the division
+//!    (`StreamPersonIds`), the residence service's permit holders who
+//!    qualify for resident insurance today (`StreamPermitHolderIds`), and,
+//!    for a whole city, everyone the feeds hold insured (`StreamInsured`).
+//!    All packed, eight bytes each: at most the city's four million ID
+//!    numbers and its insured set (about 100 MB at Zibo's size) are held,
+//!    for the length of one list.
+//! 2. The insured are taken out: against the insured set for a city, by
+//!    `CheckInsurance` 10,000 at a time for a county or smaller (a set of
+//!    the whole city would cost more than the look-ups).
+//! 3. The rest are read whole, [`PART`] at a time with [`READS_IN_FLIGHT`]
+//!    batches in flight, and handed on as parts.
+
+use std::time::Instant;
+
+use chrono::NaiveDate;
+use futures::{StreamExt, TryStreamExt};
+use std::future::Future;
+
+use popbase_common::packed::{self, PackedStream};
+use popbase_common::validate::MAX_BATCH_IDS;
+use popbase_common::{ServiceError, ServiceResult};
+use popbase_domain::id_number;
+use popbase_proto::common::PackedIdNumbers;
+use popbase_proto::feeds::{CheckInsuranceRequest, StreamInsuredRequest};
+use popbase_proto::gateway::{ResidentKind, UninsuredResident};
+use popbase_proto::household::{GetPersonsRequest, Person, PersonView, RegistrationStatus, StreamPersonIdsRequest};
+use popbase_proto::residence::{GetRegistrationsRequest, RegistrationState, ResidenceRegistration, StreamPermitHolderIdsRequest};
+
+use super::PART;
+use super::insured_set::InsuredSet;
+use super::parts::Parts;
+use crate::sources::{Sources, upstream};
+
+/// Batches of persons (or of insurance checks) asked at once.
+const READS_IN_FLIGHT: usize = 2;
+/// Codes of at most this many digits (a whole city) are compared against
+/// the feeds' insured set.
+const WHOLE_CITY_DIGITS: usize = 4;
+
+const REGISTRY: &str = "the household registry";
+const RESIDENCE: &str = "the residence service";
+const FEEDS: &str = "the feeds service";
+
+pub async fn find(sources: &Sources, division: &str, today: NaiveDate, parts: &mut Parts) -> ServiceResult<()> {
+    let started = Instant::now();
+    let persons = async {
+        let stream = sources
+            .registry
+            .stream_person_ids(StreamPersonIdsRequest {
+                division_code: division.to_string(),
+            })
+            .await
+            .map_err(|s| upstream(REGISTRY, s))?;
+        all_ids(stream, REGISTRY).await
+    };
+    let holders = async {
+        let stream = sources
+            .permits
+            .stream_permit_holder_ids(StreamPermitHolderIdsRequest {
+                division_code: division.to_string(),
+                on: Some(today.into()),
+            })
+            .await
+            .map_err(|s| upstream(RESIDENCE, s))?;
+        all_ids(stream, RESIDENCE).await
+    };
+    let insured = async {
+        if division.len() > WHOLE_CITY_DIGITS {
+            return Ok(None);
+        }
+        let stream = sources
+            .feeds
+            .stream_insured(StreamInsuredRequest {})
+            .await
+            .map_err(|s| upstream(FEEDS, s))?;
+        InsuredSet::read(stream).await.map(Some)
+    };
+    let (persons, holders, insured) = futures::future::try_join3(persons, holders, insured).await?;
+    let listed_ms = started.elapsed().as_millis();
+
+    let uninsured = uninsured_of(sources, persons, insured.as_ref()).await?;
+    read_persons(sources, uninsured, parts).await?;
+    let registered = parts.found;
+    let uninsured = uninsured_of(sources, holders, insured.as_ref()).await?;
+    let insured_held = insured.map_or(0, |set| set.len());
+    read_registrations(sources, uninsured, parts).await?;
+    // Counts and times only: no person in the log.
+    tracing::info!(
+        division,
+        registered,
+        holders = parts.found - registered,
+        insured_held,
+        listed_ms,
+        total_ms = started.elapsed().as_millis(),
+        "uninsured list found"
+    );
+    Ok(())
+}
+
+/// `work` as a task of its own. All-in-one, a batch is read by the role's
+/// handler on the calling thread; batches in flight within one task would
+/// take turns on one core, as tasks they are read on both.
+async fn spawned<T: Send + 'static>(work: impl Future<Output = ServiceResult<T>> + Send + 'static) -> ServiceResult<T> {
+    tokio::spawn(work)
+        .await
+        .map_err(|e| ServiceError::Internal(format!("a list's read task ended: {e}")))?
+}
+
+async fn all_ids(stream: PackedStream, source: &'static str) -> ServiceResult<Vec<PackedIdNumbers>> {
+    stream.map_err(|s| upstream(source, s)).try_collect().await
+}
+
+/// Those of `ids` with no active medical insurance, in their order. Against
+/// the insured set the numbers stay packed until they are found uninsured.
+async fn uninsured_of(sources: &Sources, ids: Vec<PackedIdNumbers>, insured: Option<&InsuredSet>) -> ServiceResult<Vec<String>> {
+    if let Some(insured) = insured {
+        let mut uninsured = Vec::new();
+        for message in ids {
+            let packed = message.ids.into_iter().filter(|&p| !insured.contains_packed(p));
+            uninsured.extend(packed.filter_map(id_number::unpack));
+            uninsured.extend(message.unpacked.into_iter().filter(|id| !insured.contains(id)));
+        }
+        return Ok(uninsured);
+    }
+    let ids: Vec<String> = ids.into_iter().flat_map(packed::unpack).collect();
+    let batches: Vec<Vec<String>> = ids.chunks(MAX_BATCH_IDS).map(<[String]>::to_vec).collect();
+    let mut checked = futures::stream::iter(batches)
+        .map(|id_numbers| {
+            let feeds = sources.feeds.clone();
+            spawned(async move {
+                let active = feeds
+                    .check_insurance(CheckInsuranceRequest {
+                        id_numbers: id_numbers.clone(),
+                    })
+                    .await
+                    .map_err(|s| upstream(FEEDS, s))?
+                    .into_inner()
+                    .active;
+                ServiceResult::Ok((id_numbers, active))
+            })
+        })
+        .buffered(READS_IN_FLIGHT);
+    let mut uninsured = Vec::new();
+    while let Some(answer) = checked.next().await {
+        let (ids, active) = answer?;
+        uninsured.extend(ids.into_iter().zip(active).filter(|(_, insured)| !insured).map(|(id, _)| id));
+    }
+    Ok(uninsured)
+}
+
+/// The registered persons `ids` names, still registered, as parts.
+async fn read_persons(sources: &Sources, ids: Vec<String>, parts: &mut Parts) -> ServiceResult<()> {
+    let batches: Vec<Vec<String>> = ids.chunks(PART).map(<[String]>::to_vec).collect();
+    let mut read = futures::stream::iter(batches)
+        .map(|id_numbers| {
+            let registry = sources.registry.clone();
+            spawned(async move {
+                let request = GetPersonsRequest {
+                    id_numbers,
+                    view: PersonView::Full as i32,
+                    as_of: None,
+                };
+                registry.get_persons(request).await.map_err(|s| upstream(REGISTRY, s))
+            })
+        })
+        .buffered(READS_IN_FLIGHT);
+    while let Some(answer) = read.next().await {
+        // A person who died or left since the index was read is not listed.
+        let persons = answer?.into_inner().persons;
+        let active = persons.into_iter().filter(|p| p.status == RegistrationStatus::Active as i32);
+        parts.add(active.map(registered_resident)).await?;
+    }
+    Ok(())
+}
+
+/// The permit holders `ids` names, still registered, as parts.
+async fn read_registrations(sources: &Sources, ids: Vec<String>, parts: &mut Parts) -> ServiceResult<()> {
+    let batches: Vec<Vec<String>> = ids.chunks(PART).map(<[String]>::to_vec).collect();
+    let mut read = futures::stream::iter(batches)
+        .map(|id_numbers| {
+            let permits = sources.permits.clone();
+            spawned(async move {
+                let request = GetRegistrationsRequest { id_numbers };
+                permits.get_registrations(request).await.map_err(|s| upstream(RESIDENCE, s))
+            })
+        })
+        .buffered(READS_IN_FLIGHT);
+    while let Some(answer) = read.next().await {
+        let registrations = answer?.into_inner().registrations;
+        let active = registrations.into_iter().filter(|r| r.state == RegistrationState::Active as i32);
+        parts.add(active.map(permit_holder)).await?;
+    }
+    Ok(())
+}
+
+fn registered_resident(person: Person) -> UninsuredResident {
+    UninsuredResident {
+        birth_year: person.birth_date.map_or(0, |d| d.year),
+        committee_code: person.address.map(|a| a.committee_code).unwrap_or_default(),
+        id_number: person.id_number,
+        name: person.name,
+        sex: person.sex,
+        kind: ResidentKind::Registered as i32,
+        phone: person.phone,
+    }
+}
+
+fn permit_holder(registration: ResidenceRegistration) -> UninsuredResident {
+    UninsuredResident {
+        birth_year: registration.birth_date.map_or(0, |d| d.year),
+        committee_code: registration.address.map(|a| a.committee_code).unwrap_or_default(),
+        id_number: registration.id_number,
+        name: registration.name,
+        sex: registration.sex,
+        kind: ResidentKind::PermitHolder as i32,
+        phone: registration.phone,
+    }
+}

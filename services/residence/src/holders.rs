@@ -1,0 +1,64 @@
+//! Who qualifies for resident medical insurance on a day, for a whole
+//! division at once: the residents under it with an active residence
+//! registration and a permit of their own valid that day (the rule of
+//! `entitlements::resident_medical_insurance`). The gateway's uninsured
+//! list streams their ID numbers and asks the feeds itself, where 政策找人
+//! (`FindUnused`) assesses resident by resident.
+
+use std::collections::HashSet;
+
+use chrono::NaiveDate;
+use popbase_storage::keys::KeyReader;
+use popbase_storage::{Read, StorageResult};
+
+use crate::Permits;
+use crate::entitlements::valid_on;
+use crate::tables::{self, PERMITS, REGISTRATIONS_BY_COMMITTEE};
+
+/// Divisions of at most this many digits (a county or larger) are answered
+/// from one pass over every permit (some 430,000 in Zibo, a fraction of a
+/// second) rather than each registration's permits looked up in turn.
+const SCAN_PERMITS_UP_TO_DIGITS: usize = 6;
+
+/// Hands each qualifying resident's ID number to `visit`, in committee then
+/// ID order, until it answers `false`.
+pub fn for_each_holder_under(
+    permits: &Permits,
+    division_code: &str,
+    on: NaiveDate,
+    mut visit: impl FnMut(&str) -> bool,
+) -> StorageResult<()> {
+    let store = permits.store();
+    let registered_under = tables::division_prefix(division_code);
+    if division_code.len() <= SCAN_PERMITS_UP_TO_DIGITS {
+        let mut holding = HashSet::new();
+        store.bulk_rows(&PERMITS, &[], |_, row| {
+            if valid_on(std::slice::from_ref(&row.value), on).is_some() {
+                holding.insert(row.value.id_number);
+            }
+            Ok(true)
+        })?;
+        return store.bulk_index_keys(&REGISTRATIONS_BY_COMMITTEE, &registered_under, |key| {
+            let id = second_component(key)?;
+            Ok(!holding.contains(id.as_ref()) || visit(&id))
+        });
+    }
+    let mut registered = Vec::new();
+    store.for_each_index_key(&REGISTRATIONS_BY_COMMITTEE, &registered_under, |key| {
+        registered.push(second_component(key)?.into_owned());
+        Ok(true)
+    })?;
+    for id in registered {
+        if valid_on(&permits.permits_of(&id)?, on).is_some() && !visit(&id) {
+            break;
+        }
+    }
+    Ok(())
+}
+
+/// The ID number of a `(committee_code, id_number)` index key.
+fn second_component(key: &[u8]) -> StorageResult<std::borrow::Cow<'_, str>> {
+    let mut reader = KeyReader::new(key);
+    reader.str_ref()?;
+    Ok(reader.str_ref()?)
+}
