@@ -13,6 +13,7 @@ use popbase_gateway::interfaces::insurance::PART;
 use popbase_proto::gateway::medical_insurance_client::MedicalInsuranceClient;
 use popbase_proto::gateway::{InsuranceGapRequest, ResidentKind, UninsuredResident};
 use popbase_proto::household::Relationship;
+use popbase_storage::Read;
 use support::{Platform, XINHUA, XIYUAN, household, person, start, start_with_local_exports};
 use tokio_stream::StreamExt;
 
@@ -156,6 +157,160 @@ async fn all_in_one_the_city_list_comes_from_the_handlers() {
     ] {
         assert!(scraped.contains(method), "{method} counted");
     }
+    p.stop().await;
+}
+
+/// The residence role's 政策找人 for resident insurance answers the same
+/// residents whether it asks the feeds in batches (today) or reads each
+/// resident's records as of a day (tomorrow, nothing changing between), and
+/// they are the permit holders of the gateway's list.
+#[tokio::test]
+async fn find_unused_agrees_with_itself_and_with_the_list() {
+    use popbase_proto::residence::{FindUnusedRequest, Policy};
+    let p = start(None, "mtls").await;
+    let entitlements = p.sources.entitlements.clone();
+    let unused = |on: chrono::NaiveDate| {
+        let request = FindUnusedRequest {
+            policy: Policy::ResidentMedicalInsurance as i32,
+            division_code: "3703".into(),
+            on: Some(on.into()),
+        };
+        let mut entitlements = entitlements.clone();
+        async move {
+            let mut stream = entitlements.find_unused(request).await.expect("find").into_inner();
+            let mut found = BTreeSet::new();
+            while let Some(e) = stream.message().await.expect("stream") {
+                assert!(e.qualifies && !e.used && e.used_known, "{e:?}");
+                found.insert(e.id_number);
+            }
+            found
+        }
+    };
+    let today = unused(support::today()).await;
+    let tomorrow = unused(support::today() + chrono::Duration::days(1)).await;
+    assert_eq!(today, tomorrow);
+    let expected: BTreeSet<String> = [&p.people.migrant, &p.people.permit_stranger].into_iter().cloned().collect();
+    assert_eq!(today, expected);
+    let holders: BTreeSet<String> = list(&p, "3703")
+        .await
+        .into_iter()
+        .filter(|r| r.kind == ResidentKind::PermitHolder as i32)
+        .map(|r| r.id_number)
+        .collect();
+    assert_eq!(holders, today);
+    p.stop().await;
+}
+
+/// A source that cannot be reached ends the list UNAVAILABLE, and the
+/// failure is in the audit trail.
+#[tokio::test]
+async fn a_city_list_without_its_registry_fails_closed() {
+    let p = support::start_without_registry().await;
+    let before = p.audit_count();
+    let mut insurance = MedicalInsuranceClient::new(p.department("medical-insurance.dept.popbase").await);
+    let request = InsuranceGapRequest {
+        purpose: "RESIDENT_INSURANCE_ENROLLMENT_DRIVE".into(),
+        division_code: "3703".into(),
+    };
+    let failed = match insurance.insurance_gap(request).await {
+        Err(status) => status,
+        Ok(stream) => match stream.into_inner().next().await {
+            Some(Ok(_)) => panic!("no resident may be listed without the registry"),
+            Some(Err(status)) => status,
+            None => panic!("the list ended without its error"),
+        },
+    };
+    assert_eq!(failed.code(), tonic::Code::Unavailable);
+    assert!(failed.message().contains("household registry"), "{}", failed.message());
+    assert_eq!(p.audit_count(), before + 1);
+    let record = p
+        .ledger
+        .store()
+        .get(&popbase_gateway::tables::AUDIT, &popbase_gateway::tables::audit_key(before + 1))
+        .expect("read")
+        .expect("record")
+        .value;
+    assert_eq!(
+        (record.reason.as_str(), record.decision),
+        ("FETCH_FAILED", popbase_proto::gateway::Decision::Denied as i32)
+    );
+    p.stop().await;
+}
+
+/// Adds `households` of four registered, uninsured persons in 新华社区.
+fn add_uninsured(p: &Platform, households: u32) {
+    let families: Vec<_> = (0..households)
+        .map(|h| {
+            let household_id = format!("370303{:08}", 50_000 + h);
+            let members: Vec<_> = (0..4u32)
+                .map(|m| {
+                    let birth = support::today() - chrono::Duration::days(i64::from(7_000 + h * 4 + m));
+                    let id = popbase_domain::IdNumber::generate("370303", birth, 500).expect("valid id");
+                    person(id.as_str(), "测试", &household_id, XINHUA, Relationship::Son)
+                })
+                .collect();
+            household(&household_id, &members[0].id_number.clone(), XINHUA, members)
+        })
+        .collect();
+    p.registry.import(&families).expect("import");
+}
+
+/// A replica finds at most `limits.max_city_lists` whole-city lists at
+/// once: a list whose reader takes nothing holds its place (its finder
+/// waits with the city's numbers in hand), another city list is refused
+/// OVERLOADED (counted into the refusal summary), a street's is not held
+/// back, and the place comes free when the first reader hangs up.
+#[tokio::test]
+async fn whole_city_lists_are_bounded_per_replica() {
+    let p = support::start_configured("mtls", |config| config.limits.max_city_lists = 1).await;
+    // Far more parts than the path buffers between the finder and a reader.
+    add_uninsured(&p, 10_000);
+    let mut insurance = MedicalInsuranceClient::new(p.department("medical-insurance.dept.popbase").await);
+    let gap = |division: &str| InsuranceGapRequest {
+        purpose: "RESIDENT_INSURANCE_ENROLLMENT_DRIVE".into(),
+        division_code: division.into(),
+    };
+    let mut held = insurance.insurance_gap(gap("3703")).await.expect("first city list").into_inner();
+    held.next().await.expect("a resident").expect("listed");
+
+    let refused = insurance.insurance_gap(gap("3703")).await.expect_err("second city list");
+    assert_eq!(
+        (refused.code(), support::reason(&refused).as_str()),
+        (tonic::Code::ResourceExhausted, "OVERLOADED")
+    );
+    // Shed load is counted into the window's refusal summary, not audited alone.
+    let mut figures = String::new();
+    p.gate.render_metrics(&mut figures);
+    assert!(
+        figures.contains(r#"popbase_gateway_refusals_total{reason="OVERLOADED",audited="false"} 1"#),
+        "{figures}"
+    );
+    // `list` fails the test on a refusal; 西苑's one resident is insured.
+    assert_eq!(
+        ids(&list(&p, "370303002").await),
+        BTreeSet::new(),
+        "a street's list is not held back"
+    );
+
+    drop(held);
+    let mut answered = None;
+    for _ in 0..50 {
+        match insurance.insurance_gap(gap("3703")).await {
+            Ok(stream) => {
+                answered = Some(stream.into_inner());
+                break;
+            }
+            Err(status) => assert_eq!(status.code(), tonic::Code::ResourceExhausted),
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
+    let mut list = answered.expect("the place came free once the first reader hung up");
+    let mut listed = 0;
+    while let Some(resident) = list.next().await {
+        resident.expect("resident");
+        listed += 1;
+    }
+    assert!(listed >= 40_000, "{listed}");
     p.stop().await;
 }
 

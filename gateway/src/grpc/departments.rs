@@ -2,12 +2,14 @@
 
 use std::sync::Arc;
 
+use popbase_common::load_shed::overloaded;
 use popbase_proto::gateway::locality_server::{Locality, LocalityServer};
 use popbase_proto::gateway::medical_insurance_server::{MedicalInsurance, MedicalInsuranceServer};
 use popbase_proto::gateway::persons_server::{Persons, PersonsServer};
 use popbase_proto::gateway::{
     EmployerLocalityRequest, EmployerLocalityResponse, InsuranceGapRequest, PersonSummaryRequest, PersonSummaryResponse, UninsuredResident,
 };
+use tokio::sync::Semaphore;
 use tonic::{Request, Response, Status};
 
 use super::lists::{Listed, answer_list};
@@ -21,11 +23,19 @@ use crate::sources::Sources;
 pub struct DepartmentServices {
     gate: Arc<Gate>,
     sources: Sources,
+    /// Places for whole-city lists on this replica (`limits.max_city_lists`).
+    city_lists: Arc<Semaphore>,
+    max_city_lists: usize,
 }
 
 impl DepartmentServices {
-    pub fn new(gate: Arc<Gate>, sources: Sources) -> Self {
-        Self { gate, sources }
+    pub fn new(gate: Arc<Gate>, sources: Sources, max_city_lists: usize) -> Self {
+        Self {
+            gate,
+            sources,
+            city_lists: Arc::new(Semaphore::new(max_city_lists)),
+            max_city_lists,
+        }
     }
 
     pub fn insurance(&self) -> MedicalInsuranceServer<Self> {
@@ -50,13 +60,26 @@ impl MedicalInsurance for DepartmentServices {
     async fn insurance_gap(&self, request: Request<InsuranceGapRequest>) -> Result<Response<Self::InsuranceGapStream>, Status> {
         let city = self.gate.catalogue.city.clone();
         let sources = self.sources.clone();
+        let (city_lists, max_city_lists) = (Arc::clone(&self.city_lists), self.max_city_lists);
         let list = answer_list(
             &self.gate,
             request,
             interface::INSURANCE_GAP,
             |r| &r.purpose,
-            |r| insurance::validate(r, &city),
-            |division| insurance::gap(sources, division, today()),
+            |r| {
+                let division = insurance::validate(r, &city)?;
+                // A whole city's list holds some 125 MB while it is found.
+                let place = match insurance::is_whole_city(&division) {
+                    true => Some(
+                        city_lists
+                            .try_acquire_owned()
+                            .map_err(|_| overloaded("whole-city lists", max_city_lists))?,
+                    ),
+                    false => None,
+                };
+                Ok((division, place))
+            },
+            |(division, place)| insurance::gap(sources, division, today(), place),
         )
         .await?;
         Ok(Response::new(list))

@@ -43,6 +43,10 @@ pub struct LimitsConfig {
     /// open on every storage role's port, so this bounds what subscribers
     /// take of those ports' `max_concurrent_calls`.
     pub max_subscription_streams: usize,
+    /// Whole-city lists (the uninsured of a city) one gateway replica
+    /// finds at once; another is refused RESOURCE_EXHAUSTED. Each holds the
+    /// city's ID numbers and its insured, some 125 MB at Zibo's size.
+    pub max_city_lists: usize,
 }
 
 impl Default for LimitsConfig {
@@ -58,6 +62,7 @@ impl Default for LimitsConfig {
             refusal_window_secs: 10,
             gateway_connection_age_secs: 300,
             max_subscription_streams: 128,
+            max_city_lists: 2,
         }
     }
 }
@@ -110,6 +115,7 @@ impl LimitsConfig {
             &mut self.gateway_connection_age_secs,
         )?;
         set(env, "POPBASE_LIMITS_MAX_SUBSCRIPTION_STREAMS", &mut self.max_subscription_streams)?;
+        set(env, "POPBASE_LIMITS_MAX_CITY_LISTS", &mut self.max_city_lists)?;
         Ok(())
     }
 
@@ -126,6 +132,7 @@ impl LimitsConfig {
             ("refusal_window_secs", self.refusal_window_secs),
             ("gateway_connection_age_secs", self.gateway_connection_age_secs),
             ("max_subscription_streams", self.max_subscription_streams as u64),
+            ("max_city_lists", self.max_city_lists as u64),
         ];
         match positive.iter().find(|(_, value)| *value == 0) {
             Some((key, _)) => Err(format!("limits.{key} must be greater than zero")),

@@ -100,6 +100,16 @@ where
     Box::pin(tokio_stream::wrappers::ReceiverStream::new(receiver))
 }
 
+/// The next message of `stream`, or UNAVAILABLE when none comes within
+/// `idle`: a frozen sender must not hold its reader (and what the reader
+/// holds) for ever.
+pub async fn next_within(stream: &mut PackedStream, idle: Duration) -> Result<Option<PackedIdNumbers>, Status> {
+    match tokio::time::timeout(idle, tokio_stream::StreamExt::next(stream)).await {
+        Ok(next) => next.transpose(),
+        Err(_) => Err(Status::unavailable(format!("no ID numbers for {} s", idle.as_secs()))),
+    }
+}
+
 /// The ID numbers of one message, packed ones first.
 pub fn unpack(message: PackedIdNumbers) -> impl Iterator<Item = String> {
     message.ids.into_iter().filter_map(id_number::unpack).chain(message.unpacked)
@@ -135,6 +145,16 @@ mod tests {
         assert_eq!(got.len(), ids.len() + 1);
         assert_eq!(&got[..ids.len()], &ids[..]);
         assert_eq!(got.last().map(String::as_str), Some("not an ID number"));
+    }
+
+    #[tokio::test]
+    async fn a_sender_that_sends_nothing_is_given_up_on() {
+        let mut frozen: PackedStream = Box::pin(tokio_stream::pending());
+        let given_up = next_within(&mut frozen, Duration::from_millis(20)).await;
+        assert_eq!(given_up.map_err(|s| s.code()), Err(tonic::Code::Unavailable));
+        let mut done: PackedStream = Box::pin(tokio_stream::iter(vec![Ok(PackedIdNumbers::default())]));
+        assert!(matches!(next_within(&mut done, STALL).await, Ok(Some(_))));
+        assert!(matches!(next_within(&mut done, STALL).await, Ok(None)));
     }
 
     #[tokio::test]

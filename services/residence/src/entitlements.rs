@@ -15,7 +15,7 @@ use popbase_domain::IdNumber;
 use popbase_domain::calendar::age_on;
 use popbase_proto::feeds::feed_record::Payload;
 use popbase_proto::feeds::feeds_client::FeedsClient;
-use popbase_proto::feeds::{CheckInsuranceRequest, EnrollmentStatus, FeedRecord, MedicalScheme, RecordsOfRequest, StudentState};
+use popbase_proto::feeds::{EnrollmentStatus, FeedRecord, MedicalScheme, RecordsOfRequest, StudentState};
 use popbase_proto::residence::entitlements_server::{Entitlements, EntitlementsServer};
 use popbase_proto::residence::{
     Entitlement, FindUnusedRequest, GetEntitlementsRequest, GetEntitlementsResponse, PermitStatus, Policy, RegistrationState,
@@ -233,49 +233,6 @@ fn on_date(value: Option<&popbase_proto::common::Date>) -> Result<NaiveDate, Ser
     Ok(validate::optional_date("on", value)?.unwrap_or_else(popbase_domain::clock::today))
 }
 
-/// 政策找人 for resident medical insurance today: the page's qualifying
-/// residents, and of them those the feeds hold no active insurance for,
-/// asked in one `CheckInsurance` (today's insured-now table answers what
-/// each resident's records as of the end of today would: their current
-/// versions). One call per page instead of one per resident is what lets a
-/// whole city's list be read in seconds.
-async fn uninsured_on_page(
-    permits: &Permits,
-    feeds: &mut FeedsClient<Upstream>,
-    registrations: Vec<ResidenceRegistration>,
-    on: NaiveDate,
-) -> Result<Vec<Entitlement>, ServiceError> {
-    let mut qualifying = Vec::new();
-    for registration in &registrations {
-        let own = permits.permits_of(&registration.id_number).map_err(ServiceError::from)?;
-        let entitlement = resident_medical_insurance(registration, &own, on, false);
-        if entitlement.qualifies {
-            qualifying.push(entitlement);
-        }
-    }
-    if qualifying.is_empty() {
-        return Ok(qualifying);
-    }
-    let id_numbers = qualifying.iter().map(|e| e.id_number.clone()).collect();
-    let active = feeds
-        .check_insurance(CheckInsuranceRequest { id_numbers })
-        .await
-        .map_err(|e| ServiceError::Unavailable(format!("feeds service: {}", e.message())))?
-        .into_inner()
-        .active;
-    if active.len() != qualifying.len() {
-        return Err(ServiceError::Unavailable(
-            "feeds service: CheckInsurance answered a different count".into(),
-        ));
-    }
-    Ok(qualifying
-        .into_iter()
-        .zip(active)
-        .filter(|(_, insured)| !insured)
-        .map(|(e, _)| e)
-        .collect())
-}
-
 /// Registrations whose feed records FindUnused asks for at once.
 const FEED_LOOKUPS: usize = 32;
 
@@ -308,6 +265,10 @@ impl Entitlements for EntitlementsService {
         let on = on_date(r.on.as_ref())?;
         let (permits, feeds) = (self.permits.clone(), self.feeds.clone());
         let (sender, receiver) = tokio::sync::mpsc::channel(256);
+        if policy == Policy::ResidentMedicalInsurance && on == popbase_domain::clock::today() {
+            tokio::spawn(crate::holders::send_uninsured(permits, feeds, division, on, sender));
+            return Ok(Response::new(Box::pin(tokio_stream::wrappers::ReceiverStream::new(receiver))));
+        }
         tokio::spawn(async move {
             let mut after: Option<Vec<u8>> = None;
             loop {
@@ -319,26 +280,6 @@ impl Entitlements for EntitlementsService {
                     }
                 };
                 let (registrations, last) = page;
-                if policy == Policy::ResidentMedicalInsurance && on == popbase_domain::clock::today() {
-                    match uninsured_on_page(&permits, &mut feeds.clone(), registrations, on).await {
-                        Ok(found) => {
-                            for e in found {
-                                if sender.send(Ok(e)).await.is_err() {
-                                    return;
-                                }
-                            }
-                        }
-                        Err(e) => {
-                            let _ = sender.send(Err(e.into())).await;
-                            return;
-                        }
-                    }
-                    match last {
-                        Some(last) => after = Some(last),
-                        None => return,
-                    }
-                    continue;
-                }
                 // The page's feed look-ups run FEED_LOOKUPS at a time, answered in page order.
                 let mut assessed = futures::stream::iter(registrations)
                     .map(|registration| {

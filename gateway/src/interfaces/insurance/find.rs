@@ -16,7 +16,7 @@
 use std::time::Instant;
 
 use chrono::NaiveDate;
-use futures::{StreamExt, TryStreamExt};
+use futures::StreamExt;
 use std::future::Future;
 
 use popbase_common::packed::{self, PackedStream};
@@ -38,7 +38,7 @@ use crate::sources::{Sources, upstream};
 const READS_IN_FLIGHT: usize = 2;
 /// Codes of at most this many digits (a whole city) are compared against
 /// the feeds' insured set.
-const WHOLE_CITY_DIGITS: usize = 4;
+pub const WHOLE_CITY_DIGITS: usize = 4;
 
 const REGISTRY: &str = "the household registry";
 const RESIDENCE: &str = "the residence service";
@@ -68,7 +68,7 @@ pub async fn find(sources: &Sources, division: &str, today: NaiveDate, parts: &m
         all_ids(stream, RESIDENCE).await
     };
     let insured = async {
-        if division.len() > WHOLE_CITY_DIGITS {
+        if !super::is_whole_city(division) {
             return Ok(None);
         }
         let stream = sources
@@ -109,8 +109,18 @@ async fn spawned<T: Send + 'static>(work: impl Future<Output = ServiceResult<T>>
         .map_err(|e| ServiceError::Internal(format!("a list's read task ended: {e}")))?
 }
 
-async fn all_ids(stream: PackedStream, source: &'static str) -> ServiceResult<Vec<PackedIdNumbers>> {
-    stream.map_err(|s| upstream(source, s)).try_collect().await
+/// Every message of a role's stream; a role that sends nothing for
+/// [`packed::STALL`] is given up on (UNAVAILABLE), so a frozen role costs
+/// the list a bounded wait.
+async fn all_ids(mut stream: PackedStream, source: &'static str) -> ServiceResult<Vec<PackedIdNumbers>> {
+    let mut messages = Vec::new();
+    while let Some(message) = packed::next_within(&mut stream, packed::STALL)
+        .await
+        .map_err(|s| upstream(source, s))?
+    {
+        messages.push(message);
+    }
+    Ok(messages)
 }
 
 /// Those of `ids` with no active medical insurance, in their order. Against

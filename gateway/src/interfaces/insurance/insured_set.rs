@@ -10,9 +10,8 @@
 use std::collections::HashSet;
 use std::hash::{BuildHasherDefault, Hasher};
 
-use futures::StreamExt;
 use popbase_common::ServiceResult;
-use popbase_common::packed::PackedStream;
+use popbase_common::packed::{self, PackedStream};
 use popbase_domain::id_number;
 
 use crate::sources::upstream;
@@ -33,8 +32,10 @@ impl InsuredSet {
         };
         /// Most slots reserved up front from the sender's estimate (Shandong's insured).
         const MAX_RESERVED: u64 = 120_000_000;
-        while let Some(message) = stream.next().await {
-            let message = message.map_err(|s| upstream("the feeds service", s))?;
+        while let Some(message) = packed::next_within(&mut stream, packed::STALL)
+            .await
+            .map_err(|s| upstream("the feeds service", s))?
+        {
             if set.packed.is_empty() && message.expected > 0 {
                 // One allocation instead of a rehash at every doubling.
                 set.packed.reserve(usize::try_from(message.expected.min(MAX_RESERVED)).unwrap_or(0));

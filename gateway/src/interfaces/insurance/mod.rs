@@ -20,7 +20,7 @@ use futures::Stream;
 use popbase_common::{ServiceError, ServiceResult, validate};
 use popbase_domain::mask::mask_id_number;
 use popbase_proto::gateway::{InsuranceGapRequest, UninsuredResident};
-use tokio::sync::mpsc;
+use tokio::sync::{OwnedSemaphorePermit, mpsc};
 
 use crate::gate::{Minimise, Release};
 use crate::grpc::lists::Part;
@@ -29,6 +29,10 @@ use parts::Parts;
 
 /// Residents per audited part, and per batch of persons read.
 pub const PART: usize = 1000;
+/// Whether `division` is a whole city (compared against the insured set).
+pub fn is_whole_city(division: &str) -> bool {
+    division.len() <= find::WHOLE_CITY_DIGITS
+}
 
 /// The division asked about, checked to lie in the platform's city.
 pub fn validate(request: &InsuranceGapRequest, city: &str) -> ServiceResult<String> {
@@ -48,14 +52,18 @@ pub fn validate(request: &InsuranceGapRequest, city: &str) -> ServiceResult<Stri
 
 /// Everyone in `division` without active medical insurance on `today`,
 /// registered first, in parts. A source that fails ends the parts with its
-/// error; a reader that goes away stops the search.
+/// error; a reader that goes away stops the search. `place` (a whole
+/// city's place among `limits.max_city_lists`) is held until the list is
+/// found: that is while it holds the city's ID numbers and its insured.
 pub fn gap(
     sources: Sources,
     division: String,
     today: NaiveDate,
+    place: Option<OwnedSemaphorePermit>,
 ) -> impl Stream<Item = ServiceResult<Part<UninsuredResident>>> + Send + 'static {
     let (sender, receiver) = mpsc::channel(2);
     tokio::spawn(async move {
+        let _place = place;
         let mut parts = Parts::new(sender.clone());
         let found = async {
             find::find(&sources, &division, today, &mut parts).await?;
