@@ -37,7 +37,26 @@ use clap::Parser;
 #[global_allocator]
 static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
+/// RocksDB allocates through glibc's malloc, which by default hands freed
+/// memory back to the kernel (a block read's 4 MiB of batch buffers went
+/// through mmap and munmap on every `MultiGet`) and then faults the same
+/// pages in again, zeroed: a quarter of a whole-city list's CPU on its
+/// first call (docs/benchmarks.md, session 19). Keep up to 512 MiB freed
+/// and grow the heap 64 MiB at a time instead; the process's resident size
+/// is that much stickier, which the memory limits in k8s allow for.
+fn keep_freed_memory() {
+    #[cfg(all(target_os = "linux", target_env = "gnu"))]
+    // SAFETY: mallopt only sets allocator parameters; it is called before
+    // any other thread exists.
+    unsafe {
+        libc::mallopt(libc::M_MMAP_THRESHOLD, 32 << 20);
+        libc::mallopt(libc::M_TRIM_THRESHOLD, 512 << 20);
+        libc::mallopt(libc::M_TOP_PAD, 64 << 20);
+    }
+}
+
 fn main() -> std::process::ExitCode {
+    keep_freed_memory();
     let cli = cli::Cli::parse();
     // The format is known before the config is read, so even an error
     // reading it is a JSON line under --log-format json.
