@@ -13,6 +13,7 @@
 //! baselines on the same generated city and writes the comparison.
 
 mod engine;
+mod lists;
 mod report;
 mod scenarios;
 mod setup;
@@ -50,6 +51,9 @@ enum Command {
     /// Change notifications: subscribers of a city's life events (backlog,
     /// then live deaths), with delivery rate, lag and audit cost.
     Subscribers(Box<subscribers::SubscribersArgs>),
+    /// Whole-division lists: the uninsured list of each division given,
+    /// asked at once, timed to the first resident and to the end.
+    Lists(Box<lists::ListsArgs>),
     /// Print a Markdown comparison of reports (ratios to the first).
     Compare { reports: Vec<PathBuf> },
 }
@@ -175,6 +179,11 @@ fn main() -> anyhow::Result<()> {
         Command::Subscribers(args) => {
             let out = args.out.clone();
             let report = runtime.block_on(subscribers::from_args(*args))?;
+            target::emit(&report, &report.markdown(), out.as_deref())
+        }
+        Command::Lists(args) => {
+            let out = args.out.clone();
+            let report = runtime.block_on(lists::from_args(*args))?;
             target::emit(&report, &report.markdown(), out.as_deref())
         }
         Command::Compare { reports } => {
