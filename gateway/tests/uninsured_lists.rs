@@ -258,8 +258,9 @@ fn add_uninsured(p: &Platform, households: u32) {
 /// A replica finds at most `limits.max_city_lists` whole-city lists at
 /// once: a list whose reader takes nothing holds its place (its finder
 /// waits with the city's numbers in hand), another city list is refused
-/// OVERLOADED (counted into the refusal summary), a street's is not held
-/// back, and the place comes free when the first reader hangs up.
+/// OVERLOADED (counted into the refusal summary), as is a county's (an
+/// eighth of a city's weight), a street's is not held back, and the place
+/// comes free when the first reader hangs up.
 #[tokio::test]
 async fn whole_city_lists_are_bounded_per_replica() {
     let p = support::start_configured("mtls", |config| config.limits.max_city_lists = 1).await;
@@ -273,16 +274,23 @@ async fn whole_city_lists_are_bounded_per_replica() {
     let mut held = insurance.insurance_gap(gap("3703")).await.expect("first city list").into_inner();
     held.next().await.expect("a resident").expect("listed");
 
-    let refused = insurance.insurance_gap(gap("3703")).await.expect_err("second city list");
+    // Refused once authorised, as the list's first answer.
+    let mut second = insurance.insurance_gap(gap("3703")).await.expect("authorised").into_inner();
+    let refused = second.next().await.expect("an answer").expect_err("second city list");
     assert_eq!(
         (refused.code(), support::reason(&refused).as_str()),
         (tonic::Code::ResourceExhausted, "OVERLOADED")
     );
+    assert!(second.next().await.is_none(), "nothing follows the refusal");
+    // A county's list weighs an eighth of a city's: no place is left for it.
+    let mut county = insurance.insurance_gap(gap("370303")).await.expect("authorised").into_inner();
+    let refused = county.next().await.expect("an answer").expect_err("a county list");
+    assert_eq!(refused.code(), tonic::Code::ResourceExhausted);
     // Shed load is counted into the window's refusal summary, not audited alone.
     let mut figures = String::new();
     p.gate.render_metrics(&mut figures);
     assert!(
-        figures.contains(r#"popbase_gateway_refusals_total{reason="OVERLOADED",audited="false"} 1"#),
+        figures.contains(r#"popbase_gateway_refusals_total{reason="OVERLOADED",audited="false"} 2"#),
         "{figures}"
     );
     // `list` fails the test on a refusal; 西苑's one resident is insured.
@@ -293,24 +301,51 @@ async fn whole_city_lists_are_bounded_per_replica() {
     );
 
     drop(held);
-    let mut answered = None;
+    let mut listed = 0;
     for _ in 0..50 {
-        match insurance.insurance_gap(gap("3703")).await {
-            Ok(stream) => {
-                answered = Some(stream.into_inner());
+        let mut list = insurance.insurance_gap(gap("3703")).await.expect("authorised").into_inner();
+        match list.next().await.expect("an answer") {
+            Ok(_) => {
+                listed = 1;
+                while let Some(resident) = list.next().await {
+                    resident.expect("resident");
+                    listed += 1;
+                }
                 break;
             }
             Err(status) => assert_eq!(status.code(), tonic::Code::ResourceExhausted),
         }
         tokio::time::sleep(std::time::Duration::from_millis(100)).await;
     }
-    let mut list = answered.expect("the place came free once the first reader hung up");
-    let mut listed = 0;
-    while let Some(resident) = list.next().await {
-        resident.expect("resident");
-        listed += 1;
-    }
     assert!(listed >= 40_000, "{listed}");
+    p.stop().await;
+}
+
+/// A reader that takes nothing for `stream_idle_secs` loses the list, and
+/// it learns so: what was already on its way arrives, then UNAVAILABLE,
+/// never the plain end of a complete list.
+#[tokio::test]
+async fn a_list_cut_short_never_ends_like_a_whole_one() {
+    let p = support::start_configured("mtls", |config| config.limits.stream_idle_secs = 1).await;
+    add_uninsured(&p, 10_000);
+    let mut insurance = MedicalInsuranceClient::new(p.department("medical-insurance.dept.popbase").await);
+    let request = InsuranceGapRequest {
+        purpose: "RESIDENT_INSURANCE_ENROLLMENT_DRIVE".into(),
+        division_code: "3703".into(),
+    };
+    let mut list = insurance.insurance_gap(request).await.expect("authorised").into_inner();
+    list.next().await.expect("a resident").expect("listed");
+    tokio::time::sleep(std::time::Duration::from_millis(2500)).await;
+    let mut read = 1;
+    let ended = loop {
+        match list.next().await {
+            Some(Ok(_)) => read += 1,
+            Some(Err(status)) => break status,
+            None => panic!("a list cut short after {read} residents ended as if whole"),
+        }
+    };
+    assert_eq!(ended.code(), tonic::Code::Unavailable, "{ended:?}");
+    assert!(read < 40_000, "{read}");
     p.stop().await;
 }
 

@@ -2,6 +2,7 @@
 
 use std::sync::Arc;
 
+use futures::StreamExt;
 use popbase_common::load_shed::overloaded;
 use popbase_proto::gateway::locality_server::{Locality, LocalityServer};
 use popbase_proto::gateway::medical_insurance_server::{MedicalInsurance, MedicalInsuranceServer};
@@ -33,7 +34,7 @@ impl DepartmentServices {
         Self {
             gate,
             sources,
-            city_lists: Arc::new(Semaphore::new(max_city_lists)),
+            city_lists: Arc::new(Semaphore::new(max_city_lists * insurance::CITY_PLACES as usize)),
             max_city_lists,
         }
     }
@@ -66,20 +67,24 @@ impl MedicalInsurance for DepartmentServices {
             request,
             interface::INSURANCE_GAP,
             |r| &r.purpose,
-            |r| {
-                let division = insurance::validate(r, &city)?;
-                // A whole city's list holds some 125 MB while it is found.
-                let place = match insurance::is_whole_city(&division) {
-                    true => Some(
-                        city_lists
-                            .try_acquire_owned()
-                            .map_err(|_| overloaded("whole-city lists", max_city_lists))?,
-                    ),
-                    false => None,
+            |r| insurance::validate(r, &city),
+            |division| {
+                // A whole city's list holds some 125 MB while it is found,
+                // a county's about a tenth. Places are taken once the call
+                // is authorised, so a caller that may not ask cannot crowd
+                // out one that may.
+                let place = match insurance::places_of(&division) {
+                    0 => None,
+                    places => match city_lists.try_acquire_many_owned(places) {
+                        Ok(place) => Some(place),
+                        Err(_) => {
+                            let full = overloaded("whole-city lists", max_city_lists);
+                            return futures::stream::once(futures::future::ready(Err(full))).left_stream();
+                        }
+                    },
                 };
-                Ok((division, place))
+                insurance::gap(sources, division, today(), place).right_stream()
             },
-            |(division, place)| insurance::gap(sources, division, today(), place),
         )
         .await?;
         Ok(Response::new(list))

@@ -19,7 +19,7 @@ use chrono::NaiveDate;
 use popbase_common::{ServiceError, ServiceResult, validate};
 use tonic::{Request, Response, Status};
 
-use crate::gate::{Ask, Gate, Minimise};
+use crate::gate::{Admission, Ask, Caller, Gate, Minimise};
 
 pub(crate) fn today() -> NaiveDate {
     popbase_domain::clock::today()
@@ -97,7 +97,25 @@ where
     Fut: Future<Output = ServiceResult<Fetched<Out>>>,
     Out: Minimise,
 {
-    let caller = gate.authenticate(&request, interface).await?;
+    let (_caller, input, admission) = admit(gate, &request, interface, purpose, needs, validate).await?;
+    match fetch(input).await {
+        Ok(fetched) => gate.release(admission, fetched.answer, &fetched.listed, fetched.count).await,
+        Err(e) => Err(gate.fail(&admission, e).await),
+    }
+}
+
+/// Steps 1-3 of every answer: authenticate (the caller holds one of its
+/// department's places in flight), validate (a refusal audited), authorise.
+/// `validate` returns the checked input and the ID numbers it is about.
+pub(crate) async fn admit<Req, In>(
+    gate: &Gate,
+    request: &Request<Req>,
+    interface: &'static str,
+    purpose: impl Fn(&Req) -> &str,
+    needs: impl Fn(&Req) -> &'static [&'static str],
+    validate: impl FnOnce(&Req) -> ServiceResult<(In, Vec<String>)>,
+) -> Result<(Caller, In, Admission), Status> {
+    let caller = gate.authenticate(request, interface).await?;
     let body = request.get_ref();
     let purpose = purpose(body).to_string();
     let (input, subjects) = match require_purpose(&purpose).and_then(|()| validate(body)) {
@@ -112,10 +130,7 @@ where
         needs: needs(body),
     };
     let admission = gate.authorise(&caller, ask).await?;
-    match fetch(input).await {
-        Ok(fetched) => gate.release(admission, fetched.answer, &fetched.listed, fetched.count).await,
-        Err(e) => Err(gate.fail(&admission, e).await),
-    }
+    Ok((caller, input, admission))
 }
 
 pub(crate) fn respond<T>(result: Result<T, Status>) -> Result<Response<T>, Status> {

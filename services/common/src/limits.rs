@@ -45,7 +45,8 @@ pub struct LimitsConfig {
     pub max_subscription_streams: usize,
     /// Whole-city lists (the uninsured of a city) one gateway replica
     /// finds at once; another is refused RESOURCE_EXHAUSTED. Each holds the
-    /// city's ID numbers and its insured, some 125 MB at Zibo's size.
+    /// city's ID numbers and its insured, some 125 MB at Zibo's size; a
+    /// county's list weighs an eighth of one.
     pub max_city_lists: usize,
 }
 

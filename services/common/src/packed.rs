@@ -67,13 +67,15 @@ impl Packer {
         self.gone = sent.is_err();
     }
 
+    /// Sends the last message, marked complete (empty when the scan found
+    /// nothing), or the scan's error.
     fn finish(mut self, scanned: Result<(), ServiceError>) {
         match scanned {
-            Ok(()) if !self.current.ids.is_empty() || !self.current.unpacked.is_empty() => {
-                let last = std::mem::take(&mut self.current);
+            Ok(()) => {
+                let mut last = std::mem::take(&mut self.current);
+                last.complete = true;
                 self.send(Ok(last));
             }
-            Ok(()) => {}
             Err(e) => self.send(Err(e.into())),
         }
     }
@@ -110,6 +112,21 @@ pub async fn next_within(stream: &mut PackedStream, idle: Duration) -> Result<Op
     }
 }
 
+/// Reads a whole stream, handing `take` each message: UNAVAILABLE when a
+/// message does not come within `idle`, or when the stream ends without its
+/// last message marked complete (a sender that stopped or failed midway
+/// must not pass for one that had no more).
+pub async fn read_whole(mut stream: PackedStream, idle: Duration, mut take: impl FnMut(PackedIdNumbers)) -> Result<(), Status> {
+    while let Some(message) = next_within(&mut stream, idle).await? {
+        let complete = message.complete;
+        take(message);
+        if complete {
+            return Ok(());
+        }
+    }
+    Err(Status::unavailable("the ID numbers ended before their last message"))
+}
+
 /// The ID numbers of one message, packed ones first.
 pub fn unpack(message: PackedIdNumbers) -> impl Iterator<Item = String> {
     message.ids.into_iter().filter_map(id_number::unpack).chain(message.unpacked)
@@ -138,13 +155,42 @@ mod tests {
         let mut sizes = Vec::new();
         while let Some(message) = stream.next().await {
             let message = message.expect("no error");
-            sizes.push(message.ids.len() + message.unpacked.len());
+            sizes.push((message.ids.len() + message.unpacked.len(), message.complete));
             got.extend(unpack(message));
         }
-        assert_eq!(sizes, vec![CHUNK, 11]);
+        assert_eq!(sizes, vec![(CHUNK, false), (11, true)], "only the last is marked complete");
         assert_eq!(got.len(), ids.len() + 1);
         assert_eq!(&got[..ids.len()], &ids[..]);
         assert_eq!(got.last().map(String::as_str), Some("not an ID number"));
+    }
+
+    #[tokio::test]
+    async fn only_a_stream_marked_complete_is_read_whole() {
+        let idle = Duration::from_millis(200);
+        let whole = stream_from_scan(|_| Ok::<_, ServiceError>(()));
+        let mut messages = 0;
+        read_whole(whole, idle, |m| {
+            assert!(m.complete && m.ids.is_empty());
+            messages += 1;
+        })
+        .await
+        .expect("an empty scan is a whole, empty answer");
+        assert_eq!(messages, 1);
+        let cut: PackedStream = Box::pin(tokio_stream::iter(vec![Ok(PackedIdNumbers {
+            ids: vec![1],
+            ..Default::default()
+        })]));
+        let read = read_whole(cut, idle, |_| {}).await;
+        assert_eq!(read.map_err(|s| s.code()), Err(tonic::Code::Unavailable), "a stream cut short");
+        // A scan that panics drops its sender: cut short, not complete.
+        let panicked = stream_from_scan(|packer| -> Result<(), ServiceError> {
+            packer.push("11010519491231002X");
+            panic!("a scan that fails badly");
+        });
+        assert_eq!(
+            read_whole(panicked, idle, |_| {}).await.map_err(|s| s.code()),
+            Err(tonic::Code::Unavailable)
+        );
     }
 
     #[tokio::test]

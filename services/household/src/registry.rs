@@ -207,9 +207,7 @@ impl Registry {
     pub fn for_each_person_id_under(&self, division_code: &str, mut visit: impl FnMut(&str) -> bool) -> StorageResult<()> {
         self.store
             .bulk_index_keys(&PERSONS_BY_COMMITTEE, &tables::division_prefix(division_code), |key| {
-                let mut reader = KeyReader::new(key);
-                reader.str_ref()?;
-                Ok(visit(&reader.str_ref()?))
+                Ok(visit(&keys::second_str_ref(key)?))
             })
     }
 

@@ -15,7 +15,7 @@ use popbase_common::validate::MAX_BATCH_IDS;
 use popbase_proto::feeds::CheckInsuranceRequest;
 use popbase_proto::feeds::feeds_client::FeedsClient;
 use popbase_proto::residence::Entitlement;
-use popbase_storage::keys::KeyReader;
+use popbase_storage::keys;
 use popbase_storage::{Read, StorageResult};
 use tokio::sync::mpsc;
 use tonic::Status;
@@ -48,13 +48,13 @@ pub fn for_each_holder_under(
             Ok(true)
         })?;
         return store.bulk_index_keys(&REGISTRATIONS_BY_COMMITTEE, &registered_under, |key| {
-            let id = second_component(key)?;
+            let id = keys::second_str_ref(key)?;
             Ok(!holding.contains(id.as_ref()) || visit(&id))
         });
     }
     let mut registered = Vec::new();
     store.for_each_index_key(&REGISTRATIONS_BY_COMMITTEE, &registered_under, |key| {
-        registered.push(second_component(key)?.into_owned());
+        registered.push(keys::second_str_ref(key)?.into_owned());
         Ok(true)
     })?;
     for id in registered {
@@ -113,20 +113,32 @@ async fn uninsured(
                 "feeds service: CheckInsurance answered a different count".into(),
             ));
         }
-        for (id, _) in batch.iter().zip(active).filter(|(_, insured)| !insured) {
-            let Some(registration) = permits.registration(id)? else { continue };
-            let entitlement = resident_medical_insurance(&registration, &permits.permits_of(id)?, on, false);
-            if entitlement.qualifies && sender.send(Ok(entitlement)).await.is_err() {
+        let uninsured: Vec<String> = batch
+            .iter()
+            .zip(active)
+            .filter(|(_, insured)| !insured)
+            .map(|(id, _)| id.clone())
+            .collect();
+        // Their records are store reads: off the async workers.
+        let store = permits.clone();
+        let found = tokio::task::spawn_blocking(move || -> Result<Vec<Entitlement>, ServiceError> {
+            let mut found = Vec::with_capacity(uninsured.len());
+            for id in &uninsured {
+                let Some(registration) = store.registration(id)? else { continue };
+                let entitlement = resident_medical_insurance(&registration, &store.permits_of(id)?, on, false);
+                if entitlement.qualifies {
+                    found.push(entitlement);
+                }
+            }
+            Ok(found)
+        })
+        .await
+        .map_err(|e| ServiceError::Internal(e.to_string()))??;
+        for entitlement in found {
+            if sender.send(Ok(entitlement)).await.is_err() {
                 return Ok(());
             }
         }
     }
     Ok(())
-}
-
-/// The ID number of a `(committee_code, id_number)` index key.
-fn second_component(key: &[u8]) -> StorageResult<std::borrow::Cow<'_, str>> {
-    let mut reader = KeyReader::new(key);
-    reader.str_ref()?;
-    Ok(reader.str_ref()?)
 }

@@ -32,6 +32,7 @@ use popbase_proto::residence::{GetRegistrationsRequest, RegistrationState, Resid
 use super::PART;
 use super::insured_set::InsuredSet;
 use super::parts::Parts;
+use crate::calls::{PermitCalls, RegistryCalls};
 use crate::sources::{Sources, upstream};
 
 /// Batches of persons (or of insurance checks) asked at once.
@@ -44,6 +45,8 @@ const REGISTRY: &str = "the household registry";
 const RESIDENCE: &str = "the residence service";
 const FEEDS: &str = "the feeds service";
 
+/// Finds the uninsured of `division` on `today` and hands them to `parts`,
+/// registered persons (committee order) first, then permit holders.
 pub async fn find(sources: &Sources, division: &str, today: NaiveDate, parts: &mut Parts) -> ServiceResult<()> {
     let started = Instant::now();
     let persons = async {
@@ -81,12 +84,12 @@ pub async fn find(sources: &Sources, division: &str, today: NaiveDate, parts: &m
     let (persons, holders, insured) = futures::future::try_join3(persons, holders, insured).await?;
     let listed_ms = started.elapsed().as_millis();
 
-    let uninsured = uninsured_of(sources, persons, insured.as_ref()).await?;
-    read_persons(sources, uninsured, parts).await?;
+    let uninsured = uninsured_of(sources, persons, REGISTRY, insured.as_ref()).await?;
+    read_whole(Persons(sources.registry.clone()), uninsured, parts).await?;
     let registered = parts.found;
-    let uninsured = uninsured_of(sources, holders, insured.as_ref()).await?;
+    let uninsured = uninsured_of(sources, holders, RESIDENCE, insured.as_ref()).await?;
     let insured_held = insured.map_or(0, |set| set.len());
-    read_registrations(sources, uninsured, parts).await?;
+    read_whole(Holders(sources.permits.clone()), uninsured, parts).await?;
     // Counts and times only: no person in the log.
     tracing::info!(
         division,
@@ -109,99 +112,152 @@ async fn spawned<T: Send + 'static>(work: impl Future<Output = ServiceResult<T>>
         .map_err(|e| ServiceError::Internal(format!("a list's read task ended: {e}")))?
 }
 
-/// Every message of a role's stream; a role that sends nothing for
-/// [`packed::STALL`] is given up on (UNAVAILABLE), so a frozen role costs
-/// the list a bounded wait.
-async fn all_ids(mut stream: PackedStream, source: &'static str) -> ServiceResult<Vec<PackedIdNumbers>> {
+/// Every message of a role's stream: a role that sends nothing for
+/// [`packed::STALL`], or whose stream ends before its last message, fails
+/// the list UNAVAILABLE (a frozen role costs a bounded wait; a cut-short
+/// answer is never taken for a whole one).
+async fn all_ids(stream: PackedStream, source: &'static str) -> ServiceResult<Vec<PackedIdNumbers>> {
     let mut messages = Vec::new();
-    while let Some(message) = packed::next_within(&mut stream, packed::STALL)
+    packed::read_whole(stream, packed::STALL, |message| messages.push(message))
         .await
-        .map_err(|s| upstream(source, s))?
-    {
-        messages.push(message);
-    }
+        .map_err(|s| upstream(source, s))?;
     Ok(messages)
 }
 
-/// Those of `ids` with no active medical insurance, in their order. Against
-/// the insured set the numbers stay packed until they are found uninsured.
-async fn uninsured_of(sources: &Sources, ids: Vec<PackedIdNumbers>, insured: Option<&InsuredSet>) -> ServiceResult<Vec<String>> {
+/// The ID numbers of `messages` in order; a packed value that is no ID
+/// number fails the list rather than dropping someone from it.
+fn unpacked(messages: Vec<PackedIdNumbers>, source: &'static str) -> impl Iterator<Item = ServiceResult<String>> {
+    messages.into_iter().flat_map(move |message| {
+        let packed = message.ids.into_iter().map(move |p| {
+            id_number::unpack(p).ok_or_else(|| ServiceError::Unavailable(format!("{source} sent a value that is no ID number")))
+        });
+        packed.chain(message.unpacked.into_iter().map(Ok))
+    })
+}
+
+/// Those of `ids` with no active medical insurance, in their order.
+/// Against the insured set the numbers stay packed until found uninsured;
+/// otherwise the feeds are asked [`MAX_BATCH_IDS`] at a time, each batch
+/// unpacked only when it is asked.
+async fn uninsured_of(
+    sources: &Sources,
+    ids: Vec<PackedIdNumbers>,
+    source: &'static str,
+    insured: Option<&InsuredSet>,
+) -> ServiceResult<Vec<String>> {
     if let Some(insured) = insured {
         let mut uninsured = Vec::new();
         for message in ids {
-            let packed = message.ids.into_iter().filter(|&p| !insured.contains_packed(p));
-            uninsured.extend(packed.filter_map(id_number::unpack));
-            uninsured.extend(message.unpacked.into_iter().filter(|id| !insured.contains(id)));
+            let kept = PackedIdNumbers {
+                ids: message.ids.into_iter().filter(|&p| !insured.contains_packed(p)).collect(),
+                unpacked: message.unpacked.into_iter().filter(|id| !insured.contains(id)).collect(),
+                ..Default::default()
+            };
+            for id in unpacked(vec![kept], source) {
+                uninsured.push(id?);
+            }
         }
         return Ok(uninsured);
     }
-    let ids: Vec<String> = ids.into_iter().flat_map(packed::unpack).collect();
-    let batches: Vec<Vec<String>> = ids.chunks(MAX_BATCH_IDS).map(<[String]>::to_vec).collect();
+    let mut numbers = unpacked(ids, source);
+    let batches = std::iter::from_fn(move || {
+        let batch: ServiceResult<Vec<String>> = numbers.by_ref().take(MAX_BATCH_IDS).collect();
+        match batch {
+            Ok(batch) if batch.is_empty() => None,
+            other => Some(other),
+        }
+    });
     let mut checked = futures::stream::iter(batches)
-        .map(|id_numbers| {
+        .map(|batch| {
             let feeds = sources.feeds.clone();
             spawned(async move {
+                let id_numbers = batch?;
+                let request = CheckInsuranceRequest { id_numbers };
+                let asked = request.id_numbers.len();
                 let active = feeds
-                    .check_insurance(CheckInsuranceRequest {
-                        id_numbers: id_numbers.clone(),
-                    })
+                    .check_insurance(request.clone())
                     .await
                     .map_err(|s| upstream(FEEDS, s))?
                     .into_inner()
                     .active;
-                ServiceResult::Ok((id_numbers, active))
+                if active.len() != asked {
+                    return Err(ServiceError::Unavailable(format!(
+                        "{FEEDS} answered {} of {asked} checks",
+                        active.len()
+                    )));
+                }
+                let uninsured = request.id_numbers.into_iter().zip(active).filter(|(_, insured)| !insured);
+                Ok(uninsured.map(|(id, _)| id).collect::<Vec<_>>())
             })
         })
         .buffered(READS_IN_FLIGHT);
     let mut uninsured = Vec::new();
-    while let Some(answer) = checked.next().await {
-        let (ids, active) = answer?;
-        uninsured.extend(ids.into_iter().zip(active).filter(|(_, insured)| !insured).map(|(id, _)| id));
+    while let Some(batch) = checked.next().await {
+        uninsured.extend(batch?);
     }
     Ok(uninsured)
 }
 
-/// The registered persons `ids` names, still registered, as parts.
-async fn read_persons(sources: &Sources, ids: Vec<String>, parts: &mut Parts) -> ServiceResult<()> {
-    let batches: Vec<Vec<String>> = ids.chunks(PART).map(<[String]>::to_vec).collect();
-    let mut read = futures::stream::iter(batches)
-        .map(|id_numbers| {
-            let registry = sources.registry.clone();
-            spawned(async move {
-                let request = GetPersonsRequest {
-                    id_numbers,
-                    view: PersonView::Full as i32,
-                    as_of: None,
-                };
-                registry.get_persons(request).await.map_err(|s| upstream(REGISTRY, s))
-            })
-        })
-        .buffered(READS_IN_FLIGHT);
-    while let Some(answer) = read.next().await {
-        // A person who died or left since the index was read is not listed.
-        let persons = answer?.into_inner().persons;
-        let active = persons.into_iter().filter(|p| p.status == RegistrationStatus::Active as i32);
-        parts.add(active.map(registered_resident)).await?;
-    }
-    Ok(())
+/// What a list reads whole of the residents found uninsured, [`PART`] at a
+/// time with [`READS_IN_FLIGHT`] batches in flight, each as the list's item.
+trait ReadWhole: Clone + Send + Sync + 'static {
+    fn read(&self, id_numbers: Vec<String>) -> impl Future<Output = ServiceResult<Vec<UninsuredResident>>> + Send;
 }
 
-/// The permit holders `ids` names, still registered, as parts.
-async fn read_registrations(sources: &Sources, ids: Vec<String>, parts: &mut Parts) -> ServiceResult<()> {
+/// Registered persons, those no longer registered (died or left since the
+/// index was read) left out.
+#[derive(Clone)]
+struct Persons(RegistryCalls);
+
+impl ReadWhole for Persons {
+    async fn read(&self, id_numbers: Vec<String>) -> ServiceResult<Vec<UninsuredResident>> {
+        let request = GetPersonsRequest {
+            id_numbers,
+            view: PersonView::Full as i32,
+            as_of: None,
+        };
+        let persons = self
+            .0
+            .get_persons(request)
+            .await
+            .map_err(|s| upstream(REGISTRY, s))?
+            .into_inner()
+            .persons;
+        let active = persons.into_iter().filter(|p| p.status == RegistrationStatus::Active as i32);
+        Ok(active.map(registered_resident).collect())
+    }
+}
+
+/// Permit holders, those whose registration ended since the scan left out.
+#[derive(Clone)]
+struct Holders(PermitCalls);
+
+impl ReadWhole for Holders {
+    async fn read(&self, id_numbers: Vec<String>) -> ServiceResult<Vec<UninsuredResident>> {
+        let request = GetRegistrationsRequest { id_numbers };
+        let registrations = self
+            .0
+            .get_registrations(request)
+            .await
+            .map_err(|s| upstream(RESIDENCE, s))?
+            .into_inner()
+            .registrations;
+        let active = registrations.into_iter().filter(|r| r.state == RegistrationState::Active as i32);
+        Ok(active.map(permit_holder).collect())
+    }
+}
+
+/// Reads `ids` whole through `reader` and hands the residents on as parts.
+async fn read_whole(reader: impl ReadWhole, ids: Vec<String>, parts: &mut Parts) -> ServiceResult<()> {
     let batches: Vec<Vec<String>> = ids.chunks(PART).map(<[String]>::to_vec).collect();
     let mut read = futures::stream::iter(batches)
         .map(|id_numbers| {
-            let permits = sources.permits.clone();
-            spawned(async move {
-                let request = GetRegistrationsRequest { id_numbers };
-                permits.get_registrations(request).await.map_err(|s| upstream(RESIDENCE, s))
-            })
+            let reader = reader.clone();
+            spawned(async move { reader.read(id_numbers).await })
         })
         .buffered(READS_IN_FLIGHT);
-    while let Some(answer) = read.next().await {
-        let registrations = answer?.into_inner().registrations;
-        let active = registrations.into_iter().filter(|r| r.state == RegistrationState::Active as i32);
-        parts.add(active.map(permit_holder)).await?;
+    while let Some(residents) = read.next().await {
+        parts.add(residents?).await?;
     }
     Ok(())
 }

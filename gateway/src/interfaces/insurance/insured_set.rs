@@ -16,6 +16,10 @@ use popbase_domain::id_number;
 
 use crate::sources::upstream;
 
+/// Most slots reserved up front from the sender's estimate: a large
+/// city's insured (the set still grows past it if it must).
+const MAX_RESERVED: u64 = 8_000_000;
+
 /// The insured of the city, by packed ID number.
 pub struct InsuredSet {
     packed: HashSet<u64, BuildHasherDefault<PackedIdHasher>>,
@@ -24,25 +28,24 @@ pub struct InsuredSet {
 }
 
 impl InsuredSet {
-    /// Reads the feeds' whole stream.
-    pub async fn read(mut stream: PackedStream) -> ServiceResult<Self> {
+    /// Reads the feeds' whole stream (a stream cut short is UNAVAILABLE,
+    /// never a smaller set: a person missing from it would be listed as
+    /// uninsured).
+    pub async fn read(stream: PackedStream) -> ServiceResult<Self> {
         let mut set = Self {
             packed: HashSet::default(),
             unpacked: HashSet::new(),
         };
-        /// Most slots reserved up front from the sender's estimate (Shandong's insured).
-        const MAX_RESERVED: u64 = 120_000_000;
-        while let Some(message) = packed::next_within(&mut stream, packed::STALL)
-            .await
-            .map_err(|s| upstream("the feeds service", s))?
-        {
+        packed::read_whole(stream, packed::STALL, |message| {
             if set.packed.is_empty() && message.expected > 0 {
                 // One allocation instead of a rehash at every doubling.
                 set.packed.reserve(usize::try_from(message.expected.min(MAX_RESERVED)).unwrap_or(0));
             }
             set.packed.extend(message.ids);
             set.unpacked.extend(message.unpacked);
-        }
+        })
+        .await
+        .map_err(|s| upstream("the feeds service", s))?;
         Ok(set)
     }
 
@@ -63,8 +66,9 @@ impl InsuredSet {
 }
 
 /// A packed ID number is already an integer with its entropy spread over
-/// the digits; one multiplication (Fibonacci hashing) mixes it into the
-/// high bits the table uses, at a fraction of SipHash's cost per probe.
+/// the digits; one multiplication by an odd constant (Fibonacci hashing)
+/// mixes it into every bit the table uses (the low bits pick the bucket,
+/// the high seven its tag), at a fraction of SipHash's cost per probe.
 #[derive(Default)]
 pub struct PackedIdHasher(u64);
 
@@ -102,6 +106,7 @@ mod tests {
             ids: vec![id_number::pack(insured).expect("valid")],
             unpacked: vec!["1101051949123100".into()],
             expected: 2,
+            complete: true,
         };
         let set = InsuredSet::read(stream(vec![Ok(message)])).await.expect("read");
         assert_eq!(set.len(), 2);
@@ -114,6 +119,14 @@ mod tests {
     #[tokio::test]
     async fn a_broken_stream_is_an_unavailable_source_not_an_empty_set() {
         let broken = stream(vec![Ok(PackedIdNumbers::default()), Err(Status::internal("feeds store"))]);
+        let cut = stream(vec![Ok(PackedIdNumbers {
+            ids: vec![1],
+            ..Default::default()
+        })]);
+        assert!(
+            matches!(InsuredSet::read(cut).await, Err(popbase_common::ServiceError::Unavailable(_))),
+            "cut short"
+        );
         let read = InsuredSet::read(broken).await;
         assert!(matches!(read, Err(popbase_common::ServiceError::Unavailable(_))));
     }

@@ -29,6 +29,24 @@ use parts::Parts;
 
 /// Residents per audited part, and per batch of persons read.
 pub const PART: usize = 1000;
+/// Longest a list may take to be found (a whole city takes seconds; a
+/// province's would take minutes), whatever its sources still send.
+const FIND_DEADLINE: std::time::Duration = std::time::Duration::from_secs(600);
+
+/// Places a whole city's list takes among `limits.max_city_lists` × this:
+/// a county's takes one, so eight counties at once weigh as one city.
+pub const CITY_PLACES: u32 = 8;
+
+/// The places a list of `division` takes while it is found: a whole city
+/// [`CITY_PLACES`], a county one, a street or committee none.
+pub fn places_of(division: &str) -> u32 {
+    match division.len() {
+        n if n <= find::WHOLE_CITY_DIGITS => CITY_PLACES,
+        6 => 1,
+        _ => 0,
+    }
+}
+
 /// Whether `division` is a whole city (compared against the insured set).
 pub fn is_whole_city(division: &str) -> bool {
     division.len() <= find::WHOLE_CITY_DIGITS
@@ -69,7 +87,14 @@ pub fn gap(
             find::find(&sources, &division, today, &mut parts).await?;
             parts.finish().await
         };
-        if let Err(e) = found.await {
+        let outcome = tokio::select! {
+            found = tokio::time::timeout(FIND_DEADLINE, found) => found.unwrap_or_else(|_| {
+                Err(ServiceError::Unavailable(format!("the list was not found within {} s", FIND_DEADLINE.as_secs())))
+            }),
+            // The reader went away: stop finding, free what is held.
+            () = sender.closed() => return,
+        };
+        if let Err(e) = outcome {
             let _ = sender.send(Err(e)).await;
         }
     });

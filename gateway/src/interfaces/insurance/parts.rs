@@ -38,16 +38,21 @@ impl Parts {
         Ok(())
     }
 
-    /// Sends the last, short part.
+    /// Sends the last, short part (perhaps empty), marked last: a list
+    /// whose parts end without it was cut short.
     pub async fn finish(mut self) -> ServiceResult<()> {
-        if self.pending.is_empty() { Ok(()) } else { self.send().await }
+        self.send_part(true).await
     }
 
     async fn send(&mut self) -> ServiceResult<()> {
+        self.send_part(false).await
+    }
+
+    async fn send_part(&mut self, last: bool) -> ServiceResult<()> {
         let items = std::mem::replace(&mut self.pending, Vec::with_capacity(PART));
         let listed = items.iter().map(|r| r.id_number.clone()).collect();
         self.sender
-            .send(Ok(Part { items, listed }))
+            .send(Ok(Part { items, listed, last }))
             .await
             .map_err(|_| ServiceError::Unavailable("the list's reader hung up".into()))
     }
