@@ -169,9 +169,9 @@ async fn find_unused_agrees_with_itself_and_with_the_list() {
     use popbase_proto::residence::{FindUnusedRequest, Policy};
     let p = start(None, "mtls").await;
     let entitlements = p.sources.entitlements.clone();
-    let unused = |on: chrono::NaiveDate| {
+    let unused = |policy: Policy, on: chrono::NaiveDate| {
         let request = FindUnusedRequest {
-            policy: Policy::ResidentMedicalInsurance as i32,
+            policy: policy as i32,
             division_code: "3703".into(),
             on: Some(on.into()),
         };
@@ -186,8 +186,8 @@ async fn find_unused_agrees_with_itself_and_with_the_list() {
             found
         }
     };
-    let today = unused(support::today()).await;
-    let tomorrow = unused(support::today() + chrono::Duration::days(1)).await;
+    let today = unused(Policy::ResidentMedicalInsurance, support::today()).await;
+    let tomorrow = unused(Policy::ResidentMedicalInsurance, support::today() + chrono::Duration::days(1)).await;
     assert_eq!(today, tomorrow);
     let expected: BTreeSet<String> = [&p.people.migrant, &p.people.permit_stranger].into_iter().cloned().collect();
     assert_eq!(today, expected);
@@ -198,6 +198,10 @@ async fn find_unused_agrees_with_itself_and_with_the_list() {
         .map(|r| r.id_number)
         .collect();
     assert_eq!(holders, today);
+    // Education: the accompanied girl of a valid permit, not the boy whose
+    // mother's permit lapsed (the feeds are asked only about her).
+    let pupils = unused(Policy::CompulsoryEducation, support::today()).await;
+    assert_eq!(pupils, BTreeSet::from([p.people.migrant_child.clone()]));
     p.stop().await;
 }
 
