@@ -202,6 +202,37 @@ async fn find_unused_agrees_with_itself_and_with_the_list() {
     // mother's permit lapsed (the feeds are asked only about her).
     let pupils = unused(Policy::CompulsoryEducation, support::today()).await;
     assert_eq!(pupils, BTreeSet::from([p.people.migrant_child.clone()]));
+    let tomorrow = support::today() + chrono::Duration::days(1);
+    assert_eq!(
+        unused(Policy::CompulsoryEducation, tomorrow).await,
+        pupils,
+        "batched and per-child paths agree"
+    );
+    // Once the education bureau reports her enrolled, she is no longer listed.
+    use popbase_proto::feeds::{FeedRecord, Source, StudentState, StudentStatus, feed_record::Payload};
+    let enrolled = FeedRecord {
+        source: Source::Education as i32,
+        record_id: "EDU-LIST-1".into(),
+        as_of_unix_millis: chrono::Utc::now().timestamp_millis() - 1_000,
+        payload: Some(Payload::Student(StudentStatus {
+            id_number: p.people.migrant_child.clone(),
+            school_id: "SCH-1".into(),
+            grade: 3,
+            state: StudentState::Enrolled as i32,
+            since: Some(support::today().into()),
+        })),
+    };
+    let summary = p
+        .sources
+        .feeds_ingest
+        .clone()
+        .ingest(tokio_stream::iter([enrolled]))
+        .await
+        .expect("ingest")
+        .into_inner();
+    assert_eq!(summary.accepted, 1, "{summary:?}");
+    assert_eq!(unused(Policy::CompulsoryEducation, support::today()).await, BTreeSet::new());
+    assert_eq!(unused(Policy::CompulsoryEducation, tomorrow).await, BTreeSet::new());
     p.stop().await;
 }
 

@@ -7,8 +7,8 @@ use popbase_common::packed::{self, PackedStream};
 use popbase_common::{ServiceError, validate};
 use popbase_proto::feeds::feeds_server::{Feeds, FeedsServer};
 use popbase_proto::feeds::{
-    CheckInsuranceRequest, CheckInsuranceResponse, FeedRecord, IngestSummary, ListUnmatchedRequest, ListUnmatchedResponse, Outcome,
-    RecordResult, RecordsOfRequest, RecordsOfResponse, Source, StreamInsuredRequest,
+    CheckEnrolledRequest, CheckEnrolledResponse, CheckInsuranceRequest, CheckInsuranceResponse, FeedRecord, IngestSummary,
+    ListUnmatchedRequest, ListUnmatchedResponse, Outcome, RecordResult, RecordsOfRequest, RecordsOfResponse, Source, StreamInsuredRequest,
 };
 use tokio_stream::StreamExt;
 use tonic::{Request, Response, Status, Streaming};
@@ -141,6 +141,17 @@ impl Feeds for FeedsService {
         }
         .map_err(ServiceError::from)?;
         Ok(Response::new(CheckInsuranceResponse { active }))
+    }
+
+    async fn check_enrolled(&self, request: Request<CheckEnrolledRequest>) -> Result<Response<CheckEnrolledResponse>, Status> {
+        let ids = request.into_inner().id_numbers;
+        validate::id_batch("id_numbers", &ids)?;
+        let feeds = self.feeds.clone();
+        let enrolled = tokio::task::spawn_blocking(move || feeds.enrolled_many(&ids))
+            .await
+            .map_err(|e| ServiceError::Internal(e.to_string()))?
+            .map_err(ServiceError::from)?;
+        Ok(Response::new(CheckEnrolledResponse { enrolled }))
     }
 
     type StreamInsuredStream = PackedStream;

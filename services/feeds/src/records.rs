@@ -1,7 +1,7 @@
 //! Domain operations over the feeds store.
 
-use popbase_proto::feeds::{FeedRecord, feed_record::Payload};
-use popbase_storage::keys::KeyReader;
+use popbase_proto::feeds::{FeedRecord, Source, StudentState, feed_record::Payload};
+use popbase_storage::keys::{KeyBuilder, KeyReader};
 use popbase_storage::{Batch, Durability, Read, StorageResult, Store};
 
 use crate::insured::{self, INSURED, InsuredChanges};
@@ -125,6 +125,36 @@ impl FeedStore {
     pub fn for_each_insured(&self, mut visit: impl FnMut(&str) -> bool) -> StorageResult<()> {
         self.store
             .bulk_row_keys(&INSURED, &[], |key| Ok(visit(&KeyReader::new(key).str_ref()?)))
+    }
+
+    /// Whether each person has a current student record saying they are
+    /// enrolled (what 政策找人 asks of compulsory education today): their
+    /// education records only, one prefix scan and a read each.
+    pub fn enrolled_many(&self, id_numbers: &[String]) -> StorageResult<Vec<bool>> {
+        let education = tables::source_byte(Source::Education as i32);
+        let mut enrolled = Vec::with_capacity(id_numbers.len());
+        for id in id_numbers {
+            let prefix = KeyBuilder::new().str(id).u8(education).build();
+            let mut record_ids = Vec::new();
+            self.store.for_each_index_key(&RECORDS_BY_PERSON, &prefix, |key| {
+                let mut reader = KeyReader::new(key);
+                reader.str()?;
+                reader.u8()?;
+                record_ids.push(reader.str()?);
+                Ok(true)
+            })?;
+            let mut found = false;
+            for record_id in record_ids {
+                let current = self
+                    .store
+                    .get(&RECORDS, &tables::record_key(Source::Education as i32, &record_id))?;
+                found |= current.is_some_and(|r| {
+                    matches!(&r.value.payload, Some(Payload::Student(s)) if s.state == StudentState::Enrolled as i32 && &s.id_number == id)
+                });
+            }
+            enrolled.push(found);
+        }
+        Ok(enrolled)
     }
 
     /// About how many persons [`FeedStore::for_each_insured`] will visit.

@@ -304,8 +304,13 @@ impl Entitlements for EntitlementsService {
         let on = on_date(r.on.as_ref())?;
         let (permits, feeds) = (self.permits.clone(), self.feeds.clone());
         let (sender, receiver) = tokio::sync::mpsc::channel(256);
-        if policy == Policy::ResidentMedicalInsurance && on == popbase_domain::clock::today() {
+        let today = on == popbase_domain::clock::today();
+        if policy == Policy::ResidentMedicalInsurance && today {
             tokio::spawn(crate::holders::send_uninsured(permits, feeds, division, on, sender));
+            return Ok(Response::new(Box::pin(tokio_stream::wrappers::ReceiverStream::new(receiver))));
+        }
+        if policy == Policy::CompulsoryEducation && today && crate::holders::scans_permits(&division) {
+            tokio::spawn(crate::pupils::send_unenrolled(permits, feeds, division, on, sender));
             return Ok(Response::new(Box::pin(tokio_stream::wrappers::ReceiverStream::new(receiver))));
         }
         tokio::spawn(async move {

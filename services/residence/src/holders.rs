@@ -29,6 +29,23 @@ use crate::tables::{self, PERMITS, REGISTRATIONS_BY_COMMITTEE};
 /// second) rather than each registration's permits looked up in turn.
 const SCAN_PERMITS_UP_TO_DIGITS: usize = 6;
 
+/// Whether `division_code` is a county or larger (see [`SCAN_PERMITS_UP_TO_DIGITS`]).
+pub fn scans_permits(division_code: &str) -> bool {
+    division_code.len() <= SCAN_PERMITS_UP_TO_DIGITS
+}
+
+/// Everyone holding a permit valid on `on`, from one pass over every permit.
+pub fn valid_holders(permits: &Permits, on: NaiveDate) -> StorageResult<HashSet<String>> {
+    let mut holding = HashSet::new();
+    permits.store().bulk_rows(&PERMITS, &[], |_, row| {
+        if valid_on(std::slice::from_ref(&row.value), on).is_some() {
+            holding.insert(row.value.id_number);
+        }
+        Ok(true)
+    })?;
+    Ok(holding)
+}
+
 /// Hands each qualifying resident's ID number to `visit`, in committee then
 /// ID order, until it answers `false`.
 pub fn for_each_holder_under(
@@ -39,14 +56,8 @@ pub fn for_each_holder_under(
 ) -> StorageResult<()> {
     let store = permits.store();
     let registered_under = tables::division_prefix(division_code);
-    if division_code.len() <= SCAN_PERMITS_UP_TO_DIGITS {
-        let mut holding = HashSet::new();
-        store.bulk_rows(&PERMITS, &[], |_, row| {
-            if valid_on(std::slice::from_ref(&row.value), on).is_some() {
-                holding.insert(row.value.id_number);
-            }
-            Ok(true)
-        })?;
+    if scans_permits(division_code) {
+        let holding = valid_holders(permits, on)?;
         return store.bulk_index_keys(&REGISTRATIONS_BY_COMMITTEE, &registered_under, |key| {
             let id = keys::second_str_ref(key)?;
             Ok(!holding.contains(id.as_ref()) || visit(&id))

@@ -10,6 +10,7 @@ pub mod grpc;
 pub mod holders;
 pub mod lifecycle;
 pub mod permits;
+pub mod pupils;
 pub mod role;
 pub mod tables;
 

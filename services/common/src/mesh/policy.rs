@@ -9,7 +9,7 @@
 //! | `popbase.household.v1.Settlement`, `RegistryStatistics` | all | — |
 //! | `popbase.residence.v1.ResidencePermits` | all | feeds: `CheckResidents`; household: `GetResident` (a settlement applicant's permit) |
 //! | `popbase.residence.v1.Entitlements` | all | — |
-//! | `popbase.feeds.v1.Feeds` | all | residence: `RecordsOf` (what departments know of a resident), `CheckInsurance` (政策找人 for resident insurance, a page at a time); household: `RecordsOf` (a settlement applicant's pension, insurance and housing) |
+//! | `popbase.feeds.v1.Feeds` | all | residence: `RecordsOf` (what departments know of a resident), `CheckInsurance`, `CheckEnrolled` (政策找人 for resident insurance and education, a batch at a time); household: `RecordsOf` (a settlement applicant's pension, insurance and housing) |
 //! | `popbase.ledger.v1.Ledger` (consents, audit appends) | all | — |
 //! | `arrow.flight.protocol.FlightService` (identified internal datasets) | all | — |
 //! | `popbase.changes.v1.ChangeFeed` (typed change logs, for subscriptions) | all | — |
@@ -44,12 +44,13 @@ const GATEWAY: [&str; 10] = [
 ];
 
 /// Single methods granted to roles other than the gateway.
-const METHODS: [(&str, MeshIdentity); 7] = [
+const METHODS: [(&str, MeshIdentity); 8] = [
     ("/popbase.household.v1.HouseholdRegistry/CheckPersons", Feeds),
     ("/popbase.residence.v1.ResidencePermits/CheckResidents", Feeds),
     ("/popbase.household.v1.LifeEvents/SettlementsSince", Residence),
     ("/popbase.feeds.v1.Feeds/RecordsOf", Residence),
     ("/popbase.feeds.v1.Feeds/CheckInsurance", Residence),
+    ("/popbase.feeds.v1.Feeds/CheckEnrolled", Residence),
     // Settlements are decided on the platform's facts, not declarations.
     ("/popbase.feeds.v1.Feeds/RecordsOf", Household),
     ("/popbase.residence.v1.ResidencePermits/GetResident", Household),
@@ -123,6 +124,8 @@ mod tests {
         );
         assert!(allowed("/popbase.feeds.v1.Feeds/RecordsOf", Residence));
         assert!(allowed("/popbase.feeds.v1.Feeds/CheckInsurance", Residence));
+        assert!(allowed("/popbase.feeds.v1.Feeds/CheckEnrolled", Residence));
+        assert!(!allowed("/popbase.feeds.v1.Feeds/CheckEnrolled", Household));
         assert!(!allowed("/popbase.feeds.v1.Feeds/StreamInsured", Residence), "no bulk reads");
         assert!(
             !allowed("/popbase.household.v1.HouseholdRegistry/StreamPersonIds", Feeds),
