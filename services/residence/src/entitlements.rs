@@ -25,6 +25,7 @@ use tokio_stream::Stream;
 use tonic::{Request, Response, Status};
 
 use crate::Permits;
+use crate::batched::Batched;
 
 /// Compulsory education: ages 6 to 15 inclusive.
 pub const SCHOOL_AGES: std::ops::RangeInclusive<u32> = 6..=15;
@@ -245,11 +246,14 @@ async fn unused_of(
 }
 
 /// A resident's own permits and those of the person they accompany.
-fn permits_around(permits: &Permits, registration: &ResidenceRegistration) -> Result<(Vec<ResidencePermit>, Vec<ResidencePermit>), Status> {
-    let own = permits.permits_of(&registration.id_number).map_err(ServiceError::from)?;
+pub(crate) fn permits_around(
+    permits: &Permits,
+    registration: &ResidenceRegistration,
+) -> Result<(Vec<ResidencePermit>, Vec<ResidencePermit>), ServiceError> {
+    let own = permits.permits_of(&registration.id_number)?;
     let accompanied = match registration.accompanies_id_number.as_str() {
         "" => Vec::new(),
-        parent => permits.permits_of(parent).map_err(ServiceError::from)?,
+        parent => permits.permits_of(parent)?,
     };
     Ok((own, accompanied))
 }
@@ -304,13 +308,8 @@ impl Entitlements for EntitlementsService {
         let on = on_date(r.on.as_ref())?;
         let (permits, feeds) = (self.permits.clone(), self.feeds.clone());
         let (sender, receiver) = tokio::sync::mpsc::channel(256);
-        let today = on == popbase_domain::clock::today();
-        if policy == Policy::ResidentMedicalInsurance && today {
-            tokio::spawn(crate::holders::send_uninsured(permits, feeds, division, on, sender));
-            return Ok(Response::new(Box::pin(tokio_stream::wrappers::ReceiverStream::new(receiver))));
-        }
-        if policy == Policy::CompulsoryEducation && today && crate::holders::scans_permits(&division) {
-            tokio::spawn(crate::pupils::send_unenrolled(permits, feeds, division, on, sender));
+        if let Some(batched) = Batched::for_request(policy, &division, on) {
+            tokio::spawn(crate::batched::send_unused(permits, feeds, batched, division, on, sender));
             return Ok(Response::new(Box::pin(tokio_stream::wrappers::ReceiverStream::new(receiver))));
         }
         tokio::spawn(async move {

@@ -3,25 +3,17 @@
 //! registration and a permit of their own valid that day (the rule of
 //! `entitlements::resident_medical_insurance`). The gateway's uninsured
 //! list streams their ID numbers and asks the feeds itself; 政策找人 for
-//! resident insurance today (`FindUnused`) asks the feeds about them
-//! 10,000 at a time, instead of each resident's records one by one.
+//! resident insurance today (`batched`) asks the feeds about them 10,000 at
+//! a time, instead of each resident's records one by one.
 
 use std::collections::HashSet;
 
 use chrono::NaiveDate;
-use popbase_common::ServiceError;
-use popbase_common::upstream::Upstream;
-use popbase_common::validate::MAX_BATCH_IDS;
-use popbase_proto::feeds::CheckInsuranceRequest;
-use popbase_proto::feeds::feeds_client::FeedsClient;
-use popbase_proto::residence::Entitlement;
 use popbase_storage::keys;
 use popbase_storage::{Read, StorageResult};
-use tokio::sync::mpsc;
-use tonic::Status;
 
 use crate::Permits;
-use crate::entitlements::{resident_medical_insurance, valid_on};
+use crate::entitlements::valid_on;
 use crate::tables::{self, PERMITS, REGISTRATIONS_BY_COMMITTEE};
 
 /// Divisions of at most this many digits (a county or larger) are answered
@@ -71,84 +63,6 @@ pub fn for_each_holder_under(
     for id in registered {
         if valid_on(&permits.permits_of(&id)?, on).is_some() && !visit(&id) {
             break;
-        }
-    }
-    Ok(())
-}
-
-/// 政策找人 for resident medical insurance on `on` (today: the feeds'
-/// insured-now table answers for it): each qualifying resident under
-/// `division` the feeds hold no active insurance for, with the basis, sent
-/// in committee order until the reader goes; an error ends the stream.
-pub async fn send_uninsured(
-    permits: Permits,
-    mut feeds: FeedsClient<Upstream>,
-    division: String,
-    on: NaiveDate,
-    sender: mpsc::Sender<Result<Entitlement, Status>>,
-) {
-    if let Err(e) = uninsured(&permits, &mut feeds, &division, on, &sender).await {
-        let _ = sender.send(Err(e.into())).await;
-    }
-}
-
-async fn uninsured(
-    permits: &Permits,
-    feeds: &mut FeedsClient<Upstream>,
-    division: &str,
-    on: NaiveDate,
-    sender: &mpsc::Sender<Result<Entitlement, Status>>,
-) -> Result<(), ServiceError> {
-    let (scanned, division_code) = (permits.clone(), division.to_string());
-    let qualifying = tokio::task::spawn_blocking(move || {
-        let mut ids = Vec::new();
-        for_each_holder_under(&scanned, &division_code, on, |id| {
-            ids.push(id.to_string());
-            true
-        })
-        .map(|()| ids)
-    })
-    .await
-    .map_err(|e| ServiceError::Internal(e.to_string()))??;
-    for batch in qualifying.chunks(MAX_BATCH_IDS) {
-        let active = feeds
-            .check_insurance(CheckInsuranceRequest {
-                id_numbers: batch.to_vec(),
-            })
-            .await
-            .map_err(|e| ServiceError::Unavailable(format!("feeds service: {}", e.message())))?
-            .into_inner()
-            .active;
-        if active.len() != batch.len() {
-            return Err(ServiceError::Unavailable(
-                "feeds service: CheckInsurance answered a different count".into(),
-            ));
-        }
-        let uninsured: Vec<String> = batch
-            .iter()
-            .zip(active)
-            .filter(|(_, insured)| !insured)
-            .map(|(id, _)| id.clone())
-            .collect();
-        // Their records are store reads: off the async workers.
-        let store = permits.clone();
-        let found = tokio::task::spawn_blocking(move || -> Result<Vec<Entitlement>, ServiceError> {
-            let mut found = Vec::with_capacity(uninsured.len());
-            for id in &uninsured {
-                let Some(registration) = store.registration(id)? else { continue };
-                let entitlement = resident_medical_insurance(&registration, &store.permits_of(id)?, on, false);
-                if entitlement.qualifies {
-                    found.push(entitlement);
-                }
-            }
-            Ok(found)
-        })
-        .await
-        .map_err(|e| ServiceError::Internal(e.to_string()))??;
-        for entitlement in found {
-            if sender.send(Ok(entitlement)).await.is_err() {
-                return Ok(());
-            }
         }
     }
     Ok(())

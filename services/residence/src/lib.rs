@@ -1,6 +1,7 @@
 //! Residence registrations (居住登记) and permits (居住证): the city's
 //! non-registered residents, on their own store.
 
+pub mod batched;
 pub mod changes;
 pub mod entitlements;
 pub mod expiry;
