@@ -11,7 +11,6 @@ use popbase_proto::gateway::{
     ChainHeadRequest, Consent, ConsentState, GrantConsentRequest, InsuranceGapRequest, ListConsentsRequest, PersonSummaryRequest,
     RevokeConsentRequest,
 };
-use popbase_storage::Read;
 use support::{reason, start, today};
 use tonic::Code;
 
@@ -350,13 +349,7 @@ async fn a_failed_fetch_is_refused_and_audited() {
     assert_eq!(failed.code(), Code::Unavailable);
     assert!(failed.message().contains("household registry"), "{}", failed.message());
     assert_eq!(p.audit_count(), before + 1);
-    let record = p
-        .ledger
-        .store()
-        .get(&popbase_gateway::tables::AUDIT, &popbase_gateway::tables::audit_key(before + 1))
-        .expect("read")
-        .expect("record")
-        .value;
+    let record = p.audit_record(before + 1);
     assert_eq!((record.reason.as_str(), record.subjects.len()), ("FETCH_FAILED", 2));
     p.stop().await;
 }

@@ -15,11 +15,9 @@ use arrow_schema::Schema;
 use futures::TryStreamExt;
 use popbase_domain::Pseudonymizer;
 use popbase_export::{DATASETS, SNAPSHOT_SEQ_KEY, Ticket};
-use popbase_gateway::tables::{AUDIT, audit_key};
 use popbase_household::EventContext;
 use popbase_proto::common::Address;
 use popbase_proto::gateway::{AuditRecord, Decision, ExportPhase};
-use popbase_storage::Read;
 use sha2::{Digest, Sha256};
 use support::{Platform, XIYUAN, reason, start, start_with_local_exports};
 
@@ -73,12 +71,7 @@ fn ticket(dataset: &str) -> Ticket {
 }
 
 fn last_record(p: &Platform) -> AuditRecord {
-    let store = p.ledger.store();
-    store
-        .get(&AUDIT, &audit_key(p.audit_count()))
-        .expect("read")
-        .expect("present")
-        .value
+    p.audit_record(p.audit_count())
 }
 
 fn status_of(error: FlightError) -> tonic::Status {
@@ -146,13 +139,7 @@ async fn big_data_lists_and_reads_every_dataset_pseudonymised_and_each_export_is
         // STARTED, one BATCH record per batch (naming its subjects), COMPLETED.
         let records = 2 + batches.len() as u64;
         assert_eq!(p.audit_count(), before + records, "{name}: the records of one export");
-        let started = p
-            .ledger
-            .store()
-            .get(&AUDIT, &audit_key(before + 1))
-            .expect("read")
-            .expect("present")
-            .value;
+        let started = p.audit_record(before + 1);
         let phase = |r: &AuditRecord| r.export.as_ref().map(|e| e.phase);
         assert_eq!(phase(&started), Some(ExportPhase::Started as i32), "{name}");
         assert_eq!(started.count, 0, "{name}: nothing has left when it starts");

@@ -8,8 +8,6 @@ mod support;
 use std::time::{Duration, Instant};
 
 use http::uri::PathAndQuery;
-use popbase_gateway::tables::{AUDIT, audit_key};
-use popbase_proto::gateway::AuditRecord;
 use prost::bytes::{Buf, BufMut};
 use support::{reason, start, start_configured};
 use tokio_stream::StreamExt;
@@ -93,11 +91,6 @@ fn field(status: &Status) -> &str {
     status.metadata().get("popbase-field").and_then(|v| v.to_str().ok()).unwrap_or("")
 }
 
-fn record(p: &support::Platform, seq: u64) -> AuditRecord {
-    use popbase_storage::Read as _;
-    p.ledger.store().get(&AUDIT, &audit_key(seq)).expect("read").expect("record").value
-}
-
 #[tokio::test]
 async fn bodies_that_do_not_decode_are_audited_charged_and_rate_limited() {
     let catalogue = popbase_gateway::catalogue::SHIPPED.replace(
@@ -119,7 +112,7 @@ async fn bodies_that_do_not_decode_are_audited_charged_and_rate_limited() {
         );
         assert!(status.message().contains("ChainHeadRequest"), "{}", status.message());
         assert_eq!(p.audit_count(), before + 1, "one record per malformed call");
-        let audited = record(&p, p.audit_count());
+        let audited = p.audit_record(p.audit_count());
         assert_eq!(
             (audited.department.as_str(), audited.interface.as_str(), audited.reason.as_str()),
             ("audit", "AuditChainHead", "INVALID_ARGUMENT")
@@ -137,7 +130,7 @@ async fn bodies_that_do_not_decode_are_audited_charged_and_rate_limited() {
     let before = p.audit_count();
     let status = server_streaming(&big_data, "/arrow.flight.protocol.FlightService/DoGet", JUNK).await;
     assert_eq!((status.code(), field(&status)), (Code::InvalidArgument, "body"), "{status:?}");
-    assert_eq!(record(&p, before + 1).interface, "Export");
+    assert_eq!(p.audit_record(before + 1).interface, "Export");
 
     // A caller without credentials gets the authentication refusal, and a
     // flood of them is answered REFUSAL_FLOOD past the budget, unaudited
@@ -158,7 +151,7 @@ async fn bodies_that_do_not_decode_are_audited_charged_and_rate_limited() {
         "the flood past the budget writes nothing yet"
     );
     p.gate.record_refusal_summaries(true).await;
-    let summary = record(&p, p.audit_count());
+    let summary = p.audit_record(p.audit_count());
     assert_eq!((summary.interface.as_str(), summary.count), ("REFUSALS", 10));
     p.stop().await;
 }
@@ -180,7 +173,7 @@ async fn a_malformed_intake_item_ends_the_stream_audited() {
     let status = answers.message().await.expect_err("the stream ends with the refusal");
     assert_eq!((status.code(), field(&status)), (Code::InvalidArgument, "body"), "{status:?}");
     assert_eq!(p.audit_count(), before + 1);
-    assert_eq!(record(&p, before + 1).interface, "EnrollmentCheck");
+    assert_eq!(p.audit_record(before + 1).interface, "EnrollmentCheck");
     p.stop().await;
 }
 

@@ -13,7 +13,6 @@ use popbase_gateway::interfaces::insurance::PART;
 use popbase_proto::gateway::medical_insurance_client::MedicalInsuranceClient;
 use popbase_proto::gateway::{InsuranceGapRequest, ResidentKind, UninsuredResident};
 use popbase_proto::household::Relationship;
-use popbase_storage::Read;
 use support::{Platform, XINHUA, XIYUAN, household, person, start, start_with_local_exports};
 use tokio_stream::StreamExt;
 
@@ -258,13 +257,7 @@ async fn a_city_list_without_its_registry_fails_closed() {
     assert_eq!(failed.code(), tonic::Code::Unavailable);
     assert!(failed.message().contains("household registry"), "{}", failed.message());
     assert_eq!(p.audit_count(), before + 1);
-    let record = p
-        .ledger
-        .store()
-        .get(&popbase_gateway::tables::AUDIT, &popbase_gateway::tables::audit_key(before + 1))
-        .expect("read")
-        .expect("record")
-        .value;
+    let record = p.audit_record(before + 1);
     assert_eq!(
         (record.reason.as_str(), record.decision),
         ("FETCH_FAILED", popbase_proto::gateway::Decision::Denied as i32)

@@ -469,6 +469,19 @@ impl Platform {
         self.ledger.audit.head().expect("head").seq
     }
 
+    /// The audit chain's record `seq`, read from the ledger's store.
+    #[allow(dead_code)] // used by some test binaries only
+    pub fn audit_record(&self, seq: u64) -> popbase_proto::gateway::AuditRecord {
+        use popbase_storage::Read as _;
+        let key = popbase_gateway::tables::audit_key(seq);
+        self.ledger
+            .store()
+            .get(&popbase_gateway::tables::AUDIT, &key)
+            .expect("read")
+            .expect("record")
+            .value
+    }
+
     pub async fn stop(self) {
         self.shutdown.trigger();
         for task in self.tasks {
