@@ -77,9 +77,7 @@ pub fn verify_token(key: &[u8], token: &str, now_unix: i64, max_lifetime_secs: i
         return Err(invalid("unknown token version; mint a new one with popbase token"));
     }
     let expected = signature(key, &format!("{version}.{department}.{issued}.{expiry}"));
-    // Compare in constant time over the hex strings.
-    let same = expected.len() == sig.len() && expected.bytes().zip(sig.bytes()).fold(0u8, |acc, (a, b)| acc | (a ^ b)) == 0;
-    if !same {
+    if !same_hex(&expected, sig) {
         return Err(invalid("token signature does not verify"));
     }
     let issued: i64 = issued.parse().map_err(|_| invalid("token issue time is not a number"))?;
@@ -97,6 +95,61 @@ pub fn verify_token(key: &[u8], token: &str, now_unix: i64, max_lifetime_secs: i
         return Err((reason::TOKEN_EXPIRED, "token expired"));
     }
     Ok(department.to_string())
+}
+
+/// Version tag of a resident assertion.
+const ASSERTION_VERSION: &str = "r1";
+
+/// The longest a resident assertion may be valid: the resident signed in to
+/// the service platform moments ago, so an hour is ample.
+pub const MAX_ASSERTION_SECS: i64 = 3600;
+
+/// A resident assertion: the government service platform (`service_platform`)
+/// vouches that the bearer signed in there as the resident with `id_number`
+/// (as MyInfo relies on SingPass), signed with the gateway's token key:
+/// `r1.<id_number>.<issued>.<expiry>.<hmac>`. The console's resident page
+/// takes nothing else as a resident's identity.
+pub fn mint_resident_assertion(key: &[u8], id_number: &str, issued_unix: i64, expires_unix: i64) -> String {
+    let payload = format!("{ASSERTION_VERSION}.{id_number}.{issued_unix}.{expires_unix}");
+    let sig = signature(key, &payload);
+    format!("{payload}.{sig}")
+}
+
+/// The ID number a valid assertion names (its checksum is the caller's to
+/// check): signed with `key`, issued no later than now, unexpired, and
+/// valid for at most [`MAX_ASSERTION_SECS`].
+pub fn verify_resident_assertion(key: &[u8], assertion: &str, now_unix: i64) -> Result<String, TokenRefusal> {
+    let invalid = |why| (reason::TOKEN_INVALID, why);
+    let mut parts = assertion.trim().split('.');
+    let (Some(version), Some(id_number), Some(issued), Some(expiry), Some(sig), None) =
+        (parts.next(), parts.next(), parts.next(), parts.next(), parts.next(), parts.next())
+    else {
+        return Err(invalid("not a resident assertion of the service platform"));
+    };
+    if version != ASSERTION_VERSION {
+        return Err(invalid("not a resident assertion of the service platform"));
+    }
+    let expected = signature(key, &format!("{version}.{id_number}.{issued}.{expiry}"));
+    if !same_hex(&expected, sig) {
+        return Err(invalid("assertion signature does not verify"));
+    }
+    let issued: i64 = issued.parse().map_err(|_| invalid("assertion issue time is not a number"))?;
+    let expiry: i64 = expiry.parse().map_err(|_| invalid("assertion expiry is not a number"))?;
+    if issued > now_unix.saturating_add(ISSUE_SKEW_SECS) {
+        return Err(invalid("assertion issued in the future"));
+    }
+    if expiry.saturating_sub(issued) > MAX_ASSERTION_SECS {
+        return Err((reason::TOKEN_TOO_LONG, "assertion valid for longer than an hour"));
+    }
+    if expiry < now_unix {
+        return Err((reason::TOKEN_EXPIRED, "assertion expired; sign in to the service platform again"));
+    }
+    Ok(id_number.to_string())
+}
+
+/// Constant-time equality of two hex signatures.
+fn same_hex(expected: &str, given: &str) -> bool {
+    expected.len() == given.len() && expected.bytes().zip(given.bytes()).fold(0u8, |acc, (a, b)| acc | (a ^ b)) == 0
 }
 
 pub struct Authenticator {
@@ -213,6 +266,36 @@ mod tests {
                 "{garbage}"
             );
         }
+    }
+
+    #[test]
+    fn resident_assertions_verify_only_signed_unexpired_and_short() {
+        let a = mint_resident_assertion(b"secret", "370302201001011234", 1_000, 1_600);
+        assert_eq!(verify_resident_assertion(b"secret", &a, 1_100), Ok("370302201001011234".into()));
+        assert_eq!(
+            verify_resident_assertion(b"other", &a, 1_100).map_err(|e| e.0),
+            Err(reason::TOKEN_INVALID)
+        );
+        assert_eq!(
+            verify_resident_assertion(b"secret", &a, 1_601).map_err(|e| e.0),
+            Err(reason::TOKEN_EXPIRED)
+        );
+        let swapped = a.replace("370302201001011234", "370302201001015678");
+        assert_eq!(
+            verify_resident_assertion(b"secret", &swapped, 1_100).map_err(|e| e.0),
+            Err(reason::TOKEN_INVALID)
+        );
+        let long = mint_resident_assertion(b"secret", "370302201001011234", 1_000, 1_000 + MAX_ASSERTION_SECS + 1);
+        assert_eq!(
+            verify_resident_assertion(b"secret", &long, 1_100).map_err(|e| e.0),
+            Err(reason::TOKEN_TOO_LONG)
+        );
+        // A department token is no resident assertion.
+        let token = mint_token(b"secret", "service_platform", 1_000, 1_600);
+        assert_eq!(
+            verify_resident_assertion(b"secret", &token, 1_100).map_err(|e| e.0),
+            Err(reason::TOKEN_INVALID)
+        );
     }
 
     #[test]

@@ -27,6 +27,8 @@ pub mod interface {
     pub const ACCESS_LOG: &str = "AccessLog";
     pub const AUDIT_CHAIN_HEAD: &str = "AuditChainHead";
     pub const USAGE_STATISTICS: &str = "UsageStatistics";
+    /// Searches of the audit trail (by person, department, interface, time).
+    pub const AUDIT_SEARCH: &str = "AuditSearch";
     /// Departments' writes: household-registration events (fields: event
     /// kinds) and feeds (fields: record kinds).
     pub const SUBMIT_LIFE_EVENT: &str = "SubmitLifeEvent";

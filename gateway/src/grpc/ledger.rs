@@ -5,18 +5,18 @@
 
 use popbase_common::{ServiceError, ServiceResult, validate};
 use popbase_domain::pseudonym::PSEUDONYM_HEX_LEN;
-use popbase_proto::gateway::{ChainHead, Consent, Subscription};
+use popbase_proto::gateway::{AuditSearchResponse, ChainHead, Consent, Subscription};
 use popbase_proto::ledger::ledger_server::{Ledger as LedgerRpc, LedgerServer};
 use popbase_proto::ledger::{
     AccessesOfRequest, AccessesOfResponse, AcknowledgeSubscriptionRequest, AppendManyRequest, AppendManyResponse, AppendRequest,
-    AppendResponse, AuditEntry, ConsentsOfRequest, ConsentsOfResponse, EndConsentRequest, GrantKey as WireKey, HeadRequest,
+    AppendResponse, AuditEntry, AuditSearch, ConsentsOfRequest, ConsentsOfResponse, EndConsentRequest, GrantKey as WireKey, HeadRequest,
     PutConsentRequest, RosterPageRequest, RosterPageResponse, RosterUpdate, SubscriptionRequest, TakeQuotaRequest, TakeQuotaResponse,
     UsageBetweenRequest, UsageBetweenResponse, UseConsentsRequest, UseConsentsResponse,
 };
 use tonic::{Request, Response, Status};
 
 use super::MAX_CODE_CHARS;
-use crate::audit::manifest;
+use crate::audit::{manifest, query::MAX_SEARCH_PAGE};
 use crate::ledger::wire::{MAX_APPEND_ENTRIES, borrow_key};
 use crate::ledger::{ConsentUse, Ledger, LocalLedger};
 use crate::subscriptions::{MAX_ROSTER_CHANGES, book::MAX_ROSTER_PAGE, check_subscription_id};
@@ -184,6 +184,22 @@ impl LedgerRpc for LedgerService {
         }
         let accesses = self.ledger.accesses_of(&r.subject, r.limit as usize).await?;
         Ok(Response::new(AccessesOfResponse { accesses }))
+    }
+
+    async fn search_audit(&self, request: Request<AuditSearch>) -> Result<Response<AuditSearchResponse>, Status> {
+        let r = request.into_inner();
+        if !r.subject.is_empty() {
+            subject("subject", &r.subject)?;
+        }
+        validate::text("department", &r.department, 0, MAX_CODE_CHARS)?;
+        validate::text("interface", &r.interface, 0, MAX_CODE_CHARS)?;
+        if r.limit == 0 || r.limit > MAX_SEARCH_PAGE {
+            return Err(ServiceError::invalid("limit", format!("between 1 and {MAX_SEARCH_PAGE}")).into());
+        }
+        if r.from_unix_millis < 0 || r.to_unix_millis < 0 || (r.to_unix_millis != 0 && r.to_unix_millis < r.from_unix_millis) {
+            return Err(ServiceError::invalid("to_unix_millis", "times are non-negative and the window ends after it starts").into());
+        }
+        Ok(Response::new(self.ledger.search_audit(r).await?))
     }
 
     async fn usage_between(&self, request: Request<UsageBetweenRequest>) -> Result<Response<UsageBetweenResponse>, Status> {

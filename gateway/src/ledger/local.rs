@@ -3,7 +3,8 @@
 
 use chrono::NaiveDate;
 use popbase_common::ServiceResult;
-use popbase_proto::gateway::{Access, ChainHead, Consent, Position, Subscription, Usage};
+use popbase_proto::gateway::{Access, AuditSearchResponse, ChainHead, Consent, Position, Subscription, Usage};
+use popbase_proto::ledger::AuditSearch;
 use popbase_storage::Store;
 
 use std::sync::Arc;
@@ -86,6 +87,11 @@ impl Ledger for LocalLedger {
 
     async fn accesses_of(&self, subject: &str, limit: usize) -> ServiceResult<Vec<Access>> {
         Ok(query::accesses(self.store(), subject, limit)?)
+    }
+
+    async fn search_audit(&self, search: AuditSearch) -> ServiceResult<AuditSearchResponse> {
+        let store = self.store().clone();
+        blocking(move || Ok(query::search(&store, &search)?)).await
     }
 
     async fn usage_between(&self, from: u32, to: u32, department: &str) -> ServiceResult<Vec<Usage>> {

@@ -12,7 +12,8 @@ pub mod wire;
 
 use chrono::NaiveDate;
 use popbase_common::ServiceResult;
-use popbase_proto::gateway::{Access, ChainHead, Consent, Position, Subscription, Usage};
+use popbase_proto::gateway::{Access, AuditSearchResponse, ChainHead, Consent, Position, Subscription, Usage};
+use popbase_proto::ledger::AuditSearch;
 
 pub use local::LocalLedger;
 pub use quota_book::Granted;
@@ -53,6 +54,8 @@ pub trait Ledger: Send + Sync + 'static {
     async fn head(&self) -> ServiceResult<ChainHead>;
     /// The newest `limit` accesses to one subject's data.
     async fn accesses_of(&self, subject: &str, limit: usize) -> ServiceResult<Vec<Access>>;
+    /// One page of an audit search (subject as its pseudonym, limit bounded).
+    async fn search_audit(&self, search: AuditSearch) -> ServiceResult<AuditSearchResponse>;
     /// Usage rows of days `from..=to` (yyyymmdd), of one department or all.
     async fn usage_between(&self, from: u32, to: u32, department: &str) -> ServiceResult<Vec<Usage>>;
     /// Grants up to `units` of `department`'s daily quota on `day`, counted

@@ -3,11 +3,12 @@
 use chrono::NaiveDate;
 use popbase_common::upstream::{self, Upstream};
 use popbase_common::{ServiceError, ServiceResult};
-use popbase_proto::gateway::{Access, ChainHead, Consent, Position, Subscription, Usage};
+use popbase_proto::gateway::{Access, AuditSearchResponse, ChainHead, Consent, Position, Subscription, Usage};
 use popbase_proto::ledger::ledger_client::LedgerClient;
 use popbase_proto::ledger::{
-    AccessesOfRequest, AcknowledgeSubscriptionRequest, AppendManyRequest, AppendRequest, ConsentsOfRequest, EndConsentRequest, HeadRequest,
-    PutConsentRequest, RosterPageRequest, RosterUpdate, SubscriptionRequest, TakeQuotaRequest, UsageBetweenRequest, UseConsentsRequest,
+    AccessesOfRequest, AcknowledgeSubscriptionRequest, AppendManyRequest, AppendRequest, AuditSearch, ConsentsOfRequest, EndConsentRequest,
+    HeadRequest, PutConsentRequest, RosterPageRequest, RosterUpdate, SubscriptionRequest, TakeQuotaRequest, UsageBetweenRequest,
+    UseConsentsRequest,
 };
 use tonic::{Code, Status};
 
@@ -147,6 +148,10 @@ impl Ledger for RemoteLedger {
             .map_err(ledger_error)?
             .into_inner()
             .accesses)
+    }
+
+    async fn search_audit(&self, search: AuditSearch) -> ServiceResult<AuditSearchResponse> {
+        Ok(self.client().search_audit(search).await.map_err(ledger_error)?.into_inner())
     }
 
     async fn usage_between(&self, from: u32, to: u32, department: &str) -> ServiceResult<Vec<Usage>> {
