@@ -40,7 +40,7 @@ sed -E 's/^daily_quota = .*/daily_quota = 1000000000/; s/^per_second = .*/per_se
 
 POPBASE_GATEWAY_CATALOGUE="$out/catalogue.toml" "$bin/popbase" --data "$data" demo --persons "$persons" \
   --household-addr 127.0.0.1:0 --residence-addr 127.0.0.1:0 --feeds-addr 127.0.0.1:0 \
-  --gateway-addr 127.0.0.1:0 --ledger-addr 127.0.0.1:0 --metrics-addr 127.0.0.1:0 >"$out/demo.out" 2>"$out/demo.err" &
+  --gateway-addr 127.0.0.1:0 --ledger-addr 127.0.0.1:0 --metrics-addr 127.0.0.1:0 --console-addr 127.0.0.1:0 >"$out/demo.out" 2>"$out/demo.err" &
 demo=$!
 pgdir=/tmp/popbase-bench-pg
 pgbin=""

@@ -8,7 +8,7 @@ work="$(mktemp -d)"
 out="$work/demo.out"
 "$popbase" --data "$work/data" demo --persons 3000 \
   --household-addr 127.0.0.1:0 --residence-addr 127.0.0.1:0 --feeds-addr 127.0.0.1:0 \
-  --gateway-addr 127.0.0.1:0 --ledger-addr 127.0.0.1:0 --metrics-addr 127.0.0.1:0 >"$out" 2>"$work/demo.err" &
+  --gateway-addr 127.0.0.1:0 --ledger-addr 127.0.0.1:0 --metrics-addr 127.0.0.1:0 --console-addr 127.0.0.1:0 >"$out" 2>"$work/demo.err" &
 demo=$!
 trap 'kill $demo 2>/dev/null || true; wait $demo 2>/dev/null || true; rm -rf "$work"' EXIT
 for _ in $(seq 1 300); do

@@ -21,6 +21,10 @@ pub enum Role {
     /// replicas hold none).
     Ledger,
     Gateway,
+    /// The operator console and the resident page (HTTPS), a client of the
+    /// gateway's department port. Not one of [`Role::SINGLE`]: an all-in-one
+    /// process serves it too only when `console.tls_cert` is set.
+    Console,
 }
 
 impl Role {
@@ -36,6 +40,7 @@ impl Role {
             Role::Feeds => "feeds",
             Role::Ledger => "ledger",
             Role::Gateway => "gateway",
+            Role::Console => "console",
         }
     }
 
@@ -43,6 +48,8 @@ impl Role {
     pub fn expand(self) -> Vec<Role> {
         match self {
             Role::All => Role::SINGLE.to_vec(),
+            // No gRPC port: the console's HTTPS port is served apart.
+            Role::Console => Vec::new(),
             single => vec![single],
         }
     }
@@ -59,10 +66,11 @@ impl FromStr for Role {
             "feeds" => Role::Feeds,
             "ledger" => Role::Ledger,
             "gateway" => Role::Gateway,
+            "console" => Role::Console,
             other => {
                 return Err(ConfigError::Invalid {
                     key: "role".into(),
-                    reason: format!("'{other}' is not one of all, household, residence, feeds, ledger, gateway"),
+                    reason: format!("'{other}' is not one of all, household, residence, feeds, ledger, gateway, console"),
                 });
             }
         })
@@ -103,6 +111,7 @@ pub struct Config {
     pub gateway: GatewayConfig,
     pub mesh: MeshConfig,
     pub limits: crate::limits::LimitsConfig,
+    pub console: ConsoleConfig,
 }
 
 /// The internal mesh: mutual TLS between roles (see [`crate::mesh`]).
@@ -235,6 +244,27 @@ impl Config {
     }
 }
 
+/// The console role: its HTTPS certificate, and the gateway it calls.
+#[derive(Debug, Clone, Deserialize, PartialEq, Default)]
+#[serde(default, deny_unknown_fields)]
+pub struct ConsoleConfig {
+    /// PEM certificate and key of the console's HTTPS port; empty: no
+    /// console (it never serves plaintext).
+    pub tls_cert: PathBuf,
+    pub tls_key: PathBuf,
+    /// The gateway's department port the console calls (`https://...` or,
+    /// on loopback only, `http://...`); empty: this process's own gateway.
+    pub gateway: String,
+    /// PEM CA of the gateway's TLS certificate (for an `https` gateway).
+    pub gateway_ca: PathBuf,
+}
+
+impl ConsoleConfig {
+    pub fn enabled(&self) -> bool {
+        !self.tls_cert.as_os_str().is_empty()
+    }
+}
+
 /// Listen address of each role.
 #[derive(Debug, Clone, Deserialize, PartialEq)]
 #[serde(default, deny_unknown_fields)]
@@ -254,6 +284,8 @@ pub struct Listen {
     /// every role of this process and serving nothing else; unset: none
     /// (each role's own port still serves health, behind its TLS).
     pub health: Option<SocketAddr>,
+    /// The console's HTTPS port (served when `console.tls_cert` is set).
+    pub console: SocketAddr,
 }
 
 /// Where the gateway finds the services when they run in other processes.
@@ -299,6 +331,7 @@ impl Default for Config {
             gateway: GatewayConfig::default(),
             mesh: MeshConfig::default(),
             limits: crate::limits::LimitsConfig::default(),
+            console: ConsoleConfig::default(),
         }
     }
 }
@@ -314,6 +347,7 @@ impl Default for Listen {
             ledger: local(50064),
             metrics: local(9090),
             health: None,
+            console: local(8443),
         }
     }
 }
@@ -395,6 +429,22 @@ impl Config {
             if let Some(v) = env(key) {
                 *slot = v;
             }
+        }
+        if let Some(v) = env("POPBASE_LISTEN_CONSOLE") {
+            self.listen.console = parse_addr("POPBASE_LISTEN_CONSOLE", &v)?;
+        }
+        let console_paths = [
+            ("POPBASE_CONSOLE_TLS_CERT", &mut self.console.tls_cert),
+            ("POPBASE_CONSOLE_TLS_KEY", &mut self.console.tls_key),
+            ("POPBASE_CONSOLE_GATEWAY_CA", &mut self.console.gateway_ca),
+        ];
+        for (key, slot) in console_paths {
+            if let Some(v) = env(key) {
+                *slot = v.into();
+            }
+        }
+        if let Some(v) = env("POPBASE_CONSOLE_GATEWAY") {
+            self.console.gateway = v;
         }
         if let Some(v) = env("POPBASE_LISTEN_HEALTH") {
             self.listen.health = Some(parse_addr("POPBASE_LISTEN_HEALTH", &v)?);
@@ -533,6 +583,7 @@ impl Config {
             Role::Feeds => self.listen.feeds,
             Role::Ledger => self.listen.ledger,
             Role::Gateway => self.listen.gateway,
+            Role::Console => self.listen.console,
         }
     }
 
@@ -543,6 +594,7 @@ impl Config {
             Role::Feeds => self.listen.feeds = addr,
             Role::Ledger => self.listen.ledger = addr,
             Role::Gateway => self.listen.gateway = addr,
+            Role::Console => self.listen.console = addr,
         }
     }
 

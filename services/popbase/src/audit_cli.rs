@@ -52,6 +52,34 @@ pub fn verify(store_dir: &Path, head_files: &[std::path::PathBuf], head_key: Opt
 }
 
 /// Prints a token for `department` signed with the gateway's token key.
+/// The gateway's token key, which must exist already: a token signed with a
+/// key no gateway holds is refused.
+fn existing_token_key(config: &Config) -> anyhow::Result<Vec<u8>> {
+    let path = config.token_key_path();
+    if !path.is_file() {
+        anyhow::bail!(
+            "no token key at {}: give the --data (or gateway.token_key_file) of a gateway that has started",
+            path.display()
+        );
+    }
+    Ok(popbase_gateway::role::read_or_create_key(&path)?)
+}
+
+/// Prints the service platform's assertion that the resident with
+/// `id_number` signed in, valid for an hour (the console's resident page).
+pub fn resident_assertion(config: &Config, id_number: &str) -> anyhow::Result<()> {
+    if popbase_common::validate::id_number("--resident", id_number, popbase_domain::clock::today()).is_err() {
+        anyhow::bail!("--resident is not a valid ID number (18 characters, GB 11643 check digit)");
+    }
+    let key = existing_token_key(config)?;
+    let issued = chrono::Utc::now().timestamp();
+    println!(
+        "{}",
+        popbase_gateway::auth::mint_resident_assertion(&key, id_number, issued, issued + popbase_gateway::auth::MAX_ASSERTION_SECS)
+    );
+    Ok(())
+}
+
 pub fn token(config: &Config, department: &str, hours: i64) -> anyhow::Result<()> {
     let catalogue = popbase_gateway::catalogue::Catalogue::load(&config.gateway.catalogue)?;
     if catalogue.department(department).is_none() {
@@ -61,15 +89,7 @@ pub fn token(config: &Config, department: &str, hours: i64) -> anyhow::Result<()
     if !(1..=max).contains(&hours) {
         anyhow::bail!("--hours must be 1 to {max} (gateway.max_token_hours): the gateway refuses longer tokens");
     }
-    // Never a fresh key: a token signed with a key no gateway holds is refused.
-    let path = config.token_key_path();
-    if !path.is_file() {
-        anyhow::bail!(
-            "no token key at {}: give the --data (or gateway.token_key_file) of a gateway that has started",
-            path.display()
-        );
-    }
-    let key = popbase_gateway::role::read_or_create_key(&path)?;
+    let key = existing_token_key(config)?;
     let issued = chrono::Utc::now().timestamp();
     println!(
         "{}",

@@ -91,8 +91,12 @@ pub struct VerifyArgs {
 #[derive(Args, Debug)]
 pub struct TokenArgs {
     /// The department the token names (its id in the catalogue, e.g. education).
+    #[arg(long, required_unless_present = "resident", conflicts_with = "resident")]
+    pub department: Option<String>,
+    /// Instead of a token: the service platform's assertion that a resident
+    /// with this ID number signed in (the console's resident page; 1 hour).
     #[arg(long)]
-    pub department: String,
+    pub resident: Option<String>,
     /// Validity in hours.
     #[arg(long, default_value_t = 24)]
     pub hours: i64,
@@ -184,11 +188,14 @@ pub struct ListenArgs {
     /// Plaintext gRPC health for the kubelet's probes (health only); unset: none.
     #[arg(long)]
     pub health_addr: Option<SocketAddr>,
+    /// The console's HTTPS address (served when console.tls_cert is set).
+    #[arg(long)]
+    pub console_addr: Option<SocketAddr>,
 }
 
 #[derive(Args, Debug)]
 pub struct ServeArgs {
-    /// all (default), household, residence, feeds, ledger or gateway.
+    /// all (default), household, residence, feeds, ledger, gateway or console.
     #[arg(long, default_value = "all")]
     pub role: String,
     #[command(flatten)]
@@ -224,6 +231,7 @@ impl ListenArgs {
             (Role::Feeds, self.feeds_addr),
             (Role::Ledger, self.ledger_addr),
             (Role::Gateway, self.gateway_addr),
+            (Role::Console, self.console_addr),
         ];
         for (role, addr) in pairs {
             if let Some(addr) = addr {
@@ -287,7 +295,11 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Restore(args) => crate::restore_cli::restore(&config, &args.backup_dir, args.set.as_deref()),
         Command::Stats(args) => crate::ops_client::stats(&args.target, &mesh_dialer(&config)?).await,
         Command::Audit(AuditCommand::Verify(args)) => crate::audit_cli::verify(&args.store, &args.head, args.head_key.as_deref()),
-        Command::Token(args) => crate::audit_cli::token(&config, &args.department, args.hours),
+        Command::Token(args) => match (&args.department, &args.resident) {
+            (Some(department), _) => crate::audit_cli::token(&config, department, args.hours),
+            (None, Some(resident)) => crate::audit_cli::resident_assertion(&config, resident),
+            (None, None) => anyhow::bail!("name --department or --resident"),
+        },
         Command::Export(args) => crate::export_cli::run(args).await,
         Command::Subscribe(args) => crate::subscribe_cli::run(args).await,
         Command::Pki(args) => crate::pki_cli::run(&args),

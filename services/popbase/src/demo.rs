@@ -31,6 +31,20 @@ fn demo_mesh(dir: &Path) -> anyhow::Result<()> {
     Ok(())
 }
 
+/// The console's HTTPS certificate in `dir`, from a CA of its own (a
+/// browser is told to trust `ca.pem`, never the mesh's), created when missing.
+fn demo_console_certificate(dir: &Path) -> anyhow::Result<()> {
+    if dir.join("console.pem").exists() {
+        return Ok(());
+    }
+    let pki = Pki::create_in(dir, "popbase demo console CA").with_context(|| format!("creating the console CA in {}", dir.display()))?;
+    let issued = pki
+        .issue_named("console.popbase", &["127.0.0.1", "localhost"])
+        .context("issuing the console certificate")?;
+    pki::write_pair(dir, "console", &issued.cert_pem, &issued.key_pem)?;
+    Ok(())
+}
+
 /// Seed of the demo city, so every demo shows the same people.
 const DEMO_SEED: u64 = 2021;
 
@@ -41,6 +55,12 @@ pub async fn run(mut config: Config, persons: u64) -> anyhow::Result<()> {
         config.mesh.ca = dir.join("ca.pem");
         config.mesh.cert = dir.join("all.pem");
         config.mesh.key = dir.join("all.key");
+    }
+    if !config.console.enabled() {
+        let dir = config.data_dir.join("console");
+        demo_console_certificate(&dir)?;
+        config.console.tls_cert = dir.join("console.pem");
+        config.console.tls_key = dir.join("console.key");
     }
     let household_dir = config.store_dir(Role::Household);
     if !household_dir.join("CURRENT").exists() {
@@ -61,6 +81,7 @@ pub async fn run(mut config: Config, persons: u64) -> anyhow::Result<()> {
     let banner = move |bound: &crate::serve::Bound| {
         let addr = |role| bound.of(role).map_or_else(|| "?".to_string(), |a| a.to_string());
         let (gateway, household, metrics) = (addr(Role::Gateway), addr(Role::Household), bound.metrics);
+        let console = bound.console.map_or_else(|| "?".to_string(), |a| a.to_string());
         crate::say::info(&format!(
             "\npopbase demo: every role is serving. The gateway runs in token mode without TLS\n\
              (demo only; production uses mTLS, see docs/operations.md); the internal ports\n\
@@ -71,6 +92,9 @@ pub async fn run(mut config: Config, persons: u64) -> anyhow::Result<()> {
              \x20 POPBASE_MESH_CA={mesh}/ca.pem POPBASE_MESH_CERT={mesh}/backup.pem POPBASE_MESH_KEY={mesh}/backup.key \\\n\
              \x20   {popbase} stats --target http://{household}\n\
              \x20 curl http://{metrics}/metrics\n\
+             The console (HTTPS; its CA is {data}/console/ca.pem): https://{console}/\n\
+             \x20 operators sign in with: {popbase} token --data {data} --department audit\n\
+             \x20 a resident with:        {popbase} token --data {data} --resident <their ID number>\n\
              Stop with Ctrl-C.\n"
         ));
     };

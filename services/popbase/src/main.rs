@@ -17,6 +17,7 @@
 
 mod audit_cli;
 mod cli;
+mod console_role;
 mod demo;
 mod export_cli;
 mod feed_load;

@@ -184,6 +184,7 @@ fn role_services(
             services
         }
         Role::All => anyhow::bail!("'all' is expanded before serving"),
+        Role::Console => anyhow::bail!("the console serves HTTPS, not gRPC (console_role)"),
     })
 }
 
@@ -196,6 +197,8 @@ pub async fn run(config: Config, role: Role) -> anyhow::Result<()> {
 pub struct Bound {
     pub roles: Vec<(Role, std::net::SocketAddr)>,
     pub metrics: std::net::SocketAddr,
+    /// The console's HTTPS port, when this process serves it.
+    pub console: Option<std::net::SocketAddr>,
 }
 
 impl Bound {
@@ -232,13 +235,17 @@ fn dialable(bound: std::net::SocketAddr) -> std::net::SocketAddr {
 /// development cluster; all-in-one without one keeps its internal ports on
 /// loopback.
 fn load_mesh(config: &Config, role: Role) -> anyhow::Result<Option<Mesh>> {
+    // The console calls only the gateway's department port: no mesh.
+    let Some(identity) = MeshIdentity::of_role(role) else {
+        return Ok(None);
+    };
     let mesh = Mesh::load(&config.mesh).context("loading the mesh certificate")?;
     match &mesh {
-        Some(mesh) if mesh.identity() != MeshIdentity::of_role(role) => anyhow::bail!(
+        Some(mesh) if mesh.identity() != identity => anyhow::bail!(
             "the mesh certificate names '{}', but this process serves the {} role: give it a certificate with subject CN {}",
             mesh.identity().name(),
             role.name(),
-            MeshIdentity::of_role(role).common_name()
+            identity.common_name()
         ),
         Some(_) => {}
         None if config.mesh.plaintext => {
@@ -320,7 +327,14 @@ async fn run_until(config: Config, role: Role, shutdown: Shutdown, ready: OnRead
         println!("{}", serving_line(single, bound));
         bound_roles.push((single, bound));
         let (shutdown, metrics) = (shutdown.clone(), metrics.clone());
-        servers.spawn(async move { (single, server::serve(services, listener, metrics, shutdown).await) });
+        servers.spawn(async move {
+            (
+                single,
+                server::serve(services, listener, metrics, shutdown)
+                    .await
+                    .map_err(anyhow::Error::from),
+            )
+        });
     }
     for store in &stores {
         metrics.watch_store(store.clone());
@@ -368,9 +382,18 @@ async fn run_until(config: Config, role: Role, shutdown: Shutdown, ready: OnRead
         });
     }
     tokio::spawn(metrics::serve_metrics(metrics_listener, metrics, shutdown.clone()));
+    let own_gateway = bound_roles.iter().find(|(r, _)| *r == Role::Gateway).map(|(_, a)| dialable(*a));
+    let mut console = None;
+    if role == Role::Console || (own_gateway.is_some() && config.console.enabled()) {
+        let (addr, serving) = crate::console_role::start(&config, own_gateway, shutdown.clone()).await?;
+        println!("{}", serving_line(Role::Console, addr));
+        console = Some(addr);
+        servers.spawn(async move { (Role::Console, serving.await) });
+    }
     ready(&Bound {
         roles: bound_roles,
         metrics: metrics_addr,
+        console,
     });
     println!("popbase ready");
     let mut first_error = None;

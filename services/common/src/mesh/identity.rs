@@ -60,16 +60,19 @@ impl MeshIdentity {
         MeshIdentity::ALL.into_iter().find(|identity| identity.name() == name)
     }
 
-    /// The identity a process serving `role` presents.
-    pub fn of_role(role: crate::Role) -> MeshIdentity {
-        match role {
+    /// The identity a process serving `role` presents; none for the
+    /// console, which is a client of the gateway's department port and
+    /// never of the mesh.
+    pub fn of_role(role: crate::Role) -> Option<MeshIdentity> {
+        Some(match role {
             crate::Role::All => MeshIdentity::AllInOne,
             crate::Role::Household => MeshIdentity::Household,
             crate::Role::Residence => MeshIdentity::Residence,
             crate::Role::Feeds => MeshIdentity::Feeds,
             crate::Role::Ledger => MeshIdentity::Ledger,
             crate::Role::Gateway => MeshIdentity::Gateway,
-        }
+            crate::Role::Console => return None,
+        })
     }
 
     /// The identity a subject CN names, if it is one.

@@ -1,0 +1,174 @@
+//! The operator's overview, usage and audit-chain pages: each one call (or
+//! two) of the gateway's Audit service, with the operator's token.
+
+use std::collections::BTreeMap;
+
+use axum::extract::State;
+use axum::response::Response;
+use chrono::{Days, NaiveDate};
+use http::{HeaderMap, StatusCode};
+use popbase_proto::gateway::{ChainHead, Usage, UsageStatisticsRequest};
+
+use super::chart::{self, Bar};
+use super::{Operator, refused_block, refused_status};
+use crate::html::{self, Nav, city_time, esc, table};
+use crate::link::Refused;
+use crate::{Console, respond};
+
+/// Days the usage page covers.
+const WEEK: u64 = 7;
+
+/// The interfaces whose volumes the usage page charts on their own.
+const WATCHED: [(&str, &str); 2] = [("InsuranceGap", "医保未参保名单"), ("EnrollmentCheck", "入学信息核验")];
+
+fn operator_page(operator: &Operator, title: &str, status: StatusCode, body: &str) -> Response {
+    respond::html(status, html::page(title, Nav::Operator, Some(&operator.session.csrf), body))
+}
+
+fn head_list(head: &ChainHead) -> String {
+    format!(
+        "<dl id=\"chain-head\"><dt>最新序号</dt><dd id=\"head-seq\">{}</dd><dt>哈希</dt><dd class=\"mono\" id=\"head-hash\">{}</dd>\
+         <dt>写入时间</dt><dd>{}</dd></dl>",
+        head.seq,
+        hex::encode(&head.hash),
+        if head.at_unix_millis == 0 {
+            "—".into()
+        } else {
+            city_time(head.at_unix_millis)
+        }
+    )
+}
+
+/// The week's usage, oldest day first: `from`, `to` (city days).
+async fn week_usage(console: &Console, operator: &Operator) -> Result<(NaiveDate, Vec<Usage>), Refused> {
+    let to = popbase_domain::clock::today();
+    let from = to.checked_sub_days(Days::new(WEEK - 1)).unwrap_or(to);
+    let request = UsageStatisticsRequest {
+        purpose: operator.purpose.clone(),
+        from: Some(from.into()),
+        to: Some(to.into()),
+        department: String::new(),
+    };
+    let usage = console.settings().gateway.usage(&operator.token, request).await?.usage;
+    Ok((from, usage))
+}
+
+fn day_label(usage: &Usage) -> (i32, i32, i32) {
+    usage.day.as_ref().map_or((0, 0, 0), |d| (d.year, d.month, d.day))
+}
+
+/// One bar per day of the week, of the rows `keep` selects.
+fn daily_bars(from: NaiveDate, usage: &[Usage], keep: impl Fn(&Usage) -> bool) -> Vec<Bar> {
+    let mut days: BTreeMap<(i32, i32, i32), (u64, u64)> = BTreeMap::new();
+    for offset in 0..WEEK {
+        if let Some(day) = from.checked_add_days(Days::new(offset)) {
+            use chrono::Datelike as _;
+            days.insert((day.year(), day.month() as i32, day.day() as i32), (0, 0));
+        }
+    }
+    for row in usage.iter().filter(|u| keep(u)) {
+        let entry = days.entry(day_label(row)).or_default();
+        entry.0 += row.allowed;
+        entry.1 += row.denied;
+    }
+    days.into_iter()
+        .map(|((_, m, d), (allowed, denied))| Bar {
+            label: format!("{m:02}-{d:02}"),
+            allowed,
+            denied,
+        })
+        .collect()
+}
+
+pub async fn overview(State(console): State<Console>, headers: HeaderMap) -> Response {
+    let operator = match console.operator(&headers) {
+        Ok(o) => o,
+        Err(page) => return *page,
+    };
+    let mut body = format!(
+        "<p>已登录：部门 <strong id=\"department\">{}</strong>，用途 {}。本页每项数据都经网关鉴权并记入审计。</p>",
+        esc(&operator.department),
+        esc(&operator.purpose)
+    );
+    let mut status = StatusCode::OK;
+    body.push_str("<h2>审计链头</h2>");
+    match console.settings().gateway.chain_head(&operator.token, &operator.purpose).await {
+        Ok(head) => body.push_str(&head_list(&head)),
+        Err(refused) => body.push_str(&refused_block(&refused)),
+    }
+    body.push_str("<h2>近 7 日调用</h2>");
+    match week_usage(&console, &operator).await {
+        Ok((from, usage)) => {
+            let (allowed, denied) = usage.iter().fold((0, 0), |(a, d), u| (a + u.allowed, d + u.denied));
+            body.push_str(&format!(
+                "<p>允许 <strong id=\"week-allowed\">{allowed}</strong> 次，拒绝 <strong id=\"week-denied\">{denied}</strong> 次。</p>"
+            ));
+            body.push_str(&chart::stacked(
+                "week-chart",
+                "近 7 日每日调用（蓝：允许，红：拒绝）",
+                &daily_bars(from, &usage, |_| true),
+            ));
+        }
+        Err(refused) => {
+            status = refused_status(&refused);
+            body.push_str(&refused_block(&refused));
+        }
+    }
+    operator_page(&operator, "概览", status, &body)
+}
+
+pub async fn usage(State(console): State<Console>, headers: HeaderMap) -> Response {
+    let operator = match console.operator(&headers) {
+        Ok(o) => o,
+        Err(page) => return *page,
+    };
+    let (from, usage) = match week_usage(&console, &operator).await {
+        Ok(week) => week,
+        Err(refused) => return operator_page(&operator, "调用统计", refused_status(&refused), &refused_block(&refused)),
+    };
+    let mut body = String::from("<p>近 7 日（按本市日期）各部门、各接口的调用与拒绝次数。</p>");
+    body.push_str(&chart::stacked(
+        "usage-chart",
+        "每日调用（蓝：允许，红：拒绝）",
+        &daily_bars(from, &usage, |_| true),
+    ));
+    for (interface, name) in WATCHED {
+        body.push_str(&format!("<h2>{}（{}）</h2>", esc(name), esc(interface)));
+        let bars = daily_bars(from, &usage, |u| u.interface == interface);
+        body.push_str(&chart::stacked(&format!("chart-{interface}"), name, &bars));
+    }
+    let mut totals: BTreeMap<(String, String), (u64, u64)> = BTreeMap::new();
+    for row in &usage {
+        let entry = totals.entry((row.department.clone(), row.interface.clone())).or_default();
+        entry.0 += row.allowed;
+        entry.1 += row.denied;
+    }
+    let rows: Vec<Vec<String>> = totals
+        .into_iter()
+        .map(|((department, interface), (allowed, denied))| {
+            vec![esc(&department), esc(&interface), allowed.to_string(), denied.to_string()]
+        })
+        .collect();
+    body.push_str("<h2>按部门与接口</h2>");
+    body.push_str(&table("usage-table", &["部门", "接口", "允许", "拒绝"], &rows));
+    operator_page(&operator, "调用统计", StatusCode::OK, &body)
+}
+
+pub async fn chain(State(console): State<Console>, headers: HeaderMap) -> Response {
+    let operator = match console.operator(&headers) {
+        Ok(o) => o,
+        Err(page) => return *page,
+    };
+    match console.settings().gateway.chain_head(&operator.token, &operator.purpose).await {
+        Ok(head) => {
+            let body = format!(
+                "{}<p>每条审计记录的哈希都包含前一条的哈希；账本角色定期把签名后的链头写入链头文件及其镜像\
+                 （gateway.audit_head_file、gateway.audit_head_mirror），审计人员可用 \
+                 <code>popbase audit verify --head</code> 离线复核。</p>",
+                head_list(&head)
+            );
+            operator_page(&operator, "审计链", StatusCode::OK, &body)
+        }
+        Err(refused) => operator_page(&operator, "审计链", refused_status(&refused), &refused_block(&refused)),
+    }
+}
