@@ -1,7 +1,8 @@
 //! Every response the console sends goes through here, so every one carries
 //! the same security headers: a strict Content-Security-Policy (no script,
 //! no inline style, no framing, forms only to this origin), HSTS, no
-//! caching (pages hold personal data), no referrer, no MIME sniffing.
+//! caching (pages hold personal data), no referrer to other sites, no MIME
+//! sniffing.
 
 use axum::body::Body;
 use axum::response::Response;
@@ -19,7 +20,9 @@ fn secured(status: StatusCode, content_type: &'static str, body: Body) -> Respon
     headers.insert(header::CONTENT_SECURITY_POLICY, HeaderValue::from_static(CSP));
     headers.insert(header::STRICT_TRANSPORT_SECURITY, HeaderValue::from_static("max-age=31536000"));
     headers.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
-    headers.insert(header::REFERRER_POLICY, HeaderValue::from_static("no-referrer"));
+    // same-origin, not no-referrer: under no-referrer a browser sends
+    // `Origin: null` with the console's own forms, which the Origin check refuses.
+    headers.insert(header::REFERRER_POLICY, HeaderValue::from_static("same-origin"));
     headers.insert(header::X_CONTENT_TYPE_OPTIONS, HeaderValue::from_static("nosniff"));
     headers.insert(header::X_FRAME_OPTIONS, HeaderValue::from_static("DENY"));
     response
