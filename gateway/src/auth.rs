@@ -10,8 +10,8 @@ use std::sync::Arc;
 use hmac::{Hmac, Mac};
 use sha2::Sha256;
 
-use crate::catalogue::Catalogue;
 use crate::denial::{Denial, reason};
+use crate::live_catalogue::LiveCatalogue;
 
 /// How departments prove who they are.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -156,11 +156,11 @@ pub struct Authenticator {
     mode: AuthMode,
     token_key: Vec<u8>,
     max_token_lifetime_secs: i64,
-    catalogue: Arc<Catalogue>,
+    catalogue: Arc<LiveCatalogue>,
 }
 
 impl Authenticator {
-    pub fn new(mode: AuthMode, token_key: Vec<u8>, max_token_hours: u32, catalogue: Arc<Catalogue>) -> Self {
+    pub fn new(mode: AuthMode, token_key: Vec<u8>, max_token_hours: u32, catalogue: Arc<LiveCatalogue>) -> Self {
         Self {
             mode,
             token_key,
@@ -197,7 +197,7 @@ impl Authenticator {
         let now = chrono::Utc::now().timestamp();
         let department =
             verify_token(&self.token_key, token, now, self.max_token_lifetime_secs).map_err(|(code, why)| Denial::new(code, why))?;
-        if self.catalogue.department(&department).is_none() {
+        if self.catalogue.get().department(&department).is_none() {
             return Err(Denial::new(reason::UNKNOWN_DEPARTMENT, "token names no catalogued department"));
         }
         Ok(department)
@@ -209,8 +209,8 @@ impl Authenticator {
     fn by_certificate(&self, leaf: &[u8]) -> Result<String, Denial> {
         let cn = popbase_common::cert::subject_common_name(leaf)
             .ok_or_else(|| Denial::new(reason::UNKNOWN_DEPARTMENT, "client certificate has no subject CN"))?;
-        let department = self
-            .catalogue
+        let catalogue = self.catalogue.get();
+        let department = catalogue
             .department_by_certificate(&cn)
             .ok_or_else(|| Denial::new(reason::UNKNOWN_DEPARTMENT, "client certificate names no catalogued department"))?;
         if !department.certificate_spki_sha256.is_empty() {
@@ -300,7 +300,10 @@ mod tests {
 
     #[test]
     fn token_mode_needs_a_catalogued_department() {
-        let catalogue = Arc::new(Catalogue::shipped().expect("catalogue"));
+        let catalogue = Arc::new(LiveCatalogue::new(
+            crate::catalogue::Catalogue::shipped().expect("catalogue"),
+            crate::catalogue::SHIPPED.into(),
+        ));
         let auth = Authenticator::new(AuthMode::Token, b"k".to_vec(), 24, catalogue);
         let mut metadata = tonic::metadata::MetadataMap::new();
         assert_eq!(auth.authenticate(&metadata, None).map_err(|d| d.code), Err(reason::NO_CREDENTIALS));

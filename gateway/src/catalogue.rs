@@ -14,6 +14,9 @@ use thiserror::Error;
 /// The catalogue shipped in the binary (the demo city's).
 pub const SHIPPED: &str = include_str!("../../data/catalogue/zibo.toml");
 
+/// Largest catalogue text accepted (the shipped one is about 15 KB).
+pub const MAX_TEXT_BYTES: usize = 1024 * 1024;
+
 /// Interface ids of bulk exports: `Export.<dataset>`.
 pub const EXPORT_PREFIX: &str = "Export.";
 
@@ -27,6 +30,10 @@ pub mod interface {
     pub const ACCESS_LOG: &str = "AccessLog";
     pub const AUDIT_CHAIN_HEAD: &str = "AuditChainHead";
     pub const USAGE_STATISTICS: &str = "UsageStatistics";
+    /// Reading the sharing catalogue itself, and checking an edited one.
+    pub const SHARING_CATALOGUE: &str = "SharingCatalogue";
+    /// Applying an edited sharing catalogue.
+    pub const CATALOGUE_CHANGE: &str = "CatalogueChange";
     /// Searches of the audit trail (by person, department, interface, time).
     pub const AUDIT_SEARCH: &str = "AuditSearch";
     /// Departments' writes: household-registration events (fields: event
@@ -154,14 +161,20 @@ impl Catalogue {
 
     /// The shipped catalogue, or the file at `path` when it is not empty.
     pub fn load(path: &Path) -> Result<Self, CatalogueError> {
+        Ok(Self::load_with_text(path)?.0)
+    }
+
+    /// [`Catalogue::load`], and the TOML it was read from.
+    pub fn load_with_text(path: &Path) -> Result<(Self, String), CatalogueError> {
         if path.as_os_str().is_empty() {
-            return Self::shipped();
+            return Ok((Self::shipped()?, SHIPPED.to_string()));
         }
         let text = std::fs::read_to_string(path).map_err(|source| CatalogueError::Read {
             path: path.display().to_string(),
             source,
         })?;
-        Self::parse(&text, &path.display().to_string())
+        let catalogue = Self::parse(&text, &path.display().to_string())?;
+        Ok((catalogue, text))
     }
 
     pub fn parse(text: &str, origin: &str) -> Result<Self, CatalogueError> {
@@ -260,6 +273,14 @@ impl Catalogue {
 
     pub fn departments(&self) -> impl Iterator<Item = &Department> {
         self.departments.values()
+    }
+
+    pub fn interfaces(&self) -> impl Iterator<Item = &Interface> {
+        self.interfaces.values()
+    }
+
+    pub fn approvals(&self) -> impl Iterator<Item = &Arc<Approval>> {
+        self.approvals.values().flat_map(|of_department| of_department.values())
     }
 }
 

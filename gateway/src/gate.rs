@@ -30,6 +30,7 @@ use crate::auth::Authenticator;
 use crate::catalogue::{Approval, Catalogue, ShareClass};
 use crate::denial::{Denial, reason};
 use crate::ledger::{ConsentUse, Ledger};
+use crate::live_catalogue::LiveCatalogue;
 use crate::quota::Quotas;
 use crate::refusals::{Culprit, RefusalBudget};
 
@@ -166,7 +167,8 @@ fn released(approval: &Approval, interface: &str, purpose: String, subjects: Vec
 }
 
 pub struct Gate {
-    pub catalogue: Arc<Catalogue>,
+    /// The sharing catalogue, replaceable while serving (see [`LiveCatalogue`]).
+    pub live_catalogue: Arc<LiveCatalogue>,
     auth: Authenticator,
     pub(crate) quotas: Quotas,
     /// Each department's calls in flight (`limits.max_calls_per_department`).
@@ -188,14 +190,14 @@ pub struct Gate {
 
 impl Gate {
     pub fn new(
-        catalogue: Arc<Catalogue>,
+        catalogue: Arc<LiveCatalogue>,
         auth: Authenticator,
         ledger: Arc<dyn Ledger>,
         pseudonyms: Pseudonymizer,
         limits: &LimitsConfig,
     ) -> Self {
         Self {
-            catalogue,
+            live_catalogue: catalogue,
             auth,
             quotas: Quotas::default(),
             in_flight: KeyedLimit::new(limits.max_calls_per_department),
@@ -207,6 +209,11 @@ impl Gate {
             export_pseudonyms: pseudonyms.domain(EXPORT_DOMAIN),
             subscription_figures: Default::default(),
         }
+    }
+
+    /// The sharing catalogue of the moment (take it once per call).
+    pub fn catalogue(&self) -> Arc<Catalogue> {
+        self.live_catalogue.get()
     }
 
     /// The pseudonyms exports carry (one domain for every dataset, so the
@@ -273,8 +280,8 @@ impl Gate {
     }
 
     async fn check(&self, caller: &Caller, ask: &Ask<'_>, subjects: &[String]) -> Result<Result<Arc<Approval>, Denial>, ServiceError> {
-        let Some(interface) = self
-            .catalogue
+        let catalogue = self.catalogue();
+        let Some(interface) = catalogue
             .interface(ask.interface)
             .filter(|i| i.share_class != ShareClass::NotShared)
         else {
@@ -283,7 +290,7 @@ impl Gate {
                 format!("{} is not shared by the catalogue", ask.interface),
             )));
         };
-        let Some(approval) = self.catalogue.approval(&caller.department, ask.interface) else {
+        let Some(approval) = catalogue.approval(&caller.department, ask.interface) else {
             return Ok(Err(Denial::new(
                 reason::NOT_APPROVED,
                 format!("{} is not approved for {}", ask.interface, caller.department),
@@ -301,7 +308,7 @@ impl Gate {
                 format!("{} with {field} is not approved for {}", ask.interface, caller.department),
             )));
         }
-        let Some(department) = self.catalogue.department(&caller.department) else {
+        let Some(department) = catalogue.department(&caller.department) else {
             return Ok(Err(Denial::new(reason::UNKNOWN_DEPARTMENT, "department left the catalogue")));
         };
         let now = Utc::now();

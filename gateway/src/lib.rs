@@ -19,6 +19,7 @@ pub mod gate;
 pub mod grpc;
 pub mod interfaces;
 pub mod ledger;
+pub mod live_catalogue;
 pub mod quota;
 pub mod refusals;
 pub mod refusing;

@@ -191,7 +191,8 @@ impl Gate {
     /// A refusal charged to `department`: a quota unit, then audited (or
     /// counted past the refusal budget).
     async fn refuse_department(&self, department: &str, interface: &str, purpose: &str, error: ServiceError) -> Result<Status, Status> {
-        let error = match self.catalogue.department(department) {
+        let catalogue = self.catalogue();
+        let error = match catalogue.department(department) {
             Some(entry) => {
                 let day = yyyymmdd(popbase_domain::clock::today());
                 match self.quotas.take(self.ledger.as_ref(), entry, day, 1, Instant::now()).await {

@@ -16,10 +16,12 @@ use crate::auth::{AuthMode, Authenticator};
 use crate::catalogue::{Catalogue, CatalogueError};
 use crate::gate::Gate;
 use crate::grpc::{
-    audit::AuditService, consents::ConsentService, departments::DepartmentServices, enrollment::EnrollmentService, export::ExportService,
-    ledger::LedgerService, malformed::charged, subscriptions::SubscriptionService, writes::WriteServices,
+    audit::AuditService, catalogue::CatalogueService, consents::ConsentService, departments::DepartmentServices,
+    enrollment::EnrollmentService, export::ExportService, ledger::LedgerService, malformed::charged, subscriptions::SubscriptionService,
+    writes::WriteServices,
 };
 use crate::ledger::{Ledger, LocalLedger};
+use crate::live_catalogue::{self, LiveCatalogue};
 use crate::sources::Sources;
 
 /// Bytes of a generated key.
@@ -107,7 +109,8 @@ fn tls(config: &Config, mode: AuthMode) -> Result<Option<ServerTlsConfig>, Gatew
 /// beyond its keys, so replicas scale out.
 pub fn build(config: &Config, ledger: Arc<dyn Ledger>, sources: Sources) -> Result<(Arc<Gate>, RoleServices), GatewayError> {
     let mode: AuthMode = config.gateway.auth.parse().map_err(GatewayError::Config)?;
-    let catalogue = Arc::new(Catalogue::load(&config.gateway.catalogue)?);
+    let (catalogue, text) = Catalogue::load_with_text(&config.gateway.catalogue)?;
+    let catalogue = Arc::new(LiveCatalogue::new(catalogue, text));
     let token_key = read_or_create_key(&config.token_key_path())?;
     let pseudonyms = Pseudonymizer::new(read_or_create_key(&config.pseudonym_key_path())?);
     let auth = Authenticator::new(mode, token_key, config.gateway.max_token_hours, catalogue.clone());
@@ -115,6 +118,8 @@ pub fn build(config: &Config, ledger: Arc<dyn Ledger>, sources: Sources) -> Resu
     // Tell the ledger this replica is alive, so the per-second rates are
     // shared among the replicas there are.
     tokio::spawn(quota_heartbeat(gate.clone()));
+    // And follow the catalogue applied through SharingCatalogue.
+    tokio::spawn(live_catalogue::follow(gate.clone()));
     let mut services = RoleServices::new(Role::Gateway);
     services.tls = tls(config, mode)?;
     let departments = DepartmentServices::new(gate.clone(), sources.clone(), config.limits.max_city_lists);
@@ -143,7 +148,8 @@ pub fn build(config: &Config, ledger: Arc<dyn Ledger>, sources: Sources) -> Resu
             .server(),
         ))
         .add(charged(&gate, ConsentService::new(gate.clone(), sources).server()))
-        .add(charged(&gate, AuditService::new(gate.clone()).server()));
+        .add(charged(&gate, AuditService::new(gate.clone()).server()))
+        .add(charged(&gate, CatalogueService::new(gate.clone()).server()));
     Ok((gate, services))
 }
 

@@ -377,7 +377,8 @@ async fn the_catalogue_names_exactly_the_columns_each_dataset_has() {
         let result = p.sources.flight(dataset.owner).get_schema(descriptor).await.expect("schema");
         let schema = Schema::try_from(result.get_ref()).expect("decode");
         let columns: Vec<String> = schema.fields().iter().map(|f| f.name().clone()).collect();
-        let interface = p.gate.catalogue.interface(dataset.interface).expect("catalogued");
+        let catalogue = p.gate.catalogue();
+        let interface = catalogue.interface(dataset.interface).expect("catalogued");
         assert_eq!(interface.fields, columns, "{}", dataset.interface);
     }
     p.stop().await;

@@ -182,14 +182,14 @@ impl Consents for ConsentService {
                 interface::CONSENT_REGISTRY,
                 |r| &r.purpose,
                 |r| {
-                    let grant = validate_grant(&self.gate.catalogue, r)?;
+                    let grant = validate_grant(&self.gate.catalogue(), r)?;
                     let subjects = std::iter::once(grant.subject.clone()).chain(grant.grantor.clone()).collect();
                     Ok((grant, subjects))
                 },
                 |grant| async move {
                     match &grant.grantor {
                         Some(grantor) => self.check_guardian(&grant.subject, grantor).await?,
-                        None => check_own_consent(&grant, self.gate.catalogue.self_consent_age)?,
+                        None => check_own_consent(&grant, self.gate.catalogue().self_consent_age)?,
                     }
                     let r = &grant.request;
                     let subject = gate.pseudonym(&grant.subject);
@@ -232,7 +232,7 @@ impl Consents for ConsentService {
                 |r| &r.purpose,
                 |r| {
                     let subject = subject_id(&r.subject_id_number)?;
-                    if self.gate.catalogue.department(&r.department).is_none() {
+                    if self.gate.catalogue().department(&r.department).is_none() {
                         return Err(ServiceError::invalid("department", "is not a catalogued department"));
                     }
                     // Not checked against the catalogue: a grant outlives a withdrawn approval and must stay revocable.

@@ -59,7 +59,7 @@ impl MedicalInsurance for DepartmentServices {
     type InsuranceGapStream = UninsuredStream;
 
     async fn insurance_gap(&self, request: Request<InsuranceGapRequest>) -> Result<Response<Self::InsuranceGapStream>, Status> {
-        let city = self.gate.catalogue.city.clone();
+        let city = self.gate.catalogue().city.clone();
         let sources = self.sources.clone();
         let (city_lists, max_city_lists) = (Arc::clone(&self.city_lists), self.max_city_lists);
         let list = answer_list(
@@ -94,7 +94,7 @@ impl MedicalInsurance for DepartmentServices {
 #[tonic::async_trait]
 impl Locality for DepartmentServices {
     async fn employer_locality(&self, request: Request<EmployerLocalityRequest>) -> Result<Response<EmployerLocalityResponse>, Status> {
-        let city = self.gate.catalogue.city.clone();
+        let city = self.gate.catalogue().city.clone();
         let sources = self.sources.clone();
         respond(
             answer(
@@ -103,7 +103,7 @@ impl Locality for DepartmentServices {
                 interface::EMPLOYER_LOCALITY,
                 |r| &r.purpose,
                 |r| Ok((locality::validate(r, &city)?, Vec::new())),
-                |asked| async move { Ok(Fetched::one(locality::locate(&sources, asked, &self.gate.catalogue.city).await?)) },
+                |asked| async move { Ok(Fetched::one(locality::locate(&sources, asked, &self.gate.catalogue().city).await?)) },
             )
             .await,
         )

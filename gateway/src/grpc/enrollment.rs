@@ -38,7 +38,7 @@ const CHUNKS_IN_FLIGHT: usize = 2;
 
 /// Who counts as a child for the check (the catalogue's `subject_ages`).
 fn child_ages(gate: &Gate) -> ChildAges {
-    ChildAges::from_catalogue(gate.catalogue.interface(ENROLLMENT_CHECK).and_then(|i| i.subject_ages))
+    ChildAges::from_catalogue(gate.catalogue().interface(ENROLLMENT_CHECK).and_then(|i| i.subject_ages))
 }
 
 /// An intake stream that broke off: the answers sent before it stand.

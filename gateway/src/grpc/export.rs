@@ -75,8 +75,8 @@ impl ExportService {
         FlightServiceServer::new(self)
     }
 
-    fn approval(&self, caller: &Caller, dataset: &Dataset) -> Option<&Approval> {
-        self.gate.catalogue.approval(&caller.department, dataset.interface).map(|a| &**a)
+    fn approval(&self, caller: &Caller, dataset: &Dataset) -> Option<Arc<Approval>> {
+        self.gate.catalogue().approval(&caller.department, dataset.interface).cloned()
     }
 
     /// The dataset's columns as its owning role builds them.
@@ -97,7 +97,7 @@ impl ExportService {
     /// `ticket` completed for `caller`: the approval must exist and allow the
     /// level asked for; purpose (when the approval has just one) and level
     /// filled in. Refusals are audited.
-    async fn complete(&self, caller: &Caller, mut ticket: Ticket, dataset: &'static Dataset) -> Result<(Ticket, &Approval), Status> {
+    async fn complete(&self, caller: &Caller, mut ticket: Ticket, dataset: &'static Dataset) -> Result<(Ticket, Arc<Approval>), Status> {
         let Some(approval) = self.approval(caller, dataset) else {
             let denial = Denial::new(
                 reason::NOT_APPROVED,

@@ -9,9 +9,10 @@ use popbase_proto::gateway::{AuditSearchResponse, ChainHead, Consent, Subscripti
 use popbase_proto::ledger::ledger_server::{Ledger as LedgerRpc, LedgerServer};
 use popbase_proto::ledger::{
     AccessesOfRequest, AccessesOfResponse, AcknowledgeSubscriptionRequest, AppendManyRequest, AppendManyResponse, AppendRequest,
-    AppendResponse, AuditEntry, AuditSearch, ConsentsOfRequest, ConsentsOfResponse, EndConsentRequest, GrantKey as WireKey, HeadRequest,
-    PutConsentRequest, RosterPageRequest, RosterPageResponse, RosterUpdate, SubscriptionRequest, TakeQuotaRequest, TakeQuotaResponse,
-    UsageBetweenRequest, UsageBetweenResponse, UseConsentsRequest, UseConsentsResponse,
+    AppendResponse, AuditEntry, AuditSearch, ConsentsOfRequest, ConsentsOfResponse, EndConsentRequest, GetStoredCatalogue,
+    GrantKey as WireKey, HeadRequest, PutConsentRequest, PutStoredCatalogue, RosterPageRequest, RosterPageResponse, RosterUpdate,
+    StoredCatalogue, SubscriptionRequest, TakeQuotaRequest, TakeQuotaResponse, UsageBetweenRequest, UsageBetweenResponse,
+    UseConsentsRequest, UseConsentsResponse,
 };
 use tonic::{Request, Response, Status};
 
@@ -184,6 +185,27 @@ impl LedgerRpc for LedgerService {
         }
         let accesses = self.ledger.accesses_of(&r.subject, r.limit as usize).await?;
         Ok(Response::new(AccessesOfResponse { accesses }))
+    }
+
+    async fn get_catalogue(&self, _request: Request<GetStoredCatalogue>) -> Result<Response<StoredCatalogue>, Status> {
+        match self.ledger.catalogue().await? {
+            Some(stored) => Ok(Response::new(stored)),
+            None => Err(ServiceError::not_found("applied catalogue").into()),
+        }
+    }
+
+    async fn put_catalogue(&self, request: Request<PutStoredCatalogue>) -> Result<Response<StoredCatalogue>, Status> {
+        let r = request.into_inner();
+        // The gateway validated it; the ledger still refuses what no
+        // gateway could load, since every replica would then stop following.
+        if r.toml.len() > crate::catalogue::MAX_TEXT_BYTES {
+            return Err(ServiceError::invalid("toml", format!("at most {} bytes", crate::catalogue::MAX_TEXT_BYTES)).into());
+        }
+        crate::catalogue::Catalogue::parse(&r.toml, "the catalogue sent").map_err(|e| ServiceError::invalid("toml", e.to_string()))?;
+        validate::text("applied_by", &r.applied_by, 1, MAX_CODE_CHARS)?;
+        Ok(Response::new(
+            self.ledger.put_catalogue(r.expected_version, r.toml, r.applied_by).await?,
+        ))
     }
 
     async fn search_audit(&self, request: Request<AuditSearch>) -> Result<Response<AuditSearchResponse>, Status> {

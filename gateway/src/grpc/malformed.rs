@@ -119,6 +119,9 @@ pub fn interface_of(path: &str) -> &'static str {
         ("Consents", "Grant" | "Revoke" | "ListConsents") => interface::CONSENT_REGISTRY,
         ("Audit", "GetChainHead") => interface::AUDIT_CHAIN_HEAD,
         ("Audit", "UsageStatistics") => interface::USAGE_STATISTICS,
+        ("Audit", "SearchAudit") => interface::AUDIT_SEARCH,
+        ("SharingCatalogue", "GetCatalogue" | "ValidateCatalogue") => interface::SHARING_CATALOGUE,
+        ("SharingCatalogue", "ApplyCatalogue") => interface::CATALOGUE_CHANGE,
         ("DepartmentFeeds", "Submit") => interface::SUBMIT_FEED,
         ("RegistryEvents", "Submit") => interface::SUBMIT_LIFE_EVENT,
         ("ResidenceEvents", "Submit") => interface::SUBMIT_RESIDENCE,
@@ -138,6 +141,11 @@ mod tests {
             interface::ENROLLMENT_CHECK
         );
         assert_eq!(interface_of("/popbase.gateway.v1.Consents/ListAccesses"), interface::ACCESS_LOG);
+        assert_eq!(interface_of("/popbase.gateway.v1.Audit/SearchAudit"), interface::AUDIT_SEARCH);
+        assert_eq!(
+            interface_of("/popbase.gateway.v1.SharingCatalogue/ApplyCatalogue"),
+            interface::CATALOGUE_CHANGE
+        );
         assert_eq!(interface_of("/arrow.flight.protocol.FlightService/DoGet"), interface::EXPORT);
         assert_eq!(interface_of("/popbase.x\",role=\"gateway/Check"), "unknown");
         assert_eq!(interface_of(""), "unknown");

@@ -1,6 +1,7 @@
 //! Thin tonic adapters: each RPC is the gate's path around one interface.
 
 pub mod audit;
+pub mod catalogue;
 pub mod consents;
 pub mod departments;
 pub mod enrollment;

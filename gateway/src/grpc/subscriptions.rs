@@ -124,7 +124,7 @@ impl Subscriptions for SubscriptionService {
     async fn create_subscription(&self, request: Request<CreateSubscriptionRequest>) -> Result<Response<Subscription>, Status> {
         let caller = self.gate.authenticate(&request, INTERFACE).await?;
         let body = request.get_ref();
-        let wanted = match require_purpose(&body.purpose).and_then(|()| request::wanted(body, &self.gate.catalogue.city)) {
+        let wanted = match require_purpose(&body.purpose).and_then(|()| request::wanted(body, &self.gate.catalogue().city)) {
             Ok(wanted) => wanted,
             Err(e) => return Err(self.gate.refuse(&caller, INTERFACE, &body.purpose, e).await),
         };
@@ -224,7 +224,7 @@ impl Subscriptions for SubscriptionService {
         };
         let consent = self
             .gate
-            .catalogue
+            .catalogue()
             .interface(INTERFACE)
             .is_some_and(|i| i.share_class == ShareClass::Conditional && i.legal_basis.is_empty());
         let admission = admission.narrowed(&subscription.fields, Vec::new());

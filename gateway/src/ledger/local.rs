@@ -4,11 +4,12 @@
 use chrono::NaiveDate;
 use popbase_common::ServiceResult;
 use popbase_proto::gateway::{Access, AuditSearchResponse, ChainHead, Consent, Position, Subscription, Usage};
-use popbase_proto::ledger::AuditSearch;
+use popbase_proto::ledger::{AuditSearch, StoredCatalogue};
 use popbase_storage::Store;
 
 use std::sync::Arc;
 
+use super::catalogue_book::CatalogueBook;
 use super::quota_book::{Granted, QuotaBook};
 use super::{ConsentUse, Ledger};
 use crate::audit::{AuditEntry, AuditLog, query};
@@ -24,6 +25,7 @@ pub struct LocalLedger {
     pub audit: AuditLog,
     pub quotas: Arc<QuotaBook>,
     pub subscriptions: SubscriptionBook,
+    pub catalogues: Arc<CatalogueBook>,
 }
 
 impl LocalLedger {
@@ -34,6 +36,7 @@ impl LocalLedger {
             consents: ConsentStore::new(store.clone()),
             quotas: Arc::new(QuotaBook::new(store.clone())),
             subscriptions: SubscriptionBook::new(store.clone()),
+            catalogues: Arc::new(CatalogueBook::new(store.clone())),
             audit: AuditLog::start(store)?,
         })
     }
@@ -87,6 +90,16 @@ impl Ledger for LocalLedger {
 
     async fn accesses_of(&self, subject: &str, limit: usize) -> ServiceResult<Vec<Access>> {
         Ok(query::accesses(self.store(), subject, limit)?)
+    }
+
+    async fn catalogue(&self) -> ServiceResult<Option<StoredCatalogue>> {
+        self.catalogues.current()
+    }
+
+    async fn put_catalogue(&self, expected_version: u64, toml: String, applied_by: String) -> ServiceResult<StoredCatalogue> {
+        let book = self.catalogues.clone();
+        let at = chrono::Utc::now().timestamp_millis();
+        blocking(move || book.put(expected_version, toml, applied_by, at)).await
     }
 
     async fn search_audit(&self, search: AuditSearch) -> ServiceResult<AuditSearchResponse> {

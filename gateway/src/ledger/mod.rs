@@ -5,6 +5,7 @@
 //! state and reaches the `ledger` role with [`RemoteLedger`]. Either way the
 //! ledger only ever sees subjects' keyed pseudonyms, never ID numbers.
 
+pub mod catalogue_book;
 mod local;
 pub mod quota_book;
 mod remote;
@@ -13,7 +14,7 @@ pub mod wire;
 use chrono::NaiveDate;
 use popbase_common::ServiceResult;
 use popbase_proto::gateway::{Access, AuditSearchResponse, ChainHead, Consent, Position, Subscription, Usage};
-use popbase_proto::ledger::AuditSearch;
+use popbase_proto::ledger::{AuditSearch, StoredCatalogue};
 
 pub use local::LocalLedger;
 pub use quota_book::Granted;
@@ -54,6 +55,10 @@ pub trait Ledger: Send + Sync + 'static {
     async fn head(&self) -> ServiceResult<ChainHead>;
     /// The newest `limit` accesses to one subject's data.
     async fn accesses_of(&self, subject: &str, limit: usize) -> ServiceResult<Vec<Access>>;
+    /// The newest applied sharing catalogue, if one was applied.
+    async fn catalogue(&self) -> ServiceResult<Option<StoredCatalogue>>;
+    /// Applies the version after `expected_version` (ABORTED if stale).
+    async fn put_catalogue(&self, expected_version: u64, toml: String, applied_by: String) -> ServiceResult<StoredCatalogue>;
     /// One page of an audit search (subject as its pseudonym, limit bounded).
     async fn search_audit(&self, search: AuditSearch) -> ServiceResult<AuditSearchResponse>;
     /// Usage rows of days `from..=to` (yyyymmdd), of one department or all.

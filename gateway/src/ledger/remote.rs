@@ -7,8 +7,8 @@ use popbase_proto::gateway::{Access, AuditSearchResponse, ChainHead, Consent, Po
 use popbase_proto::ledger::ledger_client::LedgerClient;
 use popbase_proto::ledger::{
     AccessesOfRequest, AcknowledgeSubscriptionRequest, AppendManyRequest, AppendRequest, AuditSearch, ConsentsOfRequest, EndConsentRequest,
-    HeadRequest, PutConsentRequest, RosterPageRequest, RosterUpdate, SubscriptionRequest, TakeQuotaRequest, UsageBetweenRequest,
-    UseConsentsRequest,
+    GetStoredCatalogue, HeadRequest, PutConsentRequest, PutStoredCatalogue, RosterPageRequest, RosterUpdate, StoredCatalogue,
+    SubscriptionRequest, TakeQuotaRequest, UsageBetweenRequest, UseConsentsRequest,
 };
 use tonic::{Code, Status};
 
@@ -148,6 +148,23 @@ impl Ledger for RemoteLedger {
             .map_err(ledger_error)?
             .into_inner()
             .accesses)
+    }
+
+    async fn catalogue(&self) -> ServiceResult<Option<StoredCatalogue>> {
+        match self.client().get_catalogue(GetStoredCatalogue {}).await {
+            Ok(stored) => Ok(Some(stored.into_inner())),
+            Err(status) if status.code() == Code::NotFound => Ok(None),
+            Err(status) => Err(ledger_error(status)),
+        }
+    }
+
+    async fn put_catalogue(&self, expected_version: u64, toml: String, applied_by: String) -> ServiceResult<StoredCatalogue> {
+        let request = PutStoredCatalogue {
+            expected_version,
+            toml,
+            applied_by,
+        };
+        Ok(self.client().put_catalogue(request).await.map_err(ledger_error)?.into_inner())
     }
 
     async fn search_audit(&self, search: AuditSearch) -> ServiceResult<AuditSearchResponse> {
