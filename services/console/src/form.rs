@@ -13,6 +13,8 @@ pub const MAX_BODY: usize = 16 * 1024;
 pub const MAX_FIELDS: usize = 32;
 /// Longest field value.
 pub const MAX_VALUE: usize = 4096;
+/// Largest body of the catalogue's forms: its text (at most 1 MiB) URL-encoded.
+pub const MAX_CATALOGUE_BODY: usize = 4 * 1024 * 1024;
 
 #[derive(Debug, thiserror::Error, PartialEq, Eq)]
 pub enum FormError {
@@ -32,6 +34,11 @@ pub struct Form {
 
 impl Form {
     pub fn parse(body: &[u8]) -> Result<Self, FormError> {
+        Self::parse_with(body, MAX_VALUE)
+    }
+
+    /// [`Form::parse`] with values up to `max_value` bytes (the catalogue's text).
+    pub fn parse_with(body: &[u8], max_value: usize) -> Result<Self, FormError> {
         let text = std::str::from_utf8(body).map_err(|_| FormError::Encoding)?;
         let mut fields = HashMap::new();
         for pair in text.split('&').filter(|p| !p.is_empty()) {
@@ -41,7 +48,7 @@ impl Form {
             let (name, value) = pair.split_once('=').unwrap_or((pair, ""));
             let name = decode(name)?;
             let value = decode(value)?;
-            if value.len() > MAX_VALUE || name.len() > 64 {
+            if value.len() > max_value || name.len() > 64 {
                 return Err(FormError::TooLong(
                     name.chars().take(64).filter(|c| c.is_ascii_alphanumeric() || *c == '_').collect(),
                 ));

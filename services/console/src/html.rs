@@ -61,6 +61,7 @@ pub fn page(title: &str, nav: Nav, csrf: Option<&str>, body: &str) -> String {
             ("/ops/usage", "调用统计"),
             ("/ops/audit", "审计查询"),
             ("/ops/chain", "审计链"),
+            ("/ops/catalogue", "共享目录"),
         ],
         Nav::Resident => &[("/resident", "我的数据使用记录")],
     };

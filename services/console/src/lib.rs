@@ -30,6 +30,11 @@ use axum::routing::{get, post};
 pub use link::GatewayLink;
 pub use session::Sessions;
 
+/// The catalogue's forms carry its whole text; every other form is small.
+fn catalogue_body() -> axum::extract::DefaultBodyLimit {
+    axum::extract::DefaultBodyLimit::max(form::MAX_CATALOGUE_BODY)
+}
+
 /// The operator departments and the purpose each acts under.
 pub const OPERATORS: [(&str, &str); 2] = [("audit", "AUDIT"), ("big_data", "SERVICE_OPERATIONS")];
 
@@ -85,6 +90,9 @@ impl Console {
             .route("/ops", get(pages::operator::overview))
             .route("/ops/usage", get(pages::operator::usage))
             .route("/ops/chain", get(pages::operator::chain))
+            .route("/ops/catalogue", get(pages::catalogue::show))
+            .route("/ops/catalogue/validate", post(pages::catalogue::validate).layer(catalogue_body()))
+            .route("/ops/catalogue/apply", post(pages::catalogue::apply).layer(catalogue_body()))
             .route("/ops/audit", get(pages::audit::form).post(pages::audit::search))
             .route("/ops/audit/next", post(pages::audit::next_page))
             .route("/ops/audit.csv", post(pages::audit::export_csv))

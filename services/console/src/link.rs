@@ -10,6 +10,10 @@ use std::time::Duration;
 use popbase_common::error::{FIELD_METADATA_KEY, REASON_METADATA_KEY};
 use popbase_proto::gateway::audit_client::AuditClient;
 use popbase_proto::gateway::consents_client::ConsentsClient;
+use popbase_proto::gateway::sharing_catalogue_client::SharingCatalogueClient;
+use popbase_proto::gateway::{
+    ApplyCatalogueRequest, CatalogueDocument, CatalogueValidation, GetCatalogueRequest, ValidateCatalogueRequest,
+};
 use popbase_proto::gateway::{
     AuditSearchRequest, AuditSearchResponse, ChainHead, ChainHeadRequest, ListAccessesRequest, ListAccessesResponse, ListConsentsRequest,
     ListConsentsResponse, RevokeConsentRequest, UsageStatisticsRequest, UsageStatisticsResponse,
@@ -88,6 +92,23 @@ impl GatewayLink {
 
     fn consents(&self) -> ConsentsClient<Channel> {
         ConsentsClient::new(self.channel.clone())
+    }
+
+    fn catalogue(&self) -> SharingCatalogueClient<Channel> {
+        SharingCatalogueClient::new(self.channel.clone())
+    }
+
+    pub async fn get_catalogue(&self, token: &str, purpose: &str) -> Result<CatalogueDocument, Refused> {
+        let body = GetCatalogueRequest { purpose: purpose.into() };
+        Ok(self.catalogue().get_catalogue(bearer(token, body)?).await?.into_inner())
+    }
+
+    pub async fn validate_catalogue(&self, token: &str, body: ValidateCatalogueRequest) -> Result<CatalogueValidation, Refused> {
+        Ok(self.catalogue().validate_catalogue(bearer(token, body)?).await?.into_inner())
+    }
+
+    pub async fn apply_catalogue(&self, token: &str, body: ApplyCatalogueRequest) -> Result<CatalogueDocument, Refused> {
+        Ok(self.catalogue().apply_catalogue(bearer(token, body)?).await?.into_inner())
     }
 
     pub async fn chain_head(&self, token: &str, purpose: &str) -> Result<ChainHead, Refused> {

@@ -10,9 +10,10 @@ use std::process::Stdio;
 use chrono::NaiveDate;
 use popbase_common::mesh::pki::{self, Pki};
 use popbase_domain::id_number::IdNumber;
+use popbase_proto::gateway::audit_client::AuditClient;
 use popbase_proto::gateway::consents_client::ConsentsClient;
 use popbase_proto::gateway::persons_client::PersonsClient;
-use popbase_proto::gateway::{ConsentState, GrantConsentRequest, ListConsentsRequest, PersonSummaryRequest};
+use popbase_proto::gateway::{ConsentState, GrantConsentRequest, ListConsentsRequest, PersonSummaryRequest, UsageStatisticsRequest};
 use support::https::{Browser, csrf};
 use support::{Children, plain_channel, popbase, with_token};
 
@@ -298,4 +299,120 @@ async fn a_resident_sees_the_accesses_and_a_revoked_consent_refuses_the_next_cal
     assert_eq!(listed.consents[0].state, ConsentState::Revoked as i32);
     let after = persons.person_summary(with_token(&hrss, ask())).await.expect_err("refused");
     assert_eq!(after.code(), tonic::Code::PermissionDenied, "{after:?}");
+}
+
+/// An approval added in the console is honoured by the gateway at once;
+/// a bad edit is refused with its reason, a stale one and one by a
+/// department not approved to change the catalogue are refused.
+#[tokio::test]
+async fn an_approval_applied_in_the_console_is_honoured_by_the_gateway() {
+    let running = start();
+    let education = format!("Bearer {}", token(&running, "education"));
+    let mut audit = AuditClient::new(plain_channel(&running.gateway));
+    let today = popbase_domain::clock::today();
+    let usage = || UsageStatisticsRequest {
+        purpose: "SERVICE_REVIEW".into(),
+        from: Some(today.into()),
+        to: Some(today.into()),
+        department: "education".into(),
+    };
+    let before = audit
+        .usage_statistics(with_token(&education, usage()))
+        .await
+        .expect_err("not approved");
+    assert_eq!(before.code(), tonic::Code::PermissionDenied);
+
+    let mut browser = sign_in_operator(&running, "big_data").await;
+    let page = browser.get("/ops/catalogue").await;
+    assert_eq!(page.status, 200, "{}", page.body);
+    assert!(
+        page.body.contains("<table id=\"approvals\"") && page.body.contains("data-version=\"0\""),
+        "{}",
+        page.body
+    );
+    let form_token = csrf(&page.body);
+    let shipped = popbase_gateway::catalogue::SHIPPED;
+    let edited = format!(
+        "{shipped}\n[[approval]]\ndepartment = \"education\"\ninterface = \"UsageStatistics\"\npurposes = [\"SERVICE_REVIEW\"]\nfields = [\"usage\"]\n"
+    );
+    // A bad edit: refused with the reason, the edit kept on the page.
+    let bad = edited.replace(
+        "department = \"education\"\ninterface = \"UsageStatistics\"",
+        "department = \"nobody\"\ninterface = \"UsageStatistics\"",
+    );
+    let reply = browser
+        .post(
+            "/ops/catalogue/validate",
+            &[("csrf", &form_token), ("expected_version", "0"), ("toml", &bad)],
+            &[],
+        )
+        .await;
+    assert_eq!(reply.status, 200, "{}", reply.body);
+    assert!(
+        reply.body.contains("校验未通过") && reply.body.contains("&#39;nobody&#39;"),
+        "{}",
+        reply.body
+    );
+    let reply = browser
+        .post(
+            "/ops/catalogue/apply",
+            &[("csrf", &form_token), ("expected_version", "0"), ("toml", &bad)],
+            &[],
+        )
+        .await;
+    assert_eq!(reply.status, 400, "{}", reply.body);
+    // The good one validates, applies, and the gateway honours it.
+    let reply = browser
+        .post(
+            "/ops/catalogue/validate",
+            &[("csrf", &form_token), ("expected_version", "0"), ("toml", &edited)],
+            &[],
+        )
+        .await;
+    assert!(reply.body.contains("校验通过"), "{}", reply.body);
+    let reply = browser
+        .post(
+            "/ops/catalogue/apply",
+            &[("csrf", &form_token), ("expected_version", "0"), ("toml", &edited)],
+            &[],
+        )
+        .await;
+    assert_eq!(reply.status, 200, "{}", reply.body);
+    assert!(
+        reply.body.contains("id=\"applied\"") && reply.body.contains("data-version=\"1\""),
+        "{}",
+        reply.body
+    );
+    audit.usage_statistics(with_token(&education, usage())).await.expect("approved now");
+    // Applying over a version someone else moved on from: refused.
+    let reply = browser
+        .post(
+            "/ops/catalogue/apply",
+            &[("csrf", &form_token), ("expected_version", "0"), ("toml", &edited)],
+            &[],
+        )
+        .await;
+    assert_eq!(reply.status, 409, "{}", reply.body);
+    // The audit bureau reads the catalogue but may not change it.
+    let mut auditor = sign_in_operator(&running, "audit").await;
+    let page = auditor.get("/ops/catalogue").await;
+    assert_eq!(page.status, 200);
+    let reply = auditor
+        .post(
+            "/ops/catalogue/apply",
+            &[("csrf", &csrf(&page.body)), ("expected_version", "1"), ("toml", shipped)],
+            &[],
+        )
+        .await;
+    assert_eq!(reply.status, 403, "{}", reply.body);
+    // The change is in the trail: the big-data bureau's CatalogueChange.
+    let search = auditor.get("/ops/audit").await;
+    let found = auditor
+        .post(
+            "/ops/audit",
+            &[("csrf", &csrf(&search.body)), ("interface", "CatalogueChange")],
+            &[],
+        )
+        .await;
+    assert!(found.body.contains("<td>big_data</td><td>CatalogueChange</td>"), "{}", found.body);
 }

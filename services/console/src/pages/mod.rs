@@ -3,6 +3,7 @@
 //! into a page that says why and shows nothing else.
 
 pub mod audit;
+pub mod catalogue;
 mod chart;
 pub mod front;
 pub mod operator;
@@ -114,6 +115,11 @@ impl Console {
 /// A POST's form, after checking its origin (a browser's cross-site POST
 /// names another origin) and, for a session's forms, its form token.
 pub(crate) fn posted_form(headers: &HeaderMap, body: &Bytes, session: Option<&Session>) -> Result<Form, Page> {
+    posted_form_with(headers, body, session, crate::form::MAX_VALUE)
+}
+
+/// [`posted_form`] with values up to `max_value` bytes.
+pub(crate) fn posted_form_with(headers: &HeaderMap, body: &Bytes, session: Option<&Session>, max_value: usize) -> Result<Form, Page> {
     if let Some(origin) = headers.get(header::ORIGIN) {
         let host = headers.get(header::HOST).and_then(|h| h.to_str().ok()).unwrap_or("");
         let same = origin.to_str().ok().is_some_and(|o| o == format!("https://{host}"));
@@ -121,7 +127,7 @@ pub(crate) fn posted_form(headers: &HeaderMap, body: &Bytes, session: Option<&Se
             return Err(Box::new(forbidden("请求来源与本站不符。")));
         }
     }
-    let form = Form::parse(body).map_err(|e| {
+    let form = Form::parse_with(body, max_value).map_err(|e| {
         let body = format!("<p class=\"error\">{}</p>", esc(&e.to_string()));
         Box::new(respond::html(
             StatusCode::BAD_REQUEST,
@@ -145,6 +151,7 @@ pub(crate) fn refused_block(refused: &Refused) -> String {
         Code::PermissionDenied => "共享目录未批准此访问",
         Code::InvalidArgument => "输入有误",
         Code::ResourceExhausted => "调用超出配额或并发上限，请稍后再试",
+        Code::Aborted => "数据已被他人修改，请重新打开页面后再试",
         Code::Unavailable | Code::DeadlineExceeded => "网关暂时不可用，请稍后再试",
         _ => "网关拒绝了此请求",
     };
@@ -169,6 +176,7 @@ pub(crate) fn refused_status(refused: &Refused) -> StatusCode {
         Code::PermissionDenied => StatusCode::FORBIDDEN,
         Code::InvalidArgument => StatusCode::BAD_REQUEST,
         Code::ResourceExhausted => StatusCode::TOO_MANY_REQUESTS,
+        Code::Aborted => StatusCode::CONFLICT,
         _ => StatusCode::BAD_GATEWAY,
     }
 }

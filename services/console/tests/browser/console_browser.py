@@ -16,10 +16,11 @@ import grpc
 from selenium import webdriver
 from selenium.webdriver.chrome.service import Service
 from selenium.webdriver.common.by import By
+from selenium.webdriver.common.keys import Keys
 from selenium.webdriver.support.ui import WebDriverWait
 from selenium.common.exceptions import TimeoutException
 
-from popbase.gateway.v1 import consents_pb2, consents_pb2_grpc, persons_pb2, persons_pb2_grpc
+from popbase.gateway.v1 import audit_pb2, audit_pb2_grpc, consents_pb2, consents_pb2_grpc, persons_pb2, persons_pb2_grpc
 from popbase.common.v1 import common_pb2
 
 WEIGHTS = [7, 9, 10, 5, 8, 4, 2, 1, 6, 3, 7, 9, 10, 5, 8, 4, 2]
@@ -60,6 +61,19 @@ class Platform:
             valid_from=common_pb2.Date(year=today.year, month=today.month, day=today.day),
             valid_until=common_pb2.Date(year=until.year, month=until.month, day=until.day))
         consents_pb2_grpc.ConsentsStub(self.channel).Grant(request, metadata=self.metadata("service_platform"))
+
+    def education_usage(self):
+        """The education bureau asks for its usage statistics (SERVICE_REVIEW); the status code."""
+        today = datetime.date.today()
+        day = common_pb2.Date(year=today.year, month=today.month, day=today.day)
+        request = audit_pb2.UsageStatisticsRequest(purpose="SERVICE_REVIEW", department="education")
+        getattr(request, "from").CopyFrom(day)
+        request.to.CopyFrom(day)
+        try:
+            audit_pb2_grpc.AuditStub(self.channel).UsageStatistics(request, metadata=self.metadata("education"))
+            return grpc.StatusCode.OK
+        except grpc.RpcError as e:
+            return e.code()
 
     def person_summary(self, subject):
         """hrss asks for the subject's summary; the status code of the answer."""
@@ -155,6 +169,44 @@ def operator_flow(platform, console, shots, subject):
         driver.quit()
 
 
+NEW_APPROVAL = """
+[[approval]]
+department = "education"
+interface = "UsageStatistics"
+purposes = ["SERVICE_REVIEW"]
+fields = ["usage"]
+"""
+
+
+def catalogue_flow(platform, console, shots):
+    """The big-data bureau approves a purpose for a department in the
+    catalogue editor; the gateway honours it on the next call."""
+    if platform.education_usage() != grpc.StatusCode.PERMISSION_DENIED:
+        fail("education's usage statistics were answered before any approval")
+    driver = browser()
+    try:
+        sign_in(driver, console, "/login", "token", platform.token("--department", "big_data"))
+        wait_for(driver, "#head-seq")
+        driver.get(f"{console}/ops/catalogue")
+        editor = wait_for(driver, "#catalogue-toml")[0]
+        shot(driver, shots, "operator-catalogue")
+        editor.send_keys(Keys.CONTROL, Keys.END)
+        editor.send_keys(NEW_APPROVAL)
+        driver.find_element(By.ID, "validate").click()
+        checked = wait_for(driver, "#validation")
+        if not checked or "校验通过" not in checked[0].text:
+            fail(f"the edited catalogue did not validate: {checked[0].text if checked else driver.page_source[:1500]}")
+        shot(driver, shots, "operator-catalogue-validated")
+        driver.find_element(By.ID, "apply").click()
+        if not wait_for(driver, "#applied"):
+            fail(f"the catalogue was not applied: {driver.page_source[:1500]}")
+        if platform.education_usage() != grpc.StatusCode.OK:
+            fail("the gateway did not honour the approval just applied")
+        print("catalogue: approved SERVICE_REVIEW for education on UsageStatistics; the gateway answered it")
+    finally:
+        driver.quit()
+
+
 def resident_flow(platform, console, shots, subject):
     driver = browser(390, 844)  # a phone
     try:
@@ -194,6 +246,7 @@ def main():
     platform = Platform(args)
     subject = id_number("370302", datetime.date(1986, 3, 14), 421)
     operator_flow(platform, args.console, args.shots, subject)
+    catalogue_flow(platform, args.console, args.shots)
     resident_flow(platform, args.console, args.shots, subject)
     print(f"browser test passed; screenshots in {args.shots}")
 
