@@ -183,14 +183,31 @@ pub fn restore_backup(dir: impl AsRef<Path>, id: u32, target: impl AsRef<Path>) 
         });
     }
     engine.verify_backup(id).map_err(|e| StorageError::from_engine(dir, e))?;
-    let restored = engine
-        .restore_from_backup(target, target, &RestoreOptions::default(), id)
-        .map_err(|e| StorageError::from_engine(target, e));
-    if restored.is_err() {
-        // The target was missing or empty: leave it so, not half-restored.
-        let _ = std::fs::remove_dir_all(target);
+    // Into a sibling first, renamed into place only when whole: a failed
+    // restore's copy threads may still be writing after it returns (seen in
+    // CI: the target was removed, then reappeared), so the target itself is
+    // never written until the store in it is complete.
+    let name = target.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
+    let staging = target.with_file_name(format!("{name}.restoring"));
+    let io = |path: &Path, source| StorageError::Io {
+        path: path.to_path_buf(),
+        source,
+    };
+    if staging.exists() {
+        std::fs::remove_dir_all(&staging).map_err(|e| io(&staging, e))?;
     }
-    restored
+    let restored = engine
+        .restore_from_backup(&staging, &staging, &RestoreOptions::default(), id)
+        .map_err(|e| StorageError::from_engine(target, e));
+    if let Err(e) = restored {
+        let _ = std::fs::remove_dir_all(&staging);
+        return Err(e);
+    }
+    if target.exists() {
+        // Missing or empty (checked above): make way for the rename.
+        std::fs::remove_dir(target).map_err(|e| io(target, e))?;
+    }
+    std::fs::rename(&staging, target).map_err(|e| io(target, e))
 }
 
 #[cfg(test)]
