@@ -12,7 +12,8 @@ use popbase_proto::gateway::medical_insurance_client::MedicalInsuranceClient;
 use popbase_proto::gateway::persons_client::PersonsClient;
 use popbase_proto::gateway::{
     EmployerLocalityRequest, EnrollmentBasis, EnrollmentCheckRequest, GrantConsentRequest, GuardianRelation, InsuranceGapRequest,
-    ListAccessesRequest, PersonSummaryRequest, PlaceCheck, PlaceKind, ResidenceStatus, ResidentKind,
+    ListAccessesRequest, ListConsentsRequest, PersonSummaryRequest, PlaceCheck, PlaceKind, ResidenceStatus, ResidentKind,
+    RevokeConsentRequest,
 };
 use support::{Platform, XINHUA, XIYUAN, start, start_with_local_exports, today};
 use tokio_stream::StreamExt;
@@ -442,6 +443,7 @@ async fn approved_fields_only(p: Platform) {
             purpose: "CITIZEN_ACCESS_LOG".into(),
             subject_id_number: people.father.clone(),
             limit: 0,
+            ..Default::default()
         })
         .await
         .expect("accesses")
@@ -526,5 +528,80 @@ async fn a_person_summary_as_of_a_past_day_needs_its_approval_and_reads_history(
     );
     assert_eq!(p.audit_count(), before + 1, "the refusal is audited");
     hrss.person_summary(ask("EMPLOYMENT_SERVICE", None)).await.expect("hrss now");
+    p.stop().await;
+}
+
+/// A parent sees a minor child's accesses and consents and revokes one for
+/// them; the registry decides who is a parent or guardian: a stranger, or
+/// anyone acting for an adult, is refused NOT_GUARDIAN.
+#[tokio::test]
+async fn a_parent_sees_and_revokes_for_a_minor_and_a_stranger_is_refused() {
+    let p = start(None, "mtls").await;
+    let people = &p.people;
+    let mut platform = ConsentsClient::new(p.department("service-platform.dept.popbase").await);
+    EnrollmentClient::new(p.department("education.dept.popbase").await)
+        .check(enrollment(&people.child, &[&people.father], XINHUA))
+        .await
+        .expect("an enrollment check on the child");
+    let mut for_child = grant(&people.child, "hrss", "EMPLOYMENT_SERVICE");
+    for_child.grantor_id_number = people.father.clone();
+    platform.grant(for_child).await.expect("the father consents for the child");
+
+    let accesses = |subject: &str, guardian: &str| ListAccessesRequest {
+        purpose: "CITIZEN_ACCESS_LOG".into(),
+        subject_id_number: subject.into(),
+        guardian_id_number: guardian.into(),
+        limit: 0,
+    };
+    let seen = platform
+        .list_accesses(accesses(&people.child, &people.father))
+        .await
+        .expect("the father sees the child's accesses")
+        .into_inner()
+        .accesses;
+    assert!(
+        seen.iter().any(|a| a.department == "education" && a.interface == "EnrollmentCheck"),
+        "{seen:?}"
+    );
+    let consents = |guardian: &str| ListConsentsRequest {
+        purpose: "CITIZEN_CONSENT".into(),
+        subject_id_number: people.child.clone(),
+        guardian_id_number: guardian.into(),
+    };
+    let listed = platform
+        .list_consents(consents(&people.mother))
+        .await
+        .expect("the mother too")
+        .into_inner();
+    assert_eq!(listed.consents.len(), 1);
+    assert!(listed.consents[0].granted_by_guardian);
+
+    for (subject, guardian) in [(&people.child, &people.stranger), (&people.father, &people.grandmother)] {
+        let refused = platform
+            .list_accesses(accesses(subject, guardian))
+            .await
+            .expect_err("not their guardian");
+        assert_eq!(refused.code(), tonic::Code::PermissionDenied);
+        assert_eq!(support::reason(&refused), "NOT_GUARDIAN");
+    }
+    let stranger_revokes = RevokeConsentRequest {
+        purpose: "CITIZEN_CONSENT".into(),
+        subject_id_number: people.child.clone(),
+        department: "hrss".into(),
+        interface: "PersonSummary".into(),
+        grant_purpose: "EMPLOYMENT_SERVICE".into(),
+        guardian_id_number: people.stranger.clone(),
+    };
+    assert_eq!(
+        platform.revoke(stranger_revokes.clone()).await.expect_err("a stranger").code(),
+        tonic::Code::PermissionDenied
+    );
+    let mother_revokes = RevokeConsentRequest {
+        guardian_id_number: people.mother.clone(),
+        ..stranger_revokes
+    };
+    platform.revoke(mother_revokes).await.expect("the mother revokes it");
+    let after = platform.list_consents(consents(&people.father)).await.expect("listed").into_inner();
+    assert_eq!(after.consents[0].state, popbase_proto::gateway::ConsentState::Revoked as i32);
     p.stop().await;
 }

@@ -93,6 +93,7 @@ async fn consent_reasons_and_guardianship() {
         department: "hrss".into(),
         interface: "PersonSummary".into(),
         grant_purpose: "EMPLOYMENT_SERVICE".into(),
+        ..Default::default()
     };
     let revoked = platform.revoke(revoke).await.expect("revoke").into_inner();
     assert_eq!(revoked.state, ConsentState::Revoked as i32);
@@ -170,6 +171,7 @@ async fn consent_reasons_and_guardianship() {
         .list_consents(ListConsentsRequest {
             purpose: "CITIZEN_CONSENT".into(),
             subject_id_number: people.child.clone(),
+            ..Default::default()
         })
         .await
         .expect("list")
@@ -200,6 +202,7 @@ async fn consent_reasons_and_guardianship() {
         department: "hrss".into(),
         interface: String::new(),
         grant_purpose: "EMPLOYMENT_SERVICE".into(),
+        ..Default::default()
     };
     let denied = platform.revoke(unnamed).await.expect_err("no interface");
     assert_eq!(denied.code(), Code::InvalidArgument);

@@ -74,6 +74,21 @@ fn subject_id(value: &str) -> ServiceResult<String> {
     Ok(validate::id_number("subject_id_number", value, today())?.as_str().to_string())
 }
 
+/// A subject's ID number and, when someone acts for them, the guardian's.
+type ActingFor = (String, Option<String>);
+
+/// The subject and, when someone else acts for them, the guardian
+/// (`guardian_id_number`, checked); both are the call's audit subjects.
+fn subject_and_guardian(subject: &str, guardian: &str) -> ServiceResult<(ActingFor, Vec<String>)> {
+    let subject = subject_id(subject)?;
+    let guardian = match guardian {
+        "" => None,
+        id => Some(validate::id_number("guardian_id_number", id, today())?.as_str().to_string()).filter(|g| *g != subject),
+    };
+    let subjects = std::iter::once(subject.clone()).chain(guardian.clone()).collect();
+    Ok(((subject, guardian), subjects))
+}
+
 struct Grant {
     subject: String,
     /// The subject's birth date, from the validated ID number.
@@ -231,16 +246,19 @@ impl Consents for ConsentService {
                 interface::CONSENT_REGISTRY,
                 |r| &r.purpose,
                 |r| {
-                    let subject = subject_id(&r.subject_id_number)?;
+                    let ((subject, guardian), subjects) = subject_and_guardian(&r.subject_id_number, &r.guardian_id_number)?;
                     if self.gate.catalogue().department(&r.department).is_none() {
                         return Err(ServiceError::invalid("department", "is not a catalogued department"));
                     }
                     // Not checked against the catalogue: a grant outlives a withdrawn approval and must stay revocable.
                     validate::text("interface", &r.interface, 1, MAX_CODE_CHARS)?;
                     validate::text("grant_purpose", &r.grant_purpose, 1, MAX_CODE_CHARS)?;
-                    Ok(((subject.clone(), r.clone()), vec![subject]))
+                    Ok(((subject, guardian, r.clone()), subjects))
                 },
-                |(subject, r)| async move {
+                |(subject, guardian, r)| async move {
+                    if let Some(guardian) = &guardian {
+                        self.check_guardian(&subject, guardian).await?;
+                    }
                     let pseudonym = gate.pseudonym(&subject);
                     let key = GrantKey {
                         subject: &pseudonym,
@@ -265,11 +283,11 @@ impl Consents for ConsentService {
                 request,
                 interface::CONSENT_REGISTRY,
                 |r| &r.purpose,
-                |r| {
-                    let subject = subject_id(&r.subject_id_number)?;
-                    Ok((subject.clone(), vec![subject]))
-                },
-                |subject| async move {
+                |r| subject_and_guardian(&r.subject_id_number, &r.guardian_id_number),
+                |(subject, guardian)| async move {
+                    if let Some(guardian) = &guardian {
+                        self.check_guardian(&subject, guardian).await?;
+                    }
                     let consents = gate.ledger.consents_of(&gate.pseudonym(&subject), today()).await?;
                     let count = consents.len() as u64;
                     Ok(Fetched::counted(ListConsentsResponse { consents }, count))
@@ -288,14 +306,17 @@ impl Consents for ConsentService {
                 interface::ACCESS_LOG,
                 |r| &r.purpose,
                 |r| {
-                    let subject = subject_id(&r.subject_id_number)?;
+                    let ((subject, guardian), subjects) = subject_and_guardian(&r.subject_id_number, &r.guardian_id_number)?;
                     if r.limit > MAX_ACCESSES {
                         return Err(ServiceError::invalid("limit", format!("at most {MAX_ACCESSES}")));
                     }
                     let limit = if r.limit == 0 { 100 } else { r.limit as usize };
-                    Ok(((subject.clone(), limit), vec![subject]))
+                    Ok(((subject, guardian, limit), subjects))
                 },
-                |(subject, limit)| async move {
+                |(subject, guardian, limit)| async move {
+                    if let Some(guardian) = &guardian {
+                        self.check_guardian(&subject, guardian).await?;
+                    }
                     let accesses = gate.accesses_of(&subject, limit).await?;
                     let count = accesses.len() as u64;
                     Ok(Fetched::counted(ListAccessesResponse { accesses }, count))

@@ -140,6 +140,7 @@ async fn an_operator_finds_a_call_by_id_number_exports_it_and_every_step_is_audi
             ListConsentsRequest {
                 purpose: "CITIZEN_CONSENT".into(),
                 subject_id_number: subject.clone(),
+                ..Default::default()
             },
         ))
         .await
@@ -291,6 +292,7 @@ async fn a_resident_sees_the_accesses_and_a_revoked_consent_refuses_the_next_cal
             ListConsentsRequest {
                 purpose: "CITIZEN_CONSENT".into(),
                 subject_id_number: subject.clone(),
+                ..Default::default()
             },
         ))
         .await

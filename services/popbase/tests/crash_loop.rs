@@ -248,6 +248,7 @@ async fn check(roles: &Roles, acked: &Acked, [bearer, platform, subscriber]: [&s
         let asked = ListConsentsRequest {
             purpose: "CITIZEN_CONSENT".into(),
             subject_id_number: subject.clone(),
+            ..Default::default()
         };
         let held = consents
             .list_consents(with_token(platform, asked))

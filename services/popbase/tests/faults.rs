@@ -95,6 +95,7 @@ async fn calls_end_within_their_deadlines_and_exports_fail_closed_when_the_ledge
                 purpose: "CITIZEN_ACCESS_LOG".into(),
                 subject_id_number: subject.clone(),
                 limit: 10,
+                ..Default::default()
             },
         ))
         .await

@@ -103,6 +103,7 @@ async fn gateway_replicas_share_consents_and_one_audit_chain_through_the_ledger(
                 purpose: "CITIZEN_ACCESS_LOG".into(),
                 subject_id_number: SUBJECT.into(),
                 limit: 10,
+                ..Default::default()
             },
         ))
         .await
