@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # The console in a real browser: installs Debian's chromium, chromium-driver
-# and a CJK font when missing (as root, or with sudo), Selenium and grpcio in
+# and a CJK font when missing (as root, or with sudo), Selenium, grpcio and pyarrow in
 # a cached venv, starts `popbase demo` on ephemeral ports and runs
 # services/console/tests/browser/console_browser.py against it.
 # Screenshots: $POPBASE_SCREENSHOTS (default <target>/browser-screenshots).
@@ -19,9 +19,10 @@ if ! [ -x /usr/bin/chromium ] || ! [ -x /usr/bin/chromedriver ] || ! [ -d /usr/s
   DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq --no-install-recommends chromium chromium-driver fonts-wqy-zenhei >/dev/null
 fi
 venv="${POPBASE_CACHE_DIR:-$HOME/.cache/popbase}/venv-browser"
-if [ ! -x "$venv/bin/python" ] || ! "$venv/bin/python" -c "import selenium, grpc_tools" 2>/dev/null; then
+# pyarrow: the test finds a demo family through the persons export, as the examples do.
+if [ ! -x "$venv/bin/python" ] || ! "$venv/bin/python" -c "import selenium, grpc_tools, pyarrow.flight" 2>/dev/null; then
   python3 -m venv "$venv"
-  "$venv/bin/pip" install --quiet --disable-pip-version-check selenium==4.51.0 grpcio==1.76.0 grpcio-tools==1.76.0
+  "$venv/bin/pip" install --quiet --disable-pip-version-check selenium==4.51.0 grpcio==1.76.0 grpcio-tools==1.76.0 pyarrow==26.0.1
 fi
 
 work="$(mktemp -d)"

@@ -98,6 +98,7 @@ impl Console {
             .route("/ops/audit.csv", post(pages::audit::export_csv))
             .route("/resident", get(pages::resident::home))
             .route("/resident/revoke", post(pages::resident::revoke))
+            .route("/resident/child", get(pages::resident::child).post(pages::resident::open_child))
             .fallback(pages::front::not_found)
             .layer(axum::extract::DefaultBodyLimit::max(form::MAX_BODY))
             .layer(axum::middleware::from_fn(pages::access_log))

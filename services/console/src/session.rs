@@ -63,6 +63,9 @@ pub struct Session {
     /// The form token of this session (hex).
     pub csrf: String,
     pub search: Option<SavedSearch>,
+    /// A resident's minor child whose record they opened as guardian
+    /// (the gateway checked the registry names them).
+    pub child: Option<String>,
     opened: Instant,
     seen: Instant,
 }
@@ -132,6 +135,7 @@ impl Sessions {
                 who,
                 csrf,
                 search: None,
+                child: None,
                 opened: now,
                 seen: now,
             },
@@ -161,6 +165,13 @@ impl Sessions {
     pub fn save_search(&self, id: &str, search: SavedSearch) {
         if let Some(session) = self.lock().get_mut(id) {
             session.search = Some(search);
+        }
+    }
+
+    /// Keeps the child whose record a guardian opened.
+    pub fn save_child(&self, id: &str, child: String) {
+        if let Some(session) = self.lock().get_mut(id) {
+            session.child = Some(child);
         }
     }
 

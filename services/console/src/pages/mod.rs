@@ -66,6 +66,7 @@ pub struct Operator {
 
 /// A signed-in resident.
 pub struct Resident {
+    pub session_id: String,
     pub session: Session,
     pub id_number: String,
 }
@@ -106,7 +107,11 @@ impl Console {
         let id = session_id(headers).ok_or_else(|| Box::new(unauthorised("/resident/login")))?;
         let session = self.sessions().get(&id).ok_or_else(|| Box::new(unauthorised("/resident/login")))?;
         match session.who.clone() {
-            Who::Resident { id_number } => Ok(Resident { session, id_number }),
+            Who::Resident { id_number } => Ok(Resident {
+                session_id: id,
+                session,
+                id_number,
+            }),
             Who::Operator { .. } => Err(Box::new(forbidden("运营账户没有居民页面。"))),
         }
     }

@@ -20,7 +20,8 @@ from selenium.webdriver.common.keys import Keys
 from selenium.webdriver.support.ui import WebDriverWait
 from selenium.common.exceptions import TimeoutException
 
-from popbase.gateway.v1 import audit_pb2, audit_pb2_grpc, consents_pb2, consents_pb2_grpc, persons_pb2, persons_pb2_grpc
+from popbase.gateway.v1 import (audit_pb2, audit_pb2_grpc, consents_pb2, consents_pb2_grpc, enrollment_pb2,
+                                enrollment_pb2_grpc, persons_pb2, persons_pb2_grpc)
 from popbase.common.v1 import common_pb2
 
 WEIGHTS = [7, 9, 10, 5, 8, 4, 2, 1, 6, 3, 7, 9, 10, 5, 8, 4, 2]
@@ -74,6 +75,30 @@ class Platform:
             return grpc.StatusCode.OK
         except grpc.RpcError as e:
             return e.code()
+
+    def pick_family(self, gateway):
+        """A school-age child (6-15) whose registry record names a father: the
+        registry as the public-security bureau exports it (demo only)."""
+        import json
+        import pyarrow.flight as flight
+        client = flight.FlightClient(f"grpc+tcp://{gateway}")
+        token = self.token("--department", "public_security")
+        options = flight.FlightCallOptions(headers=[(b"authorization", f"Bearer {token}".encode())])
+        ticket = {"dataset": "persons", "purpose": "REGISTRY_RECONCILIATION",
+                  "columns": ["id_number", "father_id_number", "birth_date", "committee_code", "status"]}
+        persons = client.do_get(flight.Ticket(json.dumps(ticket).encode()), options).read_all().to_pylist()
+        today = datetime.date.today()
+        for person in persons:
+            age = today.year - person["birth_date"].year
+            if person["status"] == "active" and 7 <= age <= 14 and person["father_id_number"]:
+                return person["id_number"], person["father_id_number"], person["committee_code"]
+        fail("no school-age child with a recorded father in the demo city")
+
+    def enrollment_check(self, child, father, committee):
+        request = enrollment_pb2.EnrollmentCheckRequest(
+            purpose="COMPULSORY_EDUCATION_ENROLLMENT", request_id="browser-1",
+            child_id_number=child, guardian_id_numbers=[father], district_codes=[committee])
+        enrollment_pb2_grpc.EnrollmentStub(self.channel).Check(request, metadata=self.metadata("education"))
 
     def person_summary(self, subject):
         """hrss asks for the subject's summary; the status code of the answer."""
@@ -234,6 +259,37 @@ def resident_flow(platform, console, shots, subject):
         driver.quit()
 
 
+def guardian_flow(platform, gateway, console, shots):
+    """A father signs in and sees the enrollment check the education bureau
+    just made on his child; a stranger's child is refused."""
+    child, father, committee = platform.pick_family(gateway)
+    platform.enrollment_check(child, father, committee)
+    driver = browser(390, 844)
+    try:
+        sign_in(driver, console, "/resident/login", "assertion", platform.token("--resident", father))
+        wait_for(driver, "#child_id_number")[0].send_keys(child)
+        driver.find_element(By.ID, "open-child").click()
+        wait_for(driver, "#whose")
+        rows = [[td.text for td in tr.find_elements(By.TAG_NAME, "td")]
+                for tr in driver.find_elements(By.CSS_SELECTOR, "#accesses tbody tr")]
+        if not any(r[1:3] == ["education", "EnrollmentCheck"] for r in rows):
+            fail(f"the father does not see the enrollment check on his child: {rows}")
+        if child in driver.page_source or father in driver.page_source:
+            fail("the guardian page shows an ID number in clear")
+        shot(driver, shots, "resident-child")
+        # Someone else's child: the gateway's guardian check refuses it.
+        driver.get(f"{console}/resident")
+        other = id_number("370302", datetime.date(2016, 5, 9), 733)
+        wait_for(driver, "#child_id_number")[0].send_keys(other)
+        driver.find_element(By.ID, "open-child").click()
+        refused = wait_for(driver, "#refused")
+        if not refused or "NOT_GUARDIAN" not in refused[0].text:
+            fail(f"a stranger's child was not refused NOT_GUARDIAN: {driver.page_source[:1500]}")
+        print("guardian: the father saw education's EnrollmentCheck on his child; another child was refused")
+    finally:
+        driver.quit()
+
+
 def main():
     parser = argparse.ArgumentParser()
     parser.add_argument("--console", required=True, help="https://host:port of the console")
@@ -248,6 +304,7 @@ def main():
     operator_flow(platform, args.console, args.shots, subject)
     catalogue_flow(platform, args.console, args.shots)
     resident_flow(platform, args.console, args.shots, subject)
+    guardian_flow(platform, args.gateway, args.console, args.shots)
     print(f"browser test passed; screenshots in {args.shots}")
 
 
