@@ -34,6 +34,8 @@ pub mod interface {
     pub const SHARING_CATALOGUE: &str = "SharingCatalogue";
     /// Applying an edited sharing catalogue.
     pub const CATALOGUE_CHANGE: &str = "CatalogueChange";
+    /// The ledger's own check of the audit chain ("verify now").
+    pub const AUDIT_CHAIN_VERIFY: &str = "AuditChainVerify";
     /// Searches of the audit trail (by person, department, interface, time).
     pub const AUDIT_SEARCH: &str = "AuditSearch";
     /// Departments' writes: household-registration events (fields: event
@@ -56,6 +58,48 @@ pub enum CatalogueError {
     Invalid { origin: String, what: String },
     #[error("cannot read catalogue {path}: {source}")]
     Read { path: String, source: std::io::Error },
+}
+
+impl CatalogueError {
+    /// The error for an answer or a log: quoted text (names, values the
+    /// editor typed) shown as `…`, long digit runs too, at most 300
+    /// characters: an edited catalogue is caller text, and the answer
+    /// never repeats it. The error names the line or the entry.
+    pub fn without_caller_text(&self) -> String {
+        redact_quoted(&self.to_string())
+    }
+}
+
+/// `text` with every quoted segment ('…', "…", `…`) and every run of six
+/// or more digits replaced by `…`, cut to 300 characters.
+pub fn redact_quoted(text: &str) -> String {
+    let mut out = String::new();
+    let mut chars = text.chars().peekable();
+    while let Some(c) = chars.next() {
+        if matches!(c, '\'' | '"' | '`') {
+            out.push(c);
+            out.push('…');
+            for inner in chars.by_ref() {
+                if inner == c {
+                    out.push(c);
+                    break;
+                }
+            }
+        } else if c.is_ascii_digit() {
+            let mut run = String::from(c);
+            while let Some(d) = chars.peek().copied().filter(char::is_ascii_digit) {
+                run.push(d);
+                chars.next();
+            }
+            out.push_str(if run.len() >= 6 { "…" } else { &run });
+        } else {
+            out.push(c);
+        }
+        if out.chars().count() >= 300 {
+            break;
+        }
+    }
+    out.chars().take(300).collect()
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
@@ -178,9 +222,15 @@ impl Catalogue {
     }
 
     pub fn parse(text: &str, origin: &str) -> Result<Self, CatalogueError> {
-        let file: CatalogueFile = toml::from_str(text).map_err(|e| CatalogueError::Parse {
-            origin: origin.into(),
-            message: e.to_string(),
+        let file: CatalogueFile = toml::from_str(text).map_err(|e| {
+            // The message without the parser's excerpt of the text, and where.
+            let line = e
+                .span()
+                .map_or(0, |span| text[..span.start.min(text.len())].matches('\n').count() + 1);
+            CatalogueError::Parse {
+                origin: origin.into(),
+                message: format!("line {line}: {}", e.message()),
+            }
         })?;
         let invalid = |what: String| CatalogueError::Invalid {
             origin: origin.into(),
@@ -228,28 +278,29 @@ impl Catalogue {
                 return Err(invalid(format!("interface '{}' listed twice", old.id)));
             }
         }
-        for a in file.approval {
+        for (n, a) in file.approval.into_iter().enumerate() {
+            let n = n + 1;
             if !catalogue.departments.contains_key(&a.department) {
-                return Err(invalid(format!("approval names unknown department '{}'", a.department)));
+                return Err(invalid(format!("[[approval]] #{n} names unknown department '{}'", a.department)));
             }
             let Some(interface) = catalogue.interfaces.get(&a.interface) else {
-                return Err(invalid(format!("approval names unknown interface '{}'", a.interface)));
+                return Err(invalid(format!("[[approval]] #{n} names unknown interface '{}'", a.interface)));
             };
             if let Some(field) = a.fields.iter().find(|f| !interface.fields.contains(f)) {
                 return Err(invalid(format!(
-                    "approval of {} for {} names field '{field}' the interface does not have",
+                    "[[approval]] #{n} ('{}' for '{}') names field '{field}' the interface does not have",
                     a.interface, a.department
                 )));
             }
             if a.purposes.is_empty() {
                 return Err(invalid(format!(
-                    "approval of {} for {} names no purpose",
+                    "[[approval]] #{n} ('{}' for '{}') names no purpose",
                     a.interface, a.department
                 )));
             }
             let of_department = catalogue.approvals.entry(a.department.clone()).or_default();
             if of_department.insert(a.interface.clone(), Arc::new(a)).is_some() {
-                return Err(invalid("an approval is listed twice".into()));
+                return Err(invalid(format!("[[approval]] #{n} repeats an earlier approval")));
             }
         }
         Ok(catalogue)
@@ -302,6 +353,22 @@ mod tests {
         let police = c.approval("public_security", "Export.persons").expect("police export persons");
         assert_eq!(police.deidentification, Level::Identified);
         assert!(!police.fields.contains("phone"));
+    }
+
+    #[test]
+    fn errors_for_answers_repeat_nothing_the_editor_typed() {
+        assert_eq!(
+            redact_quoted("names unknown department 'nobody' (370302198001011234)"),
+            "names unknown department '…' (…)"
+        );
+        assert_eq!(
+            redact_quoted("line 12: invalid type: string \"王伟\", expected u64"),
+            "line 12: invalid type: string \"…\", expected u64"
+        );
+        assert_eq!(redact_quoted(&"x".repeat(1000)).chars().count(), 300);
+        let err = Catalogue::parse("city = \"3703\"\n[[department]]\nid = \"370302198001011234\"\nname = 5\n", "t").expect_err("bad");
+        let shown = err.without_caller_text();
+        assert!(shown.contains("line 4") && !shown.contains("370302198001011234"), "{shown}");
     }
 
     #[test]

@@ -97,7 +97,7 @@ pub async fn follow(gate: Arc<Gate>) {
         match gate.live_catalogue.adopt(&stored) {
             Ok(true) => tracing::info!(version = stored.version, "adopted an applied sharing catalogue"),
             Ok(false) => {}
-            Err(e) => tracing::error!(error = %e, "the ledger's catalogue does not load; keeping the current one"),
+            Err(e) => tracing::error!(error = %e.without_caller_text(), "the ledger's catalogue does not load; keeping the current one"),
         }
     }
 }

@@ -23,6 +23,8 @@ pub const QUOTA_USE: Table<QuotaUse> = Table::new("quota_use");
 pub const SUBSCRIPTIONS: Table<Subscription> = Table::new("subscriptions");
 /// (subscription id, subject pseudonym): a roster subscription's persons.
 pub const ROSTERS: Index = Index::new("subscription_rosters");
+/// "last" → where the ledger's own check of the chain got to.
+pub const AUDIT_VERIFIED: Table<popbase_proto::gateway::ChainVerification> = Table::new("audit_verified");
 /// "current" and ("v", version) → an applied sharing catalogue.
 pub const CATALOGUES: Table<popbase_proto::ledger::StoredCatalogue> = Table::new("catalogues");
 /// The newest record's seq and hash, kept with every append.
@@ -41,6 +43,7 @@ pub const SCHEMA: Schema = Schema {
         "subscriptions",
         "subscription_rosters",
         "catalogues",
+        "audit_verified",
     ],
     // Every answer writes its subjects' index keys, every export batch its
     // manifest rows; only a citizen's "who looked at me" query reads them.

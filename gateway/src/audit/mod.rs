@@ -4,6 +4,7 @@
 
 pub mod calls_metric;
 pub mod chain;
+pub mod check;
 pub mod head;
 pub mod log;
 pub mod manifest;

@@ -5,7 +5,8 @@ use std::sync::Arc;
 use popbase_common::{ServiceError, validate};
 use popbase_proto::gateway::audit_server::{Audit, AuditServer};
 use popbase_proto::gateway::{
-    AuditSearchRequest, AuditSearchResponse, ChainHead, ChainHeadRequest, UsageStatisticsRequest, UsageStatisticsResponse,
+    AuditSearchRequest, AuditSearchResponse, ChainHead, ChainHeadRequest, ChainVerification, UsageStatisticsRequest,
+    UsageStatisticsResponse, VerifyChainRequest,
 };
 use popbase_proto::ledger::AuditSearch;
 use tonic::{Request, Response, Status};
@@ -22,6 +23,7 @@ const MAX_DAYS: i64 = 366;
 whole_answer!(ChainHead, "head");
 whole_answer!(UsageStatisticsResponse, "usage");
 whole_answer!(AuditSearchResponse, "records");
+whole_answer!(ChainVerification, "verification");
 
 /// Records per search page when the request names no limit.
 const DEFAULT_SEARCH_PAGE: u32 = 50;
@@ -133,6 +135,21 @@ impl Audit for AuditService {
                     let count = page.records.len() as u64;
                     Ok(Fetched::counted(page, count))
                 },
+            )
+            .await,
+        )
+    }
+
+    async fn verify_chain(&self, request: Request<VerifyChainRequest>) -> Result<Response<ChainVerification>, Status> {
+        let gate = self.gate.clone();
+        respond(
+            answer(
+                &self.gate,
+                request,
+                interface::AUDIT_CHAIN_VERIFY,
+                |r| &r.purpose,
+                |r| Ok((r.run, Vec::new())),
+                |run| async move { Ok(Fetched::one(gate.ledger.verify_chain(run).await?)) },
             )
             .await,
         )

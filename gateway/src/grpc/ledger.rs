@@ -5,14 +5,14 @@
 
 use popbase_common::{ServiceError, ServiceResult, validate};
 use popbase_domain::pseudonym::PSEUDONYM_HEX_LEN;
-use popbase_proto::gateway::{AuditSearchResponse, ChainHead, Consent, Subscription};
+use popbase_proto::gateway::{AuditSearchResponse, ChainHead, ChainVerification, Consent, Subscription};
 use popbase_proto::ledger::ledger_server::{Ledger as LedgerRpc, LedgerServer};
 use popbase_proto::ledger::{
     AccessesOfRequest, AccessesOfResponse, AcknowledgeSubscriptionRequest, AppendManyRequest, AppendManyResponse, AppendRequest,
     AppendResponse, AuditEntry, AuditSearch, ConsentsOfRequest, ConsentsOfResponse, EndConsentRequest, GetStoredCatalogue,
     GrantKey as WireKey, HeadRequest, PutConsentRequest, PutStoredCatalogue, RosterPageRequest, RosterPageResponse, RosterUpdate,
     StoredCatalogue, SubscriptionRequest, TakeQuotaRequest, TakeQuotaResponse, UsageBetweenRequest, UsageBetweenResponse,
-    UseConsentsRequest, UseConsentsResponse,
+    UseConsentsRequest, UseConsentsResponse, VerifyChainRun,
 };
 use tonic::{Request, Response, Status};
 
@@ -201,11 +201,16 @@ impl LedgerRpc for LedgerService {
         if r.toml.len() > crate::catalogue::MAX_TEXT_BYTES {
             return Err(ServiceError::invalid("toml", format!("at most {} bytes", crate::catalogue::MAX_TEXT_BYTES)).into());
         }
-        crate::catalogue::Catalogue::parse(&r.toml, "the catalogue sent").map_err(|e| ServiceError::invalid("toml", e.to_string()))?;
+        crate::catalogue::Catalogue::parse(&r.toml, "the catalogue sent")
+            .map_err(|e| ServiceError::invalid("toml", e.without_caller_text()))?;
         validate::text("applied_by", &r.applied_by, 1, MAX_CODE_CHARS)?;
         Ok(Response::new(
             self.ledger.put_catalogue(r.expected_version, r.toml, r.applied_by).await?,
         ))
+    }
+
+    async fn verify_chain(&self, request: Request<VerifyChainRun>) -> Result<Response<ChainVerification>, Status> {
+        Ok(Response::new(self.ledger.verify_chain(request.into_inner().run).await?))
     }
 
     async fn search_audit(&self, request: Request<AuditSearch>) -> Result<Response<AuditSearchResponse>, Status> {

@@ -3,7 +3,7 @@
 
 use chrono::NaiveDate;
 use popbase_common::ServiceResult;
-use popbase_proto::gateway::{Access, AuditSearchResponse, ChainHead, Consent, Position, Subscription, Usage};
+use popbase_proto::gateway::{Access, AuditSearchResponse, ChainHead, ChainVerification, Consent, Position, Subscription, Usage};
 use popbase_proto::ledger::{AuditSearch, StoredCatalogue};
 use popbase_storage::Store;
 
@@ -12,7 +12,7 @@ use std::sync::Arc;
 use super::catalogue_book::CatalogueBook;
 use super::quota_book::{Granted, QuotaBook};
 use super::{ConsentUse, Ledger};
-use crate::audit::{AuditEntry, AuditLog, query};
+use crate::audit::{AuditEntry, AuditLog, check, query};
 use crate::consent::{ConsentStore, GrantKey};
 use crate::denial::Denial;
 use crate::subscriptions::book::SubscriptionBook;
@@ -26,6 +26,9 @@ pub struct LocalLedger {
     pub quotas: Arc<QuotaBook>,
     pub subscriptions: SubscriptionBook,
     pub catalogues: Arc<CatalogueBook>,
+    /// Where the head publisher appends signed heads, and its public key
+    /// (set by the `ledger` role once the publisher starts).
+    published: Arc<std::sync::OnceLock<(Vec<String>, String)>>,
 }
 
 impl LocalLedger {
@@ -37,12 +40,20 @@ impl LocalLedger {
             quotas: Arc::new(QuotaBook::new(store.clone())),
             subscriptions: SubscriptionBook::new(store.clone()),
             catalogues: Arc::new(CatalogueBook::new(store.clone())),
+            published: Arc::default(),
             audit: AuditLog::start(store)?,
         })
     }
 
     pub fn store(&self) -> &Store {
         self.audit.store()
+    }
+
+    /// Records where signed heads are published (head file and mirror) and
+    /// the key they verify with, for `VerifyChain`'s answer.
+    pub fn set_published(&self, sinks: &[std::path::PathBuf], public_key_hex: String) {
+        let sinks = sinks.iter().map(|p| p.display().to_string()).collect();
+        let _ = self.published.set((sinks, public_key_hex));
     }
 }
 
@@ -100,6 +111,24 @@ impl Ledger for LocalLedger {
         let book = self.catalogues.clone();
         let at = chrono::Utc::now().timestamp_millis();
         blocking(move || book.put(expected_version, toml, applied_by, at)).await
+    }
+
+    async fn verify_chain(&self, run: bool) -> ServiceResult<ChainVerification> {
+        let (store, published) = (self.store().clone(), self.published.clone());
+        let now = chrono::Utc::now().timestamp_millis();
+        blocking(move || {
+            let mut outcome = if run {
+                check::run(&store, check::MAX_RECORDS_PER_RUN, now)?
+            } else {
+                check::last(&store)?
+            };
+            if let Some((sinks, key)) = published.get() {
+                outcome.published_heads = sinks.clone();
+                outcome.head_public_key_hex = key.clone();
+            }
+            Ok(outcome)
+        })
+        .await
     }
 
     async fn search_audit(&self, search: AuditSearch) -> ServiceResult<AuditSearchResponse> {

@@ -13,7 +13,7 @@ pub mod wire;
 
 use chrono::NaiveDate;
 use popbase_common::ServiceResult;
-use popbase_proto::gateway::{Access, AuditSearchResponse, ChainHead, Consent, Position, Subscription, Usage};
+use popbase_proto::gateway::{Access, AuditSearchResponse, ChainHead, ChainVerification, Consent, Position, Subscription, Usage};
 use popbase_proto::ledger::{AuditSearch, StoredCatalogue};
 
 pub use local::LocalLedger;
@@ -59,6 +59,9 @@ pub trait Ledger: Send + Sync + 'static {
     async fn catalogue(&self) -> ServiceResult<Option<StoredCatalogue>>;
     /// Applies the version after `expected_version` (ABORTED if stale).
     async fn put_catalogue(&self, expected_version: u64, toml: String, applied_by: String) -> ServiceResult<StoredCatalogue>;
+    /// The chain's own check: run onward from the last verified record
+    /// (`run`), or only the last outcome; with where heads are published.
+    async fn verify_chain(&self, run: bool) -> ServiceResult<ChainVerification>;
     /// One page of an audit search (subject as its pseudonym, limit bounded).
     async fn search_audit(&self, search: AuditSearch) -> ServiceResult<AuditSearchResponse>;
     /// Usage rows of days `from..=to` (yyyymmdd), of one department or all.

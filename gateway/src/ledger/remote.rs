@@ -3,12 +3,12 @@
 use chrono::NaiveDate;
 use popbase_common::upstream::{self, Upstream};
 use popbase_common::{ServiceError, ServiceResult};
-use popbase_proto::gateway::{Access, AuditSearchResponse, ChainHead, Consent, Position, Subscription, Usage};
+use popbase_proto::gateway::{Access, AuditSearchResponse, ChainHead, ChainVerification, Consent, Position, Subscription, Usage};
 use popbase_proto::ledger::ledger_client::LedgerClient;
 use popbase_proto::ledger::{
     AccessesOfRequest, AcknowledgeSubscriptionRequest, AppendManyRequest, AppendRequest, AuditSearch, ConsentsOfRequest, EndConsentRequest,
     GetStoredCatalogue, HeadRequest, PutConsentRequest, PutStoredCatalogue, RosterPageRequest, RosterUpdate, StoredCatalogue,
-    SubscriptionRequest, TakeQuotaRequest, UsageBetweenRequest, UseConsentsRequest,
+    SubscriptionRequest, TakeQuotaRequest, UsageBetweenRequest, UseConsentsRequest, VerifyChainRun,
 };
 use tonic::{Code, Status};
 
@@ -165,6 +165,15 @@ impl Ledger for RemoteLedger {
             applied_by,
         };
         Ok(self.client().put_catalogue(request).await.map_err(ledger_error)?.into_inner())
+    }
+
+    async fn verify_chain(&self, run: bool) -> ServiceResult<ChainVerification> {
+        Ok(self
+            .client()
+            .verify_chain(VerifyChainRun { run })
+            .await
+            .map_err(ledger_error)?
+            .into_inner())
     }
 
     async fn search_audit(&self, search: AuditSearch) -> ServiceResult<AuditSearchResponse> {

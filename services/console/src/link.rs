@@ -15,8 +15,8 @@ use popbase_proto::gateway::{
     ApplyCatalogueRequest, CatalogueDocument, CatalogueValidation, GetCatalogueRequest, ValidateCatalogueRequest,
 };
 use popbase_proto::gateway::{
-    AuditSearchRequest, AuditSearchResponse, ChainHead, ChainHeadRequest, ListAccessesRequest, ListAccessesResponse, ListConsentsRequest,
-    ListConsentsResponse, RevokeConsentRequest, UsageStatisticsRequest, UsageStatisticsResponse,
+    AuditSearchRequest, AuditSearchResponse, ChainHead, ChainHeadRequest, ChainVerification, ListAccessesRequest, ListAccessesResponse,
+    ListConsentsRequest, ListConsentsResponse, RevokeConsentRequest, UsageStatisticsRequest, UsageStatisticsResponse, VerifyChainRequest,
 };
 use tonic::transport::{Certificate, Channel, ClientTlsConfig, Endpoint};
 use tonic::{Code, Request, Status};
@@ -114,6 +114,14 @@ impl GatewayLink {
     pub async fn chain_head(&self, token: &str, purpose: &str) -> Result<ChainHead, Refused> {
         let body = ChainHeadRequest { purpose: purpose.into() };
         Ok(self.audit().get_chain_head(bearer(token, body)?).await?.into_inner())
+    }
+
+    pub async fn verify_chain(&self, token: &str, purpose: &str, run: bool) -> Result<ChainVerification, Refused> {
+        let body = VerifyChainRequest {
+            purpose: purpose.into(),
+            run,
+        };
+        Ok(self.audit().verify_chain(bearer(token, body)?).await?.into_inner())
     }
 
     pub async fn usage(&self, token: &str, body: UsageStatisticsRequest) -> Result<UsageStatisticsResponse, Refused> {

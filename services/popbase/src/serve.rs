@@ -145,6 +145,7 @@ fn role_services(
             let interval = std::time::Duration::from_secs(config.gateway.audit_head_interval_secs);
             let signer = popbase_gateway::audit::head::HeadSigner::load_or_create(&config.audit_head_key_path())
                 .context("loading the audit head key")?;
+            ledger.set_published(&config.audit_head_sinks(), signer.public_hex());
             tokio::spawn(popbase_gateway::audit::head::publish(
                 ledger.audit.clone(),
                 config.audit_head_sinks(),

@@ -3,15 +3,16 @@
 
 use std::collections::BTreeMap;
 
+use axum::body::Bytes;
 use axum::extract::State;
 use axum::response::Response;
 use chrono::{Days, NaiveDate};
 use http::{HeaderMap, StatusCode};
-use popbase_proto::gateway::{ChainHead, Usage, UsageStatisticsRequest};
+use popbase_proto::gateway::{ChainHead, ChainVerification, Usage, UsageStatisticsRequest};
 
 use super::chart::{self, Bar};
 use super::{Operator, refused_block, refused_status};
-use crate::html::{self, Nav, city_time, esc, table};
+use crate::html::{self, Nav, city_time, csrf_field, esc, table};
 use crate::link::Refused;
 use crate::{Console, respond};
 
@@ -154,21 +155,86 @@ pub async fn usage(State(console): State<Console>, headers: HeaderMap) -> Respon
     operator_page(&operator, "调用统计", StatusCode::OK, &body)
 }
 
+fn verification_list(v: &ChainVerification) -> String {
+    let outcome = if v.verified_at_unix_millis == 0 {
+        "尚未校验".to_string()
+    } else if v.broken_seq != 0 {
+        format!(
+            "<span class=\"error\" id=\"chain-broken\">第 {} 条记录未通过：{}</span>",
+            v.broken_seq,
+            esc(&v.broken_why)
+        )
+    } else if v.complete {
+        "<span id=\"chain-ok\">完整，至链头</span>".to_string()
+    } else {
+        "已校验部分，再次校验继续".to_string()
+    };
+    let published = if v.published_heads.is_empty() {
+        "—".to_string()
+    } else {
+        v.published_heads
+            .iter()
+            .map(|p| format!("<code>{}</code>", esc(p)))
+            .collect::<Vec<_>>()
+            .join("<br>")
+    };
+    format!(
+        "<dl id=\"verification\"><dt>已校验至</dt><dd id=\"verified-to\">{}</dd><dt>本次校验</dt><dd>{} – {}</dd>\
+         <dt>结果</dt><dd>{outcome}</dd><dt>校验时间</dt><dd>{}</dd>\
+         <dt>链头发布位置</dt><dd>{published}</dd><dt>链头签名公钥</dt><dd class=\"mono\">{}</dd></dl>",
+        v.verified_to_seq,
+        v.checked_from_seq,
+        v.checked_to_seq,
+        if v.verified_at_unix_millis == 0 {
+            "—".into()
+        } else {
+            city_time(v.verified_at_unix_millis)
+        },
+        esc(&v.head_public_key_hex),
+    )
+}
+
+/// The chain page: the head, the ledger's last check of the chain and a
+/// "verify now" form (`run`: the check runs, through the gate, and is audited).
+async fn chain_page(console: &Console, operator: &Operator, run: bool) -> Response {
+    let gateway = &console.settings().gateway;
+    let head = match gateway.chain_head(&operator.token, &operator.purpose).await {
+        Ok(head) => head,
+        Err(refused) => return operator_page(operator, "审计链", refused_status(&refused), &refused_block(&refused)),
+    };
+    let mut body = head_list(&head);
+    body.push_str("<h2>链的校验</h2>");
+    let mut status = StatusCode::OK;
+    match gateway.verify_chain(&operator.token, &operator.purpose, run).await {
+        Ok(v) => body.push_str(&verification_list(&v)),
+        Err(refused) => {
+            status = refused_status(&refused);
+            body.push_str(&refused_block(&refused));
+        }
+    }
+    body.push_str(&format!(
+        "<form method=\"post\" action=\"/ops/chain/verify\">{}<button type=\"submit\" id=\"verify-now\">立即校验</button></form>\
+         <p>立即校验由账本从上次校验之处重算每条记录的哈希链（每次至多 100 万条）。完整的离线复核（导出清单、已发布链头）：\
+         <code>popbase audit verify --head</code>。</p>",
+        csrf_field(&operator.session.csrf)
+    ));
+    operator_page(operator, "审计链", status, &body)
+}
+
 pub async fn chain(State(console): State<Console>, headers: HeaderMap) -> Response {
+    match console.operator(&headers) {
+        Ok(operator) => chain_page(&console, &operator, false).await,
+        Err(page) => *page,
+    }
+}
+
+pub async fn verify_chain(State(console): State<Console>, headers: HeaderMap, body: Bytes) -> Response {
     let operator = match console.operator(&headers) {
         Ok(o) => o,
         Err(page) => return *page,
     };
-    match console.settings().gateway.chain_head(&operator.token, &operator.purpose).await {
-        Ok(head) => {
-            let body = format!(
-                "{}<p>每条审计记录的哈希都包含前一条的哈希；账本角色定期把签名后的链头写入链头文件及其镜像\
-                 （gateway.audit_head_file、gateway.audit_head_mirror），审计人员可用 \
-                 <code>popbase audit verify --head</code> 离线复核。</p>",
-                head_list(&head)
-            );
-            operator_page(&operator, "审计链", StatusCode::OK, &body)
-        }
-        Err(refused) => operator_page(&operator, "审计链", refused_status(&refused), &refused_block(&refused)),
+    if let Err(page) = super::posted_form(&headers, &body, Some(&operator.session)) {
+        return *page;
     }
+    chain_page(&console, &operator, true).await
 }
