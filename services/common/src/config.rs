@@ -257,6 +257,10 @@ pub struct ConsoleConfig {
     pub gateway: String,
     /// PEM CA of the gateway's TLS certificate (for an `https` gateway).
     pub gateway_ca: PathBuf,
+    /// PEM CA of operators' client certificates (subject CN
+    /// `<person>.<department>.operators.popbase`); empty: operators sign in
+    /// with tokens only.
+    pub client_ca: PathBuf,
 }
 
 impl ConsoleConfig {
@@ -437,6 +441,7 @@ impl Config {
             ("POPBASE_CONSOLE_TLS_CERT", &mut self.console.tls_cert),
             ("POPBASE_CONSOLE_TLS_KEY", &mut self.console.tls_key),
             ("POPBASE_CONSOLE_GATEWAY_CA", &mut self.console.gateway_ca),
+            ("POPBASE_CONSOLE_CLIENT_CA", &mut self.console.client_ca),
         ];
         for (key, slot) in console_paths {
             if let Some(v) = env(key) {

@@ -32,8 +32,15 @@ pub enum TlsError {
     Config(String),
 }
 
-/// The server side of the console's TLS from PEM files.
-pub fn server_config(cert: &Path, key: &Path) -> Result<Arc<ServerConfig>, TlsError> {
+/// The verified subject CN of the client certificate a connection
+/// presented (an operator's), if it presented one.
+#[derive(Debug, Clone, Default)]
+pub struct PeerCertificate(pub Option<String>);
+
+/// The server side of the console's TLS from PEM files; with `client_ca`,
+/// a client may present a certificate of that CA (operators), and one of
+/// any other CA fails the handshake.
+pub fn server_config(cert: &Path, key: &Path, client_ca: Option<&Path>) -> Result<Arc<ServerConfig>, TlsError> {
     let file_error = |path: &Path, reason: String| TlsError::File {
         path: path.display().to_string(),
         reason,
@@ -47,12 +54,26 @@ pub fn server_config(cert: &Path, key: &Path) -> Result<Arc<ServerConfig>, TlsEr
     }
     let key = PrivateKeyDer::from_pem_file(key).map_err(|e| file_error(key, e.to_string()))?;
     let provider = Arc::new(rustls::crypto::ring::default_provider());
-    let mut config = ServerConfig::builder_with_provider(provider)
+    let builder = ServerConfig::builder_with_provider(provider.clone())
         .with_safe_default_protocol_versions()
-        .map_err(|e| TlsError::Config(e.to_string()))?
-        .with_no_client_auth()
-        .with_single_cert(chain, key)
         .map_err(|e| TlsError::Config(e.to_string()))?;
+    let builder = match client_ca {
+        None => builder.with_no_client_auth(),
+        Some(ca) => {
+            let mut roots = rustls::RootCertStore::empty();
+            for cert in CertificateDer::pem_file_iter(ca).map_err(|e| file_error(ca, e.to_string()))? {
+                roots
+                    .add(cert.map_err(|e| file_error(ca, e.to_string()))?)
+                    .map_err(|e| file_error(ca, e.to_string()))?;
+            }
+            let verifier = rustls::server::WebPkiClientVerifier::builder_with_provider(Arc::new(roots), provider)
+                .allow_unauthenticated()
+                .build()
+                .map_err(|e| TlsError::Config(e.to_string()))?;
+            builder.with_client_cert_verifier(verifier)
+        }
+    };
+    let mut config = builder.with_single_cert(chain, key).map_err(|e| TlsError::Config(e.to_string()))?;
     config.alpn_protocols = vec![b"http/1.1".to_vec()];
     Ok(Arc::new(config))
 }
@@ -86,7 +107,14 @@ pub async fn serve(router: axum::Router, listener: TcpListener, tls: Arc<ServerC
                 // A failed or slow handshake is the client's problem; nothing to log per connection.
                 _ => return,
             };
-            let service = TowerToHyperService::new(router);
+            // The verified client certificate's CN, for the certificate sign-in.
+            let peer = stream
+                .get_ref()
+                .1
+                .peer_certificates()
+                .and_then(|chain| chain.first())
+                .and_then(|leaf| popbase_common::cert::subject_common_name(leaf));
+            let service = TowerToHyperService::new(router.layer(axum::Extension(PeerCertificate(peer))));
             let mut builder = hyper::server::conn::http1::Builder::new();
             builder.timer(TokioTimer::new()).header_read_timeout(HEADER_TIMEOUT);
             let connection = builder.serve_connection(TokioIo::new(stream), service);

@@ -82,6 +82,7 @@ impl Console {
             .route("/", get(pages::front::landing))
             .route("/static/console.css", get(pages::front::stylesheet))
             .route("/login", get(pages::front::operator_login_form).post(pages::front::operator_login))
+            .route("/login/certificate", post(pages::front::certificate_login))
             .route(
                 "/resident/login",
                 get(pages::front::resident_login_form).post(pages::front::resident_login),

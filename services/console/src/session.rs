@@ -26,10 +26,12 @@ pub const COOKIE: &str = "__Host-popbase-console";
 #[derive(Clone, PartialEq, Eq)]
 pub enum Who {
     /// Someone of an operator department (the big-data bureau, the audit
-    /// bureau), acting with their department's token and purpose.
+    /// bureau), acting under their department's purpose with the token they
+    /// signed in with, or (signed in by client certificate: `None`) tokens
+    /// the console mints for their department per request.
     Operator {
         department: String,
-        token: String,
+        token: Option<String>,
         purpose: String,
     },
     /// A resident the service platform vouched for.
@@ -212,7 +214,7 @@ mod tests {
     fn debug_output_names_no_token_and_no_id_number() {
         let operator = Who::Operator {
             department: "audit".into(),
-            token: "v2.audit.1.2.secret".into(),
+            token: Some("v2.audit.1.2.secret".into()),
             purpose: "AUDIT".into(),
         };
         assert_eq!(format!("{operator:?}"), "Operator(audit)");

@@ -32,7 +32,8 @@ pub async fn start(
     own_gateway: Option<SocketAddr>,
     shutdown: Shutdown,
 ) -> anyhow::Result<(SocketAddr, impl Future<Output = anyhow::Result<()>> + use<>)> {
-    let tls = popbase_console::https::server_config(&config.console.tls_cert, &config.console.tls_key)?;
+    let client_ca = (!config.console.client_ca.as_os_str().is_empty()).then_some(config.console.client_ca.as_path());
+    let tls = popbase_console::https::server_config(&config.console.tls_cert, &config.console.tls_key, client_ca)?;
     let address = gateway_address(config, own_gateway)?;
     let ca = (!config.console.gateway_ca.as_os_str().is_empty()).then_some(config.console.gateway_ca.as_path());
     if address.starts_with("https://") && ca.is_none() {

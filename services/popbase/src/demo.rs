@@ -34,14 +34,24 @@ fn demo_mesh(dir: &Path) -> anyhow::Result<()> {
 /// The console's HTTPS certificate in `dir`, from a CA of its own (a
 /// browser is told to trust `ca.pem`, never the mesh's), created when missing.
 fn demo_console_certificate(dir: &Path) -> anyhow::Result<()> {
-    if dir.join("console.pem").exists() {
-        return Ok(());
+    if !dir.join("console.pem").exists() {
+        let pki =
+            Pki::create_in(dir, "popbase demo console CA").with_context(|| format!("creating the console CA in {}", dir.display()))?;
+        let issued = pki
+            .issue_named("console.popbase", &["127.0.0.1", "localhost"])
+            .context("issuing the console certificate")?;
+        pki::write_pair(dir, "console", &issued.cert_pem, &issued.key_pem)?;
     }
-    let pki = Pki::create_in(dir, "popbase demo console CA").with_context(|| format!("creating the console CA in {}", dir.display()))?;
-    let issued = pki
-        .issue_named("console.popbase", &["127.0.0.1", "localhost"])
-        .context("issuing the console certificate")?;
-    pki::write_pair(dir, "console", &issued.cert_pem, &issued.key_pem)?;
+    // Operators' client certificates come from a CA of their own; one for a
+    // demo auditor (curl --cert, or import it into a browser).
+    let operators = dir.join("operators");
+    if !operators.join("ca.pem").exists() {
+        let operator_ca = Pki::create_in(&operators, "popbase demo operators CA").context("creating the operators' CA")?;
+        let auditor = operator_ca
+            .issue_named("demo.audit.operators.popbase", &[])
+            .context("issuing the demo auditor's certificate")?;
+        pki::write_pair(&operators, "demo.audit", &auditor.cert_pem, &auditor.key_pem)?;
+    }
     Ok(())
 }
 
@@ -61,6 +71,7 @@ pub async fn run(mut config: Config, persons: u64) -> anyhow::Result<()> {
         demo_console_certificate(&dir)?;
         config.console.tls_cert = dir.join("console.pem");
         config.console.tls_key = dir.join("console.key");
+        config.console.client_ca = dir.join("operators/ca.pem");
     }
     let household_dir = config.store_dir(Role::Household);
     if !household_dir.join("CURRENT").exists() {

@@ -16,8 +16,16 @@ pub struct PkiArgs {
     #[arg(long)]
     pub dir: PathBuf,
     /// household, residence, feeds, ledger, gateway, backup or all (an all-in-one process).
+    #[arg(long, required_unless_present = "operator", conflicts_with = "operator")]
+    pub identity: Option<String>,
+    /// Instead: a console operator's client certificate for this person
+    /// (1-32 of a-z, 0-9, -), of --department; the folder's CA is then the
+    /// operators' CA (`console.client_ca`), never the mesh's.
+    #[arg(long, requires = "department")]
+    pub operator: Option<String>,
+    /// The operator's department: audit or big_data.
     #[arg(long)]
-    pub identity: String,
+    pub department: Option<String>,
     /// Host names or IP addresses other roles reach this one at (repeatable).
     #[arg(long = "host")]
     pub hosts: Vec<String>,
@@ -35,8 +43,31 @@ fn ca(dir: &Path) -> anyhow::Result<Pki> {
     Ok(pki)
 }
 
+/// An operator's certificate: subject CN `<person>.<department>.operators.popbase`.
+fn operator(args: &PkiArgs, person: &str) -> anyhow::Result<()> {
+    let department = args.department.as_deref().unwrap_or("");
+    if person.is_empty() || person.len() > 32 || !person.bytes().all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-') {
+        anyhow::bail!("--operator must be 1-32 of a-z, 0-9 and -");
+    }
+    if !popbase_console::OPERATORS.iter().any(|(d, _)| *d == department) {
+        anyhow::bail!("--department must be audit or big_data (the operator departments)");
+    }
+    let pki = ca(&args.dir)?;
+    let name = format!("{person}.{department}");
+    let issued = pki
+        .issue_named(&format!("{name}.operators.popbase"), &[])
+        .context("issuing the certificate")?;
+    pki::write_pair(&args.dir, &name, &issued.cert_pem, &issued.key_pem)?;
+    println!("{}", args.dir.join(format!("{name}.pem")).display());
+    Ok(())
+}
+
 pub fn run(args: &PkiArgs) -> anyhow::Result<()> {
-    let identity = MeshIdentity::from_name(&args.identity).with_context(|| {
+    if let Some(person) = &args.operator {
+        return operator(args, person);
+    }
+    let name = args.identity.as_deref().unwrap_or("");
+    let identity = MeshIdentity::from_name(name).with_context(|| {
         let names: Vec<&str> = MeshIdentity::ALL.iter().map(|i| i.name()).collect();
         format!("--identity must be one of {}", names.join(", "))
     })?;

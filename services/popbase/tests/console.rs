@@ -24,6 +24,8 @@ struct Running {
     console: String,
     ca_pem: String,
     log: std::path::PathBuf,
+    /// The operators' CA (`console.client_ca`).
+    operators: Pki,
 }
 
 fn start() -> Running {
@@ -35,9 +37,12 @@ fn start() -> Running {
     let log = data.path().join("server.log");
     let log_file = std::fs::File::create(&log).expect("log file");
     let (cert, key) = (certs.join("console.pem"), certs.join("console.key"));
+    let operators = Pki::create_in(&certs.join("operators"), "operators test CA").expect("operators CA");
+    let operator_ca = certs.join("operators/ca.pem");
     let env = [
         ("POPBASE_CONSOLE_TLS_CERT", cert.to_str().expect("utf8")),
         ("POPBASE_CONSOLE_TLS_KEY", key.to_str().expect("utf8")),
+        ("POPBASE_CONSOLE_CLIENT_CA", operator_ca.to_str().expect("utf8")),
         ("POPBASE_LISTEN_CONSOLE", "127.0.0.1:0"),
     ];
     let (child, roles) = support::serve_all_in_one_logging(data.path(), &env, Stdio::from(log_file));
@@ -50,6 +55,7 @@ fn start() -> Running {
         ca_pem: pki.ca_pem().to_string(),
         log,
         data,
+        operators,
     }
 }
 
@@ -428,4 +434,44 @@ async fn an_approval_applied_in_the_console_is_honoured_by_the_gateway() {
         )
         .await;
     assert!(found.body.contains("<td>big_data</td><td>CatalogueChange</td>"), "{}", found.body);
+}
+
+/// An operator signs in with a client certificate of the operators' CA:
+/// its CN names the department; the console then calls with tokens it mints
+/// for that department. Another CA's certificate fails the handshake, and a
+/// certificate of a department that is no operator department is refused.
+#[tokio::test]
+async fn an_operator_signs_in_with_a_client_certificate() {
+    let running = start();
+    let auditor = running
+        .operators
+        .issue_named("li-ming.audit.operators.popbase", &[])
+        .expect("issue");
+    let mut browser = Browser::with_certificate(&running.console, &running.ca_pem, &auditor.cert_pem, &auditor.key_pem);
+    let form = browser.get("/login").await;
+    assert!(form.body.contains("id=\"certificate-sign-in\""), "{}", form.body);
+    let reply = browser.post("/login/certificate", &[], &[]).await;
+    assert_eq!(reply.status, 303, "{}", reply.body);
+    let overview = browser.get("/ops").await;
+    assert_eq!(overview.status, 200, "{}", overview.body);
+    assert!(
+        overview.body.contains("<strong id=\"department\">audit</strong>"),
+        "{}",
+        overview.body
+    );
+
+    let teacher = running
+        .operators
+        .issue_named("wang.education.operators.popbase", &[])
+        .expect("issue");
+    let mut other = Browser::with_certificate(&running.console, &running.ca_pem, &teacher.cert_pem, &teacher.key_pem);
+    assert_eq!(other.post("/login/certificate", &[], &[]).await.status, 401);
+    let mut plain = Browser::new(&running.console, &running.ca_pem);
+    assert!(!plain.get("/login").await.body.contains("certificate-sign-in"));
+    assert_eq!(plain.post("/login/certificate", &[], &[]).await.status, 401);
+
+    let stranger_ca = Pki::new("not the operators CA").expect("CA");
+    let forged = stranger_ca.issue_named("li-ming.audit.operators.popbase", &[]).expect("issue");
+    let forger = Browser::with_certificate(&running.console, &running.ca_pem, &forged.cert_pem, &forged.key_pem);
+    assert!(!forger.handshake().await, "a certificate of another CA is refused in the handshake");
 }

@@ -1,6 +1,7 @@
 //! The pages before signing in: the landing page, the two sign-in forms,
 //! sign-out, the stylesheet and the not-found page.
 
+use axum::Extension;
 use axum::body::Bytes;
 use axum::extract::State;
 use axum::response::Response;
@@ -9,6 +10,7 @@ use popbase_gateway::auth::{verify_resident_assertion, verify_token};
 
 use super::posted_form;
 use crate::html::{self, Nav, esc};
+use crate::https::PeerCertificate;
 use crate::session::{SessionError, Who};
 use crate::{Console, OPERATORS, respond};
 
@@ -52,9 +54,62 @@ fn login_form(action: &str, field: &str, label: &str, hint: &str, error: Option<
 const OPERATOR_HINT: &str = "粘贴本部门的网关令牌（popbase token --department audit 或 big_data 签发）。令牌只保存在服务器端会话中。";
 const RESIDENT_HINT: &str = "粘贴政务服务平台为您签发的身份断言（演示环境：popbase token --resident 生成）。";
 
-pub async fn operator_login_form() -> Response {
-    let body = login_form("/login", "token", "部门令牌", OPERATOR_HINT, None);
+/// The certificate sign-in, offered when the connection presented one.
+fn certificate_form(peer: &PeerCertificate) -> String {
+    match &peer.0 {
+        Some(_) => "<h2>客户端证书</h2><p>本连接已出示运营人员客户端证书。</p>\
+                    <form method=\"post\" action=\"/login/certificate\"><button type=\"submit\" id=\"certificate-sign-in\">使用证书登录</button></form>\
+                    <h2>部门令牌</h2>"
+            .into(),
+        None => String::new(),
+    }
+}
+
+pub async fn operator_login_form(Extension(peer): Extension<PeerCertificate>) -> Response {
+    let body = format!(
+        "{}{}",
+        certificate_form(&peer),
+        login_form("/login", "token", "部门令牌", OPERATOR_HINT, None)
+    );
     respond::html(StatusCode::OK, html::page("运营人员登录", Nav::None, None, &body))
+}
+
+/// The operator department a certificate's CN names:
+/// `<person>.<department>.operators.popbase`, the department one of [`OPERATORS`].
+pub fn operator_of(common_name: &str) -> Option<(&'static str, &'static str)> {
+    let rest = common_name.strip_suffix(".operators.popbase")?;
+    let (person, department) = rest.rsplit_once('.')?;
+    if person.is_empty() {
+        return None;
+    }
+    OPERATORS.iter().find(|(d, _)| *d == department).copied()
+}
+
+/// Signs an operator in by the client certificate this connection
+/// presented (verified against `console.client_ca` in the handshake).
+pub async fn certificate_login(
+    State(console): State<Console>,
+    Extension(peer): Extension<PeerCertificate>,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Response {
+    if let Err(page) = posted_form(&headers, &body, None) {
+        return *page;
+    }
+    let refuse = |why: &str| refused_login("运营人员登录", "/login", "token", "部门令牌", OPERATOR_HINT, why);
+    let Some(common_name) = peer.0.as_deref() else {
+        return refuse("本连接未出示客户端证书。");
+    };
+    let Some((department, purpose)) = operator_of(common_name) else {
+        return refuse("此证书不是运营部门（大数据局或审计部门）的运营人员证书。");
+    };
+    tracing::info!(department, "console operator signed in with a certificate");
+    let who = Who::Operator {
+        department: department.to_string(),
+        token: None,
+        purpose: purpose.to_string(),
+    };
+    opened(&console, who, "/ops")
 }
 
 pub async fn resident_login_form() -> Response {
@@ -102,7 +157,7 @@ pub async fn operator_login(State(console): State<Console>, headers: HeaderMap, 
     tracing::info!(department = %department, "console operator signed in");
     let who = Who::Operator {
         department,
-        token: token.to_string(),
+        token: Some(token.to_string()),
         purpose: purpose.to_string(),
     };
     opened(&console, who, "/ops")

@@ -11,7 +11,6 @@ use axum::extract::State;
 use axum::response::Response;
 use http::{HeaderMap, StatusCode};
 use popbase_domain::mask::mask_id_number;
-use popbase_gateway::auth::mint_token;
 use popbase_proto::gateway::{Consent, ConsentState, ListAccessesRequest, ListConsentsRequest, RevokeConsentRequest};
 
 use super::{Resident, posted_form, refused_block, refused_status};
@@ -22,8 +21,6 @@ use crate::{Console, respond};
 const SERVICE_PLATFORM: &str = "service_platform";
 const ACCESS_PURPOSE: &str = "CITIZEN_ACCESS_LOG";
 const CONSENT_PURPOSE: &str = "CITIZEN_CONSENT";
-/// Lifetime of the token the console mints for one page's calls.
-const CALL_TOKEN_SECS: i64 = 300;
 /// Accesses shown, newest first.
 const ACCESSES_SHOWN: u32 = 200;
 
@@ -55,8 +52,7 @@ impl Whose {
 }
 
 fn platform_token(console: &Console) -> String {
-    let now = chrono::Utc::now().timestamp();
-    mint_token(&console.settings().token_key, SERVICE_PLATFORM, now, now + CALL_TOKEN_SECS)
+    console.minted_token(SERVICE_PLATFORM)
 }
 
 fn state_name(state: i32) -> &'static str {

@@ -34,20 +34,55 @@ pub struct Browser {
 impl Browser {
     /// A client of the console at `addr` trusting the PEM CA `ca_pem`.
     pub fn new(addr: &str, ca_pem: &str) -> Browser {
+        Self::build(addr, ca_pem, None)
+    }
+
+    /// [`Browser::new`] presenting a client certificate (PEM pair).
+    pub fn with_certificate(addr: &str, ca_pem: &str, cert_pem: &str, key_pem: &str) -> Browser {
+        Self::build(addr, ca_pem, Some((cert_pem, key_pem)))
+    }
+
+    fn build(addr: &str, ca_pem: &str, client: Option<(&str, &str)>) -> Browser {
         let mut roots = rustls::RootCertStore::empty();
         for cert in CertificateDer::pem_slice_iter(ca_pem.as_bytes()) {
             roots.add(cert.expect("CA pem")).expect("add CA");
         }
         let provider = Arc::new(rustls::crypto::ring::default_provider());
-        let config = ClientConfig::builder_with_provider(provider)
+        let builder = ClientConfig::builder_with_provider(provider)
             .with_safe_default_protocol_versions()
             .expect("versions")
-            .with_root_certificates(roots)
-            .with_no_client_auth();
+            .with_root_certificates(roots);
+        let config = match client {
+            None => builder.with_no_client_auth(),
+            Some((cert, key)) => {
+                let chain = CertificateDer::pem_slice_iter(cert.as_bytes())
+                    .collect::<Result<Vec<_>, _>>()
+                    .expect("cert pem");
+                let key = rustls::pki_types::PrivateKeyDer::from_pem_slice(key.as_bytes()).expect("key pem");
+                builder.with_client_auth_cert(chain, key).expect("client certificate")
+            }
+        };
         Browser {
             addr: addr.to_string(),
             tls: TlsConnector::from(Arc::new(config)),
             cookie: None,
+        }
+    }
+
+    /// Whether a TLS handshake with the console succeeds (a client
+    /// certificate of another CA must fail it).
+    pub async fn handshake(&self) -> bool {
+        let tcp = TcpStream::connect(&self.addr).await.expect("connect console");
+        let name = ServerName::try_from("localhost").expect("name");
+        match self.tls.connect(name, tcp).await {
+            // TLS 1.3: the server checks the client's certificate after the
+            // client finished; a refusal shows on the first read.
+            Ok(mut tls) => {
+                let request = format!("GET / HTTP/1.1\r\nHost: {}\r\nConnection: close\r\n\r\n", self.addr);
+                let mut raw = Vec::new();
+                tls.write_all(request.as_bytes()).await.is_ok() && tls.read_to_end(&mut raw).await.is_ok() && !raw.is_empty()
+            }
+            Err(_) => false,
         }
     }
 
