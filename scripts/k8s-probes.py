@@ -5,7 +5,9 @@ Ready or roles that talk in plaintext:
 - every probe is a gRPC probe on the process's plaintext health port
   (listen.health in the popbase-config ConfigMap, or POPBASE_LISTEN_HEALTH),
   which the container exposes and which is none of the role ports (those
-  are mTLS and refuse a probe without a client certificate);
+  are mTLS and refuse a probe without a client certificate); the console,
+  which serves no gRPC, is probed by TCP on its exposed HTTPS port (a probe
+  needs no client certificate there: operators' certificates are optional);
 - with --mesh: every `serve --role X` container and the backup job carry
   POPBASE_MESH_CA/CERT/KEY pointing into a mounted Secret mesh-<identity>,
   and a cert-manager Certificate of that Secret names <identity>.roles.popbase.
@@ -73,11 +75,17 @@ def check(path, mesh):
             env = {e["name"]: e.get("value") for e in container.get("env", [])}
             health = env.get("POPBASE_LISTEN_HEALTH", listen.get("health"))
             exposed = {p["containerPort"] for p in container.get("ports", [])}
+            identity = identity_of(container)
             for kind in ("readinessProbe", "livenessProbe", "startupProbe"):
                 probe = container.get(kind)
                 if not probe:
                     continue
                 probes += 1
+                if identity == "console" and "tcpSocket" in probe:
+                    console = port_of(env.get("POPBASE_LISTEN_CONSOLE", listen.get("console", ":8443")))
+                    if probe["tcpSocket"]["port"] != console or console not in exposed:
+                        problems.append(f"{where}: {kind} is not a TCP probe of the exposed console port ({console})")
+                    continue
                 if "grpc" not in probe:
                     problems.append(f"{where}: {kind} is not a gRPC probe")
                     continue
@@ -88,8 +96,8 @@ def check(path, mesh):
                     problems.append(f"{where}: {kind} targets role port {port}, which may demand a client certificate")
                 if port not in exposed:
                     problems.append(f"{where}: {kind} targets port {port}, which the container does not expose")
-            identity = identity_of(container)
-            if not mesh or identity in (None, "all"):
+            # The console calls only the gateway's department port: no mesh.
+            if not mesh or identity in (None, "all", "console"):
                 continue
             missing = [k for k in MESH_ENV if not env.get(k)]
             if missing:

@@ -154,6 +154,8 @@ fn same_hex(expected: &str, given: &str) -> bool {
 
 pub struct Authenticator {
     mode: AuthMode,
+    /// Departments whose tokens are accepted; empty: any department's.
+    token_departments: Vec<String>,
     token_key: Vec<u8>,
     max_token_lifetime_secs: i64,
     catalogue: Arc<LiveCatalogue>,
@@ -163,10 +165,19 @@ impl Authenticator {
     pub fn new(mode: AuthMode, token_key: Vec<u8>, max_token_hours: u32, catalogue: Arc<LiveCatalogue>) -> Self {
         Self {
             mode,
+            token_departments: Vec::new(),
             token_key,
             max_token_lifetime_secs: i64::from(max_token_hours) * 3600,
             catalogue,
         }
+    }
+
+    /// Accepts tokens only of `departments` (empty: any): in `both` mode,
+    /// the console's departments sign in with tokens, every other
+    /// department presents its certificate.
+    pub fn with_token_departments(mut self, departments: Vec<String>) -> Self {
+        self.token_departments = departments;
+        self
     }
 
     /// The calling department's id.
@@ -199,6 +210,12 @@ impl Authenticator {
             verify_token(&self.token_key, token, now, self.max_token_lifetime_secs).map_err(|(code, why)| Denial::new(code, why))?;
         if self.catalogue.get().department(&department).is_none() {
             return Err(Denial::new(reason::UNKNOWN_DEPARTMENT, "token names no catalogued department"));
+        }
+        if !self.token_departments.is_empty() && !self.token_departments.contains(&department) {
+            return Err(Denial::new(
+                reason::CERTIFICATE_REQUIRED,
+                "this gateway takes this department's calls with its client certificate only (gateway.token_departments)",
+            ));
         }
         Ok(department)
     }
@@ -318,6 +335,15 @@ mod tests {
         );
         metadata.insert("authorization", bearer(mint_token(b"k", "education", now, now + 25 * 3600)));
         assert_eq!(auth.authenticate(&metadata, None).map_err(|d| d.code), Err(reason::TOKEN_TOO_LONG));
+        let console_only = Authenticator::new(AuthMode::Both, b"k".to_vec(), 24, auth.catalogue.clone())
+            .with_token_departments(vec!["audit".into()]);
+        metadata.insert("authorization", bearer(mint_token(b"k", "audit", now, now + 60)));
+        assert_eq!(console_only.authenticate(&metadata, None), Ok("audit".into()));
+        metadata.insert("authorization", bearer(mint_token(b"k", "education", now, now + 60)));
+        assert_eq!(
+            console_only.authenticate(&metadata, None).map_err(|d| d.code),
+            Err(reason::CERTIFICATE_REQUIRED)
+        );
         metadata.insert("authorization", "Basic abc".parse().expect("ascii"));
         assert_eq!(auth.authenticate(&metadata, None).map_err(|d| d.code), Err(reason::TOKEN_INVALID));
     }

@@ -113,7 +113,8 @@ pub fn build(config: &Config, ledger: Arc<dyn Ledger>, sources: Sources) -> Resu
     let catalogue = Arc::new(LiveCatalogue::new(catalogue, text));
     let token_key = read_or_create_key(&config.token_key_path())?;
     let pseudonyms = Pseudonymizer::new(read_or_create_key(&config.pseudonym_key_path())?);
-    let auth = Authenticator::new(mode, token_key, config.gateway.max_token_hours, catalogue.clone());
+    let auth = Authenticator::new(mode, token_key, config.gateway.max_token_hours, catalogue.clone())
+        .with_token_departments(config.gateway.token_departments.clone());
     let gate = Arc::new(Gate::new(catalogue, auth, ledger, pseudonyms, &config.limits));
     // Tell the ledger this replica is alive, so the per-second rates are
     // shared among the replicas there are.

@@ -180,6 +180,10 @@ pub struct GatewayConfig {
     /// first start); empty: `<data_dir>/ledger-keys/audit-head.pk8`.
     pub audit_head_key_file: PathBuf,
     pub audit_head_interval_secs: u64,
+    /// In `both` mode, the departments whose tokens are accepted (the
+    /// console's: `audit`, `big_data`, `service_platform`); every other
+    /// department must present its certificate. Empty: any department's.
+    pub token_departments: Vec<String>,
     /// The longest a token may be issued for (`popbase token --hours`); a
     /// longer one is refused (`TOKEN_TOO_LONG`), whatever its expiry says.
     pub max_token_hours: u32,
@@ -203,6 +207,7 @@ impl Default for GatewayConfig {
             audit_head_mirror: PathBuf::new(),
             audit_head_key_file: PathBuf::new(),
             audit_head_interval_secs: 10,
+            token_departments: Vec::new(),
             max_token_hours: 24,
             subscription_retention_days: 7,
         }
@@ -508,6 +513,9 @@ impl Config {
             key: "limits".into(),
             reason,
         })?;
+        if let Some(v) = env("POPBASE_GATEWAY_TOKEN_DEPARTMENTS") {
+            self.gateway.token_departments = v.split(',').map(str::trim).filter(|d| !d.is_empty()).map(String::from).collect();
+        }
         if let Some(v) = env("POPBASE_GATEWAY_AUTH") {
             self.gateway.auth = v;
         }
