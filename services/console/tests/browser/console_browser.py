@@ -183,13 +183,19 @@ def operator_flow(platform, console, shots, subject):
         head_after = int(driver.find_element(By.ID, "head-seq").text)
         if head_after <= head_before:
             fail(f"the chain head did not advance ({head_before} -> {head_after}) though the search was audited")
+        driver.find_element(By.ID, "verify-now").click()
+        if not wait_for(driver, "#chain-ok"):
+            fail(f"verify now did not find the chain whole: {driver.page_source[:1500]}")
+        verified_to = int(driver.find_element(By.ID, "verified-to").text)
+        if verified_to < head_after:
+            fail(f"the check stopped at {verified_to}, before the head {head_after}")
         shot(driver, shots, "operator-chain")
         driver.find_element(By.CSS_SELECTOR, "form[action='/logout'] button").click()
         wait_for(driver, "a[href='/login']")
         driver.get(f"{console}/ops")
         if "请先登录" not in driver.page_source:
             fail("signing out did not end the session")
-        print(f"operator: found the call by ID number; chain head {head_before} -> {head_after}")
+        print(f"operator: found the call by ID number; chain head {head_before} -> {head_after}, verified to {verified_to}")
     finally:
         driver.quit()
 
