@@ -36,12 +36,12 @@ if "$popbase" stats --target "http://$household" >/dev/null 2>&1; then
 fi
 mesh="$work/data/mesh"
 if POPBASE_MESH_CA="$mesh/ca.pem" POPBASE_MESH_CERT="$mesh/gateway.pem" POPBASE_MESH_KEY="$mesh/gateway.key" \
-  "$popbase" stats --target "http://$household" >/dev/null 2>&1; then
-  echo "check: the demo's household port let the gateway identity take store figures" >&2; exit 1
+  "$popbase" checkpoint --label gateway-try --target "http://$household" >/dev/null 2>&1; then
+  echo "check: the demo's household port let the gateway identity take a checkpoint" >&2; exit 1
 fi
 POPBASE_MESH_CA="$mesh/ca.pem" POPBASE_MESH_CERT="$mesh/backup.pem" POPBASE_MESH_KEY="$mesh/backup.key" \
   "$popbase" stats --target "http://$household" | grep -q '^role=household'
-echo "demo mesh: the household port admits the backup identity only, over mTLS"
+echo "demo mesh: the household port takes checkpoints for the backup identity only, over mTLS"
 
 # A department's feed through the gateway (DepartmentFeeds.Submit): its own
 # records land (again: all duplicates), another department's kind is refused.

@@ -335,8 +335,8 @@ mod tests {
         );
         metadata.insert("authorization", bearer(mint_token(b"k", "education", now, now + 25 * 3600)));
         assert_eq!(auth.authenticate(&metadata, None).map_err(|d| d.code), Err(reason::TOKEN_TOO_LONG));
-        let console_only = Authenticator::new(AuthMode::Both, b"k".to_vec(), 24, auth.catalogue.clone())
-            .with_token_departments(vec!["audit".into()]);
+        let console_only =
+            Authenticator::new(AuthMode::Both, b"k".to_vec(), 24, auth.catalogue.clone()).with_token_departments(vec!["audit".into()]);
         metadata.insert("authorization", bearer(mint_token(b"k", "audit", now, now + 60)));
         assert_eq!(console_only.authenticate(&metadata, None), Ok("audit".into()));
         metadata.insert("authorization", bearer(mint_token(b"k", "education", now, now + 60)));

@@ -34,6 +34,8 @@ pub mod interface {
     pub const SHARING_CATALOGUE: &str = "SharingCatalogue";
     /// Applying an edited sharing catalogue.
     pub const CATALOGUE_CHANGE: &str = "CatalogueChange";
+    /// How the storage roles stand: store figures, backups.
+    pub const PLATFORM_HEALTH: &str = "PlatformHealth";
     /// The ledger's own check of the audit chain ("verify now").
     pub const AUDIT_CHAIN_VERIFY: &str = "AuditChainVerify";
     /// Searches of the audit trail (by person, department, interface, time).

@@ -17,8 +17,8 @@ use crate::catalogue::{Catalogue, CatalogueError};
 use crate::gate::Gate;
 use crate::grpc::{
     audit::AuditService, catalogue::CatalogueService, consents::ConsentService, departments::DepartmentServices,
-    enrollment::EnrollmentService, export::ExportService, ledger::LedgerService, malformed::charged, subscriptions::SubscriptionService,
-    writes::WriteServices,
+    enrollment::EnrollmentService, export::ExportService, ledger::LedgerService, malformed::charged, operations::OperationsService,
+    subscriptions::SubscriptionService, writes::WriteServices,
 };
 use crate::ledger::{Ledger, LocalLedger};
 use crate::live_catalogue::{self, LiveCatalogue};
@@ -148,6 +148,7 @@ pub fn build(config: &Config, ledger: Arc<dyn Ledger>, sources: Sources) -> Resu
             )
             .server(),
         ))
+        .add(charged(&gate, OperationsService::new(gate.clone(), sources.clone()).server()))
         .add(charged(&gate, ConsentService::new(gate.clone(), sources).server()))
         .add(charged(&gate, AuditService::new(gate.clone()).server()))
         .add(charged(&gate, CatalogueService::new(gate.clone()).server()));

@@ -18,6 +18,8 @@ use popbase_proto::household::life_events_client::LifeEventsClient;
 use popbase_proto::residence::entitlements_client::EntitlementsClient;
 use popbase_proto::residence::residence_permits_client::ResidencePermitsClient;
 
+use popbase_proto::ops::ops_client::OpsClient;
+
 use crate::calls::{Counted, FeedCalls, LocalHandlers, PermitCalls, RegistryCalls, Via};
 use crate::subscriptions::ChangeFeeds;
 
@@ -41,6 +43,8 @@ pub struct Sources {
     /// Dataset sources of the roles this process runs (all-in-one): their
     /// batches are read as they are instead of over the Flight endpoint.
     local_exports: Vec<Arc<dyn DatasetSource>>,
+    /// Each storage role's Ops, for its store figures (the health page).
+    pub ops: Vec<(&'static str, OpsClient<Upstream>)>,
 }
 
 /// Flight batches of a wide dataset can exceed tonic's 4 MiB default.
@@ -71,6 +75,11 @@ impl Sources {
             residence_writes: ResidencePermitsClient::new(residence.clone()),
             feeds_ingest: FeedsClient::new(feeds.clone()),
             changes: ChangeFeeds::over(household.clone(), residence.clone(), feeds.clone()),
+            ops: vec![
+                ("household", OpsClient::new(household.clone())),
+                ("residence", OpsClient::new(residence.clone())),
+                ("feeds", OpsClient::new(feeds.clone())),
+            ],
             household_flight: flight_client(household),
             residence_flight: flight_client(residence),
             feeds_flight: flight_client(feeds),
@@ -92,6 +101,12 @@ impl Sources {
         if let Some(feeds) = handlers.feeds {
             self.feeds = Via::Handlers(feeds, counted(Role::Feeds));
         }
+        self
+    }
+
+    /// Also asks the ledger role (at `ledger`) for its store figures.
+    pub fn with_ledger_ops(mut self, ledger: Upstream) -> Self {
+        self.ops.push(("ledger", OpsClient::new(ledger)));
         self
     }
 

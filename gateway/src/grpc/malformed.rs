@@ -121,6 +121,7 @@ pub fn interface_of(path: &str) -> &'static str {
         ("Audit", "UsageStatistics") => interface::USAGE_STATISTICS,
         ("Audit", "SearchAudit") => interface::AUDIT_SEARCH,
         ("Audit", "VerifyChain") => interface::AUDIT_CHAIN_VERIFY,
+        ("Operations", "PlatformHealth") => interface::PLATFORM_HEALTH,
         ("SharingCatalogue", "GetCatalogue" | "ValidateCatalogue") => interface::SHARING_CATALOGUE,
         ("SharingCatalogue", "ApplyCatalogue") => interface::CATALOGUE_CHANGE,
         ("DepartmentFeeds", "Submit") => interface::SUBMIT_FEED,

@@ -11,6 +11,7 @@ pub mod inbound;
 pub mod ledger;
 pub mod lists;
 pub mod malformed;
+pub mod operations;
 pub mod subscriptions;
 pub mod writes;
 

@@ -110,7 +110,13 @@ impl Ops for OpsService {
         let mut stores = Vec::new();
         for store in &self.stores {
             let stats = store.stats().map_err(ServiceError::from)?;
+            // The store's daily backups (the layout backup_set writes).
+            let backups = popbase_storage::backup::backups_in(backup_set::daily_dir(&self.backup_root, &stats.store)).unwrap_or_default();
+            let newest = backups.iter().max_by_key(|b| b.timestamp);
             stores.push(ops::StoreStats {
+                backups: u32::try_from(backups.len()).unwrap_or(u32::MAX),
+                newest_backup_unix_secs: newest.map_or(0, |b| b.timestamp),
+                newest_backup_bytes: newest.map_or(0, |b| b.size_bytes),
                 store: stats.store,
                 last_seq: stats.last_seq,
                 tables: stats

@@ -62,6 +62,7 @@ pub fn page(title: &str, nav: Nav, csrf: Option<&str>, body: &str) -> String {
             ("/ops/audit", "审计查询"),
             ("/ops/chain", "审计链"),
             ("/ops/catalogue", "共享目录"),
+            ("/ops/health", "运行状况"),
         ],
         Nav::Resident => &[("/resident", "我的数据使用记录")],
     };

@@ -92,6 +92,7 @@ impl Console {
             .route("/ops/usage", get(pages::operator::usage))
             .route("/ops/chain", get(pages::operator::chain))
             .route("/ops/chain/verify", post(pages::operator::verify_chain))
+            .route("/ops/health", get(pages::health::show))
             .route("/ops/catalogue", get(pages::catalogue::show))
             .route("/ops/catalogue/validate", post(pages::catalogue::validate).layer(catalogue_body()))
             .route("/ops/catalogue/apply", post(pages::catalogue::apply).layer(catalogue_body()))

@@ -10,9 +10,11 @@ use std::time::Duration;
 use popbase_common::error::{FIELD_METADATA_KEY, REASON_METADATA_KEY};
 use popbase_proto::gateway::audit_client::AuditClient;
 use popbase_proto::gateway::consents_client::ConsentsClient;
+use popbase_proto::gateway::operations_client::OperationsClient;
 use popbase_proto::gateway::sharing_catalogue_client::SharingCatalogueClient;
 use popbase_proto::gateway::{
-    ApplyCatalogueRequest, CatalogueDocument, CatalogueValidation, GetCatalogueRequest, ValidateCatalogueRequest,
+    ApplyCatalogueRequest, CatalogueDocument, CatalogueValidation, GetCatalogueRequest, PlatformHealthRequest, PlatformHealthResponse,
+    ValidateCatalogueRequest,
 };
 use popbase_proto::gateway::{
     AuditSearchRequest, AuditSearchResponse, ChainHead, ChainHeadRequest, ChainVerification, ListAccessesRequest, ListAccessesResponse,
@@ -109,6 +111,14 @@ impl GatewayLink {
 
     pub async fn apply_catalogue(&self, token: &str, body: ApplyCatalogueRequest) -> Result<CatalogueDocument, Refused> {
         Ok(self.catalogue().apply_catalogue(bearer(token, body)?).await?.into_inner())
+    }
+
+    pub async fn platform_health(&self, token: &str, purpose: &str) -> Result<PlatformHealthResponse, Refused> {
+        let body = PlatformHealthRequest { purpose: purpose.into() };
+        Ok(OperationsClient::new(self.channel.clone())
+            .platform_health(bearer(token, body)?)
+            .await?
+            .into_inner())
     }
 
     pub async fn chain_head(&self, token: &str, purpose: &str) -> Result<ChainHead, Refused> {

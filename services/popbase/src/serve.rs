@@ -170,7 +170,9 @@ fn role_services(
                     ),
                     popbase_gateway::sources::Sources::with_local_export,
                 )
-                .with_handlers(local.handlers.clone(), metrics);
+                .with_handlers(local.handlers.clone(), metrics)
+                // The health page's figures of the ledger's store too.
+                .with_ledger_ops(local.upstream(Role::Ledger, &config.upstream.ledger)?);
             // In-process when this process runs the ledger; else the `ledger` role's address.
             let ledger: std::sync::Arc<dyn popbase_gateway::ledger::Ledger> = match &local.ledger {
                 Some(ledger) => std::sync::Arc::new(ledger.clone()),
@@ -318,7 +320,7 @@ async fn run_until(config: Config, role: Role, shutdown: Shutdown, ready: OnRead
         }
         services.health = health.clone();
         services.limits = config.limits.clone();
-        if matches!(single, Role::Household | Role::Residence | Role::Feeds) {
+        if matches!(single, Role::Household | Role::Residence | Role::Feeds | Role::Ledger) {
             let routes = services.routes.clone().routes();
             local
                 .in_process

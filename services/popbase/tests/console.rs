@@ -215,6 +215,16 @@ async fn an_operator_finds_a_call_by_id_number_exports_it_and_every_step_is_audi
         )
         .await;
     assert!(again.body.contains("<td>audit</td><td>AuditSearch</td>"), "{}", again.body);
+    // Store and role health: every storage role's store, through the gateway.
+    let health = browser.get("/ops/health").await;
+    assert_eq!(health.status, 200, "{}", health.body);
+    for store in ["household", "residence", "feeds", "ledger"] {
+        assert!(
+            health.body.contains(&format!("<td>{store}</td><td>{store}</td><td>正常</td>")),
+            "{store}: {}",
+            health.body
+        );
+    }
     // Verify now: the ledger checks the chain to its head, through the gate.
     let chain = browser.get("/ops/chain").await;
     assert_eq!(chain.status, 200, "{}", chain.body);

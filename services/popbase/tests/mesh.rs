@@ -20,8 +20,8 @@ use popbase_proto::household::life_events_client::LifeEventsClient;
 use popbase_proto::household::{ListPersonsRequest, RegisterDeathRequest, SettlementsSinceRequest};
 use popbase_proto::ledger::AppendRequest;
 use popbase_proto::ledger::ledger_client::LedgerClient;
-use popbase_proto::ops::GetStoreStatsRequest;
 use popbase_proto::ops::ops_client::OpsClient;
+use popbase_proto::ops::{CreateCheckpointRequest, GetStoreStatsRequest};
 use support::{
     Children, Mesh, Roles, plain_channel, popbase, reason, serve, serve_internal_roles, stop_all, tls_channel, token, with_token,
 };
@@ -97,12 +97,23 @@ async fn internal_ports_admit_only_the_mesh_identities_their_services_allow() {
             .await
             .expect_err("the health port serves nothing else");
         assert_eq!(stats.code(), Code::Unimplemented, "{role}");
-        // Backups: the backup identity only.
+        // Checkpoints and backups: the backup identity only; the gateway
+        // reads the figures (the operators' health page) and nothing else.
         assert_role_not_allowed(
             OpsClient::new(as_identity(&mesh, addr, MeshIdentity::Gateway))
-                .get_store_stats(GetStoreStatsRequest {})
+                .create_checkpoint(CreateCheckpointRequest { label: "gw".into() })
                 .await,
             "the gateway may not take checkpoints",
+        );
+        OpsClient::new(as_identity(&mesh, addr, MeshIdentity::Gateway))
+            .get_store_stats(GetStoreStatsRequest {})
+            .await
+            .expect("the gateway reads store figures");
+        assert_role_not_allowed(
+            OpsClient::new(as_identity(&mesh, addr, MeshIdentity::Residence))
+                .get_store_stats(GetStoreStatsRequest {})
+                .await,
+            "no other role reads them",
         );
         let stats = OpsClient::new(as_identity(&mesh, addr, MeshIdentity::Backup))
             .get_store_stats(GetStoreStatsRequest {})

@@ -13,7 +13,7 @@
 //! | `popbase.ledger.v1.Ledger` (consents, audit appends) | all | — |
 //! | `arrow.flight.protocol.FlightService` (identified internal datasets) | all | — |
 //! | `popbase.changes.v1.ChangeFeed` (typed change logs, for subscriptions) | all | — |
-//! | `popbase.ops.v1.Ops` (checkpoints, store figures) | — | backup: all |
+//! | `popbase.ops.v1.Ops` (checkpoints, store figures) | `GetStoreStats` (the operators' health page) | backup: all |
 //! | `grpc.health.v1.Health`, reflection | all | any mesh identity |
 //!
 //! An all-in-one process may call anything on its own ports (see
@@ -59,13 +59,16 @@ const METHODS: [(&str, MeshIdentity); 8] = [
 /// The backup job's service.
 const OPS: &str = "popbase.ops.v1.Ops";
 
+/// The one Ops method the gateway may call: figures, never checkpoints or backups.
+const GATEWAY_OPS: &str = "/popbase.ops.v1.Ops/GetStoreStats";
+
 /// Whether `caller` may call the method at `path` (`/pkg.Service/Method`).
 pub fn allowed(path: &str, caller: MeshIdentity) -> bool {
     let service = service_of(path);
     match caller {
         AllInOne => true,
         _ if OPEN.contains(&service) => true,
-        Gateway => GATEWAY.contains(&service),
+        Gateway => GATEWAY.contains(&service) || path == GATEWAY_OPS,
         Backup => service == OPS,
         other => METHODS.iter().any(|(method, who)| *method == path && *who == other),
     }
@@ -142,6 +145,9 @@ mod tests {
         assert!(allowed("/popbase.feeds.v1.Feeds/Ingest", Gateway));
         assert!(allowed("/popbase.ops.v1.Ops/CreateCheckpoint", Backup));
         assert!(!allowed("/popbase.ops.v1.Ops/CreateCheckpoint", Gateway));
+        assert!(!allowed("/popbase.ops.v1.Ops/CreateBackup", Gateway));
+        assert!(allowed("/popbase.ops.v1.Ops/GetStoreStats", Gateway), "figures for the health page");
+        assert!(!allowed("/popbase.ops.v1.Ops/GetStoreStats", Feeds));
         assert!(!allowed("/popbase.household.v1.Settlement/Evaluate", Backup));
         assert!(allowed("/grpc.health.v1.Health/Check", Backup));
         assert!(!allowed("/popbase.unknown.v1.Thing/Do", Gateway), "unknown services are refused");

@@ -6,6 +6,7 @@ pub mod audit;
 pub mod catalogue;
 mod chart;
 pub mod front;
+pub mod health;
 pub mod operator;
 pub mod resident;
 

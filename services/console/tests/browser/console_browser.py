@@ -179,6 +179,11 @@ def operator_flow(platform, console, shots, subject):
             fail("the usage page has no chart")
         shot(driver, shots, "operator-usage")
 
+        driver.get(f"{console}/ops/health")
+        if len(driver.find_elements(By.CSS_SELECTOR, "#stores tbody tr")) < 4:
+            fail(f"the health page does not list the four stores: {driver.page_source[:1500]}")
+        shot(driver, shots, "operator-health")
+
         driver.get(f"{console}/ops/chain")
         head_after = int(driver.find_element(By.ID, "head-seq").text)
         if head_after <= head_before:
