@@ -113,6 +113,16 @@ async fn one_record_per_call_under_concurrent_load_and_usage_counts_them() {
     assert_eq!((row.allowed, row.denied), (allowed, budget));
     let summarised = usage.iter().find(|u| u.interface == "REFUSALS").expect("summary row");
     assert_eq!(summarised.denied, denied - budget, "usage counts the refusals a summary stands for");
+    // And by reason: every refusal under its code, summaries included.
+    assert_eq!(
+        row.denied_by_reason.get("PURPOSE_MISMATCH"),
+        Some(&budget),
+        "{:?}",
+        row.denied_by_reason
+    );
+    assert_eq!(row.denied_by_reason.values().sum::<u64>(), row.denied, "{:?}", row.denied_by_reason);
+    assert_eq!(summarised.denied_by_reason.values().sum::<u64>(), summarised.denied);
+    assert!(row.denied_by_reason.keys().all(|reason| !reason.is_empty()));
     p.stop().await;
 }
 

@@ -402,17 +402,27 @@ impl Writer {
                 day: Some(day.into()),
                 allowed: 0,
                 denied: 0,
+                denied_by_reason: Default::default(),
             });
             self.usage.insert(key.to_vec(), usage);
         }
         if let Some(usage) = self.usage.get_mut(key) {
             if entry.allowed {
                 usage.allowed += 1;
-            } else if entry.interface == crate::gate::REFUSALS_INTERFACE {
-                // A summary stands for `count` refusals.
-                usage.denied += entry.count.max(1);
             } else {
-                usage.denied += 1;
+                // A summary stands for `count` refusals.
+                let n = if entry.interface == crate::gate::REFUSALS_INTERFACE {
+                    entry.count.max(1)
+                } else {
+                    1
+                };
+                usage.denied += n;
+                let reason = if entry.reason.is_empty() {
+                    "UNSPECIFIED"
+                } else {
+                    entry.reason.as_str()
+                };
+                *usage.denied_by_reason.entry(reason.to_string()).or_default() += n;
             }
         }
         Ok(())

@@ -89,7 +89,7 @@ impl Console {
             )
             .route("/logout", post(pages::front::logout))
             .route("/ops", get(pages::operator::overview))
-            .route("/ops/usage", get(pages::operator::usage))
+            .route("/ops/usage", get(pages::usage::show))
             .route("/ops/chain", get(pages::operator::chain))
             .route("/ops/chain/verify", post(pages::operator::verify_chain))
             .route("/ops/health", get(pages::health::show))

@@ -163,6 +163,11 @@ async fn an_operator_finds_a_call_by_id_number_exports_it_and_every_step_is_audi
         "{}",
         usage.body
     );
+    assert!(
+        usage.body.contains("<table id=\"quota-use\"") && usage.body.contains("<table id=\"refusal-reasons\""),
+        "{}",
+        usage.body
+    );
 
     let form = browser.get("/ops/audit").await;
     let token = csrf(&form.body);

@@ -9,6 +9,7 @@ pub mod front;
 pub mod health;
 pub mod operator;
 pub mod resident;
+pub mod usage;
 
 use axum::body::Bytes;
 use axum::extract::Request;

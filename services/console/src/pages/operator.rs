@@ -1,5 +1,5 @@
-//! The operator's overview, usage and audit-chain pages: each one call (or
-//! two) of the gateway's Audit service, with the operator's token.
+//! The operator's overview and audit-chain pages: each one call (or two)
+//! of the gateway's Audit service, with the operator's token.
 
 use std::collections::BTreeMap;
 
@@ -12,7 +12,7 @@ use popbase_proto::gateway::{ChainHead, ChainVerification, Usage, UsageStatistic
 
 use super::chart::{self, Bar};
 use super::{Operator, refused_block, refused_status};
-use crate::html::{self, Nav, city_time, csrf_field, esc, table};
+use crate::html::{self, Nav, city_time, csrf_field, esc};
 use crate::link::Refused;
 use crate::{Console, respond};
 
@@ -20,9 +20,9 @@ use crate::{Console, respond};
 const WEEK: u64 = 7;
 
 /// The interfaces whose volumes the usage page charts on their own.
-const WATCHED: [(&str, &str); 2] = [("InsuranceGap", "医保未参保名单"), ("EnrollmentCheck", "入学信息核验")];
+pub(super) const WATCHED: [(&str, &str); 2] = [("InsuranceGap", "医保未参保名单"), ("EnrollmentCheck", "入学信息核验")];
 
-fn operator_page(operator: &Operator, title: &str, status: StatusCode, body: &str) -> Response {
+pub(super) fn operator_page(operator: &Operator, title: &str, status: StatusCode, body: &str) -> Response {
     respond::html(status, html::page(title, Nav::Operator, Some(&operator.session.csrf), body))
 }
 
@@ -41,7 +41,7 @@ fn head_list(head: &ChainHead) -> String {
 }
 
 /// The week's usage, oldest day first: `from`, `to` (city days).
-async fn week_usage(console: &Console, operator: &Operator) -> Result<(NaiveDate, Vec<Usage>), Refused> {
+pub(super) async fn week_usage(console: &Console, operator: &Operator) -> Result<(NaiveDate, Vec<Usage>), Refused> {
     let to = popbase_domain::clock::today();
     let from = to.checked_sub_days(Days::new(WEEK - 1)).unwrap_or(to);
     let request = UsageStatisticsRequest {
@@ -59,7 +59,7 @@ fn day_label(usage: &Usage) -> (i32, i32, i32) {
 }
 
 /// One bar per day of the week, of the rows `keep` selects.
-fn daily_bars(from: NaiveDate, usage: &[Usage], keep: impl Fn(&Usage) -> bool) -> Vec<Bar> {
+pub(super) fn daily_bars(from: NaiveDate, usage: &[Usage], keep: impl Fn(&Usage) -> bool) -> Vec<Bar> {
     let mut days: BTreeMap<(i32, i32, i32), (u64, u64)> = BTreeMap::new();
     for offset in 0..WEEK {
         if let Some(day) = from.checked_add_days(Days::new(offset)) {
@@ -116,43 +116,6 @@ pub async fn overview(State(console): State<Console>, headers: HeaderMap) -> Res
         }
     }
     operator_page(&operator, "概览", status, &body)
-}
-
-pub async fn usage(State(console): State<Console>, headers: HeaderMap) -> Response {
-    let operator = match console.operator(&headers) {
-        Ok(o) => o,
-        Err(page) => return *page,
-    };
-    let (from, usage) = match week_usage(&console, &operator).await {
-        Ok(week) => week,
-        Err(refused) => return operator_page(&operator, "调用统计", refused_status(&refused), &refused_block(&refused)),
-    };
-    let mut body = String::from("<p>近 7 日（按本市日期）各部门、各接口的调用与拒绝次数。</p>");
-    body.push_str(&chart::stacked(
-        "usage-chart",
-        "每日调用（蓝：允许，红：拒绝）",
-        &daily_bars(from, &usage, |_| true),
-    ));
-    for (interface, name) in WATCHED {
-        body.push_str(&format!("<h2>{}（{}）</h2>", esc(name), esc(interface)));
-        let bars = daily_bars(from, &usage, |u| u.interface == interface);
-        body.push_str(&chart::stacked(&format!("chart-{interface}"), name, &bars));
-    }
-    let mut totals: BTreeMap<(String, String), (u64, u64)> = BTreeMap::new();
-    for row in &usage {
-        let entry = totals.entry((row.department.clone(), row.interface.clone())).or_default();
-        entry.0 += row.allowed;
-        entry.1 += row.denied;
-    }
-    let rows: Vec<Vec<String>> = totals
-        .into_iter()
-        .map(|((department, interface), (allowed, denied))| {
-            vec![esc(&department), esc(&interface), allowed.to_string(), denied.to_string()]
-        })
-        .collect();
-    body.push_str("<h2>按部门与接口</h2>");
-    body.push_str(&table("usage-table", &["部门", "接口", "允许", "拒绝"], &rows));
-    operator_page(&operator, "调用统计", StatusCode::OK, &body)
 }
 
 fn verification_list(v: &ChainVerification) -> String {
