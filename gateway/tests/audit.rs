@@ -123,6 +123,9 @@ async fn one_record_per_call_under_concurrent_load_and_usage_counts_them() {
     assert_eq!(row.denied_by_reason.values().sum::<u64>(), row.denied, "{:?}", row.denied_by_reason);
     assert_eq!(summarised.denied_by_reason.values().sum::<u64>(), summarised.denied);
     assert!(row.denied_by_reason.keys().all(|reason| !reason.is_empty()));
+    // And by the city's hour: every call of the day in one of 24.
+    assert_eq!(row.by_hour.len(), 24);
+    assert_eq!(row.by_hour.iter().sum::<u64>(), row.allowed + row.denied);
     p.stop().await;
 }
 

@@ -11,7 +11,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Instant;
 
-use chrono::{Datelike, Utc};
+use chrono::{Datelike, Timelike, Utc};
 use popbase_common::{ServiceError, ServiceResult};
 use popbase_proto::gateway::{AuditRecord, ChainHead, Decision, ExportPhase, Usage};
 use popbase_storage::{Batch, Durability, Read, StorageResult, Store};
@@ -300,6 +300,7 @@ impl Writer {
         let now = Utc::now();
         let at = now.timestamp_millis();
         let day = popbase_domain::clock::city_day(now);
+        let hour = now.with_timezone(&popbase_domain::clock::city_offset()).hour() as usize;
         let mut batch = Batch::new("ledger", "audit");
         let (mut seq, mut prev) = (self.next_seq, self.prev_hash.clone());
         let mut touched = Vec::new();
@@ -318,7 +319,7 @@ impl Writer {
                 };
                 uses.push((entry.department.clone(), entry.interface.clone(), entry.allowed, n));
             }
-            if one_use && let Err(e) = self.count(&key, &entry, day) {
+            if one_use && let Err(e) = self.count(&key, &entry, day, hour) {
                 // Counters of the entries before it ran ahead; re-read them.
                 self.usage.clear();
                 return Err(e);
@@ -393,7 +394,7 @@ impl Writer {
         }
     }
 
-    fn count(&mut self, key: &[u8], entry: &AuditEntry, day: chrono::NaiveDate) -> Result<(), String> {
+    fn count(&mut self, key: &[u8], entry: &AuditEntry, day: chrono::NaiveDate, hour: usize) -> Result<(), String> {
         if !self.usage.contains_key(key) {
             let stored = self.store.get(&USAGE, key).map_err(|e| e.to_string())?.map(|u| u.value);
             let usage = stored.unwrap_or_else(|| Usage {
@@ -403,10 +404,20 @@ impl Writer {
                 allowed: 0,
                 denied: 0,
                 denied_by_reason: Default::default(),
+                by_hour: Vec::new(),
             });
             self.usage.insert(key.to_vec(), usage);
         }
         if let Some(usage) = self.usage.get_mut(key) {
+            if usage.by_hour.len() != 24 {
+                usage.by_hour.resize(24, 0);
+            }
+            let calls = if !entry.allowed && entry.interface == crate::gate::REFUSALS_INTERFACE {
+                entry.count.max(1)
+            } else {
+                1
+            };
+            usage.by_hour[hour.min(23)] += calls;
             if entry.allowed {
                 usage.allowed += 1;
             } else {

@@ -85,6 +85,29 @@ fn anomalies(days: &BTreeMap<String, DepartmentDay>, quotas: &BTreeMap<String, u
     flags
 }
 
+/// Today's calls of `interface` per hour of the city's day (refused ones
+/// are not split out per hour: the bars are all calls).
+fn hourly_bars(today: (i32, i32, i32), usage: &[Usage], interface: &str) -> Vec<chart::Bar> {
+    let mut hours = [0u64; 24];
+    for row in usage.iter().filter(|u| u.interface == interface) {
+        let day = row.day.as_ref().map_or((0, 0, 0), |d| (d.year, d.month, d.day));
+        if day == today {
+            for (hour, n) in row.by_hour.iter().enumerate().take(24) {
+                hours[hour] += n;
+            }
+        }
+    }
+    hours
+        .iter()
+        .enumerate()
+        .map(|(hour, n)| chart::Bar {
+            label: format!("{hour:02}"),
+            allowed: *n,
+            denied: 0,
+        })
+        .collect()
+}
+
 pub async fn show(State(console): State<Console>, headers: HeaderMap) -> Response {
     let operator = match console.operator(&headers) {
         Ok(o) => o,
@@ -118,10 +141,17 @@ pub async fn show(State(console): State<Console>, headers: HeaderMap) -> Respons
         "每日调用（蓝：允许，红：拒绝）",
         &daily_bars(from, &usage, |_| true),
     ));
+    let today_key = (today.year(), today.month() as i32, today.day() as i32);
     for (interface, name) in WATCHED {
         body.push_str(&format!("<h2>{}（{}）</h2>", esc(name), esc(interface)));
         let bars = daily_bars(from, &usage, |u| u.interface == interface);
-        body.push_str(&chart::stacked(&format!("chart-{interface}"), name, &bars));
+        body.push_str(&chart::stacked(&format!("chart-{interface}"), &format!("{name}：近 7 日"), &bars));
+        let hours = hourly_bars(today_key, &usage, interface);
+        body.push_str(&chart::stacked(
+            &format!("chart-{interface}-today"),
+            &format!("{name}：今日各小时"),
+            &hours,
+        ));
     }
 
     let mut totals: BTreeMap<(String, String), (u64, u64)> = BTreeMap::new();
@@ -180,7 +210,25 @@ mod tests {
             allowed,
             denied,
             denied_by_reason: Default::default(),
+            by_hour: Vec::new(),
         }
+    }
+
+    #[test]
+    fn hours_add_up_today_only() {
+        let mut today = row("hrss", 7, 5, 1);
+        today.interface = "InsuranceGap".into();
+        today.by_hour = (0..24).map(|h| if h == 9 { 6 } else { 0 }).collect();
+        let mut yesterday = today.clone();
+        yesterday.day = Some(Date {
+            year: 2026,
+            month: 12,
+            day: 6,
+        });
+        let bars = hourly_bars((2026, 12, 7), &[today, yesterday], "InsuranceGap");
+        assert_eq!(bars.len(), 24);
+        assert_eq!(bars[9].allowed, 6);
+        assert_eq!(bars.iter().map(|b| b.allowed).sum::<u64>(), 6);
     }
 
     #[test]
