@@ -415,6 +415,14 @@ impl Gate {
         let mut accesses: Vec<Access> = answered.into_iter().chain(exported).collect();
         accesses.sort_by_key(|a| std::cmp::Reverse(a.at_unix_millis));
         accesses.truncate(limit);
+        // What each rested on, for the person reading their log.
+        let catalogue = self.catalogue();
+        for access in &mut accesses {
+            if let Some(interface) = catalogue.interface(&access.interface) {
+                access.legal_basis = interface.legal_basis.clone();
+                access.rests_on_consent = interface.legal_basis.is_empty() && interface.share_class == ShareClass::Conditional;
+            }
+        }
         Ok(accesses)
     }
 }

@@ -24,6 +24,7 @@ pub fn accesses(store: &Store, subject: &str, limit: usize) -> StorageResult<Vec
                 purpose: r.purpose,
                 allowed: r.decision == Decision::Allowed as i32,
                 fields: r.fields,
+                ..Default::default()
             });
         }
     }

@@ -187,10 +187,19 @@ async fn render(console: &Console, resident: &Resident, whose: &Whose, notice: O
                         esc(&a.purpose),
                         if a.allowed { "已提供" } else { "已拒绝" }.into(),
                         esc(&a.fields.join("、")),
+                        if a.rests_on_consent {
+                            "本人（或监护人）授权".into()
+                        } else {
+                            esc(&a.legal_basis)
+                        },
                     ]
                 })
                 .collect();
-            body.push_str(&table("accesses", &["时间", "部门", "接口", "用途", "结果", "提供的字段"], &rows));
+            body.push_str(&table(
+                "accesses",
+                &["时间", "部门", "接口", "用途", "结果", "提供的字段", "依据"],
+                &rows,
+            ));
         }
         Err(refused) => {
             // A refused guardian check shows the refusal and nothing of the child.
