@@ -305,7 +305,11 @@ async fn a_resident_sees_the_accesses_and_a_revoked_consent_refuses_the_next_cal
         page.body
     );
     assert!(page.body.contains("class=\"revoke\""), "{}", page.body);
-    assert!(page.body.contains("本人（或监护人）授权"), "PersonSummary rests on the consent: {}", page.body);
+    assert!(
+        page.body.contains("本人（或监护人）授权"),
+        "PersonSummary rests on the consent: {}",
+        page.body
+    );
     assert!(!page.body.contains(&subject), "only the masked ID number is shown");
     let token = csrf(&page.body);
     let revoke = [
