@@ -55,6 +55,18 @@ pub trait Read {
         Ok(out)
     }
 
+    /// Whether each of `keys` holds a row of `table`, in the order asked:
+    /// one batched read like [`Read::get_many`], without decoding the rows
+    /// (ingest matching a thousand records' persons at a time).
+    fn contains_many<M: Message + Default>(&self, table: &Table<M>, keys: &[Vec<u8>]) -> StorageResult<Vec<bool>> {
+        let mut out = Vec::with_capacity(keys.len());
+        self.raw_get_many(table.name(), keys, &mut |raw| {
+            out.push(raw.is_some());
+            Ok(())
+        })?;
+        Ok(out)
+    }
+
     /// How many keys the column family `cf` (a table or index) holds,
     /// counted one by one: for checks after a restore, not a request path.
     fn count_keys(&self, cf: &str) -> StorageResult<u64> {

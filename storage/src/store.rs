@@ -7,8 +7,8 @@ use std::time::{SystemTime, UNIX_EPOCH};
 
 use prost::Message;
 use rocksdb::{
-    BlockBasedOptions, Cache, ColumnFamily, ColumnFamilyDescriptor, DB, DBCompressionType, DataBlockIndexType, MemtableFactory, Options,
-    ReadOptions, WriteBatch, WriteOptions,
+    BlockBasedIndexType, BlockBasedOptions, Cache, ColumnFamily, ColumnFamilyDescriptor, DB, DBCompressionType, DataBlockIndexType,
+    MemtableFactory, Options, ReadOptions, WriteBatch, WriteOptions,
 };
 
 use crate::batch::{Batch, Op};
@@ -140,6 +140,18 @@ impl Store {
         table_opts.set_bloom_filter(10.0, false);
         table_opts.set_cache_index_and_filter_blocks(true);
         table_opts.set_pin_l0_filter_and_index_blocks_in_cache(true);
+        // Index and filter in 4 KiB partitions under a small pinned top
+        // level: a look-up reads the one partition its key falls in. With
+        // one index and one filter block per file, a Zibo-size store's
+        // files carry blocks of megabytes; once the block cache could not
+        // hold them all, every miss read and checksummed megabytes again
+        // (a feed refresh fell from 55,000 to 5,500 records/s, its CPU in
+        // XXH3 and pread; docs/benchmarks.md).
+        table_opts.set_index_type(BlockBasedIndexType::TwoLevelIndexSearch);
+        table_opts.set_partition_filters(true);
+        table_opts.set_metadata_block_size(4096);
+        table_opts.set_pin_top_level_index_and_filter(true);
+        table_opts.set_cache_index_and_filter_blocks_with_high_priority(true);
         // Point reads (every person look-up, a MultiGet of thousands per
         // intake chunk) find their key's restart interval in a data block
         // through a small hash table instead of a binary search, then scan

@@ -1,25 +1,17 @@
-//! Thin gRPC adapter of `Feeds`: the ingest stream in chunks (validate, ask
-//! the directory who is known, store), as-of look-ups, unmatched records.
-
-use std::collections::HashSet;
+//! Thin gRPC adapter of `Feeds`: the ingest stream (see [`crate::ingest_stream`]),
+//! as-of look-ups, unmatched records.
 
 use popbase_common::packed::{self, PackedStream};
 use popbase_common::{ServiceError, validate};
 use popbase_proto::feeds::feeds_server::{Feeds, FeedsServer};
 use popbase_proto::feeds::{
     CheckEnrolledRequest, CheckEnrolledResponse, CheckInsuranceRequest, CheckInsuranceResponse, FeedRecord, IngestSummary,
-    ListUnmatchedRequest, ListUnmatchedResponse, Outcome, RecordResult, RecordsOfRequest, RecordsOfResponse, Source, StreamInsuredRequest,
+    ListUnmatchedRequest, ListUnmatchedResponse, RecordsOfRequest, RecordsOfResponse, Source, StreamInsuredRequest,
 };
-use tokio_stream::StreamExt;
 use tonic::{Request, Response, Status, Streaming};
 
 use crate::directory::PersonDirectory;
-use crate::ingest::{normalise_ids, tally};
-use crate::records::subjects;
-use crate::{FeedStore, validate as check};
-
-/// Records per atomic batch (and per directory look-up).
-pub const CHUNK: usize = 1000;
+use crate::{FeedStore, ingest_stream};
 
 /// Insurance checks answered on the calling task rather than the blocking pool.
 const INLINE_CHECKS: usize = 16;
@@ -37,24 +29,6 @@ impl FeedsService {
     pub fn into_server(self) -> FeedsServer<Self> {
         FeedsServer::new(self)
     }
-
-    async fn store_chunk(&self, actor: &str, chunk: Vec<(u64, FeedRecord)>, summary: &mut IngestSummary) -> Result<(), Status> {
-        let ids: HashSet<String> = chunk.iter().flat_map(|(_, r)| subjects(r)).map(str::to_string).collect();
-        let known = self.directory.known(ids.into_iter().collect()).await.map_err(|e| {
-            ServiceError::Unavailable(format!(
-                "cannot match records to persons (registry or residence service): {}",
-                e.message()
-            ))
-        })?;
-        let (feeds, actor) = (self.feeds.clone(), actor.to_string());
-        let results = tokio::task::spawn_blocking(move || feeds.ingest_chunk(&actor, &chunk, &known))
-            .await
-            .map_err(|e| ServiceError::Internal(format!("ingest task failed: {e}")))??;
-        for result in results {
-            tally(summary, result);
-        }
-        Ok(())
-    }
 }
 
 /// The actor of a feed without the gateway's `popbase-actor` (a load from
@@ -65,39 +39,7 @@ const DEFAULT_ACTOR: &str = "feeds-ingest";
 impl Feeds for FeedsService {
     async fn ingest(&self, request: Request<Streaming<FeedRecord>>) -> Result<Response<IngestSummary>, Status> {
         let actor = popbase_common::actor::of(request.metadata(), DEFAULT_ACTOR)?;
-        let mut stream = request.into_inner();
-        let mut summary = IngestSummary::default();
-        let mut chunk = Vec::with_capacity(CHUNK);
-        let mut index = 0u64;
-        while let Some(record) = stream.next().await {
-            let mut record = record?;
-            match check::record(&record) {
-                Ok(()) => {
-                    normalise_ids(&mut record);
-                    chunk.push((index, record));
-                }
-                Err(ServiceError::InvalidArgument { field, reason }) => tally(
-                    &mut summary,
-                    RecordResult {
-                        index,
-                        source: record.source,
-                        record_id: record.record_id.clone(),
-                        outcome: Outcome::Rejected as i32,
-                        field,
-                        reason,
-                    },
-                ),
-                Err(other) => return Err(other.into()),
-            }
-            index += 1;
-            if chunk.len() >= CHUNK {
-                self.store_chunk(&actor, std::mem::take(&mut chunk), &mut summary).await?;
-            }
-        }
-        if !chunk.is_empty() {
-            self.store_chunk(&actor, chunk, &mut summary).await?;
-        }
-        summary.results.sort_by_key(|r| r.index);
+        let summary = ingest_stream::ingest(self.feeds.clone(), self.directory.clone(), actor, request.into_inner()).await?;
         tracing::info!(
             received = summary.received,
             accepted = summary.accepted,

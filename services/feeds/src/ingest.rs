@@ -13,7 +13,7 @@ use popbase_common::{ServiceError, ServiceResult};
 use popbase_domain::mask;
 use popbase_proto::feeds::feed_record::Payload;
 use popbase_proto::feeds::{FeedRecord, IngestSummary, Outcome, RecordResult};
-use popbase_storage::{Batch, Read, StorageError};
+use popbase_storage::{Batch, Read, StorageError, Versioned};
 
 use crate::insured::InsuredChanges;
 use crate::records::{FeedStore, subjects};
@@ -44,6 +44,12 @@ pub fn normalise_ids(record: &mut FeedRecord) {
     }
 }
 
+/// How many not-accepted records a summary lists (the proto's bound): with
+/// a few hundred bytes each, the summary stays under the 4 MiB a client
+/// accepts by default, and the feeds service's memory stays bounded however
+/// long the stream.
+pub const MAX_LISTED_RESULTS: usize = 10_000;
+
 /// Adds one result to the summary's counts (and list, unless plainly accepted).
 pub fn tally(summary: &mut IngestSummary, result: RecordResult) {
     summary.received += 1;
@@ -57,7 +63,11 @@ pub fn tally(summary: &mut IngestSummary, result: RecordResult) {
         Outcome::Stale => summary.stale += 1,
         Outcome::Rejected | Outcome::Unspecified => summary.rejected += 1,
     }
-    summary.results.push(result);
+    if summary.results.len() < MAX_LISTED_RESULTS {
+        summary.results.push(result);
+    } else {
+        summary.results_omitted += 1;
+    }
 }
 
 fn result(index: u64, record: &FeedRecord, outcome: Outcome, field: &str, reason: impl Into<String>) -> RecordResult {
@@ -76,6 +86,13 @@ impl FeedStore {
     /// `known` holds the ID numbers the registry or the residence service know.
     pub fn ingest_chunk(&self, actor: &str, chunk: &[(u64, FeedRecord)], known: &HashSet<String>) -> ServiceResult<Vec<RecordResult>> {
         let mut batch = Batch::new(actor, "feed_ingest");
+        // The stored version of every key in the chunk, in one batched read
+        // (a refresh of a Zibo-size roster is millions of these).
+        let mut keys: Vec<Vec<u8>> = chunk.iter().map(|(_, r)| tables::record_key(r.source, &r.record_id)).collect();
+        keys.sort_unstable();
+        keys.dedup();
+        let read = self.store().get_many(&RECORDS, &keys)?;
+        let stored_versions: HashMap<Vec<u8>, Option<Versioned<FeedRecord>>> = keys.into_iter().zip(read).collect();
         // The current version of each key as this chunk leaves it.
         let mut current: HashMap<Vec<u8>, Option<FeedRecord>> = HashMap::new();
         let mut results = Vec::with_capacity(chunk.len());
@@ -85,7 +102,10 @@ impl FeedStore {
             let stored = match current.get(&key) {
                 Some(pending) => pending.clone(),
                 None => {
-                    let read = self.store().get(&RECORDS, &key)?;
+                    // Cloned, not taken: a record sent twice in the chunk
+                    // whose first copy was stale or a duplicate reads the
+                    // stored version again, with the same expectation.
+                    let read = stored_versions.get(&key).cloned().flatten();
                     batch.expect_version(&RECORDS, key.clone(), read.as_ref().map(|r| r.version));
                     read.map(|r| r.value)
                 }
@@ -164,5 +184,39 @@ impl FeedStore {
                 batch.put_index(&SCHOOLS_BY_COMMITTEE, tables::school_district_key(committee, &school.school_id));
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn stale(index: u64) -> RecordResult {
+        RecordResult {
+            index,
+            outcome: Outcome::Stale as i32,
+            ..Default::default()
+        }
+    }
+
+    #[test]
+    fn a_summary_lists_the_first_results_and_counts_the_rest() {
+        let mut summary = IngestSummary::default();
+        for index in 0..(MAX_LISTED_RESULTS as u64 + 25) {
+            tally(&mut summary, stale(index));
+        }
+        tally(
+            &mut summary,
+            RecordResult {
+                outcome: Outcome::Accepted as i32,
+                ..Default::default()
+            },
+        );
+        assert_eq!(summary.received, MAX_LISTED_RESULTS as u64 + 26);
+        assert_eq!(summary.stale, MAX_LISTED_RESULTS as u64 + 25);
+        assert_eq!(summary.accepted, 1);
+        assert_eq!(summary.results.len(), MAX_LISTED_RESULTS);
+        assert_eq!(summary.results_omitted, 25);
+        assert_eq!(summary.results.last().map(|r| r.index), Some(MAX_LISTED_RESULTS as u64 - 1));
     }
 }

@@ -7,6 +7,7 @@ pub mod directory;
 pub mod export;
 pub mod grpc;
 pub mod ingest;
+pub mod ingest_stream;
 pub mod insured;
 pub mod records;
 pub mod role;

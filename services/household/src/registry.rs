@@ -140,6 +140,13 @@ impl Registry {
         Ok(self.store.get(&PERSONS, &tables::person_key(id_number))?.is_some())
     }
 
+    /// Whether each of `id_numbers` is in the registry (any status), in one
+    /// batched read.
+    pub fn contains_persons(&self, id_numbers: &[String]) -> StorageResult<Vec<bool>> {
+        let keys: Vec<Vec<u8>> = id_numbers.iter().map(|id| tables::person_key(id)).collect();
+        self.store.contains_many(&PERSONS, &keys)
+    }
+
     pub fn person(&self, id_number: &str) -> StorageResult<Option<Person>> {
         Ok(self.store.get(&PERSONS, &tables::person_key(id_number))?.map(|v| v.value))
     }

@@ -106,7 +106,7 @@ pub struct TokenArgs {
 pub struct FeedLoadArgs {
     /// gRPC address of the feeds role, e.g. http://127.0.0.1:50063 (over the
     /// mesh with the config's certificate, which must be the gateway's).
-    #[arg(long, conflicts_with = "gateway", required_unless_present = "gateway")]
+    #[arg(long, conflicts_with = "gateway", required_unless_present_any = ["gateway", "save", "csv"])]
     pub target: Option<String>,
     /// Or the gateway, e.g. http://127.0.0.1:50051: each department submits
     /// its own kinds (DepartmentFeeds), with tokens minted from the data
@@ -118,6 +118,16 @@ pub struct FeedLoadArgs {
     /// Shift every record's as-of time by this much (a newer version of a city already loaded).
     #[arg(long, default_value_t = 0)]
     pub newer_by_ms: i64,
+    /// Write the generated city's feed records to this file and send nothing.
+    #[arg(long, conflicts_with_all = ["target", "gateway", "from"])]
+    pub save: Option<std::path::PathBuf>,
+    /// Write the records (shifted by --newer-by-ms) as CSV for a database
+    /// baseline (scripts/bench/feeds.sh) and send nothing.
+    #[arg(long, conflicts_with_all = ["target", "gateway", "save"])]
+    pub csv: Option<std::path::PathBuf>,
+    /// Send the records of a file `--save` wrote instead of generating them.
+    #[arg(long)]
+    pub from: Option<std::path::PathBuf>,
 }
 
 #[derive(Args, Debug)]
@@ -304,15 +314,28 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Subscribe(args) => crate::subscribe_cli::run(args).await,
         Command::Pki(args) => crate::pki_cli::run(&args),
         Command::FeedLoad(args) => {
+            let records = match &args.from {
+                Some(path) => crate::feed_file::Records::Saved(path.clone()),
+                None => crate::feed_load::generated(&args.city.city, args.city.persons, args.city.seed)?,
+            };
+            if let Some(path) = &args.csv {
+                let count = crate::feed_file::save_csv(records, path, args.newer_by_ms)?;
+                // On stderr: the CSV may be standard output.
+                eprintln!("feed-load: wrote {count} records to {}", path.display());
+                return Ok(());
+            }
+            if let Some(path) = &args.save {
+                let count = crate::feed_file::save(records, path)?;
+                println!("feed-load: saved {count} records to {}", path.display());
+                return Ok(());
+            }
             let target = match (args.target, args.gateway) {
                 (Some(feeds), _) => crate::feed_load::Target::Feeds(feeds),
                 (None, Some(gateway)) => crate::feed_load::Target::Gateway(gateway),
                 (None, None) => anyhow::bail!("name --target (the feeds role) or --gateway"),
             };
             let load = crate::feed_load::Load {
-                city: args.city.city,
-                persons: args.city.persons,
-                seed: args.city.seed,
+                records,
                 newer_by_ms: args.newer_by_ms,
             };
             crate::feed_load::run(&config, target, load).await

@@ -20,6 +20,7 @@ mod cli;
 mod console_role;
 mod demo;
 mod export_cli;
+mod feed_file;
 mod feed_load;
 mod gateway_client;
 mod generate;

@@ -212,10 +212,7 @@ impl ResidencePermits for PermitsService {
         let ids = request.into_inner().id_numbers;
         validate::id_batch("id_numbers", &ids)?;
         self.run(move |p| {
-            let known = ids
-                .iter()
-                .map(|id| Ok(p.registration(id)?.is_some()))
-                .collect::<ServiceResult<Vec<bool>>>()?;
+            let known = p.has_registrations(&ids)?;
             Ok(CheckResidentsResponse { known })
         })
         .await

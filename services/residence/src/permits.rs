@@ -50,6 +50,12 @@ impl Permits {
         self.store.commit_with(batch, Durability::NoWal)
     }
 
+    /// Whether each of `id_numbers` has a residence registration, in one batched read.
+    pub fn has_registrations(&self, id_numbers: &[String]) -> StorageResult<Vec<bool>> {
+        let keys: Vec<Vec<u8>> = id_numbers.iter().map(|id| tables::registration_key(id)).collect();
+        self.store.contains_many(&REGISTRATIONS, &keys)
+    }
+
     pub fn registration(&self, id_number: &str) -> StorageResult<Option<ResidenceRegistration>> {
         Ok(self
             .store

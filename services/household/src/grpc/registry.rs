@@ -92,10 +92,7 @@ impl HouseholdRegistry for RegistryService {
     async fn check_persons(&self, request: Request<CheckPersonsRequest>) -> Result<Response<CheckPersonsResponse>, Status> {
         let ids = &request.get_ref().id_numbers;
         validate::id_batch("id_numbers", ids)?;
-        let mut known = Vec::with_capacity(ids.len());
-        for id in ids {
-            known.push(self.registry.contains_person(id).map_err(ServiceError::from)?);
-        }
+        let known = self.registry.contains_persons(ids).map_err(ServiceError::from)?;
         Ok(Response::new(CheckPersonsResponse { known }))
     }
 
