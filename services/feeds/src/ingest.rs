@@ -70,7 +70,8 @@ pub fn tally(summary: &mut IngestSummary, result: RecordResult) {
     }
 }
 
-fn result(index: u64, record: &FeedRecord, outcome: Outcome, field: &str, reason: impl Into<String>) -> RecordResult {
+/// One record's result, as the summary lists it.
+pub(crate) fn result(index: u64, record: &FeedRecord, outcome: Outcome, field: &str, reason: impl Into<String>) -> RecordResult {
     RecordResult {
         index,
         source: record.source,

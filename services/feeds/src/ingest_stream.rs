@@ -9,13 +9,13 @@
 use std::collections::HashSet;
 
 use popbase_common::ServiceError;
-use popbase_proto::feeds::{FeedRecord, IngestSummary, Outcome, RecordResult};
+use popbase_proto::feeds::{FeedRecord, IngestSummary, Outcome};
 use tokio::sync::mpsc;
 use tokio_stream::StreamExt;
 use tonic::{Status, Streaming};
 
 use crate::directory::PersonDirectory;
-use crate::ingest::{MAX_LISTED_RESULTS, normalise_ids, tally};
+use crate::ingest::{MAX_LISTED_RESULTS, normalise_ids, result, tally};
 use crate::records::subjects;
 use crate::{FeedStore, validate as check};
 
@@ -67,17 +67,9 @@ async fn read_all(
                 normalise_ids(&mut record);
                 chunk.push((index, record));
             }
-            Err(ServiceError::InvalidArgument { field, reason }) => tally(
-                &mut rejected,
-                RecordResult {
-                    index,
-                    source: record.source,
-                    record_id: record.record_id.clone(),
-                    outcome: Outcome::Rejected as i32,
-                    field,
-                    reason,
-                },
-            ),
+            Err(ServiceError::InvalidArgument { field, reason }) => {
+                tally(&mut rejected, result(index, &record, Outcome::Rejected, &field, reason))
+            }
             Err(other) => return Err(other.into()),
         }
         index += 1;
@@ -143,6 +135,7 @@ fn merge(a: IngestSummary, b: IngestSummary) -> IngestSummary {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use popbase_proto::feeds::RecordResult;
 
     fn listed(indices: impl IntoIterator<Item = u64>, outcome: Outcome) -> IngestSummary {
         let mut summary = IngestSummary::default();

@@ -136,10 +136,6 @@ impl Registry {
     }
 
     /// Whether the registry holds a record for this ID number (any status).
-    pub fn contains_person(&self, id_number: &str) -> StorageResult<bool> {
-        Ok(self.store.get(&PERSONS, &tables::person_key(id_number))?.is_some())
-    }
-
     /// Whether each of `id_numbers` is in the registry (any status), in one
     /// batched read.
     pub fn contains_persons(&self, id_numbers: &[String]) -> StorageResult<Vec<bool>> {

@@ -67,7 +67,7 @@ pub async fn run(config: &Config, target: Target, load: Load) -> anyhow::Result<
                 })
             });
             let summary = client.ingest(ReceiverStream::new(receiver)).await.context("ingest")?.into_inner();
-            producer.await.context("generator task")?.map_err(anyhow::Error::msg)?;
+            producer.await.context("record task")?.map_err(anyhow::Error::msg)?;
             summary
         }
         Target::Gateway(url) => through_gateway(config, &url, load).await?,
@@ -163,7 +163,7 @@ async fn through_gateway(config: &Config, url: &str, load: Load) -> anyhow::Resu
         })?;
         router.flush()
     });
-    let produced = producer.await.context("generator task")?;
+    let produced = producer.await.context("record task")?;
     let mut total = IngestSummary::default();
     for call in calls {
         let summary = call.await.context("submission task")??;
