@@ -40,6 +40,8 @@ pub struct Batch {
     pub(crate) actor: String,
     pub(crate) reason: String,
     pub(crate) record_values: bool,
+    /// The sequence the expectations' versions were read at (see [`Batch::read_at`]).
+    pub(crate) read_at: Option<u64>,
 }
 
 impl Batch {
@@ -50,7 +52,17 @@ impl Batch {
             actor: actor.into(),
             reason: reason.into(),
             record_values: false,
+            read_at: None,
         }
+    }
+
+    /// Says the versions this batch expects were all read at or after the
+    /// commit of `seq` (the store's or a snapshot's sequence, taken before
+    /// reading): the commit then reads them again only when a later commit
+    /// wrote one of their keys, instead of always.
+    pub fn read_at(&mut self, seq: u64) -> &mut Self {
+        self.read_at = Some(seq);
+        self
     }
 
     /// Keep before/after images of table rows in the change log entry

@@ -20,6 +20,7 @@ mod error;
 pub mod history;
 pub mod keys;
 mod read;
+mod recent_writes;
 mod schema;
 mod snapshot;
 mod store;

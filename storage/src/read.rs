@@ -67,6 +67,18 @@ pub trait Read {
         Ok(out)
     }
 
+    /// Whether each of `keys` is in `index`, in the order asked: one batched
+    /// read (ingest asking which of a chunk's records were unmatched, so
+    /// that only those get a delete instead of a tombstone each).
+    fn index_contains_many(&self, index: &Index, keys: &[Vec<u8>]) -> StorageResult<Vec<bool>> {
+        let mut out = Vec::with_capacity(keys.len());
+        self.raw_get_many(index.name(), keys, &mut |raw| {
+            out.push(raw.is_some());
+            Ok(())
+        })?;
+        Ok(out)
+    }
+
     /// How many keys the column family `cf` (a table or index) holds,
     /// counted one by one: for checks after a restore, not a request path.
     fn count_keys(&self, cf: &str) -> StorageResult<u64> {

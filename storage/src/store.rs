@@ -11,10 +11,11 @@ use rocksdb::{
     MemtableFactory, Options, ReadOptions, WriteBatch, WriteOptions,
 };
 
-use crate::batch::{Batch, Op};
+use crate::batch::{Batch, Expectation, Op};
 use crate::changelog::{Change, ChangeBatch, ChangeHeader, ChangeOp};
 use crate::history::history_key;
 use crate::read::{ManyVisitor, RawVisitor, Read};
+use crate::recent_writes::RecentWrites;
 use crate::schema::{CHANGELOG_CF, HISTORY_CF, META_CF, Schema};
 use crate::snapshot::Snapshot;
 use crate::{StorageError, StorageResult, value};
@@ -84,8 +85,9 @@ pub(crate) struct Inner {
     pub(crate) path: PathBuf,
     pub(crate) schema: Schema,
     options: StoreOptions,
-    /// Serialises commits: version checks, sequence assignment and the write.
-    commit_lock: Mutex<()>,
+    /// Serialises commits: version checks, sequence assignment and the
+    /// write; holds the keys the last commits wrote, for those checks.
+    commit_lock: Mutex<RecentWrites>,
     last_seq: AtomicU64,
     /// Commits since the store opened, by [`Durability::index`]: what a test
     /// reads to prove which write paths fsync before they acknowledge.
@@ -204,7 +206,7 @@ impl Store {
                 path,
                 schema,
                 options,
-                commit_lock: Mutex::new(()),
+                commit_lock: Mutex::new(RecentWrites::default()),
                 last_seq: AtomicU64::new(0),
                 commits: Default::default(),
                 listeners: Default::default(),
@@ -239,27 +241,21 @@ impl Store {
     /// Commits `batch` atomically with an explicit durability.
     pub fn commit_with(&self, batch: Batch, durability: Durability) -> StorageResult<u64> {
         let inner = &self.inner;
-        let _guard = self.lock_commits();
-        for expectation in &batch.expectations {
-            let found = match inner
-                .db
-                .get_cf(self.cf(expectation.cf)?, &expectation.key)
-                .map_err(|e| self.engine(e))?
-            {
-                Some(raw) => Some(value::decode(expectation.cf, &raw)?.0),
-                None => None,
-            };
-            if found != expectation.version {
-                return Err(StorageError::Conflict {
-                    table: expectation.cf.to_string(),
-                    expected: expectation.version,
-                    found,
-                });
-            }
+        let mut recent = self.lock_commits();
+        let last = inner.last_seq.load(Ordering::SeqCst);
+        // Versions read at a known sequence need reading again only if a
+        // later commit wrote one of their keys (see recent_writes.rs).
+        let unsure = match batch.read_at {
+            Some(read_at) => recent.written_since(read_at, last, batch.expectations.iter().map(|e| recent.hash(e.cf, &e.key))),
+            None => true,
+        };
+        if unsure {
+            self.check_expectations(&batch.expectations)?;
         }
-        let seq = inner.last_seq.load(Ordering::SeqCst) + 1;
+        let seq = last + 1;
         let mut write = WriteBatch::default();
         let mut changes = Vec::with_capacity(batch.ops.len());
+        let mut written = Vec::with_capacity(batch.ops.len());
         for op in batch.ops {
             match op {
                 Op::Put {
@@ -271,6 +267,7 @@ impl Store {
                     if append_seq {
                         key.extend_from_slice(&seq.to_be_bytes());
                     }
+                    written.push(recent.hash(cf, &key));
                     let handle = self.cf(cf)?;
                     let (before, after) = if batch.record_values && payload.is_some() {
                         (self.current_payload(cf, &key)?, payload.clone())
@@ -293,6 +290,7 @@ impl Store {
                     });
                 }
                 Op::Delete { cf, key } => {
+                    written.push(recent.hash(cf, &key));
                     let handle = self.cf(cf)?;
                     let before = if batch.record_values {
                         self.current_payload(cf, &key)?
@@ -329,6 +327,7 @@ impl Store {
         }
         inner.db.write_opt(write, &write_opts).map_err(|e| self.engine(e))?;
         inner.last_seq.store(seq, Ordering::SeqCst);
+        recent.record(seq, written);
         inner.commits[durability.index()].fetch_add(1, Ordering::Relaxed);
         if let Ok(listeners) = inner.listeners.read() {
             for listener in listeners.iter() {
@@ -336,6 +335,32 @@ impl Store {
             }
         }
         Ok(seq)
+    }
+
+    /// Checks a batch's expected versions (under the commit lock): one
+    /// batched read per table rather than a point read per key, since an
+    /// ingest chunk expects a thousand of them.
+    fn check_expectations(&self, expectations: &[Expectation]) -> StorageResult<()> {
+        let mut tables: Vec<&'static str> = expectations.iter().map(|e| e.cf).collect();
+        tables.sort_unstable();
+        tables.dedup();
+        for cf in tables {
+            let expected: Vec<&Expectation> = expectations.iter().filter(|e| e.cf == cf).collect();
+            let keys: Vec<Vec<u8>> = expected.iter().map(|e| e.key.clone()).collect();
+            let mut found = Vec::with_capacity(keys.len());
+            self.inner.get_many(cf, &ReadOptions::default(), &keys, &mut |raw| {
+                found.push(raw.map(|raw| value::decode(cf, raw).map(|(version, _)| version)).transpose()?);
+                Ok(())
+            })?;
+            if let Some((expectation, found)) = expected.iter().zip(found).find(|(e, found)| *found != e.version) {
+                return Err(StorageError::Conflict {
+                    table: cf.to_string(),
+                    expected: expectation.version,
+                    found,
+                });
+            }
+        }
+        Ok(())
     }
 
     /// Adds `listener` to those told of each commit from now on: a change
@@ -476,7 +501,7 @@ impl Store {
         StorageError::from_engine(&self.inner.path, err)
     }
 
-    fn lock_commits(&self) -> MutexGuard<'_, ()> {
+    fn lock_commits(&self) -> MutexGuard<'_, RecentWrites> {
         // A panic while holding the lock cannot leave RocksDB half-written
         // (writes are one atomic batch), so a poisoned lock is safe to reuse.
         self.inner.commit_lock.lock().unwrap_or_else(|p| p.into_inner())

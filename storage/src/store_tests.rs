@@ -106,6 +106,90 @@ fn failed_expectation_writes_nothing() {
 }
 
 #[test]
+fn many_expectations_across_tables_are_checked_each() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let store = open(dir.path());
+    let mut batch = Batch::new("test", "insert");
+    for i in 0..300 {
+        batch.put(&RECS, key(&format!("k{i:03}")), &rec("r", i));
+    }
+    store.commit(batch).expect("commit");
+    let expecting = |stale: Option<usize>| {
+        let mut batch = Batch::new("test", "update");
+        // Keys out of order, versions as read, and absent keys in an index.
+        for i in (0..300).rev() {
+            let version = if Some(i) == stale { Some(7) } else { Some(1) };
+            batch.expect_version(&RECS, key(&format!("k{i:03}")), version);
+            batch.expect_version(&BY_NAME_TABLE, key(&format!("n{i:03}")), None);
+        }
+        batch.put(&RECS, key("new"), &rec("new", 0));
+        batch
+    };
+    let err = store.commit(expecting(Some(150))).expect_err("one stale version among 600");
+    assert!(
+        matches!(
+            err,
+            StorageError::Conflict {
+                expected: Some(7),
+                found: Some(1),
+                ..
+            }
+        ),
+        "{err}"
+    );
+    assert_eq!(store.get(&RECS, &key("new")).expect("get"), None, "nothing of it lands");
+    store.commit(expecting(None)).expect("every expectation holds");
+    assert!(store.get(&RECS, &key("new")).expect("get").is_some());
+}
+
+#[test]
+fn versions_read_at_a_sequence_conflict_only_with_later_writes_of_their_keys() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let store = open(dir.path());
+    let mut batch = Batch::new("test", "insert");
+    batch.put(&RECS, key("a"), &rec("alpha", 1)).put(&RECS, key("b"), &rec("beta", 1));
+    store.commit(batch).expect("commit");
+    let read_at = store.last_seq();
+    let a = store.get(&RECS, &key("a")).expect("get").expect("a");
+    // Another writer changes b, then a: only the second conflicts with a read of a.
+    let mut other = Batch::new("other", "update");
+    other.put(&RECS, key("b"), &rec("beta", 2));
+    store.commit(other).expect("b");
+    let update_a = |n: u32| {
+        let mut batch = Batch::new("test", "update");
+        batch
+            .read_at(read_at)
+            .expect_version(&RECS, key("a"), Some(a.version))
+            .put(&RECS, key("a"), &rec("alpha", n));
+        batch
+    };
+    let mut other = Batch::new("other", "update");
+    other.put(&RECS, key("a"), &rec("alpha", 9));
+    let seq_b = store.last_seq();
+    store.commit(other).expect("a by the other writer");
+    let err = store.commit(update_a(2)).expect_err("a changed after the read");
+    assert!(matches!(err, StorageError::Conflict { .. }), "{err}");
+    // Read again after both: the write of b alone is no conflict.
+    let mut batch = Batch::new("test", "update");
+    batch
+        .read_at(seq_b)
+        .expect_version(&RECS, key("b"), Some(seq_b))
+        .put(&RECS, key("b"), &rec("beta", 3));
+    store.commit(batch).expect("b unchanged since its read");
+    // A read older than the store's memory of commits is checked exactly.
+    let mut stale = Batch::new("test", "update");
+    stale
+        .read_at(0)
+        .expect_version(&RECS, key("b"), Some(seq_b))
+        .put(&RECS, key("b"), &rec("beta", 4));
+    assert!(store.commit(stale).is_err(), "b was written again since");
+    assert_eq!(store.get(&RECS, &key("a")).expect("get").map(|v| v.value.n), Some(9));
+}
+
+/// The index's column family read as a table, for expectations of absence.
+const BY_NAME_TABLE: Table<Rec> = Table::new("by_name");
+
+#[test]
 fn snapshot_does_not_see_later_writes() {
     let dir = tempfile::tempdir().expect("tempdir");
     let store = open(dir.path());
