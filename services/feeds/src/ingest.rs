@@ -13,7 +13,9 @@ use popbase_common::{ServiceError, ServiceResult};
 use popbase_domain::mask;
 use popbase_proto::feeds::feed_record::Payload;
 use popbase_proto::feeds::{FeedRecord, IngestSummary, Outcome, RecordResult};
-use popbase_storage::{Batch, Read, StorageError, Versioned};
+use popbase_storage::{Batch, StorageError};
+
+use crate::chunk_reads::ChunkReads;
 
 use crate::insured::InsuredChanges;
 use crate::records::{FeedStore, subjects};
@@ -83,35 +85,50 @@ pub(crate) fn result(index: u64, record: &FeedRecord, outcome: Outcome, field: &
 }
 
 impl FeedStore {
-    /// Stores one chunk of validated records (`(stream index, record)`);
-    /// `known` holds the ID numbers the registry or the residence service know.
+    /// Stores one chunk of validated records (`(stream index, record)`),
+    /// `known` holding the ID numbers the registry or the residence service
+    /// know: the matching and storing stages of [`crate::ingest_stream`] in one.
     pub fn ingest_chunk(&self, actor: &str, chunk: &[(u64, FeedRecord)], known: &HashSet<String>) -> ServiceResult<Vec<RecordResult>> {
+        let (mut reads, _) = self.read_chunk(chunk)?;
+        reads.known = known.clone();
+        Ok(self.store_chunk(actor, chunk, &reads)?.0)
+    }
+
+    /// Stores one chunk of validated records with what was read for it
+    /// ([`FeedStore::read_chunk`]): the results, and the commit's sequence
+    /// (none when nothing changed).
+    pub fn store_chunk(
+        &self,
+        actor: &str,
+        chunk: &[(u64, FeedRecord)],
+        reads: &ChunkReads,
+    ) -> ServiceResult<(Vec<RecordResult>, Option<u64>)> {
         let mut batch = Batch::new(actor, "feed_ingest");
-        // The stored version of every key in the chunk, in one batched read
-        // (a refresh of a Zibo-size roster is millions of these).
-        let mut keys: Vec<Vec<u8>> = chunk.iter().map(|(_, r)| tables::record_key(r.source, &r.record_id)).collect();
-        keys.sort_unstable();
-        keys.dedup();
-        let read = self.store().get_many(&RECORDS, &keys)?;
-        let stored_versions: HashMap<Vec<u8>, Option<Versioned<FeedRecord>>> = keys.into_iter().zip(read).collect();
-        // The current version of each key as this chunk leaves it.
-        let mut current: HashMap<Vec<u8>, Option<FeedRecord>> = HashMap::new();
+        batch.read_at(reads.read_at);
+        let stored_versions = &reads.versions;
+        // Which records are unmatched as the chunk goes: an accepted record
+        // deletes only those, rather than writing a tombstone per record.
+        let mut unmatched = reads.unmatched.clone();
+        let known = &reads.known;
+        // The current version of each key as this chunk leaves it: the
+        // position in the chunk of the last record stored under it.
+        let mut current: HashMap<Vec<u8>, usize> = HashMap::new();
         let mut results = Vec::with_capacity(chunk.len());
         let mut insured = InsuredChanges::default();
-        for (index, record) in chunk {
+        for (position, (index, record)) in chunk.iter().enumerate() {
             let key = tables::record_key(record.source, &record.record_id);
-            let stored = match current.get(&key) {
-                Some(pending) => pending.clone(),
+            let stored: Option<&FeedRecord> = match current.get(&key) {
+                Some(&earlier) => Some(&chunk[earlier].1),
                 None => {
-                    // Cloned, not taken: a record sent twice in the chunk
-                    // whose first copy was stale or a duplicate reads the
-                    // stored version again, with the same expectation.
-                    let read = stored_versions.get(&key).cloned().flatten();
-                    batch.expect_version(&RECORDS, key.clone(), read.as_ref().map(|r| r.version));
-                    read.map(|r| r.value)
+                    // Read again, not taken: a record sent twice in the
+                    // chunk whose first copy was stale or a duplicate reads
+                    // the stored version again, with the same expectation.
+                    let read = stored_versions.get(&key).and_then(Option::as_ref);
+                    batch.expect_version(&RECORDS, key.clone(), read.map(|r| r.version));
+                    read.map(|r| &r.value)
                 }
             };
-            if let Some(old) = &stored {
+            if let Some(old) = stored {
                 if old.as_of_unix_millis > record.as_of_unix_millis {
                     let history = tables::history_key(record.source, &record.record_id, record.as_of_unix_millis);
                     batch.put(&HISTORY, history, record);
@@ -137,19 +154,29 @@ impl FeedStore {
                     );
                 }
             }
-            insured.replace(self.store(), &mut batch, stored.as_ref(), record, true)?;
+            insured.replace(self.store(), &mut batch, stored, record, true)?;
             batch.put(&RECORDS, key.clone(), record);
-            self.index_subjects(&mut batch, record);
+            // A refresh mostly re-sends records about the same persons:
+            // their index entries are there already.
+            if !stored.is_some_and(|old| indexed_alike(old, record)) {
+                self.index_subjects(&mut batch, record);
+            }
             // Matched when it names at least one person of the city: a
             // marriage with a partner registered elsewhere is still about ours.
             let named = subjects(record);
-            let unknown: Vec<&str> = named.iter().copied().filter(|id| !known.contains(*id)).collect();
-            let unmatched_key = tables::record_key(record.source, &record.record_id);
+            let unknown: Vec<&str> = if reads.matched_before.contains(index) {
+                Vec::new()
+            } else {
+                named.iter().copied().filter(|id| !known.contains(*id)).collect()
+            };
             if unknown.len() < named.len() || named.is_empty() {
-                batch.delete_index(&UNMATCHED, unmatched_key);
+                if unmatched.remove(&key) {
+                    batch.delete_index(&UNMATCHED, key.clone());
+                }
                 results.push(result(*index, record, Outcome::Accepted, "", ""));
             } else {
-                batch.put_index(&UNMATCHED, unmatched_key);
+                unmatched.insert(key.clone());
+                batch.put_index(&UNMATCHED, key.clone());
                 let masked: Vec<String> = unknown.iter().map(|id| mask::mask_id_number(id)).collect();
                 results.push(result(
                     *index,
@@ -162,20 +189,24 @@ impl FeedStore {
                     ),
                 ));
             }
-            current.insert(key, Some(record.clone()));
+            current.insert(key, position);
         }
         insured.write(&mut batch);
-        if !batch.is_empty() {
-            self.store().commit(batch).map_err(|e| match e {
-                StorageError::Conflict { .. } => {
-                    ServiceError::Aborted("a concurrent ingest changed the same records; send the chunk again".into())
-                }
-                other => other.into(),
-            })?;
+        if batch.is_empty() {
+            return Ok((results, None));
         }
-        Ok(results)
+        let seq = self.store().commit(batch).map_err(|e| match e {
+            StorageError::Conflict { .. } => {
+                ServiceError::Aborted("a concurrent ingest changed the same records; send the chunk again".into())
+            }
+            other => other.into(),
+        })?;
+        Ok((results, Some(seq)))
     }
 
+    /// Adds the index entries of `record`: every person it names, and a
+    /// school's catchment committees. Entries of earlier versions stay (the
+    /// index answers "records that ever named this person").
     fn index_subjects(&self, batch: &mut Batch, record: &FeedRecord) {
         for id in subjects(record) {
             batch.put_index(&RECORDS_BY_PERSON, tables::by_person_key(id, record.source, &record.record_id));
@@ -186,6 +217,15 @@ impl FeedStore {
             }
         }
     }
+}
+
+/// Whether two versions of a record have the same index entries.
+fn indexed_alike(old: &FeedRecord, new: &FeedRecord) -> bool {
+    let committees = |record: &FeedRecord| match &record.payload {
+        Some(Payload::School(school)) => Some(school.district_committee_codes.clone()),
+        _ => None,
+    };
+    subjects(old) == subjects(new) && committees(old) == committees(new)
 }
 
 #[cfg(test)]

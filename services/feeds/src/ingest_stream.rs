@@ -1,12 +1,14 @@
 //! The `Feeds.Ingest` stream as a two-stage pipeline: while one chunk is
-//! being stored (read the stored versions, write the batch), the next is
+//! being stored (one atomic batch), the next is
 //! read off the stream, validated and matched against the registry and the
-//! residence service. Chunks are stored one at a time in stream order, so a
-//! record sent twice in one stream sees its own earlier version; the stage
-//! between is a channel of [`STORE_AHEAD`] chunks, so a slow store slows the
-//! stream's reading instead of queueing it in memory.
+//! residence service (only for records whose persons changed, see
+//! chunk_reads.rs), and their stored versions read. Chunks are stored one
+//! at a time in stream order, so a record sent twice in one stream sees its
+//! own earlier version; the stage between is a channel of [`STORE_AHEAD`]
+//! chunks, so a slow store slows the stream's reading instead of queueing
+//! it in memory.
 
-use std::collections::HashSet;
+use std::collections::VecDeque;
 
 use popbase_common::ServiceError;
 use popbase_proto::feeds::{FeedRecord, IngestSummary, Outcome};
@@ -14,21 +16,26 @@ use tokio::sync::mpsc;
 use tokio_stream::StreamExt;
 use tonic::{Status, Streaming};
 
+use crate::chunk_reads::ChunkReads;
 use crate::directory::PersonDirectory;
 use crate::ingest::{MAX_LISTED_RESULTS, normalise_ids, result, tally};
-use crate::records::subjects;
 use crate::{FeedStore, validate as check};
 
-/// Records per atomic batch (and per directory look-up).
+/// Records per directory look-up and per atomic batch.
 pub const CHUNK: usize = 1000;
 
 /// Matched chunks waiting for the store: enough that matching the next
 /// never waits for the store's previous one.
 const STORE_AHEAD: usize = 2;
 
+/// The stream's own commits whose keys the storing stage remembers: more
+/// than can land between a chunk's reads and its commit (the chunks ahead
+/// of it in the queue and the one being stored).
+const OWN_COMMITS: usize = 2 * (STORE_AHEAD + 1);
+
 /// A chunk of validated records (with their positions in the stream) and
-/// the ID numbers among their subjects the city knows.
-type Matched = (Vec<(u64, FeedRecord)>, HashSet<String>);
+/// what was read and matched for it.
+type Matched = (Vec<(u64, FeedRecord)>, ChunkReads);
 
 /// Reads, matches and stores the whole stream; the summary of every record.
 pub async fn ingest(
@@ -38,8 +45,8 @@ pub async fn ingest(
     mut stream: Streaming<FeedRecord>,
 ) -> Result<IngestSummary, Status> {
     let (to_store, queue) = mpsc::channel::<Matched>(STORE_AHEAD);
-    let storing = tokio::spawn(store_all(feeds, actor, queue));
-    let read = read_all(&directory, &mut stream, &to_store).await;
+    let storing = tokio::spawn(store_all(feeds.clone(), actor, queue));
+    let read = read_all(&feeds, &directory, &mut stream, &to_store).await;
     drop(to_store);
     // The chunks already matched are stored even when reading failed: each
     // chunk stands on its own, as it would have without the pipeline.
@@ -51,8 +58,9 @@ pub async fn ingest(
 }
 
 /// The reading stage: validates each record (the invalid ones are tallied
-/// here, as rejected), matches each chunk, hands it on.
+/// here, as rejected), reads and matches each chunk, hands it on.
 async fn read_all(
+    feeds: &FeedStore,
     directory: &PersonDirectory,
     stream: &mut Streaming<FeedRecord>,
     to_store: &mpsc::Sender<Matched>,
@@ -74,18 +82,29 @@ async fn read_all(
         }
         index += 1;
         if chunk.len() >= CHUNK {
-            hand_on(directory, std::mem::take(&mut chunk), to_store).await?;
+            hand_on(feeds, directory, std::mem::take(&mut chunk), to_store).await?;
         }
     }
     if !chunk.is_empty() {
-        hand_on(directory, chunk, to_store).await?;
+        hand_on(feeds, directory, chunk, to_store).await?;
     }
     Ok(rejected)
 }
 
-async fn hand_on(directory: &PersonDirectory, chunk: Vec<(u64, FeedRecord)>, to_store: &mpsc::Sender<Matched>) -> Result<(), Status> {
-    let ids: HashSet<String> = chunk.iter().flat_map(|(_, r)| subjects(r)).map(str::to_string).collect();
-    let known = directory.known(ids.into_iter().collect()).await.map_err(|e| {
+async fn hand_on(
+    feeds: &FeedStore,
+    directory: &PersonDirectory,
+    chunk: Vec<(u64, FeedRecord)>,
+    to_store: &mpsc::Sender<Matched>,
+) -> Result<(), Status> {
+    let feeds = feeds.clone();
+    let (chunk, (mut reads, ask)) = tokio::task::spawn_blocking(move || {
+        let read = feeds.read_chunk(&chunk);
+        read.map(|read| (chunk, read))
+    })
+    .await
+    .map_err(|e| ServiceError::Internal(format!("ingest task failed: {e}")))??;
+    reads.known = directory.known(ask).await.map_err(|e| {
         ServiceError::Unavailable(format!(
             "cannot match records to persons (registry or residence service): {}",
             e.message()
@@ -93,23 +112,72 @@ async fn hand_on(directory: &PersonDirectory, chunk: Vec<(u64, FeedRecord)>, to_
     })?;
     // A closed queue means the store stage ended on an error, which the
     // caller takes from its task.
-    let _ = to_store.send((chunk, known)).await;
+    let _ = to_store.send((chunk, reads)).await;
     Ok(())
 }
 
-/// The storing stage: each chunk in order, one atomic batch each.
+/// The storing stage: each chunk in order, one atomic batch each, after
+/// reading again the keys this stream's commits wrote since the chunk's reads.
 async fn store_all(feeds: FeedStore, actor: String, mut queue: mpsc::Receiver<Matched>) -> Result<IngestSummary, Status> {
     let mut summary = IngestSummary::default();
-    while let Some((chunk, known)) = queue.recv().await {
+    let mut own = OwnCommits::default();
+    while let Some((chunk, mut reads)) = queue.recv().await {
         let (feeds, actor) = (feeds.clone(), actor.clone());
-        let results = tokio::task::spawn_blocking(move || feeds.ingest_chunk(&actor, &chunk, &known))
-            .await
-            .map_err(|e| ServiceError::Internal(format!("ingest task failed: {e}")))??;
+        let again = own.written_since(&reads);
+        let (results, keys, seq) = tokio::task::spawn_blocking(move || -> Result<_, ServiceError> {
+            reads.reread(&feeds, &again)?;
+            let (results, seq) = feeds.store_chunk(&actor, &chunk, &reads)?;
+            Ok((results, reads.into_keys(), seq))
+        })
+        .await
+        .map_err(|e| ServiceError::Internal(format!("ingest task failed: {e}")))??;
+        if let Some(seq) = seq {
+            own.push(seq, keys);
+        }
         for result in results {
             tally(&mut summary, result);
         }
     }
     Ok(summary)
+}
+
+/// The keys of the stream's last [`OWN_COMMITS`] commits.
+#[derive(Default)]
+struct OwnCommits {
+    commits: VecDeque<(u64, Vec<Vec<u8>>)>,
+    /// The newest sequence no longer kept.
+    forgotten: u64,
+}
+
+impl OwnCommits {
+    fn push(&mut self, seq: u64, keys: Vec<Vec<u8>>) {
+        self.commits.push_back((seq, keys));
+        while self.commits.len() > OWN_COMMITS {
+            if let Some((dropped, _)) = self.commits.pop_front() {
+                self.forgotten = dropped;
+            }
+        }
+    }
+
+    /// The chunk's keys that a commit of ours wrote after its reads (all of
+    /// them, should such a commit be forgotten already).
+    fn written_since(&self, reads: &ChunkReads) -> Vec<Vec<u8>> {
+        let since = reads.read_at();
+        if self.forgotten > since {
+            return reads.keys().cloned().collect();
+        }
+        let mut keys: Vec<Vec<u8>> = self
+            .commits
+            .iter()
+            .filter(|(seq, _)| *seq > since)
+            .flat_map(|(_, keys)| keys.iter())
+            .filter(|key| reads.has_key(key))
+            .cloned()
+            .collect();
+        keys.sort_unstable();
+        keys.dedup();
+        keys
+    }
 }
 
 /// Two summaries of one stream as one: counts added, the listed results

@@ -3,6 +3,7 @@
 //! certificates), marriage registration and housing.
 
 pub mod changes;
+pub mod chunk_reads;
 pub mod directory;
 pub mod export;
 pub mod grpc;

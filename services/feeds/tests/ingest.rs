@@ -387,3 +387,48 @@ fn a_store_from_before_the_insured_table_is_backfilled_once_on_open() {
     raw(&[insurance("mi-2", BOB, T0 + DAY, EnrollmentStatus::Active)], None);
     assert!(!reopen().medical_insurance_active(BOB).expect("check"));
 }
+
+/// The pipeline's steps one by one: a refresh asks the directory only about
+/// records whose persons changed or were unknown, and a chunk read before
+/// the stream's previous chunk was stored is refused as it stands (its
+/// versions are old) but stored once those keys are read again.
+#[test]
+fn a_refresh_asks_only_about_changed_persons_and_survives_its_own_earlier_chunks() {
+    let (feeds, _dir) = open();
+    ingest(
+        &feeds,
+        vec![
+            insurance("mi-1", ALICE, T0, EnrollmentStatus::Active),
+            insurance("mi-2", STRANGER, T0, EnrollmentStatus::Active),
+        ],
+    );
+    let first = vec![
+        (0, insurance("mi-1", ALICE, T0 + DAY, EnrollmentStatus::Active)),
+        (1, insurance("mi-2", STRANGER, T0 + DAY, EnrollmentStatus::Active)),
+    ];
+    let (mut first_reads, asked) = feeds.read_chunk(&first).expect("read");
+    assert_eq!(asked, vec![STRANGER.to_string()], "alice's record was matched and names her still");
+    // Read while the first chunk waits to be stored: mi-1 now names Bob.
+    let second = vec![(2, insurance("mi-1", BOB, T0 + 2 * DAY, EnrollmentStatus::Active))];
+    let (mut second_reads, asked) = feeds.read_chunk(&second).expect("read");
+    assert_eq!(asked, vec![BOB.to_string()], "a record naming someone else is matched again");
+
+    first_reads.known = HashSet::new();
+    let (results, seq) = feeds.store_chunk("test", &first, &first_reads).expect("first chunk");
+    let outcomes: Vec<Outcome> = results.iter().map(|r| r.outcome()).collect();
+    assert_eq!(outcomes, vec![Outcome::Accepted, Outcome::Unmatched]);
+    assert!(seq.is_some());
+
+    second_reads.known = [BOB.to_string()].into();
+    let refused = feeds
+        .store_chunk("test", &second, &second_reads)
+        .expect_err("its version of mi-1 is old");
+    assert!(matches!(refused, popbase_common::ServiceError::Aborted(_)), "{refused}");
+    let keys: Vec<Vec<u8>> = second_reads.keys().cloned().collect();
+    second_reads.reread(&feeds, &keys).expect("read again");
+    let (results, _) = feeds.store_chunk("test", &second, &second_reads).expect("second chunk");
+    assert_eq!(results[0].outcome(), Outcome::Accepted);
+    let bobs = feeds.records_of_at(BOB, i64::MAX).expect("records");
+    assert_eq!(bobs.len(), 1, "mi-1 is Bob's now");
+    assert_eq!(feeds.unmatched(0, None, 100).expect("list").0.len(), 1, "mi-2 stays unmatched");
+}
