@@ -78,11 +78,28 @@ pub async fn run(config: &Config, target: Target, load: Load) -> anyhow::Result<
 
 /// Routes each record to the submission of the department the catalogue
 /// approves for its kind, in messages of up to 1,024 records.
+///
+/// A department whose records are rare in the file (health's birth
+/// certificates among millions of others) would fill a message only every
+/// few tens of seconds, longer than the gateway waits on an idle stream
+/// (30 s) while the busy departments hold the router up; its message goes
+/// out part full once it has waited [`MESSAGE_WAIT`].
 struct DepartmentRouter {
     /// Record kind → the department's message stream and its filling message.
     by_kind: HashMap<String, usize>,
-    departments: Vec<(mpsc::Sender<FeedSubmission>, Vec<FeedRecord>)>,
+    departments: Vec<Department>,
+    routed: u64,
 }
+
+/// A department's submission: its stream, the message filling, and since when.
+struct Department {
+    sender: mpsc::Sender<FeedSubmission>,
+    filling: Vec<FeedRecord>,
+    since: Instant,
+}
+
+/// Longest a record waits in a part-full message.
+const MESSAGE_WAIT: std::time::Duration = std::time::Duration::from_secs(5);
 
 const PURPOSE: &str = "DEPARTMENT_FEED";
 const OFFICER: &str = "feed-load";
@@ -94,21 +111,39 @@ impl DepartmentRouter {
             .by_kind
             .get(kind)
             .ok_or_else(|| format!("no department is approved for '{kind}' records"))?;
-        let (sender, filling) = &mut self.departments[department];
-        filling.push(record);
-        if filling.len() == MAX_RECORDS_PER_MESSAGE {
-            send(sender, std::mem::take(filling))?;
+        let department = &mut self.departments[department];
+        if department.filling.is_empty() {
+            department.since = Instant::now();
+        }
+        department.filling.push(record);
+        if department.filling.len() == MAX_RECORDS_PER_MESSAGE {
+            department.send()?;
+        }
+        self.routed += 1;
+        // The clock is read once per message's worth of records.
+        if self.routed.is_multiple_of(MAX_RECORDS_PER_MESSAGE as u64) {
+            for department in &mut self.departments {
+                if !department.filling.is_empty() && department.since.elapsed() >= MESSAGE_WAIT {
+                    department.send()?;
+                }
+            }
         }
         Ok(())
     }
 
     fn flush(&mut self) -> Result<(), String> {
-        for (sender, filling) in &mut self.departments {
-            if !filling.is_empty() {
-                send(sender, std::mem::take(filling))?;
+        for department in &mut self.departments {
+            if !department.filling.is_empty() {
+                department.send()?;
             }
         }
         Ok(())
+    }
+}
+
+impl Department {
+    fn send(&mut self) -> Result<(), String> {
+        send(&self.sender, std::mem::take(&mut self.filling))
     }
 }
 
@@ -131,6 +166,7 @@ async fn through_gateway(config: &Config, url: &str, load: Load) -> anyhow::Resu
     let mut router = DepartmentRouter {
         by_kind: HashMap::new(),
         departments: Vec::new(),
+        routed: 0,
     };
     let mut calls = Vec::new();
     for department in catalogue.departments() {
@@ -141,7 +177,11 @@ async fn through_gateway(config: &Config, url: &str, load: Load) -> anyhow::Resu
         for kind in &approval.fields {
             router.by_kind.insert(kind.clone(), router.departments.len());
         }
-        router.departments.push((sender, Vec::with_capacity(MAX_RECORDS_PER_MESSAGE)));
+        router.departments.push(Department {
+            sender,
+            filling: Vec::with_capacity(MAX_RECORDS_PER_MESSAGE),
+            since: Instant::now(),
+        });
         let token = popbase_gateway::auth::mint_token(&key, &department.id, now, now + 3600);
         let mut request = tonic::Request::new(ReceiverStream::new(receiver));
         request.metadata_mut().insert("authorization", format!("Bearer {token}").parse()?);
