@@ -6,6 +6,7 @@
 //! popbase-loadtest run --gateway http://127.0.0.1:50060 --household http://127.0.0.1:50061 \
 //!     --token hrss=… --token service_platform=… --scenario person --concurrency 32 --duration 30
 //! popbase-loadtest run … --scenario person --rate 2000          # open loop
+//! popbase-loadtest run … --token public_security=… --scenario events --subjects 300000
 //! popbase-loadtest compare baseline.json popbase.json > table.md
 //! ```
 //!
@@ -13,6 +14,7 @@
 //! baselines on the same generated city and writes the comparison.
 
 mod engine;
+mod life_events;
 mod lists;
 mod report;
 mod scenarios;
@@ -64,6 +66,8 @@ enum Which {
     Intake,
     Uninsured,
     Export,
+    /// Births and deaths at a police counter (writes; run it last, it changes the city).
+    Events,
 }
 
 #[derive(clap::Args)]
@@ -90,7 +94,8 @@ struct RunArgs {
     /// Division the subjects come from.
     #[arg(long, default_value = "3703")]
     division: String,
-    /// Distinct subjects of the person scenario (each granted consent first).
+    /// Distinct subjects of the person scenario (each granted consent
+    /// first); for `events`, the persons listed (mothers and the dying).
     #[arg(long, default_value_t = 5000)]
     subjects: usize,
     /// Children per intake stream.
@@ -151,6 +156,18 @@ async fn run(args: RunArgs) -> anyhow::Result<Report> {
             gateway: gateway("big_data")?,
             dataset: args.dataset.clone(),
         }),
+        Which::Events => {
+            anyhow::ensure!(
+                !city.mothers.is_empty() && !city.others_active.is_empty(),
+                "no active women of 22 to 40 in a household, or no one else, among those listed"
+            );
+            Arc::new(life_events::LifeEvents {
+                gateway: gateway("public_security")?,
+                mothers: Arc::new(city.mothers),
+                dying: Arc::new(city.others_active),
+                today: setup::city_today(),
+            })
+        }
     };
     let plan = Plan {
         warmup: Duration::from_secs(args.warmup),

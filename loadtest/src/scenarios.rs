@@ -33,11 +33,11 @@ pub struct Gateway {
 }
 
 impl Gateway {
-    fn channel(&self, n: u64) -> Channel {
+    pub(crate) fn channel(&self, n: u64) -> Channel {
         self.channels[(n % self.channels.len() as u64) as usize].clone()
     }
 
-    fn request<T>(&self, message: T) -> Request<T> {
+    pub(crate) fn request<T>(&self, message: T) -> Request<T> {
         let mut request = Request::new(message);
         if let Ok(value) = MetadataValue::try_from(format!("Bearer {}", self.token)) {
             request.metadata_mut().insert("authorization", value);
@@ -46,7 +46,7 @@ impl Gateway {
     }
 }
 
-fn status(e: tonic::Status) -> String {
+pub(crate) fn status(e: tonic::Status) -> String {
     format!("{:?}: {}", e.code(), e.message())
 }
 

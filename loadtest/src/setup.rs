@@ -8,11 +8,11 @@ use std::collections::BTreeSet;
 use anyhow::Context;
 use chrono::Datelike;
 use futures::StreamExt;
-use popbase_proto::popbase::common::v1::PageRequest;
+use popbase_proto::popbase::common::v1::{PageRequest, Sex};
 use popbase_proto::popbase::gateway::v1::GrantConsentRequest;
 use popbase_proto::popbase::gateway::v1::consents_client::ConsentsClient;
-use popbase_proto::popbase::household::v1::ListPersonsRequest;
 use popbase_proto::popbase::household::v1::household_registry_client::HouseholdRegistryClient;
+use popbase_proto::popbase::household::v1::{ListPersonsRequest, RegistrationStatus};
 use tonic::Request;
 use tonic::metadata::MetadataValue;
 use tonic::transport::Channel;
@@ -25,6 +25,13 @@ pub struct Family {
     pub committee: String,
 }
 
+/// A woman of childbearing age and the household a child of hers joins.
+#[derive(Debug, Clone)]
+pub struct Mother {
+    pub id_number: String,
+    pub household_id: String,
+}
+
 #[derive(Debug, Default)]
 pub struct City {
     /// Registered persons (the first `limit`).
@@ -33,6 +40,10 @@ pub struct City {
     /// the catalogue's `self_consent_age`): the person scenario's subjects.
     pub self_consenting: Vec<String>,
     pub families: Vec<Family>,
+    /// Active women of 22 to 40 (the events scenario's mothers).
+    pub mothers: Vec<Mother>,
+    /// The other active persons (the events scenario's deaths).
+    pub others_active: Vec<String>,
     /// Street codes (9 digits) where people live.
     pub streets: Vec<String>,
 }
@@ -47,7 +58,7 @@ pub async fn city(household: Channel, division: &str, limit: usize) -> anyhow::R
     let mut city = City::default();
     let mut streets = BTreeSet::new();
     let mut token = String::new();
-    let this_year = chrono::Utc::now().year();
+    let this_year = city_today().year();
     while city.ids.len() < limit {
         let page = registry
             .list_persons(ListPersonsRequest {
@@ -73,6 +84,15 @@ pub async fn city(household: Channel, division: &str, limit: usize) -> anyhow::R
                     committee,
                 });
             }
+            let active = p.status == RegistrationStatus::Active as i32;
+            if active && (22..=40).contains(&age) && p.sex == Sex::Female as i32 && !p.household_id.is_empty() {
+                city.mothers.push(Mother {
+                    id_number: p.id_number.clone(),
+                    household_id: p.household_id.clone(),
+                });
+            } else if active {
+                city.others_active.push(p.id_number.clone());
+            }
             if age >= SELF_CONSENT_AGE {
                 city.self_consenting.push(p.id_number.clone());
             }
@@ -88,11 +108,17 @@ pub async fn city(household: Channel, division: &str, limit: usize) -> anyhow::R
     Ok(city)
 }
 
+/// Today in the city (Asia/Shanghai, UTC+8 all year since 1991): the
+/// day its registry and consents are dated by, not the UTC day.
+pub fn city_today() -> chrono::NaiveDate {
+    (chrono::Utc::now() + chrono::TimeDelta::hours(8)).date_naive()
+}
+
 /// Grants human resources (`hrss`) consent to `PersonSummary` for
 /// `EMPLOYMENT_SERVICE` on behalf of each subject, as the citizens' service
 /// platform does (64 grants in flight).
 pub async fn grant_consents(gateway: Channel, platform_token: &str, ids: &[String]) -> anyhow::Result<()> {
-    let today = chrono::Utc::now().date_naive();
+    let today = city_today();
     let until = today + chrono::Duration::days(30);
     let date = |d: chrono::NaiveDate| popbase_proto::popbase::common::v1::Date {
         year: d.year(),
