@@ -59,20 +59,21 @@ pub trait Read {
     /// one batched read like [`Read::get_many`], without decoding the rows
     /// (ingest matching a thousand records' persons at a time).
     fn contains_many<M: Message + Default>(&self, table: &Table<M>, keys: &[Vec<u8>]) -> StorageResult<Vec<bool>> {
-        let mut out = Vec::with_capacity(keys.len());
-        self.raw_get_many(table.name(), keys, &mut |raw| {
-            out.push(raw.is_some());
-            Ok(())
-        })?;
-        Ok(out)
+        self.raw_contains_many(table.name(), keys)
     }
 
     /// Whether each of `keys` is in `index`, in the order asked: one batched
     /// read (ingest asking which of a chunk's records were unmatched, so
     /// that only those get a delete instead of a tombstone each).
     fn index_contains_many(&self, index: &Index, keys: &[Vec<u8>]) -> StorageResult<Vec<bool>> {
+        self.raw_contains_many(index.name(), keys)
+    }
+
+    /// Whether each of `keys` is in column family `cf`, in the order asked.
+    #[doc(hidden)]
+    fn raw_contains_many(&self, cf: &str, keys: &[Vec<u8>]) -> StorageResult<Vec<bool>> {
         let mut out = Vec::with_capacity(keys.len());
-        self.raw_get_many(index.name(), keys, &mut |raw| {
+        self.raw_get_many(cf, keys, &mut |raw| {
             out.push(raw.is_some());
             Ok(())
         })?;

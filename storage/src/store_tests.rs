@@ -176,7 +176,7 @@ fn versions_read_at_a_sequence_conflict_only_with_later_writes_of_their_keys() {
         .expect_version(&RECS, key("b"), Some(seq_b))
         .put(&RECS, key("b"), &rec("beta", 3));
     store.commit(batch).expect("b unchanged since its read");
-    // A read older than the store's memory of commits is checked exactly.
+    // A read from before b's last write is checked exactly, and refused.
     let mut stale = Batch::new("test", "update");
     stale
         .read_at(0)

@@ -112,8 +112,4 @@ impl ChunkReads {
     pub fn has_key(&self, key: &[u8]) -> bool {
         self.versions.contains_key(key)
     }
-
-    pub fn read_at(&self) -> u64 {
-        self.read_at
-    }
 }

@@ -162,7 +162,7 @@ impl OwnCommits {
     /// The chunk's keys that a commit of ours wrote after its reads (all of
     /// them, should such a commit be forgotten already).
     fn written_since(&self, reads: &ChunkReads) -> Vec<Vec<u8>> {
-        let since = reads.read_at();
+        let since = reads.read_at;
         if self.forgotten > since {
             return reads.keys().cloned().collect();
         }

@@ -135,7 +135,6 @@ impl Registry {
         Ok((events, last))
     }
 
-    /// Whether the registry holds a record for this ID number (any status).
     /// Whether each of `id_numbers` is in the registry (any status), in one
     /// batched read.
     pub fn contains_persons(&self, id_numbers: &[String]) -> StorageResult<Vec<bool>> {
