@@ -20,7 +20,7 @@
 use chrono::{Datelike, NaiveDate};
 use popbase_proto::common::{Address, Date};
 use popbase_proto::household::{Household, Person, RegistrationStatus, RegistryEvent, StandardAddress};
-use popbase_storage::keys::KeyBuilder;
+use popbase_storage::keys::{KeyBuilder, KeyReader};
 use popbase_storage::{Index, Schema, Table};
 
 /// The fields of a stored [`Person`] that say where the person stands
@@ -175,4 +175,16 @@ pub fn road_prefix(road: &str) -> Vec<u8> {
 
 pub fn counter_key(name: &str) -> Vec<u8> {
     KeyBuilder::new().str(name).build()
+}
+
+/// The counter of ID numbers given out in `county` to persons of one sex
+/// born on `birth` (GB 11643's sequence: odd for men, even for women).
+pub fn id_counter_key(county: &str, birth: NaiveDate, male: bool) -> Vec<u8> {
+    counter_key(&format!("id:{county}{}:{}", birth.format("%Y%m%d"), if male { 'm' } else { 'f' }))
+}
+
+/// The sequence (positions 15–17) of the ID number a persons key holds.
+pub fn id_sequence_of_key(key: &[u8]) -> Option<u64> {
+    let id = KeyReader::new(key).str().ok()?;
+    id.get(14..17)?.parse().ok()
 }

@@ -552,3 +552,52 @@ fn racing_deaths_of_one_person_one_wins() {
     let deaths = events.iter().filter(|e| e.kind() == EventKind::Death).count();
     assert_eq!(deaths, 10, "one recorded death per person, never two");
 }
+
+#[test]
+fn birth_numbers_follow_those_already_given_out_that_day() {
+    use popbase_household::events::Birth;
+    let city = City::new("370302", "370303");
+    let day = chrono::NaiveDate::from_ymd_opt(2026, 6, 2).expect("date");
+    let county = city.family[..6].to_string();
+    let import_boy = |sequence: u16| {
+        let id = IdNumber::generate(&county, day, sequence).expect("id");
+        let household = format!("{county}{:08}", 41_000 + u32::from(sequence));
+        city.add(
+            popbase_proto::household::Household {
+                household_id: household.clone(),
+                kind: HouseholdKind::Family as i32,
+                head_id_number: id.as_str().into(),
+                address: Some(address(&city.urban, "幸福路2号")),
+                status: popbase_proto::household::HouseholdStatus::Active as i32,
+                ..Default::default()
+            },
+            vec![support::person(&id, &household, &city.urban, Relationship::Head)],
+        );
+    };
+    let born = |sex: Sex| {
+        let birth = Birth {
+            name: "新生儿".into(),
+            sex,
+            birth_date: day,
+            birthplace_code: county.clone(),
+            ethnicity: String::new(),
+            mother: None,
+            father: Some(city.son),
+            household_id: city.family.clone(),
+        };
+        let receipt = city.registry.register_birth(&support::context(), &birth).expect("birth");
+        IdNumber::parse(&receipt.persons[0].id_number, support::on())
+            .expect("valid")
+            .sequence()
+    };
+    // Boys 001 and 005 of that day are registered already (generated or imported).
+    import_boy(1);
+    import_boy(5);
+    assert_eq!(born(Sex::Male), 3, "the lowest free odd number");
+    assert_eq!(born(Sex::Female), 2, "girls count apart, from 002");
+    assert_eq!(born(Sex::Male), 7, "past 005, which was out already");
+    // A boy imported after the counter was set holds the next number.
+    import_boy(9);
+    assert_eq!(born(Sex::Male), 11, "past 009, imported since");
+    assert_eq!(born(Sex::Female), 4);
+}

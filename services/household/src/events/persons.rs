@@ -9,11 +9,11 @@ use popbase_proto::household::{
     EventKind, Household, HouseholdKind, HouseholdStatus, Kinship, MoveInReason, MoveOutReason, Person, RegistrationStatus, RegistryEvent,
     Relationship,
 };
-use popbase_storage::{Read, Versioned};
+use popbase_storage::{Batch, Read, Versioned};
 
 use super::{EventContext, Receipt, committee, event_batch, is_active};
 use crate::settlement::{self, Application, PolicySet};
-use crate::tables::{self, PERSONS};
+use crate::tables::{self, COUNTERS, Counter, PERSONS};
 use crate::writes::{self, Prior};
 use crate::{Registry, kinship};
 
@@ -70,7 +70,8 @@ impl Registry {
             return Err(ServiceError::precondition("birth_date", "a parent was born after the child"));
         }
         let county = &birth.household_id[..6];
-        let id = self.next_id_number(county, birth.birth_date, birth.sex == Sex::Male)?;
+        let mut batch = event_batch(context, EventKind::Birth);
+        let id = self.reserve_id_number(&mut batch, county, birth.birth_date, birth.sex == Sex::Male)?;
         let head = self.person(&household.value.head_id_number)?;
         let mother = birth.mother.as_ref().map(|m| m.as_str().to_string()).unwrap_or_default();
         let mut child = Person {
@@ -101,7 +102,6 @@ impl Registry {
             }
             _ => Relationship::CollectiveMember as i32,
         };
-        let mut batch = event_batch(context, EventKind::Birth);
         writes::put_person(&mut batch, Prior::Absent, &child);
         let mut ids = vec![child.id_number.clone()];
         ids.extend(parents.iter().map(|p| p.id_number.clone()));
@@ -117,22 +117,48 @@ impl Registry {
         self.record(batch, event, context.on, vec![child], Some(household.value))
     }
 
-    /// The lowest free sequence of the right parity for (county, birth date).
-    fn next_id_number(&self, county: &str, birth: NaiveDate, male: bool) -> ServiceResult<IdNumber> {
+    /// The next free sequence of the right parity for (county, birth date),
+    /// reserved in `batch`. A counter per county, day and sex answers at one
+    /// point read; only the first birth of a county-day-sex looks at the
+    /// numbers already out (persons generated or imported), by a keys-only
+    /// scan. The next number is checked free, since persons imported after
+    /// the counter was set may hold it. Two births racing for one number
+    /// conflict on the counter: the second is `Aborted` and retried.
+    fn reserve_id_number(&self, batch: &mut Batch, county: &str, birth: NaiveDate, male: bool) -> ServiceResult<IdNumber> {
+        let key = tables::id_counter_key(county, birth, male);
+        let counter = self.store().get(&COUNTERS, &key)?;
+        let mut sequence = match &counter {
+            Some(c) => c.value.next,
+            None => self.first_free_sequence(county, birth, male)?,
+        };
+        loop {
+            let free = u16::try_from(sequence)
+                .ok()
+                .filter(|s| *s <= 999)
+                .ok_or_else(|| ServiceError::precondition("birth_date", "every sequence number for that county and day is taken"))?;
+            let id = IdNumber::generate(county, birth, free).map_err(|e| ServiceError::Internal(e.to_string()))?;
+            if self.store().get_encoded(&PERSONS, &tables::person_key(id.as_str()))?.is_none() {
+                batch.expect_version(&COUNTERS, key.clone(), counter.map(|c| c.version));
+                batch.put(&COUNTERS, key, &Counter { next: sequence + 2 });
+                return Ok(id);
+            }
+            sequence += 2;
+        }
+    }
+
+    /// The lowest sequence of the right parity no person of (county, birth
+    /// date) holds, read from the keys alone.
+    fn first_free_sequence(&self, county: &str, birth: NaiveDate, male: bool) -> ServiceResult<u64> {
         let prefix = format!("{county}{}", birth.format("%Y%m%d"));
         let mut used = std::collections::HashSet::new();
-        self.store().for_each(&PERSONS, &tables::person_prefix(&prefix), |_, row| {
-            if let Some(seq) = row.value.id_number.get(14..17).and_then(|s| s.parse::<u16>().ok()) {
+        self.store().for_each_encoded(&PERSONS, &tables::person_prefix(&prefix), |key, _| {
+            if let Some(seq) = tables::id_sequence_of_key(key) {
                 used.insert(seq);
             }
             Ok(true)
         })?;
         let first = if male { 1 } else { 2 };
-        let sequence = (first..=999)
-            .step_by(2)
-            .find(|s| !used.contains(s))
-            .ok_or_else(|| ServiceError::precondition("birth_date", "every sequence number for that county and day is taken"))?;
-        IdNumber::generate(county, birth, sequence).map_err(|e| ServiceError::Internal(e.to_string()))
+        Ok((first..).step_by(2).find(|s| !used.contains(s)).unwrap_or(first))
     }
 
     /// 死亡注销.
