@@ -51,6 +51,12 @@ pub mod reason {
     pub const INVALID_ARGUMENT: &str = "INVALID_ARGUMENT";
     /// Audited outcome of a call whose fetch failed after it was authorised.
     pub const FETCH_FAILED: &str = "FETCH_FAILED";
+    /// Audited outcome of an admitted call the owning service refused for
+    /// the state of its records (e.g. a death registered twice).
+    pub const FAILED_PRECONDITION: &str = "FAILED_PRECONDITION";
+    /// Audited outcome of an admitted write that lost a race with another
+    /// change to the same record (answered ABORTED: read again and retry).
+    pub const CONFLICT: &str = popbase_common::error::CONFLICT;
     /// A caller past its budget of refusals per window: answered at once
     /// and counted into the window's summary record, not audited one by one.
     pub const REFUSAL_FLOOD: &str = "REFUSAL_FLOOD";

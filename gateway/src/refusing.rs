@@ -54,6 +54,8 @@ impl Gate {
             | ServiceError::ResourceExhausted { code, .. }
             | ServiceError::Unauthenticated { code, .. } => code,
             ServiceError::InvalidArgument { .. } => reason::INVALID_ARGUMENT,
+            ServiceError::Aborted(_) => reason::CONFLICT,
+            ServiceError::FailedPrecondition { .. } => reason::FAILED_PRECONDITION,
             _ => reason::FETCH_FAILED,
         };
         if code == load_shed::OVERLOADED {
@@ -63,7 +65,15 @@ impl Gate {
             self.count_refusal(code, false);
             return Ok(error.into());
         }
-        let charge = self.refusals.charge(&culprit, Instant::now());
+        // A conflict is the platform's race, not the caller's fault, and its
+        // code (ABORTED) tells the caller to read again and retry: it is
+        // never turned into REFUSAL_FLOOD. Only admitted writes meet one, so
+        // their records are bounded by the admitted (rate-limited) calls.
+        let charge = if code == reason::CONFLICT {
+            Charge::Audit
+        } else {
+            self.refusals.charge(&culprit, Instant::now())
+        };
         self.count_refusal(code, charge == Charge::Audit);
         if charge == Charge::Flood {
             return Ok(ServiceError::ResourceExhausted {

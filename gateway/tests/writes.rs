@@ -203,3 +203,80 @@ async fn public_security_registers_a_resident_and_others_may_not() {
     assert_eq!(p.audit_count(), before + 1, "one audit record");
     p.stop().await;
 }
+
+/// Births of one county, day and sex at once race for one ID-number
+/// sequence: the losers are answered ABORTED (`CONFLICT`, audited) so the
+/// counter's system retries, and a conflict never uses up the refusal
+/// budget (a budget of one: a second charged refusal would be REFUSAL_FLOOD).
+#[tokio::test]
+async fn racing_births_are_aborted_for_a_retry_never_flooded() {
+    use popbase_proto::common::{Date, Sex};
+    use popbase_proto::gateway::life_event_submission::Event;
+    use popbase_proto::household::{EventContext, RegisterBirthRequest};
+    let p = support::start_configured("mtls", |c| c.limits.refusals_per_window = 1).await;
+    let mother = p.registry.person(&p.people.mother).expect("read").expect("mother");
+    let police = RegistryEventsClient::new(p.department("public-security.dept.popbase").await);
+    let before = p.audit_count();
+    let (mut registered, mut conflicts) = (0u64, 0u64);
+    for days_back in 1..=10u64 {
+        let born = today() - chrono::Days::new(days_back);
+        let birth = LifeEventSubmissionFor {
+            mother: mother.id_number.clone(),
+            household: mother.household_id.clone(),
+            born: Date::from(born),
+        };
+        let calls: Vec<_> = (0..16)
+            .map(|_| {
+                let (mut client, submission) = (police.clone(), birth.submission());
+                tokio::spawn(async move { client.submit(submission).await })
+            })
+            .collect();
+        for call in calls {
+            match call.await.expect("task") {
+                Ok(_) => registered += 1,
+                Err(status) => {
+                    assert_eq!((status.code(), reason(&status).as_str()), (Code::Aborted, "CONFLICT"), "{status:?}");
+                    conflicts += 1;
+                }
+            }
+        }
+        if conflicts >= 2 {
+            break;
+        }
+    }
+    assert!(conflicts >= 2, "births at once raced ({conflicts} conflicts)");
+    assert_eq!(
+        p.audit_count(),
+        before + registered + 2 * conflicts,
+        "each write admitted, each conflict audited"
+    );
+    let last = p.audit_record(p.audit_count());
+    assert!(["CONFLICT", ""].contains(&last.reason.as_str()), "{}", last.reason);
+
+    struct LifeEventSubmissionFor {
+        mother: String,
+        household: String,
+        born: Date,
+    }
+    impl LifeEventSubmissionFor {
+        fn submission(&self) -> popbase_proto::gateway::LifeEventSubmission {
+            popbase_proto::gateway::LifeEventSubmission {
+                purpose: "HOUSEHOLD_REGISTRATION".into(),
+                officer_id: "police-370303-01".into(),
+                event: Some(Event::Birth(RegisterBirthRequest {
+                    context: Some(EventContext {
+                        actor: String::new(),
+                        occurred_on: Some(today().into()),
+                    }),
+                    name: "新生儿".into(),
+                    sex: Sex::Male as i32,
+                    birth_date: Some(self.born),
+                    birthplace_code: self.household[..6].to_string(),
+                    mother_id_number: self.mother.clone(),
+                    household_id: self.household.clone(),
+                    ..Default::default()
+                })),
+            }
+        }
+    }
+}

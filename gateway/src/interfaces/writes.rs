@@ -190,7 +190,7 @@ pub fn forwarded(what: &str, status: tonic::Status) -> ServiceError {
             ServiceError::precondition(field, reason)
         }
         tonic::Code::NotFound => ServiceError::not_found(status.message().trim_end_matches(" not found").to_string()),
-        tonic::Code::Aborted => ServiceError::Aborted(status.message().to_string()),
+        tonic::Code::Aborted => ServiceError::Aborted(reason("aborted: ".into())),
         _ => crate::sources::upstream(what, status),
     }
 }

@@ -95,6 +95,11 @@ impl ServiceError {
     }
 }
 
+/// The `popbase-reason` of every ABORTED answer: the call lost a race with
+/// another change to the same record, nothing was applied, and reading
+/// again and retrying may succeed.
+pub const CONFLICT: &str = "CONFLICT";
+
 impl From<ServiceError> for Status {
     fn from(err: ServiceError) -> Status {
         let code = err.code();
@@ -121,6 +126,9 @@ impl From<ServiceError> for Status {
                 if let Ok(value) = field.parse() {
                     metadata.insert(FIELD_METADATA_KEY, value);
                 }
+            }
+            ServiceError::Aborted(_) | ServiceError::Storage(StorageError::Conflict { .. }) => {
+                metadata.insert(REASON_METADATA_KEY, tonic::metadata::MetadataValue::from_static(CONFLICT));
             }
             _ => {}
         }
@@ -174,7 +182,12 @@ mod tests {
             expected: Some(1),
             found: Some(2),
         };
-        assert_eq!(Status::from(ServiceError::from(conflict)).code(), Code::Aborted);
+        let status = Status::from(ServiceError::from(conflict));
+        assert_eq!(status.code(), Code::Aborted);
+        assert_eq!(
+            status.metadata().get(REASON_METADATA_KEY).and_then(|v| v.to_str().ok()),
+            Some(CONFLICT)
+        );
         let status = Status::from(ServiceError::Storage(StorageError::Engine("IO error: /secret/path".into())));
         assert_eq!(status.code(), Code::Internal);
         assert!(!status.message().contains("/secret/path"));

@@ -167,7 +167,10 @@ impl Registry {
             }
             Err(StorageError::Conflict { table, .. }) => Err(ServiceError::Aborted(format!(
                 "a concurrent change to the same {} won; read again and retry",
-                table.trim_end_matches('s')
+                match table.as_str() {
+                    "counters" => "sequence number",
+                    other => other.trim_end_matches('s'),
+                }
             ))),
             Err(e) => Err(e.into()),
         }
