@@ -27,6 +27,7 @@ mod store;
 #[cfg(test)]
 mod test_rows;
 mod value;
+mod wal_sync;
 
 pub use batch::Batch;
 pub use changelog::{Change, ChangeBatch, ChangeOp};

@@ -43,7 +43,7 @@ impl Snapshot {
 
     /// Change log entries in `(after, seq]` as this snapshot sees them.
     pub fn changes_since(&self, after: u64, limit: usize) -> StorageResult<Vec<ChangeBatch>> {
-        changes_since(self, after, limit)
+        changes_since(self, after, None, limit)
     }
 
     fn read_options(&self) -> ReadOptions {

@@ -18,6 +18,7 @@ use crate::read::{ManyVisitor, RawVisitor, Read};
 use crate::recent_writes::RecentWrites;
 use crate::schema::{CHANGELOG_CF, HISTORY_CF, META_CF, Schema};
 use crate::snapshot::Snapshot;
+use crate::wal_sync::WalSync;
 use crate::{StorageError, StorageResult, value};
 
 const META_STORE_NAME: &[u8] = b"store_name";
@@ -94,11 +95,14 @@ pub(crate) struct Inner {
     commits: [AtomicU64; 3],
     /// Told of every committed batch (see [`Store::listen_commits`]).
     listeners: std::sync::RwLock<Vec<CommitListener>>,
+    /// Group commit of durable batches (see wal_sync.rs).
+    wal: WalSync,
 }
 
-/// Called with the sequence of each batch once it is committed, on the
-/// committing thread and under the commit lock: it must only signal (wake a
-/// waiter), never read or write the store.
+/// Called with the sequence of each batch once it is committed and durable,
+/// on the committing thread (outside the commit lock, so possibly out of
+/// sequence order): it must only signal (wake a waiter), never read or write
+/// the store.
 pub type CommitListener = Arc<dyn Fn(u64) + Send + Sync>;
 
 /// A cheap-to-clone handle on an open store.
@@ -210,11 +214,13 @@ impl Store {
                 last_seq: AtomicU64::new(0),
                 commits: Default::default(),
                 listeners: Default::default(),
+                wal: WalSync::default(),
             }),
         };
         store.check_store_name()?;
         let last = store.read_last_seq()?;
         store.inner.last_seq.store(last, Ordering::SeqCst);
+        store.inner.wal.advance(last);
         tracing::info!(store = schema.name, path = %store.inner.path.display(), last_seq = last, "store opened");
         Ok(store)
     }
@@ -319,15 +325,24 @@ impl Store {
             changes,
         };
         write.put_cf(self.cf(CHANGELOG_CF)?, seq.to_be_bytes(), entry.encode_to_vec());
+        // A durable batch is synced after the lock is released, together
+        // with those written meanwhile (group commit, wal_sync.rs).
         let mut write_opts = WriteOptions::default();
-        match durability {
-            Durability::Sync => write_opts.set_sync(true),
-            Durability::Buffered => {}
-            Durability::NoWal => write_opts.disable_wal(true),
+        if durability == Durability::NoWal {
+            write_opts.disable_wal(true);
         }
         inner.db.write_opt(write, &write_opts).map_err(|e| self.engine(e))?;
         inner.last_seq.store(seq, Ordering::SeqCst);
         recent.record(seq, written);
+        drop(recent);
+        match durability {
+            Durability::Sync => inner.wal.sync_through(
+                seq,
+                || inner.last_seq.load(Ordering::SeqCst),
+                || inner.db.flush_wal(true).map_err(|e| self.engine(e)),
+            )?,
+            Durability::Buffered | Durability::NoWal => inner.wal.advance(seq),
+        }
         inner.commits[durability.index()].fetch_add(1, Ordering::Relaxed);
         if let Ok(listeners) = inner.listeners.read() {
             for listener in listeners.iter() {
@@ -371,6 +386,18 @@ impl Store {
         }
     }
 
+    /// WAL fsyncs made for durable commits since the store opened: with
+    /// [`Store::commits_by_durability`], how many commits each sync served.
+    pub fn wal_syncs(&self) -> u64 {
+        self.inner.wal.syncs()
+    }
+
+    /// The highest sequence whose commit is durable: the change log is read
+    /// up to it (see wal_sync.rs).
+    pub fn durable_seq(&self) -> u64 {
+        self.inner.wal.durable()
+    }
+
     /// Commits since the store opened, per durability.
     pub fn commits_by_durability(&self) -> [(Durability, u64); 3] {
         Durability::ALL.map(|d| (d, self.inner.commits[d.index()].load(Ordering::Relaxed)))
@@ -409,7 +436,7 @@ impl Store {
 
     /// Change log entries with sequence numbers greater than `after`, at most `limit`.
     pub fn changes_since(&self, after: u64, limit: usize) -> StorageResult<Vec<ChangeBatch>> {
-        changes_since(self, after, limit)
+        changes_since(self, after, Some(self.durable_seq()), limit)
     }
 
     /// Like [`Store::changes_since`], but fully decodes only the batches whose
@@ -422,8 +449,8 @@ impl Store {
             return Ok((kept, last));
         }
         let decode_error = |e: prost::DecodeError| StorageError::decode(CHANGELOG_CF, e);
-        let from = after.saturating_add(1).to_be_bytes();
-        self.raw_scan(CHANGELOG_CF, &from, None, &mut |_, v| {
+        let (from, until) = changelog_range(after, Some(self.durable_seq()));
+        self.raw_scan(CHANGELOG_CF, &from, until.as_deref(), &mut |_, v| {
             let header = ChangeHeader::decode(v).map_err(decode_error)?;
             last = header.seq;
             if keep(&header.reason) {
@@ -439,8 +466,8 @@ impl Store {
     /// milliseconds), or `None` when there is none yet.
     pub fn committed_millis_after(&self, after: u64) -> StorageResult<Option<i64>> {
         let mut millis = None;
-        let from = after.saturating_add(1).to_be_bytes();
-        self.raw_scan(CHANGELOG_CF, &from, None, &mut |_, v| {
+        let (from, until) = changelog_range(after, Some(self.durable_seq()));
+        self.raw_scan(CHANGELOG_CF, &from, until.as_deref(), &mut |_, v| {
             let header = ChangeHeader::decode(v).map_err(|e| StorageError::decode(CHANGELOG_CF, e))?;
             millis = Some(header.unix_millis);
             Ok(false)
@@ -600,19 +627,25 @@ impl Read for Store {
     }
 }
 
-/// Change log entries after `after`, read through any view.
-pub(crate) fn changes_since(view: &impl Read, after: u64, limit: usize) -> StorageResult<Vec<ChangeBatch>> {
+/// Change log entries after `after` (and up to `through`), read through any view.
+pub(crate) fn changes_since(view: &impl Read, after: u64, through: Option<u64>, limit: usize) -> StorageResult<Vec<ChangeBatch>> {
     let mut out = Vec::new();
     if limit == 0 {
         return Ok(out);
     }
-    let from = after.saturating_add(1).to_be_bytes();
-    view.raw_scan(CHANGELOG_CF, &from, None, &mut |_, v| {
+    let (from, until) = changelog_range(after, through);
+    view.raw_scan(CHANGELOG_CF, &from, until.as_deref(), &mut |_, v| {
         let entry = ChangeBatch::decode(v).map_err(|e| StorageError::decode(CHANGELOG_CF, e))?;
         out.push(entry);
         Ok(out.len() < limit)
     })?;
     Ok(out)
+}
+
+/// The change-log keys of sequences `after + 1 ..= through`.
+fn changelog_range(after: u64, through: Option<u64>) -> ([u8; 8], Option<Vec<u8>>) {
+    let until = through.and_then(|t| t.checked_add(1)).map(|end| end.to_be_bytes().to_vec());
+    (after.saturating_add(1).to_be_bytes(), until)
 }
 
 fn now_millis() -> i64 {

@@ -542,3 +542,45 @@ fn commit_listeners_hear_every_committed_sequence_and_no_refused_one() {
     assert!(store.commit(refused).is_err(), "a version conflict");
     assert_eq!(*heard.lock().expect("lock"), vec![1, 2, 3]);
 }
+
+/// Group commit: a durable batch is readable once written, but the change
+/// log (what followers read) and the commit listeners see it only once its
+/// WAL sync is done; one sync serves every batch written before it.
+#[test]
+fn durable_commits_share_a_sync_and_reach_the_change_log_once_synced() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let store = open(dir.path());
+    let told = Arc::new(AtomicU64::new(0));
+    let listener_told = Arc::clone(&told);
+    store.listen_commits(Arc::new(move |seq| {
+        listener_told.fetch_max(seq, Ordering::SeqCst);
+    }));
+    let running_sync = store.inner.wal.hold();
+    let committers: Vec<_> = (0..4)
+        .map(|i| {
+            let store = store.clone();
+            std::thread::spawn(move || {
+                let mut batch = Batch::new("test", "insert");
+                batch.put(&RECS, key(&format!("k{i}")), &rec("r", i));
+                store.commit_with(batch, Durability::Sync)
+            })
+        })
+        .collect();
+    while store.last_seq() < 4 {
+        std::thread::yield_now();
+    }
+    assert!(store.get(&RECS, &key("k0")).expect("get").is_some(), "readable once written");
+    assert_eq!(store.durable_seq(), 0);
+    assert!(
+        store.changes_since(0, 10).expect("changes").is_empty(),
+        "not in the change log before its sync"
+    );
+    assert_eq!(told.load(Ordering::SeqCst), 0, "no listener told before the sync");
+    drop(running_sync);
+    let mut seqs: Vec<u64> = committers.into_iter().map(|c| c.join().expect("thread").expect("commit")).collect();
+    seqs.sort_unstable();
+    assert_eq!(seqs, [1, 2, 3, 4]);
+    assert_eq!(store.wal_syncs(), 1, "the first to sync covered all four");
+    assert_eq!(store.changes_since(0, 10).expect("changes").len(), 4);
+    assert_eq!(told.load(Ordering::SeqCst), 4);
+}

@@ -54,6 +54,16 @@ pub(super) fn render(stores: &[Store], out: &mut String) {
             );
         }
     }
+    out.push_str("# HELP popbase_store_wal_syncs_total WAL fsyncs made for durable commits; fewer than the sync commits when one served several (group commit).\n");
+    out.push_str("# TYPE popbase_store_wal_syncs_total counter\n");
+    for store in stores {
+        let _ = writeln!(
+            out,
+            "popbase_store_wal_syncs_total{{store=\"{}\"}} {}",
+            LabelValue(store.name()),
+            store.wal_syncs()
+        );
+    }
 }
 
 fn render_engine(stores: &[Store], out: &mut String) {
