@@ -35,7 +35,7 @@ pub struct LifeEvents {
 /// county issues at most 500 ID numbers a day to each sex (GB 11643's
 /// three-digit sequence): spreading births over the days before keeps a
 /// run of tens of thousands of births within the numbers a city has.
-const BIRTH_DAYS_BACK: u64 = 60;
+const BIRTH_DAYS_BACK: u64 = 365;
 
 /// Tries of a call the registry answered `Aborted` (two events racing on
 /// one record, say two births in one county and day taking the same
