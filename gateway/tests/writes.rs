@@ -216,18 +216,30 @@ async fn racing_births_are_aborted_for_a_retry_never_flooded() {
     let p = support::start_configured("mtls", |c| c.limits.refusals_per_window = 1).await;
     let mother = p.registry.person(&p.people.mother).expect("read").expect("mother");
     let police = RegistryEventsClient::new(p.department("public-security.dept.popbase").await);
+    let birth = |born: Date| popbase_proto::gateway::LifeEventSubmission {
+        purpose: "HOUSEHOLD_REGISTRATION".into(),
+        officer_id: "police-370303-01".into(),
+        event: Some(Event::Birth(RegisterBirthRequest {
+            context: Some(EventContext {
+                actor: String::new(),
+                occurred_on: Some(today().into()),
+            }),
+            name: "新生儿".into(),
+            sex: Sex::Male as i32,
+            birth_date: Some(born),
+            birthplace_code: mother.household_id[..6].to_string(),
+            mother_id_number: mother.id_number.clone(),
+            household_id: mother.household_id.clone(),
+            ..Default::default()
+        })),
+    };
     let before = p.audit_count();
     let (mut registered, mut conflicts) = (0u64, 0u64);
     for days_back in 1..=10u64 {
         let born = today() - chrono::Days::new(days_back);
-        let birth = LifeEventSubmissionFor {
-            mother: mother.id_number.clone(),
-            household: mother.household_id.clone(),
-            born: Date::from(born),
-        };
         let calls: Vec<_> = (0..16)
             .map(|_| {
-                let (mut client, submission) = (police.clone(), birth.submission());
+                let (mut client, submission) = (police.clone(), birth(Date::from(born)));
                 tokio::spawn(async move { client.submit(submission).await })
             })
             .collect();
@@ -252,31 +264,4 @@ async fn racing_births_are_aborted_for_a_retry_never_flooded() {
     );
     let last = p.audit_record(p.audit_count());
     assert!(["CONFLICT", ""].contains(&last.reason.as_str()), "{}", last.reason);
-
-    struct LifeEventSubmissionFor {
-        mother: String,
-        household: String,
-        born: Date,
-    }
-    impl LifeEventSubmissionFor {
-        fn submission(&self) -> popbase_proto::gateway::LifeEventSubmission {
-            popbase_proto::gateway::LifeEventSubmission {
-                purpose: "HOUSEHOLD_REGISTRATION".into(),
-                officer_id: "police-370303-01".into(),
-                event: Some(Event::Birth(RegisterBirthRequest {
-                    context: Some(EventContext {
-                        actor: String::new(),
-                        occurred_on: Some(today().into()),
-                    }),
-                    name: "新生儿".into(),
-                    sex: Sex::Male as i32,
-                    birth_date: Some(self.born),
-                    birthplace_code: self.household[..6].to_string(),
-                    mother_id_number: self.mother.clone(),
-                    household_id: self.household.clone(),
-                    ..Default::default()
-                })),
-            }
-        }
-    }
 }

@@ -519,17 +519,7 @@ fn racing_deaths_of_one_person_one_wins() {
     for round in 0..10 {
         let id = support::id_in("370302", 70 + round, true);
         let household = format!("370302{:08}", 40_000 + round);
-        city.add(
-            popbase_proto::household::Household {
-                household_id: household.clone(),
-                kind: HouseholdKind::Family as i32,
-                head_id_number: id.as_str().into(),
-                address: Some(address(&city.urban, "养老院")),
-                status: popbase_proto::household::HouseholdStatus::Active as i32,
-                ..Default::default()
-            },
-            vec![support::person(&id, &household, &city.urban, Relationship::Head)],
-        );
+        city.add_lone_head(&id, &household, "养老院");
         let barrier = Arc::new(Barrier::new(2));
         let threads: Vec<_> = (0..2)
             .map(|_| {
@@ -562,17 +552,7 @@ fn birth_numbers_follow_those_already_given_out_that_day() {
     let import_boy = |sequence: u16| {
         let id = IdNumber::generate(&county, day, sequence).expect("id");
         let household = format!("{county}{:08}", 41_000 + u32::from(sequence));
-        city.add(
-            popbase_proto::household::Household {
-                household_id: household.clone(),
-                kind: HouseholdKind::Family as i32,
-                head_id_number: id.as_str().into(),
-                address: Some(address(&city.urban, "幸福路2号")),
-                status: popbase_proto::household::HouseholdStatus::Active as i32,
-                ..Default::default()
-            },
-            vec![support::person(&id, &household, &city.urban, Relationship::Head)],
-        );
+        city.add_lone_head(&id, &household, "幸福路2号");
     };
     let born = |sex: Sex| {
         let birth = Birth {

@@ -642,17 +642,7 @@ fn jinan_2017_zones_talent_and_relatives() {
 fn city_daughter(city: &City) -> popbase_domain::IdNumber {
     let id = support::id_in(&city.urban[..6], 35, false);
     let household = format!("{}00000077", &city.urban[..6]);
-    city.add(
-        popbase_proto::household::Household {
-            household_id: household.clone(),
-            kind: HouseholdKind::Family as i32,
-            head_id_number: id.as_str().into(),
-            address: Some(address(&city.urban, "幸福路1号")),
-            status: HouseholdStatus::Active as i32,
-            ..Default::default()
-        },
-        vec![person(&id, &household, &city.urban, Relationship::Head)],
-    );
+    city.add_lone_head(&id, &household, "幸福路1号");
     id
 }
 

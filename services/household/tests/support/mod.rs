@@ -201,6 +201,22 @@ impl City {
             .import(&[HouseholdWithMembers { household, members }])
             .expect("import");
     }
+
+    /// Adds `id` as the head and only member of a new family household at
+    /// `detail` in the urban committee.
+    pub fn add_lone_head(&self, id: &IdNumber, household: &str, detail: &str) {
+        self.add(
+            Household {
+                household_id: household.into(),
+                kind: HouseholdKind::Family as i32,
+                head_id_number: id.as_str().into(),
+                address: Some(address(&self.urban, detail)),
+                status: HouseholdStatus::Active as i32,
+                ..Default::default()
+            },
+            vec![person(id, household, &self.urban, Relationship::Head)],
+        );
+    }
 }
 
 /// A settlement application under construction.
