@@ -1,5 +1,6 @@
 //! The store: one RocksDB directory, one column family per table.
 
+use std::collections::HashSet;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
@@ -259,10 +260,32 @@ impl Store {
             self.check_expectations(&batch.expectations)?;
         }
         let seq = last + 1;
+        // Rows the batch expected absent (and the checks above, or the
+        // read sequence, proved still absent) have no before-image to read.
+        let known_absent: HashSet<(&str, &[u8])> = if batch.record_values {
+            batch
+                .expectations
+                .iter()
+                .filter(|e| e.version.is_none())
+                .map(|e| (e.cf, e.key.as_slice()))
+                .collect()
+        } else {
+            HashSet::new()
+        };
+        let absent_before: Vec<bool> = batch
+            .ops
+            .iter()
+            .map(|op| match op {
+                // A key with the commit's sequence appended is new by construction.
+                Op::Put { append_seq: true, .. } => true,
+                Op::Put { cf, key, .. } | Op::Delete { cf, key } => known_absent.contains(&(*cf, key.as_slice())),
+            })
+            .collect();
+        drop(known_absent);
         let mut write = WriteBatch::default();
         let mut changes = Vec::with_capacity(batch.ops.len());
         let mut written = Vec::with_capacity(batch.ops.len());
-        for op in batch.ops {
+        for (op, absent_before) in batch.ops.into_iter().zip(absent_before) {
             match op {
                 Op::Put {
                     cf,
@@ -276,7 +299,8 @@ impl Store {
                     written.push(recent.hash(cf, &key));
                     let handle = self.cf(cf)?;
                     let (before, after) = if batch.record_values && payload.is_some() {
-                        (self.current_payload(cf, &key)?, payload.clone())
+                        let before = if absent_before { None } else { self.current_payload(cf, &key)? };
+                        (before, payload.clone())
                     } else {
                         (None, None)
                     };

@@ -317,6 +317,37 @@ fn change_log_records_each_batch_with_images_on_request() {
     assert_eq!(store.changes_since(1, 10).expect("log").len(), 1);
 }
 
+/// A row the batch expects absent has no before-image to read (the commit
+/// skips the read); a row it expects at a version keeps its image.
+#[test]
+fn rows_expected_absent_have_no_before_image_and_others_keep_theirs() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let store = open(dir.path());
+    let mut batch = Batch::new("importer", "import");
+    batch.put(&RECS, key("old"), &rec("old", 1));
+    let old_version = store.commit(batch).expect("commit");
+    let mut batch = Batch::new("clerk", "edit").record_values();
+    batch.read_at(store.last_seq());
+    batch
+        .expect_version(&RECS, key("new"), None)
+        .put(&RECS, key("new"), &rec("new", 1))
+        .expect_version(&RECS, key("old"), Some(old_version))
+        .put(&RECS, key("old"), &rec("old", 2));
+    store.commit(batch).expect("commit");
+
+    let log = store.changes_since(old_version, 10).expect("log");
+    let images: Vec<Option<Rec>> = log[0]
+        .changes
+        .iter()
+        .map(|c| c.before.as_deref().map(Rec::decode).and_then(Result::ok))
+        .collect();
+    assert_eq!(images, [None, Some(rec("old", 1))]);
+    // Expected absent but present: refused before anything is written.
+    let mut stale = Batch::new("clerk", "edit").record_values();
+    stale.expect_version(&RECS, key("new"), None).put(&RECS, key("new"), &rec("new", 9));
+    assert!(matches!(store.commit(stale), Err(StorageError::Conflict { .. })));
+}
+
 #[test]
 fn a_keys_history_is_its_value_recording_batches_and_no_other_keys() {
     let dir = tempfile::tempdir().expect("tempdir");
