@@ -18,13 +18,15 @@ impl Registry {
         unit_name: &str,
         address: &Address,
     ) -> ServiceResult<Receipt> {
+        // Every version this event expects is read after this sequence.
+        let read_at = self.store().last_seq();
         if matches!(kind, HouseholdKind::Family | HouseholdKind::Unspecified) {
             return Err(ServiceError::invalid("kind", "must be a COLLECTIVE_* kind"));
         }
         if unit_name.trim().is_empty() {
             return Err(ServiceError::invalid("unit_name", "names the unit, community or school; required"));
         }
-        let mut batch = event_batch(context, EventKind::CollectiveCreated);
+        let mut batch = event_batch(context, EventKind::CollectiveCreated, read_at);
         let household = Household {
             household_id: self.new_household_id(&mut batch, &address.committee_code[..6])?,
             kind: kind as i32,
@@ -56,6 +58,8 @@ impl Registry {
         new_head_id: &str,
         overrides: &[(String, Relationship)],
     ) -> ServiceResult<Receipt> {
+        // Every version this event expects is read after this sequence.
+        let read_at = self.store().last_seq();
         let household = self.require_household("household_id", household_id)?;
         if household.value.kind != HouseholdKind::Family as i32 {
             return Err(ServiceError::precondition("household_id", "a collective household has no head"));
@@ -76,7 +80,7 @@ impl Registry {
                 ));
             }
         }
-        let mut batch = event_batch(context, EventKind::HeadChanged);
+        let mut batch = event_batch(context, EventKind::HeadChanged, read_at);
         let mut changed = Vec::new();
         for member in &members {
             let Some(read) = self.person_versioned(&member.id_number)? else {
@@ -108,6 +112,8 @@ impl Registry {
 
     /// 住址变动 of a household and all its members, within its county.
     pub fn change_address(&self, context: &EventContext, household_id: &str, address: &Address) -> ServiceResult<Receipt> {
+        // Every version this event expects is read after this sequence.
+        let read_at = self.store().last_seq();
         let household = self.require_household("household_id", household_id)?;
         if !household_id.starts_with(&address.committee_code[..6]) {
             return Err(ServiceError::precondition(
@@ -119,7 +125,7 @@ impl Registry {
             return Err(ServiceError::precondition("address", "is the household's address already"));
         }
         let from = committee(&household.value.address);
-        let mut batch = event_batch(context, EventKind::AddressChanged);
+        let mut batch = event_batch(context, EventKind::AddressChanged, read_at);
         let mut updated_household = household.value.clone();
         updated_household.address = Some(address.clone());
         writes::put_household(&mut batch, Prior::Read(&household), &updated_household);
@@ -147,6 +153,8 @@ impl Registry {
     /// 颁发家庭居民户口簿 (Zibo item 5): members of a collective household who
     /// are family according to the registry get a family book.
     pub fn issue_family_book(&self, context: &EventContext, household_id: &str, member_ids: &[String]) -> ServiceResult<Receipt> {
+        // Every version this event expects is read after this sequence.
+        let read_at = self.store().last_seq();
         let household = self.require_household("household_id", household_id)?;
         if household.value.kind == HouseholdKind::Family as i32 {
             return Err(ServiceError::precondition(
@@ -200,7 +208,7 @@ impl Registry {
             member_id_numbers: member_ids.to_vec(),
             issued: Some(context.on.into()),
         });
-        let mut batch = event_batch(context, EventKind::FamilyBookIssued);
+        let mut batch = event_batch(context, EventKind::FamilyBookIssued, read_at);
         writes::put_household(&mut batch, Prior::Read(&household), &updated);
         let event = RegistryEvent {
             kind: EventKind::FamilyBookIssued as i32,

@@ -197,9 +197,15 @@ impl Registry {
     }
 }
 
-/// A new batch for a life event, with before/after images in the change log.
-fn event_batch(context: &EventContext, kind: EventKind) -> Batch {
-    Batch::new(context.actor.clone(), kind.as_str_name()).record_values()
+/// A new batch for a life event, with before/after images in the change
+/// log. `read_at` is the store's sequence taken before the event's first
+/// read: the commit then checks the versions it expects again only if a
+/// later commit wrote one of their keys (two events racing on one row),
+/// instead of reading every one again under the commit lock.
+fn event_batch(context: &EventContext, kind: EventKind, read_at: u64) -> Batch {
+    let mut batch = Batch::new(context.actor.clone(), kind.as_str_name()).record_values();
+    batch.read_at(read_at);
+    batch
 }
 
 fn committee(address: &Option<Address>) -> String {

@@ -47,6 +47,8 @@ impl Registry {
     /// 出生登记: a new ID number in the household's county, the child in a
     /// parent's household, and the parents recorded on the child.
     pub fn register_birth(&self, context: &EventContext, birth: &Birth) -> ServiceResult<Receipt> {
+        // Every version this event expects is read after this sequence.
+        let read_at = self.store().last_seq();
         let mut parents = Vec::new();
         for (field, parent) in [("mother_id_number", &birth.mother), ("father_id_number", &birth.father)] {
             if let Some(id) = parent {
@@ -70,7 +72,7 @@ impl Registry {
             return Err(ServiceError::precondition("birth_date", "a parent was born after the child"));
         }
         let county = &birth.household_id[..6];
-        let mut batch = event_batch(context, EventKind::Birth);
+        let mut batch = event_batch(context, EventKind::Birth, read_at);
         let id = self.reserve_id_number(&mut batch, county, birth.birth_date, birth.sex == Sex::Male)?;
         let head = self.person(&household.value.head_id_number)?;
         let mother = birth.mother.as_ref().map(|m| m.as_str().to_string()).unwrap_or_default();
@@ -163,8 +165,10 @@ impl Registry {
 
     /// 死亡注销.
     pub fn register_death(&self, context: &EventContext, id: &IdNumber) -> ServiceResult<Receipt> {
+        // Every version this event expects is read after this sequence.
+        let read_at = self.store().last_seq();
         let person = self.require_active_person("id_number", id.as_str())?;
-        let mut batch = event_batch(context, EventKind::Death);
+        let mut batch = event_batch(context, EventKind::Death, read_at);
         let closed = self.leave_household(&mut batch, "id_number", &person.value, context.on, true)?;
         let mut dead = person.value.clone();
         dead.status = RegistrationStatus::Deceased as i32;
@@ -184,6 +188,8 @@ impl Registry {
 
     /// 迁出 out of the city (or abroad, or into the army).
     pub fn move_out(&self, context: &EventContext, id: &IdNumber, reason: MoveOutReason, to_code: &str) -> ServiceResult<Receipt> {
+        // Every version this event expects is read after this sequence.
+        let read_at = self.store().last_seq();
         if reason == MoveOutReason::Death {
             return Err(ServiceError::invalid("reason", "a death is registered with RegisterDeath"));
         }
@@ -192,7 +198,7 @@ impl Registry {
         if reason == MoveOutReason::OutOfCity && to_code.starts_with(city) {
             return Err(ServiceError::invalid("to_code", "lies inside the city: use TransferWithinCity"));
         }
-        let mut batch = event_batch(context, EventKind::MoveOut);
+        let mut batch = event_batch(context, EventKind::MoveOut, read_at);
         let closed = self.leave_household(&mut batch, "id_number", &person.value, context.on, false)?;
         let mut gone = person.value.clone();
         gone.status = RegistrationStatus::MovedOut as i32;
@@ -213,6 +219,8 @@ impl Registry {
 
     /// 市内通迁 or a move between households of the same county.
     pub fn move_person(&self, context: &EventContext, id: &IdNumber, target: &MoveTarget, kind: MoveKind) -> ServiceResult<Receipt> {
+        // Every version this event expects is read after this sequence.
+        let read_at = self.store().last_seq();
         let person = self.require_active_person("id_number", id.as_str())?;
         let from_county = person.value.household_id.get(..6).unwrap_or_default().to_string();
         let mut batch = event_batch(
@@ -221,6 +229,7 @@ impl Registry {
                 MoveKind::CityTransfer => EventKind::CityTransfer,
                 MoveKind::HouseholdMove => EventKind::HouseholdMove,
             },
+            read_at,
         );
         let (household, relationship, founded) = match target {
             MoveTarget::Join {
@@ -325,6 +334,8 @@ impl Registry {
         rule_id: &str,
         arriving: Option<&Person>,
     ) -> ServiceResult<Receipt> {
+        // Every version this event expects is read after this sequence.
+        let read_at = self.store().last_seq();
         let policy = policies.in_force(policy_id, &application.target.committee_code, application.on, "application.")?;
         let evaluation = settlement::evaluate(self, policy, application)?;
         let chosen = match rule_id {
@@ -347,7 +358,7 @@ impl Registry {
         };
         let placement = chosen.placement.clone().unwrap_or_default();
         let existing = self.person_versioned(application.applicant_id.as_str())?;
-        let mut batch = event_batch(context, EventKind::Settlement);
+        let mut batch = event_batch(context, EventKind::Settlement, read_at);
         let (mut person, prior_from) = match (&existing, arriving) {
             (Some(record), _) => {
                 if is_active(&record.value) {
