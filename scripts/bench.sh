@@ -35,6 +35,9 @@ if [ ! -f "$city/household/CURRENT" ]; then
   "$bin/popbase" --data "$city" gen --city 3703 --persons "$persons" --seed 2021
 fi
 rm -rf "$data" && cp -r "$city" "$data"
+# Written back now, not by the kernel 30 s later in the middle of a
+# latency run (the audit log's fsyncs queue behind gigabytes of copy).
+sync
 
 # Python with pyarrow and duckdb (the examples' venv).
 venv="$cache/venv-examples"
