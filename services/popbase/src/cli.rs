@@ -217,6 +217,11 @@ pub struct GenArgs {
     /// 4-digit prefecture city code (Shandong cities have committee-level data).
     #[arg(long, default_value = "3703")]
     pub city: String,
+    /// 2-digit province code instead of a city: every city of it with
+    /// committee-level data (Shandong, 37: 16 cities), persons shared out
+    /// by population weight, into the one data directory.
+    #[arg(long, conflicts_with = "city")]
+    pub province: Option<String>,
     /// Residents in all, registered and non-registered.
     #[arg(long, default_value_t = 100_000)]
     pub persons: u64,
@@ -288,9 +293,12 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Gen(args) => {
             let _telemetry = telemetry::init("popbase-gen", &config.telemetry).map_err(anyhow::Error::msg)?;
             let data = config.data_dir.clone();
-            tokio::task::spawn_blocking(move || crate::generate::run(&config, &args.city, args.persons, args.seed).map(|_| ()))
-                .await
-                .context("generator task")??;
+            tokio::task::spawn_blocking(move || match &args.province {
+                Some(province) => crate::generate::run_province(&config, province, args.persons, args.seed).map(|_| ()),
+                None => crate::generate::run(&config, &args.city, args.persons, args.seed).map(|_| ()),
+            })
+            .await
+            .context("generator task")??;
             crate::say::info(&format!("popbase: city written to {}", data.display()));
             Ok(())
         }

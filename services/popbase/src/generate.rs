@@ -1,16 +1,34 @@
-//! `popbase gen`: a synthetic city, straight into the service stores.
+//! `popbase gen`: a synthetic city (or a province of them), straight into
+//! the service stores.
 
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Instant;
 
 use anyhow::Context;
 use indicatif::{ProgressBar, ProgressStyle};
 use popbase_common::Config;
 use popbase_storage::{Durability, StoreOptions};
+use popbase_synth::events::EventCounts;
 use popbase_synth::load::StoreSink;
+use popbase_synth::people::IdAllocator;
 use popbase_synth::{CityGenerator, CityParams, CitySummary};
 
 pub fn run(config: &Config, city: &str, persons: u64, seed: u64) -> anyhow::Result<CitySummary> {
     let generator = CityGenerator::new(CityParams::new(city, persons, seed))?;
+    generate(config, vec![generator], persons)
+}
+
+/// `popbase gen --province`: every city of the province (Shandong: 16) into
+/// the one data directory, persons shared out by the cities' weights.
+pub fn run_province(config: &Config, province: &str, persons: u64, seed: u64) -> anyhow::Result<CitySummary> {
+    let cities = popbase_synth::province::plan(province, persons, seed)?;
+    generate(config, cities, persons)
+}
+
+/// Generates `cities` one after another into empty stores (sharing one ID
+/// allocator), then a year of life events in each, and reports what it made.
+fn generate(config: &Config, cities: Vec<CityGenerator>, persons: u64) -> anyhow::Result<CitySummary> {
     let options = StoreOptions {
         durability: Durability::NoWal,
         ..config.store_options()
@@ -27,18 +45,46 @@ pub fn run(config: &Config, city: &str, persons: u64, seed: u64) -> anyhow::Resu
         ProgressStyle::with_template("{spinner} generating [{bar:40}] {human_pos}/{human_len} persons {per_sec} eta {eta}")
             .unwrap_or_else(|_| ProgressStyle::default_bar()),
     );
+    let done_before = Arc::new(AtomicU64::new(0));
     let progress = bar.clone();
-    let mut sink = sink.with_progress(move |n| progress.set_position(n));
+    let before = done_before.clone();
+    let mut sink = sink.with_progress(move |n| progress.set_position(before.load(Ordering::Relaxed) + n));
     let started = Instant::now();
-    let summary = generator.run(&mut sink)?;
+    let mut ids = IdAllocator::default();
+    let mut summary = CitySummary::default();
+    for city in &cities {
+        let made = city.run_sharing(&mut sink, &mut ids)?;
+        done_before.fetch_add(made.registered_persons + made.migrants, Ordering::Relaxed);
+        if cities.len() > 1 {
+            bar.suspend(|| {
+                crate::say::info(&format!(
+                    "popbase: city {}: {} persons ({} registered) at {:.1} s",
+                    city.params().city_code,
+                    made.registered_persons + made.migrants,
+                    made.registered_persons,
+                    started.elapsed().as_secs_f64()
+                ))
+            });
+        }
+        summary.add(&made);
+    }
+    drop(ids);
     bar.finish_and_clear();
     sink.flush().context("flushing the stores")?;
     let loaded = started.elapsed().as_secs_f64();
     // A year of life events through the registry's own code, buffered (the
     // store is flushed at the end) so the statistics have history.
     let registry = sink.registry.clone().with_durability(Durability::Buffered);
-    let params = CityParams::new(city, persons, seed);
-    let year = popbase_synth::events::drive_year(&registry, generator.map(), params.reference_date, seed)?;
+    let mut year = EventCounts::default();
+    for city in &cities {
+        let params = city.params();
+        year.add(&popbase_synth::events::drive_year(
+            &registry,
+            city.map(),
+            params.reference_date,
+            params.seed,
+        )?);
+    }
     crate::say::info(&format!(
         "popbase: a year of life events ({} to {}) in {:.1} s: {} settlements ({} refused), {} rural-to-urban, {} births, {} deaths, {} new collective households",
         year.from.map(|d| d.to_string()).unwrap_or_default(),
@@ -64,7 +110,7 @@ pub fn run(config: &Config, city: &str, persons: u64, seed: u64) -> anyhow::Resu
         summary.feed_records,
         bytes as f64 / (1 << 20) as f64,
     ));
-    tracing::info!(persons, seconds = elapsed, bytes, "city generated");
+    tracing::info!(persons, cities = cities.len(), seconds = elapsed, bytes, "generated");
     Ok(summary)
 }
 

@@ -60,6 +60,24 @@ impl EventCounts {
     pub fn settlements(&self) -> u64 {
         self.settlements_by_path.values().sum()
     }
+
+    /// Adds `other`'s counts (a province's cities into one year); the
+    /// dates span both.
+    pub fn add(&mut self, other: &EventCounts) {
+        self.from = self.from.into_iter().chain(other.from).min();
+        self.to = self.to.into_iter().chain(other.to).max();
+        for (path, n) in &other.settlements_by_path {
+            *self.settlements_by_path.entry(*path).or_default() += n;
+        }
+        for (kind, n) in &other.collectives_by_kind {
+            *self.collectives_by_kind.entry(*kind).or_default() += n;
+        }
+        self.refused_settlements += other.refused_settlements;
+        self.rural_to_urban += other.rural_to_urban;
+        self.births += other.births;
+        self.deaths += other.deaths;
+        self.net_persons += other.net_persons;
+    }
 }
 
 struct Driver<'a> {

@@ -123,6 +123,14 @@ pub struct FeedFactory {
 }
 
 impl FeedFactory {
+    /// Record numbers start after `first - 1`: cities of one province
+    /// generated into the same stores take separate ranges, since a record
+    /// id is the feeds' key.
+    pub fn numbering_from(mut self, first: u64) -> Self {
+        self.next_record = first;
+        self
+    }
+
     pub fn new(map: &CityMap, reference_date: NaiveDate) -> Self {
         let as_of_millis = reference_date.and_time(NaiveTime::MIN).and_utc().timestamp_millis();
         Self {

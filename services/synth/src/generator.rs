@@ -14,6 +14,7 @@ use crate::feeds::{FeedCounts, FeedFactory};
 use crate::geography::CityMap;
 use crate::households::{COLLECTIVE_KINDS, HouseholdBuilder, pick_weighted};
 use crate::migrants::MigrantBuilder;
+use crate::people::IdAllocator;
 
 /// Share of the city's residents registered (户籍) there; the rest live there
 /// with residence registration. Zibo: about 4.2 of 4.7 million.
@@ -43,6 +44,9 @@ pub struct CityParams {
     /// "Today" inside the city: ages, permits and dates are relative to it,
     /// so the same seed gives the same city whenever it is run.
     pub reference_date: NaiveDate,
+    /// The first feed record number (1 for a city alone; a province's
+    /// cities take separate ranges, see [`crate::province`]).
+    pub first_record: u64,
 }
 
 impl CityParams {
@@ -52,6 +56,7 @@ impl CityParams {
             persons,
             seed,
             reference_date: NaiveDate::from_ymd_opt(2026, 6, 30).unwrap_or_default(),
+            first_record: 1,
         }
     }
 }
@@ -81,6 +86,23 @@ pub struct CitySummary {
     pub feeds: FeedCounts,
 }
 
+impl CitySummary {
+    /// Adds `other`'s counts (a province's cities into one summary).
+    pub fn add(&mut self, other: &CitySummary) {
+        self.registered_persons += other.registered_persons;
+        self.family_households += other.family_households;
+        for (kind, n) in &other.collective_households {
+            match self.collective_households.iter_mut().find(|(k, _)| k == kind) {
+                Some((_, total)) => *total += n,
+                None => self.collective_households.push((kind.clone(), *n)),
+            }
+        }
+        self.migrants += other.migrants;
+        self.residence_permits += other.residence_permits;
+        self.feed_records += other.feed_records;
+    }
+}
+
 pub struct CityGenerator {
     params: CityParams,
     map: CityMap,
@@ -88,14 +110,36 @@ pub struct CityGenerator {
 
 impl CityGenerator {
     pub fn new(params: CityParams) -> Result<Self, GenerateError> {
+        Self::check(&params)?;
+        let map = CityMap::load(&params.city_code)?;
+        Self::with_map(params, map)
+    }
+
+    fn check(params: &CityParams) -> Result<(), GenerateError> {
         if params.persons == 0 {
             return Err(GenerateError::Params("persons must be at least 1".into()));
         }
         if params.persons > 50_000_000 {
             return Err(GenerateError::Params("persons above 50 million is not a city".into()));
         }
-        let map = CityMap::load(&params.city_code)?;
+        Ok(())
+    }
+
+    /// A generator for a map already loaded (a province plans its cities'
+    /// shares from their maps, then generates from the same maps).
+    pub fn with_map(params: CityParams, map: CityMap) -> Result<Self, GenerateError> {
+        Self::check(&params)?;
+        if map.city_code != params.city_code {
+            return Err(GenerateError::Params(format!(
+                "the map is of {}, not {}",
+                map.city_code, params.city_code
+            )));
+        }
         Ok(Self { params, map })
+    }
+
+    pub fn params(&self) -> &CityParams {
+        &self.params
     }
 
     pub fn map(&self) -> &CityMap {
@@ -103,11 +147,26 @@ impl CityGenerator {
     }
 
     pub fn run(&self, sink: &mut impl CitySink) -> Result<CitySummary, GenerateError> {
+        self.run_sharing(sink, &mut IdAllocator::default())
+    }
+
+    /// [`CityGenerator::run`], taking ID numbers from `ids`: the cities of
+    /// a province share one allocator, since a migrant born in one city's
+    /// county and living in another must not get the number of someone
+    /// registered where they were born.
+    pub fn run_sharing(&self, sink: &mut impl CitySink, ids: &mut IdAllocator) -> Result<CitySummary, GenerateError> {
+        let mut households = HouseholdBuilder::new(&self.map, self.params.reference_date);
+        std::mem::swap(&mut households.people.ids, ids);
+        let summary = self.generate(sink, &mut households);
+        std::mem::swap(&mut households.people.ids, ids);
+        summary
+    }
+
+    fn generate(&self, sink: &mut impl CitySink, households: &mut HouseholdBuilder<'_>) -> Result<CitySummary, GenerateError> {
         let sink_err = GenerateError::Sink;
         let mut rng = ChaCha8Rng::seed_from_u64(self.params.seed);
-        let mut households = HouseholdBuilder::new(&self.map, self.params.reference_date);
         let mut migrants = MigrantBuilder::default();
-        let mut feeds = FeedFactory::new(&self.map, self.params.reference_date);
+        let mut feeds = FeedFactory::new(&self.map, self.params.reference_date).numbering_from(self.params.first_record);
         let mut summary = CitySummary {
             collective_households: COLLECTIVE_KINDS.iter().map(|(k, _)| (k.as_str_name().to_string(), 0)).collect(),
             ..Default::default()
@@ -152,7 +211,7 @@ impl CityGenerator {
         let mut residents = Vec::with_capacity(CHUNK_HOUSEHOLDS);
         while summary.registered_persons + summary.migrants < self.params.persons {
             let remaining = self.params.persons - summary.registered_persons - summary.migrants;
-            let family = migrants.family(&mut rng, &mut households, remaining);
+            let family = migrants.family(&mut rng, households, remaining);
             feeds.for_migrants(&mut rng, &family, &mut feed_chunk);
             summary.migrants += family.members.len() as u64;
             summary.residence_permits += family.members.iter().map(|m| m.permits.len() as u64).sum::<u64>();

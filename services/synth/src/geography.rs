@@ -120,6 +120,12 @@ impl CityMap {
         })
     }
 
+    /// The city's population weight: its committees' weights summed (a
+    /// province shares its persons out by it).
+    pub fn population_weight(&self) -> u64 {
+        self.cumulative.last().copied().unwrap_or(0)
+    }
+
     /// A committee, weighted by typical population.
     pub fn pick_committee(&self, rng: &mut impl Rng) -> &Committee {
         let total = self.cumulative.last().copied().unwrap_or(1);

@@ -16,6 +16,8 @@
 //! settlements by policy, rural-to-urban moves, new collective households)
 //! through the registry's own life-event code and returns the true counts.
 //!
+//! [`province`] generates every city of a province into the same stores.
+//!
 //! Output goes to a [`CitySink`] in chunks; [`load::StoreSink`] writes them
 //! into the services' stores through the services' own import code.
 
@@ -29,5 +31,6 @@ pub mod load;
 pub mod migrants;
 pub mod names;
 pub mod people;
+pub mod province;
 
 pub use generator::{CityGenerator, CityParams, CitySink, CitySummary, GenerateError};
