@@ -7,10 +7,14 @@
 #
 #   scripts/bench.sh                          # Zibo: 4.7 million persons
 #   PERSONS=200000 DURATION=20 scripts/bench.sh
+#   FULL=1 scripts/bench.sh                   # then the whole-city lists and the feed refresh
 #
 # Needs root for apt-get (PostgreSQL, when missing) and to run PostgreSQL
-# as its own user. At Zibo's size it takes about 25 minutes on 2 cores
-# (the city is generated once, about 2 minutes, and cached).
+# as its own user. At Zibo's size it takes about 6 minutes on 2 cores once
+# the city is generated (about 2.5 minutes, then cached); FULL=1 adds
+# scripts/bench/lists.sh and scripts/bench/feeds.sh (3 rounds each, about
+# 35 minutes more), their tables in lists.md and feeds.md beside
+# comparison.md.
 set -euo pipefail
 root="$(cd "$(dirname "$0")/.." && pwd)"
 cd "$root"
@@ -203,3 +207,9 @@ cmp() { "$bin/popbase-loadtest" compare "$@"; }
   cmp "$out/duckdb-parquet.json" "$out/popbase-parquet.json"
 } >"$out/comparison.md"
 cat "$out/comparison.md"
+if [ "${FULL:-0}" = 1 ]; then
+  # They start their own servers and PostgreSQL (the same directory and port).
+  stop_all
+  BENCH_OUT="$out/lists" PERSONS="$persons" ROUNDS=3 scripts/bench/lists.sh | tee "$out/lists.md"
+  BENCH_OUT="$out/feeds" PERSONS="$persons" ROUNDS=3 scripts/bench/feeds.sh | tee "$out/feeds.md"
+fi
