@@ -43,7 +43,7 @@ serve_city() {
   pid=$!
   served="$out/$tag.out"
   if [ -n "${cgroup:-}" ]; then echo "$pid" >"$cgroup/cgroup.procs"; fi
-  for _ in $(seq 1 600); do grep -q '^popbase ready' "$served" && break; sleep 0.1; done
+  for _ in $(seq 1 600); do grep -qs '^popbase ready' "$served" && break; sleep 0.1; done
 }
 addr() { sed -n "s/^popbase serving role=$1 addr=//p" "$served"; }
 stop() { if [ -n "$pid" ]; then kill "$pid" 2>/dev/null || true; wait "$pid" 2>/dev/null || true; pid=""; fi; }

@@ -45,7 +45,7 @@ start() {
   env "${envs[@]}" "$server" --data "$work" serve "$@" --metrics-addr 127.0.0.1:0 >"$log.out" 2>"$log.err" &
   pids+=($!)
   for _ in $(seq 1 600); do
-    grep -q '^popbase ready' "$log.out" && return 0
+    grep -qs '^popbase ready' "$log.out" && return 0
     kill -0 "${pids[-1]}" 2>/dev/null || { cat "$log.err" >&2; exit 1; }
     sleep 0.1
   done
