@@ -62,8 +62,11 @@ demo=$!
 pgdir=/tmp/popbase-bench-pg
 pgbin=""
 stop_all() {
-  kill "$demo" 2>/dev/null || true
-  wait "$demo" 2>/dev/null || true
+  if [ -n "$demo" ]; then
+    kill "$demo" 2>/dev/null || true
+    wait "$demo" 2>/dev/null || true
+    demo=""
+  fi
   if [ -n "$pgbin" ] && [ -d "$pgdir/data" ]; then
     runuser -u postgres -- "$pgbin/pg_ctl" -D "$pgdir/data" -m fast stop >/dev/null 2>&1 || true
   fi
@@ -118,6 +121,7 @@ py timed popbase parquet-export "$rows" "$elapsed" "$out/popbase-parquet.json" "
 # Last, since it changes the city: births and deaths at a police counter.
 lt --warmup "$warmup" --scenario events --concurrency 16 --subjects 300000 --out "$out/popbase-events.json" >/dev/null
 kill "$demo"; wait "$demo" 2>/dev/null || true
+demo=""
 rm -rf "$data"
 
 echo "bench: postgresql"

@@ -41,6 +41,22 @@ pub struct FeedCounts {
     pub superseded: u64,
 }
 
+impl FeedCounts {
+    /// Adds `other`'s counts (a province's cities into one summary).
+    pub fn add(&mut self, other: &FeedCounts) {
+        self.insured += other.insured;
+        self.uninsured += other.uninsured;
+        self.pensions += other.pensions;
+        self.students += other.students;
+        self.schools += other.schools;
+        self.birth_certificates += other.birth_certificates;
+        self.marriages += other.marriages;
+        self.divorces += other.divorces;
+        self.housing += other.housing;
+        self.superseded += other.superseded;
+    }
+}
+
 /// Schools per street: one or two primary schools splitting the street's
 /// committees into districts, and one junior secondary school for the street.
 pub struct Schools {

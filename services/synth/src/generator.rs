@@ -47,6 +47,9 @@ pub struct CityParams {
     /// The first feed record number (1 for a city alone; a province's
     /// cities take separate ranges, see [`crate::province`]).
     pub first_record: u64,
+    /// Generated as one city of a province (see [`crate::province`]):
+    /// migrants then come from outside the province only.
+    pub in_province: bool,
 }
 
 impl CityParams {
@@ -57,6 +60,7 @@ impl CityParams {
             seed,
             reference_date: NaiveDate::from_ymd_opt(2026, 6, 30).unwrap_or_default(),
             first_record: 1,
+            in_province: false,
         }
     }
 }
@@ -100,6 +104,7 @@ impl CitySummary {
         self.migrants += other.migrants;
         self.residence_permits += other.residence_permits;
         self.feed_records += other.feed_records;
+        self.feeds.add(&other.feeds);
     }
 }
 
@@ -165,7 +170,11 @@ impl CityGenerator {
     fn generate(&self, sink: &mut impl CitySink, households: &mut HouseholdBuilder<'_>) -> Result<CitySummary, GenerateError> {
         let sink_err = GenerateError::Sink;
         let mut rng = ChaCha8Rng::seed_from_u64(self.params.seed);
-        let mut migrants = MigrantBuilder::default();
+        let mut migrants = if self.params.in_province {
+            MigrantBuilder::default().outside_province_only()
+        } else {
+            MigrantBuilder::default()
+        };
         let mut feeds = FeedFactory::new(&self.map, self.params.reference_date).numbering_from(self.params.first_record);
         let mut summary = CitySummary {
             collective_households: COLLECTIVE_KINDS.iter().map(|(k, _)| (k.as_str_name().to_string(), 0)).collect(),

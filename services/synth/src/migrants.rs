@@ -32,15 +32,30 @@ pub struct MigrantFamily {
 
 pub struct MigrantBuilder {
     next_permit: u64,
+    /// Hukou (and so ID numbers) only in other provinces: set when the city
+    /// is generated as one of a province's, whose every county then has a
+    /// registry of its own (see [`crate::province`]).
+    outside_province_only: bool,
 }
 
 impl Default for MigrantBuilder {
     fn default() -> Self {
-        Self { next_permit: 1 }
+        Self {
+            next_permit: 1,
+            outside_province_only: false,
+        }
     }
 }
 
 impl MigrantBuilder {
+    /// Migrants whose hukou lies outside the province: a province's cities
+    /// register every county of it, and a life event's new ID number is
+    /// checked free against the registry only, not the residence store.
+    pub fn outside_province_only(mut self) -> Self {
+        self.outside_province_only = true;
+        self
+    }
+
     /// One non-registered family of at most `at_most` persons (the city's
     /// remaining head count, so the total comes out exact).
     pub fn family(&mut self, rng: &mut impl Rng, households: &mut HouseholdBuilder<'_>, at_most: u64) -> MigrantFamily {
@@ -53,7 +68,8 @@ impl MigrantBuilder {
         }
         .clone();
         let address = HouseholdBuilder::address(rng, &committee);
-        let hukou = if rng.random_bool(0.45) {
+        let in_province = rng.random_bool(0.45);
+        let hukou = if in_province && !self.outside_province_only {
             map.pick_province_county(rng)
         } else {
             map.pick_other_province_county(rng)

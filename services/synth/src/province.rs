@@ -10,10 +10,12 @@
 //! ([`CityGenerator::run_sharing`]); feed record numbers get a range per city
 //! ([`RECORDS_PER_CITY`]).
 //!
-//! What a province of separately generated cities does not model: a migrant
-//! living in one city and born in another city's county is a person of the
-//! residence registration only, not also someone registered where they were
-//! born, as they would be in life.
+//! What a province of separately generated cities does not model: people
+//! moving between its cities. A city's migrants come from other provinces
+//! only ([`crate::migrants::MigrantBuilder::outside_province_only`]); one
+//! registered in a Shandong county would have to be in that county's
+//! registry too, and a birth there, checked free against the registry
+//! alone, could take their number.
 
 use crate::generator::{CityGenerator, CityParams, GenerateError};
 use crate::geography::CityMap;
@@ -55,34 +57,31 @@ pub fn plan(province: &str, persons: u64, seed: u64) -> Result<Vec<CityGenerator
         .map(|(i, (map, persons))| {
             let mut params = CityParams::new(&map.city_code, persons, seed.wrapping_add(i as u64));
             params.first_record = 1 + (i as u64 + 1) * RECORDS_PER_CITY;
+            params.in_province = true;
             CityGenerator::with_map(params, map)
         })
         .collect()
 }
 
-/// `total` shared out in proportion to `weights` (largest remainders), each
-/// share at least 1 when `total` allows.
+/// `total` shared out in proportion to `weights`: one each first, the
+/// rest by weight (largest remainders). Sums to `total` when `total` is at
+/// least the number of weights (the caller checks).
 fn share_out(total: u64, weights: &[u64]) -> Vec<u64> {
+    let rest = total.saturating_sub(weights.len() as u64);
     let sum: u128 = weights.iter().map(|&w| u128::from(w.max(1))).sum();
     let exact: Vec<(u64, u128)> = weights
         .iter()
         .map(|&w| {
-            let scaled = u128::from(total) * u128::from(w.max(1));
+            let scaled = u128::from(rest) * u128::from(w.max(1));
             ((scaled / sum) as u64, scaled % sum)
         })
         .collect();
-    let mut shares: Vec<u64> = exact.iter().map(|(share, _)| (*share).max(1)).collect();
+    let mut shares: Vec<u64> = exact.iter().map(|(share, _)| share + 1).collect();
+    let short = rest - exact.iter().map(|(share, _)| share).sum::<u64>();
     let mut order: Vec<usize> = (0..weights.len()).collect();
     order.sort_by(|&a, &b| exact[b].1.cmp(&exact[a].1).then(a.cmp(&b)));
-    let mut given: u64 = shares.iter().sum();
-    for &i in order.iter().cycle().take(weights.len() * 2) {
-        if given < total {
-            shares[i] += 1;
-            given += 1;
-        } else if given > total && shares[i] > 1 {
-            shares[i] -= 1;
-            given -= 1;
-        }
+    for &i in order.iter().take(short as usize) {
+        shares[i] += 1;
     }
     shares
 }
@@ -94,10 +93,18 @@ mod tests {
     #[test]
     fn shares_add_up_and_follow_the_weights() {
         assert_eq!(share_out(10, &[1, 1]), [5, 5]);
-        assert_eq!(share_out(10, &[3, 1]), [8, 2]);
-        assert_eq!(share_out(7, &[1, 1, 1]).iter().sum::<u64>(), 7);
+        assert_eq!(share_out(10, &[3, 1]), [7, 3]);
         assert_eq!(share_out(3, &[1000, 1, 1]), [1, 1, 1], "every city gets someone");
         assert_eq!(share_out(101_000_000, &[5, 3, 2]), [50_500_000, 30_300_000, 20_200_000]);
+        let mut skewed = vec![1_000_000];
+        skewed.extend([1; 15]);
+        for total in [16, 17, 30, 1_000, 1_000_003] {
+            for weights in [&skewed[..], &[1, 1, 1], &[7, 0, 3], &[u64::MAX / 4, 1]] {
+                let shares = share_out(total, weights);
+                assert_eq!(shares.iter().sum::<u64>(), total, "{total} over {weights:?}: {shares:?}");
+                assert!(shares.iter().all(|&s| s >= 1), "{total} over {weights:?}: {shares:?}");
+            }
+        }
     }
 
     #[test]

@@ -12,6 +12,8 @@ use popbase_synth::{CityGenerator, CityParams, CitySink, province};
 #[derive(Default)]
 struct Keys {
     id_numbers: Vec<String>,
+    /// Of the residence registration only (migrants).
+    migrant_id_numbers: Vec<String>,
     /// One set per city run (a record's earlier versions share its id).
     record_ids: Vec<HashSet<String>>,
 }
@@ -35,7 +37,9 @@ impl CitySink for Keys {
         Ok(())
     }
     fn residents(&mut self, chunk: Vec<ResidentRecords>) -> Result<(), String> {
-        self.id_numbers.extend(chunk.into_iter().map(|r| r.registration.id_number));
+        let ids: Vec<String> = chunk.into_iter().map(|r| r.registration.id_number).collect();
+        self.migrant_id_numbers.extend(ids.iter().cloned());
+        self.id_numbers.extend(ids);
         Ok(())
     }
     fn feeds(&mut self, chunk: Vec<FeedRecord>) -> Result<(), String> {
@@ -99,4 +103,9 @@ fn a_small_shandong_holds_every_city_once() {
     assert_eq!(keys.id_numbers.len(), 16_000);
     assert_eq!(duplicates(&keys.id_numbers), 0);
     assert_eq!(keys.shared_record_ids(), 0);
+    // A birth in the province takes the first number its registry does not
+    // hold; a migrant's number from a province county could be that one.
+    assert!(!keys.migrant_id_numbers.is_empty());
+    let in_province: Vec<&String> = keys.migrant_id_numbers.iter().filter(|id| id.starts_with("37")).collect();
+    assert!(in_province.is_empty(), "{} migrants registered in Shandong", in_province.len());
 }
