@@ -272,20 +272,10 @@ impl Store {
         } else {
             HashSet::new()
         };
-        let absent_before: Vec<bool> = batch
-            .ops
-            .iter()
-            .map(|op| match op {
-                // A key with the commit's sequence appended is new by construction.
-                Op::Put { append_seq: true, .. } => true,
-                Op::Put { cf, key, .. } | Op::Delete { cf, key } => known_absent.contains(&(*cf, key.as_slice())),
-            })
-            .collect();
-        drop(known_absent);
         let mut write = WriteBatch::default();
         let mut changes = Vec::with_capacity(batch.ops.len());
         let mut written = Vec::with_capacity(batch.ops.len());
-        for (op, absent_before) in batch.ops.into_iter().zip(absent_before) {
+        for op in batch.ops {
             match op {
                 Op::Put {
                     cf,
@@ -293,6 +283,8 @@ impl Store {
                     payload,
                     append_seq,
                 } => {
+                    // A key with the commit's sequence appended is new by construction.
+                    let absent_before = append_seq || known_absent.contains(&(cf, key.as_slice()));
                     if append_seq {
                         key.extend_from_slice(&seq.to_be_bytes());
                     }
@@ -322,7 +314,7 @@ impl Store {
                 Op::Delete { cf, key } => {
                     written.push(recent.hash(cf, &key));
                     let handle = self.cf(cf)?;
-                    let before = if batch.record_values {
+                    let before = if batch.record_values && !known_absent.contains(&(cf, key.as_slice())) {
                         self.current_payload(cf, &key)?
                     } else {
                         None

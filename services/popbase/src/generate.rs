@@ -68,6 +68,8 @@ fn generate(config: &Config, cities: Vec<CityGenerator>, persons: u64) -> anyhow
         }
         summary.add(&made);
     }
+    // Every number given out is in the stores now; the events year asks
+    // the registry, and a province's allocator is hundreds of megabytes.
     drop(ids);
     bar.finish_and_clear();
     sink.flush().context("flushing the stores")?;

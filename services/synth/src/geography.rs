@@ -128,7 +128,7 @@ impl CityMap {
 
     /// A committee, weighted by typical population.
     pub fn pick_committee(&self, rng: &mut impl Rng) -> &Committee {
-        let total = self.cumulative.last().copied().unwrap_or(1);
+        let total = self.population_weight().max(1);
         let pick = rng.random_range(0..total);
         let index = self.cumulative.partition_point(|&c| c <= pick);
         &self.committees[index.min(self.committees.len() - 1)]

@@ -18,8 +18,7 @@ impl Registry {
         unit_name: &str,
         address: &Address,
     ) -> ServiceResult<Receipt> {
-        // Every version this event expects is read after this sequence.
-        let read_at = self.store().last_seq();
+        let read_at = self.read_sequence();
         if matches!(kind, HouseholdKind::Family | HouseholdKind::Unspecified) {
             return Err(ServiceError::invalid("kind", "must be a COLLECTIVE_* kind"));
         }
@@ -58,8 +57,7 @@ impl Registry {
         new_head_id: &str,
         overrides: &[(String, Relationship)],
     ) -> ServiceResult<Receipt> {
-        // Every version this event expects is read after this sequence.
-        let read_at = self.store().last_seq();
+        let read_at = self.read_sequence();
         let household = self.require_household("household_id", household_id)?;
         if household.value.kind != HouseholdKind::Family as i32 {
             return Err(ServiceError::precondition("household_id", "a collective household has no head"));
@@ -112,8 +110,7 @@ impl Registry {
 
     /// 住址变动 of a household and all its members, within its county.
     pub fn change_address(&self, context: &EventContext, household_id: &str, address: &Address) -> ServiceResult<Receipt> {
-        // Every version this event expects is read after this sequence.
-        let read_at = self.store().last_seq();
+        let read_at = self.read_sequence();
         let household = self.require_household("household_id", household_id)?;
         if !household_id.starts_with(&address.committee_code[..6]) {
             return Err(ServiceError::precondition(
@@ -153,8 +150,7 @@ impl Registry {
     /// 颁发家庭居民户口簿 (Zibo item 5): members of a collective household who
     /// are family according to the registry get a family book.
     pub fn issue_family_book(&self, context: &EventContext, household_id: &str, member_ids: &[String]) -> ServiceResult<Receipt> {
-        // Every version this event expects is read after this sequence.
-        let read_at = self.store().last_seq();
+        let read_at = self.read_sequence();
         let household = self.require_household("household_id", household_id)?;
         if household.value.kind == HouseholdKind::Family as i32 {
             return Err(ServiceError::precondition(

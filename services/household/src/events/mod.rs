@@ -125,6 +125,13 @@ impl Registry {
         Ok(None)
     }
 
+    /// The store's sequence, taken as an event's first step: every version
+    /// the event then reads and expects is at least this new (see
+    /// [`event_batch`]).
+    fn read_sequence(&self) -> u64 {
+        self.store().last_seq()
+    }
+
     /// A fresh household number in `county`, reserved in `batch`.
     pub(crate) fn new_household_id(&self, batch: &mut Batch, county: &str) -> ServiceResult<String> {
         let key = tables::counter_key(&format!("household:{county}"));

@@ -47,8 +47,7 @@ impl Registry {
     /// 出生登记: a new ID number in the household's county, the child in a
     /// parent's household, and the parents recorded on the child.
     pub fn register_birth(&self, context: &EventContext, birth: &Birth) -> ServiceResult<Receipt> {
-        // Every version this event expects is read after this sequence.
-        let read_at = self.store().last_seq();
+        let read_at = self.read_sequence();
         let mut parents = Vec::new();
         for (field, parent) in [("mother_id_number", &birth.mother), ("father_id_number", &birth.father)] {
             if let Some(id) = parent {
@@ -165,8 +164,7 @@ impl Registry {
 
     /// 死亡注销.
     pub fn register_death(&self, context: &EventContext, id: &IdNumber) -> ServiceResult<Receipt> {
-        // Every version this event expects is read after this sequence.
-        let read_at = self.store().last_seq();
+        let read_at = self.read_sequence();
         let person = self.require_active_person("id_number", id.as_str())?;
         let mut batch = event_batch(context, EventKind::Death, read_at);
         let closed = self.leave_household(&mut batch, "id_number", &person.value, context.on, true)?;
@@ -188,8 +186,7 @@ impl Registry {
 
     /// 迁出 out of the city (or abroad, or into the army).
     pub fn move_out(&self, context: &EventContext, id: &IdNumber, reason: MoveOutReason, to_code: &str) -> ServiceResult<Receipt> {
-        // Every version this event expects is read after this sequence.
-        let read_at = self.store().last_seq();
+        let read_at = self.read_sequence();
         if reason == MoveOutReason::Death {
             return Err(ServiceError::invalid("reason", "a death is registered with RegisterDeath"));
         }
@@ -219,8 +216,7 @@ impl Registry {
 
     /// 市内通迁 or a move between households of the same county.
     pub fn move_person(&self, context: &EventContext, id: &IdNumber, target: &MoveTarget, kind: MoveKind) -> ServiceResult<Receipt> {
-        // Every version this event expects is read after this sequence.
-        let read_at = self.store().last_seq();
+        let read_at = self.read_sequence();
         let person = self.require_active_person("id_number", id.as_str())?;
         let from_county = person.value.household_id.get(..6).unwrap_or_default().to_string();
         let mut batch = event_batch(
@@ -334,8 +330,7 @@ impl Registry {
         rule_id: &str,
         arriving: Option<&Person>,
     ) -> ServiceResult<Receipt> {
-        // Every version this event expects is read after this sequence.
-        let read_at = self.store().last_seq();
+        let read_at = self.read_sequence();
         let policy = policies.in_force(policy_id, &application.target.committee_code, application.on, "application.")?;
         let evaluation = settlement::evaluate(self, policy, application)?;
         let chosen = match rule_id {
