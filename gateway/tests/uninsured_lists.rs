@@ -392,3 +392,68 @@ async fn codes_outside_the_city_or_of_no_level_are_refused() {
     }
     p.stop().await;
 }
+
+/// Calls of `method` the roles have answered so far.
+fn answered(p: &Platform, method: &str) -> u64 {
+    let scraped = p.metrics.render();
+    let lines = scraped
+        .lines()
+        .filter(|l| l.starts_with("popbase_grpc_requests_total{") && l.contains(method));
+    lines.filter_map(|l| l.rsplit(' ').next()?.parse::<u64>().ok()).sum()
+}
+
+/// Counties asked together share one read of the feeds' insured: the first
+/// three of eight (less than half a city's weight) look their residents up
+/// one by one, the fourth begins a read and the rest join it; while the
+/// read is held, a city list joins it too. Every list names the same
+/// residents whichever way it took the insured out.
+#[tokio::test]
+async fn counties_asked_together_share_one_read_of_the_insured() {
+    const STREAM_INSURED: &str = "/popbase.feeds.v1.Feeds/StreamInsured";
+    const CHECK_INSURANCE: &str = "/popbase.feeds.v1.Feeds/CheckInsurance";
+    let p = support::start_configured("mtls", |config| config.limits.max_city_lists = 2).await;
+    let (uninsured, insured) = add_residents(&p).await;
+    // Enough residents that a list whose reader takes nothing more holds
+    // its place and its read while it waits.
+    add_uninsured(&p, 10_000);
+    let gap = InsuranceGapRequest {
+        purpose: "RESIDENT_INSURANCE_ENROLLMENT_DRIVE".into(),
+        division_code: "370303".into(),
+    };
+    let (reads_before, checks_before) = (answered(&p, STREAM_INSURED), answered(&p, CHECK_INSURANCE));
+    let mut open = Vec::new();
+    for n in 1..=8 {
+        // A connection each (as eight county offices would have): a list
+        // left unread holds its connection's flow-control window.
+        let mut insurance = MedicalInsuranceClient::new(p.department("medical-insurance.dept.popbase").await);
+        let mut county = insurance.insurance_gap(gap.clone()).await.expect("authorised").into_inner();
+        let first = county.next().await.expect("a resident").expect("listed");
+        open.push((first, county));
+        let reads = answered(&p, STREAM_INSURED) - reads_before;
+        assert_eq!(reads, u64::from(n >= 4), "after county list {n}");
+    }
+    let checks = answered(&p, CHECK_INSURANCE) - checks_before;
+    assert!(checks >= 3, "the first three looked their residents up: {checks} checks");
+    // A city list while the read is held joins it rather than reading again.
+    let city = list(&p, "3703").await;
+    assert_eq!(answered(&p, STREAM_INSURED) - reads_before, 1, "one read for nine lists");
+    let listed = ids(&city);
+    assert!(uninsured.iter().all(|id| listed.contains(id)) && insured.iter().all(|id| !listed.contains(id)));
+
+    let mut whole = Vec::new();
+    for (first, mut county) in open {
+        let mut listed = vec![first];
+        while let Some(resident) = county.next().await {
+            listed.push(resident.expect("resident"));
+        }
+        whole.push(ids(&listed));
+    }
+    assert!(city.iter().all(|r| r.committee_code.len() == 12), "committees released");
+    let in_county = city.iter().filter(|r| r.committee_code.starts_with("370303"));
+    let county: BTreeSet<String> = in_county.map(|r| r.id_number.clone()).collect();
+    assert!(county.len() > 40_000, "{}", county.len());
+    for (n, listed) in whole.iter().enumerate() {
+        assert_eq!(listed, &county, "county list {} (looked up or from the read)", n + 1);
+    }
+    p.stop().await;
+}

@@ -3,14 +3,12 @@
 use std::sync::Arc;
 
 use futures::StreamExt;
-use popbase_common::load_shed::overloaded;
 use popbase_proto::gateway::locality_server::{Locality, LocalityServer};
 use popbase_proto::gateway::medical_insurance_server::{MedicalInsurance, MedicalInsuranceServer};
 use popbase_proto::gateway::persons_server::{Persons, PersonsServer};
 use popbase_proto::gateway::{
     EmployerLocalityRequest, EmployerLocalityResponse, InsuranceGapRequest, PersonSummaryRequest, PersonSummaryResponse, UninsuredResident,
 };
-use tokio::sync::Semaphore;
 use tonic::{Request, Response, Status};
 
 use super::lists::{Listed, answer_list};
@@ -24,9 +22,8 @@ use crate::sources::Sources;
 pub struct DepartmentServices {
     gate: Arc<Gate>,
     sources: Sources,
-    /// Places for whole-city lists on this replica (`limits.max_city_lists`).
-    city_lists: Arc<Semaphore>,
-    max_city_lists: usize,
+    /// This replica's uninsured lists in flight (`limits.max_city_lists`).
+    lists: insurance::ListsInFlight,
 }
 
 impl DepartmentServices {
@@ -34,8 +31,7 @@ impl DepartmentServices {
         Self {
             gate,
             sources,
-            city_lists: Arc::new(Semaphore::new(max_city_lists * insurance::CITY_PLACES as usize)),
-            max_city_lists,
+            lists: insurance::ListsInFlight::new(max_city_lists),
         }
     }
 
@@ -61,7 +57,7 @@ impl MedicalInsurance for DepartmentServices {
     async fn insurance_gap(&self, request: Request<InsuranceGapRequest>) -> Result<Response<Self::InsuranceGapStream>, Status> {
         let city = self.gate.catalogue().city.clone();
         let sources = self.sources.clone();
-        let (city_lists, max_city_lists) = (Arc::clone(&self.city_lists), self.max_city_lists);
+        let lists = self.lists.clone();
         let list = answer_list(
             &self.gate,
             request,
@@ -69,21 +65,12 @@ impl MedicalInsurance for DepartmentServices {
             |r| &r.purpose,
             |r| insurance::validate(r, &city),
             |division| {
-                // A whole city's list holds some 125 MB while it is found,
-                // a county's about a tenth. Places are taken once the call
-                // is authorised, so a caller that may not ask cannot crowd
-                // out one that may.
-                let place = match insurance::places_of(&division) {
-                    0 => None,
-                    places => match city_lists.try_acquire_many_owned(places) {
-                        Ok(place) => Some(place),
-                        Err(_) => {
-                            let full = overloaded("whole-city lists", max_city_lists);
-                            return futures::stream::once(futures::future::ready(Err(full))).left_stream();
-                        }
-                    },
-                };
-                insurance::gap(sources, division, today(), place).right_stream()
+                // Places are taken once the call is authorised, so a caller
+                // that may not ask cannot crowd out one that may.
+                match lists.admit(&division) {
+                    Ok(admitted) => insurance::gap(sources, lists, division, today(), admitted).right_stream(),
+                    Err(full) => futures::stream::once(futures::future::ready(Err(full))).left_stream(),
+                }
             },
         )
         .await?;

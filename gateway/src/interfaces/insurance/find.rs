@@ -3,13 +3,15 @@
 //! 1. At once: the registry's persons of the division
 //!    (`StreamPersonIds`), the residence service's permit holders who
 //!    qualify for resident insurance today (`StreamPermitHolderIds`), and,
-//!    for a whole city, everyone the feeds hold insured (`StreamInsured`).
-//!    All packed, eight bytes each: at most the city's four million ID
-//!    numbers and its insured set (about 100 MB at Zibo's size) are held,
-//!    for the length of one list.
-//! 2. The insured are taken out: against the insured set for a city, by
-//!    `CheckInsurance` 10,000 at a time for a county or smaller (a set of
-//!    the whole city would cost more than the look-ups).
+//!    for a whole city or counties asked together, everyone the feeds hold
+//!    insured (`StreamInsured`, one read shared by the lists found
+//!    together; see `insured_reads`). All packed, eight bytes each: at
+//!    most the city's four million ID numbers and its insured set (about
+//!    100 MB at Zibo's size) are held, for the length of one list.
+//! 2. The insured are taken out: against the insured set when there is
+//!    one to share, otherwise by `CheckInsurance` 10,000 at a time (for a
+//!    county asked alone, a read of the whole city's insured would cost
+//!    more than its look-ups).
 //! 3. The rest are read whole, [`PART`] at a time with [`READS_IN_FLIGHT`]
 //!    batches in flight, and handed on as parts.
 
@@ -30,6 +32,7 @@ use popbase_proto::household::{GetPersonsRequest, Person, PersonView, Registrati
 use popbase_proto::residence::{GetRegistrationsRequest, RegistrationState, ResidenceRegistration, StreamPermitHolderIdsRequest};
 
 use super::PART;
+use super::insured_reads::InsuredReads;
 use super::insured_set::InsuredSet;
 use super::parts::Parts;
 use crate::calls::{PermitCalls, RegistryCalls};
@@ -37,9 +40,6 @@ use crate::sources::{Sources, upstream};
 
 /// Batches of persons (or of insurance checks) asked at once.
 const READS_IN_FLIGHT: usize = 2;
-/// Codes of at most this many digits (a whole city) are compared against
-/// the feeds' insured set.
-pub const WHOLE_CITY_DIGITS: usize = 4;
 
 const REGISTRY: &str = "the household registry";
 const RESIDENCE: &str = "the residence service";
@@ -47,7 +47,16 @@ const FEEDS: &str = "the feeds service";
 
 /// Finds the uninsured of `division` on `today` and hands them to `parts`,
 /// registered persons (committee order) first, then permit holders.
-pub async fn find(sources: &Sources, division: &str, today: NaiveDate, parts: &mut Parts) -> ServiceResult<()> {
+/// `begins_read`: the list may begin a read of the insured (a whole city,
+/// or a county among others); any list joins one another has begun.
+pub async fn find(
+    sources: &Sources,
+    reads: &InsuredReads,
+    begins_read: bool,
+    division: &str,
+    today: NaiveDate,
+    parts: &mut Parts,
+) -> ServiceResult<()> {
     let started = Instant::now();
     let persons = async {
         let stream = sources
@@ -70,25 +79,32 @@ pub async fn find(sources: &Sources, division: &str, today: NaiveDate, parts: &m
             .map_err(|s| upstream(RESIDENCE, s))?;
         all_ids(stream, RESIDENCE).await
     };
+    let stream_insured = || async {
+        let stream = sources.feeds.stream_insured(StreamInsuredRequest {}).await;
+        stream.map_err(|s| upstream(FEEDS, s))
+    };
+    let early = if begins_read { reads.join_or_begin() } else { reads.current() };
     let insured = async {
-        if !super::is_whole_city(division) {
-            return Ok(None);
+        match &early {
+            Some(read) => read.set(stream_insured).await.map(Some),
+            None => Ok(None),
         }
-        let stream = sources
-            .feeds
-            .stream_insured(StreamInsuredRequest {})
-            .await
-            .map_err(|s| upstream(FEEDS, s))?;
-        InsuredSet::read(stream).await.map(Some)
     };
     let (persons, holders, insured) = futures::future::try_join3(persons, holders, insured).await?;
+    // A county that asked alone joins a read begun by the counties that
+    // came after it while its numbers were being listed.
+    let late = if insured.is_none() { reads.current() } else { None };
+    let insured = match (&late, insured) {
+        (Some(read), None) => Some(read.set(stream_insured).await?),
+        (_, insured) => insured,
+    };
     let listed_ms = started.elapsed().as_millis();
 
-    let uninsured = uninsured_of(sources, persons, REGISTRY, insured.as_ref()).await?;
+    let uninsured = uninsured_of(sources, persons, REGISTRY, insured).await?;
     read_whole(Persons(sources.registry.clone()), uninsured, parts).await?;
     let registered = parts.found;
-    let uninsured = uninsured_of(sources, holders, RESIDENCE, insured.as_ref()).await?;
-    let insured_held = insured.map_or(0, |set| set.len());
+    let uninsured = uninsured_of(sources, holders, RESIDENCE, insured).await?;
+    let insured_held = insured.map_or(0, InsuredSet::len);
     read_whole(Holders(sources.permits.clone()), uninsured, parts).await?;
     // Counts and times only: no person in the log.
     tracing::info!(

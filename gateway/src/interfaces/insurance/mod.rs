@@ -10,8 +10,10 @@
 //! registered persons in committee order first, then permit holders.
 
 mod find;
+mod insured_reads;
 mod insured_set;
 mod parts;
+mod places;
 
 use std::collections::BTreeSet;
 
@@ -20,37 +22,19 @@ use futures::Stream;
 use popbase_common::{ServiceError, ServiceResult, validate};
 use popbase_domain::mask::mask_id_number;
 use popbase_proto::gateway::{InsuranceGapRequest, UninsuredResident};
-use tokio::sync::{OwnedSemaphorePermit, mpsc};
+use tokio::sync::mpsc;
 
 use crate::gate::{Minimise, Release};
 use crate::grpc::lists::Part;
 use crate::sources::Sources;
 use parts::Parts;
+pub use places::{Admitted, CITY_PLACES, ListsInFlight, is_whole_city, places_of};
 
 /// Residents per audited part, and per batch of persons read.
 pub const PART: usize = 1000;
 /// Longest a list may take to be found (a whole city takes seconds; a
 /// province's would take minutes), whatever its sources still send.
 const FIND_DEADLINE: std::time::Duration = std::time::Duration::from_secs(600);
-
-/// Places a whole city's list takes among `limits.max_city_lists` × this:
-/// a county's takes one, so eight counties at once weigh as one city.
-pub const CITY_PLACES: u32 = 8;
-
-/// The places a list of `division` takes while it is found: a whole city
-/// [`CITY_PLACES`], a county one, a street or committee none.
-pub fn places_of(division: &str) -> u32 {
-    match division.len() {
-        n if n <= find::WHOLE_CITY_DIGITS => CITY_PLACES,
-        6 => 1,
-        _ => 0,
-    }
-}
-
-/// Whether `division` is a whole city (compared against the insured set).
-pub fn is_whole_city(division: &str) -> bool {
-    division.len() <= find::WHOLE_CITY_DIGITS
-}
 
 /// The division asked about, checked to lie in the platform's city.
 pub fn validate(request: &InsuranceGapRequest, city: &str) -> ServiceResult<String> {
@@ -70,21 +54,22 @@ pub fn validate(request: &InsuranceGapRequest, city: &str) -> ServiceResult<Stri
 
 /// Everyone in `division` without active medical insurance on `today`,
 /// registered first, in parts. A source that fails ends the parts with its
-/// error; a reader that goes away stops the search. `place` (a whole
-/// city's place among `limits.max_city_lists`) is held until the list is
-/// found: that is while it holds the city's ID numbers and its insured.
+/// error; a reader that goes away stops the search. The list's place
+/// (`admitted`, see `places`) is held until it is found: that is while it
+/// holds the division's ID numbers and its share of a read of the insured.
 pub fn gap(
     sources: Sources,
+    lists: ListsInFlight,
     division: String,
     today: NaiveDate,
-    place: Option<OwnedSemaphorePermit>,
+    admitted: Admitted,
 ) -> impl Stream<Item = ServiceResult<Part<UninsuredResident>>> + Send + 'static {
     let (sender, receiver) = mpsc::channel(2);
     tokio::spawn(async move {
-        let _place = place;
+        let _place = admitted.place;
         let mut parts = Parts::new(sender.clone());
         let found = async {
-            find::find(&sources, &division, today, &mut parts).await?;
+            find::find(&sources, &lists.reads, admitted.begins_read, &division, today, &mut parts).await?;
             parts.finish().await
         };
         let outcome = tokio::select! {
