@@ -14,6 +14,7 @@ use popbase_storage::{Read, StorageResult};
 
 use crate::Permits;
 use crate::entitlements::valid_on;
+use crate::holder_sets::ValidHolders;
 use crate::tables::{self, PERMITS, REGISTRATIONS_BY_COMMITTEE};
 
 /// Divisions of at most this many digits (a county or larger) are answered
@@ -26,16 +27,20 @@ pub fn scans_permits(division_code: &str) -> bool {
     division_code.len() <= SCAN_PERMITS_UP_TO_DIGITS
 }
 
-/// Everyone holding a permit valid on `on`, from one pass over every permit.
-pub fn valid_holders(permits: &Permits, on: NaiveDate) -> StorageResult<HashSet<String>> {
-    let mut holding = HashSet::new();
-    permits.store().bulk_rows(&PERMITS, &[], |_, row| {
-        if valid_on(std::slice::from_ref(&row.value), on).is_some() {
-            holding.insert(row.value.id_number);
-        }
-        Ok(true)
-    })?;
-    Ok(holding)
+/// Everyone holding a permit valid on `on`, from one pass over every
+/// permit, shared with the scans asking at the same time (see
+/// `holder_sets`).
+pub fn valid_holders(permits: &Permits, on: NaiveDate) -> StorageResult<ValidHolders> {
+    permits.holder_sets().holders_on(on, || {
+        let mut holding = HashSet::new();
+        permits.store().bulk_rows(&PERMITS, &[], |_, row| {
+            if valid_on(std::slice::from_ref(&row.value), on).is_some() {
+                holding.insert(row.value.id_number);
+            }
+            Ok(true)
+        })?;
+        Ok(holding)
+    })
 }
 
 /// Hands each qualifying resident's ID number to `visit`, in committee then

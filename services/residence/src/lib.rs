@@ -8,6 +8,7 @@ pub mod expiry;
 pub mod export;
 pub mod follow;
 pub mod grpc;
+pub mod holder_sets;
 pub mod holders;
 pub mod lifecycle;
 pub mod permits;

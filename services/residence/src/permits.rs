@@ -1,10 +1,13 @@
 //! Domain operations over the residence store.
 
+use std::sync::Arc;
+
 use popbase_proto::common::Address;
 use popbase_proto::residence::{ResidencePermit, ResidenceRegistration};
 use popbase_storage::keys;
 use popbase_storage::{Batch, Durability, Read, StorageResult, Store};
 
+use crate::holder_sets::HolderSets;
 use crate::tables::{self, PERMITS, PERMITS_BY_PERSON, REGISTRATIONS, REGISTRATIONS_BY_COMMITTEE};
 
 /// A non-registered resident's registration and the permits issued to them.
@@ -17,11 +20,20 @@ pub struct ResidentRecords {
 #[derive(Clone)]
 pub struct Permits {
     store: Store,
+    /// Days' valid holders shared by the scans asking together.
+    holder_sets: Arc<HolderSets>,
 }
 
 impl Permits {
     pub fn new(store: Store) -> Self {
-        Self { store }
+        Self {
+            store,
+            holder_sets: Arc::default(),
+        }
+    }
+
+    pub fn holder_sets(&self) -> &HolderSets {
+        &self.holder_sets
     }
 
     pub fn store(&self) -> &Store {
