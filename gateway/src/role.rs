@@ -123,7 +123,7 @@ pub fn build(config: &Config, ledger: Arc<dyn Ledger>, sources: Sources) -> Resu
     tokio::spawn(live_catalogue::follow(gate.clone()));
     let mut services = RoleServices::new(Role::Gateway);
     services.tls = tls(config, mode)?;
-    let departments = DepartmentServices::new(gate.clone(), sources.clone(), config.limits.max_city_lists);
+    let departments = DepartmentServices::new(gate.clone(), sources.clone(), &config.limits);
     let writes = WriteServices::new(gate.clone(), sources.clone());
     // Each service charged for the calls whose bodies do not decode.
     services

@@ -404,14 +404,21 @@ fn answered(p: &Platform, method: &str) -> u64 {
 
 /// Counties asked together share one read of the feeds' insured: the first
 /// three of eight (less than half a city's weight) look their residents up
-/// one by one, the fourth begins a read and the rest join it; while the
-/// read is held, a city list joins it too. Every list names the same
+/// one by one, the fourth begins a read and the rest join it; within the
+/// read's window a city list joins it too. Every list names the same
 /// residents whichever way it took the insured out.
 #[tokio::test]
 async fn counties_asked_together_share_one_read_of_the_insured() {
     const STREAM_INSURED: &str = "/popbase.feeds.v1.Feeds/StreamInsured";
     const CHECK_INSURANCE: &str = "/popbase.feeds.v1.Feeds/CheckInsurance";
-    let p = support::start_configured("mtls", |config| config.limits.max_city_lists = 2).await;
+    let p = support::start_configured("mtls", |config| {
+        config.limits.max_city_lists = 2;
+        // Neither the read's window nor the first list's idle reader runs
+        // out while the test, a debug build on two busy cores, goes on.
+        config.limits.list_share_secs = 600;
+        config.limits.stream_idle_secs = 600;
+    })
+    .await;
     let (uninsured, insured) = add_residents(&p).await;
     // Enough residents that a list whose reader takes nothing more holds
     // its place and its read while it waits.
@@ -425,7 +432,7 @@ async fn counties_asked_together_share_one_read_of_the_insured() {
     for n in 1..=8 {
         // A connection each (as eight county offices would have): a list
         // left unread holds its connection's flow-control window.
-        let mut insurance = MedicalInsuranceClient::new(p.department("medical-insurance.dept.popbase").await);
+        let mut insurance = MedicalInsuranceClient::new(p.department_reading_slowly("medical-insurance.dept.popbase").await);
         let mut county = insurance.insurance_gap(gap.clone()).await.expect("authorised").into_inner();
         let first = county.next().await.expect("a resident").expect("listed");
         open.push((first, county));

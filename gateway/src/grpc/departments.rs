@@ -3,6 +3,7 @@
 use std::sync::Arc;
 
 use futures::StreamExt;
+use popbase_common::limits::LimitsConfig;
 use popbase_proto::gateway::locality_server::{Locality, LocalityServer};
 use popbase_proto::gateway::medical_insurance_server::{MedicalInsurance, MedicalInsuranceServer};
 use popbase_proto::gateway::persons_server::{Persons, PersonsServer};
@@ -27,11 +28,12 @@ pub struct DepartmentServices {
 }
 
 impl DepartmentServices {
-    pub fn new(gate: Arc<Gate>, sources: Sources, max_city_lists: usize) -> Self {
+    pub fn new(gate: Arc<Gate>, sources: Sources, limits: &LimitsConfig) -> Self {
+        let share_window = std::time::Duration::from_secs(limits.list_share_secs);
         Self {
             gate,
             sources,
-            lists: insurance::ListsInFlight::new(max_city_lists),
+            lists: insurance::ListsInFlight::new(limits.max_city_lists, share_window),
         }
     }
 

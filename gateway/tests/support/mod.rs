@@ -447,6 +447,26 @@ impl Platform {
         self.channel(Some(Identity::from_pem(creds.cert_pem, creds.key_pem))).await
     }
 
+    /// A department's channel whose streams take at most 64 KiB before
+    /// their reader takes something: a list left unread holds its finder
+    /// (and its place) after a few parts, whatever hyper's default window.
+    #[allow(dead_code)] // used by some test binaries only
+    pub async fn department_reading_slowly(&self, common_name: &str) -> Channel {
+        let creds = self.pki.issue(&[], common_name);
+        let tls = ClientTlsConfig::new()
+            .ca_certificate(Certificate::from_pem(&self.pki.ca_pem))
+            .domain_name("localhost")
+            .identity(Identity::from_pem(creds.cert_pem, creds.key_pem));
+        Channel::from_shared(format!("https://{}", self.gateway))
+            .expect("uri")
+            .tls_config(tls)
+            .expect("tls")
+            .initial_stream_window_size(65_535)
+            .connect()
+            .await
+            .expect("connect over TLS")
+    }
+
     /// A TLS channel with the given client identity (or none).
     pub async fn channel(&self, identity: Option<Identity>) -> Channel {
         let mut tls = ClientTlsConfig::new()

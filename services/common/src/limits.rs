@@ -46,8 +46,13 @@ pub struct LimitsConfig {
     /// Whole-city lists (the uninsured of a city) one gateway replica
     /// finds at once; another is refused RESOURCE_EXHAUSTED. Each holds the
     /// city's ID numbers and its insured, some 125 MB at Zibo's size; a
-    /// county's list weighs an eighth of one.
+    /// county's list weighs an eighth of one. Also the reads of the
+    /// insured (some 70 MB each) held at once, shared by lists.
     pub max_city_lists: usize,
+    /// How long after it began a gateway replica's read of the insured may
+    /// be joined by another uninsured list: the most a list's insured may
+    /// lag the feeds.
+    pub list_share_secs: u64,
 }
 
 impl Default for LimitsConfig {
@@ -64,6 +69,7 @@ impl Default for LimitsConfig {
             gateway_connection_age_secs: 300,
             max_subscription_streams: 128,
             max_city_lists: 2,
+            list_share_secs: 10,
         }
     }
 }
@@ -117,6 +123,7 @@ impl LimitsConfig {
         )?;
         set(env, "POPBASE_LIMITS_MAX_SUBSCRIPTION_STREAMS", &mut self.max_subscription_streams)?;
         set(env, "POPBASE_LIMITS_MAX_CITY_LISTS", &mut self.max_city_lists)?;
+        set(env, "POPBASE_LIMITS_LIST_SHARE_SECS", &mut self.list_share_secs)?;
         Ok(())
     }
 
@@ -134,6 +141,7 @@ impl LimitsConfig {
             ("gateway_connection_age_secs", self.gateway_connection_age_secs),
             ("max_subscription_streams", self.max_subscription_streams as u64),
             ("max_city_lists", self.max_city_lists as u64),
+            ("list_share_secs", self.list_share_secs),
         ];
         match positive.iter().find(|(_, value)| *value == 0) {
             Some((key, _)) => Err(format!("limits.{key} must be greater than zero")),

@@ -25,8 +25,9 @@ use chrono::NaiveDate;
 /// How long after it began a day's set may still be joined.
 pub const SHARE_WINDOW: Duration = Duration::from_secs(10);
 
-/// The sets of valid holders the residence role holds (at most one being
-/// joined at a time; older ones live only as long as their scans).
+/// The sets of valid holders the residence role holds (one day's joinable
+/// at a time: scans of another day in between start their own; older sets
+/// live only as long as their scans).
 #[derive(Default)]
 pub struct HolderSets {
     latest: Mutex<Weak<DaySet>>,
@@ -58,7 +59,8 @@ impl Deref for ValidHolders {
 impl HolderSets {
     /// The valid holders on `on`: joined if another scan holds them,
     /// otherwise built by `build` (an error is this scan's; the next one
-    /// builds again).
+    /// builds again). Blocks while another scan builds them: call it where
+    /// store scans run, on the blocking pool, never on an async worker.
     pub fn holders_on<E>(&self, on: NaiveDate, build: impl FnOnce() -> Result<HashSet<String>, E>) -> Result<ValidHolders, E> {
         let shared = self.join_or_begin(on);
         let holders = {

@@ -5,9 +5,10 @@
 //!    qualify for resident insurance today (`StreamPermitHolderIds`), and,
 //!    for a whole city or counties asked together, everyone the feeds hold
 //!    insured (`StreamInsured`, one read shared by the lists found
-//!    together; see `insured_reads`). All packed, eight bytes each: at
-//!    most the city's four million ID numbers and its insured set (about
-//!    100 MB at Zibo's size) are held, for the length of one list.
+//!    together; see `insured_reads`). All packed, eight bytes each: a list
+//!    holds its division's ID numbers (some 40 MB for Zibo's four million)
+//!    while it is found, and its share of a read (about 70 MB) only while
+//!    it takes its insured out.
 //! 2. The insured are taken out: against the insured set when there is
 //!    one to share, otherwise by `CheckInsurance` 10,000 at a time (for a
 //!    county asked alone, a read of the whole city's insured would cost
@@ -35,6 +36,7 @@ use super::PART;
 use super::insured_reads::InsuredReads;
 use super::insured_set::InsuredSet;
 use super::parts::Parts;
+use super::places::ReadUse;
 use crate::calls::{PermitCalls, RegistryCalls};
 use crate::sources::{Sources, upstream};
 
@@ -47,12 +49,12 @@ const FEEDS: &str = "the feeds service";
 
 /// Finds the uninsured of `division` on `today` and hands them to `parts`,
 /// registered persons (committee order) first, then permit holders.
-/// `begins_read`: the list may begin a read of the insured (a whole city,
-/// or a county among others); any list joins one another has begun.
+/// `read_use`: whether the list may begin a read of the insured (a whole
+/// city, or a county among others), only join one, or never use one.
 pub async fn find(
     sources: &Sources,
     reads: &InsuredReads,
-    begins_read: bool,
+    read_use: ReadUse,
     division: &str,
     today: NaiveDate,
     parts: &mut Parts,
@@ -83,29 +85,39 @@ pub async fn find(
         let stream = sources.feeds.stream_insured(StreamInsuredRequest {}).await;
         stream.map_err(|s| upstream(FEEDS, s))
     };
-    let early = if begins_read { reads.join_or_begin() } else { reads.current() };
-    let insured = async {
-        match &early {
-            Some(read) => read.set(stream_insured).await.map(Some),
-            None => Ok(None),
-        }
+    // The read is held only while the insured are taken out, not while
+    // the residents are read whole and sent at the department's pace.
+    let (registered, holders, insured_held, listed_ms) = {
+        let early = match read_use {
+            ReadUse::Begins => reads.join_or_begin(),
+            ReadUse::Joins => reads.current(),
+            ReadUse::Never => None,
+        };
+        let insured = async {
+            match &early {
+                Some(read) => read.set(stream_insured).await.map(Some),
+                None => Ok(None),
+            }
+        };
+        let (persons, holders, insured) = futures::future::try_join3(persons, holders, insured).await?;
+        // A county that asked alone joins a read begun by the counties that
+        // came after it while its numbers were being listed.
+        let late = match (read_use, insured) {
+            (ReadUse::Joins, None) => reads.current(),
+            _ => None,
+        };
+        let insured = match (&late, insured) {
+            (Some(read), None) => Some(read.set(stream_insured).await?),
+            (_, insured) => insured,
+        };
+        let listed_ms = started.elapsed().as_millis();
+        let registered = uninsured_of(sources, persons, REGISTRY, insured).await?;
+        let holders = uninsured_of(sources, holders, RESIDENCE, insured).await?;
+        (registered, holders, insured.map_or(0, InsuredSet::len), listed_ms)
     };
-    let (persons, holders, insured) = futures::future::try_join3(persons, holders, insured).await?;
-    // A county that asked alone joins a read begun by the counties that
-    // came after it while its numbers were being listed.
-    let late = if insured.is_none() { reads.current() } else { None };
-    let insured = match (&late, insured) {
-        (Some(read), None) => Some(read.set(stream_insured).await?),
-        (_, insured) => insured,
-    };
-    let listed_ms = started.elapsed().as_millis();
-
-    let uninsured = uninsured_of(sources, persons, REGISTRY, insured).await?;
-    read_whole(Persons(sources.registry.clone()), uninsured, parts).await?;
+    read_whole(Persons(sources.registry.clone()), registered, parts).await?;
     let registered = parts.found;
-    let uninsured = uninsured_of(sources, holders, RESIDENCE, insured).await?;
-    let insured_held = insured.map_or(0, InsuredSet::len);
-    read_whole(Holders(sources.permits.clone()), uninsured, parts).await?;
+    read_whole(Holders(sources.permits.clone()), holders, parts).await?;
     // Counts and times only: no person in the log.
     tracing::info!(
         division,

@@ -8,37 +8,38 @@
 //! million look-ups, at several times the cost of the one pass. So the
 //! pass is shared:
 //!
-//! - a list joins a read still held by another list and begun less than
-//!   the window ([`SHARE_WINDOW`]) ago;
+//! - a list joins the latest read if it began less than the window
+//!   (`limits.list_share_secs`, 10 s) ago and has not failed;
 //! - a whole city begins one when there is none to join, and so do
-//!   counties once the lists in flight together weigh half a city;
-//! - a read is dropped with the last list holding it.
+//!   counties once the lists in flight weigh half a city (`places`);
+//! - the replica keeps a read for the window, so a county that listed its
+//!   numbers while the read was loading still finds it; a list holds it
+//!   only while it takes its insured out, not while its residents are read
+//!   and sent.
 //!
 //! Freshness: a list may be compared against the insured as the feeds held
 //! them up to the window before it asked; a list of a city is found over
 //! seconds anyway, its sources read at different moments.
 //!
-//! Memory: at most `limits.max_city_lists` reads are held at once (some
-//! 70 MB each at Zibo's size). A list that finds none to join and no place
-//! to begin one asks about its residents one by one instead: slower, never
-//! refused for it.
+//! Memory: a read holds one of `limits.max_city_lists` places of its own
+//! while it lives (some 70 MB at Zibo's size), on top of the lists'
+//! places. A list that finds none to join and no place to begin one looks
+//! its residents up instead: slower, never refused for it.
 
 use std::future::Future;
-use std::sync::{Arc, Mutex, Weak};
+use std::sync::{Arc, Mutex, PoisonError};
 use std::time::{Duration, Instant};
 
-use popbase_common::ServiceResult;
 use popbase_common::packed::PackedStream;
+use popbase_common::{ServiceError, ServiceResult};
 use tokio::sync::{OnceCell, OwnedSemaphorePermit, Semaphore};
 
 use super::insured_set::InsuredSet;
 
-/// How long after it began a read of the insured may still be joined.
-pub const SHARE_WINDOW: Duration = Duration::from_secs(10);
-
 /// The reads of the insured one gateway replica holds.
 pub struct InsuredReads {
-    latest: Mutex<Weak<InsuredRead>>,
+    /// The latest read, kept for the window after it began.
+    latest: Arc<Mutex<Option<Arc<InsuredRead>>>>,
     places: Arc<Semaphore>,
     window: Duration,
 }
@@ -47,7 +48,9 @@ pub struct InsuredReads {
 /// asks first (another takes over if that one goes away mid-read).
 pub struct InsuredRead {
     began: Instant,
-    set: OnceCell<InsuredSet>,
+    /// The set, or why it could not be read: the lists waiting on a read
+    /// that failed fail at once, rather than each streaming again.
+    set: OnceCell<Result<InsuredSet, String>>,
     _place: OwnedSemaphorePermit,
 }
 
@@ -55,45 +58,72 @@ impl InsuredReads {
     /// At most `max_reads` reads held at once, each joinable for `window`.
     pub fn new(max_reads: usize, window: Duration) -> Self {
         Self {
-            latest: Mutex::new(Weak::new()),
+            latest: Arc::default(),
             places: Arc::new(Semaphore::new(max_reads)),
             window,
         }
     }
 
-    /// The latest read if another list still holds it and it began within
-    /// the window.
+    /// The latest read if it began within the window and has not failed.
     pub fn current(&self) -> Option<Arc<InsuredRead>> {
-        let latest = self.latest.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
-        latest.upgrade().filter(|read| read.began.elapsed() <= self.window)
+        let latest = self.latest.lock().unwrap_or_else(PoisonError::into_inner);
+        latest.as_ref().filter(|read| self.joinable(read)).cloned()
     }
 
-    /// The current read, or a new one if a place is free for it.
+    /// The current read, or a new one if a place is free for it. Runs on
+    /// the gateway's runtime: the replica lets go of a read once its
+    /// window has passed.
     pub fn join_or_begin(&self) -> Option<Arc<InsuredRead>> {
-        let mut latest = self.latest.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
-        if let Some(read) = latest.upgrade().filter(|read| read.began.elapsed() <= self.window) {
-            return Some(read);
+        let mut latest = self.latest.lock().unwrap_or_else(PoisonError::into_inner);
+        if let Some(read) = latest.as_ref().filter(|read| self.joinable(read)) {
+            return Some(Arc::clone(read));
         }
+        // A stale or failed read gives its place back once its lists are done.
+        *latest = None;
         let place = Arc::clone(&self.places).try_acquire_owned().ok()?;
         let read = Arc::new(InsuredRead {
             began: Instant::now(),
             set: OnceCell::new(),
             _place: place,
         });
-        *latest = Arc::downgrade(&read);
+        *latest = Some(Arc::clone(&read));
+        let (kept, began) = (Arc::clone(&self.latest), Arc::downgrade(&read));
+        let window = self.window;
+        tokio::spawn(async move {
+            tokio::time::sleep(window).await;
+            let mut latest = kept.lock().unwrap_or_else(PoisonError::into_inner);
+            if latest
+                .as_ref()
+                .is_some_and(|read| began.upgrade().is_some_and(|b| Arc::ptr_eq(read, &b)))
+            {
+                *latest = None;
+            }
+        });
         Some(read)
+    }
+
+    fn joinable(&self, read: &InsuredRead) -> bool {
+        read.began.elapsed() <= self.window && !read.failed()
     }
 }
 
 impl InsuredRead {
     /// The insured, read through `stream` by the first list to ask; the
-    /// others wait for that read. A read that fails is the asking list's
-    /// error; the next list to ask tries again.
+    /// others wait for that read. A read that fails fails every list
+    /// waiting on it (UNAVAILABLE, with its reason), and is joined no more.
     pub async fn set<F>(&self, stream: impl FnOnce() -> F) -> ServiceResult<&InsuredSet>
     where
         F: Future<Output = ServiceResult<PackedStream>>,
     {
-        self.set.get_or_try_init(|| async { InsuredSet::read(stream().await?).await }).await
+        let read = self.set.get_or_init(|| async {
+            let read = async { InsuredSet::read(stream().await?).await };
+            read.await.map_err(|e| e.to_string())
+        });
+        read.await.as_ref().map_err(|reason| ServiceError::Unavailable(reason.clone()))
+    }
+
+    fn failed(&self) -> bool {
+        self.set.get().is_some_and(Result::is_err)
     }
 }
 
@@ -104,6 +134,8 @@ mod tests {
     use popbase_proto::common::PackedIdNumbers;
 
     use super::*;
+
+    const WINDOW: Duration = Duration::from_secs(10);
 
     fn insured(ids: Vec<u64>, reads: &AtomicUsize) -> impl Future<Output = ServiceResult<PackedStream>> + use<> {
         reads.fetch_add(1, Ordering::SeqCst);
@@ -118,10 +150,10 @@ mod tests {
 
     #[tokio::test]
     async fn lists_found_together_share_one_read() {
-        let reads = InsuredReads::new(1, SHARE_WINDOW);
+        let reads = InsuredReads::new(1, WINDOW);
         assert!(reads.current().is_none(), "nothing to join yet");
         let first = reads.join_or_begin().expect("a place is free");
-        let joined = reads.current().expect("held and fresh");
+        let joined = reads.current().expect("fresh");
         assert!(Arc::ptr_eq(&first, &joined));
 
         let streams = AtomicUsize::new(0);
@@ -134,11 +166,12 @@ mod tests {
         assert!(first.set(|| insured(vec![1], &streams)).await.expect("held").contains_packed(9));
         assert_eq!(streams.load(Ordering::SeqCst), 1, "a loaded read is not read again");
 
-        // Dropped with the last list holding it: the next list begins afresh.
+        // Kept for its window after its lists let go: a list that was still
+        // listing its numbers finds it.
         drop((first, joined));
-        assert!(reads.current().is_none(), "dropped with its last list");
-        let next = reads.join_or_begin().expect("its place came free");
-        assert!(!next.set(|| insured(vec![1], &streams)).await.expect("read").contains_packed(9));
+        let late = reads.current().expect("kept for the window");
+        assert!(late.set(|| insured(vec![1], &streams)).await.expect("loaded").contains_packed(9));
+        assert_eq!(streams.load(Ordering::SeqCst), 1);
     }
 
     #[tokio::test]
@@ -149,22 +182,34 @@ mod tests {
         assert!(reads.current().is_none(), "past its window");
         assert!(
             reads.join_or_begin().is_none(),
-            "no second read while the one place is held: the list asks one by one"
+            "no second read while the one place is held: the list looks its residents up"
         );
         drop(held);
-        assert!(reads.join_or_begin().is_some());
+        assert!(reads.join_or_begin().is_some(), "the stale read's place came free");
     }
 
     #[tokio::test]
-    async fn a_failed_read_is_tried_again_by_the_next_list() {
-        let reads = InsuredReads::new(1, SHARE_WINDOW);
+    async fn the_replica_lets_go_of_a_read_after_its_window() {
+        let reads = InsuredReads::new(1, Duration::from_millis(10));
+        drop(reads.join_or_begin().expect("a place is free"));
+        tokio::time::sleep(Duration::from_millis(500)).await;
+        assert!(reads.latest.lock().expect("lock").is_none(), "let go after its window");
+        assert_eq!(reads.places.available_permits(), 1, "and its place with it");
+    }
+
+    #[tokio::test]
+    async fn a_failed_read_fails_its_waiting_lists_and_is_not_joined() {
+        let reads = InsuredReads::new(2, WINDOW);
         let read = reads.join_or_begin().expect("a place is free");
         let failed = read
-            .set(|| std::future::ready(Err(popbase_common::ServiceError::Unavailable("feeds down".into()))))
+            .set(|| std::future::ready(Err(ServiceError::Unavailable("feeds down".into()))))
             .await;
-        assert!(failed.is_err());
+        assert!(matches!(failed, Err(ServiceError::Unavailable(reason)) if reason.contains("feeds down")));
         let streams = AtomicUsize::new(0);
-        let again = read.set(|| insured(vec![3], &streams)).await.expect("read again");
-        assert!(again.contains_packed(3));
+        let waiting = read.set(|| insured(vec![3], &streams)).await;
+        assert!(waiting.is_err() && streams.load(Ordering::SeqCst) == 0, "a joiner fails at once");
+        assert!(reads.current().is_none(), "a failed read is not joined");
+        let next = reads.join_or_begin().expect("a fresh read");
+        assert!(next.set(|| insured(vec![3], &streams)).await.expect("read").contains_packed(3));
     }
 }

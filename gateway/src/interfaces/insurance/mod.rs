@@ -28,7 +28,7 @@ use crate::gate::{Minimise, Release};
 use crate::grpc::lists::Part;
 use crate::sources::Sources;
 use parts::Parts;
-pub use places::{Admitted, CITY_PLACES, ListsInFlight, is_whole_city, places_of};
+pub use places::{Admitted, ListsInFlight};
 
 /// Residents per audited part, and per batch of persons read.
 pub const PART: usize = 1000;
@@ -69,7 +69,7 @@ pub fn gap(
         let _place = admitted.place;
         let mut parts = Parts::new(sender.clone());
         let found = async {
-            find::find(&sources, &lists.reads, admitted.begins_read, &division, today, &mut parts).await?;
+            find::find(&sources, &lists.reads, admitted.reads, &division, today, &mut parts).await?;
             parts.finish().await
         };
         let outcome = tokio::select! {
