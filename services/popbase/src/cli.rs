@@ -227,6 +227,10 @@ pub struct GenArgs {
     pub persons: u64,
     #[arg(long, default_value_t = 1)]
     pub seed: u64,
+    /// Load only: skip the year of life events that follows (the
+    /// statistics' history; about as long again as the load).
+    #[arg(long)]
+    pub skip_events_year: bool,
 }
 
 #[derive(Args, Debug)]
@@ -293,9 +297,14 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Gen(args) => {
             let _telemetry = telemetry::init("popbase-gen", &config.telemetry).map_err(anyhow::Error::msg)?;
             let data = config.data_dir.clone();
+            let year = if args.skip_events_year {
+                crate::generate::EventsYear::Skip
+            } else {
+                crate::generate::EventsYear::Run
+            };
             tokio::task::spawn_blocking(move || match &args.province {
-                Some(province) => crate::generate::run_province(&config, province, args.persons, args.seed).map(|_| ()),
-                None => crate::generate::run(&config, &args.city, args.persons, args.seed).map(|_| ()),
+                Some(province) => crate::generate::run_province(&config, province, args.persons, args.seed, year).map(|_| ()),
+                None => crate::generate::run(&config, &args.city, args.persons, args.seed, year).map(|_| ()),
             })
             .await
             .context("generator task")??;

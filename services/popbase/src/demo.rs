@@ -80,7 +80,10 @@ pub async fn run(mut config: Config, persons: u64) -> anyhow::Result<()> {
             config.data_dir.display()
         ));
         let generation_config = config.clone();
-        tokio::task::spawn_blocking(move || crate::generate::run(&generation_config, "3703", persons, DEMO_SEED)).await??;
+        tokio::task::spawn_blocking(move || {
+            crate::generate::run(&generation_config, "3703", persons, DEMO_SEED, crate::generate::EventsYear::Run)
+        })
+        .await??;
     } else {
         crate::say::info(&format!("popbase demo: using the city already in {}", config.data_dir.display()));
     }

@@ -14,21 +14,31 @@ use popbase_synth::load::StoreSink;
 use popbase_synth::people::IdAllocator;
 use popbase_synth::{CityGenerator, CityParams, CitySummary};
 
-pub fn run(config: &Config, city: &str, persons: u64, seed: u64) -> anyhow::Result<CitySummary> {
+/// Whether `gen` follows the load with a year of life events (the
+/// statistics' history). A province-size load may skip it: at 20 million
+/// persons the year took 423 s beside a 490 s load.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum EventsYear {
+    Run,
+    Skip,
+}
+
+pub fn run(config: &Config, city: &str, persons: u64, seed: u64, year: EventsYear) -> anyhow::Result<CitySummary> {
     let generator = CityGenerator::new(CityParams::new(city, persons, seed))?;
-    generate(config, vec![generator], persons)
+    generate(config, vec![generator], persons, year)
 }
 
 /// `popbase gen --province`: every city of the province (Shandong: 16) into
 /// the one data directory, persons shared out by the cities' weights.
-pub fn run_province(config: &Config, province: &str, persons: u64, seed: u64) -> anyhow::Result<CitySummary> {
+pub fn run_province(config: &Config, province: &str, persons: u64, seed: u64, year: EventsYear) -> anyhow::Result<CitySummary> {
     let cities = popbase_synth::province::plan(province, persons, seed)?;
-    generate(config, cities, persons)
+    generate(config, cities, persons, year)
 }
 
 /// Generates `cities` one after another into empty stores (sharing one ID
-/// allocator), then a year of life events in each, and reports what it made.
-fn generate(config: &Config, cities: Vec<CityGenerator>, persons: u64) -> anyhow::Result<CitySummary> {
+/// allocator), then (unless skipped) a year of life events in each, and
+/// reports what it made.
+fn generate(config: &Config, cities: Vec<CityGenerator>, persons: u64, year: EventsYear) -> anyhow::Result<CitySummary> {
     let options = StoreOptions {
         durability: Durability::NoWal,
         ..config.store_options()
@@ -74,31 +84,11 @@ fn generate(config: &Config, cities: Vec<CityGenerator>, persons: u64) -> anyhow
     bar.finish_and_clear();
     sink.flush().context("flushing the stores")?;
     let loaded = started.elapsed().as_secs_f64();
-    // A year of life events through the registry's own code, buffered (the
-    // store is flushed at the end) so the statistics have history.
-    let registry = sink.registry.clone().with_durability(Durability::Buffered);
-    let mut year = EventCounts::default();
-    for city in &cities {
-        let params = city.params();
-        year.add(&popbase_synth::events::drive_year(
-            &registry,
-            city.map(),
-            params.reference_date,
-            params.seed,
-        )?);
+    if year == EventsYear::Run {
+        drive_years(&sink, &cities)?;
+    } else {
+        crate::say::info("popbase: the year of life events was skipped (--skip-events-year)");
     }
-    crate::say::info(&format!(
-        "popbase: a year of life events ({} to {}) in {:.1} s: {} settlements ({} refused), {} rural-to-urban, {} births, {} deaths, {} new collective households",
-        year.from.map(|d| d.to_string()).unwrap_or_default(),
-        year.to.map(|d| d.to_string()).unwrap_or_default(),
-        started.elapsed().as_secs_f64() - loaded,
-        year.settlements(),
-        year.refused_settlements,
-        year.rural_to_urban,
-        year.births,
-        year.deaths,
-        year.collectives_by_kind.values().sum::<u64>(),
-    ));
     let elapsed = loaded;
     let rate = persons as f64 / elapsed.max(1e-9);
     let bytes = dir_size(&config.data_dir);
@@ -114,6 +104,37 @@ fn generate(config: &Config, cities: Vec<CityGenerator>, persons: u64) -> anyhow
     ));
     tracing::info!(persons, cities = cities.len(), seconds = elapsed, bytes, "generated");
     Ok(summary)
+}
+
+/// A year of life events in each city through the registry's own code,
+/// buffered (the store is flushed at the end) so the statistics have
+/// history.
+fn drive_years(sink: &StoreSink, cities: &[CityGenerator]) -> anyhow::Result<()> {
+    let started = Instant::now();
+    let registry = sink.registry.clone().with_durability(Durability::Buffered);
+    let mut year = EventCounts::default();
+    for city in cities {
+        let params = city.params();
+        year.add(&popbase_synth::events::drive_year(
+            &registry,
+            city.map(),
+            params.reference_date,
+            params.seed,
+        )?);
+    }
+    crate::say::info(&format!(
+        "popbase: a year of life events ({} to {}) in {:.1} s: {} settlements ({} refused), {} rural-to-urban, {} births, {} deaths, {} new collective households",
+        year.from.map(|d| d.to_string()).unwrap_or_default(),
+        year.to.map(|d| d.to_string()).unwrap_or_default(),
+        started.elapsed().as_secs_f64(),
+        year.settlements(),
+        year.refused_settlements,
+        year.rural_to_urban,
+        year.births,
+        year.deaths,
+        year.collectives_by_kind.values().sum::<u64>(),
+    ));
+    Ok(())
 }
 
 /// Bytes under `path` (the stores' disk footprint).
