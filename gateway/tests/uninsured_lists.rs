@@ -421,7 +421,7 @@ async fn counties_asked_together_share_one_read_of_the_insured() {
     .await;
     let (uninsured, insured) = add_residents(&p).await;
     // Enough residents that a list whose reader takes nothing more holds
-    // its place and its read while it waits.
+    // its place while it waits (the read is kept for its window).
     add_uninsured(&p, 10_000);
     let gap = InsuranceGapRequest {
         purpose: "RESIDENT_INSURANCE_ENROLLMENT_DRIVE".into(),
@@ -441,7 +441,7 @@ async fn counties_asked_together_share_one_read_of_the_insured() {
     }
     let checks = answered(&p, CHECK_INSURANCE) - checks_before;
     assert!(checks >= 3, "the first three looked their residents up: {checks} checks");
-    // A city list while the read is held joins it rather than reading again.
+    // A city list within the read's window joins it rather than reading again.
     let city = list(&p, "3703").await;
     assert_eq!(answered(&p, STREAM_INSURED) - reads_before, 1, "one read for nine lists");
     let listed = ids(&city);

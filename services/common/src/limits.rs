@@ -45,9 +45,9 @@ pub struct LimitsConfig {
     pub max_subscription_streams: usize,
     /// Whole-city lists (the uninsured of a city) one gateway replica
     /// finds at once; another is refused RESOURCE_EXHAUSTED. Each holds the
-    /// city's ID numbers and its insured, some 125 MB at Zibo's size; a
-    /// county's list weighs an eighth of one. Also the reads of the
-    /// insured (some 70 MB each) held at once, shared by lists.
+    /// city's ID numbers, some 50 MB at Zibo's size; a county's list weighs
+    /// an eighth of one. Also the reads of the insured (some 70 MB each)
+    /// held at once, shared by lists.
     pub max_city_lists: usize,
     /// How long after it began a gateway replica's read of the insured may
     /// be joined by another uninsured list: the most a list's insured may
@@ -127,9 +127,19 @@ impl LimitsConfig {
         Ok(())
     }
 
-    /// Every limit must be positive: a zero would refuse every call.
+    /// Every limit must be positive: a zero would refuse every call (or,
+    /// for `list_share_secs`, share nothing).
     pub fn validate(&self) -> Result<(), String> {
-        let positive = [
+        match self.named().iter().find(|(_, value)| *value == 0) {
+            Some((key, _)) => Err(format!("limits.{key} must be greater than zero")),
+            None => Ok(()),
+        }
+    }
+
+    /// Every limit by its key (a new one belongs here, or it is never
+    /// checked).
+    fn named(&self) -> [(&'static str, u64); 12] {
+        [
             ("request_timeout_secs", self.request_timeout_secs),
             ("upstream_timeout_secs", self.upstream_timeout_secs),
             ("stream_idle_secs", self.stream_idle_secs),
@@ -142,10 +152,39 @@ impl LimitsConfig {
             ("max_subscription_streams", self.max_subscription_streams as u64),
             ("max_city_lists", self.max_city_lists as u64),
             ("list_share_secs", self.list_share_secs),
-        ];
-        match positive.iter().find(|(_, value)| *value == 0) {
-            Some((key, _)) => Err(format!("limits.{key} must be greater than zero")),
-            None => Ok(()),
+        ]
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::collections::BTreeSet;
+
+    use super::*;
+
+    /// docs/configuration.md's `[limits]` block is what an SRE copies: it
+    /// must name every limit, each at its default, with its variable.
+    #[test]
+    fn the_documented_limits_are_every_limit_at_its_default() {
+        let docs = include_str!("../../../docs/configuration.md");
+        let block: Vec<&str> = docs
+            .lines()
+            .skip_while(|line| !line.starts_with("[limits]"))
+            .skip(1)
+            .take_while(|line| !line.trim().is_empty() && !line.starts_with('['))
+            .collect();
+        let documented: LimitsConfig = toml::from_str(&block.join("\n")).expect("the block is valid TOML");
+        assert_eq!(documented, LimitsConfig::default());
+        let keys: BTreeSet<&str> = block
+            .iter()
+            .filter(|line| !line.starts_with(' '))
+            .filter_map(|line| line.split_once(" = ").map(|(key, _)| key.trim()))
+            .collect();
+        let limits: BTreeSet<&str> = LimitsConfig::default().named().iter().map(|(key, _)| *key).collect();
+        assert_eq!(keys, limits);
+        for line in block.iter().filter(|line| !line.starts_with(' ')) {
+            let key = line.split_once(" = ").map(|(key, _)| key.trim().to_uppercase()).unwrap_or_default();
+            assert!(line.contains(&format!("POPBASE_LIMITS_{key}")), "{line}");
         }
     }
 }

@@ -6,7 +6,7 @@
 //!    for a whole city or counties asked together, everyone the feeds hold
 //!    insured (`StreamInsured`, one read shared by the lists found
 //!    together; see `insured_reads`). All packed, eight bytes each: a list
-//!    holds its division's ID numbers (some 40 MB for Zibo's four million)
+//!    holds its division's ID numbers (some 50 MB for Zibo's four million)
 //!    while it is found, and its share of a read (about 70 MB) only while
 //!    it takes its insured out.
 //! 2. The insured are taken out: against the insured set when there is
@@ -100,10 +100,11 @@ pub async fn find(
             }
         };
         let (persons, holders, insured) = futures::future::try_join3(persons, holders, insured).await?;
-        // A county that asked alone joins a read begun by the counties that
-        // came after it while its numbers were being listed.
+        // A list that found no read joins one begun by the lists that came
+        // after it while its numbers were being listed (a county that asked
+        // alone; a city that found no place free for a read).
         let late = match (read_use, insured) {
-            (ReadUse::Joins, None) => reads.current(),
+            (ReadUse::Begins | ReadUse::Joins, None) => reads.current(),
             _ => None,
         };
         let insured = match (&late, insured) {

@@ -70,9 +70,9 @@ impl InsuredReads {
         latest.as_ref().filter(|read| self.joinable(read)).cloned()
     }
 
-    /// The current read, or a new one if a place is free for it. Runs on
-    /// the gateway's runtime: the replica lets go of a read once its
-    /// window has passed.
+    /// The current read, or a new one if a place is free for it. Must run
+    /// on a tokio runtime (it panics outside one): a timer task lets go of
+    /// the read once its window has passed.
     pub fn join_or_begin(&self) -> Option<Arc<InsuredRead>> {
         let mut latest = self.latest.lock().unwrap_or_else(PoisonError::into_inner);
         if let Some(read) = latest.as_ref().filter(|read| self.joinable(read)) {
@@ -117,7 +117,10 @@ impl InsuredRead {
     {
         let read = self.set.get_or_init(|| async {
             let read = async { InsuredSet::read(stream().await?).await };
-            read.await.map_err(|e| e.to_string())
+            read.await.map_err(|e| match e {
+                ServiceError::Unavailable(reason) => reason,
+                other => other.to_string(),
+            })
         });
         read.await.as_ref().map_err(|reason| ServiceError::Unavailable(reason.clone()))
     }
@@ -204,7 +207,10 @@ mod tests {
         let failed = read
             .set(|| std::future::ready(Err(ServiceError::Unavailable("feeds down".into()))))
             .await;
-        assert!(matches!(failed, Err(ServiceError::Unavailable(reason)) if reason.contains("feeds down")));
+        assert!(
+            matches!(failed, Err(ServiceError::Unavailable(reason)) if reason == "feeds down"),
+            "the reason, once"
+        );
         let streams = AtomicUsize::new(0);
         let waiting = read.set(|| insured(vec![3], &streams)).await;
         assert!(waiting.is_err() && streams.load(Ordering::SeqCst) == 0, "a joiner fails at once");

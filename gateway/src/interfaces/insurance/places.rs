@@ -23,8 +23,8 @@ use super::insured_reads::InsuredReads;
 /// Places a whole city's list takes: eight counties at once weigh as one
 /// city.
 pub const CITY_PLACES: u32 = 8;
-/// Codes of at most this many digits are a whole city, which begins a read
-/// of the insured (or joins one) whenever a place for a read is free.
+/// Codes of at most this many digits are a whole city, which joins the
+/// current read of the insured or begins one if a place for it is free.
 pub const WHOLE_CITY_DIGITS: usize = 4;
 
 /// The places a list of `division` takes while it is found.
