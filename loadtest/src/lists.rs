@@ -39,6 +39,12 @@ pub struct ListsArgs {
     /// How many times the whole set of calls is made.
     #[arg(long, default_value_t = 3)]
     rounds: usize,
+    /// Seconds to wait before each round after the first: more than the
+    /// gateway's `limits.list_share_secs` makes every round read the
+    /// feeds' insured itself instead of joining the read the round before
+    /// left.
+    #[arg(long, default_value_t = 0)]
+    pause_secs: u64,
     /// Where the JSON report goes (Markdown beside it, `.md`).
     #[arg(long)]
     pub out: Option<std::path::PathBuf>,
@@ -100,7 +106,10 @@ pub async fn from_args(args: ListsArgs) -> anyhow::Result<ListsReport> {
     };
     let bearer: MetadataValue<_> = format!("Bearer {token}").parse().context("token")?;
     let mut rounds = Vec::new();
-    for _ in 0..args.rounds.max(1) {
+    for round in 0..args.rounds.max(1) {
+        if round > 0 {
+            tokio::time::sleep(std::time::Duration::from_secs(args.pause_secs)).await;
+        }
         let started = Instant::now();
         let calls = args.divisions.iter().map(|division| {
             let listed: Call = match (policy, &residence) {
