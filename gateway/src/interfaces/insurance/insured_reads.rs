@@ -92,10 +92,9 @@ impl InsuredReads {
         tokio::spawn(async move {
             tokio::time::sleep(window).await;
             let mut latest = kept.lock().unwrap_or_else(PoisonError::into_inner);
-            if latest
-                .as_ref()
-                .is_some_and(|read| began.upgrade().is_some_and(|b| Arc::ptr_eq(read, &b)))
-            {
+            // Still this read (its `Weak` keeps the address from reuse),
+            // not a newer one begun since.
+            if latest.as_ref().is_some_and(|read| std::ptr::eq(Arc::as_ptr(read), began.as_ptr())) {
                 *latest = None;
             }
         });
