@@ -105,6 +105,18 @@ def main():
     assert all(len(m) == 7 for m in persons.column("birth_month").to_pylist() if m)
     print(f"pseudonyms: stable, unique, {len(ids)} persons")
 
+    # Enum labels arrive as dictionaries of their whole label set, listed
+    # in the field's metadata (pandas would see a categorical).
+    status = persons.schema.field("status")
+    assert pyarrow.types.is_dictionary(status.type) and status.type.index_type == pyarrow.int16(), status.type
+    listed = status.metadata[b"popbase.labels"].decode().split(",")
+    assert {"active", "moved_out", "deceased"} <= set(listed), listed
+    chunk = persons.column("status").chunk(0)
+    assert chunk.dictionary.to_pylist() == listed, "every batch carries the whole set"
+    assert set(persons.column("status").to_pylist()) <= set(listed) | {None}
+    assert pyarrow.types.is_dictionary(persons.schema.field("sex").type), "every enum column, not only status"
+    print(f"labels: status as a dictionary of {listed}")
+
     narrow = read(client, options, "persons", columns=["id_number", "sex", "birth_date"])
     assert narrow.schema.names == ["id_pseudonym", "sex", "birth_month"], narrow.schema.names
     assert narrow.column("sex").to_pylist() == persons.column("sex").to_pylist()
@@ -126,6 +138,13 @@ def main():
             f"join read_parquet('{args.parquet_dir}/persons.parquet') p using (id_pseudonym)").fetchone()
         assert joined > 0, "insurance joins persons on the pseudonym"
         print(f"duckdb join insurance x persons: {joined} rows")
+        statuses = dict(duckdb.sql(
+            f"select status, count(*) from read_parquet('{args.parquet_dir}/persons.parquet') group by status").fetchall())
+        flight_statuses = {}
+        for value in persons.column("status").to_pylist():
+            flight_statuses[value] = flight_statuses.get(value, 0) + 1
+        assert statuses == flight_statuses, f"duckdb counts {statuses} by status, flight sent {flight_statuses}"
+        print(f"duckdb persons.parquet by status: {statuses}")
         narrow_file = os.path.join(args.parquet_dir, "persons-narrow.parquet")
         if os.path.exists(narrow_file):
             names = [row[0] for row in duckdb.sql(f"describe select * from read_parquet('{narrow_file}')").fetchall()]

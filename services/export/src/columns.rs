@@ -17,6 +17,8 @@ use arrow_array::{Array, ArrayRef, RecordBatch, StringArray};
 use arrow_schema::{ArrowError, DataType, Field, Schema, SchemaRef, TimeUnit};
 use chrono::NaiveDate;
 
+use crate::labels::LabelColumn;
+
 /// Field metadata key holding a column's [`Role`].
 pub const ROLE_KEY: &str = "popbase.role";
 
@@ -114,11 +116,25 @@ enum Column {
     U32(UInt32Builder),
     Bool(BooleanBuilder),
     Timestamp(TimestampMillisecondBuilder),
+    /// An enum's labels as keys into its fixed dictionary
+    /// ([`crate::labels`]).
+    Label(LabelColumn),
     /// A column the export does not release: written to, kept nowhere.
     Skipped,
 }
 
 impl Column {
+    /// The builder of `field`'s values; a dictionary that lists no labels
+    /// is a dataset bug, reported when its first batch is taken.
+    fn for_field(field: &Field) -> Result<Column, String> {
+        match field.data_type() {
+            DataType::Dictionary(_, _) => LabelColumn::for_field(field)
+                .map(Column::Label)
+                .ok_or_else(|| format!("column {} is a dictionary without its labels", field.name())),
+            other => Ok(Column::for_type(other)),
+        }
+    }
+
     fn for_type(data_type: &DataType) -> Column {
         match data_type {
             DataType::Date32 => Column::Date(Date32Builder::new()),
@@ -144,6 +160,7 @@ impl Column {
             Column::U32(b) => Arc::new(b.finish()),
             Column::Bool(b) => Arc::new(b.finish()),
             Column::Timestamp(b) => Arc::new(b.finish()),
+            Column::Label(c) => c.finish()?,
             Column::Skipped => return Err(ArrowError::SchemaError("a skipped column has no values".into())),
         })
     }
@@ -161,6 +178,7 @@ impl Column {
             Column::U32(b) => b.len(),
             Column::Bool(b) => b.len(),
             Column::Timestamp(b) => b.len(),
+            Column::Label(c) => c.len(),
             Column::Skipped => 0,
         }
     }
@@ -190,15 +208,17 @@ impl Columns {
     /// were a fifth of the text copied, then dropped).
     pub fn keeping(schema: SchemaRef, kept: &Schema) -> Self {
         let keep = |f: &Field| kept.fields().iter().any(|k| k.name() == f.name());
+        let mut mismatch = None;
         let columns = schema
             .fields()
             .iter()
-            .map(|f| {
-                if keep(f) {
-                    Column::for_type(f.data_type())
-                } else {
+            .map(|f| match keep(f).then(|| Column::for_field(f)) {
+                Some(Ok(column)) => column,
+                Some(Err(bug)) => {
+                    mismatch.get_or_insert(bug);
                     Column::Skipped
                 }
+                None => Column::Skipped,
             })
             .collect();
         let fields: Vec<Field> = schema.fields().iter().filter(|f| keep(f)).map(|f| f.as_ref().clone()).collect();
@@ -207,7 +227,7 @@ impl Columns {
             written: schema,
             columns,
             rows: 0,
-            mismatch: None,
+            mismatch,
         }
     }
 
@@ -299,9 +319,38 @@ impl RowWriter<'_> {
     }
 
     /// An enum's proto name without its prefix, lower case
-    /// (`REGISTRATION_STATUS_ACTIVE` → `active`); unspecified is null.
+    /// (`REGISTRATION_STATUS_ACTIVE` → `active`); unspecified is null. A
+    /// label column ([`crate::labels::label_col`]) keys it into its
+    /// dictionary; a text column takes the word.
     pub fn label(&mut self, proto_name: Option<&str>, prefix: &str) -> &mut Self {
-        self.text(label_of(proto_name, prefix).as_deref().unwrap_or(""))
+        let label = label_of(proto_name, prefix);
+        let label = label.as_deref().unwrap_or("");
+        match self.column() {
+            Some(Column::Label(c)) => {
+                if !c.append_label(label) {
+                    self.wrong("a label outside its set");
+                }
+            }
+            Some(Column::Text(b)) if label.is_empty() => b.append_null(),
+            Some(Column::Text(b)) => b.append_value(label),
+            Some(Column::Skipped) => {}
+            _ => self.wrong("label"),
+        }
+        self
+    }
+
+    /// A label column's key ([`crate::labels::Labels::key`]; none is null).
+    pub fn label_key(&mut self, key: Option<i16>) -> &mut Self {
+        match self.column() {
+            Some(Column::Label(c)) => {
+                if !c.append_key(key) {
+                    self.wrong("a key outside its labels");
+                }
+            }
+            Some(Column::Skipped) => {}
+            _ => self.wrong("label key"),
+        }
+        self
     }
 
     pub fn date(&mut self, value: Option<NaiveDate>) -> &mut Self {

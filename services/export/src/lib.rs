@@ -5,7 +5,8 @@
 //! * [`ticket`]: the JSON a Flight ticket carries (dataset, filters,
 //!   purpose, de-identification level), validated at the edge;
 //! * [`columns`]: how a dataset marks its personal columns, so the gateway
-//!   can de-identify any dataset without knowing its shape;
+//!   can de-identify any dataset without knowing its shape; [`labels`]:
+//!   its enum columns as dictionaries;
 //! * [`deidentify`]: the one transformation every exported batch passes;
 //! * [`scan`] and [`wire`]: reading a dataset's rows from a snapshot,
 //!   decoded or (for the big flat tables) straight from their encoding,
@@ -20,6 +21,7 @@ pub mod dataset;
 pub mod deidentify;
 pub mod encode;
 pub mod flight;
+pub mod labels;
 pub mod pipeline;
 pub mod scan;
 pub mod source;

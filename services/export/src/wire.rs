@@ -7,7 +7,8 @@
 //! thread every batch waits for. A [`WirePlan`] walks the encoded bytes once
 //! instead (borrowed from the engine's buffer) and appends each exported
 //! field to its column: no message, no allocation per row, enum labels
-//! looked up in a table made once.
+//! looked up in a table made once (as keys into their
+//! dictionaries, [`crate::labels`]).
 //!
 //! A plan names each column's field by its protobuf field number, so it
 //! must follow the `.proto`. Each dataset that uses one keeps a test that
@@ -21,7 +22,8 @@ use arrow_schema::SchemaRef;
 use chrono::NaiveDate;
 use thiserror::Error;
 
-use crate::columns::{Columns, RowWriter, label_of};
+use crate::columns::{Columns, RowWriter};
+pub use crate::labels::Labels;
 
 /// A row's encoding does not fit its plan: a bug or a corrupt value, never
 /// input. (Text that is not UTF-8 fails its batch, see `Columns::take`.)
@@ -102,27 +104,6 @@ impl<'a> Fields<'a> {
             other => return Err(WireError::Group(other)),
         };
         Ok(Some((field, value)))
-    }
-}
-
-/// An enum's export labels by value (see [`crate::columns::RowWriter::label`]).
-#[derive(Debug, Clone)]
-pub struct Labels(Vec<Option<String>>);
-
-impl Labels {
-    /// The labels of the enum `name_of` names (prost's `try_from` and
-    /// `as_str_name`), its proto names stripped of `prefix`.
-    pub fn of(prefix: &str, name_of: impl Fn(i32) -> Option<&'static str>) -> Labels {
-        let mut labels: Vec<Option<String>> = (0..256).map(|value| label_of(name_of(value), prefix)).collect();
-        while labels.last().is_some_and(Option::is_none) {
-            labels.pop();
-        }
-        Labels(labels)
-    }
-
-    fn get(&self, value: u64) -> &str {
-        let index = usize::try_from(value).unwrap_or(usize::MAX);
-        self.0.get(index).and_then(Option::as_deref).unwrap_or("")
     }
 }
 
@@ -286,8 +267,8 @@ impl WireRow<'_> {
         for (column, (pick, slot)) in self.plan.picks.iter().zip(&self.slots).enumerate() {
             match (&pick.read, slot) {
                 (Read::Text, _) => row.text_bytes(self.bytes(encoded, column)),
-                (Read::Label(labels), Slot::Int(v)) => row.text(labels.get(*v)),
-                (Read::Label(_), _) => row.text(""),
+                (Read::Label(labels), Slot::Int(v)) => row.label_key(labels.key(*v)),
+                (Read::Label(_), _) => row.label_key(None),
                 (Read::Date, Slot::Date(d)) => row.date(*d),
                 (Read::Date, _) => row.date(None),
                 (Read::Count, Slot::Int(n)) => row.u32(u32::try_from(*n).ok()),

@@ -11,6 +11,8 @@ use std::sync::{Arc, LazyLock};
 use arrow_schema::{Field, Schema, SchemaRef};
 use popbase_common::{ServiceError, ServiceResult};
 use popbase_export::columns::{Columns, Kind, Role, RowWriter, col};
+use popbase_export::labels;
+use popbase_export::labels::label_col;
 use popbase_export::scan::export_table;
 use popbase_export::{BatchSink, Dataset, DatasetSource, Export, Owner, Ticket};
 use popbase_proto::common::{Address, Date};
@@ -34,8 +36,8 @@ static MEDICAL: LazyLock<SchemaRef> = LazyLock::new(|| {
     use Kind::*;
     with_record_columns(vec![
         col("id_number", Text, Some(Role::Subject)),
-        col("scheme", Text, None),
-        col("status", Text, None),
+        label_col("scheme", &labels!(MedicalScheme, "MEDICAL_SCHEME_")),
+        label_col("status", &labels!(EnrollmentStatus, "ENROLLMENT_STATUS_")),
         col("since", Date, None),
         col("insured_county_code", Text, None),
     ])
@@ -45,8 +47,8 @@ static PENSIONS: LazyLock<SchemaRef> = LazyLock::new(|| {
     use Kind::*;
     with_record_columns(vec![
         col("id_number", Text, Some(Role::Subject)),
-        col("scheme", Text, None),
-        col("status", Text, None),
+        label_col("scheme", &labels!(PensionScheme, "PENSION_SCHEME_")),
+        label_col("status", &labels!(EnrollmentStatus, "ENROLLMENT_STATUS_")),
         col("since", Date, None),
         col("contribution_months", U32, None),
     ])
@@ -61,7 +63,7 @@ static EDUCATION: LazyLock<SchemaRef> = LazyLock::new(|| {
         col("school_county_code", Text, None),
         col("school_committee_code", Text, None),
         col("grade", U32, None),
-        col("state", Text, None),
+        label_col("state", &labels!(StudentState, "STUDENT_STATE_")),
         col("since", Date, None),
     ])
 });
@@ -71,7 +73,7 @@ static MARRIAGE: LazyLock<SchemaRef> = LazyLock::new(|| {
     with_record_columns(vec![
         col("party_a_id_number", Text, Some(Role::Subject)),
         col("party_b_id_number", Text, Some(Role::Person)),
-        col("event", Text, None),
+        label_col("event", &labels!(MarriageEvent, "MARRIAGE_EVENT_")),
         col("date", Date, None),
         col("registry_county_code", Text, None),
     ])
@@ -81,13 +83,13 @@ static HOUSING: LazyLock<SchemaRef> = LazyLock::new(|| {
     use Kind::*;
     with_record_columns(vec![
         col("id_number", Text, Some(Role::Subject)),
-        col("kind", Text, None),
+        label_col("kind", &labels!(HousingKind, "HOUSING_KIND_")),
         col("committee_code", Text, None),
         col("address_detail", Text, Some(Role::Contact)),
         col("since", Date, None),
         col("until", Date, None),
         col("certificate_number", Text, Some(Role::Identifier)),
-        col("use", Text, None),
+        label_col("use", &labels!(PropertyUse, "PROPERTY_USE_")),
         col("owner_id_number", Text, Some(Role::Person)),
         col("owner_consents_to_settlement", Bool, None),
     ])

@@ -9,10 +9,15 @@ use std::sync::{Arc, LazyLock};
 use arrow_schema::{Schema, SchemaRef};
 use popbase_common::{ServiceError, ServiceResult};
 use popbase_export::columns::{Kind, Role, col};
+use popbase_export::labels;
+use popbase_export::labels::label_col;
 use popbase_export::scan::{export_encoded, export_table};
 use popbase_export::{BatchSink, Dataset, DatasetSource, Export, Owner, Ticket};
-use popbase_proto::common::Date;
-use popbase_proto::household::{EventKind, HouseholdKind, MoveInReason};
+use popbase_proto::common::{Date, Sex};
+use popbase_proto::household::{
+    EducationLevel, EventKind, HouseholdKind, HouseholdStatus, MaritalStatus, MilitaryService, MoveInReason, MoveOutReason,
+    RegistrationStatus, Relationship,
+};
 use popbase_storage::Snapshot;
 
 use crate::Registry;
@@ -26,26 +31,26 @@ static PERSONS_SCHEMA: LazyLock<SchemaRef> = LazyLock::new(|| {
     Arc::new(Schema::new(vec![
         col("id_number", Text, Some(Role::Subject)),
         col("name", Text, Some(Role::Name)),
-        col("sex", Text, None),
+        label_col("sex", &labels!(Sex, "SEX_")),
         col("ethnicity", Text, None),
         col("birth_date", Date, Some(Role::BirthDate)),
         col("birthplace_code", Text, None),
         col("native_place_code", Text, None),
         col("household_id", Text, None),
-        col("relationship", Text, None),
-        col("education", Text, None),
-        col("marital_status", Text, None),
-        col("military_service", Text, None),
+        label_col("relationship", &labels!(Relationship, "RELATIONSHIP_")),
+        label_col("education", &labels!(EducationLevel, "EDUCATION_LEVEL_")),
+        label_col("marital_status", &labels!(MaritalStatus, "MARITAL_STATUS_")),
+        label_col("military_service", &labels!(MilitaryService, "MILITARY_SERVICE_")),
         col("occupation", Text, None),
         col("committee_code", Text, None),
         col("address_detail", Text, Some(Role::Contact)),
         col("moved_in_date", Date, None),
-        col("moved_in_reason", Text, None),
+        label_col("moved_in_reason", &labels!(MoveInReason, "MOVE_IN_REASON_")),
         col("moved_in_from_code", Text, None),
         col("moved_out_date", Date, None),
-        col("moved_out_reason", Text, None),
+        label_col("moved_out_reason", &labels!(MoveOutReason, "MOVE_OUT_REASON_")),
         col("moved_out_to_code", Text, None),
-        col("status", Text, None),
+        label_col("status", &labels!(RegistrationStatus, "REGISTRATION_STATUS_")),
         col("phone", Text, Some(Role::Contact)),
         col("father_id_number", Text, Some(Role::Person)),
         col("mother_id_number", Text, Some(Role::Person)),
@@ -58,13 +63,13 @@ static HOUSEHOLDS_SCHEMA: LazyLock<SchemaRef> = LazyLock::new(|| {
     use Kind::*;
     Arc::new(Schema::new(vec![
         col("household_id", Text, None),
-        col("kind", Text, None),
+        label_col("kind", &labels!(HouseholdKind, "HOUSEHOLD_KIND_")),
         col("head_id_number", Text, Some(Role::Subject)),
         col("committee_code", Text, None),
         col("address_detail", Text, Some(Role::Contact)),
         col("unit_name", Text, None),
         col("established", Date, None),
-        col("status", Text, None),
+        label_col("status", &labels!(HouseholdStatus, "HOUSEHOLD_STATUS_")),
         col("closed", Date, None),
         col("family_books", U32, None),
     ]))
@@ -74,15 +79,15 @@ static CHANGES_SCHEMA: LazyLock<SchemaRef> = LazyLock::new(|| {
     use Kind::*;
     Arc::new(Schema::new(vec![
         col("sequence", U64, None),
-        col("kind", Text, None),
+        label_col("kind", &labels!(EventKind, "EVENT_KIND_")),
         col("occurred_on", Date, None),
         col("id_number", Text, Some(Role::Subject)),
         col("position", U32, None),
         col("household_id", Text, None),
-        col("path", Text, None),
+        label_col("path", &labels!(MoveInReason, "MOVE_IN_REASON_")),
         col("from_code", Text, None),
         col("to_committee_code", Text, None),
-        col("household_kind", Text, None),
+        label_col("household_kind", &labels!(HouseholdKind, "HOUSEHOLD_KIND_")),
         col("policy_rule", Text, None),
     ]))
 });

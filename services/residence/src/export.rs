@@ -7,6 +7,8 @@ use arrow_schema::{Schema, SchemaRef};
 use chrono::NaiveDate;
 use popbase_common::{ServiceError, ServiceResult};
 use popbase_export::columns::{Columns, Kind, Role, col};
+use popbase_export::labels;
+use popbase_export::labels::label_col;
 use popbase_export::scan::export_table;
 use popbase_export::{BatchSink, Dataset, DatasetSource, Export, Owner, Ticket};
 use popbase_proto::common::{Address, Date};
@@ -27,9 +29,9 @@ static SCHEMA: LazyLock<SchemaRef> = LazyLock::new(|| {
         col("issued_on", Date, None),
         col("valid_until", Date, None),
         col("endorsements", U32, None),
-        col("status", Text, None),
+        label_col("status", &labels!(PermitStatus, "PERMIT_STATUS_")),
         col("status_since", Date, None),
-        col("basis", Text, None),
+        label_col("basis", &labels!(ResidenceBasis, "RESIDENCE_BASIS_")),
     ]))
 });
 

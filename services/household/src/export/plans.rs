@@ -8,19 +8,13 @@
 
 use std::sync::LazyLock;
 
-use popbase_export::wire::{Labels, WirePlan, count, date, label, text, text_in};
+use popbase_export::labels;
+use popbase_export::wire::{WirePlan, count, date, label, text, text_in};
 use popbase_proto::common::Sex;
 use popbase_proto::household::{
     EducationLevel, HouseholdKind, HouseholdStatus, MaritalStatus, MilitaryService, MoveInReason, MoveOutReason, RegistrationStatus,
     Relationship,
 };
-
-/// The export labels of a prost enum, its proto names stripped of `prefix`.
-macro_rules! labels {
-    ($enum:ident, $prefix:literal) => {
-        Labels::of($prefix, |v| $enum::try_from(v).ok().map(|e| e.as_str_name()))
-    };
-}
 
 /// `Address { committee_code = 1; detail = 2; }`
 const COMMITTEE: u32 = 1;
