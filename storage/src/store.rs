@@ -9,7 +9,7 @@ use std::time::{SystemTime, UNIX_EPOCH};
 use prost::Message;
 use rocksdb::{
     BlockBasedIndexType, BlockBasedOptions, Cache, ColumnFamily, ColumnFamilyDescriptor, DB, DBCompressionType, DataBlockIndexType,
-    MemtableFactory, Options, ReadOptions, WriteBatch, WriteOptions,
+    MemtableFactory, Options, ReadOptions, WaitForCompactOptions, WriteBatch, WriteOptions,
 };
 
 use crate::batch::{Batch, Expectation, Op};
@@ -499,6 +499,19 @@ impl Store {
             db.flush_cf(self.cf(name)?).map_err(|e| self.engine(e))?;
         }
         Ok(())
+    }
+
+    /// Flushes every memtable and waits until the engine has no flush or
+    /// compaction left to do. A bulk load ends here, so the stores it
+    /// leaves are at rest: a generated city left its year of life events in
+    /// the WAL, and every start of a copy of it replayed the log and spent
+    /// its first 9 s compacting (22 compactions, 5.5 s of CPU, 329 MB
+    /// written at Zibo's size) under whatever was measured first.
+    pub fn settle(&self) -> StorageResult<()> {
+        self.flush()?;
+        let mut wait = WaitForCompactOptions::default();
+        wait.set_flush(true);
+        self.inner.db.wait_for_compact(&wait).map_err(|e| self.engine(e))
     }
 
     /// Creates an online, consistent checkpoint (hard-linked SST files plus

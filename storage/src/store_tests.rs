@@ -615,3 +615,39 @@ fn durable_commits_share_a_sync_and_reach_the_change_log_once_synced() {
     assert_eq!(store.changes_since(0, 10).expect("changes").len(), 4);
     assert_eq!(told.load(Ordering::SeqCst), 4);
 }
+
+#[test]
+fn a_settled_store_has_nothing_left_to_flush_or_compact() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let store = open(dir.path());
+    // Three flushed files on level 0 and rows in the memtable: the fourth
+    // file, flushed by settling, reaches level 0's compaction trigger.
+    for round in 0..4u32 {
+        let mut batch = Batch::new("test", "load");
+        for n in 0..20_000u32 {
+            let name = format!("r{:03}-{n:05}-{}", 3 - round, "x".repeat(64));
+            batch.put(&RECS, key(&name), &rec(&name, n));
+        }
+        store.commit(batch).expect("commit");
+        if round < 3 {
+            store.flush().expect("flush");
+        }
+    }
+    store.settle().expect("settle");
+    let cf = store.cf("recs").expect("cf");
+    let property = |name: &str| store.inner.db.property_int_value_cf(cf, name).expect("property").unwrap_or(0);
+    assert_eq!(property("rocksdb.num-entries-active-mem-table"), 0, "the memtable was flushed");
+    // Compaction moves files down until level 0 is under its trigger.
+    assert!(property("rocksdb.num-files-at-level0") < 4, "level 0 was compacted");
+    let figures = store.engine_figures().expect("figures");
+    assert_eq!(
+        (figures.running_compactions, figures.pending_compaction_bytes),
+        (0, 0),
+        "{figures:?}"
+    );
+    let last = format!("r000-19999-{}", "x".repeat(64));
+    assert_eq!(
+        store.get(&RECS, &key(&last)).expect("get").map(|v| v.value),
+        Some(rec(&last, 19_999))
+    );
+}

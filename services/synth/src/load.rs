@@ -53,6 +53,14 @@ impl StoreSink {
         self.permits.store().flush()?;
         self.feeds.store().flush()
     }
+
+    /// Flushes, then waits until no store has compaction work left
+    /// ([`Store::settle`]): the end of a load.
+    pub fn settle(&self) -> StorageResult<()> {
+        self.registry.store().settle()?;
+        self.permits.store().settle()?;
+        self.feeds.store().settle()
+    }
 }
 
 impl CitySink for StoreSink {
