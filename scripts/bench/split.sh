@@ -1,12 +1,15 @@
 #!/usr/bin/env bash
-# The cost of the mesh: the consent-checked person query and the feed
-# ingest, all-in-one beside split roles (each role its own process, every
-# internal hop mutual TLS), on the same city, alternating rounds so the
-# machine's drift falls on both alike. Prints a table and writes JSON and
-# logs to $BENCH_OUT.
+# The cost of the mesh: the consent-checked person query (closed loop, and
+# open loops at 2,000 and 5,000 calls/s), the full Flight export, the
+# Parquet file `popbase export` writes, and the feed ingest, all-in-one
+# beside split roles (each role its own process, every internal hop mutual
+# TLS), on the same city, alternating rounds so the machine's drift falls
+# on both alike. Prints a table and writes JSON and logs to $BENCH_OUT.
 #
 #   PERSONS=200000 DURATION=20 ROUNDS=2 scripts/bench/split.sh
 #
+# FEEDS=0 leaves out the two feed re-sends (about 3 minutes a run at Zibo's
+# size).
 # PLAIN=1 adds split roles without the mesh ("plain": mesh.plaintext), to
 # tell the cost of TLS from the cost of the process hops.
 # BASELINE_BIN=/path/to/older/popbase adds an all-in-one run of that binary
@@ -91,17 +94,38 @@ run() {
     fi
     read -r -a direct_env <<<"$(mesh_env gateway)"
   fi
-  "$bin/popbase-loadtest" run --gateway "$gateway" --household "$household" "${mesh_args[@]}" \
-    --token "hrss=$(tok hrss)" --token "service_platform=$(tok service_platform)" \
-    --scenario person --concurrency 32 --warmup 5 --duration "$duration" --out "$out/$tag-person.json" >/dev/null
-  if [ "$mode" = base ]; then
+  local big_data tokens
+  big_data="$(tok big_data)"
+  tokens=(--token "hrss=$(tok hrss)" --token "service_platform=$(tok service_platform)" --token "big_data=$big_data")
+  lt() { "$bin/popbase-loadtest" run --gateway "$gateway" --household "$household" "${mesh_args[@]}" "${tokens[@]}" "$@" >/dev/null; }
+  lt --scenario person --concurrency 32 --warmup 5 --duration "$duration" --out "$out/$tag-person.json"
+  lt --scenario person --rate 2000 --concurrency 512 --warmup 5 --duration "$duration" --out "$out/$tag-open2k.json"
+  lt --scenario person --rate 5000 --concurrency 512 --warmup 5 --duration "$duration" --out "$out/$tag-open5k.json"
+  lt --scenario export --concurrency 1 --warmup 0 --duration "$duration" --out "$out/$tag-export.json"
+  # The Parquet file as the bureau writes it (scripts/bench.sh's figure):
+  # the fastest of three, seconds.
+  local best="" started took
+  for _ in 1 2 3; do
+    started=$(date +%s%N)
+    "$bin/popbase" export --gateway "$gateway" --token "$big_data" --dataset persons --out "$out/$tag.parquet" \
+      2>"$out/$tag-parquet.log" >/dev/null
+    took=$(( ($(date +%s%N) - started) / 1000000 ))
+    if [ -z "$best" ] || [ "$took" -lt "$best" ]; then best=$took; fi
+  done
+  echo "$best" >"$out/$tag-parquet-ms.txt"
+  rm -f "$out/$tag.parquet"
+  if [ "${FEEDS:-1}" = 0 ]; then
+    for way in gateway direct; do echo "feed-load: not run (FEEDS=0) (0 records/s)" >"$out/$tag-feed-$way.txt"; done
+  elif [ "$mode" = base ]; then
     echo "feed-load: not measured (the baseline may predate DepartmentFeeds) (0 records/s)" >"$out/$tag-feed-gateway.txt"
   else
     "$bin/popbase" --data "$work" feed-load --gateway "$gateway" --persons "$persons" --seed 2021 \
       --newer-by-ms 1000 >"$out/$tag-feed-gateway.txt"
   fi
-  env "${direct_env[@]}" "$server" --data "$work" feed-load --target "$feeds" --persons "$persons" --seed 2021 \
-    --newer-by-ms 2000 >"$out/$tag-feed-direct.txt"
+  if [ "${FEEDS:-1}" != 0 ]; then
+    env "${direct_env[@]}" "$server" --data "$work" feed-load --target "$feeds" --persons "$persons" --seed 2021 \
+      --newer-by-ms 2000 >"$out/$tag-feed-direct.txt"
+  fi
   stop
 }
 
@@ -115,16 +139,24 @@ for round in $(seq 1 "$rounds"); do
   done
 done
 
-echo "| round | mode | person query calls/s | p99 ms | feed via gateway records/s | feed into feeds role records/s |"
-echo "|---|---|---|---|---|---|"
+echo "| round | mode | person query calls/s | p99 ms | open 2,000/s p99 ms | open 5,000/s p99 ms | Flight export rows/s (call p50) | Parquet file rows/s (best of 3) | feed via gateway records/s | feed into feeds role records/s |"
+echo "|---|---|---|---|---|---|---|---|---|---|"
 for round in $(seq 1 "$rounds"); do
   for mode in "${modes[@]}"; do
     tag="$mode-$round"
-    python3 - "$out/$tag-person.json" "$out/$tag-feed-gateway.txt" "$out/$tag-feed-direct.txt" "$round" "$mode" <<'PY'
+    python3 - "$out/$tag" "$round" "$mode" <<'PY'
 import json, re, sys
-report = json.load(open(sys.argv[1]))
-rate = lambda path: re.search(r"\(([0-9]+) records/s\)", open(path).read()).group(1)
-print(f"| {sys.argv[4]} | {sys.argv[5]} | {report['calls_per_s']:.0f} | {report['latency']['p99_ms']:.2f} | {rate(sys.argv[2])} | {rate(sys.argv[3])} |")
+tag, round_, mode = sys.argv[1:]
+load = lambda name: json.load(open(f"{tag}-{name}.json"))
+rate = lambda way: re.search(r"\(([0-9]+) records/s\)", open(f"{tag}-feed-{way}.txt").read()).group(1)
+person, open2k, open5k, export = load("person"), load("open2k"), load("open5k"), load("export")
+rows = export["items"] / max(export["calls"], 1)
+flight = rows / (export["latency"]["p50_ms"] / 1000) if export["calls"] else 0
+parquet_ms = int(open(f"{tag}-parquet-ms.txt").read())
+parquet = rows / (parquet_ms / 1000) if parquet_ms else 0
+print(f"| {round_} | {mode} | {person['calls_per_s']:.0f} | {person['latency']['p99_ms']:.2f} | "
+      f"{open2k['latency']['p99_ms']:.2f} | {open5k['latency']['p99_ms']:.2f} | {flight:,.0f} | {parquet:,.0f} | "
+      f"{rate('gateway')} | {rate('direct')} |")
 PY
   done
 done
