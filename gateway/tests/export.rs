@@ -61,7 +61,12 @@ fn texts(batches: &[RecordBatch], column: &str) -> Vec<String> {
         // Enum labels arrive as a dictionary (popbase_export::labels).
         if let Some(labels) = values.as_any().downcast_ref::<DictionaryArray<Int16Type>>() {
             let words = labels.values().as_any().downcast_ref::<StringArray>().expect("labels");
-            out.extend(labels.keys().iter().map(|k| k.map_or(String::new(), |k| words.value(k as usize).to_string())));
+            out.extend(
+                labels
+                    .keys()
+                    .iter()
+                    .map(|k| k.map_or(String::new(), |k| words.value(k as usize).to_string())),
+            );
             continue;
         }
         let values = values.as_any().downcast_ref::<StringArray>().expect("text");
@@ -149,11 +154,22 @@ async fn big_data_lists_and_reads_every_dataset_pseudonymised_and_each_export_is
             let status = schema.field_with_name("status").expect("status");
             assert!(matches!(status.data_type(), arrow_schema::DataType::Dictionary(_, _)), "{status:?}");
             let listed = &status.metadata()[popbase_export::labels::LABELS_KEY];
-            assert!(listed.split(',').any(|l| l == "active") && listed.split(',').any(|l| l == "deceased"), "{listed}");
+            assert!(
+                listed.split(',').any(|l| l == "active") && listed.split(',').any(|l| l == "deceased"),
+                "{listed}"
+            );
             let column = batches[0].column_by_name("status").expect("status");
             let dictionary = column.as_any().downcast_ref::<DictionaryArray<Int16Type>>().expect("a dictionary");
-            assert_eq!(dictionary.values().len(), listed.split(',').count(), "the whole set, in every batch");
-            assert!(texts(&batches, "status").iter().all(|s| s == "active" || s == "moved_out" || s == "deceased"));
+            assert_eq!(
+                dictionary.values().len(),
+                listed.split(',').count(),
+                "the whole set, in every batch"
+            );
+            assert!(
+                texts(&batches, "status")
+                    .iter()
+                    .all(|s| s == "active" || s == "moved_out" || s == "deceased")
+            );
         }
         // STARTED, one BATCH record per batch (naming its subjects), COMPLETED.
         let records = 2 + batches.len() as u64;

@@ -178,7 +178,10 @@ mod tests {
     fn an_enums_labels_are_keyed_in_value_order_skipping_unspecified_and_gaps() {
         let labels = Labels::of("STATUS_", status_name);
         assert_eq!(labels.names(), ["active", "moved_out", "deceased"]);
-        assert_eq!([0, 1, 2, 3, 4, 300].map(|v| labels.key(v)), [None, Some(0), Some(1), None, Some(2), None]);
+        assert_eq!(
+            [0, 1, 2, 3, 4, 300].map(|v| labels.key(v)),
+            [None, Some(0), Some(1), None, Some(2), None]
+        );
         assert_eq!(labels.get(4), "deceased");
         assert_eq!(labels.get(0), "");
     }
