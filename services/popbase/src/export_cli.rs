@@ -44,7 +44,7 @@ pub struct ExportArgs {
     /// The file format written.
     #[arg(long, value_enum, default_value = "parquet")]
     pub format: Format,
-    /// The file to write (replaced if it exists).
+    /// The file to write: new, or a regular file replaced when the export completes.
     #[arg(long)]
     pub out: PathBuf,
     /// Catalogue purpose code (filled in when the approval has only one).
@@ -182,7 +182,22 @@ fn spawn_writer(
     (tx, writer)
 }
 
+/// The destination may be a new file or a regular file to replace; the
+/// export is renamed onto it, which would put a file in place of a device
+/// (`--out /dev/null` once replaced the machine's null device) or fail on
+/// a directory only after the whole export.
+fn check_destination(path: &Path) -> anyhow::Result<()> {
+    match std::fs::metadata(path) {
+        Ok(found) if !found.is_file() => bail!(
+            "{} is not a regular file: popbase export writes a file beside it and renames it into place",
+            path.display()
+        ),
+        _ => Ok(()),
+    }
+}
+
 pub async fn run(args: ExportArgs) -> anyhow::Result<()> {
+    check_destination(&args.out)?;
     let ticket = Ticket {
         dataset: args.dataset.clone(),
         purpose: args.purpose.clone(),
@@ -246,6 +261,18 @@ mod tests {
     use popbase_export::columns::{Kind, col};
 
     use super::*;
+
+    #[test]
+    fn the_destination_is_a_new_or_regular_file_never_a_device_or_directory() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        assert!(check_destination(&dir.path().join("new.parquet")).is_ok());
+        let existing = dir.path().join("old.parquet");
+        std::fs::write(&existing, b"old").expect("write");
+        assert!(check_destination(&existing).is_ok(), "replaced when the export completes");
+        assert!(check_destination(dir.path()).is_err(), "a directory");
+        let null = check_destination(Path::new("/dev/null")).expect_err("a device");
+        assert!(null.to_string().contains("not a regular file"), "{null}");
+    }
 
     #[test]
     fn identifying_columns_are_written_plain_and_uncompressed() {
