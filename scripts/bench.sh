@@ -7,14 +7,15 @@
 #
 #   scripts/bench.sh                          # Zibo: 4.7 million persons
 #   PERSONS=200000 DURATION=20 scripts/bench.sh
-#   FULL=1 scripts/bench.sh                   # then the whole-city lists and the feed refresh
+#   FULL=1 scripts/bench.sh                   # then the whole-city lists, the feed refresh and split mode
 #
 # Needs root for apt-get (PostgreSQL, when missing) and to run PostgreSQL
-# as its own user. At Zibo's size it takes about 6 minutes on 2 cores once
+# as its own user. At Zibo's size it takes about 10 minutes on 2 cores once
 # the city is generated (about 2.5 minutes, then cached); FULL=1 adds
-# scripts/bench/lists.sh and scripts/bench/feeds.sh (3 rounds each, about
-# 35 minutes more), their tables in lists.md and feeds.md beside
-# comparison.md.
+# scripts/bench/lists.sh and scripts/bench/feeds.sh (3 rounds each) and
+# scripts/bench/split.sh (every read-path scenario all-in-one beside split
+# roles over mTLS, 2 rounds), about 45 minutes more, their tables in
+# lists.md, feeds.md and split.md beside comparison.md.
 set -euo pipefail
 root="$(cd "$(dirname "$0")/.." && pwd)"
 cd "$root"
@@ -216,4 +217,5 @@ if [ "${FULL:-0}" = 1 ]; then
   stop_all
   BENCH_OUT="$out/lists" PERSONS="$persons" ROUNDS=3 scripts/bench/lists.sh | tee "$out/lists.md"
   BENCH_OUT="$out/feeds" PERSONS="$persons" ROUNDS=3 scripts/bench/feeds.sh | tee "$out/feeds.md"
+  BENCH_OUT="$out/split" PERSONS="$persons" ROUNDS=2 FEEDS=0 scripts/bench/split.sh | tee "$out/split.md"
 fi
