@@ -23,7 +23,7 @@ use parquet::basic::Compression;
 use parquet::file::properties::{EnabledStatistics, WriterProperties};
 use parquet::schema::types::ColumnPath;
 use popbase_export::columns::Role;
-use popbase_export::{Level, SNAPSHOT_SEQ_KEY, Ticket};
+use popbase_export::{LEVEL_KEY, Level, SNAPSHOT_SEQ_KEY, Ticket};
 
 use crate::gateway_client::GatewayArgs;
 
@@ -83,16 +83,19 @@ const ROW_GROUP_ROWS: usize = 122_880;
 /// values) fit many times over; columns whose values barely repeat do not.
 const DICTIONARY_BYTES: usize = 128 << 10;
 
-/// Snappy, like most Parquet writers, except for the columns that identify
-/// a person (ID numbers or their pseudonyms, document numbers). A
-/// pseudonym is 32 random hex digits: Snappy finds chance four-byte matches
-/// all through it, spends a third of the writer's CPU there and saves 9 %
-/// of those columns' bytes. They are written uncompressed, without a
-/// dictionary (nearly every value is new, so a dictionary only costs hashing
-/// each one, a quarter of the writer's CPU, until the writer falls back to
-/// plain) and without min/max statistics (random values span the whole range
-/// in every row group, so they prune nothing, and computing them compared
-/// every value twice).
+/// Snappy, like most Parquet writers. The columns that identify a person
+/// (ID numbers or their pseudonyms, document numbers) have no dictionary:
+/// nearly every value is new, so a dictionary only costs hashing each one
+/// (a quarter of the writer's CPU) until the writer falls back to plain.
+///
+/// In a pseudonymised export those columns are pseudonyms, 32 random hex
+/// digits: Snappy finds chance four-byte matches all through them, spent a
+/// third of the writer's CPU there and saved 9 % of their bytes, and their
+/// min/max statistics prune nothing (every row group spans the whole range)
+/// while computing them compared every value twice. There they are written
+/// uncompressed and without statistics. In an identified export they are
+/// ID numbers in key order, which compress and prune well: Snappy and
+/// statistics as for every column.
 ///
 /// Other columns start with a dictionary, but give it up once it passes
 /// [`DICTIONARY_BYTES`]: a household ID repeats for two or three persons
@@ -104,13 +107,16 @@ fn parquet_properties(schema: &SchemaRef) -> WriterProperties {
         .set_compression(Compression::SNAPPY)
         .set_dictionary_page_size_limit(DICTIONARY_BYTES)
         .set_max_row_group_row_count(Some(ROW_GROUP_ROWS));
+    let pseudonymised = schema.metadata().get(LEVEL_KEY).map(String::as_str) == Some(Level::Pseudonymised.as_str());
     for field in schema.fields() {
         if matches!(Role::of(field), Some(Role::Subject | Role::Person | Role::Identifier)) {
             let column = ColumnPath::from(field.name().as_str());
-            props = props
-                .set_column_dictionary_enabled(column.clone(), false)
-                .set_column_compression(column.clone(), Compression::UNCOMPRESSED)
-                .set_column_statistics_enabled(column, EnabledStatistics::None);
+            props = props.set_column_dictionary_enabled(column.clone(), false);
+            if pseudonymised {
+                props = props
+                    .set_column_compression(column.clone(), Compression::UNCOMPRESSED)
+                    .set_column_statistics_enabled(column, EnabledStatistics::None);
+            }
         }
     }
     props.build()
@@ -184,10 +190,11 @@ fn spawn_writer(
 
 /// The destination may be a new file or a regular file to replace; the
 /// export is renamed onto it, which would put a file in place of a device
-/// (`--out /dev/null` once replaced the machine's null device) or fail on
-/// a directory only after the whole export.
+/// (`--out /dev/null` once replaced the machine's null device) or of a
+/// symbolic link (not its target), or fail on a directory only after the
+/// whole export.
 fn check_destination(path: &Path) -> anyhow::Result<()> {
-    match std::fs::metadata(path) {
+    match std::fs::symlink_metadata(path) {
         Ok(found) if !found.is_file() => bail!(
             "{} is not a regular file: popbase export writes a file beside it and renames it into place",
             path.display()
@@ -255,6 +262,7 @@ pub async fn run(args: ExportArgs) -> anyhow::Result<()> {
 
 #[cfg(test)]
 mod tests {
+    use std::collections::HashMap;
     use std::sync::Arc;
 
     use arrow_schema::Schema;
@@ -270,29 +278,53 @@ mod tests {
         std::fs::write(&existing, b"old").expect("write");
         assert!(check_destination(&existing).is_ok(), "replaced when the export completes");
         assert!(check_destination(dir.path()).is_err(), "a directory");
+        let link = dir.path().join("link.parquet");
+        std::os::unix::fs::symlink(&existing, &link).expect("symlink");
+        assert!(check_destination(&link).is_err(), "a link, which the rename would replace");
         let null = check_destination(Path::new("/dev/null")).expect_err("a device");
         assert!(null.to_string().contains("not a regular file"), "{null}");
     }
 
     #[test]
-    fn identifying_columns_are_written_plain_and_uncompressed() {
-        let schema = Arc::new(Schema::new(vec![
+    fn pseudonyms_are_written_plain_and_identified_numbers_compressed() {
+        let fields = vec![
             col("id_pseudonym", Kind::Text, Some(Role::Subject)),
             col("father_pseudonym", Kind::Text, Some(Role::Person)),
             col("permit_number", Kind::Text, Some(Role::Identifier)),
             col("committee_code", Kind::Text, None),
             col("birth_month", Kind::Text, Some(Role::BirthDate)),
-        ]));
-        let props = parquet_properties(&schema);
-        let dictionary = |name: &str| props.dictionary_enabled(&ColumnPath::from(name));
-        assert!(!dictionary("id_pseudonym") && !dictionary("father_pseudonym") && !dictionary("permit_number"));
-        assert!(dictionary("committee_code") && dictionary("birth_month"));
-        assert_eq!(props.compression(&ColumnPath::from("committee_code")), Compression::SNAPPY);
-        assert_eq!(props.compression(&ColumnPath::from("id_pseudonym")), Compression::UNCOMPRESSED);
-        let statistics = |name: &str| props.statistics_enabled(&ColumnPath::from(name));
-        assert_eq!(statistics("father_pseudonym"), EnabledStatistics::None);
-        assert_ne!(statistics("committee_code"), EnabledStatistics::None);
-        assert_eq!(props.max_row_group_row_count(), Some(ROW_GROUP_ROWS));
-        assert_eq!(props.dictionary_page_size_limit(), DICTIONARY_BYTES);
+        ];
+        let at = |level: Level| {
+            let metadata = HashMap::from([(LEVEL_KEY.to_string(), level.as_str().to_string())]);
+            parquet_properties(&Arc::new(Schema::new_with_metadata(fields.clone(), metadata)))
+        };
+        for (level, props) in [
+            (Level::Pseudonymised, at(Level::Pseudonymised)),
+            (Level::Identified, at(Level::Identified)),
+        ] {
+            let dictionary = |name: &str| props.dictionary_enabled(&ColumnPath::from(name));
+            assert!(!dictionary("id_pseudonym") && !dictionary("father_pseudonym") && !dictionary("permit_number"));
+            assert!(dictionary("committee_code") && dictionary("birth_month"));
+            assert_eq!(props.compression(&ColumnPath::from("committee_code")), Compression::SNAPPY);
+            assert_ne!(
+                props.statistics_enabled(&ColumnPath::from("committee_code")),
+                EnabledStatistics::None
+            );
+            assert_eq!(props.max_row_group_row_count(), Some(ROW_GROUP_ROWS));
+            let (compression, statistics) = (
+                props.compression(&ColumnPath::from("id_pseudonym")),
+                props.statistics_enabled(&ColumnPath::from("father_pseudonym")),
+            );
+            match level {
+                Level::Pseudonymised => {
+                    assert_eq!((compression, statistics), (Compression::UNCOMPRESSED, EnabledStatistics::None))
+                }
+                Level::Identified => {
+                    assert_eq!(compression, Compression::SNAPPY, "ID numbers in key order compress");
+                    assert_ne!(statistics, EnabledStatistics::None, "and prune");
+                }
+            }
+            assert_eq!(props.dictionary_page_size_limit(), DICTIONARY_BYTES);
+        }
     }
 }
