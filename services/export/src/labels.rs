@@ -6,7 +6,7 @@
 //! persons, and the bureau's Parquet writer hashed every one back into a
 //! dictionary. As a dictionary each row carries a two-byte key, and the
 //! words travel once per export: a column's dictionary is the whole label
-//! set of its enum, the same in every batch, so an Arrow IPC stream or file
+//! set of its enum, equal in every batch, so an Arrow IPC stream or file
 //! sends it once and pyarrow, DuckDB and Spark see categorical text.
 //!
 //! The label set is part of the schema: the field's metadata lists it
@@ -105,8 +105,10 @@ pub fn label_col(name: &str, labels: &Labels) -> Field {
 /// lists.
 pub(crate) struct LabelColumn {
     names: Vec<String>,
-    /// The dictionary every batch shares (the same array each time, so an
-    /// IPC writer sends it once).
+    /// The dictionary of every batch this builder makes (the same array;
+    /// the export's other builder threads hold equal ones, and an IPC
+    /// writer that finds a batch's dictionary equal to the last one sent
+    /// does not send it again).
     dictionary: ArrayRef,
     keys: Int16Builder,
 }
