@@ -33,12 +33,10 @@ pub fn label_type() -> DataType {
     DataType::Dictionary(Box::new(DataType::Int16), Box::new(DataType::Utf8))
 }
 
-/// An enum's export labels: by enum value, and as the dictionary of its
-/// column (the distinct labels in value order).
+/// An enum's export labels as the dictionary of its column (the distinct
+/// labels in value order) and each enum value's key into it.
 #[derive(Debug, Clone)]
 pub struct Labels {
-    /// The label of each enum value (none: unspecified or not a value).
-    by_value: Vec<Option<String>>,
     /// The dictionary: each label once, in value order.
     names: Vec<String>,
     /// The dictionary key of each enum value.
@@ -65,13 +63,7 @@ impl Labels {
                 i16::try_from(key).ok()
             })
             .collect();
-        Labels { by_value, names, keys }
-    }
-
-    /// The label of enum value `value` ("" when unspecified or unknown).
-    pub fn get(&self, value: u64) -> &str {
-        let index = usize::try_from(value).unwrap_or(usize::MAX);
-        self.by_value.get(index).and_then(Option::as_deref).unwrap_or("")
+        Labels { names, keys }
     }
 
     /// The dictionary key of enum value `value` (none when unspecified or
@@ -184,8 +176,9 @@ mod tests {
             [0, 1, 2, 3, 4, 300].map(|v| labels.key(v)),
             [None, Some(0), Some(1), None, Some(2), None]
         );
-        assert_eq!(labels.get(4), "deceased");
-        assert_eq!(labels.get(0), "");
+        let label = |v: u64| labels.key(v).map(|k| labels.names()[k as usize].as_str());
+        assert_eq!(label(4), Some("deceased"));
+        assert_eq!(label(0), None);
     }
 
     #[test]

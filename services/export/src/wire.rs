@@ -23,7 +23,7 @@ use chrono::NaiveDate;
 use thiserror::Error;
 
 use crate::columns::{Columns, RowWriter};
-pub use crate::labels::Labels;
+use crate::labels::Labels;
 
 /// A row's encoding does not fit its plan: a bug or a corrupt value, never
 /// input. (Text that is not UTF-8 fails its batch, see `Columns::take`.)
