@@ -21,6 +21,7 @@ root="$(cd "$(dirname "$0")/.." && pwd)"
 cd "$root"
 scripts/setup.sh
 source scripts/rocksdb.sh
+source scripts/bench/timing.sh
 persons="${PERSONS:-4700000}"
 duration="${DURATION:-20}"
 warmup="${WARMUP:-5}"
@@ -98,18 +99,6 @@ lt --warmup "$warmup" --scenario person --rate 5000 --concurrency 512 --out "$ou
 lt --warmup "$warmup" --scenario intake --concurrency 4 --batch 1000 --out "$out/popbase-intake.json" >/dev/null
 lt --warmup "$warmup" --scenario uninsured --concurrency 4 --out "$out/popbase-uninsured.json" >/dev/null
 lt --scenario export --concurrency 1 --warmup 0 --out "$out/popbase-export.json" >/dev/null
-# Seconds of the fastest of three runs of a command, like DuckDB's best of
-# three: the first run of a fresh process pays for cold caches.
-best_of_3() {
-  local best="" started took
-  for _ in 1 2 3; do
-    started=$(date +%s%N)
-    "$@" >/dev/null
-    took=$(awk "BEGIN { print ($(date +%s%N) - $started) / 1e9 }")
-    best=$(awk -v a="$took" -v b="$best" 'BEGIN { print (b == "" || a < b) ? a : b }')
-  done
-  echo "$best"
-}
 # The token is made before the clock starts.
 big_data=$(tok big_data)
 elapsed=$(best_of_3 "$bin/popbase" export --gateway "$gateway" --token "$big_data" --dataset persons \

@@ -27,6 +27,7 @@ root="$(cd "$(dirname "$0")/../.." && pwd)"
 cd "$root"
 name=split
 source scripts/bench/common.sh
+source scripts/bench/timing.sh
 for identity in household residence feeds ledger gateway; do
   "$bin/popbase" pki --dir "$out/mesh" --identity "$identity" --host 127.0.0.1 >/dev/null
 done
@@ -104,15 +105,8 @@ run() {
   lt --scenario export --concurrency 1 --warmup 0 --duration "$duration" --out "$out/$tag-export.json"
   # The Parquet file as the bureau writes it (scripts/bench.sh's figure):
   # the fastest of three, seconds.
-  local best="" started took
-  for _ in 1 2 3; do
-    started=$(date +%s%N)
-    "$bin/popbase" export --gateway "$gateway" --token "$big_data" --dataset persons --out "$out/$tag.parquet" \
-      2>"$out/$tag-parquet.log" >/dev/null
-    took=$(( ($(date +%s%N) - started) / 1000000 ))
-    if [ -z "$best" ] || [ "$took" -lt "$best" ]; then best=$took; fi
-  done
-  echo "$best" >"$out/$tag-parquet-ms.txt"
+  best_of_3 "$bin/popbase" export --gateway "$gateway" --token "$big_data" --dataset persons --out "$out/$tag.parquet" \
+    2>"$out/$tag-parquet.log" >"$out/$tag-parquet-s.txt"
   rm -f "$out/$tag.parquet"
   if [ "${FEEDS:-1}" = 0 ]; then
     for way in gateway direct; do echo "feed-load: not run (FEEDS=0) (0 records/s)" >"$out/$tag-feed-$way.txt"; done
@@ -152,8 +146,8 @@ rate = lambda way: re.search(r"\(([0-9]+) records/s\)", open(f"{tag}-feed-{way}.
 person, open2k, open5k, export = load("person"), load("open2k"), load("open5k"), load("export")
 rows = export["items"] / max(export["calls"], 1)
 flight = rows / (export["latency"]["p50_ms"] / 1000) if export["calls"] else 0
-parquet_ms = int(open(f"{tag}-parquet-ms.txt").read())
-parquet = rows / (parquet_ms / 1000) if parquet_ms else 0
+parquet_s = float(open(f"{tag}-parquet-s.txt").read())
+parquet = rows / parquet_s if parquet_s else 0
 print(f"| {round_} | {mode} | {person['calls_per_s']:.0f} | {person['latency']['p99_ms']:.2f} | "
       f"{open2k['latency']['p99_ms']:.2f} | {open5k['latency']['p99_ms']:.2f} | {flight:,.0f} | {parquet:,.0f} | "
       f"{rate('gateway')} | {rate('direct')} |")
