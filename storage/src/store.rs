@@ -247,6 +247,59 @@ impl Store {
 
     /// Commits `batch` atomically with an explicit durability.
     pub fn commit_with(&self, batch: Batch, durability: Durability) -> StorageResult<u64> {
+        let seq = self.write(batch, durability)?;
+        let inner = &self.inner;
+        match durability {
+            Durability::Sync => self.sync_wal_through(seq)?,
+            Durability::Buffered | Durability::NoWal => inner.wal.advance(seq),
+        }
+        inner.commits[durability.index()].fetch_add(1, Ordering::Relaxed);
+        self.announce(seq);
+        Ok(seq)
+    }
+
+    /// Writes `batch` to the WAL and the memtables without waiting for an
+    /// fsync; [`Store::sync_through`] makes it durable. For a single writer
+    /// that must not answer before its writes are durable but need not wait
+    /// idle meanwhile (the audit log writes its next group while the WAL
+    /// syncs the last). Readable at once, told to followers only once
+    /// synced. Counted as a durable commit.
+    pub fn commit_unsynced(&self, batch: Batch) -> StorageResult<u64> {
+        let seq = self.write(batch, Durability::Sync)?;
+        self.inner.commits[Durability::Sync.index()].fetch_add(1, Ordering::Relaxed);
+        Ok(seq)
+    }
+
+    /// Returns once the commit `seq` is durable: fsyncs the WAL unless a
+    /// sync since its write covered it (one fsync covers every commit
+    /// written before it).
+    pub fn sync_through(&self, seq: u64) -> StorageResult<()> {
+        self.sync_wal_through(seq)?;
+        self.announce(seq);
+        Ok(())
+    }
+
+    fn sync_wal_through(&self, seq: u64) -> StorageResult<()> {
+        let inner = &self.inner;
+        inner.wal.sync_through(
+            seq,
+            || inner.last_seq.load(Ordering::SeqCst),
+            || inner.db.flush_wal(true).map_err(|e| self.engine(e)),
+        )
+    }
+
+    /// Tells the commit listeners of `seq`.
+    fn announce(&self, seq: u64) {
+        if let Ok(listeners) = self.inner.listeners.read() {
+            for listener in listeners.iter() {
+                listener(seq);
+            }
+        }
+    }
+
+    /// Writes `batch` under the commit lock (WAL unless `NoWal`, never
+    /// fsynced here); its sequence number.
+    fn write(&self, batch: Batch, durability: Durability) -> StorageResult<u64> {
         let inner = &self.inner;
         let mut recent = self.lock_commits();
         let last = inner.last_seq.load(Ordering::SeqCst);
@@ -350,21 +403,6 @@ impl Store {
         inner.db.write_opt(write, &write_opts).map_err(|e| self.engine(e))?;
         inner.last_seq.store(seq, Ordering::SeqCst);
         recent.record(seq, written);
-        drop(recent);
-        match durability {
-            Durability::Sync => inner.wal.sync_through(
-                seq,
-                || inner.last_seq.load(Ordering::SeqCst),
-                || inner.db.flush_wal(true).map_err(|e| self.engine(e)),
-            )?,
-            Durability::Buffered | Durability::NoWal => inner.wal.advance(seq),
-        }
-        inner.commits[durability.index()].fetch_add(1, Ordering::Relaxed);
-        if let Ok(listeners) = inner.listeners.read() {
-            for listener in listeners.iter() {
-                listener(seq);
-            }
-        }
         Ok(seq)
     }
 

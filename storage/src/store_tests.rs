@@ -616,6 +616,35 @@ fn durable_commits_share_a_sync_and_reach_the_change_log_once_synced() {
     assert_eq!(told.load(Ordering::SeqCst), 4);
 }
 
+/// A commit written now and synced later: readable at once, durable (in
+/// the change log, told to listeners) only after `sync_through`, and a
+/// buffered commit written in between does not excuse its sync.
+#[test]
+fn an_unsynced_commit_is_durable_only_once_synced_through() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let store = open(dir.path());
+    let told = Arc::new(AtomicU64::new(0));
+    let listener_told = Arc::clone(&told);
+    store.listen_commits(Arc::new(move |seq| {
+        listener_told.fetch_max(seq, Ordering::SeqCst);
+    }));
+    let mut batch = Batch::new("test", "audit");
+    batch.put(&RECS, key("u0"), &rec("u", 0));
+    let seq = store.commit_unsynced(batch).expect("written");
+    assert!(store.get(&RECS, &key("u0")).expect("get").is_some(), "readable once written");
+    assert_eq!((store.durable_seq(), store.wal_syncs()), (0, 0));
+    assert_eq!(told.load(Ordering::SeqCst), 0, "no listener told before the sync");
+    let mut buffered = Batch::new("test", "other");
+    buffered.put(&RECS, key("u1"), &rec("u", 1));
+    store.commit_with(buffered, Durability::Buffered).expect("buffered");
+    store.sync_through(seq).expect("synced");
+    assert_eq!(store.wal_syncs(), 1, "the buffered commit after it did not stand in for its sync");
+    store.sync_through(seq).expect("already synced");
+    assert_eq!(store.wal_syncs(), 1, "a sync covers a commit once");
+    assert!(store.durable_seq() >= seq);
+    assert!(told.load(Ordering::SeqCst) >= seq);
+}
+
 #[test]
 fn a_settled_store_has_nothing_left_to_flush_or_compact() {
     let dir = tempfile::tempdir().expect("tempdir");

@@ -27,6 +27,9 @@ pub(crate) struct WalSync {
     /// Held while a sync runs; holds the sequence the last sync covered.
     synced: Mutex<u64>,
     /// The same, readable without waiting for a running sync.
+    synced_through: AtomicU64,
+    /// The highest sequence durable or acknowledged without a sync
+    /// (buffered writes): how far the change log may be read.
     durable: AtomicU64,
     syncs: AtomicU64,
 }
@@ -35,8 +38,12 @@ impl WalSync {
     /// Returns once the commit `seq` is durable. `written` answers the last
     /// sequence whose batch is fully written (so a sync made now covers
     /// it); `sync` fsyncs the WAL.
+    ///
+    /// Only a sync covers a commit: a buffered commit written after `seq`
+    /// moves [`WalSync::durable`] past it without making it durable, so
+    /// that mark must not excuse the fsync.
     pub(crate) fn sync_through<E>(&self, seq: u64, written: impl Fn() -> u64, sync: impl FnOnce() -> Result<(), E>) -> Result<(), E> {
-        if self.durable() >= seq {
+        if self.synced_through.load(Ordering::SeqCst) >= seq {
             return Ok(());
         }
         // A panic in a sync leaves only a stale high-water mark: reuse it.
@@ -48,6 +55,7 @@ impl WalSync {
         sync()?;
         self.syncs.fetch_add(1, Ordering::Relaxed);
         *synced = through;
+        self.synced_through.store(through, Ordering::SeqCst);
         self.durable.fetch_max(through, Ordering::SeqCst);
         Ok(())
     }
@@ -99,6 +107,21 @@ mod tests {
         assert_eq!(wal.syncs(), 1);
         wal.sync_through(8, || 8, sync).expect("sync");
         assert_eq!((wal.durable(), wal.syncs()), (8, 2));
+    }
+
+    #[test]
+    fn a_buffered_commit_after_a_durable_one_does_not_excuse_its_sync() {
+        let wal = WalSync::default();
+        // Commit 4 asks to be durable; commit 5, buffered, is acknowledged first.
+        wal.advance(5);
+        let syncs = AtomicU64::new(0);
+        let sync = || {
+            syncs.fetch_add(1, Ordering::SeqCst);
+            Ok::<(), ()>(())
+        };
+        wal.sync_through(4, || 5, sync).expect("sync");
+        assert_eq!(syncs.load(Ordering::SeqCst), 1, "commit 4 was fsynced, not waved through");
+        assert_eq!((wal.durable(), wal.syncs()), (5, 1));
     }
 
     #[test]
