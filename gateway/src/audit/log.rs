@@ -1,9 +1,10 @@
 //! The audit writer: one thread owns the chain tip. Calls hand it entries
 //! over a channel; it takes whatever has queued up (group commit), chains
 //! them, and writes them, their per-subject index entries and the usage
-//! counters in one fsynced batch. Only then do the callers get their
-//! sequence numbers, so an answer never leaves before its record is durable,
-//! and a failed write fails every call in the group.
+//! counters in one batch. A second thread ([`super::syncer`]) fsyncs what
+//! was written and only then gives the callers their sequence numbers, so
+//! an answer never leaves before its record is durable, and a failed write
+//! or sync fails every call it covered.
 
 use std::collections::{BTreeMap, HashMap};
 use std::ops::Range;
@@ -14,11 +15,12 @@ use std::time::Instant;
 use chrono::{Datelike, Timelike, Utc};
 use popbase_common::{ServiceError, ServiceResult};
 use popbase_proto::gateway::{AuditRecord, ChainHead, Decision, ExportPhase, Usage};
-use popbase_storage::{Batch, Durability, Read, StorageResult, Store};
+use popbase_storage::{Batch, Read, StorageResult, Store};
 use tokio::sync::{mpsc, oneshot};
 
 use super::chain::{GENESIS, seal};
 use super::manifest::Manifest;
+use super::syncer::{self, Use, WRITTEN_AHEAD, Written};
 use crate::tables::{self, AUDIT, AUDIT_BY_SUBJECT, AUDIT_HEAD, EXPORT_SUBJECTS, HEAD_KEY, USAGE};
 
 /// Most records chained into one write.
@@ -75,31 +77,33 @@ pub struct AuditLog {
 #[derive(Default)]
 pub struct AuditStats {
     /// Records written and answered.
-    records: AtomicU64,
+    pub(super) records: AtomicU64,
     /// Group commits (one fsync each).
-    commits: AtomicU64,
-    failed_commits: AtomicU64,
+    pub(super) commits: AtomicU64,
+    pub(super) failed_commits: AtomicU64,
     /// Total time calls waited for their record to be durable: the audit lag.
     wait_micros: AtomicU64,
     /// Longest wait since the last scrape.
     max_wait_micros: AtomicU64,
     /// Uses per department and interface.
-    department_calls: super::calls_metric::DepartmentCalls,
+    pub(super) department_calls: super::calls_metric::DepartmentCalls,
 }
 
 struct WriterHandle {
     tx: Option<mpsc::Sender<Pending>>,
-    thread: Option<std::thread::JoinHandle<()>>,
+    /// The writer, then the syncer: joined in this order.
+    threads: Vec<std::thread::JoinHandle<()>>,
 }
 
 impl Drop for WriterHandle {
     fn drop(&mut self) {
-        // Closing the channel ends the writer's loop once the queue is empty.
+        // Closing the channel ends the writer's loop once the queue is
+        // empty; the writer's end ends the syncer's once all is answered.
         drop(self.tx.take());
-        if let Some(thread) = self.thread.take()
-            && thread.join().is_err()
-        {
-            tracing::error!("the audit writer panicked");
+        for thread in self.threads.drain(..) {
+            if thread.join().is_err() {
+                tracing::error!("an audit thread panicked");
+            }
         }
     }
 }
@@ -113,6 +117,7 @@ impl AuditLog {
     pub fn start(store: Store) -> StorageResult<AuditLog> {
         let head = store.get(&AUDIT_HEAD, HEAD_KEY)?.map(|h| h.value);
         let (tx, rx) = mpsc::channel(QUEUE);
+        let (written_tx, written_rx) = std::sync::mpsc::sync_channel(WRITTEN_AHEAD);
         let stats = Arc::new(AuditStats::default());
         let writer = Writer {
             stats: stats.clone(),
@@ -120,15 +125,30 @@ impl AuditLog {
             next_seq: head.as_ref().map_or(1, |h| h.seq + 1),
             prev_hash: head.map_or(GENESIS.to_vec(), |h| h.hash),
             usage: HashMap::new(),
+            written: written_tx,
         };
-        let thread = std::thread::Builder::new()
-            .name("audit-writer".into())
-            .spawn(move || writer.run(rx))
-            .map_err(|e| popbase_storage::StorageError::Engine(format!("starting the audit writer: {e}")))?;
+        let spawn = |name: &str, run: Box<dyn FnOnce() + Send>| {
+            std::thread::Builder::new()
+                .name(name.into())
+                .spawn(run)
+                .map_err(|e| popbase_storage::StorageError::Engine(format!("starting the {name}: {e}")))
+        };
+        let (sync_store, sync_stats) = (store.clone(), stats.clone());
+        let syncer = spawn(
+            "audit-syncer",
+            Box::new(move || {
+                syncer::run(
+                    written_rx,
+                    |commit| sync_store.sync_through(commit).map_err(|e| e.to_string()),
+                    &sync_stats,
+                )
+            }),
+        )?;
+        let writer = spawn("audit-writer", Box::new(move || writer.run(rx)))?;
         Ok(AuditLog {
             writer: Arc::new(WriterHandle {
                 tx: Some(tx),
-                thread: Some(thread),
+                threads: vec![writer, syncer],
             }),
             store,
             stats,
@@ -254,6 +274,8 @@ struct Writer {
     prev_hash: Vec<u8>,
     /// Counters of the days written lately, so each group reads none.
     usage: HashMap<Vec<u8>, Usage>,
+    /// Written groups, to the syncer.
+    written: std::sync::mpsc::SyncSender<Written>,
 }
 
 impl Writer {
@@ -277,11 +299,24 @@ impl Writer {
                 entries.extend(pending.entries);
             }
             match self.write(entries) {
-                Ok(mut seq) => {
-                    for (reply, count) in replies {
-                        let _ = reply.send(Ok(seq));
-                        seq += count;
-                    }
+                Ok((mut seq, commit, uses)) => {
+                    let replies = replies
+                        .into_iter()
+                        .map(|(reply, count)| {
+                            let first = seq;
+                            seq += count;
+                            (reply, first)
+                        })
+                        .collect();
+                    let written = Written {
+                        commit,
+                        replies,
+                        records: records as u64,
+                        uses,
+                    };
+                    // The syncer ends only after the writer; should it be
+                    // gone, dropping the replies refuses the calls.
+                    let _ = self.written.send(written);
                 }
                 Err(e) => {
                     for (reply, _) in replies {
@@ -292,10 +327,11 @@ impl Writer {
         }
     }
 
-    /// Chains and writes `group` in one fsynced batch; the first entry's
-    /// sequence number (the rest follow it) or the failure of them all.
-    /// Entries are moved into their records, not copied.
-    fn write(&mut self, group: Vec<Prepared>) -> Result<u64, String> {
+    /// Chains and writes `group` in one batch, not yet synced: the first
+    /// entry's sequence number (the rest follow it), the store commit the
+    /// syncer must make durable and the uses to count once it has; or the
+    /// failure of them all. Entries are moved into their records, not copied.
+    fn write(&mut self, group: Vec<Prepared>) -> Result<(u64, u64, Vec<Use>), String> {
         let size = group.len();
         let now = Utc::now();
         let at = now.timestamp_millis();
@@ -372,17 +408,14 @@ impl Writer {
             at_unix_millis: at,
         };
         batch.put(&AUDIT_HEAD, HEAD_KEY.to_vec(), &head);
-        match self.store.commit_with(batch, Durability::Sync) {
-            Ok(_) => {
-                self.stats.commits.fetch_add(1, Ordering::Relaxed);
-                self.stats.records.fetch_add(size as u64, Ordering::Relaxed);
-                self.stats.department_calls.add(uses);
+        match self.store.commit_unsynced(batch) {
+            Ok(commit) => {
                 self.next_seq = seq;
                 self.prev_hash = prev;
                 // Keep only today's counters cached.
                 let today = tables::usage_day_prefix(yyyymmdd(day));
                 self.usage.retain(|k, _| k.starts_with(&today));
-                Ok(self.next_seq - size as u64)
+                Ok((self.next_seq - size as u64, commit, uses))
             }
             Err(e) => {
                 self.stats.failed_commits.fetch_add(1, Ordering::Relaxed);
@@ -444,7 +477,7 @@ impl Writer {
 mod tests {
     use super::*;
     use crate::audit::verify;
-    use popbase_storage::StoreOptions;
+    use popbase_storage::{Durability, StoreOptions};
 
     fn entry(department: &str, subject: &str) -> AuditEntry {
         AuditEntry {

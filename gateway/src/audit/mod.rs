@@ -9,6 +9,7 @@ pub mod head;
 pub mod log;
 pub mod manifest;
 pub mod query;
+mod syncer;
 pub mod verify;
 
 pub use chain::{GENESIS, record_hash};
