@@ -171,7 +171,8 @@ async fn big_data_lists_and_reads_every_dataset_pseudonymised_and_each_export_is
                     .all(|s| s == "active" || s == "moved_out" || s == "deceased")
             );
         }
-        // STARTED, one BATCH record per batch (naming its subjects), COMPLETED.
+        // STARTED, a BATCH record per group of batches naming their subjects
+        // (these small exports are one group per batch), COMPLETED.
         let records = 2 + batches.len() as u64;
         assert_eq!(p.audit_count(), before + records, "{name}: the records of one export");
         let started = p.audit_record(before + 1);

@@ -3,15 +3,16 @@
 //!
 //! ```text
 //! owning role ──▶ de-identify ──▶ group ──▶ BATCH record (durable) ──▶ caller
-//!                  (own task)     (what is ready, up to GROUP_ROWS)
+//!                  (own task)     (up to GROUP_ROWS, or GROUP_WAIT)
 //! ```
 //!
 //! No batch leaves before a durable BATCH record names its subjects. A
-//! record covers the batches de-identified by the time the previous group
-//! was taken, up to [`GROUP_ROWS`] rows: when the caller and the ledger keep
-//! up, one record per batch; when the de-identifier runs ahead, several
-//! batches share one record, so the ledger writes fewer, larger manifests
-//! (fewer keys to insert, sort at flush and compact) for the same subjects.
+//! record covers [`GROUP_ROWS`] rows, or what was de-identified within
+//! [`GROUP_WAIT`] of a group's first batch (a slow source, the end). Each
+//! record leaves up to 256 manifest rows in the ledger: taking whatever was
+//! ready, records covered about 7,000 rows, and 59 exports of Zibo's
+//! persons left 9 million keys whose compaction wrote 6 times the ledger's
+//! size. At [`GROUP_ROWS`] a persons export leaves about 130 records.
 
 use std::time::Duration;
 
@@ -33,13 +34,19 @@ pub type Batches = BoxStream<'static, Result<RecordBatch, ServiceError>>;
 
 /// De-identified batches the de-identifier may run ahead of the audit.
 const STAGED_AHEAD: usize = 4;
-/// Most rows one BATCH record covers (a group of ready batches).
-const GROUP_ROWS: usize = 65_536;
+/// Most rows one BATCH record covers (a group of batches).
+const GROUP_ROWS: usize = 32_768;
+/// Batches of the owning role's size in one group.
+const GROUP_BATCHES: usize = GROUP_ROWS / popbase_export::BATCH_ROWS;
+/// Longest a group waits for more batches after its first: a slow source
+/// still sends every batch within this of its arrival (plus its record).
+const GROUP_WAIT: Duration = Duration::from_millis(20);
 /// BATCH records in flight at once: each group still leaves only once its
-/// own record is durable, but the records of the next few are already on
-/// their way, so the ledger's group commit makes several durable with one
-/// fsync instead of the export waiting out one fsync per group.
-const BATCH_RECORDS_IN_FLIGHT: usize = 4;
+/// own record is durable, but the next group's record is already on its
+/// way while the caller receives this one's batches. Bounds what an export
+/// holds: about (this + 1) groups and the staged batches, some 25 MB of
+/// pseudonymised persons.
+const BATCH_RECORDS_IN_FLIGHT: usize = 2;
 
 /// What the de-identifying stage hands the stage that audits and sends.
 enum Staged {
@@ -92,7 +99,7 @@ async fn deidentify(mut released: Released, mut upstream: Batches, idle: Duratio
     }
 }
 
-/// Splits what was ready at once into groups of at most [`GROUP_ROWS`]
+/// Splits what was gathered at once into groups of at most [`GROUP_ROWS`]
 /// rows (a batch larger than that is a group of its own), keeping order.
 fn into_groups(ready: Vec<Staged>) -> Vec<Group> {
     let mut groups = Vec::new();
@@ -127,6 +134,13 @@ fn into_groups(ready: Vec<Staged>) -> Vec<Group> {
     groups
 }
 
+/// The de-identified batches in groups, one BATCH record each: a group
+/// closes at [`GROUP_BATCHES`] batches or [`GROUP_WAIT`] after its first.
+fn groups(staged: mpsc::Receiver<Staged>) -> impl futures::Stream<Item = Group> {
+    tokio_stream::StreamExt::chunks_timeout(ReceiverStream::new(staged), GROUP_BATCHES, GROUP_WAIT)
+        .flat_map(|gathered| futures::stream::iter(into_groups(gathered)))
+}
+
 /// Moves de-identified batches to the caller, each only once the BATCH
 /// record naming its subjects is durable, then closes the trail (see
 /// [`ExportTrail`]).
@@ -143,9 +157,7 @@ pub async fn pump(
     let trail = &trail;
     // Only BATCH records are written ahead; the end of the trail is
     // written below, after every batch before it has left.
-    let audited = ReceiverStream::new(staged)
-        .ready_chunks(STAGED_AHEAD)
-        .flat_map(|ready| futures::stream::iter(into_groups(ready)))
+    let audited = groups(staged)
         .map(|group| async move {
             match group {
                 Group::Batches(batches, subjects) => {
@@ -224,11 +236,31 @@ mod tests {
 
     #[test]
     fn ready_batches_share_a_record_up_to_the_row_bound_and_the_end_stays_last() {
-        let groups = into_groups(vec![batch(30_000), batch(30_000), batch(30_000), Staged::Done(90_000, [0; 32])]);
+        let groups = into_groups(vec![batch(15_000), batch(15_000), batch(15_000), Staged::Done(45_000, [0; 32])]);
         assert_eq!(shape(&groups), ["2:2", "1:1", "done"]);
         let groups = into_groups(vec![batch(100_000), batch(1)]);
         assert_eq!(shape(&groups), ["1:1", "1:1"], "an oversized batch is a group of its own");
         let groups = into_groups(vec![batch(10), Staged::Failed(ServiceError::Unavailable("gone".into()))]);
         assert_eq!(shape(&groups), ["1:1", "failed"]);
+    }
+
+    #[tokio::test]
+    async fn a_group_closes_when_full_or_when_the_source_is_slow() {
+        let (tx, rx) = mpsc::channel(64);
+        let mut stream = std::pin::pin!(groups(rx));
+        // A fast source: full groups of GROUP_BATCHES batches.
+        for _ in 0..GROUP_BATCHES + 1 {
+            tx.send(batch(popbase_export::BATCH_ROWS as i32)).await.expect("send");
+        }
+        let first = stream.next().await.expect("a group");
+        assert_eq!(shape(&[first]), [format!("{GROUP_BATCHES}:{GROUP_BATCHES}")]);
+        // The batch left over goes alone once GROUP_WAIT has passed,
+        // though the source is still open.
+        let alone = tokio::time::timeout(GROUP_WAIT * 25, stream.next()).await.expect("not held back");
+        assert_eq!(shape(&[alone.expect("a group")]), ["1:1"]);
+        tx.send(Staged::Done(0, [0; 32])).await.expect("send");
+        drop(tx);
+        assert_eq!(shape(&[stream.next().await.expect("the end")]), ["done"]);
+        assert!(stream.next().await.is_none());
     }
 }
