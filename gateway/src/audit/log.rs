@@ -8,8 +8,8 @@
 
 use std::collections::{BTreeMap, HashMap};
 use std::ops::Range;
-use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
 use std::time::Instant;
 
 use chrono::{Datelike, Timelike, Utc};
@@ -71,6 +71,11 @@ pub struct AuditLog {
     writer: Arc<WriterHandle>,
     store: Store,
     stats: Arc<AuditStats>,
+    /// The newest durable record's head, moved by the syncer: the store's
+    /// head row is readable a moment before its group's fsync, and a head
+    /// published, signed or put in a backup must never be one a power cut
+    /// could take back.
+    durable_head: Arc<Mutex<ChainHead>>,
 }
 
 /// What the writer has done, for `/metrics` (see [`AuditLog::render_metrics`]).
@@ -116,6 +121,11 @@ impl AuditLog {
     /// Starts the writer on `store` (the ledger store), continuing its chain.
     pub fn start(store: Store) -> StorageResult<AuditLog> {
         let head = store.get(&AUDIT_HEAD, HEAD_KEY)?.map(|h| h.value);
+        let durable_head = Arc::new(Mutex::new(head.clone().unwrap_or_else(|| ChainHead {
+            seq: 0,
+            hash: GENESIS.to_vec(),
+            at_unix_millis: 0,
+        })));
         let (tx, rx) = mpsc::channel(QUEUE);
         let (written_tx, written_rx) = std::sync::mpsc::sync_channel(WRITTEN_AHEAD);
         let stats = Arc::new(AuditStats::default());
@@ -133,16 +143,11 @@ impl AuditLog {
                 .spawn(run)
                 .map_err(|e| popbase_storage::StorageError::Engine(format!("starting the {name}: {e}")))
         };
-        let (sync_store, sync_stats) = (store.clone(), stats.clone());
+        let (sync_store, sync_stats, sync_head) = (store.clone(), stats.clone(), durable_head.clone());
+        let sync = move |commit| sync_store.sync_through(commit).map_err(|e| e.to_string());
         let syncer = spawn(
             "audit-syncer",
-            Box::new(move || {
-                syncer::run(
-                    written_rx,
-                    |commit| sync_store.sync_through(commit).map_err(|e| e.to_string()),
-                    &sync_stats,
-                )
-            }),
+            Box::new(move || syncer::run(written_rx, sync, &sync_stats, &sync_head)),
         )?;
         let writer = spawn("audit-writer", Box::new(move || writer.run(rx)))?;
         Ok(AuditLog {
@@ -152,6 +157,7 @@ impl AuditLog {
             }),
             store,
             stats,
+            durable_head,
         })
     }
 
@@ -192,17 +198,10 @@ impl AuditLog {
         }
     }
 
-    /// The newest durable record's seq and hash.
-    pub fn head(&self) -> StorageResult<ChainHead> {
-        Ok(self
-            .store
-            .get(&AUDIT_HEAD, HEAD_KEY)?
-            .map(|h| h.value)
-            .unwrap_or_else(|| ChainHead {
-                seq: 0,
-                hash: GENESIS.to_vec(),
-                at_unix_millis: 0,
-            }))
+    /// The newest durable record's seq and hash (seq 0 and the genesis
+    /// hash before the first).
+    pub fn head(&self) -> ChainHead {
+        self.durable_head.lock().unwrap_or_else(|p| p.into_inner()).clone()
     }
 
     pub fn store(&self) -> &Store {
@@ -215,7 +214,7 @@ impl AuditLog {
         use std::fmt::Write as _;
         let s = &self.stats;
         let queued = self.writer.tx.as_ref().map_or(0, |tx| tx.max_capacity() - tx.capacity());
-        let head = self.head().map(|h| h.seq).unwrap_or(0);
+        let head = self.head().seq;
         let samples: [(&str, &str, &str, String); 7] = [
             (
                 "popbase_audit_records_total",
@@ -299,7 +298,7 @@ impl Writer {
                 entries.extend(pending.entries);
             }
             match self.write(entries) {
-                Ok((mut seq, commit, uses)) => {
+                Ok((mut seq, commit, head, uses)) => {
                     let replies = replies
                         .into_iter()
                         .map(|(reply, count)| {
@@ -310,6 +309,7 @@ impl Writer {
                         .collect();
                     let written = Written {
                         commit,
+                        head,
                         replies,
                         records: records as u64,
                         uses,
@@ -329,9 +329,10 @@ impl Writer {
 
     /// Chains and writes `group` in one batch, not yet synced: the first
     /// entry's sequence number (the rest follow it), the store commit the
-    /// syncer must make durable and the uses to count once it has; or the
-    /// failure of them all. Entries are moved into their records, not copied.
-    fn write(&mut self, group: Vec<Prepared>) -> Result<(u64, u64, Vec<Use>), String> {
+    /// syncer must make durable, the head it leaves and the uses to count
+    /// once it has; or the failure of them all. Entries are moved into their
+    /// records, not copied.
+    fn write(&mut self, group: Vec<Prepared>) -> Result<(u64, u64, ChainHead, Vec<Use>), String> {
         let size = group.len();
         let now = Utc::now();
         let at = now.timestamp_millis();
@@ -415,7 +416,7 @@ impl Writer {
                 // Keep only today's counters cached.
                 let today = tables::usage_day_prefix(yyyymmdd(day));
                 self.usage.retain(|k, _| k.starts_with(&today));
-                Ok((self.next_seq - size as u64, commit, uses))
+                Ok((self.next_seq - size as u64, commit, head, uses))
             }
             Err(e) => {
                 self.stats.failed_commits.fetch_add(1, Ordering::Relaxed);
@@ -587,6 +588,6 @@ mod tests {
             .collect();
         assert_eq!(subjects, ["first", "second"]);
         assert_eq!(verify::verify(&store, &[]).broken, None);
-        assert_eq!(log.head().expect("head").seq, 1 + 3 * 20 + 3 * 20 * 25 + 1);
+        assert_eq!(log.head().seq, 1 + 3 * 20 + 3 * 20 * 25 + 1);
     }
 }

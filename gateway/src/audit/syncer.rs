@@ -13,9 +13,11 @@
 //! calls that got no answer: the trail may hold a record of a call refused
 //! this way, and never lacks the record of an answer given.
 
+use std::sync::Mutex;
 use std::sync::atomic::Ordering;
 use std::sync::mpsc::Receiver;
 
+use popbase_proto::gateway::ChainHead;
 use tokio::sync::oneshot;
 
 use super::log::AuditStats;
@@ -35,16 +37,24 @@ pub(super) type Use = (String, String, bool, u64);
 pub(super) struct Written {
     /// The store commit that holds the group.
     pub commit: u64,
+    /// The chain's head after the group.
+    pub head: ChainHead,
     /// Each call's reply with its first record's sequence number.
     pub replies: Vec<(Reply, u64)>,
     pub records: u64,
     pub uses: Vec<Use>,
 }
 
-/// Syncs what the writer hands over, all that is waiting at once, and
-/// answers it; ends when the writer is gone and everything is answered.
-/// `sync(commit)` returns once that store commit is durable.
-pub(super) fn run(written: Receiver<Written>, sync: impl Fn(u64) -> Result<(), String>, stats: &AuditStats) {
+/// Syncs what the writer hands over, all that is waiting at once, moves
+/// `durable_head` to the last of it and answers it; ends when the writer is
+/// gone and everything is answered. `sync(commit)` returns once that store
+/// commit is durable.
+pub(super) fn run(
+    written: Receiver<Written>,
+    sync: impl Fn(u64) -> Result<(), String>,
+    stats: &AuditStats,
+    durable_head: &Mutex<ChainHead>,
+) {
     while let Ok(first) = written.recv() {
         let mut groups = vec![first];
         while let Ok(next) = written.try_recv() {
@@ -54,6 +64,9 @@ pub(super) fn run(written: Receiver<Written>, sync: impl Fn(u64) -> Result<(), S
         match sync(through) {
             Ok(()) => {
                 stats.commits.fetch_add(1, Ordering::Relaxed);
+                if let Some(last) = groups.iter().max_by_key(|g| g.commit) {
+                    *durable_head.lock().unwrap_or_else(|p| p.into_inner()) = last.head.clone();
+                }
                 for group in groups {
                     stats.records.fetch_add(group.records, Ordering::Relaxed);
                     stats.department_calls.add(group.uses);
@@ -85,6 +98,11 @@ mod tests {
         let (reply, answer) = oneshot::channel();
         let written = Written {
             commit,
+            head: ChainHead {
+                seq: first,
+                hash: vec![first as u8; 32],
+                at_unix_millis: 0,
+            },
             replies: vec![(reply, first)],
             records: 1,
             uses: vec![("education".into(), "EnrollmentCheck".into(), true, 1)],
@@ -102,15 +120,19 @@ mod tests {
         tx.send(b).expect("send");
         drop(tx);
         let synced = Mutex::new(Vec::new());
+        let head = Mutex::new(ChainHead::default());
         run(
             rx,
             |through| {
+                assert_eq!(head.lock().expect("lock").seq, 0, "the head moves only once synced");
                 synced.lock().expect("lock").push(through);
                 Ok(())
             },
             &stats,
+            &head,
         );
         assert_eq!(*synced.lock().expect("lock"), [9], "one sync through the later commit");
+        assert_eq!(head.lock().expect("lock").seq, 2, "the head after the later group");
         assert_eq!(answer_a.blocking_recv().expect("answered"), Ok(1));
         assert_eq!(answer_b.blocking_recv().expect("answered"), Ok(2));
         assert_eq!(stats.commits.load(Ordering::Relaxed), 1);
@@ -126,7 +148,9 @@ mod tests {
         tx.send(a).expect("send");
         tx.send(b).expect("send");
         drop(tx);
-        run(rx, |_| Err("disk gone".to_string()), &stats);
+        let head = Mutex::new(ChainHead::default());
+        run(rx, |_| Err("disk gone".to_string()), &stats, &head);
+        assert_eq!(head.lock().expect("lock").seq, 0, "no head that is not durable");
         assert_eq!(answer_a.blocking_recv().expect("answered"), Err("disk gone".into()));
         assert_eq!(answer_b.blocking_recv().expect("answered"), Err("disk gone".into()));
         assert_eq!(stats.records.load(Ordering::Relaxed), 0, "no record counted as written");
