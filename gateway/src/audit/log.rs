@@ -8,8 +8,8 @@
 
 use std::collections::{BTreeMap, HashMap};
 use std::ops::Range;
+use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Arc, Mutex};
 use std::time::Instant;
 
 use chrono::{Datelike, Timelike, Utc};
@@ -20,7 +20,7 @@ use tokio::sync::{mpsc, oneshot};
 
 use super::chain::{GENESIS, seal};
 use super::manifest::Manifest;
-use super::syncer::{self, Use, WRITTEN_AHEAD, Written};
+use super::syncer::{Settler, Use, WRITTEN_AHEAD, Written};
 use crate::tables::{self, AUDIT, AUDIT_BY_SUBJECT, AUDIT_HEAD, EXPORT_SUBJECTS, HEAD_KEY, USAGE};
 
 /// Most records chained into one write.
@@ -71,11 +71,11 @@ pub struct AuditLog {
     writer: Arc<WriterHandle>,
     store: Store,
     stats: Arc<AuditStats>,
-    /// The newest durable record's head, moved by the syncer: the store's
-    /// head row is readable a moment before its group's fsync, and a head
-    /// published, signed or put in a backup must never be one a power cut
-    /// could take back.
-    durable_head: Arc<Mutex<ChainHead>>,
+    /// Holds the newest durable record's head, moved once a group's fsync
+    /// is done: the store's head row is readable a moment before, and a
+    /// head published, signed or put in a backup must never be one a power
+    /// cut could take back.
+    settler: Arc<Settler>,
 }
 
 /// What the writer has done, for `/metrics` (see [`AuditLog::render_metrics`]).
@@ -121,14 +121,19 @@ impl AuditLog {
     /// Starts the writer on `store` (the ledger store), continuing its chain.
     pub fn start(store: Store) -> StorageResult<AuditLog> {
         let head = store.get(&AUDIT_HEAD, HEAD_KEY)?.map(|h| h.value);
-        let durable_head = Arc::new(Mutex::new(head.clone().unwrap_or_else(|| ChainHead {
-            seq: 0,
-            hash: GENESIS.to_vec(),
-            at_unix_millis: 0,
-        })));
         let (tx, rx) = mpsc::channel(QUEUE);
         let (written_tx, written_rx) = std::sync::mpsc::sync_channel(WRITTEN_AHEAD);
         let stats = Arc::new(AuditStats::default());
+        let sync_store = store.clone();
+        let settler = Arc::new(Settler::new(
+            Box::new(move |commit| sync_store.sync_through(commit).map_err(|e| e.to_string())),
+            stats.clone(),
+            head.clone().unwrap_or_else(|| ChainHead {
+                seq: 0,
+                hash: GENESIS.to_vec(),
+                at_unix_millis: 0,
+            }),
+        ));
         let writer = Writer {
             stats: stats.clone(),
             store: store.clone(),
@@ -136,6 +141,8 @@ impl AuditLog {
             prev_hash: head.map_or(GENESIS.to_vec(), |h| h.hash),
             usage: HashMap::new(),
             written: written_tx,
+            handed: 0,
+            settler: settler.clone(),
         };
         let spawn = |name: &str, run: Box<dyn FnOnce() + Send>| {
             std::thread::Builder::new()
@@ -143,12 +150,8 @@ impl AuditLog {
                 .spawn(run)
                 .map_err(|e| popbase_storage::StorageError::Engine(format!("starting the {name}: {e}")))
         };
-        let (sync_store, sync_stats, sync_head) = (store.clone(), stats.clone(), durable_head.clone());
-        let sync = move |commit| sync_store.sync_through(commit).map_err(|e| e.to_string());
-        let syncer = spawn(
-            "audit-syncer",
-            Box::new(move || syncer::run(written_rx, sync, &sync_stats, &sync_head)),
-        )?;
+        let syncing = settler.clone();
+        let syncer = spawn("audit-syncer", Box::new(move || syncing.run(written_rx)))?;
         let writer = spawn("audit-writer", Box::new(move || writer.run(rx)))?;
         Ok(AuditLog {
             writer: Arc::new(WriterHandle {
@@ -157,7 +160,7 @@ impl AuditLog {
             }),
             store,
             stats,
-            durable_head,
+            settler,
         })
     }
 
@@ -201,7 +204,7 @@ impl AuditLog {
     /// The newest durable record's seq and hash (seq 0 and the genesis
     /// hash before the first).
     pub fn head(&self) -> ChainHead {
-        self.durable_head.lock().unwrap_or_else(|p| p.into_inner()).clone()
+        self.settler.durable_head.lock().unwrap_or_else(|p| p.into_inner()).clone()
     }
 
     pub fn store(&self) -> &Store {
@@ -273,8 +276,11 @@ struct Writer {
     prev_hash: Vec<u8>,
     /// Counters of the days written lately, so each group reads none.
     usage: HashMap<Vec<u8>, Usage>,
-    /// Written groups, to the syncer.
+    /// Written groups, to the syncer thread.
     written: std::sync::mpsc::SyncSender<Written>,
+    /// Groups handed to the syncer thread so far.
+    handed: u64,
+    settler: Arc<Settler>,
 }
 
 impl Writer {
@@ -314,9 +320,15 @@ impl Writer {
                         records: records as u64,
                         uses,
                     };
-                    // The syncer ends only after the writer; should it be
-                    // gone, dropping the replies refuses the calls.
-                    let _ = self.written.send(written);
+                    if rx.is_empty() && self.settler.syncer_idle(self.handed) {
+                        // Nothing to write meanwhile: no hand-over.
+                        self.settler.settle(vec![written]);
+                    } else {
+                        self.handed += 1;
+                        // The syncer ends only after the writer; should it
+                        // be gone, dropping the replies refuses the calls.
+                        let _ = self.written.send(written);
+                    }
                 }
                 Err(e) => {
                     for (reply, _) in replies {

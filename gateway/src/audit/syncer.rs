@@ -2,11 +2,15 @@
 //! then answers their calls.
 //!
 //! The writer chains a group and writes it to the ledger's WAL without
-//! waiting for the fsync, hands it here and takes the next group while this
-//! thread syncs. One fsync covers every group written before it, so groups
-//! written while a sync runs share the next one. When the writer waited out
-//! each fsync itself, a closed loop of person queries left a quarter of the
-//! two cores idle: the calls queued behind the fsync, not behind the CPU.
+//! waiting for the fsync. When calls are already waiting for it, it hands
+//! the group to the syncer thread and takes the next while the syncer
+//! syncs; one fsync covers every group written before it, so groups written
+//! meanwhile share the next one. When the writer waited out every fsync
+//! itself, a closed loop of person queries left a quarter of the two cores
+//! idle: the calls queued behind the fsync, not behind the CPU. When nothing
+//! waits and the syncer is idle, the writer syncs the group itself: a hand
+//! to another thread would only add a wake-up to the call's latency and
+//! CPU.
 //!
 //! A group whose sync fails is refused, every call in it, as before. Its
 //! records stay in the chain (written, perhaps durable after all) naming
@@ -14,7 +18,7 @@
 //! this way, and never lacks the record of an answer given.
 
 use std::sync::Mutex;
-use std::sync::atomic::Ordering;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::mpsc::Receiver;
 
 use popbase_proto::gateway::ChainHead;
@@ -33,6 +37,9 @@ pub(super) type Reply = oneshot::Sender<Result<u64, String>>;
 /// (department, interface, answered, calls).
 pub(super) type Use = (String, String, bool, u64);
 
+/// Makes a store commit durable (returns once it is).
+pub(super) type Sync = Box<dyn Fn(u64) -> Result<(), String> + Send + std::marker::Sync>;
+
 /// A group the writer has written and not yet synced.
 pub(super) struct Written {
     /// The store commit that holds the group.
@@ -45,28 +52,44 @@ pub(super) struct Written {
     pub uses: Vec<Use>,
 }
 
-/// Syncs what the writer hands over, all that is waiting at once, moves
-/// `durable_head` to the last of it and answers it; ends when the writer is
-/// gone and everything is answered. `sync(commit)` returns once that store
-/// commit is durable.
-pub(super) fn run(
-    written: Receiver<Written>,
-    sync: impl Fn(u64) -> Result<(), String>,
-    stats: &AuditStats,
-    durable_head: &Mutex<ChainHead>,
-) {
-    while let Ok(first) = written.recv() {
-        let mut groups = vec![first];
-        while let Ok(next) = written.try_recv() {
-            groups.push(next);
+/// What both threads need to settle written groups.
+pub(super) struct Settler {
+    sync: Sync,
+    stats: std::sync::Arc<AuditStats>,
+    /// The newest durable record's head (see `AuditLog::head`).
+    pub durable_head: Mutex<ChainHead>,
+    /// Groups the syncer thread has settled: equal to those handed to it
+    /// when it is idle.
+    settled_by_syncer: AtomicU64,
+}
+
+impl Settler {
+    pub fn new(sync: Sync, stats: std::sync::Arc<AuditStats>, head: ChainHead) -> Settler {
+        Settler {
+            sync,
+            stats,
+            durable_head: Mutex::new(head),
+            settled_by_syncer: AtomicU64::new(0),
         }
-        let through = groups.iter().map(|g| g.commit).max().unwrap_or(0);
-        match sync(through) {
+    }
+
+    /// Whether the syncer thread has settled all of the `handed` groups
+    /// given it: then the writer may settle a group itself, and the durable
+    /// head still only moves forward.
+    pub fn syncer_idle(&self, handed: u64) -> bool {
+        self.settled_by_syncer.load(Ordering::Acquire) == handed
+    }
+
+    /// Syncs `groups` (written in this order) with one fsync, moves the
+    /// durable head to the last and answers them; or refuses them all.
+    pub fn settle(&self, groups: Vec<Written>) {
+        let Some(last) = groups.last() else { return };
+        let (through, head) = (last.commit, last.head.clone());
+        let stats = &self.stats;
+        match (self.sync)(through) {
             Ok(()) => {
                 stats.commits.fetch_add(1, Ordering::Relaxed);
-                if let Some(last) = groups.iter().max_by_key(|g| g.commit) {
-                    *durable_head.lock().unwrap_or_else(|p| p.into_inner()) = last.head.clone();
-                }
+                *self.durable_head.lock().unwrap_or_else(|p| p.into_inner()) = head;
                 for group in groups {
                     stats.records.fetch_add(group.records, Ordering::Relaxed);
                     stats.department_calls.add(group.uses);
@@ -85,12 +108,26 @@ pub(super) fn run(
             }
         }
     }
+
+    /// The syncer thread: settles what the writer hands over, all that is
+    /// waiting at once; ends when the writer is gone and all is answered.
+    pub fn run(&self, written: Receiver<Written>) {
+        while let Ok(first) = written.recv() {
+            let mut groups = vec![first];
+            while let Ok(next) = written.try_recv() {
+                groups.push(next);
+            }
+            let count = groups.len() as u64;
+            self.settle(groups);
+            self.settled_by_syncer.fetch_add(count, Ordering::Release);
+        }
+    }
 }
 
 #[cfg(test)]
 mod tests {
-    use std::sync::Mutex;
     use std::sync::mpsc::sync_channel;
+    use std::sync::{Arc, Mutex};
 
     use super::*;
 
@@ -110,50 +147,50 @@ mod tests {
         (written, answer)
     }
 
+    fn settler(sync: impl Fn(u64) -> Result<(), String> + Send + std::marker::Sync + 'static) -> Settler {
+        Settler::new(Box::new(sync), Arc::new(AuditStats::default()), ChainHead::default())
+    }
+
+    fn head_seq(settler: &Settler) -> u64 {
+        settler.durable_head.lock().expect("lock").seq
+    }
+
     #[test]
     fn groups_waiting_together_share_one_sync_and_hear_only_after_it() {
-        let stats = AuditStats::default();
+        let synced = Arc::new(Mutex::new(Vec::new()));
+        let seen = Arc::clone(&synced);
+        let settler = settler(move |through| {
+            seen.lock().expect("lock").push(through);
+            Ok(())
+        });
         let (tx, rx) = sync_channel(WRITTEN_AHEAD);
-        let (a, answer_a) = group(7, 1);
+        let (a, mut answer_a) = group(7, 1);
         let (b, answer_b) = group(9, 2);
         tx.send(a).expect("send");
         tx.send(b).expect("send");
+        assert!(answer_a.try_recv().is_err(), "no answer before the sync");
+        assert!(!settler.syncer_idle(2), "two groups handed, none settled");
         drop(tx);
-        let synced = Mutex::new(Vec::new());
-        let head = Mutex::new(ChainHead::default());
-        run(
-            rx,
-            |through| {
-                assert_eq!(head.lock().expect("lock").seq, 0, "the head moves only once synced");
-                synced.lock().expect("lock").push(through);
-                Ok(())
-            },
-            &stats,
-            &head,
-        );
+        settler.run(rx);
         assert_eq!(*synced.lock().expect("lock"), [9], "one sync through the later commit");
-        assert_eq!(head.lock().expect("lock").seq, 2, "the head after the later group");
+        assert_eq!(head_seq(&settler), 2, "the head after the later group");
+        assert!(settler.syncer_idle(2));
         assert_eq!(answer_a.blocking_recv().expect("answered"), Ok(1));
         assert_eq!(answer_b.blocking_recv().expect("answered"), Ok(2));
-        assert_eq!(stats.commits.load(Ordering::Relaxed), 1);
-        assert_eq!(stats.records.load(Ordering::Relaxed), 2);
+        assert_eq!(settler.stats.commits.load(Ordering::Relaxed), 1);
+        assert_eq!(settler.stats.records.load(Ordering::Relaxed), 2);
     }
 
     #[test]
     fn a_failed_sync_refuses_every_call_it_covered_and_counts_none() {
-        let stats = AuditStats::default();
-        let (tx, rx) = sync_channel(WRITTEN_AHEAD);
+        let settler = settler(|_| Err("disk gone".to_string()));
         let (a, answer_a) = group(3, 1);
         let (b, answer_b) = group(4, 2);
-        tx.send(a).expect("send");
-        tx.send(b).expect("send");
-        drop(tx);
-        let head = Mutex::new(ChainHead::default());
-        run(rx, |_| Err("disk gone".to_string()), &stats, &head);
-        assert_eq!(head.lock().expect("lock").seq, 0, "no head that is not durable");
+        settler.settle(vec![a, b]);
+        assert_eq!(head_seq(&settler), 0, "no head that is not durable");
         assert_eq!(answer_a.blocking_recv().expect("answered"), Err("disk gone".into()));
         assert_eq!(answer_b.blocking_recv().expect("answered"), Err("disk gone".into()));
-        assert_eq!(stats.records.load(Ordering::Relaxed), 0, "no record counted as written");
-        assert_eq!(stats.failed_commits.load(Ordering::Relaxed), 1);
+        assert_eq!(settler.stats.records.load(Ordering::Relaxed), 0, "no record counted as written");
+        assert_eq!(settler.stats.failed_commits.load(Ordering::Relaxed), 1);
     }
 }
