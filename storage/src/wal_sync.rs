@@ -24,9 +24,9 @@ use std::sync::atomic::{AtomicU64, Ordering};
 /// The highest sequence known durable, and the fsyncs made.
 #[derive(Debug, Default)]
 pub(crate) struct WalSync {
-    /// Held while a sync runs; holds the sequence the last sync covered.
-    synced: Mutex<u64>,
-    /// The same, readable without waiting for a running sync.
+    /// Held while a sync runs.
+    syncing: Mutex<()>,
+    /// The sequence the last sync covered (moved only under `syncing`).
     synced_through: AtomicU64,
     /// The highest sequence durable or acknowledged without a sync
     /// (buffered writes): how far the change log may be read.
@@ -47,14 +47,13 @@ impl WalSync {
             return Ok(());
         }
         // A panic in a sync leaves only a stale high-water mark: reuse it.
-        let mut synced = self.synced.lock().unwrap_or_else(|p| p.into_inner());
-        if *synced >= seq {
+        let _syncing = self.syncing.lock().unwrap_or_else(|p| p.into_inner());
+        if self.synced_through.load(Ordering::SeqCst) >= seq {
             return Ok(());
         }
         let through = written();
         sync()?;
         self.syncs.fetch_add(1, Ordering::Relaxed);
-        *synced = through;
         self.synced_through.store(through, Ordering::SeqCst);
         self.durable.fetch_max(through, Ordering::SeqCst);
         Ok(())
@@ -76,8 +75,8 @@ impl WalSync {
     /// Holds the sync lock, as a running sync does (tests of what readers
     /// see meanwhile).
     #[cfg(test)]
-    pub(crate) fn hold(&self) -> std::sync::MutexGuard<'_, u64> {
-        self.synced.lock().unwrap_or_else(|p| p.into_inner())
+    pub(crate) fn hold(&self) -> std::sync::MutexGuard<'_, ()> {
+        self.syncing.lock().unwrap_or_else(|p| p.into_inner())
     }
 
     /// WAL fsyncs made for durable commits since the store opened.
@@ -136,7 +135,7 @@ mod tests {
     #[test]
     fn committers_waiting_on_a_running_sync_share_the_next() {
         let wal = Arc::new(WalSync::default());
-        let guard = wal.synced.lock().expect("lock");
+        let guard = wal.syncing.lock().expect("lock");
         // Four commits written while a sync runs (the lock held here).
         let barrier = Arc::new(Barrier::new(5));
         let waiters: Vec<_> = (1..=4u64)
