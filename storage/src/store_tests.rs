@@ -574,6 +574,16 @@ fn commit_listeners_hear_every_committed_sequence_and_no_refused_one() {
     assert_eq!(*heard.lock().expect("lock"), vec![1, 2, 3]);
 }
 
+/// The highest sequence the store's commit listeners have been told of.
+fn highest_told(store: &Store) -> Arc<AtomicU64> {
+    let told = Arc::new(AtomicU64::new(0));
+    let listener_told = Arc::clone(&told);
+    store.listen_commits(Arc::new(move |seq| {
+        listener_told.fetch_max(seq, Ordering::SeqCst);
+    }));
+    told
+}
+
 /// Group commit: a durable batch is readable once written, but the change
 /// log (what followers read) and the commit listeners see it only once its
 /// WAL sync is done; one sync serves every batch written before it.
@@ -581,11 +591,7 @@ fn commit_listeners_hear_every_committed_sequence_and_no_refused_one() {
 fn durable_commits_share_a_sync_and_reach_the_change_log_once_synced() {
     let dir = tempfile::tempdir().expect("tempdir");
     let store = open(dir.path());
-    let told = Arc::new(AtomicU64::new(0));
-    let listener_told = Arc::clone(&told);
-    store.listen_commits(Arc::new(move |seq| {
-        listener_told.fetch_max(seq, Ordering::SeqCst);
-    }));
+    let told = highest_told(&store);
     let running_sync = store.inner.wal.hold();
     let committers: Vec<_> = (0..4)
         .map(|i| {
@@ -623,11 +629,7 @@ fn durable_commits_share_a_sync_and_reach_the_change_log_once_synced() {
 fn an_unsynced_commit_is_durable_only_once_synced_through() {
     let dir = tempfile::tempdir().expect("tempdir");
     let store = open(dir.path());
-    let told = Arc::new(AtomicU64::new(0));
-    let listener_told = Arc::clone(&told);
-    store.listen_commits(Arc::new(move |seq| {
-        listener_told.fetch_max(seq, Ordering::SeqCst);
-    }));
+    let told = highest_told(&store);
     let mut batch = Batch::new("test", "audit");
     batch.put(&RECS, key("u0"), &rec("u", 0));
     let seq = store.commit_unsynced(batch).expect("written");
