@@ -204,7 +204,7 @@ impl AuditLog {
     /// The newest durable record's seq and hash (seq 0 and the genesis
     /// hash before the first).
     pub fn head(&self) -> ChainHead {
-        self.settler.durable_head.lock().unwrap_or_else(|p| p.into_inner()).clone()
+        self.settler.head()
     }
 
     pub fn store(&self) -> &Store {

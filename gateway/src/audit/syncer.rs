@@ -57,7 +57,7 @@ pub(super) struct Settler {
     sync: Sync,
     stats: std::sync::Arc<AuditStats>,
     /// The newest durable record's head (see `AuditLog::head`).
-    pub durable_head: Mutex<ChainHead>,
+    durable_head: Mutex<ChainHead>,
     /// Groups the syncer thread has settled: equal to those handed to it
     /// when it is idle.
     settled_by_syncer: AtomicU64,
@@ -71,6 +71,11 @@ impl Settler {
             durable_head: Mutex::new(head),
             settled_by_syncer: AtomicU64::new(0),
         }
+    }
+
+    /// The newest durable record's head.
+    pub fn head(&self) -> ChainHead {
+        self.durable_head.lock().unwrap_or_else(|p| p.into_inner()).clone()
     }
 
     /// Whether the syncer thread has settled all of the `handed` groups
@@ -151,10 +156,6 @@ mod tests {
         Settler::new(Box::new(sync), Arc::new(AuditStats::default()), ChainHead::default())
     }
 
-    fn head_seq(settler: &Settler) -> u64 {
-        settler.durable_head.lock().expect("lock").seq
-    }
-
     #[test]
     fn groups_waiting_together_share_one_sync_and_hear_only_after_it() {
         let synced = Arc::new(Mutex::new(Vec::new()));
@@ -173,7 +174,7 @@ mod tests {
         drop(tx);
         settler.run(rx);
         assert_eq!(*synced.lock().expect("lock"), [9], "one sync through the later commit");
-        assert_eq!(head_seq(&settler), 2, "the head after the later group");
+        assert_eq!(settler.head().seq, 2, "the head after the later group");
         assert!(settler.syncer_idle(2));
         assert_eq!(answer_a.blocking_recv().expect("answered"), Ok(1));
         assert_eq!(answer_b.blocking_recv().expect("answered"), Ok(2));
@@ -187,7 +188,7 @@ mod tests {
         let (a, answer_a) = group(3, 1);
         let (b, answer_b) = group(4, 2);
         settler.settle(vec![a, b]);
-        assert_eq!(head_seq(&settler), 0, "no head that is not durable");
+        assert_eq!(settler.head().seq, 0, "no head that is not durable");
         assert_eq!(answer_a.blocking_recv().expect("answered"), Err("disk gone".into()));
         assert_eq!(answer_b.blocking_recv().expect("answered"), Err("disk gone".into()));
         assert_eq!(settler.stats.records.load(Ordering::Relaxed), 0, "no record counted as written");
