@@ -682,3 +682,49 @@ fn a_settled_store_has_nothing_left_to_flush_or_compact() {
         Some(rec(&last, 19_999))
     );
 }
+
+#[test]
+fn a_settled_store_opens_without_rewriting_its_files() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let files = |store: &Store| {
+        let mut names: Vec<String> = store
+            .inner
+            .db
+            .live_files()
+            .expect("live files")
+            .into_iter()
+            .map(|f| f.name)
+            .collect();
+        names.sort();
+        names
+    };
+    let settled = {
+        let store = open(dir.path());
+        for round in 0..2u32 {
+            let mut batch = Batch::new("test", "load");
+            for n in 0..5_000u32 {
+                let name = format!("r{round}-{n:05}");
+                batch.put(&RECS, key(&name), &rec(&name, n));
+            }
+            store.commit(batch).expect("commit");
+            store.flush().expect("flush");
+        }
+        store.settle().expect("settle");
+        files(&store)
+    };
+    // A serving store takes and releases snapshots; had settling left files
+    // with sequence numbers on the last level, the first release would have
+    // them rewritten (new file names) before this wait ends.
+    let store = open(dir.path());
+    drop(store.inner.db.snapshot());
+    store.inner.db.wait_for_compact(&WaitForCompactOptions::default()).expect("wait");
+    assert_eq!(
+        files(&store),
+        settled,
+        "a released snapshot had files rewritten that settling should have"
+    );
+    assert_eq!(
+        store.get(&RECS, &key("r1-04999")).expect("get").map(|v| v.value),
+        Some(rec("r1-04999", 4_999))
+    );
+}
