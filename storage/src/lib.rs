@@ -15,6 +15,7 @@ pub mod backup;
 mod batch;
 mod bulk;
 pub mod changelog;
+mod commit;
 mod engine_figures;
 mod error;
 pub mod history;
@@ -26,6 +27,7 @@ mod snapshot;
 mod store;
 #[cfg(test)]
 mod test_rows;
+mod tuning;
 mod value;
 mod wal_sync;
 

@@ -1,24 +1,23 @@
 //! The store: one RocksDB directory, one column family per table.
+//!
+//! How a batch is committed is in commit.rs, how the engine is tuned in
+//! tuning.rs; this file opens the store and answers everything else asked
+//! of it (reads, the change log, flushes, checkpoints, figures).
 
-use std::collections::HashSet;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{SystemTime, UNIX_EPOCH};
 
 use prost::Message;
-use rocksdb::{
-    BlockBasedIndexType, BlockBasedOptions, Cache, ColumnFamily, ColumnFamilyDescriptor, DB, DBCompressionType, DataBlockIndexType,
-    MemtableFactory, Options, ReadOptions, WaitForCompactOptions, WriteBatch, WriteOptions,
-};
+use rocksdb::{ColumnFamily, DB, ReadOptions, WaitForCompactOptions, WriteBatch, WriteOptions};
 
-use crate::batch::{Batch, Expectation, Op};
-use crate::changelog::{Change, ChangeBatch, ChangeHeader, ChangeOp};
-use crate::history::history_key;
+use crate::changelog::{ChangeBatch, ChangeHeader};
 use crate::read::{ManyVisitor, RawVisitor, Read};
 use crate::recent_writes::RecentWrites;
-use crate::schema::{CHANGELOG_CF, HISTORY_CF, META_CF, Schema};
+use crate::schema::{CHANGELOG_CF, META_CF, Schema};
 use crate::snapshot::Snapshot;
+use crate::tuning;
 use crate::wal_sync::WalSync;
 use crate::{StorageError, StorageResult, value};
 
@@ -27,12 +26,6 @@ const META_STORE_NAME: &[u8] = b"store_name";
 fn marker_key(name: &str) -> Vec<u8> {
     [b"marker/".as_slice(), name.as_bytes()].concat()
 }
-
-/// Memtable cap of write-mostly tables (see [`Schema::write_mostly`]),
-/// which bounds what a read of their unsorted memtable costs.
-const WRITE_MOSTLY_BUFFER_BYTES: usize = 16 << 20;
-/// How much of a flushed or compacted file may wait in the page cache.
-const SYNC_EVERY_BYTES: u64 = 1 << 20;
 
 /// How durable a commit must be before it returns.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -57,7 +50,7 @@ impl Durability {
         }
     }
 
-    fn index(self) -> usize {
+    pub(crate) fn index(self) -> usize {
         self as usize
     }
 }
@@ -86,18 +79,18 @@ pub(crate) struct Inner {
     pub(crate) db: DB,
     pub(crate) path: PathBuf,
     pub(crate) schema: Schema,
-    options: StoreOptions,
+    pub(crate) options: StoreOptions,
     /// Serialises commits: version checks, sequence assignment and the
     /// write; holds the keys the last commits wrote, for those checks.
-    commit_lock: Mutex<RecentWrites>,
-    last_seq: AtomicU64,
+    pub(crate) commit_lock: Mutex<RecentWrites>,
+    pub(crate) last_seq: AtomicU64,
     /// Commits since the store opened, by [`Durability::index`]: what a test
     /// reads to prove which write paths fsync before they acknowledge.
-    commits: [AtomicU64; 3],
+    pub(crate) commits: [AtomicU64; 3],
     /// Told of every committed batch (see [`Store::listen_commits`]).
-    listeners: std::sync::RwLock<Vec<CommitListener>>,
+    pub(crate) listeners: std::sync::RwLock<Vec<CommitListener>>,
     /// Group commit of durable batches (see wal_sync.rs).
-    wal: WalSync,
+    pub(crate) wal: WalSync,
 }
 
 /// Called with the sequence of each batch once it is committed and durable,
@@ -141,69 +134,7 @@ impl Store {
             path: path.clone(),
             source,
         })?;
-        let cache = Cache::new_lru_cache(options.block_cache_bytes);
-        let mut table_opts = BlockBasedOptions::default();
-        table_opts.set_block_cache(&cache);
-        table_opts.set_bloom_filter(10.0, false);
-        table_opts.set_cache_index_and_filter_blocks(true);
-        table_opts.set_pin_l0_filter_and_index_blocks_in_cache(true);
-        // Index and filter in 4 KiB partitions under a small pinned top
-        // level: a look-up reads the one partition its key falls in. With
-        // one index and one filter block per file, a Zibo-size store's
-        // files carry blocks of megabytes; once the block cache could not
-        // hold them all, every miss read and checksummed megabytes again
-        // (a feed refresh fell from 55,000 to 5,500 records/s, its CPU in
-        // XXH3 and pread; docs/benchmarks.md).
-        table_opts.set_index_type(BlockBasedIndexType::TwoLevelIndexSearch);
-        table_opts.set_partition_filters(true);
-        table_opts.set_metadata_block_size(4096);
-        table_opts.set_pin_top_level_index_and_filter(true);
-        table_opts.set_cache_index_and_filter_blocks_with_high_priority(true);
-        // Point reads (every person look-up, a MultiGet of thousands per
-        // intake chunk) find their key's restart interval in a data block
-        // through a small hash table instead of a binary search, then scan
-        // the interval: 4 entries instead of RocksDB's 16, each a cache miss
-        // in a block of person records. Searching the block was 40 % of a
-        // look-up's time; keys lose some prefix compression (~3 % larger).
-        table_opts.set_data_block_index_type(DataBlockIndexType::BinaryAndHash);
-        table_opts.set_data_block_hash_ratio(0.75);
-        table_opts.set_block_restart_interval(4);
-        let cf_options = |name: &str| {
-            let mut o = Options::default();
-            o.set_compression_type(DBCompressionType::Lz4);
-            o.set_block_based_table_factory(&table_opts);
-            o.set_write_buffer_size(options.write_buffer_bytes);
-            if schema.is_write_mostly(name) {
-                o.set_memtable_factory(MemtableFactory::Vector);
-                // A read of the live memtable sorts a copy of it: about
-                // 50 ms for the ~150,000 audit index keys of 16 MiB.
-                o.set_write_buffer_size(options.write_buffer_bytes.min(WRITE_MOSTLY_BUFFER_BYTES));
-                // What they hold is keyed pseudonyms: random bytes (or hex)
-                // that LZ4, which finds repeats but does no entropy coding,
-                // cannot shrink; compressing them only cost CPU at every
-                // flush and compaction (3 % of an export's, profiled).
-                o.set_compression_type(DBCompressionType::None);
-            }
-            o
-        };
-        let mut db_opts = cf_options(META_CF);
-        db_opts.create_if_missing(true);
-        db_opts.create_missing_column_families(true);
-        db_opts.set_paranoid_checks(true);
-        db_opts.increase_parallelism(2);
-        db_opts.set_max_background_jobs(2);
-        db_opts.set_keep_log_file_num(5);
-        // Flushes and compactions hand their files to the disk a megabyte
-        // at a time instead of in one fsync at the end: a 30 MiB flush
-        // synced at once queued the audit log's WAL fsyncs behind it for
-        // 30-60 ms, the open-loop person query's p99.9.
-        db_opts.set_bytes_per_sync(SYNC_EVERY_BYTES);
-        // Commits are serialised by `commit_lock` anyway, and a vector
-        // memtable (write-mostly tables) cannot take concurrent writes.
-        db_opts.set_allow_concurrent_memtable_write(false);
-        let descriptors = schema
-            .column_families()
-            .map(|name| ColumnFamilyDescriptor::new(name, cf_options(name)));
+        let (db_opts, descriptors) = tuning::engine_options(&schema, &options);
         let db = DB::open_cf_descriptors(&db_opts, &path, descriptors).map_err(|e| StorageError::from_engine(&path, e))?;
         let store = Store {
             inner: Arc::new(Inner {
@@ -237,199 +168,6 @@ impl Store {
     /// Sequence number of the last committed batch (0 for an empty store).
     pub fn last_seq(&self) -> u64 {
         self.inner.last_seq.load(Ordering::SeqCst)
-    }
-
-    /// Commits `batch` atomically with the store's default durability.
-    /// Returns the batch's sequence number.
-    pub fn commit(&self, batch: Batch) -> StorageResult<u64> {
-        self.commit_with(batch, self.inner.options.durability)
-    }
-
-    /// Commits `batch` atomically with an explicit durability.
-    pub fn commit_with(&self, batch: Batch, durability: Durability) -> StorageResult<u64> {
-        let seq = self.write(batch, durability)?;
-        let inner = &self.inner;
-        match durability {
-            Durability::Sync => self.sync_wal_through(seq)?,
-            Durability::Buffered | Durability::NoWal => inner.wal.advance(seq),
-        }
-        inner.commits[durability.index()].fetch_add(1, Ordering::Relaxed);
-        self.announce(seq);
-        Ok(seq)
-    }
-
-    /// Writes `batch` to the WAL and the memtables without waiting for an
-    /// fsync; [`Store::sync_through`] makes it durable. For a single writer
-    /// that must not answer before its writes are durable but need not wait
-    /// idle meanwhile (the audit log writes its next group while the WAL
-    /// syncs the last). Readable at once, told to followers only once
-    /// synced. Counted as a durable commit.
-    pub fn commit_unsynced(&self, batch: Batch) -> StorageResult<u64> {
-        let seq = self.write(batch, Durability::Sync)?;
-        self.inner.commits[Durability::Sync.index()].fetch_add(1, Ordering::Relaxed);
-        Ok(seq)
-    }
-
-    /// Returns once the commit `seq` is durable: fsyncs the WAL unless a
-    /// sync since its write covered it (one fsync covers every commit
-    /// written before it).
-    pub fn sync_through(&self, seq: u64) -> StorageResult<()> {
-        self.sync_wal_through(seq)?;
-        self.announce(seq);
-        Ok(())
-    }
-
-    fn sync_wal_through(&self, seq: u64) -> StorageResult<()> {
-        let inner = &self.inner;
-        inner.wal.sync_through(
-            seq,
-            || inner.last_seq.load(Ordering::SeqCst),
-            || inner.db.flush_wal(true).map_err(|e| self.engine(e)),
-        )
-    }
-
-    /// Tells the commit listeners of `seq`.
-    fn announce(&self, seq: u64) {
-        if let Ok(listeners) = self.inner.listeners.read() {
-            for listener in listeners.iter() {
-                listener(seq);
-            }
-        }
-    }
-
-    /// Writes `batch` under the commit lock (WAL unless `NoWal`, never
-    /// fsynced here); its sequence number.
-    fn write(&self, batch: Batch, durability: Durability) -> StorageResult<u64> {
-        let inner = &self.inner;
-        let mut recent = self.lock_commits();
-        let last = inner.last_seq.load(Ordering::SeqCst);
-        // Versions read at a known sequence need reading again only if a
-        // later commit wrote one of their keys (see recent_writes.rs).
-        let unsure = match batch.read_at {
-            Some(read_at) => recent.written_since(read_at, last, batch.expectations.iter().map(|e| recent.hash(e.cf, &e.key))),
-            None => true,
-        };
-        if unsure {
-            self.check_expectations(&batch.expectations)?;
-        }
-        let seq = last + 1;
-        // Rows the batch expected absent (and the checks above, or the
-        // read sequence, proved still absent) have no before-image to read.
-        let known_absent: HashSet<(&str, &[u8])> = if batch.record_values {
-            batch
-                .expectations
-                .iter()
-                .filter(|e| e.version.is_none())
-                .map(|e| (e.cf, e.key.as_slice()))
-                .collect()
-        } else {
-            HashSet::new()
-        };
-        let mut write = WriteBatch::default();
-        let mut changes = Vec::with_capacity(batch.ops.len());
-        let mut written = Vec::with_capacity(batch.ops.len());
-        for op in batch.ops {
-            match op {
-                Op::Put {
-                    cf,
-                    mut key,
-                    payload,
-                    append_seq,
-                } => {
-                    // A key with the commit's sequence appended is new by construction.
-                    let absent_before = append_seq || known_absent.contains(&(cf, key.as_slice()));
-                    if append_seq {
-                        key.extend_from_slice(&seq.to_be_bytes());
-                    }
-                    written.push(recent.hash(cf, &key));
-                    let handle = self.cf(cf)?;
-                    let (before, after) = if batch.record_values && payload.is_some() {
-                        let before = if absent_before { None } else { self.current_payload(cf, &key)? };
-                        (before, payload.clone())
-                    } else {
-                        (None, None)
-                    };
-                    match &payload {
-                        Some(p) => write.put_cf(handle, &key, value::encode(seq, p)),
-                        None => write.put_cf(handle, &key, []),
-                    }
-                    if batch.record_values && inner.schema.keeps_history(cf) {
-                        write.put_cf(self.cf(HISTORY_CF)?, history_key(cf, &key, seq), []);
-                    }
-                    changes.push(Change {
-                        table: cf.to_string(),
-                        key,
-                        op: ChangeOp::Put as i32,
-                        before,
-                        after,
-                    });
-                }
-                Op::Delete { cf, key } => {
-                    written.push(recent.hash(cf, &key));
-                    let handle = self.cf(cf)?;
-                    let before = if batch.record_values && !known_absent.contains(&(cf, key.as_slice())) {
-                        self.current_payload(cf, &key)?
-                    } else {
-                        None
-                    };
-                    write.delete_cf(handle, &key);
-                    if batch.record_values && inner.schema.keeps_history(cf) {
-                        write.put_cf(self.cf(HISTORY_CF)?, history_key(cf, &key, seq), []);
-                    }
-                    changes.push(Change {
-                        table: cf.to_string(),
-                        key,
-                        op: ChangeOp::Delete as i32,
-                        before,
-                        after: None,
-                    });
-                }
-            }
-        }
-        let entry = ChangeBatch {
-            seq,
-            unix_millis: now_millis(),
-            actor: batch.actor,
-            reason: batch.reason,
-            changes,
-        };
-        write.put_cf(self.cf(CHANGELOG_CF)?, seq.to_be_bytes(), entry.encode_to_vec());
-        // A durable batch is synced after the lock is released, together
-        // with those written meanwhile (group commit, wal_sync.rs).
-        let mut write_opts = WriteOptions::default();
-        if durability == Durability::NoWal {
-            write_opts.disable_wal(true);
-        }
-        inner.db.write_opt(write, &write_opts).map_err(|e| self.engine(e))?;
-        inner.last_seq.store(seq, Ordering::SeqCst);
-        recent.record(seq, written);
-        Ok(seq)
-    }
-
-    /// Checks a batch's expected versions (under the commit lock): one
-    /// batched read per table rather than a point read per key, since an
-    /// ingest chunk expects a thousand of them.
-    fn check_expectations(&self, expectations: &[Expectation]) -> StorageResult<()> {
-        let mut tables: Vec<&'static str> = expectations.iter().map(|e| e.cf).collect();
-        tables.sort_unstable();
-        tables.dedup();
-        for cf in tables {
-            let expected: Vec<&Expectation> = expectations.iter().filter(|e| e.cf == cf).collect();
-            let keys: Vec<Vec<u8>> = expected.iter().map(|e| e.key.clone()).collect();
-            let mut found = Vec::with_capacity(keys.len());
-            self.inner.get_many(cf, &ReadOptions::default(), &keys, &mut |raw| {
-                found.push(raw.map(|raw| value::decode(cf, raw).map(|(version, _)| version)).transpose()?);
-                Ok(())
-            })?;
-            if let Some((expectation, found)) = expected.iter().zip(found).find(|(e, found)| *found != e.version) {
-                return Err(StorageError::Conflict {
-                    table: cf.to_string(),
-                    expected: expectation.version,
-                    found,
-                });
-            }
-        }
-        Ok(())
     }
 
     /// Adds `listener` to those told of each commit from now on: a change
@@ -606,13 +344,13 @@ impl Store {
         StorageError::from_engine(&self.inner.path, err)
     }
 
-    fn lock_commits(&self) -> MutexGuard<'_, RecentWrites> {
+    pub(crate) fn lock_commits(&self) -> MutexGuard<'_, RecentWrites> {
         // A panic while holding the lock cannot leave RocksDB half-written
         // (writes are one atomic batch), so a poisoned lock is safe to reuse.
         self.inner.commit_lock.lock().unwrap_or_else(|p| p.into_inner())
     }
 
-    fn current_payload(&self, cf: &'static str, key: &[u8]) -> StorageResult<Option<Vec<u8>>> {
+    pub(crate) fn current_payload(&self, cf: &'static str, key: &[u8]) -> StorageResult<Option<Vec<u8>>> {
         match self.inner.db.get_cf(self.cf(cf)?, key).map_err(|e| self.engine(e))? {
             // Index entries have empty values: nothing to keep as an image.
             Some(raw) if raw.is_empty() => Ok(None),
@@ -726,7 +464,7 @@ fn changelog_range(after: u64, through: Option<u64>) -> ([u8; 8], Option<Vec<u8>
     (after.saturating_add(1).to_be_bytes(), until)
 }
 
-fn now_millis() -> i64 {
+pub(crate) fn now_millis() -> i64 {
     SystemTime::now()
         .duration_since(UNIX_EPOCH)
         .map(|d| d.as_millis() as i64)

@@ -1,6 +1,8 @@
 //! Store behaviour against a real RocksDB in a temporary directory.
 
 use super::*;
+use crate::batch::Batch;
+use crate::changelog::ChangeOp;
 use crate::keys::KeyBuilder;
 use crate::{Index, Table, Versioned};
 
