@@ -107,7 +107,7 @@ impl Store {
         let mut changes = Vec::with_capacity(batch.ops.len());
         let mut written = Vec::with_capacity(batch.ops.len());
         for op in batch.ops {
-            match op {
+            let (cf, key, op, before, after) = match op {
                 Op::Put {
                     cf,
                     mut key,
@@ -131,16 +131,7 @@ impl Store {
                         Some(p) => write.put_cf(handle, &key, value::encode(seq, p)),
                         None => write.put_cf(handle, &key, []),
                     }
-                    if batch.record_values && inner.schema.keeps_history(cf) {
-                        write.put_cf(self.cf(HISTORY_CF)?, history_key(cf, &key, seq), []);
-                    }
-                    changes.push(Change {
-                        table: cf.to_string(),
-                        key,
-                        op: ChangeOp::Put as i32,
-                        before,
-                        after,
-                    });
+                    (cf, key, ChangeOp::Put, before, after)
                 }
                 Op::Delete { cf, key } => {
                     written.push(recent.hash(cf, &key));
@@ -151,18 +142,20 @@ impl Store {
                         None
                     };
                     write.delete_cf(handle, &key);
-                    if batch.record_values && inner.schema.keeps_history(cf) {
-                        write.put_cf(self.cf(HISTORY_CF)?, history_key(cf, &key, seq), []);
-                    }
-                    changes.push(Change {
-                        table: cf.to_string(),
-                        key,
-                        op: ChangeOp::Delete as i32,
-                        before,
-                        after: None,
-                    });
+                    (cf, key, ChangeOp::Delete, before, None)
                 }
+            };
+            // Either way the key's history gets a row and the change log an entry.
+            if batch.record_values && inner.schema.keeps_history(cf) {
+                write.put_cf(self.cf(HISTORY_CF)?, history_key(cf, &key, seq), []);
             }
+            changes.push(Change {
+                table: cf.to_string(),
+                key,
+                op: op as i32,
+                before,
+                after,
+            });
         }
         let entry = ChangeBatch {
             seq,
